@@ -1,0 +1,149 @@
+"""`tachiai init DIR [--demo]`: a configuration, the state folders and, for the demo, people.
+
+The demo is the immigration agency (isa) → NHI central association (nhi-central) monthly flow
+of agreement isa-nhi-status-loss, with four synthetic designated handlers, each with a fresh SSH
+key: sato (sender, the OS user who ran init), suzuki and tanaka (witnesses), takahashi (receiver).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pwd
+from pathlib import Path
+
+from gateway.errors import UsageError
+from gateway.sshkeys import generate_ed25519
+
+DEMO_AGREEMENT = "isa-nhi-status-loss"
+DEMO_FLOW = "monthly"
+DEMO_PEOPLE = (
+    ("sato", "isa", ["send"]),
+    ("suzuki", "isa", ["witness"]),
+    ("tanaka", "isa", ["witness"]),
+    ("takahashi", "nhi-central", ["receive"]),
+)
+# Obviously synthetic rows: made-up names, real municipality codes, valid check digits.
+DEMO_ROWS = [
+    ("TEST TARO", "131041", "東京都新宿区サンプル町1-1", "1", "1990/04/01", "令和8年10月1日"),
+    ("SAMPLE HANAKO", "141003", "神奈川県横浜市テスト区2-2", "女", "1985-12-24", "R8.10.15"),
+]
+DEMO_HEADER = ("氏名(英字)", "住居地(地方公共団体コード)", "住居地", "性別", "生年月日",
+               "在留資格変更年月日")
+
+
+def init(directory: Path, demo: bool) -> list[str]:
+    """Write DIR/tachiai.toml and the folders; return the lines telling what to do next.
+
+    Raises:
+        UsageError: when DIR already holds a configuration.
+    """
+    directory = directory.absolute()
+    config = directory / "tachiai.toml"
+    if config.exists():
+        raise UsageError(f"{config} already exists",
+                         hint="use another directory, or remove it to start over")
+    for sub in ("state", "outbox"):
+        (directory / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not demo:
+        (directory / "registry.toml").write_text(_EMPTY_REGISTRY, encoding="utf-8")
+        config.write_text(_config_text(party="my-party", agreements=[], registry="registry.toml",
+                                       recipients=""), encoding="utf-8")
+        return [f"wrote {config}", "next: add agreements, handlers (registry.toml) and "
+                "recipients, then run `tachiai agreements check` and `tachiai run`"]
+    keys = directory / "demo" / "keys"
+    keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    entries = []
+    for name, party, roles in DEMO_PEOPLE:
+        public = generate_ed25519(keys / name, f"{name}@tachiai-demo")
+        entries.append(_handler_text(name, party, roles, public, me if name == "sato" else None))
+    (directory / "demo" / "registry.toml").write_text(
+        "# Designated handlers (取扱者の指定) of the demo. Synthetic people, fresh keys.\n\n"
+        + "\n".join(entries), encoding="utf-8")
+    recipient_dir = directory / "demo" / "recipients" / "nhi-central"
+    (recipient_dir / "inbox").mkdir(parents=True, exist_ok=True)
+    (recipient_dir / "passwords").mkdir(parents=True, exist_ok=True, mode=0o700)
+    samples = directory / "demo" / "samples"
+    samples.mkdir(parents=True, exist_ok=True)
+    _write_samples(samples)
+    config.write_text(_config_text(
+        party="isa", agreements=[DEMO_AGREEMENT], registry="demo/registry.toml",
+        recipients=_DEMO_RECIPIENT), encoding="utf-8")
+    outbox = directory / "outbox" / DEMO_AGREEMENT / DEMO_FLOW
+    outbox.mkdir(parents=True, exist_ok=True)
+    return [
+        f"wrote {config} with the demo agreement {DEMO_AGREEMENT} and four demo handlers",
+        f"sato (sender) is your OS user {me!r}; witnesses' keys: {keys}/suzuki, {keys}/tanaka",
+        "next:",
+        f"  1. start the daemon:      tachiai run --config {config}",
+        f"  2. drop a file (as sato):  cp {samples}/status-change-2026-10.csv {outbox}/",
+        f"  3. see it wait:           tachiai transfers list --config {config}",
+        f"  4. approve as a witness:  tachiai approve ID --key {keys}/suzuki --config {config}",
+        f"  5. find the delivery:     ls {recipient_dir}/inbox {recipient_dir}/passwords",
+        f"  6. check the ledger:      tachiai audit verify --config {config}",
+    ]
+
+
+def _write_samples(folder: Path) -> None:
+    good = [",".join(DEMO_HEADER), *(",".join(r) for r in DEMO_ROWS)]
+    (folder / "status-change-2026-10.csv").write_bytes(("\r\n".join(good) + "\r\n")
+                                                        .encode("cp932"))
+    extra = [",".join((*DEMO_HEADER, "備考")), *(",".join((*r, "-")) for r in DEMO_ROWS)]
+    (folder / "bad-extra-column.csv").write_bytes(("\r\n".join(extra) + "\r\n").encode("utf-8"))
+
+
+def _handler_text(name: str, party: str, roles: list[str], public: str,
+                  os_user: str | None) -> str:
+    lines = [
+        "[[handlers]]",
+        f'name = "{name}"',
+        f'party = "{party}"',
+        f"roles = [{', '.join(repr(r).replace(chr(39), chr(34)) for r in roles)}]",
+        f'public_key = "{public}"',
+        f'agreements = ["{DEMO_AGREEMENT}"]',
+        f"designated_from = {dt.date(2023, 3, 29).isoformat()}",
+    ]
+    if os_user:
+        lines.append(f'os_user = "{os_user}"')
+    return "\n".join(lines) + "\n"
+
+
+def _config_text(*, party: str, agreements: list[str], registry: str, recipients: str) -> str:
+    listed = ", ".join(f'"{a}"' for a in agreements)
+    return f"""# tachiai configuration. Paths are relative to this file.
+[gateway]
+party = "{party}"                 # the party (提供元) this gateway acts for
+state_dir = "state"               # database, ledger and spool (one file system with the outbox)
+outbox_dir = "outbox"             # drop folders: outbox/AGREEMENT/FLOW
+registry = "{registry}"           # designated handlers (取扱者) and their SSH keys
+agreements = [{listed}]           # bundled agreement ids or paths to agreement files
+
+[intake]
+max_file_size = 1073741824        # bytes; larger files are refused and kept in quarantine
+settle_seconds = 2.0              # a file must stay unchanged this long before it is taken in
+scan_interval_seconds = 5.0       # full scan of the outboxes besides inotify events
+
+[sealing]
+compression = "deflate"           # or "store"
+{recipients}"""
+
+
+_DEMO_RECIPIENT = """
+[recipients.nhi-central]
+transport = "local"
+inbox = "demo/recipients/nhi-central/inbox"
+password_channel = "demo/recipients/nhi-central/passwords"   # a separate route, never the inbox
+"""
+
+_EMPTY_REGISTRY = """# Designated handlers (取扱者の指定). One [[handlers]] table per person, e.g.:
+# [[handlers]]
+# name = "sato"
+# party = "my-party"
+# roles = ["send"]
+# public_key = "ssh-ed25519 AAAA…"
+# agreements = ["isa-nhi-status-loss"]
+# designated_from = 2026-04-01
+# os_user = "sato"
+handlers = []
+"""

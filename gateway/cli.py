@@ -1,0 +1,332 @@
+"""The `tachiai` command line: the only place that prints messages and chooses exit codes.
+
+Every command takes --config (default ./tachiai.toml, or $TACHIAI_CONFIG). JSON output keys are
+stable: scripts and auditors rely on them. Errors from `policies` and `audit` are mapped onto the
+gateway's exception tree here (see gateway.errors for the exit codes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
+from audit.ledger import Ledger
+from gateway import approvals, bootstrap, clock, sshsig
+from gateway.config import Settings, config_path_from, load_settings
+from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
+from gateway.errors import __doc__ as _EXIT_CODES_DOC
+from gateway.lifecycle import State
+from gateway.runtime import Runtime
+from gateway.sshkeys import load_private_key
+from gateway.store import Transfer
+from policies.errors import PolicyFileError
+
+log = logging.getLogger("tachiai")
+
+EPILOG = "exit codes:\n" + (_EXIT_CODES_DOC or "").split("Exit codes (also listed by "
+                                                          "`tachiai --help`):\n")[-1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except TachiaiError as exc:
+        print(f"tachiai: {exc.diagnostics()}", file=sys.stderr)
+        return exc.exit_code
+    except PolicyFileError as exc:
+        error = ConfigError("\n  ".join(str(p) for p in exc.problems))
+        print(f"tachiai: {error.diagnostics()}", file=sys.stderr)
+        return error.exit_code
+    except LedgerIntegrityError as exc:
+        print(f"tachiai: the ledger is NOT intact: {exc}", file=sys.stderr)
+        return CheckFailed.exit_code
+    except (LedgerStorageError, AuditError) as exc:
+        return _report(StorageError(str(exc)))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: say so, with the trace in the log, and exit 70
+        log.exception("internal error")
+        return _report(InternalError(f"internal error: {exc.__class__.__name__}"))
+
+
+def _report(error: TachiaiError) -> int:
+    print(f"tachiai: {error.diagnostics()}", file=sys.stderr)
+    return error.exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="configuration file (default ./tachiai.toml or "
+                        "$TACHIAI_CONFIG)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser = argparse.ArgumentParser(
+        prog="tachiai", parents=[common], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="tachiai: witnessed, encrypted, audited file exchange under a data-sharing "
+                    "agreement (確認書).")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    p = sub.add_parser("init", parents=[common], help="create a configuration and folders")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--demo", action="store_true", help="add the demo agreement, people and keys")
+    p.set_defaults(handler=_init)
+
+    p = sub.add_parser("run", parents=[common], help="run the daemon in the foreground")
+    p.set_defaults(handler=_run)
+
+    agreements = sub.add_parser("agreements", parents=[common], help="agreements (確認書)")
+    asub = agreements.add_subparsers(metavar="ACTION")
+    p = asub.add_parser("list", parents=[common], help="agreements and their flows")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_agreements_list)
+    p = asub.add_parser("check", parents=[common], help="validate agreement and registry files")
+    p.add_argument("paths", nargs="*", type=Path)
+    p.set_defaults(handler=_agreements_check)
+
+    transfers = sub.add_parser("transfers", parents=[common], help="outbound transfers")
+    tsub = transfers.add_subparsers(metavar="ACTION")
+    p = tsub.add_parser("list", parents=[common], help="transfers, oldest first")
+    p.add_argument("--state", choices=[s.value for s in State])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_transfers_list)
+    p = tsub.add_parser("show", parents=[common], help="one transfer")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_transfers_show)
+    p = tsub.add_parser("statement", parents=[common], help="the exact bytes a witness signs")
+    p.add_argument("id")
+    p.set_defaults(handler=_transfers_statement)
+
+    p = sub.add_parser("approve", parents=[common], help="approve a transfer as a witness")
+    p.add_argument("id")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--key", type=Path, help="your SSH private key: sign and submit")
+    how.add_argument("--signature", type=Path, help="a signature made with `ssh-keygen -Y sign "
+                     f"-n {approvals.APPROVAL_NAMESPACE} -f KEY STATEMENT_FILE`")
+    p.set_defaults(handler=_approve)
+
+    p = sub.add_parser("reject", parents=[common], help="stop a transfer, with a reason")
+    p.add_argument("id")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--key", type=Path, help="your SSH private key")
+    how.add_argument("--signature", type=Path, help="a signature over the rejection statement, "
+                     f"namespace {approvals.REJECTION_NAMESPACE}")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(handler=_reject)
+
+    audit = sub.add_parser("audit", parents=[common], help="query and verify the ledger")
+    usub = audit.add_subparsers(metavar="ACTION")
+    p = usub.add_parser("log", parents=[common], help="the ledger's events in order")
+    p.add_argument("--ledger", type=Path, help="a ledger file (default: the configured one)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_audit_log)
+    p = usub.add_parser("verify", parents=[common], help="recompute every hash of the ledger")
+    p.add_argument("--ledger", type=Path, help="a ledger file (default: the configured one)")
+    p.set_defaults(handler=_audit_verify)
+    return parser
+
+
+# -- handlers -----------------------------------------------------------------------------------
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(config_path_from(args.config))
+
+
+def _runtime(args: argparse.Namespace) -> Runtime:
+    return Runtime.open(_settings(args))
+
+
+def _init(args: argparse.Namespace) -> int:
+    for line in bootstrap.init(args.directory, args.demo):
+        print(line)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gateway import daemon
+
+    daemon.run(_settings(args))
+    return 0
+
+
+def _agreements_list(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    out: list[dict[str, Any]] = []
+    for agreement in rt.agreements.values():
+        out.append({
+            "id": agreement.id, "title": agreement.title, "purpose": agreement.purpose,
+            "valid_from": agreement.valid_from.isoformat(),
+            "valid_until": agreement.valid_until.isoformat() if agreement.valid_until else None,
+            "flows": [{
+                "id": f.id, "from": f.provider, "to": f.recipient, "dataset": f.dataset,
+                "witnesses": f.witnesses, "encryption": f.encryption, "onward": list(f.onward),
+                "outbox": str(rt.settings.outbox(agreement.id, f.id))
+                if f.provider == rt.settings.party else None,
+            } for f in agreement.flows],
+        })
+    if args.json:
+        _print_json(out)
+        return 0
+    for a in out:
+        print(f"{a['id']}: {a['purpose']}")
+        for f in a["flows"]:
+            print(f"  flow {f['id']}: {f['from']} → {f['to']} ({f['dataset']}, "
+                  f"{f['witnesses']} witness(es), {f['encryption']})")
+            if f["outbox"]:
+                print(f"    outbox: {f['outbox']}")
+    return 0
+
+
+def _agreements_check(args: argparse.Namespace) -> int:
+    from gateway.policyfiles import bundled_agreement_paths, load_agreements, load_registry
+
+    if args.paths:
+        load_agreements([str(p.absolute()) for p in args.paths], Path.cwd())
+        print(f"{len(args.paths)} file(s) valid")
+        return 0
+    settings = _settings(args)
+    found = load_agreements(settings.agreements, settings.config_path.parent)
+    load_registry(settings.registry_path)
+    print(f"{len(found)} agreement(s) and the handler registry are valid")
+    del bundled_agreement_paths
+    return 0
+
+
+def _transfer_json(rt: Runtime, t: Transfer) -> dict[str, Any]:
+    return {
+        "id": t.id, "agreement": t.agreement, "flow": t.flow, "recipient": t.recipient,
+        "state": t.state, "file_name": t.file_name, "size": t.size, "sha256": t.sha256,
+        "sender": t.sender, "owner": t.owner,
+        "approvals": [a.witness for a in rt.store.approvals(t.id)],
+        "reasons": t.reason_list(), "rows": t.rows, "encoding": t.encoding,
+        "sealed_sha256": t.sealed_sha256, "delivered_path": t.delivered_path,
+        "password_path": t.password_path, "created": clock.iso(t.created_ns),
+        "updated": clock.iso(t.updated_ns),
+    }
+
+
+def _transfers_list(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    rows = [_transfer_json(rt, t) for t in rt.store.list_transfers(State(args.state) if args.state
+                                                         else None)]
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no transfers")
+    for r in rows:
+        extra = f" approvals: {', '.join(r['approvals'])}" if r["approvals"] else ""
+        print(f"{r['id']}  {r['state']:<17} {r['agreement']}/{r['flow']}  {r['file_name']}"
+              f"  sender: {r['sender'] or '-'}{extra}")
+    return 0
+
+
+def _transfers_show(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    data = _transfer_json(rt, rt.store.get(args.id))
+    if args.json:
+        _print_json(data)
+        return 0
+    for key, value in data.items():
+        if key == "reasons":
+            continue
+        print(f"{key:>15}: {value if value is not None else '-'}")
+    for reason in data["reasons"]:
+        place = ", ".join(f"{k} {reason[k]}" for k in ("row", "column") if k in reason)
+        print(f"         reason: {reason['rule']}{' at ' + place if place else ''}: "
+              f"{reason['message']}")
+    if data["state"] == State.AWAITING_APPROVAL.value:
+        print(f"\nnext: a witness runs `tachiai approve {data['id']} --key KEY`, or signs "
+              f"`tachiai transfers statement {data['id']}` with ssh-keygen -Y sign -n "
+              f"{approvals.APPROVAL_NAMESPACE}")
+    return 0
+
+
+def _transfers_statement(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    sys.stdout.buffer.write(approvals.statement(rt, rt.store.get(args.id)))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def _signature_text(args: argparse.Namespace, message: bytes, namespace: str) -> str:
+    if args.key is not None:
+        return sshsig.sign(message, load_private_key(args.key), namespace)
+    try:
+        return Path(args.signature).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        from gateway.errors import InputError
+
+        raise InputError(f"cannot read signature file {args.signature}: {exc}") from exc
+
+
+def _approve(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    transfer = rt.store.get(args.id)
+    signature = _signature_text(args, approvals.statement(rt, transfer),
+                                approvals.APPROVAL_NAMESPACE)
+    outcome = approvals.approve(rt, args.id, signature)
+    print(f"approval by {outcome.witness} recorded ({len(outcome.approvals)} of "
+          f"{outcome.needed} witness(es))")
+    if outcome.approved:
+        print(f"transfer {args.id} is approved; the daemon seals and delivers it now")
+    else:
+        print(f"next: {outcome.needed - len(outcome.approvals)} more witness(es) must approve")
+    return 0
+
+
+def _reject(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    transfer = rt.store.get(args.id)
+    signature = _signature_text(args, approvals.statement(rt, transfer,
+                                                          rejection_reason=args.reason),
+                                approvals.REJECTION_NAMESPACE)
+    approvals.reject(rt, args.id, signature, args.reason)
+    print(f"transfer {args.id} rejected; its file stays in the spool")
+    return 0
+
+
+def _ledger(args: argparse.Namespace) -> Ledger:
+    path = args.ledger if args.ledger else _settings(args).ledger_path
+    return Ledger.open(Path(path), read_only=True)
+
+
+def _audit_log(args: argparse.Namespace) -> int:
+    ledger = _ledger(args)
+    for ev in ledger.events():
+        if args.json:
+            print(json.dumps(ev.as_dict(), ensure_ascii=False, sort_keys=True))
+        else:
+            print(f"{ev.seq:>6}  {clock.iso(ev.time_ns)}  {ev.kind:<20} {ev.subject or '-':<16}"
+                  f" {ev.actor or '-'}")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    report = _ledger(args).verify()
+    print(f"the ledger is intact: {report.size} events, root {report.root.hex()}")
+    return 0
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

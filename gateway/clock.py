@@ -1,0 +1,28 @@
+"""The wall clock, read in one place so tests and sweeps can control it.
+
+Agreement dates (期間, 指定期間) are Japanese calendar dates, so "today" is the date in JST
+(UTC+9, no daylight saving) whatever the server's own time zone is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+# For tests of deadlines and terms only: shifts the clock by whole seconds. Logged at start-up.
+OFFSET_ENV = "TACHIAI_CLOCK_OFFSET_SECONDS"
+
+
+def now_ns() -> int:
+    return time.time_ns() + int(os.environ.get(OFFSET_ENV, "0") or 0) * 1_000_000_000
+
+
+def today() -> dt.date:
+    return dt.datetime.fromtimestamp(now_ns() / 1e9, JST).date()
+
+
+def iso(ns: int) -> str:
+    """A time in the ledger (ns since the epoch) as ISO 8601 in JST, to the second."""
+    return dt.datetime.fromtimestamp(ns // 1_000_000_000, JST).isoformat()

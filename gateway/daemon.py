@@ -1,0 +1,136 @@
+"""The daemon (`tachiai run`): watches the outboxes and moves transfers through the pipeline.
+
+It finishes whatever a crash interrupted before it looks for new files, keeps running when one
+file or one step fails (the failure is logged and retried with back-off), and stops cleanly on
+SIGTERM or SIGINT, leaving every transfer in a recorded state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+from gateway import clock, pipeline
+from gateway.config import Settings
+from gateway.errors import ConfigError, TachiaiError
+from gateway.intake import IntakeTracker, Outbox
+from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_RETRY_AFTER_ERROR_SECONDS = 30.0
+
+
+class Daemon:
+    """One running gateway process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rt = Runtime.open(settings)
+        self.stopping = threading.Event()
+        self.outboxes = self._prepare_outboxes()
+        self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
+        self._held: dict[str, float] = {}  # transfer id → monotonic time of its next try
+
+    def _prepare_outboxes(self) -> list[Outbox]:
+        boxes = []
+        for agreement, flow in self.rt.our_flows():
+            path = self.settings.outbox(agreement.id, flow.id)
+            path.mkdir(parents=True, exist_ok=True)
+            boxes.append(Outbox(agreement.id, flow.id, path))
+            self.settings.recipient(flow.recipient)  # refuse to start without a delivery route
+        spool_dev = os.stat(self.rt.spool.root).st_dev
+        for box in boxes:
+            if os.stat(box.path).st_dev != spool_dev:
+                raise ConfigError(
+                    f"outbox {box.path} is on another file system than the spool",
+                    hint="put gateway.state_dir and gateway.outbox_dir on one file system, so "
+                         "files are moved in by an atomic rename",
+                )
+        return boxes
+
+    def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        if signum is not None:
+            log.info("received %s; stopping after the current step", signal.Signals(signum).name)
+        self.stopping.set()
+        self.tracker.wake.set()
+
+    def run(self) -> None:
+        """Run until stopped. Raises only for errors that make running impossible."""
+        if os.environ.get(clock.OFFSET_ENV):
+            log.warning("the clock is shifted by %s s (%s): for tests only",
+                        os.environ[clock.OFFSET_ENV], clock.OFFSET_ENV)
+        recovered = pipeline.recover(self.rt)
+        if recovered:
+            log.info("resumed %d unfinished transfer(s)", recovered)
+        self.tracker.start_watching()
+        for box in self.outboxes:
+            log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
+        log.info("tachiai is running (party %s); stop with Ctrl-C or SIGTERM",
+                 self.settings.party)
+        last_scan = -1e9
+        try:
+            while not self.stopping.is_set():
+                if time.monotonic() - last_scan >= self.settings.scan_interval_seconds:
+                    self.tracker.scan()
+                    last_scan = time.monotonic()
+                self._take_in_ready()
+                self._advance_work()
+                wait = self.settings.poll_seconds
+                deadline = self.tracker.next_deadline()
+                if deadline is not None:
+                    wait = min(wait, max(deadline, 0.05))
+                self.tracker.wake.wait(wait)
+                self.tracker.wake.clear()
+        finally:
+            self.tracker.stop_watching()
+            self.rt.flush()
+            log.info("tachiai stopped; every transfer is in a recorded state")
+
+    def _take_in_ready(self) -> None:
+        for box, path in self.tracker.ready():
+            if self.stopping.is_set():
+                return
+            self.tracker.forget(path)
+            try:
+                transfer = pipeline.take_in(self.rt, box, path)
+            except TachiaiError as exc:
+                log.error("cannot take in a file from %s: %s", box.path, exc.diagnostics())
+                continue
+            if transfer is not None:
+                log.info("transfer %s (%s) is %s", transfer.id, transfer.file_name,
+                         transfer.state)
+
+    def _advance_work(self) -> None:
+        now = time.monotonic()
+        for transfer in self.rt.store.in_states(pipeline.WORK_STATES):
+            if self.stopping.is_set():
+                return
+            if self._held.get(transfer.id, 0.0) > now or not pipeline.due(transfer,
+                                                                          clock.now_ns()):
+                continue
+            try:
+                after = pipeline.advance(self.rt, transfer)
+            except TachiaiError as exc:
+                log.error("transfer %s: %s", transfer.id, exc.diagnostics())
+                self._held[transfer.id] = now + _RETRY_AFTER_ERROR_SECONDS
+                continue
+            except Exception:
+                # A bug must not stop the other transfers; this one waits and is retried.
+                log.exception("transfer %s: internal error; it will be retried", transfer.id)
+                self._held[transfer.id] = now + _RETRY_AFTER_ERROR_SECONDS
+                continue
+            self._held.pop(transfer.id, None)
+            if after.state != transfer.state:
+                log.info("transfer %s is %s", after.id, after.state)
+
+
+def run(settings: Settings) -> None:
+    daemon = Daemon(settings)
+    signal.signal(signal.SIGTERM, daemon.stop)
+    signal.signal(signal.SIGINT, daemon.stop)
+    daemon.run()

@@ -1,0 +1,103 @@
+"""The one exception tree of the gateway, split by who is at fault.
+
+Every error carries the words a person needs: what went wrong (`str(err)`) and what to do next
+(`hint`). Only `gateway.cli.main` turns an error into a message and an exit code; nothing below
+it prints or exits. Errors raised by `policies` and `audit` are mapped in `gateway.cli`.
+
+Exit codes (also listed by `tachiai --help`):
+    0   success
+    1   a check failed: a file was rejected, a signature refused, the ledger is not intact
+    2   usage error: a wrong command line
+    65  bad input from a person or a partner (a malformed signature or key, an unknown id)
+    69  a partner or an external place is unreachable
+    70  an internal error (a bug: please report it with the log)
+    74  storage failed (database, spool or file system)
+    75  the request is out of order for the current state; retry after the state changes
+    78  configuration or agreement files are invalid
+"""
+
+from __future__ import annotations
+
+
+class TachiaiError(Exception):
+    """The root of every error the gateway raises on purpose."""
+
+    exit_code: int = 70
+    default_hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint if hint is not None else self.default_hint
+
+    def diagnostics(self) -> str:
+        """The message and, on its own line, what to do next."""
+        text = str(self)
+        if self.hint:
+            text += f"\n  next: {self.hint}"
+        return text
+
+
+class CheckFailed(TachiaiError):
+    """A check did its job and said no: a rejection, a refused signature, a broken ledger."""
+
+    exit_code = 1
+
+
+class SignatureError(CheckFailed):
+    """An SSH signature (SSHSIG) is malformed, made under another namespace, or does not verify."""
+
+
+class UsageError(TachiaiError):
+    """The command line itself is wrong."""
+
+    exit_code = 2
+
+
+class InputError(TachiaiError):
+    """Input from a person or partner is malformed: a key file, a signature file, an id."""
+
+    exit_code = 65
+
+
+class NotFound(InputError):
+    """An id or path that a person named does not exist."""
+
+
+class KeyFileError(InputError):
+    """A private or public key file cannot be used (missing, unreadable, too open, wrong type)."""
+
+
+class PartnerUnavailable(TachiaiError):
+    """A partner's server or an external place cannot be reached right now."""
+
+    exit_code = 69
+    default_hint = (
+        "the transfer stays queued and is retried; check the partner's address and network"
+    )
+
+
+class InternalError(TachiaiError):
+    """A bug: something that the code assumes can never happen did."""
+
+    exit_code = 70
+    default_hint = "please report this with the daemon's log; no file has been deleted"
+
+
+class StorageError(TachiaiError):
+    """The database, the spool or a folder could not be read or written."""
+
+    exit_code = 74
+    default_hint = "check free space and permissions of the state directory, then retry"
+
+
+class StateError(TachiaiError):
+    """A request came out of order for the current state of a transfer or holding."""
+
+    exit_code = 75
+
+
+class ConfigError(TachiaiError):
+    """The configuration, an agreement or the handler registry is invalid."""
+
+    exit_code = 78
+    default_hint = "run `tachiai agreements check` and fix the files it names"

@@ -1,0 +1,193 @@
+"""Finds dropped files in the flows' outboxes and says when each is complete.
+
+A file is ready when its size, mtime and inode have not changed for `settle_seconds` and no
+process has it open for writing (checked in /proc where we may look). inotify events (watchdog)
+only make us look sooner; a periodic scan finds what events miss (an overflowed queue, files
+present at start-up). Names that writers use while uploading (dotfiles, *.part, *.tmp) are left
+alone until renamed. This module decides readiness; it never moves or reads a file's content.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+log = logging.getLogger(__name__)
+
+UPLOAD_SUFFIXES = (".part", ".tmp", ".filepart", ".partial", ".crdownload", "~")
+_WRITE_MODES = (os.O_WRONLY, os.O_RDWR)
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """The drop folder (送信フォルダ) of one flow of one agreement."""
+
+    agreement: str
+    flow: str
+    path: Path
+
+
+@dataclass
+class _Seen:
+    outbox: Outbox
+    signature: tuple[int, int, int, int]
+    changed_at: float
+
+
+def is_upload_name(name: str) -> bool:
+    """Names a writer uses before it renames the finished file into place."""
+    return name.startswith(".") or name.endswith(UPLOAD_SUFFIXES)
+
+
+class IntakeTracker:
+    """Keeps the candidates of every outbox and hands out those that have settled."""
+
+    def __init__(self, outboxes: Iterable[Outbox], settle_seconds: float) -> None:
+        self.outboxes = tuple(outboxes)
+        self.settle = settle_seconds
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self._seen: dict[Path, _Seen] = {}
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+
+    def start_watching(self) -> None:
+        """Start inotify watches on every outbox (a scan still runs as a safety net)."""
+        observer = Observer()
+        handler = _Handler(self)
+        for box in self.outboxes:
+            observer.schedule(handler, str(box.path), recursive=False,
+                              event_filter=[FileClosedEvent, FileCreatedEvent, FileMovedEvent,
+                                            DirCreatedEvent])
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def stop_watching(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def scan(self) -> None:
+        """Look at every entry of every outbox."""
+        for box in self.outboxes:
+            try:
+                names = os.listdir(box.path)
+            except OSError as exc:
+                log.warning("cannot list outbox %s: %s", box.path, exc.strerror)
+                continue
+            for name in names:
+                self.note(box.path / name)
+
+    def note(self, path: Path) -> None:
+        """Record (or refresh) a candidate; called from the watcher thread and scans."""
+        box = next((b for b in self.outboxes if b.path == path.parent), None)
+        if box is None or is_upload_name(path.name):
+            return
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            with self._lock:
+                self._seen.pop(path, None)
+            return
+        signature = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        with self._lock:
+            seen = self._seen.get(path)
+            if seen is None or seen.signature != signature:
+                self._seen[path] = _Seen(box, signature, time.monotonic())
+        self.wake.set()
+
+    def ready(self) -> list[tuple[Outbox, Path]]:
+        """Candidates that have settled and that nobody is writing, oldest first."""
+        now = time.monotonic()
+        for path in list(self._seen):
+            self.note(path)  # refresh: a change restarts the settle clock
+        with self._lock:
+            settled = [(p, s) for p, s in self._seen.items() if now - s.changed_at >= self.settle]
+        if not settled:
+            return []
+        busy = open_for_writing({(s.signature[2]) for _, s in settled})
+        out = []
+        for path, seen in sorted(settled, key=lambda item: item[1].changed_at):
+            if seen.signature[2] in busy:
+                continue
+            out.append((seen.outbox, path))
+        return out
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            self._seen.pop(path, None)
+
+    def next_deadline(self) -> float | None:
+        """Seconds until the earliest candidate could settle, if any is waiting."""
+        with self._lock:
+            if not self._seen:
+                return None
+            oldest = min(s.changed_at for s in self._seen.values())
+        return max(0.0, oldest + self.settle - time.monotonic())
+
+
+def open_for_writing(inodes: set[int]) -> set[int]:
+    """Which of these inodes some other process holds open for writing.
+
+    Reads /proc/PID/fd and fdinfo; processes we may not inspect are skipped, so this is a
+    best-effort guard beside the settle time (a writer under another user and a daemon without
+    CAP_SYS_PTRACE is only caught by the settle time).
+    """
+    busy: set[int] = set()
+    me = str(os.getpid())
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit() and p != me]
+    except OSError:
+        return busy
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if st.st_ino in inodes and _opened_for_write(pid, fd):
+                busy.add(st.st_ino)
+    return busy
+
+
+def _opened_for_write(pid: str, fd: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("flags:"):
+                    return (int(line.split()[1], 8) & os.O_ACCMODE) in _WRITE_MODES
+    except (OSError, ValueError):
+        return True  # cannot tell: assume a writer, the settle clock will retry
+    return True
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, tracker: IntakeTracker) -> None:
+        self.tracker = tracker
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        target = getattr(event, "dest_path", "") or event.src_path
+        if isinstance(target, bytes):
+            target = os.fsdecode(target)
+        self.tracker.note(Path(target))

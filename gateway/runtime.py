@@ -1,0 +1,90 @@
+"""What every command and the daemon share: settings, state, ledger, agreements, registry.
+
+Built once per process from the config file; opening it creates the state folders and tables
+but changes no transfer. Event drafts are made here so every event has the same shape.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from audit.events import Draft
+from audit.ledger import Ledger
+from gateway import clock, recorder
+from gateway.config import Settings
+from gateway.errors import ConfigError
+from gateway.policyfiles import load_agreements, load_registry
+from gateway.spool import Spool
+from gateway.store import Store, Transfer
+from policies.agreement import Agreement, Flow
+from policies.handlers import Registry
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    ledger: Ledger
+    agreements: Mapping[str, Agreement]
+    registry: Registry
+    spool: Spool
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        """Raises: ConfigError for invalid agreements or registry; StorageError for the DBs."""
+        agreements = load_agreements(settings.agreements, settings.config_path.parent)
+        registry = load_registry(settings.registry_path)
+        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return cls(
+            settings=settings,
+            store=Store(settings.database_path),
+            ledger=Ledger.open(settings.ledger_path),
+            agreements=agreements,
+            registry=registry,
+            spool=Spool(settings.spool_dir),
+        )
+
+    def agreement_flow(self, agreement_id: str, flow_id: str) -> tuple[Agreement, Flow]:
+        """Raises: ConfigError when the agreement or flow is not loaded."""
+        try:
+            agreement = self.agreements[agreement_id]
+            return agreement, agreement.flow(flow_id)
+        except KeyError:
+            raise ConfigError(f"agreement {agreement_id!r} flow {flow_id!r} is not loaded",
+                              hint="list it in gateway.agreements of the configuration") from None
+
+    def our_flows(self) -> list[tuple[Agreement, Flow]]:
+        """Flows whose provider is the party this gateway acts for."""
+        return [(a, f) for a in self.agreements.values() for f in a.flows
+                if f.provider == self.settings.party]
+
+    def flush(self) -> int:
+        return recorder.flush(self.store, self.ledger)
+
+
+def new_transfer_id() -> str:
+    return "t-" + secrets.token_hex(6)
+
+
+def event(
+    kind: str,
+    transfer: Transfer,
+    data: Mapping[str, Any] | None = None,
+    *,
+    actor: str | None = None,
+    key: str | None = None,
+    time_ns: int | None = None,
+) -> Draft:
+    """An event about a transfer; its key makes the append idempotent."""
+    return Draft(
+        key=key or f"{transfer.id}:{kind}",
+        kind=kind,
+        time_ns=time_ns or clock.now_ns(),
+        subject=transfer.id,
+        agreement=transfer.agreement,
+        actor=actor,
+        data={"flow": transfer.flow, **(data or {})},
+    )

@@ -1,0 +1,153 @@
+"""The spool: the gateway's own working copies, one folder per transfer, mode 0700.
+
+A dropped file is moved here by rename (atomic, same file system) before anything reads it; the
+outbox entry is never the working copy. Nothing here follows a symbolic link, blocks on a FIFO,
+or reads a file with other hard links. Files are written to a temporary name, synced, then
+renamed, so a crash leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from gateway.errors import StorageError
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What lstat says about an entry, before anything opens it."""
+
+    kind: str  # "file", "symlink", "fifo", "directory", "socket", "device"
+    size: int
+    links: int
+    uid: int
+
+
+class Spool:
+    """Folders under `<state>/spool/<transfer id>/`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def folder(self, transfer_id: str) -> Path:
+        return self.root / transfer_id
+
+    def payload(self, transfer_id: str) -> Path:
+        return self.folder(transfer_id) / "payload"
+
+    def take(self, source: Path, transfer_id: str) -> Path:
+        """Move an outbox entry (whatever it is) into the spool by rename.
+
+        Raises:
+            StorageError: when the rename fails (e.g. the outbox is on another file system).
+        """
+        folder = self.folder(transfer_id)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        target = self.payload(transfer_id)
+        try:
+            # rename(2) moves a symlink or FIFO itself, never what it points at.
+            os.rename(source, target)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                raise StorageError(
+                    "the outbox and the spool are on different file systems",
+                    hint="put gateway.state_dir and gateway.outbox_dir on one file system",
+                ) from exc
+            raise StorageError(
+                f"cannot move a dropped file into the spool: {exc.strerror}"
+            ) from exc
+        sync_dir(folder)
+        sync_dir(source.parent)
+        return target
+
+
+def inspect(path: Path) -> Entry:
+    """lstat an entry without following links.
+
+    Raises:
+        FileNotFoundError: when it is gone.
+    """
+    st = os.lstat(path)
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        kind = "symlink"
+    elif stat.S_ISREG(mode):
+        kind = "file"
+    elif stat.S_ISFIFO(mode):
+        kind = "fifo"
+    elif stat.S_ISDIR(mode):
+        kind = "directory"
+    elif stat.S_ISSOCK(mode):
+        kind = "socket"
+    else:
+        kind = "device"
+    return Entry(kind=kind, size=st.st_size, links=st.st_nlink, uid=st.st_uid)
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a spool file for reading, refusing anything but a plain single-link file.
+
+    Raises:
+        StorageError: when the path is a link, FIFO, device or has other hard links.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StorageError(f"cannot open spool file {path.name}: {exc.strerror}") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise StorageError(f"spool file {path.name} is not a plain file with a single link")
+    return os.fdopen(fd, "rb")
+
+
+def sha256_file(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 (hex) of a spool file, read once.
+
+    Raises:
+        StorageError: see `open_regular`.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with open_regular(path) as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write bytes to a temporary name beside `path`, sync, and rename over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    sync_dir(path.parent)
+
+
+def sync_dir(folder: Path) -> None:
+    """fsync a directory so a rename in it survives a power cut."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

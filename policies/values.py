@@ -1,0 +1,238 @@
+"""Column value types of a dataset (データ項目): does one cell hold what its column promises?
+
+Owns `check_value` and the fixed type names agreements (確認書) refer to. It only judges: values
+are compared after NFKC and trimming, but never rewritten. A Problem's message says what was
+expected and how to fix it, and never contains the value itself (it may end up in the ledger).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from policies.checkdigits import is_valid_local_government_code
+from policies.dates import parse_date
+
+__all__ = ["TYPE_NAMES", "Problem", "check_value"]
+
+# The column types agreements may name; the names are part of the agreement format, never renamed.
+TYPE_NAMES: frozenset[str] = frozenset(
+    {
+        "latin-name",
+        "kanji-name",
+        "local-government-code",
+        "residence-card-number",
+        "nationality",
+        "sex",
+        "date",
+        "status-of-residence",
+        "period-of-stay",
+        "text",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a cell does not fit its column type.
+
+    `rule` is a stable id such as "value.local-government-code"; `message` tells what is expected
+    and how to fix it, and never contains the cell's value.
+    """
+
+    rule: str
+    message: str
+
+
+def check_value(type_name: str, value: str, *, max_length: int | None = None) -> Problem | None:
+    """Judge one non-empty cell against a column type; None when it is valid.
+
+    `max_length` overrides the type's default limit (counted in characters, after trimming the
+    surrounding whitespace). Empty or blank cells are the caller's business, but get a
+    "value.empty" Problem here rather than passing.
+
+    Raises:
+        ValueError: `type_name` is not one of TYPE_NAMES (agreements are validated before use,
+            so this is a programming error).
+    """
+    try:
+        checker, default_limit = _TYPES[type_name]
+    except KeyError:
+        raise ValueError(f"unknown column type {type_name!r}") from None
+    trimmed = value.strip()
+    if not trimmed:
+        return Problem("value.empty", "the cell is empty or blank; fill it in or leave the row out")
+    limit = max_length if max_length is not None else default_limit
+    if limit is not None and len(trimmed) > limit:
+        return Problem(
+            "value.too-long", f"longer than {limit} characters allowed for a {type_name} column"
+        )
+    # ASCII is already NFKC-stable; skipping normalize() keeps the common path cheap.
+    return checker(trimmed if trimmed.isascii() else unicodedata.normalize("NFKC", trimmed))
+
+
+# --- private helpers -----------------------------------------------------------------------------
+
+_Checker = Callable[[str], Problem | None]
+
+# Letters and the punctuation real names use (O'BRIEN, SMITH-JONES, JR.), as on a residence card.
+_LATIN_NAME = re.compile(r"[A-Za-z ,.\-']*[A-Za-z][A-Za-z ,.\-']*")
+# CJK ideographs (URO, Ext A, compatibility, Ext B onward), 々 and 〆, hiragana, katakana (with ー,
+# ・ and ヶ), katakana phonetic extensions; Latin letters and name punctuation for mixed names.
+# Private-use characters (外字) are refused: the recipient cannot know what they stand for.
+_KANJI_NAME_CHARS = (
+    r"\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF\U00020000-\U0003FFFF"
+    r"\u3005\u3006\u3041-\u309F\u30A0-\u30FF\u31F0-\u31FF"
+    r"A-Za-z"
+)
+_KANJI_NAME = re.compile(
+    f"[{_KANJI_NAME_CHARS} ,.\\-']*[{_KANJI_NAME_CHARS}][{_KANJI_NAME_CHARS} ,.\\-']*"
+)
+_RESIDENCE_CARD_NUMBER = re.compile(r"[A-Z]{2}[0-9]{8}[A-Z]{2}")
+_SIX_DIGITS = re.compile(r"[0-9]{6}")
+# 在留期間 as written on a residence card: 5年, 1年6月, 6月, 90日, 無期限. No zero, no leading zero.
+_PERIOD_OF_STAY = re.compile(
+    r"無期限|[1-9][0-9]?年(?:(?:[1-9]|1[01])月)?|[1-9][0-9]?月|[1-9][0-9]{0,2}日"
+)
+_ANY_DIGIT = re.compile(r"\d")
+# Cc (C0 and C1 controls, incl. line breaks and DEL), lone surrogates (undecodable bytes kept by
+# surrogateescape) and the bidirectional embeddings, overrides and isolates that reorder what a
+# reader sees (Trojan Source). A regex keeps the scan in C for large files.
+_CONTROL_CLASS = r"\x0a-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(rf"[\x00-\x09{_CONTROL_CLASS}]")
+_CONTROL_EXCEPT_TAB = re.compile(rf"[\x00-\x08{_CONTROL_CLASS}]")
+_SEX_CODES = frozenset({"0", "1", "2", "9", "男", "女"})
+
+
+def _has_control(text: str, *, allow_tab: bool = False) -> bool:
+    pattern = _CONTROL_EXCEPT_TAB if allow_tab else _CONTROL
+    return pattern.search(text) is not None
+
+
+def _control_problem() -> Problem:
+    return Problem(
+        "value.control-character",
+        "contains a control character (line break, escape, bidirectional override or similar); "
+        "remove it",
+    )
+
+
+def _latin_name(text: str) -> Problem | None:
+    if _LATIN_NAME.fullmatch(text):
+        return None
+    if _ANY_DIGIT.search(text):
+        return Problem("value.latin-name", "a Latin-letter name (氏名(英字)) has no digits")
+    return Problem(
+        "value.latin-name",
+        "expected a name in Latin letters (氏名(英字)): A-Z, a-z, spaces and , . - ' only, "
+        "without accents or other scripts",
+    )
+
+
+def _kanji_name(text: str) -> Problem | None:
+    if _KANJI_NAME.fullmatch(text):
+        return None
+    if _ANY_DIGIT.search(text):
+        return Problem("value.kanji-name", "a name (氏名(漢字)) has no digits")
+    return Problem(
+        "value.kanji-name",
+        "expected a name (氏名(漢字)) in kanji, kana, Latin letters and spaces; 外字 "
+        "(private-use characters) and symbols must be replaced by standard characters",
+    )
+
+
+def _local_government_code(text: str) -> Problem | None:
+    if is_valid_local_government_code(text):
+        return None
+    if _SIX_DIGITS.fullmatch(text):
+        return Problem(
+            "value.local-government-code",
+            "the check digit (6th digit) of this local government code (地方公共団体コード) "
+            "does not match; look for a mistyped digit",
+        )
+    return Problem(
+        "value.local-government-code",
+        "expected a 6-digit local government code (地方公共団体コード) including its check "
+        "digit; a 5-digit code lacks the check digit",
+    )
+
+
+def _residence_card_number(text: str) -> Problem | None:
+    if _RESIDENCE_CARD_NUMBER.fullmatch(text):
+        return None
+    return Problem(
+        "value.residence-card-number",
+        "expected a residence card number (在留カード番号): 2 uppercase letters, 8 digits, "
+        "2 uppercase letters, without spaces; lowercase letters are not accepted",
+    )
+
+
+def _nationality(text: str) -> Problem | None:
+    if _has_control(text):
+        return _control_problem()
+    if _ANY_DIGIT.search(text):
+        return Problem(
+            "value.nationality", "a nationality or region (国籍・地域) is a name and has no digits"
+        )
+    return None
+
+
+def _sex(text: str) -> Problem | None:
+    if text in _SEX_CODES:
+        return None
+    return Problem(
+        "value.sex",
+        "expected sex (性別) as an ISO/IEC 5218 code (0 not known, 1 male, 2 female, "
+        "9 not applicable) or 男 / 女",
+    )
+
+
+def _date(text: str) -> Problem | None:
+    try:
+        parse_date(text)
+    except ValueError as error:
+        # parse_date's messages never repeat the input, so its reason is safe to pass on.
+        return Problem("value.date", f"expected a date (年月日): {error}")
+    return None
+
+
+def _status_of_residence(text: str) -> Problem | None:
+    if _has_control(text):
+        return _control_problem()
+    return None
+
+
+def _period_of_stay(text: str) -> Problem | None:
+    if _PERIOD_OF_STAY.fullmatch(text):
+        return None
+    return Problem(
+        "value.period-of-stay",
+        "expected a period of stay (在留期間) such as 5年, 1年6月, 6月, 90日 or 無期限, "
+        "without spaces",
+    )
+
+
+def _text(text: str) -> Problem | None:
+    if _has_control(text, allow_tab=True):
+        return _control_problem()
+    return None
+
+
+# type name → (checker of the NFKC-normalised, trimmed cell, default max length or None).
+_TYPES: dict[str, tuple[_Checker, int | None]] = {
+    "latin-name": (_latin_name, 100),
+    "kanji-name": (_kanji_name, 100),
+    "local-government-code": (_local_government_code, None),
+    "residence-card-number": (_residence_card_number, None),
+    "nationality": (_nationality, 60),
+    "sex": (_sex, None),
+    "date": (_date, None),
+    "status-of-residence": (_status_of_residence, 60),
+    "period-of-stay": (_period_of_stay, None),
+    "text": (_text, 1000),
+}
+# TYPE_NAMES is spelled out at the top for readers; this keeps the two lists from drifting apart.
+if frozenset(_TYPES) != TYPE_NAMES:
+    raise RuntimeError("policies.values: TYPE_NAMES and the type table disagree")
