@@ -8,17 +8,16 @@ gateway's exception tree here (see gateway.errors for the exit codes).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
-from audit.ledger import Ledger
-from gateway import approvals, bootstrap, clock, sshsig
-from gateway.config import Settings, config_path_from, load_settings
+from gateway import approvals, bootstrap, cli_agreements, cli_audit, clock, sshsig
+from gateway.cli_common import print_json, runtime_of, settings_of
 from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
 from gateway.errors import __doc__ as _EXIT_CODES_DOC
 from gateway.lifecycle import State
@@ -60,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(StorageError(str(exc)))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # a bug: say so, with the trace in the log, and exit 70
         log.exception("internal error")
         return _report(InternalError(f"internal error: {exc.__class__.__name__}"))
@@ -72,9 +75,11 @@ def _report(error: TachiaiError) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="configuration file (default ./tachiai.toml or "
-                        "$TACHIAI_CONFIG)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    # SUPPRESS: a subcommand must not reset an option given before it (`tachiai --config X run`).
+    common.add_argument("--config", default=argparse.SUPPRESS,
+                        help="configuration file (default ./tachiai.toml or $TACHIAI_CONFIG)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log debug messages")
     parser = argparse.ArgumentParser(
         prog="tachiai", parents=[common], epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -90,14 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="run the daemon in the foreground")
     p.set_defaults(handler=_run)
 
-    agreements = sub.add_parser("agreements", parents=[common], help="agreements (確認書)")
-    asub = agreements.add_subparsers(metavar="ACTION")
-    p = asub.add_parser("list", parents=[common], help="agreements and their flows")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_agreements_list)
-    p = asub.add_parser("check", parents=[common], help="validate agreement and registry files")
-    p.add_argument("paths", nargs="*", type=Path)
-    p.set_defaults(handler=_agreements_check)
+    cli_agreements.add_commands(sub, common)
 
     transfers = sub.add_parser("transfers", parents=[common], help="outbound transfers")
     tsub = transfers.add_subparsers(metavar="ACTION")
@@ -130,27 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=_reject)
 
-    audit = sub.add_parser("audit", parents=[common], help="query and verify the ledger")
-    usub = audit.add_subparsers(metavar="ACTION")
-    p = usub.add_parser("log", parents=[common], help="the ledger's events in order")
-    p.add_argument("--ledger", type=Path, help="a ledger file (default: the configured one)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_audit_log)
-    p = usub.add_parser("verify", parents=[common], help="recompute every hash of the ledger")
-    p.add_argument("--ledger", type=Path, help="a ledger file (default: the configured one)")
-    p.set_defaults(handler=_audit_verify)
+    cli_audit.add_commands(sub, common)
     return parser
 
 
 # -- handlers -----------------------------------------------------------------------------------
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(config_path_from(args.config))
-
-
-def _runtime(args: argparse.Namespace) -> Runtime:
-    return Runtime.open(_settings(args))
-
 
 def _init(args: argparse.Namespace) -> int:
     for line in bootstrap.init(args.directory, args.demo):
@@ -161,50 +143,7 @@ def _init(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from gateway import daemon
 
-    daemon.run(_settings(args))
-    return 0
-
-
-def _agreements_list(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
-    out: list[dict[str, Any]] = []
-    for agreement in rt.agreements.values():
-        out.append({
-            "id": agreement.id, "title": agreement.title, "purpose": agreement.purpose,
-            "valid_from": agreement.valid_from.isoformat(),
-            "valid_until": agreement.valid_until.isoformat() if agreement.valid_until else None,
-            "flows": [{
-                "id": f.id, "from": f.provider, "to": f.recipient, "dataset": f.dataset,
-                "witnesses": f.witnesses, "encryption": f.encryption, "onward": list(f.onward),
-                "outbox": str(rt.settings.outbox(agreement.id, f.id))
-                if f.provider == rt.settings.party else None,
-            } for f in agreement.flows],
-        })
-    if args.json:
-        _print_json(out)
-        return 0
-    for a in out:
-        print(f"{a['id']}: {a['purpose']}")
-        for f in a["flows"]:
-            print(f"  flow {f['id']}: {f['from']} → {f['to']} ({f['dataset']}, "
-                  f"{f['witnesses']} witness(es), {f['encryption']})")
-            if f["outbox"]:
-                print(f"    outbox: {f['outbox']}")
-    return 0
-
-
-def _agreements_check(args: argparse.Namespace) -> int:
-    from gateway.policyfiles import bundled_agreement_paths, load_agreements, load_registry
-
-    if args.paths:
-        load_agreements([str(p.absolute()) for p in args.paths], Path.cwd())
-        print(f"{len(args.paths)} file(s) valid")
-        return 0
-    settings = _settings(args)
-    found = load_agreements(settings.agreements, settings.config_path.parent)
-    load_registry(settings.registry_path)
-    print(f"{len(found)} agreement(s) and the handler registry are valid")
-    del bundled_agreement_paths
+    daemon.run(settings_of(args))
     return 0
 
 
@@ -222,11 +161,11 @@ def _transfer_json(rt: Runtime, t: Transfer) -> dict[str, Any]:
 
 
 def _transfers_list(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
+    rt = runtime_of(args)
     rows = [_transfer_json(rt, t) for t in rt.store.list_transfers(State(args.state) if args.state
                                                          else None)]
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     if not rows:
         print("no transfers")
@@ -238,10 +177,10 @@ def _transfers_list(args: argparse.Namespace) -> int:
 
 
 def _transfers_show(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
+    rt = runtime_of(args)
     data = _transfer_json(rt, rt.store.get(args.id))
     if args.json:
-        _print_json(data)
+        print_json(data)
         return 0
     for key, value in data.items():
         if key == "reasons":
@@ -259,7 +198,7 @@ def _transfers_show(args: argparse.Namespace) -> int:
 
 
 def _transfers_statement(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
+    rt = runtime_of(args)
     sys.stdout.buffer.write(approvals.statement(rt, rt.store.get(args.id)))
     sys.stdout.buffer.flush()
     return 0
@@ -277,7 +216,7 @@ def _signature_text(args: argparse.Namespace, message: bytes, namespace: str) ->
 
 
 def _approve(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
+    rt = runtime_of(args)
     transfer = rt.store.get(args.id)
     signature = _signature_text(args, approvals.statement(rt, transfer),
                                 approvals.APPROVAL_NAMESPACE)
@@ -292,7 +231,7 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _reject(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
+    rt = runtime_of(args)
     transfer = rt.store.get(args.id)
     signature = _signature_text(args, approvals.statement(rt, transfer,
                                                           rejection_reason=args.reason),
@@ -300,32 +239,6 @@ def _reject(args: argparse.Namespace) -> int:
     approvals.reject(rt, args.id, signature, args.reason)
     print(f"transfer {args.id} rejected; its file stays in the spool")
     return 0
-
-
-def _ledger(args: argparse.Namespace) -> Ledger:
-    path = args.ledger if args.ledger else _settings(args).ledger_path
-    return Ledger.open(Path(path), read_only=True)
-
-
-def _audit_log(args: argparse.Namespace) -> int:
-    ledger = _ledger(args)
-    for ev in ledger.events():
-        if args.json:
-            print(json.dumps(ev.as_dict(), ensure_ascii=False, sort_keys=True))
-        else:
-            print(f"{ev.seq:>6}  {clock.iso(ev.time_ns)}  {ev.kind:<20} {ev.subject or '-':<16}"
-                  f" {ev.actor or '-'}")
-    return 0
-
-
-def _audit_verify(args: argparse.Namespace) -> int:
-    report = _ledger(args).verify()
-    print(f"the ledger is intact: {report.size} events, root {report.root.hex()}")
-    return 0
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":

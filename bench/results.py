@@ -1,0 +1,76 @@
+"""What a benchmark returns: named figures with units, the parameters, and notes for readers.
+
+Values are plain numbers; units are spelled out ("MB/s" is 10^6 bytes per second). Files a run
+leaves behind (e.g. delivered ZIPs) are kept as artifacts for tests, never written to JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured or derived number: a stable key for JSON, a label for people, a unit."""
+
+    key: str
+    label: str
+    value: float
+    unit: str
+    group: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, "value": self.value, "unit": self.unit,
+                "group": self.group}
+
+
+@dataclass(frozen=True)
+class Params:
+    """What every benchmark is told: how many files, how large, in which encoding."""
+
+    files: int = 200
+    size_bytes: int = 1 << 20
+    encoding: str = "cp932"
+
+    def __post_init__(self) -> None:
+        if self.files < 1:
+            raise ValueError("files must be at least 1")
+        if self.size_bytes < 4096:
+            raise ValueError("size must be at least 4096 bytes")
+        if self.encoding not in ("cp932", "utf-8"):
+            raise ValueError("encoding must be cp932 or utf-8")
+
+
+@dataclass(frozen=True)
+class Result:
+    """A benchmark's figures in the order they should be read."""
+
+    name: str
+    parameters: dict[str, Any]
+    figures: tuple[Figure, ...]
+    notes: tuple[str, ...] = ()
+    artifacts: tuple[Path, ...] = field(default=(), compare=False)
+
+    def figure(self, key: str) -> Figure:
+        """Raises: KeyError when the benchmark produced no figure with this key."""
+        for fig in self.figures:
+            if fig.key == key:
+                return fig
+        raise KeyError(key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "parameters": self.parameters,
+                "figures": [f.as_dict() for f in self.figures], "notes": list(self.notes)}
+
+
+def rate(amount: float, seconds: float) -> float:
+    """amount per second; a zero duration (coarse clock) counts as one nanosecond."""
+    return amount / max(seconds, 1e-9)
+
+
+class BenchError(RuntimeError):
+    """The run did not do what it measures (e.g. a transfer was rejected): no figures."""

@@ -1,0 +1,71 @@
+"""`python -m bench.run`: run the registered benchmarks, print a table, optionally write JSON.
+
+Each benchmark runs in a fresh temporary folder (under --work-dir if given, so a chosen file
+system can be measured) that is removed afterwards. Results are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench import machine, pipeline, report
+from bench.results import BenchError, Params, Result
+
+Benchmark = Callable[[Params, Path], Result]
+
+#: Benchmarks by name, in the order they run. A new one is a module with `run(params, dir)`.
+BENCHMARKS: dict[str, Benchmark] = {
+    pipeline.NAME: pipeline.run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        params = Params(files=args.files, size_bytes=round(args.size_mib * (1 << 20)),
+                        encoding=args.encoding)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    names = args.only or list(BENCHMARKS)
+    base = args.work_dir.absolute() if args.work_dir else None
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="tachiai-bench-", dir=base) as tmp:
+        where = machine.describe(Path(tmp))
+        for name in names:
+            print(f"running {name} …", file=sys.stderr, flush=True)
+            try:
+                results.append(BENCHMARKS[name](params, Path(tmp) / name))
+            except BenchError as exc:
+                print(f"bench: {name} did not complete: {exc}", file=sys.stderr)
+                return 1
+    sys.stdout.write(report.table(where, results))
+    if args.json:
+        report.write_json(args.json, where, results)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--files", type=int, default=200, help="number of files (default 200)")
+    parser.add_argument("--size-mib", type=float, default=1.0,
+                        help="size of each file in MiB (default 1)")
+    parser.add_argument("--encoding", choices=("cp932", "utf-8"), default="cp932",
+                        help="encoding of the synthetic CSV files (default cp932)")
+    parser.add_argument("--only", action="append", choices=list(BENCHMARKS), metavar="NAME",
+                        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--work-dir", type=Path,
+                        help="folder for the temporary files (default: the system temp dir)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Smoke test of the benchmark runner: tiny parameters, every figure present, files delivered.
+
+Speed is never asserted here (see bench/); this only proves the benchmark still runs the whole
+pipeline and reports what its table promises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import pyzipper
+
+from bench import pipeline, run
+from bench.results import Params
+
+EXPECTED = {
+    "e2e.files_per_s", "e2e.mb_per_s", "e2e.seconds", "e2e.ms_per_file",
+    *(f"{stage}.{what}" for stage in ("intake", "approve", "seal")
+      for what in ("files_per_s", "ms_per_file", "p95_ms", "share_pct")),
+    "intake.mb_per_s", "seal.mb_per_s", "approve.sign_ms",
+    "ceiling.raw.mb_per_s", "ceiling.raw.files_per_s", "ceiling.zip_store.mb_per_s",
+    "ceiling.zip_deflate.mb_per_s", "component.check_csv.mb_per_s",
+    "component.ledger.events_per_file", "ratio.raw", "ratio.zip", "ratio.seal_vs_zip",
+}
+
+
+def test_pipeline_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    result = pipeline.run(Params(files=3, size_bytes=64 * 1024), tmp_path / "pipeline")
+
+    assert {f.key for f in result.figures} == EXPECTED
+    for fig in result.figures:
+        assert fig.label and fig.unit, fig.key
+        assert math.isfinite(fig.value) and fig.value > 0, fig.key
+    assert result.parameters["files"] == 3
+    assert any("settle" in note for note in result.notes)
+
+    assert len(result.artifacts) == 3
+    passwords = tmp_path / "pipeline/tachiai/demo/recipients/nhi-central/passwords"
+    for delivered in result.artifacts:
+        assert delivered.is_file()
+        password = (passwords / f"{delivered.name}.password").read_text().strip()
+        with pyzipper.AESZipFile(delivered) as zf:
+            zf.setpassword(password.encode("ascii"))
+            (name,) = zf.namelist()
+            assert len(zf.read(name)) == 64 * 1024
+
+
+def test_runner_prints_the_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    code = run.main(["--files", "2", "--size-mib", "0.0625", "--only", "pipeline",
+                     "--work-dir", str(tmp_path / "work"), "--json", str(out)])
+
+    assert code == 0
+    table = capsys.readouterr().out
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["machine"]["cpu_model"] and data["machine"]["file_system"]
+    (bench,) = data["benchmarks"]
+    for fig in bench["figures"]:
+        assert fig["label"] in table and fig["unit"] in table
+    assert "pipeline ÷ raw ceiling" in table
+    assert not any((tmp_path / "work").iterdir())  # the temporary folder was removed
