@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from gateway import clock, sshsig
-from gateway.errors import CheckFailed, SignatureError, StateError
+from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 from gateway.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.store import Approval, Transfer
 from policies.approvals import quorum_reached, witness_refusal
+from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,9 @@ def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transf
         StateError: the transfer is already delivered or rejected.
         SignatureError / CheckFailed: as for `approve`.
     """
+    if contains_my_number(reason):
+        raise UsageError("the reason contains what looks like a My Number (個人番号)",
+                         hint="describe the problem without personal data")
     transfer = rt.store.get(transfer_id)
     if transfer.status not in _REJECTABLE:
         raise StateError(f"transfer {transfer.id} is {transfer.state} and can no longer be "

@@ -24,7 +24,7 @@ from gateway.intake import Outbox
 from gateway.lifecycle import State
 from gateway.runtime import Runtime, event, new_transfer_id
 from gateway.sealing import new_password, seal_zip
-from gateway.spool import inspect, open_regular, sha256_file, write_atomic
+from gateway.spool import copy_private, inspect, open_regular, write_atomic
 from gateway.store import Transfer
 from policies.admission import check_period, find_sender
 from policies.content import check_csv
@@ -47,10 +47,10 @@ def take_in(rt: Runtime, outbox: Outbox, path: Path) -> Transfer | None:
     transfer = Transfer(
         id=new_transfer_id(), agreement=outbox.agreement, flow=outbox.flow,
         recipient=flow.recipient, state=State.DROPPED.value, file_name=_printable(path.name),
-        source_path=str(path), owner=_user_name(entry.uid), created_ns=now, updated_ns=now,
+        source_path=str(path), created_ns=now, updated_ns=now,
     )
     rt.store.create(transfer, [event("transfer.dropped", transfer, {
-        "file_name": transfer.file_name, "owner": transfer.owner, "kind": entry.kind,
+        "file_name": transfer.file_name, "kind": entry.kind,
     }, time_ns=now)])
     faults.crash_point("after-intent")
     return advance(rt, transfer)
@@ -101,21 +101,26 @@ def recover(rt: Runtime) -> int:
 
 
 def _quarantine(rt: Runtime, t: Transfer) -> Transfer:
-    payload = rt.spool.payload(t.id)
-    if not os.path.lexists(payload):
+    dropped = rt.spool.dropped(t.id)
+    if not os.path.lexists(dropped):
         source = Path(t.source_path)
         if not os.path.lexists(source):
             return _reject(rt, t, [Reason("intake.vanished", "the dropped file disappeared "
                                           "before it could be taken in; drop it again")])
         rt.spool.take(source, t.id)
     faults.crash_point("after-spool-move")
-    entry = inspect(payload)
+    # Who dropped it is read from the entry now in our spool, not from the outbox entry seen
+    # before the rename (which another writer of the outbox could have swapped meanwhile).
+    entry = inspect(dropped)
+    owner = _user_name(entry.uid)
     reasons = _intake_reasons(rt, t, entry.kind, entry.links, entry.size)
     if reasons:
-        return _reject(rt, t, reasons, size=entry.size)
-    size, digest = sha256_file(payload)
-    return rt.store.transition(t, State.QUARANTINED, [event("transfer.quarantined", t, {
-        "size": size, "sha256": digest})], size=size, sha256=digest)
+        return _reject(rt, t, reasons, size=entry.size, owner=owner)
+    size, digest = copy_private(dropped, rt.spool.payload(t.id))
+    after = rt.store.transition(t, State.QUARANTINED, [event("transfer.quarantined", t, {
+        "size": size, "sha256": digest, "owner": owner})], size=size, sha256=digest, owner=owner)
+    dropped.unlink()  # its bytes are in the private copy, recorded with their hash
+    return after
 
 
 def _intake_reasons(rt: Runtime, t: Transfer, kind: str, links: int, size: int) -> list[Reason]:
@@ -136,6 +141,7 @@ def _intake_reasons(rt: Runtime, t: Transfer, kind: str, links: int, size: int) 
 
 
 def _check(rt: Runtime, t: Transfer) -> Transfer:
+    rt.spool.dropped(t.id).unlink(missing_ok=True)  # left over if we crashed after copying
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     today = clock.today()
     reasons: list[Reason] = []

@@ -42,7 +42,12 @@ class Spool:
         return self.root / transfer_id
 
     def payload(self, transfer_id: str) -> Path:
+        """The gateway's private copy: what is checked, approved, sealed."""
         return self.folder(transfer_id) / "payload"
+
+    def dropped(self, transfer_id: str) -> Path:
+        """The outbox entry as it was dropped (moved here by rename), whatever it is."""
+        return self.folder(transfer_id) / "dropped"
 
     def take(self, source: Path, transfer_id: str) -> Path:
         """Move an outbox entry (whatever it is) into the spool by rename.
@@ -52,7 +57,7 @@ class Spool:
         """
         folder = self.folder(transfer_id)
         folder.mkdir(mode=0o700, exist_ok=True)
-        target = self.payload(transfer_id)
+        target = self.dropped(transfer_id)
         try:
             # rename(2) moves a symlink or FIFO itself, never what it points at.
             os.rename(source, target)
@@ -68,6 +73,37 @@ class Spool:
         sync_dir(folder)
         sync_dir(source.parent)
         return target
+
+
+def copy_private(source: Path, target: Path) -> tuple[int, str]:
+    """Copy a dropped file into a file only the gateway owns, hashing the bytes it copies.
+
+    The sender still owns the dropped inode and might hold a write descriptor opened before the
+    rename; from here on only the private copy is read, so what is checked, approved and
+    sealed are the same bytes.
+
+    Raises:
+        StorageError: see `open_regular`, or when the copy cannot be written.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    tmp = target.with_name(f".{target.name}.tmp")
+    with open_regular(source) as src:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            with os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StorageError(f"cannot copy into the spool: {exc.strerror or exc}") from exc
+    sync_dir(target.parent)
+    return size, digest.hexdigest()
 
 
 def inspect(path: Path) -> Entry:

@@ -29,7 +29,7 @@ def test_symlink_is_refused_and_kept_without_following_it(demo: Demo, tmp_path: 
     os.symlink(secret, demo.outbox / "link.csv")
     transfer = _only_rejected(demo)
     assert transfer["reasons"][0]["rule"] == "intake.symlink"
-    kept = demo.spool / str(transfer["id"]) / "payload"
+    kept = demo.spool / str(transfer["id"]) / "dropped"
     assert kept.is_symlink(), "the link itself is quarantined"
     assert transfer["sha256"] is None, "nothing was read through the link"
     assert secret.exists()
@@ -68,7 +68,7 @@ def test_oversize_file_is_refused_and_kept(demo: Demo) -> None:
     demo.drop("big.csv", data)
     transfer = _only_rejected(demo)
     assert transfer["reasons"][0]["rule"] == "intake.too-large"
-    assert (demo.spool / str(transfer["id"]) / "payload").read_bytes() == data
+    assert (demo.spool / str(transfer["id"]) / "dropped").read_bytes() == data
 
 
 def test_upload_names_are_left_until_renamed(demo: Demo) -> None:
@@ -79,6 +79,15 @@ def test_upload_names_are_left_until_renamed(demo: Demo) -> None:
     assert demo.transfers() == [], "a *.part file is still being uploaded"
     os.replace(part, demo.outbox / "data.csv")
     demo.wait_state("awaiting_approval")
+
+
+def test_spool_copy_is_private_and_the_dropped_entry_is_released(demo: Demo) -> None:
+    demo.start()
+    demo.drop("a.csv", csv_bytes(GOOD_ROWS))
+    (transfer,) = demo.wait_state("awaiting_approval")
+    folder = demo.spool / str(transfer["id"])
+    assert sorted(p.name for p in folder.iterdir()) == ["payload"]
+    assert (folder / "payload").stat().st_mode & 0o077 == 0
 
 
 def test_slow_writer_is_never_read_half_way(demo: Demo) -> None:
