@@ -1,253 +1,460 @@
-"""The ledger (監査ログ): an append-only, hash-chained, Merkle-summarised sequence of events.
+"""The ledger (監査ログ): an append-only sequence of events, summarised by an RFC 9162 tree.
 
-Each event's canonical bytes name the hash of the one before (a chain) and are a leaf of an
-RFC 9162 Merkle tree whose head is recorded with every commit. The database refuses UPDATE and
-DELETE; appends are serialised by the database's write lock, so concurrent writers (threads or
-processes) never fork or gap the sequence. This module never reads gateway state or policies.
+Appends are group-committed: concurrent callers in one process share one transaction, and
+processes queue on the database's write lock (BEGIN IMMEDIATE; an advisory lock on PostgreSQL),
+so the sequence never forks or gaps. Each commit stores the events' exact bytes, the tree nodes
+it completes and the new frontier. This module never reads gateway state or policies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, LargeBinary, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import BigInteger, Column, Field, SQLModel
 
-from audit.database import make_engine, sqlite_url
+from audit import schema
+from audit.checkpoints import SignedCheckpoint
+from audit.database import make_engine, settled_copy, sqlite_url
 from audit.errors import LedgerIntegrityError, LedgerStorageError
-from audit.events import Draft, Event, decode, encode
-from audit.merkle import CompactTree, leaf_hash
+from audit.events import Draft, Event, check_draft, encode, parse
+from audit.notes import NoteVerifier
+from audit.tiles import TILE_HEIGHT, Frontier, frontier_at, range_hash
+from audit.verify import VerifyReport, verify
 
 log = logging.getLogger(__name__)
 
-GENESIS_PREV = bytes(32)
+ORIGIN_PREFIX = "tachiai/ledger/"
 
 
-class LedgerEvent(SQLModel, table=True):
-    """A stored event: the hashed bytes plus indexed copies of fields for queries."""
+@dataclass
+class _Ticket:
+    """One caller's drafts waiting in the group commit, and what became of them."""
 
-    __tablename__ = "ledger_events"
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    key: str = Field(unique=True)
-    time_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    kind: str = Field(index=True)
-    subject: str | None = Field(default=None, index=True)
-    agreement: str | None = Field(default=None, index=True)
-    actor: str | None = Field(default=None, index=True)
-    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-
-
-class LedgerHead(SQLModel, table=True):
-    """The tree head after each commit: size, root, and the frontier to resume appending."""
-
-    __tablename__ = "ledger_heads"
-    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    frontier: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    time_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-_TABLES = [LedgerEvent.__table__, LedgerHead.__table__]  # type: ignore[attr-defined]
-
-_SQLITE_GUARDS = [
-    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END"
-    for table in ("ledger_events", "ledger_heads")
-    for op in ("UPDATE", "DELETE")
-]
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What a full verification found: the size checked and the root it recomputed."""
-
-    size: int
-    root: bytes
+    drafts: list[tuple[Draft, bytes]]
+    seqs: list[int] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+    # Set when the ticket is done, or when its caller is handed the lead: exactly one waiter
+    # wakes per hand-over (no thundering herd of every waiting thread).
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class Ledger:
-    """Append, read and verify the events of one ledger database."""
+    """Append, read, prove and verify the events of one ledger database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, cleanup: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        self._cleanup = cleanup
+        self._lock = threading.Lock()
+        self._queue: list[_Ticket] = []
+        self._committing = False
 
     @classmethod
-    def open(cls, path: Path, *, read_only: bool = False, create: bool = True) -> Ledger:
+    def open(
+        cls, path: Path, *, read_only: bool = False, create: bool = True, snapshot: bool = False
+    ) -> Ledger:
         """Open (and unless read-only, create) the ledger at `path`.
+
+        `snapshot` is for an auditor's copy: read-only, no locks, nothing written beside it.
 
         Raises:
             LedgerStorageError: when the file is missing (read-only) or cannot be opened.
         """
-        if read_only and not path.is_file():
+        if (read_only or snapshot) and not path.is_file():
             raise LedgerStorageError(f"no ledger at {path}")
-        ledger = cls(make_engine(sqlite_url(path, read_only=read_only), read_only=read_only))
+        cleanup = None
+        if snapshot:
+            path, cleanup = settled_copy(path)
+        engine = make_engine(
+            sqlite_url(path, read_only=read_only, snapshot=snapshot),
+            read_only=read_only or snapshot,
+        )
+        ledger = cls(engine, cleanup=cleanup)
+        if create and not (read_only or snapshot):
+            ledger.create()
+        return ledger
+
+    @classmethod
+    def connect(cls, url: str, *, read_only: bool = False, create: bool = True) -> Ledger:
+        """Open a ledger by database URL (PostgreSQL: `postgresql+psycopg://…`).
+
+        Raises:
+            LedgerStorageError: when the tables cannot be created.
+        """
+        ledger = cls(make_engine(url, read_only=read_only))
         if create and not read_only:
             ledger.create()
         return ledger
 
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._cleanup is not None:
+            self._cleanup()
+            self._cleanup = None
+
     def create(self) -> None:
-        """Create the tables and the triggers that make them append-only (idempotent)."""
-        try:
-            SQLModel.metadata.create_all(self.engine, tables=_TABLES)
-            if self.engine.dialect.name == "sqlite":
-                with self.engine.begin() as conn:
-                    for ddl in _SQLITE_GUARDS:
-                        conn.exec_driver_sql(ddl)
-        except SQLAlchemyError as exc:
-            raise LedgerStorageError(f"cannot create the ledger tables: {exc.__class__.__name__}") \
-                from exc
-
-    def append(self, drafts: Sequence[Draft]) -> list[int]:
-        """Append drafts in one transaction (a group commit); return their seqs.
-
-        Drafts whose key is already in the ledger are not appended again; their existing seq is
-        returned, which makes a retry after a crash safe.
+        """Create the tables, the append-only guards and the log's origin (idempotent).
 
         Raises:
+            LedgerStorageError: when the database refuses.
+        """
+        try:
+            schema.metadata.create_all(self.engine, tables=list(schema.TABLES))
+            postgres = self.engine.dialect.name == "postgresql"
+            with self.engine.begin() as conn:
+                for ddl in schema.POSTGRES_GUARDS if postgres else schema.SQLITE_GUARDS:
+                    conn.exec_driver_sql(ddl)
+                if postgres:
+                    conn.exec_driver_sql(schema.POSTGRES_WRITER_LOCK)
+                if (
+                    conn.execute(
+                        select(schema.meta.c.value).where(schema.meta.c.name == "origin")
+                    ).first()
+                    is None
+                ):
+                    # A fresh name per ledger, so a checkpoint of one log never passes for
+                    # another's (C2SP: the origin identifies the log).
+                    conn.execute(
+                        schema.meta.insert(),
+                        [{"name": "origin", "value": ORIGIN_PREFIX + secrets.token_hex(8)}],
+                    )
+        except SQLAlchemyError as exc:
+            raise _storage_error("create the ledger tables", exc) from exc
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, drafts: Sequence[Draft]) -> list[int]:
+        """Append drafts and return their seqs, in order; durable when this returns.
+
+        A draft whose key is already in the ledger is not appended again: its existing seq is
+        returned, which makes a retry after a crash safe. Callers in other threads that append
+        at the same moment share one transaction and one fsync (group commit).
+
+        Raises:
+            ValueError: for a draft that cannot be stored exactly (nothing is appended).
             LedgerStorageError: when the database refuses the write.
         """
         if not drafts:
             return []
+        ticket = _Ticket([(d, check_draft(d)) for d in drafts])
+        with self._lock:
+            self._queue.append(ticket)
+            leader = not self._committing
+            self._committing = True
+        if not leader:
+            ticket.wake.wait()  # done by a leader, or handed the lead
+        if not ticket.done:
+            # Lead: commit everyone waiting now, then hand the lead to the next waiter.
+            with self._lock:
+                batch, self._queue = self._queue, []
+            try:
+                self._commit(batch)
+            finally:
+                with self._lock:
+                    if self._queue:
+                        self._queue[0].wake.set()
+                    else:
+                        self._committing = False
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.seqs
+
+    def _commit(self, batch: list[_Ticket]) -> None:
         try:
             with self.engine.begin() as conn:
-                known = self._known_keys(conn, [d.key for d in drafts])
-                size, tree, prev = self._tail(conn)
-                seqs: list[int] = []
-                rows: list[dict[str, object]] = []
-                for draft in drafts:
-                    if draft.key in known:
-                        seqs.append(known[draft.key])
-                        continue
-                    body = encode(size, prev, draft)
-                    leaf = leaf_hash(body)
-                    rows.append({
-                        "seq": size, "key": draft.key, "time_ns": draft.time_ns,
-                        "kind": draft.kind, "subject": draft.subject,
-                        "agreement": draft.agreement, "actor": draft.actor,
-                        "body": body, "leaf_hash": leaf,
-                    })
-                    known[draft.key] = size
-                    seqs.append(size)
-                    tree.append(leaf)
-                    prev, size = leaf, size + 1
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(schema.POSTGRES_WRITER_LOCK)
+                known = _known_keys(conn, [d.key for t in batch for d, _ in t.drafts])
+                frontier = _tail(conn)
+                size = frontier.size
+                rows: list[tuple[Any, ...]] = []
+                leaves: list[bytes] = []
+                for ticket in batch:
+                    ticket.seqs = []
+                    for draft, data in ticket.drafts:
+                        if draft.key in known:
+                            ticket.seqs.append(known[draft.key])
+                            continue
+                        body = encode(size, draft, data)
+                        leaf = hashlib.sha256(b"\x00" + body).digest()
+                        rows.append(
+                            (
+                                size,
+                                draft.key,
+                                draft.time_ns,
+                                draft.kind,
+                                draft.subject or "",
+                                draft.agreement or "",
+                                draft.actor or "",
+                                body,
+                                leaf,
+                            )
+                        )
+                        leaves.append(leaf)
+                        known[draft.key] = size
+                        ticket.seqs.append(size)
+                        size += 1
                 if rows:
-                    conn.execute(LedgerEvent.__table__.insert(), rows)  # type: ignore[attr-defined]
-                    conn.execute(LedgerHead.__table__.insert(), [{  # type: ignore[attr-defined]
-                        "size": size, "root": tree.root(),
-                        "frontier": b"".join(tree.frontier()),
-                        "time_ns": max(d.time_ns for d in drafts),
-                    }])
-            return seqs
-        except SQLAlchemyError as exc:
-            raise LedgerStorageError(f"cannot append to the ledger: {exc.__class__.__name__}") \
-                from exc
+                    # Driver-level statements: this is the hot path, and these are fixed.
+                    mark = _mark(conn)
+                    done = frontier.extend(leaves)
+                    conn.exec_driver_sql(_insert("ledger_events", 9, mark), rows)
+                    if done:
+                        conn.exec_driver_sql(_insert("ledger_nodes", 3, mark), done)
+                    conn.exec_driver_sql(
+                        _insert("ledger_heads", 3, mark),
+                        [(size, b"".join(frontier.hashes), max(r[2] for r in rows))],
+                    )
+        except (SQLAlchemyError, LedgerIntegrityError, ValueError) as exc:
+            error: BaseException = exc
+            if isinstance(exc, SQLAlchemyError):
+                error = _storage_error("append to the ledger", exc)
+                error.__cause__ = exc
+            _finish(batch, error)
+            return
+        except BaseException as exc:  # e.g. KeyboardInterrupt: no follower may wait forever
+            _finish(batch, exc)
+            raise
+        _finish(batch, None)
 
-    def size(self) -> int:
-        with self.engine.connect() as conn:
-            value = conn.execute(text("SELECT COALESCE(MAX(size), 0) FROM ledger_heads")).scalar()
-        return int(value or 0)
-
-    def events(self, start: int = 0, stop: int | None = None) -> Iterator[Event]:
-        """Events in seq order, parsed from their stored bytes.
+    def add_checkpoint(self, signed: SignedCheckpoint) -> None:
+        """Keep a copy of a signed checkpoint in the ledger (external copies matter more).
 
         Raises:
-            LedgerIntegrityError: when a stored body is not a canonical event.
+            LedgerStorageError: when the database refuses the write.
+        """
+        cp = signed.checkpoint
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    schema.checkpoints.insert(),
+                    [{"size": cp.size, "time_ns": cp.time_ns, "note": signed.note}],
+                )
+        except SQLAlchemyError as exc:
+            raise _storage_error("store a checkpoint", exc) from exc
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str | None:
+        """The log's name in its checkpoints; None for a ledger made before it had one."""
+        with self._reading() as conn:
+            value = conn.execute(
+                select(schema.meta.c.value).where(schema.meta.c.name == "origin")
+            ).scalar()
+        return None if value is None else str(value)
+
+    def size(self) -> int:
+        """The number of events, as the last tree head records it."""
+        with self._reading() as conn:
+            value = conn.execute(text("SELECT MAX(size) FROM ledger_heads")).scalar()
+        return int(value or 0)
+
+    def head(self) -> Frontier:
+        """The frontier after the last commit.
+
+        Raises:
+            LedgerIntegrityError: when the stored head is malformed.
+        """
+        with self._reading() as conn:
+            return _tail(conn)
+
+    def events(self, start: int = 0, stop: int | None = None) -> Iterator[Event]:
+        """Events in seq order, parsed from their stored bytes (run `verify` to trust them).
+
+        Raises:
+            LedgerIntegrityError: when a stored body is not an event at its place.
         """
         sql = "SELECT seq, body FROM ledger_events WHERE seq >= :start"
         if stop is not None:
             sql += " AND seq < :stop"
-        with self.engine.connect() as conn:
-            for seq, body in conn.execute(text(sql + " ORDER BY seq"),
-                                          {"start": start, "stop": stop}):
-                try:
-                    yield decode(bytes(body))
-                except ValueError as exc:
-                    raise LedgerIntegrityError(f"event {seq}: {exc}", seq=seq) from exc
+        with self._reading() as conn:
+            for seq, body in conn.execute(
+                text(sql + " ORDER BY seq"), {"start": start, "stop": stop}
+            ):
+                yield _event_at(int(seq), bytes(body))
 
-    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Recompute every hash and the chain; check every recorded tree head.
+    def event(self, seq: int) -> tuple[Event, bytes]:
+        """One event and its stored leaf hash.
 
         Raises:
-            LedgerIntegrityError: naming the first bad event (seq) or tree head.
+            LedgerIntegrityError: when there is no event `seq` or it is malformed.
         """
-        tree = CompactTree()
-        prev = GENESIS_PREV
-        with self.engine.connect() as conn:
-            heads = {int(s): bytes(r) for s, r in conn.execute(
-                text("SELECT size, root FROM ledger_heads"))}
-            rows = conn.execute(text(
-                "SELECT seq, key, time_ns, kind, subject, agreement, actor, body, leaf_hash "
-                "FROM ledger_events ORDER BY seq"))
-            expected = 0
-            for seq, key, time_ns, kind, subject, agreement, actor, body, leaf in rows:
-                body = bytes(body)
-                if seq != expected:
-                    what = "missing" if seq > expected else "duplicated"
-                    raise LedgerIntegrityError(
-                        f"event {expected} is {what}: the sequence jumps to {seq}", seq=expected)
-                if hashlib.sha256(b"\x00" + body).digest() != bytes(leaf):
-                    raise LedgerIntegrityError(
-                        f"event {seq} was changed: its bytes no longer match its hash", seq=seq)
-                try:
-                    event = decode(body)
-                except ValueError as exc:
-                    raise LedgerIntegrityError(f"event {seq} is malformed: {exc}", seq=seq) from exc
-                if event.seq != seq or bytes.fromhex(event.prev) != prev:
-                    raise LedgerIntegrityError(
-                        f"event {seq} is out of place: it does not follow event {seq - 1} "
-                        "(reordered, or an event before it was removed or replaced)", seq=seq)
-                if (key, time_ns, kind, subject, agreement, actor) != (
-                    event.key, event.time_ns, event.kind, event.subject, event.agreement,
-                    event.actor,
-                ):
-                    raise LedgerIntegrityError(
-                        f"event {seq}: its indexed columns differ from its hashed bytes", seq=seq)
-                tree.append(bytes(leaf))
-                prev = bytes(leaf)
-                expected += 1
-                head = heads.pop(expected, None)
-                if head is not None and head != tree.root():
-                    raise LedgerIntegrityError(
-                        f"tree head at size {expected} does not match the events up to "
-                        f"event {seq}", seq=seq)
-                if progress is not None and expected % 100_000 == 0:
-                    progress(expected)
-        if heads:
-            lost = min(heads)
-            raise LedgerIntegrityError(
-                f"the ledger was cut: a tree head records {lost} events but only {expected} "
-                "remain", seq=expected)
-        return VerifyReport(size=expected, root=tree.root())
-
-    @staticmethod
-    def _known_keys(conn: object, keys: list[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            marks = ", ".join(f":k{j}" for j in range(len(chunk)))
-            result = conn.execute(  # type: ignore[attr-defined]
-                text(f"SELECT key, seq FROM ledger_events WHERE key IN ({marks})"),  # noqa: S608
-                {f"k{j}": k for j, k in enumerate(chunk)})
-            out.update({str(k): int(s) for k, s in result})
-        return out
-
-    @staticmethod
-    def _tail(conn: object) -> tuple[int, CompactTree, bytes]:
-        row = conn.execute(text(  # type: ignore[attr-defined]
-            "SELECT size, frontier FROM ledger_heads ORDER BY size DESC LIMIT 1")).first()
+        with self._reading() as conn:
+            row = conn.execute(
+                text("SELECT body, leaf_hash FROM ledger_events WHERE seq = :s"), {"s": seq}
+            ).first()
         if row is None:
-            return 0, CompactTree(), GENESIS_PREV
-        size, frontier = int(row[0]), bytes(row[1])
-        hashes = [frontier[i:i + 32] for i in range(0, len(frontier), 32)]
-        tree = CompactTree.from_frontier(size, hashes)
-        prev = conn.execute(text(  # type: ignore[attr-defined]
-            "SELECT leaf_hash FROM ledger_events WHERE seq = :s"), {"s": size - 1}).scalar()
-        if prev is None:
-            raise LedgerIntegrityError(f"event {size - 1} is missing at the tail", seq=size - 1)
-        return size, tree, bytes(prev)
+            raise LedgerIntegrityError(f"event {seq} is not in the ledger", seq=seq)
+        return _event_at(seq, bytes(row[0])), bytes(row[1])
+
+    def checkpoints(self) -> list[tuple[str, str]]:
+        """The signed checkpoints kept in the ledger, as (note, source), oldest first."""
+        with self._reading() as conn:
+            rows = conn.execute(text("SELECT id, note FROM ledger_checkpoints ORDER BY id"))
+            return [(str(note), f"the ledger (checkpoint row {i})") for i, note in rows]
+
+    @contextmanager
+    def reader(self) -> Iterator[HashReader]:
+        """One read transaction for many hash look-ups (proofs, past roots).
+
+        Raises:
+            LedgerStorageError: when the database cannot be read.
+        """
+        with self._reading() as conn:
+            yield HashReader(conn)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _storage_error("read the ledger", exc) from exc
+
+    def verify(
+        self,
+        progress: Callable[[int], None] | None = None,
+        *,
+        checkpoints: Sequence[tuple[str, str]] = (),
+        key: NoteVerifier | None = None,
+        deep: bool = False,
+    ) -> VerifyReport:
+        """Recompute everything and check every checkpoint (see `audit.verify.verify`).
+
+        Raises:
+            LedgerIntegrityError: naming the first bad event, tree head or checkpoint.
+            LedgerStorageError: when the database cannot be read.
+        """
+        return verify(self, progress=progress, checkpoints=checkpoints, key=key, deep=deep)
+
+
+class HashReader:
+    """Stored leaf hashes and tree nodes over one connection: a `tiles.NodeSource`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def hashes(self, level: int, start: int, stop: int) -> list[bytes]:
+        """Raises: LookupError when any hash in [start, stop) of `level` is not stored."""
+        m = _mark(self.conn)
+        if level == 0:
+            sql = (
+                f"SELECT seq, leaf_hash FROM ledger_events WHERE seq >= {m} "  # noqa: S608
+                f"AND seq < {m} ORDER BY seq"
+            )
+            params: tuple[int, ...] = (start, stop)
+        elif level % TILE_HEIGHT == 0:
+            sql = (
+                f"SELECT idx, hash FROM ledger_nodes WHERE level = {m} "  # noqa: S608
+                f"AND idx >= {m} AND idx < {m} ORDER BY idx"
+            )
+            params = (level, start, stop)
+        else:
+            raise LookupError(f"level {level} is not stored")
+        rows = self.conn.exec_driver_sql(sql, params).all()
+        if len(rows) != stop - start or (rows and (rows[0][0], rows[-1][0]) != (start, stop - 1)):
+            raise LookupError(f"level {level} hashes {start}..{stop - 1} are not all stored")
+        return [bytes(r[1]) for r in rows]
+
+    def root_at(self, size: int) -> bytes:
+        """MTH of the first `size` events (§2.1.1). Raises: LookupError (hashes missing)."""
+        return range_hash(self, 0, size)
+
+    def frontier_at(self, size: int) -> Frontier:
+        """Raises: LookupError when hashes are missing."""
+        return frontier_at(self, size)
+
+    def head_frontier(self, size: int) -> bytes | None:
+        """The frontier stored with the tree head at `size`, if a commit ended there."""
+        value = self.conn.execute(
+            text("SELECT frontier FROM ledger_heads WHERE size = :s"), {"s": size}
+        ).scalar()
+        return None if value is None else bytes(value)
+
+    def leaf_hashes(self, start: int, stop: int) -> Iterator[tuple[int, bytes, bytes]]:
+        """(seq, body, stored leaf hash) for seq in [start, stop), in order."""
+        rows = self.conn.execute(
+            text(
+                "SELECT seq, body, leaf_hash FROM ledger_events WHERE seq >= :a AND seq < :b "
+                "ORDER BY seq"
+            ),
+            {"a": start, "b": stop},
+        )
+        for seq, body, leaf in rows:
+            yield int(seq), bytes(body), bytes(leaf)
+
+
+def _finish(batch: list[_Ticket], error: BaseException | None) -> None:
+    for ticket in batch:
+        ticket.error, ticket.done = error, True
+        ticket.wake.set()
+
+
+def _storage_error(doing: str, exc: SQLAlchemyError) -> LedgerStorageError:
+    # The driver's words ("database is locked", "unable to open database file") help the
+    # operator and carry no event content.
+    return LedgerStorageError(f"cannot {doing}: {getattr(exc, 'orig', None) or exc}")
+
+
+def _event_at(seq: int, body: bytes) -> Event:
+    try:
+        event = parse(body)
+    except ValueError as exc:
+        raise LedgerIntegrityError(f"event {seq} is malformed: {exc}", seq=seq) from exc
+    if event.seq != seq:
+        raise LedgerIntegrityError(
+            f"event {seq} is out of place: its bytes say seq {event.seq}", seq=seq
+        )
+    return event
+
+
+def _known_keys(conn: Connection, keys: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    mark = _mark(conn)
+    for i in range(0, len(keys), 500):
+        chunk = tuple(keys[i : i + 500])
+        sql = (
+            f"SELECT key, seq FROM ledger_events WHERE key IN "  # noqa: S608
+            f"({', '.join([mark] * len(chunk))})"
+        )
+        out.update({str(k): int(s) for k, s in conn.exec_driver_sql(sql, chunk)})
+    return out
+
+
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _insert(table: str, columns: int, mark: str) -> str:
+    return f"INSERT INTO {table} VALUES ({', '.join([mark] * columns)})"  # noqa: S608
+
+
+def _tail(conn: Connection) -> Frontier:
+    row = conn.exec_driver_sql(
+        "SELECT size, frontier FROM ledger_heads ORDER BY size DESC LIMIT 1"
+    ).first()
+    last = conn.exec_driver_sql("SELECT MAX(seq) FROM ledger_events").scalar()
+    size = 0 if row is None else int(row[0])
+    if (last is None and size) or (last is not None and int(last) != size - 1):
+        raise LedgerIntegrityError(
+            f"the ledger's events end at {last} but its last tree head records {size} "
+            "events: run `tachiai audit verify`",
+            seq=size,
+        )
+    if row is None:
+        return Frontier()
+    blob = bytes(row[1])
+    try:
+        return Frontier(size, [blob[i : i + 32] for i in range(0, len(blob), 32)])
+    except ValueError as exc:
+        raise LedgerIntegrityError(f"the tree head at size {size} is malformed", seq=size) from exc

@@ -48,10 +48,15 @@ def aes_zip(paths: Sequence[Path], out_dir: Path, compression: str) -> float:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for i, path in enumerate(paths):
-        with open(path, "rb") as src, pyzipper.AESZipFile(
-            out_dir / f"{i:04d}.zip", "w", compression=_COMPRESSION[compression],
-            encryption=pyzipper.WZ_AES,
-        ) as zf:
+        with (
+            open(path, "rb") as src,
+            pyzipper.AESZipFile(
+                out_dir / f"{i:04d}.zip",
+                "w",
+                compression=_COMPRESSION[compression],
+                encryption=pyzipper.WZ_AES,
+            ) as zf,
+        ):
             zf.setpassword(ZIP_PASSWORD)
             zf.setencryption(pyzipper.WZ_AES, nbits=256)
             with zf.open(path.name, "w", force_zip64=True) as dst:

@@ -30,6 +30,7 @@ class Machine:
     os: str
     kernel: str
     python: str
+    load_average: str
     work_dir: str
     file_system: str
     libraries: str
@@ -44,11 +45,17 @@ class Machine:
             f"({self.usable_cpus} usable, physical cores {self.physical_cores}, "
             f"cgroup quota {self.cpu_quota})",
             f"memory:      {self.ram_gib:.1f} GiB",
+            f"load:        {self.load_average} (1, 5, 15 min averages)",
             f"os:          {self.os}, kernel {self.kernel}",
             f"python:      {self.python}",
             f"work dir:    {self.work_dir} on {self.file_system}",
             f"libraries:   {self.libraries}",
         ]
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def describe(work_dir: Path) -> Machine:
@@ -64,6 +71,7 @@ def describe(work_dir: Path) -> Machine:
         os=_os_name(),
         kernel=platform.release(),
         python=f"{platform.python_implementation()} {platform.python_version()}",
+        load_average=f"{load_average()} at the start",
         work_dir=str(work_dir),
         file_system=file_system_of(work_dir),
         libraries=_libraries(),

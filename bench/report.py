@@ -37,14 +37,18 @@ def table(machine: Machine, results: Sequence[Result]) -> str:
 
 
 def as_json(machine: Machine, results: Sequence[Result]) -> dict[str, Any]:
-    return {"schema": SCHEMA, "machine": machine.as_dict(),
-            "benchmarks": [r.as_dict() for r in results]}
+    return {
+        "schema": SCHEMA,
+        "machine": machine.as_dict(),
+        "benchmarks": [r.as_dict() for r in results],
+    }
 
 
 def write_json(path: Path, machine: Machine, results: Sequence[Result]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(as_json(machine, results), ensure_ascii=False, indent=2) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(
+        json.dumps(as_json(machine, results), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     tmp.replace(path)
 
 

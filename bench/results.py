@@ -24,8 +24,13 @@ class Figure:
     group: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "value": self.value, "unit": self.unit,
-                "group": self.group}
+        return {
+            "key": self.key,
+            "label": self.label,
+            "value": self.value,
+            "unit": self.unit,
+            "group": self.group,
+        }
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,12 @@ class Result:
         raise KeyError(key)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "parameters": self.parameters,
-                "figures": [f.as_dict() for f in self.figures], "notes": list(self.notes)}
+        return {
+            "name": self.name,
+            "parameters": self.parameters,
+            "figures": [f.as_dict() for f in self.figures],
+            "notes": list(self.notes),
+        }
 
 
 def rate(amount: float, seconds: float) -> float:

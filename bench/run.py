@@ -7,12 +7,13 @@ system can be measured) that is removed afterwards. Results are reported, never 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import machine, pipeline, report
+from bench import ledger, machine, pipeline, report, transports
 from bench.results import BenchError, Params, Result
 
 Benchmark = Callable[[Params, Path], Result]
@@ -20,14 +21,17 @@ Benchmark = Callable[[Params, Path], Result]
 #: Benchmarks by name, in the order they run. A new one is a module with `run(params, dir)`.
 BENCHMARKS: dict[str, Benchmark] = {
     pipeline.NAME: pipeline.run,
+    ledger.NAME: ledger.run,
+    transports.NAME: transports.run,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        params = Params(files=args.files, size_bytes=round(args.size_mib * (1 << 20)),
-                        encoding=args.encoding)
+        params = Params(
+            files=args.files, size_bytes=round(args.size_mib * (1 << 20)), encoding=args.encoding
+        )
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
@@ -45,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             except BenchError as exc:
                 print(f"bench: {name} did not complete: {exc}", file=sys.stderr)
                 return 1
+    where = dataclasses.replace(
+        where, load_average=f"{where.load_average}, {machine.load_average()} at the end"
+    )
     sys.stdout.write(report.table(where, results))
     if args.json:
         report.write_json(args.json, where, results)
@@ -55,14 +62,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--files", type=int, default=200, help="number of files (default 200)")
-    parser.add_argument("--size-mib", type=float, default=1.0,
-                        help="size of each file in MiB (default 1)")
-    parser.add_argument("--encoding", choices=("cp932", "utf-8"), default="cp932",
-                        help="encoding of the synthetic CSV files (default cp932)")
-    parser.add_argument("--only", action="append", choices=list(BENCHMARKS), metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
-    parser.add_argument("--work-dir", type=Path,
-                        help="folder for the temporary files (default: the system temp dir)")
+    parser.add_argument(
+        "--size-mib", type=float, default=1.0, help="size of each file in MiB (default 1)"
+    )
+    parser.add_argument(
+        "--encoding",
+        choices=("cp932", "utf-8"),
+        default="cp932",
+        help="encoding of the synthetic CSV files (default cp932)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="folder for the temporary files (default: the system temp dir)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
     return parser
 

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 APPROVAL_NAMESPACE = "tachiai-approval"
 REJECTION_NAMESPACE = "tachiai-rejection"
-_REJECTABLE = (State.QUARANTINED, State.AWAITING_APPROVAL, State.APPROVED, State.SEALED,
-               State.FAILED)
+# Not from `sealed`: the daemon may be delivering it at this moment, and a rejection racing
+# a delivery could leave the partner holding data the ledger calls rejected.
+_REJECTABLE = (State.QUARANTINED, State.AWAITING_APPROVAL, State.APPROVED, State.FAILED)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,36 @@ def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None =
     if rejection_reason is not None:
         lines.append(f"reason: {' '.join(rejection_reason.split())}")
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason | None:
+    """Re-derive the witnessed approval from evidence, for the bytes actually sealed.
+
+    The state database says "approved", but whoever can write it could say so falsely or swap
+    the recorded hash. So before anything leaves, every stored signature is verified again over
+    the statement of the sealed bytes (hash and size computed while sealing, parties from the
+    agreement), each signer is mapped through the registry and checked as a witness, and the
+    quorum is counted again. None means approved; otherwise the reason it is not.
+    """
+    agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    message = statement(rt, transfer.model_copy(update={"sha256": sha256, "size": size}))
+    counted: list[str] = []
+    today = clock.today()
+    for approval in rt.store.approvals(transfer.id):
+        try:
+            signed = sshsig.verify(message, approval.signature, APPROVAL_NAMESPACE)
+        except SignatureError:
+            continue  # made over other bytes: it approves nothing here
+        witness = rt.registry.by_key(signed.public_key)
+        if witness_refusal(agreement, flow, witness, transfer.sender, counted, today) is None:
+            assert witness is not None
+            counted.append(witness.name)
+    if quorum_reached(flow, counted, transfer.sender):
+        return None
+    return Reason(
+        "approval.missing", f"only {len(counted)} of {flow.witnesses} required witness "
+        "signature(s) verify over the bytes to be sent; nothing was sent. Drop the file again "
+        "and have it approved anew", f"{transfer.agreement}/flows.{transfer.flow}.witnesses")
 
 
 def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
-from gateway import approvals, bootstrap, cli_agreements, cli_audit, clock, sshsig
+from gateway import (
+    approvals,
+    bootstrap,
+    cli_agreements,
+    cli_audit,
+    cli_transfers_ops,
+    clock,
+    sshsig,
+)
 from gateway.cli_common import print_json, runtime_of, settings_of
 from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
 from gateway.errors import __doc__ as _EXIT_CODES_DOC
@@ -129,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_reject)
 
     cli_audit.add_commands(sub, common)
+    cli_transfers_ops.add_commands(sub, common)
     return parser
 
 

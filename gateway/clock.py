@@ -11,12 +11,27 @@ import os
 import time
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
-# For tests of deadlines and terms only: shifts the clock by whole seconds. Logged at start-up.
+# For tests of deadlines and terms only: shifts the daemon's clock by whole seconds. Only the
+# daemon reads it (`enable_test_offset`), so a person running a command cannot move "today"
+# for their own approval; the daemon logs a warning when it is set.
 OFFSET_ENV = "TACHIAI_CLOCK_OFFSET_SECONDS"
+_offset_ns = 0
+
+
+def enable_test_offset() -> int:
+    """Apply OFFSET_ENV to this process's clock; return the offset in seconds (0 when unset).
+
+    Raises:
+        ValueError: when the variable is not a whole number of seconds.
+    """
+    global _offset_ns
+    seconds = int(os.environ.get(OFFSET_ENV, "0") or 0)
+    _offset_ns = seconds * 1_000_000_000
+    return seconds
 
 
 def now_ns() -> int:
-    return time.time_ns() + int(os.environ.get(OFFSET_ENV, "0") or 0) * 1_000_000_000
+    return time.time_ns() + _offset_ns
 
 
 def today() -> dt.date:

@@ -10,24 +10,84 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.transports.routes import (
+    MailRoute,
+    PasswordRoute,
+    SftpEndpoint,
+    check_separate,
+    parse_mail,
+    parse_password_route,
+    parse_sftp,
+)
 
 DEFAULT_CONFIG = "tachiai.toml"
 COMPRESSIONS = ("deflate", "store")
+TRANSPORTS = ("local", "sftp", "mail")
+PICKUP_AFTER = ("delete", "rename")
 
 
 @dataclass(frozen=True)
 class Recipient:
-    """Where a receiving party's files and passwords go (configured per party)."""
+    """How a receiving party's files and passwords reach it (configured per party).
+
+    `transport` is "local" (a folder, `inbox`), "sftp" (`sftp`) or "mail" (`mail`); the
+    password of a ZIP takes `password_route`, which is never the file's own route.
+    """
 
     party: str
     transport: str
-    inbox: Path
-    password_channel: Path
+    inbox: Path | None = None
+    sftp: SftpEndpoint | None = None
+    mail: MailRoute | None = None
+    password_route: PasswordRoute | None = None
+    attempts: int = 5  # delivery attempts before the transfer is `failed`
+
+    @property
+    def password_channel(self) -> Path | None:
+        """The password folder when the route is a folder (the demo's form)."""
+        route = self.password_route
+        return route.folder if route is not None and route.kind == "folder" else None
+
+    def route(self) -> str:
+        """The delivery route for people and the ledger (no secret in it)."""
+        if self.transport == "sftp" and self.sftp is not None:
+            return self.sftp.url()
+        if self.transport == "mail" and self.mail is not None:
+            return f"mail via {self.mail.relay}:{self.mail.port} to {', '.join(self.mail.to)}"
+        return f"folder {self.inbox}"
+
+    def require_password_route(self) -> PasswordRoute:
+        """Raises: ConfigError when a ZIP must go to this party but no password route is set."""
+        if self.password_route is None:
+            raise ConfigError(
+                f"recipient {self.party} gets password-protected files but has no "
+                "password_channel",
+                hint='add password_channel = { kind = "retrieval" } (or a folder or another '
+                     f"SFTP account) to [recipients.{self.party}]")
+        return self.password_route
+
+
+@dataclass(frozen=True)
+class PickupSource:
+    """A partner's (or a sender's) SFTP outbox that the daemon polls for files to send on.
+
+    Files pulled from it are attributed to `handler`, the designated sender (送信担当) named
+    here, because a pulled file belongs to the daemon's own OS user.
+    """
+
+    name: str
+    agreement: str
+    flow: str
+    handler: str
+    sftp: SftpEndpoint
+    after: str = "delete"  # or "rename": move the remote file into `done_dir`
+    done_dir: str | None = None
+    interval_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +106,7 @@ class Settings:
     scan_interval_seconds: float = 5.0
     poll_seconds: float = 0.25
     compression: str = "deflate"
+    pickups: Mapping[str, PickupSource] = field(default_factory=dict)
 
     @property
     def database_path(self) -> Path:
@@ -128,6 +189,9 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     recipients = {
         pid: _recipient(pid, body, resolve, path) for pid, body in section("recipients").items()
     }
+    pickups = {
+        name: _pickup(name, body, resolve, path) for name, body in section("pickup").items()
+    }
     try:
         settings = Settings(
             config_path=path,
@@ -142,6 +206,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             scan_interval_seconds=float(intake.get("scan_interval_seconds", 5.0)),
             poll_seconds=float(intake.get("poll_seconds", 0.25)),
             compression=str(compression),
+            pickups=pickups,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: a number in [intake] is not a number ({exc})") from exc
@@ -151,20 +216,71 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
 
 
 def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
+    """One [recipients.PARTY] table; refuses a password route equal to the delivery route."""
+    where = f"recipients.{pid}"
     if not isinstance(body, dict):
-        raise ConfigError(f"{path}: [recipients.{pid}] must be a table")
+        raise ConfigError(f"{path}: [{where}] must be a table")
     transport = body.get("transport", "local")
-    if transport != "local":
+    if transport not in TRANSPORTS:
         raise ConfigError(
-            f"{path}: recipients.{pid}.transport {transport!r} is not supported",
-            hint='use transport = "local"',
+            f"{path}: {where}.transport {transport!r} is not supported",
+            hint=f"use one of: {', '.join(TRANSPORTS)}",
         )
-    inbox = resolve(body.get("inbox"), f"recipients.{pid}.inbox")
-    channel = resolve(body.get("password_channel"), f"recipients.{pid}.password_channel")
-    if inbox == channel or inbox in channel.parents or channel in inbox.parents:
-        # PPAP: a password beside its ZIP protects nothing.
-        raise ConfigError(
-            f"{path}: recipients.{pid}: the password channel and the inbox are the same place",
-            hint="give password_channel a folder outside the inbox (a separate route)",
-        )
-    return Recipient(party=pid, transport=str(transport), inbox=inbox, password_channel=channel)
+    def lexical(value: Any, key: str) -> Path:
+        # Absolute and normalised, but links are not resolved: delivery refuses a path that
+        # passes through one, so a link planted later cannot redirect a file or a password.
+        resolve(value, key)  # the same checks and messages as every other path
+        return Path(os.path.normpath(path.parent / value))
+
+    try:
+        inbox = sftp = mail = None
+        if transport == "local":
+            inbox = lexical(body.get("inbox"), f"{where}.inbox")
+        elif transport == "sftp":
+            sftp = parse_sftp(body, where, lexical)
+        else:
+            mail = parse_mail(body, where, lexical)
+        raw_channel = body.get("password_channel")
+        route = (parse_password_route(raw_channel, f"{where}.password_channel", lexical)
+                 if raw_channel is not None else None)
+        if route is not None:
+            check_separate(inbox, sftp, route, where)
+        attempts = body.get("attempts", 5)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
+            raise ConfigError(f"{where}.attempts must be a whole number from 1 to 100")
+    except ConfigError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+    return Recipient(party=pid, transport=str(transport), inbox=inbox, sftp=sftp, mail=mail,
+                     password_route=route, attempts=attempts)
+
+
+def _pickup(name: str, body: Any, resolve: Any, path: Path) -> PickupSource:
+    """One [pickup.NAME] table: an SFTP outbox, the flow it feeds and the sender it stands for."""
+    where = f"pickup.{name}"
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: [{where}] must be a table")
+    try:
+        for key in ("agreement", "flow", "handler"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise ConfigError(f"{where}.{key} is missing",
+                                  hint="name the agreement, the flow, and the designated sender "
+                                       "(送信担当) the pulled files are attributed to")
+        after = body.get("after", "delete")
+        done_dir = body.get("done_dir")
+        if after not in PICKUP_AFTER:
+            raise ConfigError(f"{where}.after must be one of {', '.join(PICKUP_AFTER)}")
+        if after == "rename" and (not isinstance(done_dir, str) or not done_dir.startswith("/")):
+            raise ConfigError(f"{where}.done_dir must be an absolute folder on the server",
+                              hint='e.g. done_dir = "/outbox/done"')
+        interval = body.get("interval_seconds", 60.0)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            raise ConfigError(f"{where}.interval_seconds must be a positive number")
+        sftp = parse_sftp(body, where, resolve)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+    return PickupSource(name=name, agreement=body["agreement"], flow=body["flow"],
+                        handler=body["handler"], sftp=sftp, after=str(after),
+                        done_dir=done_dir if after == "rename" else None,
+                        interval_seconds=float(interval))

@@ -18,6 +18,7 @@ from gateway import clock, pipeline
 from gateway.config import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.intake import IntakeTracker, Outbox
+from gateway.pickup import Pickup
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Daemon:
         self.settings = settings
         self.rt = Runtime.open(settings)
         self.stopping = threading.Event()
+        self.pickup = Pickup(self.rt)
         self.outboxes = self._prepare_outboxes()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
         self._held: dict[str, float] = {}  # transfer id → monotonic time of its next try
@@ -43,6 +45,7 @@ class Daemon:
             path.mkdir(parents=True, exist_ok=True)
             boxes.append(Outbox(agreement.id, flow.id, path))
             self.settings.recipient(flow.recipient)  # refuse to start without a delivery route
+        boxes.extend(self.pickup.outboxes())  # SFTP pickups land here, then intake as usual
         spool_dev = os.stat(self.rt.spool.root).st_dev
         for box in boxes:
             if os.stat(box.path).st_dev != spool_dev:
@@ -61,9 +64,10 @@ class Daemon:
 
     def run(self) -> None:
         """Run until stopped. Raises only for errors that make running impossible."""
-        if os.environ.get(clock.OFFSET_ENV):
-            log.warning("the clock is shifted by %s s (%s): for tests only",
-                        os.environ[clock.OFFSET_ENV], clock.OFFSET_ENV)
+        offset = clock.enable_test_offset()
+        if offset:
+            log.warning("the clock is shifted by %d s (%s): for tests only", offset,
+                        clock.OFFSET_ENV)
         recovered = pipeline.recover(self.rt)
         if recovered:
             log.info("resumed %d unfinished transfer(s)", recovered)
@@ -78,6 +82,7 @@ class Daemon:
                 if time.monotonic() - last_scan >= self.settings.scan_interval_seconds:
                     self.tracker.scan()
                     last_scan = time.monotonic()
+                self.pickup.poll_due()  # never raises for a partner's problems
                 self._take_in_ready()
                 self._advance_work()
                 wait = self.settings.poll_seconds

@@ -1,56 +1,68 @@
-"""Local delivery: the sealed file into the recipient's inbox, its password on its own channel.
+"""Delivery (送達): which transport and which password channel serve a recipient.
 
-Both are written under a temporary name, synced and renamed to a name fixed by the transfer id,
-so a repeat after a crash replaces the same file with the same bytes: exactly one file arrives.
-The password goes first, so a recipient never holds a ZIP nobody can open.
+A thin dispatcher over `gateway.transports`: the configured transport ("local", "sftp",
+"mail") and password route ("folder", "sftp", "retrieval") become objects with one small
+interface each. The final name of a delivered file is fixed by the transfer id, so every
+retry aims at the same name and exactly one file arrives. It never sends anything itself.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config import Recipient
-from gateway.errors import PartnerUnavailable
-from gateway.spool import sync_dir, write_atomic
+from gateway.errors import ConfigError
+from gateway.transports import Parcel, PasswordChannel, Receipt, Transport
+from gateway.transports.local import LocalTransport
+from gateway.transports.password_channels import channel_for
+
+NAME_MAX = 255
+_LONGEST_EXTRA = ".password"  # longer than the "." + ".part" of an upload's temporary name
+
+__all__ = ["Parcel", "Receipt", "delivered_name", "password_channel_for", "transport_for"]
 
 
-@dataclass(frozen=True)
-class Delivered:
-    path: Path
-    password_path: Path | None
+def delivered_name(transfer_id: str, file_name: str, suffix: str = ".zip") -> str:
+    """The name a sealed file arrives under: the original name, the transfer id, the suffix.
+
+    The original name is shortened (at a character boundary) when the whole would not fit the
+    255-byte file name limit (NAME_MAX) together with the `.NAME.part` and `NAME.password`
+    forms the transports write; the transfer id keeps the result unique.
+    """
+    tail = f".{transfer_id}{suffix}"
+    room = NAME_MAX - len(_LONGEST_EXTRA) - len(tail.encode("utf-8"))
+    stem = file_name.encode("utf-8", "surrogateescape")
+    if len(stem) > room:
+        stem = stem[:room]
+        file_name = stem.decode("utf-8", "ignore")  # drop a character cut in half
+    return f"{file_name}{tail}"
 
 
-def delivered_name(transfer_id: str, file_name: str) -> str:
-    return f"{file_name}.{transfer_id}.zip"
-
-
-def deliver_local(recipient: Recipient, sealed: Path, name: str, password: str | None) -> Delivered:
-    """Place the sealed file (and the password, if any) with the recipient.
+def transport_for(recipient: Recipient) -> Transport:
+    """The transport the recipient's configuration names.
 
     Raises:
-        PartnerUnavailable: when the inbox or password folder cannot be written.
+        ConfigError: the recipient's table lacks what its transport needs.
     """
-    password_path = None
-    try:
-        if password is not None:
-            recipient.password_channel.mkdir(parents=True, exist_ok=True, mode=0o700)
-            password_path = recipient.password_channel / f"{name}.password"
-            write_atomic(password_path, (password + "\n").encode("ascii"), mode=0o600)
-        recipient.inbox.mkdir(parents=True, exist_ok=True)
-        target = recipient.inbox / name
-        tmp = recipient.inbox / f".{name}.part"
-        with open(sealed, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, target)
-        sync_dir(recipient.inbox)
-    except OSError as exc:
-        raise PartnerUnavailable(
-            f"cannot deliver to the inbox of {recipient.party}: {exc.strerror or exc}"
-        ) from exc
-    return Delivered(target, password_path)
+    if recipient.transport == "local" and recipient.inbox is not None:
+        return LocalTransport(recipient.party, recipient.inbox)
+    if recipient.transport == "sftp" and recipient.sftp is not None:
+        from gateway.transports.sftp import SftpTransport  # paramiko only where it is used
+
+        return SftpTransport(recipient.party, recipient.sftp)
+    if recipient.transport == "mail" and recipient.mail is not None:
+        from gateway.transports.mail import MailTransport
+
+        return MailTransport(recipient.party, recipient.mail)
+    raise ConfigError(
+        f"recipient {recipient.party}: transport {recipient.transport!r} is not fully configured"
+    )
+
+
+def password_channel_for(recipient: Recipient, spool_folder: Path) -> PasswordChannel:
+    """The password channel of the recipient (retrieval keeps it in `spool_folder`).
+
+    Raises:
+        ConfigError: no password route is configured for a recipient of a password profile.
+    """
+    return channel_for(recipient.require_password_route(), spool_folder)

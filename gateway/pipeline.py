@@ -17,22 +17,36 @@ import pwd
 from pathlib import Path
 from typing import Any
 
-from gateway import clock, faults
-from gateway.delivery import deliver_local, delivered_name
-from gateway.errors import PartnerUnavailable, StateError
+from gateway import approvals, clock, faults, pickup
+from gateway.delivery import delivered_name, password_channel_for, transport_for
+from gateway.errors import ConfigError, PartnerUnavailable, StateError, StorageError
 from gateway.intake import Outbox
 from gateway.lifecycle import State
 from gateway.runtime import Runtime, event, new_transfer_id
-from gateway.sealing import new_password, seal_zip
+from gateway.sealing import (
+    PASSWORD_PROFILES,
+    PROFILES,
+    SealRefused,
+    age_recipients,
+    new_password,
+    password_document,
+    seal_age,
+    seal_workbook_zip,
+    seal_zip,
+    sealed_intact,
+    sealed_path,
+    suffix,
+)
 from gateway.spool import copy_private, inspect, open_regular, write_atomic
 from gateway.store import Transfer
-from policies.admission import check_period, find_sender
-from policies.content import check_csv
+from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel
+from gateway.transports.password_channels import RETRIEVAL_MARK
+from policies.admission import applied_terms, check_period, find_named_sender, find_sender
+from policies.content import check_file
 from policies.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-MAX_DELIVERY_ATTEMPTS = 5
 WORK_STATES = (State.DROPPED, State.QUARANTINED, State.APPROVED, State.SEALED)
 
 
@@ -134,9 +148,30 @@ def _intake_reasons(rt: Runtime, t: Transfer, kind: str, links: int, size: int) 
     if size > limit:
         return [Reason("intake.too-large", f"the file is {size} bytes, over the limit of {limit}; "
                        "split it or ask the administrator to raise intake.max_file_size")]
-    if t.file_name != Path(t.source_path).name:
+    return _name_reasons(t.file_name, Path(t.source_path).name)
+
+
+# Characters and names Windows refuses or treats as paths: the name becomes the ZIP entry name
+# that the recipient's extractor writes, so `a\..\..\x` or `CON` must never reach it.
+_WINDOWS_FORBIDDEN = set('<>:"/\\|?*')
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+MAX_NAME_BYTES = 200  # leaves room for ".<transfer id>.zip.password" within 255 bytes
+
+
+def _name_reasons(shown: str, actual: str) -> list[Reason]:
+    if shown != actual:
         return [Reason("intake.file-name", "the file name has control characters or is not "
                        "valid UTF-8; rename it")]
+    stem = actual.split(".")[0].upper()
+    if (_WINDOWS_FORBIDDEN & set(actual) or actual.endswith((".", " "))
+            or stem in _WINDOWS_RESERVED):
+        return [Reason("intake.file-name", "the file name has characters or a form that "
+                       'Windows cannot store (\\ / : * ? " < > |, a trailing dot or space, or a '
+                       "reserved name such as CON); rename it")]
+    if len(actual.encode("utf-8")) > MAX_NAME_BYTES:
+        return [Reason("intake.file-name", f"the file name is longer than {MAX_NAME_BYTES} "
+                       "bytes and could not be delivered; shorten it")]
     return []
 
 
@@ -145,72 +180,177 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     today = clock.today()
     reasons: list[Reason] = []
-    sender = find_sender(rt.registry, agreement, flow, t.owner, today)
+    # A file pulled by an SFTP pickup belongs to the daemon's user: the configuration names
+    # the designated sender it is attributed to; a dropped file, its owner.
+    pulled_by = pickup.designated_sender(rt.settings, Path(t.source_path))
+    sender = (find_named_sender(rt.registry, agreement, flow, pulled_by, today) if pulled_by
+              else find_sender(rt.registry, agreement, flow, t.owner, today))
     if isinstance(sender, Reason):
         reasons.append(sender)
     period = check_period(agreement, today)
     if period is not None:
         reasons.append(period)
-    with open_regular(rt.spool.payload(t.id)) as fh:
-        verdict = check_csv(fh, agreement.dataset_of(flow),
-                            f"{agreement.id}/datasets.{flow.dataset}")
+    # After a crash mid-split, the file as dropped is `original`: check that again, never the
+    # partial result, so the split is derived the same way twice.
+    original = rt.spool.original(t.id)
+    source = original if original.exists() else rt.spool.payload(t.id)
+    with open_regular(source) as fh:
+        verdict = check_file(fh, agreement, flow, today)
     reasons.extend(verdict.reasons)
     if reasons:
         return _reject(rt, t, reasons, sender=None if isinstance(sender, Reason) else sender.name)
     assert not isinstance(sender, Reason)
-    return rt.store.transition(t, State.AWAITING_APPROVAL, [event("transfer.checked", t, {
-        "sender": sender.name, "rows": verdict.facts.get("rows"),
-        "encoding": verdict.facts.get("encoding"), "witnesses_required": flow.witnesses,
-        "sha256": t.sha256,
-    }, actor=sender.name)], sender=sender.name, rows=verdict.facts.get("rows"),
-        encoding=verdict.facts.get("encoding"))
+    facts = verdict.facts
+    changes: dict[str, Any] = {}
+    if facts.get("keep") is not None:
+        # 委任状 scope, outside = "split": only covered rows go; the witnesses approve the split
+        # file, and the file as dropped stays in the spool (never deleted silently).
+        size, digest = rt.spool.split(t.id, facts["keep"])
+        changes = {"size": size, "sha256": digest}
+    data = {
+        "sender": sender.name, "pulled_by": pulled_by, "rows": facts.get("rows"),
+        "format": facts.get("format"),
+        "encoding": facts.get("encoding"), "witnesses_required": flow.witnesses,
+        "sha256": changes.get("sha256", t.sha256), "size": changes.get("size", t.size),
+        "notices": [n.as_dict() for n in verdict.notices],
+        "applied": sorted({*verdict.applied, *applied_terms(agreement, flow)}),
+    }
+    for key in ("withheld", "provided"):
+        if key in facts:
+            data[key] = facts[key]
+    if changes:
+        data["dropped_sha256"] = t.sha256
+    return rt.store.transition(t, State.AWAITING_APPROVAL, [event(
+        "transfer.checked", t, data, actor=sender.name)], sender=sender.name,
+        rows=facts.get("provided", facts.get("rows")), encoding=facts.get("encoding"), **changes)
 
 
 def _seal(rt: Runtime, t: Transfer) -> Transfer:
-    _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     folder = rt.spool.folder(t.id)
-    password = new_password()
-    write_atomic(folder / "password", password.encode("ascii"))
-    sealed = seal_zip(rt.spool.payload(t.id), t.file_name, folder / "sealed.zip", password,
-                      rt.settings.compression)
+    profile = flow.encryption
+    out = sealed_path(folder, profile)
+    payload = rt.spool.payload(t.id)
+    data: dict[str, Any] = {"profile": profile}
+    try:
+        if profile == "age":
+            # No password at all: the file opens only with a receiving handler's own key.
+            keys = age_recipients(rt.registry, agreement.id, flow.recipient, clock.today())
+            sealed = seal_age(payload, out, [key for _name, key in keys])
+            data["age_recipients"] = [name for name, _key in keys]
+        elif profile in PASSWORD_PROFILES:
+            rt.settings.recipient(t.recipient).require_password_route()  # before any work
+            zip_password = new_password()
+            book_password = new_password() if profile != "zip-aes256" else None
+            write_atomic(folder / "password", password_document(zip_password, book_password))
+            if book_password is None:
+                sealed = seal_zip(payload, t.file_name, out, zip_password,
+                                  rt.settings.compression)
+            else:
+                sealed = seal_workbook_zip(payload, t.file_name, out, zip_password,
+                                           book_password, rt.settings.compression)
+            data["compression"] = rt.settings.compression
+        else:
+            raise ConfigError(f"agreement {t.agreement} flow {t.flow}: encryption {profile!r} "
+                              f"is not supported (supported: {', '.join(PROFILES)})")
+    except SealRefused as exc:
+        return _reject(rt, t, [Reason("seal.refused", f"{exc} ({exc.hint})",
+                                      f"{t.agreement}/flows.{t.flow}.encryption")])
     faults.crash_point("after-seal-write")
+    refusal = None
     if sealed.plain_sha256 != t.sha256 or sealed.plain_size != t.size:
-        (folder / "sealed.zip").unlink(missing_ok=True)
-        (folder / "password").unlink(missing_ok=True)
-        return _reject(rt, t, [Reason(
+        refusal = Reason(
             "approval.void", "the file changed after it was approved, so every approval is void;"
             " drop the file again and have it approved anew", f"{t.agreement}/flows.{t.flow}"
-            ".witnesses")])
+            ".witnesses")
+    else:
+        refusal = approvals.authorize(rt, t, sealed.plain_sha256, sealed.plain_size)
+    if refusal is not None:
+        out.unlink(missing_ok=True)
+        (folder / "password").unlink(missing_ok=True)
+        return _reject(rt, t, [refusal])
     return rt.store.transition(t, State.SEALED, [event("transfer.sealed", t, {
-        "profile": flow.encryption, "sealed_sha256": sealed.sealed_sha256,
-        "sealed_size": sealed.sealed_size, "compression": rt.settings.compression,
+        **data, "sealed_sha256": sealed.sealed_sha256, "sealed_size": sealed.sealed_size,
     })], sealed_sha256=sealed.sealed_sha256, sealed_size=sealed.sealed_size)
 
 
 def _deliver(rt: Runtime, t: Transfer) -> Transfer:
-    recipient = rt.settings.recipient(t.recipient)
+    _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    # The party the witnesses' statement named is the flow's; a stored column that says
+    # otherwise was changed behind our back and is never followed.
+    if t.recipient != flow.recipient:
+        return _reject(rt, t, [Reason(
+            "delivery.recipient-changed", f"the transfer names recipient {t.recipient}, but "
+            f"the flow (and the approved statement) names {flow.recipient}; nothing was sent",
+            f"{t.agreement}/flows.{t.flow}.to")])
+    recipient = rt.settings.recipient(flow.recipient)
     folder = rt.spool.folder(t.id)
-    password = (folder / "password").read_text(encoding="ascii").strip()
+    profile = flow.encryption
+    parcel = Parcel(transfer_id=t.id, path=sealed_path(folder, profile),
+                    name=delivered_name(t.id, t.file_name, suffix(profile)),
+                    size=t.sealed_size or 0, sha256=t.sealed_sha256 or "", file_name=t.file_name)
+    if not sealed_intact(parcel.path, parcel.size, parcel.sha256):
+        # What goes out must be what was sealed (and recorded): a changed file never leaves.
+        return _reject(rt, t, [Reason(
+            "delivery.seal-changed", "the sealed file in the spool is not the one recorded when "
+            "it was sealed; nothing was sent. Drop the file again and have it approved anew",
+            f"{t.agreement}/flows.{t.flow}.encryption")])
+    transport = transport_for(recipient)
+    current = t
+
+    def committing(location: str) -> None:
+        # The intent, recorded before the file becomes visible: if we crash after the rename
+        # and the partner takes the file meanwhile, the retry knows not to send it again.
+        nonlocal current
+        current = rt.store.update(current, [], delivered_path=location)
+
+    document = None
+    if profile in PASSWORD_PROFILES:
+        try:
+            document = (folder / "password").read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read the password in the spool: {exc.strerror}") from exc
+    issued = None
     try:
-        done = deliver_local(recipient, folder / "sealed.zip",
-                             delivered_name(t.id, t.file_name), password)
+        if document is not None:
+            # The password goes first, by its own route, so nobody holds a file nobody can open.
+            issued = password_channel_for(recipient, folder).issue(parcel, document)
+        done = transport.send(parcel, renamed_before=t.delivered_path is not None,
+                              committing=committing)
     except PartnerUnavailable as exc:
+        t = current
         attempts = t.attempts + 1
-        target = State.FAILED if attempts >= MAX_DELIVERY_ATTEMPTS else State.SEALED
+        now = clock.now_ns()
+        refused = isinstance(exc, DeliveryRefused)
         log.warning("delivery of %s failed (attempt %d): %s", t.id, attempts, exc)
-        if target is State.FAILED:
-            return rt.store.transition(t, State.FAILED, [event("transfer.failed", t, {
-                "attempts": attempts, "error": str(exc)})], attempts=attempts)
-        return rt.store.update(t, [event("delivery.retry", t, {
-            "attempt": attempts, "error": str(exc)}, key=f"{t.id}:delivery.retry:{attempts}")],
-            attempts=attempts)
+        events = []
+        if isinstance(exc, HostKeyRefused):
+            events.append(event("transport.host_key_refused", t, {
+                "host": exc.host, "port": exc.port, "expected": list(exc.expected),
+                "offered": exc.offered}, key=f"{t.id}:host-key-refused:{now}", time_ns=now))
+        info = {"attempts": attempts, "error": str(exc), "hint": exc.hint,
+                "transport": recipient.transport, "route": recipient.route()}
+        if refused or attempts >= recipient.attempts:
+            events.append(event("transfer.failed", t, {**info, "refused": refused},
+                                key=f"{t.id}:transfer.failed:{now}", time_ns=now))
+            return rt.store.transition(t, State.FAILED, events, attempts=attempts)
+        events.append(event("delivery.retry", t, {**info, "attempt": attempts},
+                            key=f"{t.id}:delivery.retry:{now}", time_ns=now))
+        return rt.store.update(t, events, attempts=attempts)
+    t = current
     faults.crash_point("after-deliver")
-    password_path = str(done.password_path) if done.password_path else None
-    return rt.store.transition(t, State.DELIVERED, [
-        event("password.issued", t, {"channel": "folder", "path": password_path}),
-        event("transfer.delivered", t, {"path": str(done.path),
-                                        "sealed_sha256": t.sealed_sha256}),
-    ], delivered_path=str(done.path), password_path=password_path)
+    events = []
+    password_path = None
+    if issued is not None:
+        password_path = issued.location if issued.kind != "retrieval" else RETRIEVAL_MARK
+        events.append(event("password.issued", t, {
+            "channel": issued.kind, "path": password_path, **issued.details}))
+    events.append(event("transfer.delivered", t, {
+        "path": done.location, "transport": done.kind, "sealed_sha256": t.sealed_sha256,
+        **done.details}))
+    return rt.store.transition(t, State.DELIVERED, events, delivered_path=done.location,
+                               password_path=password_path)
+
 
 
 def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], **changes: Any) -> Transfer:

@@ -45,6 +45,35 @@ class Spool:
         """The gateway's private copy: what is checked, approved, sealed."""
         return self.folder(transfer_id) / "payload"
 
+    def original(self, transfer_id: str) -> Path:
+        """The private copy as checked, kept when only part of it is provided (a split)."""
+        return self.folder(transfer_id) / "original"
+
+    def split(self, transfer_id: str, keep: list[tuple[int, int]]) -> tuple[int, str]:
+        """Make the payload the given byte ranges of the original; keep the original.
+
+        Idempotent: the ranges are always cut from `original`, so a repeat after a crash
+        writes the same bytes.
+
+        Raises:
+            StorageError: when the spool cannot be written.
+        """
+        payload, original = self.payload(transfer_id), self.original(transfer_id)
+        if not original.exists():
+            os.replace(payload, original)
+            sync_dir(original.parent)
+        digest = hashlib.sha256()
+        parts: list[bytes] = []
+        with open_regular(original) as src:
+            for start, end in keep:
+                src.seek(start)
+                chunk = src.read(end - start)
+                digest.update(chunk)
+                parts.append(chunk)
+        data = b"".join(parts)
+        write_atomic(payload, data)
+        return len(data), digest.hexdigest()
+
     def dropped(self, transfer_id: str) -> Path:
         """The outbox entry as it was dropped (moved here by rename), whatever it is."""
         return self.folder(transfer_id) / "dropped"

@@ -1,7 +1,8 @@
-"""Who may send on a flow, and when: the sender and period terms of an agreement.
+"""Who may send on a flow, and when: the sender (送信担当), period (有効期間, 更新) and reply
+(疑義照会・回答) terms of an agreement.
 
-Pure decisions: the gateway passes the file owner's OS user name and the date; the answer is the
-designated sender (送信担当) or the reasons there is none.
+Pure decisions: the gateway passes the file owner's OS user name, the date and the linked
+transfer's flow; the answer is the designated sender or the reason there is none.
 """
 
 from __future__ import annotations
@@ -17,30 +18,95 @@ def find_sender(
     registry: Registry, agreement: Agreement, flow: Flow, os_user: str | None, on: dt.date
 ) -> Handler | Reason:
     """The designated sender who dropped the file, or why nobody qualifies."""
-    term = f"{agreement.id}/flows.{flow.id}.from"
+    key = f"flows.{flow.id}.from"
     if os_user is None:
-        return Reason("sender.unknown", "the file's owner has no user name on this system; "
-                      "drop files as your own designated user", term)
+        return agreement.reason(
+            "sender.unknown",
+            "the file's owner has no user name on this "
+            "system; drop files as your own designated user",
+            key,
+        )
     for handler in registry.by_os_user(os_user):
         if handler.party == flow.provider and handler.designated(agreement.id, "send", on):
             return handler
-    return Reason(
+    return agreement.reason(
         "sender.not-designated",
         f"the file's owner is not a designated sender (取扱者) of party {flow.provider} for this "
         "agreement on this date; ask the administrator to designate them in the handler registry, "
         "or have a designated sender drop the file",
-        term,
+        key,
+    )
+
+
+def find_named_sender(
+    registry: Registry, agreement: Agreement, flow: Flow, name: str, on: dt.date
+) -> Handler | Reason:
+    """The designated sender a pulled file is attributed to by configuration (SFTP pickup)."""
+    handler = registry.by_name(name)
+    if (handler is not None and handler.party == flow.provider
+            and handler.designated(agreement.id, "send", on)):
+        return handler
+    return agreement.reason(
+        "sender.not-designated",
+        f"the pickup names {name!r}, who is not a designated sender (取扱者) of party "
+        f"{flow.provider} for this agreement on this date; correct the pickup's handler or the "
+        "designation in the handler registry",
+        f"flows.{flow.id}.from",
     )
 
 
 def check_period(agreement: Agreement, on: dt.date) -> Reason | None:
-    """Refuse provision outside the agreement's period of validity."""
+    """Refuse provision outside the agreement's period of validity, counting recorded renewals
+    (更新): a renewal the file does not record does not extend it (fail closed)."""
     if agreement.in_force(on):
         return None
-    until = agreement.valid_until.isoformat() if agreement.valid_until else "open"
-    return Reason(
+    until = agreement.effective_until
+    until_text = until.isoformat() if until else "open"
+    renewal = ""
+    if agreement.renewal is not None and until is not None and on > until:
+        renewal = (
+            f"; it is renewed {agreement.renewal.every}: once the renewal is decided, "
+            "record it under [renewal] renewed in the agreement file"
+        )
+    return agreement.reason(
         "agreement.out-of-term",
-        f"the agreement is in force from {agreement.valid_from.isoformat()} to {until}; "
-        "provide within that period or have the agreement renewed",
-        f"{agreement.id}/valid_from..valid_until",
+        f"the agreement is in force from {agreement.valid_from.isoformat()} to {until_text}; "
+        f"provide within that period or have the agreement renewed{renewal}",
+        "valid_from..valid_until",
     )
+
+
+def applied_terms(agreement: Agreement, flow: Flow) -> tuple[str, ...]:
+    """The terms an accepted transfer on this flow relies on, beyond its content (which
+    `policies.content.check_file` lists): purpose, legal basis, period, sender, witnesses,
+    encryption and the onward chain of its recipient. For the ledger and the report."""
+    keys = [
+        "purpose",
+        "legal_basis",
+        "valid_from..valid_until",
+        f"flows.{flow.id}.from",
+        f"flows.{flow.id}.witnesses",
+        f"flows.{flow.id}.encryption",
+        "onward",
+    ]
+    if agreement.renewal is not None:
+        keys.append("renewal")
+    if flow.reply_to is not None:
+        keys.append(f"flows.{flow.id}.reply_to")
+    return tuple(agreement.term(k) for k in keys)
+
+
+def check_reply(agreement: Agreement, flow: Flow, replying_to: Flow | None) -> Reason | None:
+    """Refuse a reply (回答, or an inquiry about a provision) that is not linked to a transfer
+    of the flow it answers. The gateway passes the flow of the linked transfer, or None when
+    the file is linked to nothing; flows that answer nothing pass."""
+    if flow.reply_to is None:
+        return None
+    if replying_to is None or replying_to.id != flow.reply_to:
+        return agreement.reason(
+            "reply.unlinked",
+            f"a {flow.kind} on flow {flow.id} must answer a transfer of flow {flow.reply_to}; "
+            "name the transfer it replies to",
+            f"flows.{flow.id}.reply_to",
+        )
+    return None

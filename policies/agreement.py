@@ -1,41 +1,80 @@
-"""The agreement (確認書) as values: parties, flows, datasets and terms.
+"""The agreement (確認書) as values: parties, flows, datasets and every term they carry.
 
-`Agreement.from_mapping` parses the TOML table of one agreement file and refuses anything it does
-not understand, naming the key and the fix. The result is frozen: nothing downstream can loosen a
-term. Reading the file from disk is the caller's job; this module never touches the file system.
+`Agreement.from_mapping` parses the TOML table of one agreement file (see
+`policies.agreement_file`) and refuses anything it does not understand, naming the key and the
+fix. The result is frozen: nothing downstream can loosen a term. Reading the file from disk is
+the caller's job; this module never touches the file system.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from policies.errors import FileProblem, PolicyFileError
-from policies.values import TYPE_NAMES
+from policies.delegations import DelegationRegistry
+from policies.reasons import Reason
+from policies.terms import Obligation, Renewal, Report, Retention, Schedule, Scope
 
 ENCODINGS = frozenset({"cp932", "utf-8", "utf-8-sig"})
-ENCRYPTION_PROFILES = frozenset({"zip-aes256", "age"})
+FORMATS = frozenset({"csv", "xlsx"})
+ENCRYPTION_PROFILES = {
+    "zip-aes256": "AES-256 ZIP, password sent by a separate route",
+    "age": "age encryption to the recipient's key",
+    # seed 003: Excelシート・ZIPファイルの双方にパスワードを設定して送信する
+    "xlsx-password+zip-aes256": "password-protected workbook inside an AES-256 ZIP",
+}
 PARTY_KINDS = frozenset(
-    {"national-agency", "ministry", "association", "federation", "municipality", "contractor",
-     "regional-bureau", "other"}
+    {
+        "national-agency",
+        "ministry",
+        "association",
+        "federation",
+        "municipality",
+        "contractor",
+        "regional-bureau",
+        "public-corporation",
+        "other",
+    }
 )
+FLOW_KINDS = {
+    "provision": "提供",
+    "inquiry": "疑義照会",
+    "answer": "回答",
+    "notice": "通知",
+    "correction": "訂正",
+}
+MEDIA = {
+    "exchange-server": "this exchange server (tachiai)",
+    "electronic-media": "電磁的記録媒体",
+    "hand-delivered-media": "電磁的記録媒体の手交",
+    "post": "郵送",
+    "lgwan-mail": "LGWAN及び政府共通ネットワーク経由の電子メール",
+}
 LEGAL_BASES = {
-    # APPI art. 61 (specified purpose, regular provision) and art. 69(2)(iii) (ad hoc provision
-    # for a considerable reason): the report cites which one a transfer relied on.
+    # APPI art. 61 (specified purpose, regular provision) and art. 69(2)(iii) (provision for a
+    # considerable reason): the report cites which one a transfer relied on.
     "appi-61": "specified purpose (APPI art. 61)",
     "appi-69-2-iii": "considerable reason (APPI art. 69(2)(iii))",
 }
+MY_NUMBER_POLICIES = {"forbidden": "no 個人番号 may appear anywhere in the file"}
 
 
 @dataclass(frozen=True)
 class Party:
-    """A party to the agreement: 提供元 (provider), 提供先 (recipient) or a further recipient."""
+    """A party to the agreement: 提供元 (provider), 提供先 (recipient) or a further recipient.
+
+    `designates` are the roles the agreement requires the party to designate handlers for
+    (取扱者の指定, seed 003); the people themselves are in the handler registry.
+    """
 
     id: str
     name: str
     kind: str
+    signatory: str | None = None
+    designates: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -46,6 +85,15 @@ class Column:
     type: str
     required: bool = True
     max_length: int | None = None
+    allowed: tuple[str, ...] | None = None  # the only values (after NFKC) the cell may hold
+
+
+@dataclass(frozen=True)
+class Category:
+    """One category (別紙) of records a dataset carries, e.g. 特定活動(告示25号)."""
+
+    id: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -57,10 +105,17 @@ class Dataset:
     encodings: tuple[str, ...]
     columns: tuple[Column, ...]
     my_number: str  # "forbidden": no 個人番号 may appear anywhere in the file
+    title: str = ""
+    categories: tuple[Category, ...] = ()
+    category_column: str | None = None  # holds each row's category id
+    event_date_column: str | None = None  # the date each row reports (e.g. 在留資格変更年月日)
 
     @property
     def header(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -74,23 +129,41 @@ class Flow:
     witnesses: int
     encryption: str
     onward: tuple[str, ...]
+    kind: str = "provision"
+    reply_to: str | None = None  # the flow this one answers (疑義照会 → 回答)
+    schedule: Schedule = field(default_factory=Schedule)
+    legal_basis: str | None = None  # overrides the agreement's for this flow
+    medium: str = "exchange-server"
+    title: str = ""
 
 
 @dataclass(frozen=True)
 class Agreement:
-    """One 確認書: its parties, flows, datasets and validity period."""
+    """One 確認書: its parties, flows, datasets, validity period and terms."""
 
     id: str
     title: str
     purpose: str
     legal_basis: str
     references: tuple[str, ...]
-    concluded: dt.date
+    concluded: dt.date | None
     valid_from: dt.date
     valid_until: dt.date | None
     parties: Mapping[str, Party]
     flows: tuple[Flow, ...]
     datasets: Mapping[str, Dataset]
+    legal_basis_text: str = ""
+    renewal: Renewal | None = None
+    onward_chain: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    contractors: frozenset[str] = frozenset()  # parties that may entrust work to 委託事業者
+    scope: Scope | None = None
+    delegations: DelegationRegistry | None = None  # attached by the loader (see with_delegations)
+    retention: Retention | None = None
+    report: Report | None = None
+    corrections: bool = False
+    obligations: tuple[Obligation, ...] = ()
+    clauses: Mapping[str, str] = field(default_factory=dict)
+    notes: str = ""
 
     def flow(self, flow_id: str) -> Flow:
         """Raises: KeyError when the agreement has no such flow."""
@@ -102,11 +175,64 @@ class Agreement:
     def dataset_of(self, flow: Flow) -> Dataset:
         return self.datasets[flow.dataset]
 
+    @property
+    def effective_until(self) -> dt.date | None:
+        """The last day in force, counting the renewals (更新) the file records."""
+        if self.valid_until is None:
+            return None
+        renewed = [r.until for r in self.renewal.renewed] if self.renewal else []
+        return max([self.valid_until, *renewed])
+
     def in_force(self, on: dt.date) -> bool:
         """Whether the agreement applies on this date (適用の開始日 to its end, inclusive)."""
         if on < self.valid_from:
             return False
-        return self.valid_until is None or on <= self.valid_until
+        until = self.effective_until
+        return until is None or on <= until
+
+    def basis_of(self, flow: Flow) -> str:
+        """The legal basis (APPI art. 61 or 69(2)(iii)) a transfer on this flow relies on."""
+        return flow.legal_basis or self.legal_basis
+
+    def term(self, key: str) -> str:
+        """The stable citation of a term: "AGREEMENT-ID/KEY"."""
+        return f"{self.id}/{key}"
+
+    def clause(self, key: str) -> str | None:
+        """Where the signed text states the term: the longest [clauses] key that prefixes it."""
+        best: str | None = None
+        for prefix in self.clauses:
+            if (key == prefix or key.startswith(prefix + ".")) and (
+                best is None or len(prefix) > len(best)
+            ):
+                best = prefix
+        return self.clauses[best] if best is not None else None
+
+    def reason(
+        self,
+        rule: str,
+        message: str,
+        key: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> Reason:
+        """A reason citing the term `key` of this agreement and its clause."""
+        return Reason(rule, message, self.term(key), row, column, self.clause(key))
+
+    def with_delegations(self, registry: DelegationRegistry) -> Agreement:
+        """This agreement with its delegation registry attached.
+
+        Raises:
+            ValueError: the registry is for another agreement, or the agreement has no scope.
+        """
+        if self.scope is None:
+            raise ValueError(f"agreement {self.id} has no [scope] that uses a registry")
+        if registry.agreement != self.id:
+            raise ValueError(
+                f"the delegation registry is for {registry.agreement!r}, not {self.id!r}"
+            )
+        return dataclasses.replace(self, delegations=registry)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> Agreement:
@@ -115,192 +241,7 @@ class Agreement:
         Raises:
             PolicyFileError: listing every problem found, each with its key and fix.
         """
-        reader = _Reader(source)
-        agreement = reader.agreement(data)
-        if reader.problems or agreement is None:
-            raise PolicyFileError(reader.problems)
-        return agreement
+        # Imported here: the file format module builds these classes, so it imports this one.
+        from policies.agreement_file import parse_agreement
 
-
-class _Reader:
-    """Collects problems instead of stopping at the first, so one run lists them all."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[FileProblem] = []
-
-    def fail(self, key: str, message: str, fix: str) -> None:
-        self.problems.append(FileProblem(self.source, key, message, fix))
-
-    def text(self, data: Mapping[str, Any], key: str, where: str) -> str:
-        value = data.get(key)
-        if not isinstance(value, str) or not value.strip():
-            self.fail(f"{where}{key}", "missing or not a non-empty string", f'set {key} = "…"')
-            return ""
-        return value
-
-    def date(self, data: Mapping[str, Any], key: str, required: bool = True) -> dt.date | None:
-        value = data.get(key)
-        if value is None and not required:
-            return None
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return value
-        self.fail(key, "missing or not a date", f"write it as a TOML date, e.g. {key} = 2023-03-29")
-        return None
-
-    def agreement(self, data: Mapping[str, Any]) -> Agreement | None:
-        known = {"id", "title", "purpose", "legal_basis", "references", "concluded", "valid_from",
-                 "valid_until", "parties", "flows", "datasets", "terms", "notes"}
-        for key in data:
-            if key not in known:
-                self.fail(key, "unknown key",
-                          f"remove it or use one of: {', '.join(sorted(known))}")
-        agreement_id = self.text(data, "id", "")
-        basis = data.get("legal_basis")
-        if basis not in LEGAL_BASES:
-            self.fail("legal_basis", "unknown legal basis",
-                      f"use one of: {', '.join(LEGAL_BASES)}")
-        refs = data.get("references", [])
-        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-            self.fail("references", "not a list of strings", 'write references = ["…"]')
-            refs = []
-        concluded = self.date(data, "concluded")
-        valid_from = self.date(data, "valid_from", required=False) or concluded
-        valid_until = self.date(data, "valid_until", required=False)
-        if valid_from and valid_until and valid_until < valid_from:
-            self.fail("valid_until", "ends before valid_from", "correct the period of validity")
-        parties = self.parties(data.get("parties"))
-        datasets = self.datasets(data.get("datasets"))
-        flows = self.flows(data.get("flows"), parties, datasets)
-        if self.problems or concluded is None or valid_from is None:
-            return None
-        return Agreement(
-            id=agreement_id,
-            title=self.text(data, "title", ""),
-            purpose=self.text(data, "purpose", ""),
-            legal_basis=str(basis),
-            references=tuple(refs),
-            concluded=concluded,
-            valid_from=valid_from,
-            valid_until=valid_until,
-            parties=parties,
-            flows=flows,
-            datasets=datasets,
-        )
-
-    def parties(self, raw: Any) -> dict[str, Party]:
-        if not isinstance(raw, dict) or not raw:
-            self.fail("parties", "missing", "add a [parties.ID] table for each party")
-            return {}
-        out: dict[str, Party] = {}
-        for pid, body in raw.items():
-            where = f"parties.{pid}."
-            if not isinstance(body, dict):
-                self.fail(f"parties.{pid}", "not a table", f"write [parties.{pid}]")
-                continue
-            kind = body.get("kind")
-            if kind not in PARTY_KINDS:
-                self.fail(f"{where}kind", "unknown party kind",
-                          f"use one of: {', '.join(sorted(PARTY_KINDS))}")
-            out[pid] = Party(id=pid, name=self.text(body, "name", where), kind=str(kind))
-        return out
-
-    def datasets(self, raw: Any) -> dict[str, Dataset]:
-        if not isinstance(raw, dict) or not raw:
-            self.fail("datasets", "missing", "add a [datasets.ID] table with its columns")
-            return {}
-        out: dict[str, Dataset] = {}
-        for did, body in raw.items():
-            where = f"datasets.{did}."
-            if not isinstance(body, dict):
-                self.fail(f"datasets.{did}", "not a table", f"write [datasets.{did}]")
-                continue
-            fmt = body.get("format", "csv")
-            if fmt != "csv":
-                self.fail(f"{where}format", "unsupported format", 'use format = "csv"')
-            encodings = body.get("encodings", ["cp932", "utf-8", "utf-8-sig"])
-            if not isinstance(encodings, list) or not encodings or any(
-                e not in ENCODINGS for e in encodings
-            ):
-                self.fail(f"{where}encodings", "unknown encoding",
-                          f"use some of: {', '.join(sorted(ENCODINGS))}")
-                encodings = []
-            my_number = body.get("my_number", "forbidden")
-            if my_number != "forbidden":
-                # Carrying 個人番号 needs a legal basis not modelled yet: fail closed.
-                self.fail(f"{where}my_number", "only 'forbidden' is supported",
-                          'set my_number = "forbidden"')
-            columns = self.columns(body.get("columns"), where)
-            out[did] = Dataset(did, str(fmt), tuple(encodings), columns, str(my_number))
-        return out
-
-    def columns(self, raw: Any, where: str) -> tuple[Column, ...]:
-        if not isinstance(raw, list) or not raw:
-            self.fail(f"{where}columns", "missing or empty",
-                      'list the columns: columns = [{ name = "…", type = "…" }]')
-            return ()
-        out: list[Column] = []
-        seen: set[str] = set()
-        for i, col in enumerate(raw):
-            key = f"{where}columns[{i}]"
-            if not isinstance(col, dict):
-                self.fail(key, "not a table", 'write { name = "…", type = "…" }')
-                continue
-            name = self.text(col, "name", key + ".")
-            ctype = col.get("type")
-            if ctype not in TYPE_NAMES:
-                self.fail(f"{key}.type", "unknown column type",
-                          f"use one of: {', '.join(sorted(TYPE_NAMES))}")
-            if name in seen:
-                self.fail(f"{key}.name", "duplicate column name", "give each column its own name")
-            seen.add(name)
-            max_length = col.get("max_length")
-            if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-                self.fail(f"{key}.max_length", "not a positive integer", "e.g. max_length = 200")
-                max_length = None
-            required = col.get("required", True)
-            out.append(Column(name, str(ctype), bool(required), max_length))
-        return tuple(out)
-
-    def flows(
-        self, raw: Any, parties: Mapping[str, Party], datasets: Mapping[str, Dataset]
-    ) -> tuple[Flow, ...]:
-        if not isinstance(raw, list) or not raw:
-            self.fail("flows", "missing", "add at least one [[flows]] table")
-            return ()
-        out: list[Flow] = []
-        for i, body in enumerate(raw):
-            where = f"flows[{i}]."
-            if not isinstance(body, dict):
-                self.fail(f"flows[{i}]", "not a table", "write [[flows]]")
-                continue
-            fid = self.text(body, "id", where)
-            provider = self.text(body, "from", where)
-            recipient = self.text(body, "to", where)
-            for key, party in (("from", provider), ("to", recipient)):
-                if party and party not in parties:
-                    self.fail(f"{where}{key}", "names no party of this agreement",
-                              f"add [parties.{party}] or correct the id")
-            dataset = self.text(body, "dataset", where)
-            if dataset and dataset not in datasets:
-                self.fail(f"{where}dataset", "names no dataset", f"add [datasets.{dataset}]")
-            witnesses = body.get("witnesses", 1)
-            if not isinstance(witnesses, int) or isinstance(witnesses, bool) or witnesses < 1:
-                # 複数人が立ち合いのもと送信: without a witness, one person would send alone.
-                self.fail(f"{where}witnesses", "must be an integer of at least 1",
-                          "set witnesses = 1 (or more)")
-                witnesses = 1
-            encryption = body.get("encryption", "zip-aes256")
-            if encryption not in ENCRYPTION_PROFILES:
-                self.fail(f"{where}encryption", "unknown encryption profile",
-                          f"use one of: {', '.join(sorted(ENCRYPTION_PROFILES))}")
-            onward = body.get("onward", [])
-            if not isinstance(onward, list) or not all(isinstance(p, str) for p in onward):
-                self.fail(f"{where}onward", "not a list of party ids", 'write onward = ["…"]')
-                onward = []
-            out.append(Flow(fid, provider, recipient, dataset, witnesses, str(encryption),
-                            tuple(onward)))
-        ids = [f.id for f in out]
-        if len(ids) != len(set(ids)):
-            self.fail("flows", "duplicate flow id", "give each flow its own id")
-        return tuple(out)
+        return parse_agreement(data, source)

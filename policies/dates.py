@@ -1,4 +1,4 @@
-"""Dates as written in partners' files: ISO, slashed, and Japanese era dates (和暦).
+"""Dates as written in partners' files: ISO, slashed, YYYYMMDD and Japanese era dates (和暦).
 
 Owns `parse_date` and the era table (元号表). Hand-coded on purpose: jpdatetime accepts dates
 outside an era (令和1年4月30日) and japanera returns several candidates for `R5` (暦応 too),
@@ -50,7 +50,8 @@ ERAS: tuple[Era, ...] = (
 def parse_date(text: str) -> date:
     """Parse a date in one of the forms partners write, after NFKC and trimming whitespace.
 
-    Accepted: `2023-03-29`; `2023/03/29` and `2023/3/29`; 和暦 `令和5年3月29日` (元年 = year 1);
+    Accepted: `2023-03-29`; `2023/03/29` and `2023/3/29`; `20230329` (YYYYMMDD, common in
+    government CSV exports; years 1873–2199 only); 和暦 `令和5年3月29日` (元年 = year 1);
     short 和暦 `R5.3.29`, `R05.03.29`, `R5/3/29` with initials M, T, S, H, R (uppercase).
     Full-width digits and letters are accepted (NFKC). Era dates must fall inside their era.
 
@@ -66,6 +67,15 @@ def parse_date(text: str) -> date:
 
     match = _ISO.fullmatch(normalised) or _SLASHED.fullmatch(normalised)
     if match:
+        return _calendar_day(int(match["y"]), int(match["m"]), int(match["d"]))
+
+    match = _COMPACT.fullmatch(normalised)
+    if match:
+        # Eight bare digits are also serial numbers, codes and amounts. parse_date is only ever
+        # asked about a date column, and there we still refuse years no record can carry: Japan
+        # counts Gregorian days from 明治6年1月1日 (1873), and 2199 bounds any plausible date.
+        if not _COMPACT_FIRST_YEAR <= int(match["y"]) <= _COMPACT_LAST_YEAR:
+            raise ValueError(_COMPACT_RANGE)
         return _calendar_day(int(match["y"]), int(match["m"]), int(match["d"]))
 
     match = _WAREKI.fullmatch(normalised)
@@ -88,8 +98,14 @@ def parse_date(text: str) -> date:
 
 _MAX_DATE_CHARS = 40
 _NOT_A_DATE = (
-    "not a recognised date: write YYYY-MM-DD, YYYY/MM/DD or a Japanese era date (和暦) "
-    "such as 令和5年3月29日 or R5.3.29"
+    "not a recognised date: write YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or a Japanese era date "
+    "(和暦) such as 令和5年3月29日 or R5.3.29"
+)
+_COMPACT_FIRST_YEAR = 1873
+_COMPACT_LAST_YEAR = 2199
+_COMPACT_RANGE = (
+    f"an 8-digit date (YYYYMMDD) must name a year from {_COMPACT_FIRST_YEAR} to "
+    f"{_COMPACT_LAST_YEAR}; check that this column holds dates"
 )
 _ERA_BY_NAME = {era.name: era for era in ERAS}
 _ERA_BY_INITIAL = {era.initial: era for era in ERAS}
@@ -97,6 +113,7 @@ _ERA_BY_INITIAL = {era.initial: era for era in ERAS}
 # [0-9], not \d: \d would also take digits of other scripts, which int() would quietly accept.
 _ISO = re.compile(r"(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})")
 _SLASHED = re.compile(r"(?P<y>[0-9]{4})/(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})")
+_COMPACT = re.compile(r"(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})")
 _WAREKI = re.compile(
     "(?P<era>" + "|".join(era.name for era in ERAS) + ")"
     r"(?P<y>元|[0-9]{1,2})年(?P<m>[0-9]{1,2})月(?P<d>[0-9]{1,2})日"

@@ -6,6 +6,7 @@ Decisions about transfers are never exceptions here; they are verdicts carrying 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 
@@ -32,3 +33,28 @@ class PolicyFileError(Exception):
         first = str(problems[0]) if problems else "invalid policy file"
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(first + more)
+
+
+class Problems:
+    """Collects problems instead of stopping at the first, so one run lists them all."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[FileProblem] = []
+
+    def fail(self, key: str, message: str, fix: str) -> None:
+        self.items.append(FileProblem(self.source, key, message, fix))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        """Raises: PolicyFileError when any problem was collected."""
+        if self.items:
+            raise PolicyFileError(self.items)
+
+
+def known(value: object, vocabulary: Collection[str]) -> bool:
+    """Whether a value read from a file is one of a vocabulary's words. A list or table where a
+    word belongs is simply unknown (membership of an unhashable value would raise)."""
+    return isinstance(value, str) and value in vocabulary

@@ -8,6 +8,7 @@ no private key and never touches the file system.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,9 @@ from typing import Any
 from policies.errors import FileProblem, PolicyFileError
 
 ROLES = frozenset({"send", "witness", "receive", "audit", "administer"})
+# An age X25519 recipient: "age1" + 52 Bech32 data characters + 6 of checksum (BIP 173). The
+# checksum itself is verified where the key is used (gateway.age); this only catches typos early.
+_AGE_RECIPIENT = re.compile(r"^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Handler:
     designated_from: dt.date
     designated_until: dt.date | None = None
     os_user: str | None = None
+    # The person's age X25519 recipient ("age1…"), for flows sealed with the `age` profile.
+    age_recipient: str | None = None
 
     def designated(self, agreement_id: str, role: str, on: dt.date) -> bool:
         """Whether this person holds `role` under the agreement on that day."""
@@ -130,6 +136,12 @@ def _parse_handler(body: Mapping[str, Any], where: str, fail: Any) -> Handler | 
     if os_user is not None and not isinstance(os_user, str):
         fail(f"{where}.os_user", "not a string", 'write os_user = "username"')
         ok = False
+    age_recipient = body.get("age_recipient")
+    if age_recipient is not None and (not isinstance(age_recipient, str)
+                                      or not _AGE_RECIPIENT.match(age_recipient)):
+        fail(f"{where}.age_recipient", "not an age X25519 recipient",
+             'paste the line `age-keygen -y KEYFILE` prints, e.g. age_recipient = "age1…"')
+        ok = False
     if not ok:
         return None
     assert isinstance(name, str) and isinstance(party, str) and isinstance(key, str)
@@ -143,6 +155,7 @@ def _parse_handler(body: Mapping[str, Any], where: str, fail: Any) -> Handler | 
         designated_from=start,
         designated_until=end,
         os_user=os_user,
+        age_recipient=age_recipient,
     )
 
 

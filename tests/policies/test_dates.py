@@ -34,6 +34,12 @@ ACCEPTED = [
     ("大正元年7月30日", date(1912, 7, 30)),
     ("明治6年1月1日", date(1873, 1, 1)),
     ("R2.2.29", date(2020, 2, 29)),  # leap day
+    # YYYYMMDD, as government CSV exports write it; full-width digits fold (NFKC).
+    ("20230329", date(2023, 3, 29)),
+    ("18730101", date(1873, 1, 1)),
+    ("21991231", date(2199, 12, 31)),
+    ("２０２３０３２９", date(2023, 3, 29)),
+    (" 20200229 ", date(2020, 2, 29)),
     # Full-width digits, letters and separators (NFKC), and surrounding whitespace.
     ("令和５年３月２９日", date(2023, 3, 29)),
     ("Ｒ５．３．２９", date(2023, 3, 29)),
@@ -111,7 +117,6 @@ def test_dates_outside_their_era_are_rejected(text: str) -> None:
         "2023-3-29",  # ISO needs two-digit month and day
         "23-03-29",
         "2023.03.29",
-        "20230329",
         "2023年3月29日",  # 西暦 with 年月日 is not one of the agreed forms
         "R5.3/29",  # mixed separators
         "R5-3-29",
@@ -125,6 +130,17 @@ def test_dates_outside_their_era_are_rejected(text: str) -> None:
         "٢٠٢٣-٠٣-٢٩",  # Arabic-Indic digits
         "TARO YAMADA TEST",
         "2023-03-29" * 10,
+        # 8 digits are a date only when they name a plausible calendar day.
+        "20230230",  # no such day
+        "20231301",
+        "20230000",
+        "12345678",  # year 1234: a number, not a date
+        "18721231",  # before the Gregorian calendar was adopted (1873-01-01)
+        "22000101",  # beyond any plausible record
+        "00000000",
+        "2023032",  # 7 digits
+        "202303290",  # 9 digits
+        "123456789018",  # a My Number is not a date
     ],
 )
 def test_garbage_is_rejected(text: str) -> None:
@@ -135,7 +151,7 @@ def test_garbage_is_rejected(text: str) -> None:
 def _known_messages() -> set[str]:
     """Every message parse_date can raise, collected from inputs that reach each branch."""
     probes = ["", "2023-02-30", "R0.1.1", "M5.1.1", "T1.7.29", "M45.7.30", "T15.12.25"]
-    probes += ["S1.12.24", "S64.1.8", "H1.1.7", "H31.5.1", "R1.4.30"]
+    probes += ["S1.12.24", "S64.1.8", "H1.1.7", "H31.5.1", "R1.4.30", "12345678"]
     messages = set()
     for probe in probes:
         with pytest.raises(ValueError) as caught:
@@ -213,6 +229,22 @@ def test_gregorian_forms_round_trip(day: date) -> None:
         text = form(day)
         assert parse_date(text) == day, text
         assert parse_date(text.translate(_FULL_WIDTH)) == day, text
+
+
+@given(st.dates(min_value=date(1873, 1, 1), max_value=date(2199, 12, 31)))
+def test_compact_form_round_trips_in_its_year_range(day: date) -> None:
+    text = f"{day.year:04d}{day.month:02d}{day.day:02d}"
+    assert parse_date(text) == day
+    assert parse_date(text.translate(_FULL_WIDTH)) == day
+
+
+@given(st.integers(min_value=0, max_value=99_999_999))
+def test_eight_digit_numbers_outside_the_year_range_are_never_dates(number: int) -> None:
+    text = f"{number:08d}"
+    if 1873 <= number // 10_000 <= 2199:
+        return  # inside the range: a date when the month and day exist (tested above)
+    with pytest.raises(ValueError):
+        parse_date(text)
 
 
 # 明治6年 (the first Gregorian 明治 year) to 令和99年 (two-digit era years).

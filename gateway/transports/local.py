@@ -1,0 +1,86 @@
+"""Local delivery: a sealed file into a folder the recipient reads (受信フォルダ).
+
+The file is written under a temporary name, synced and renamed to the name fixed by the transfer
+id, so a repeat after a crash replaces the same file with the same bytes: exactly one file
+arrives. It never writes outside its folder and converts every OSError to PartnerUnavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.errors import PartnerUnavailable
+from gateway.spool import sync_dir
+from gateway.transports import DeliveryRefused, Parcel, Receipt
+
+_COPY = 1 << 20
+
+
+class LocalTransport:
+    """Puts parcels into one folder on this machine (or a mounted share)."""
+
+    kind = "local"
+
+    def __init__(self, party: str, inbox: Path) -> None:
+        self.party = party
+        self.inbox = inbox
+
+    def send(
+        self,
+        parcel: Parcel,
+        *,
+        renamed_before: bool = False,
+        committing: Callable[[str], None] | None = None,
+    ) -> Receipt:
+        """Copy, sync, rename into the inbox.
+
+        Raises:
+            PartnerUnavailable: the inbox cannot be written.
+        """
+        target = self.inbox / parcel.name
+        tmp = self.inbox / f".{parcel.name}.part"
+        try:
+            self.inbox.mkdir(parents=True, exist_ok=True)
+            refuse_links(self.inbox, f"the inbox of {self.party}")
+            if renamed_before and not os.path.lexists(tmp) and not os.path.lexists(target):
+                # The rename happened before a crash and the recipient has taken the file.
+                return Receipt(self.kind, str(target), {"taken_by_partner": True})
+            # Whatever is at the temporary name (a leftover, or a link planted by someone who
+            # can write the inbox) is removed, never followed; O_EXCL|O_NOFOLLOW makes sure.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640
+            )
+            with open(parcel.path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                os.fchmod(dst.fileno(), 0o640)
+                shutil.copyfileobj(src, dst, _COPY)
+                dst.flush()
+                os.fsync(dst.fileno())
+            if committing is not None:
+                committing(str(target))
+            os.replace(tmp, target)
+            sync_dir(self.inbox)
+        except OSError as exc:
+            raise PartnerUnavailable(
+                f"cannot deliver to the inbox of {self.party}: {exc.strerror or exc}"
+            ) from exc
+        return Receipt(self.kind, str(target), {})
+
+
+def refuse_links(folder: Path, what: str) -> None:
+    """Refuse a folder whose path passes through a symbolic link (configured paths are lexical).
+
+    Raises:
+        DeliveryRefused: the real path differs from the configured one.
+    """
+    real = os.path.realpath(folder)
+    if real != str(folder):
+        raise DeliveryRefused(
+            f"{what} ({folder}) passes through a symbolic link (to {real}); nothing was written",
+            hint="configure the real folder, without links, and check who made the link",
+        )

@@ -1,0 +1,173 @@
+"""Mail delivery (LGWAN mail, seed 003): the sealed file attached, sent to an SMTP relay.
+
+STARTTLS (RFC 3207) is used whenever the relay offers it, and the relay's certificate is
+verified; `starttls = "required"` refuses a relay that does not offer it. The mail carries the
+sealed file and words for people, never a password: that always takes another route. A fixed
+Message-ID per transfer lets the recipient's side drop a repeat. No smtplib error escapes.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from gateway.errors import PartnerUnavailable, StorageError
+from gateway.transports import DeliveryRefused, Parcel, Receipt
+from gateway.transports.routes import MailRoute
+
+_BODY = """\
+tachiai より、確認書に基づくファイルを送付します。
+This mail carries a file sent under a data-sharing agreement (確認書) by tachiai.
+
+  transfer / 送信番号:  {transfer}
+  file / ファイル:      {name}
+  size / サイズ:        {size} bytes
+  SHA-256:              {sha256}
+
+The password (or key) that opens the attachment is NOT in this mail; it reaches you by a
+separate route agreed with you.
+添付ファイルを開くためのパスワードは本メールには記載していません。別経路でお届けします。
+"""
+
+
+class MailTransport:
+    """Sends each parcel as one mail through one relay."""
+
+    kind = "mail"
+
+    def __init__(self, party: str, route: MailRoute) -> None:
+        self.party = party
+        self.route = route
+
+    def send(
+        self,
+        parcel: Parcel,
+        *,
+        renamed_before: bool = False,
+        committing: Callable[[str], None] | None = None,
+    ) -> Receipt:
+        """Mail the sealed file to the configured addresses.
+
+        Raises:
+            PartnerUnavailable: the relay is unreachable or answered 4xx (retry later).
+            DeliveryRefused: too large for mail, the relay refused (5xx), STARTTLS required but
+                not offered, or its certificate does not verify.
+        """
+        route = self.route
+        if parcel.size > route.max_bytes:
+            raise DeliveryRefused(
+                f"the sealed file is {parcel.size} bytes, over the mail limit of {route.max_bytes}",
+                hint="send it by SFTP or a local folder instead, or raise "
+                "max_size if the relay allows larger mails",
+            )
+        try:
+            message = self._message(parcel)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot read the sealed file {parcel.path.name}: {exc.strerror or exc}"
+            ) from exc
+        tls = False
+        try:
+            with smtplib.SMTP(route.relay, route.port, timeout=route.timeout_seconds) as smtp:
+                smtp.ehlo()
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=self._tls_context())
+                    smtp.ehlo()
+                    tls = True
+                elif route.starttls == "required":
+                    raise DeliveryRefused(
+                        f"the relay {route.relay}:{route.port} does not offer STARTTLS, which "
+                        "the configuration requires",
+                        hint="ask the relay's operator to enable "
+                        'STARTTLS, or set starttls = "opportunistic" if the network is closed',
+                    )
+                if route.user is not None and route.password_file is not None:
+                    smtp.login(route.user, _read_secret(route))
+                if committing is not None:
+                    committing(f"mail:{message['Message-ID']}")
+                refused = smtp.send_message(message)
+        except smtplib.SMTPResponseException as exc:
+            text = (
+                exc.smtp_error.decode("utf-8", "replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
+            error = DeliveryRefused if 500 <= exc.smtp_code < 600 else PartnerUnavailable
+            raise error(f"the relay {route.relay} answered {exc.smtp_code}: {text}") from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryRefused(
+                f"the relay {route.relay} refused every recipient: {', '.join(exc.recipients)}"
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryRefused(
+                f"the certificate of the relay {route.relay} does not verify: {exc.verify_message}",
+                hint="set ca_file to the relay's CA certificate; "
+                "if the certificate changed unexpectedly, tell security",
+            ) from exc
+        except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+            raise PartnerUnavailable(
+                f"mail to the relay {route.relay}:{route.port} failed: {reason}"
+            ) from exc
+        if refused:
+            raise DeliveryRefused(f"the relay {route.relay} refused: {', '.join(refused)}")
+        return Receipt(
+            "mail",
+            f"mail to {', '.join(route.to)}",
+            {
+                "relay": f"{route.relay}:{route.port}",
+                "message_id": str(message["Message-ID"]),
+                "starttls": tls,
+            },
+        )
+
+    def _message(self, parcel: Parcel) -> EmailMessage:
+        route = self.route
+        msg = EmailMessage()
+        msg["From"] = route.sender
+        msg["To"] = ", ".join(route.to)
+        msg["Subject"] = f"[tachiai] {parcel.file_name} ({parcel.transfer_id})"
+        msg["Date"] = formatdate(localtime=True)
+        domain = route.sender.rsplit("@", 1)[-1]
+        msg["Message-ID"] = f"<{parcel.transfer_id}.{parcel.sha256[:16]}@{domain}>"
+        msg.set_content(
+            _BODY.format(
+                transfer=parcel.transfer_id,
+                name=parcel.name,
+                size=parcel.size,
+                sha256=parcel.sha256,
+            )
+        )
+        subtype = "zip" if parcel.name.endswith(".zip") else "octet-stream"
+        # Bounded by max_bytes above: the email package needs the attachment in memory.
+        data = parcel.path.read_bytes()
+        msg.add_attachment(data, maintype="application", subtype=subtype, filename=parcel.name)
+        return msg
+
+    def _tls_context(self) -> ssl.SSLContext:
+        cafile = str(self.route.ca_file) if self.route.ca_file is not None else None
+        context = ssl.create_default_context(cafile=cafile)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+def _read_secret(route: MailRoute) -> str:
+    """The relay login's password from its own file (0600), without a trailing newline.
+
+    Raises:
+        DeliveryRefused: the file is missing or readable by others.
+    """
+    assert route.password_file is not None
+    try:
+        info = route.password_file.stat()
+        if info.st_mode & 0o077:
+            raise DeliveryRefused(
+                f"{route.password_file} is readable by other users; refused",
+                hint=f"chmod 600 {route.password_file}",
+            )
+        return route.password_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise DeliveryRefused(f"cannot read {route.password_file}: {exc.strerror}") from exc

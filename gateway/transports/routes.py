@@ -1,0 +1,306 @@
+"""Routes (経路) as configured: SFTP accounts with pinned host keys, mail relays, password routes.
+
+Pure values parsed from tachiai.toml tables, valid when built and frozen after. This module owns
+the rule that a password never shares its file's route (the PPAP problem); it opens no
+connection and reads no key file (keys may be readable only by the daemon's user).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError, KeyFileError
+from gateway.sshkeys import parse_public_key
+
+Resolve = Callable[[Any, str], Path]
+
+STARTTLS_MODES = ("opportunistic", "required")
+PASSWORD_KINDS = ("folder", "sftp", "retrieval")
+DEFAULT_MAIL_MAX = 10 * 1024 * 1024  # LGWAN relays commonly cap a mail at about 10 MB
+
+
+@dataclass(frozen=True)
+class SftpEndpoint:
+    """An account on a partner's SFTP server, its pinned host keys, and a folder there."""
+
+    host: str
+    port: int
+    user: str
+    key_file: Path
+    host_keys: tuple[str, ...]  # "TYPE BASE64" lines, from known_hosts entries
+    remote_dir: str
+    timeout_seconds: float = 30.0
+
+    @property
+    def account(self) -> tuple[str, int, str]:
+        return (self.host.lower(), self.port, self.user)
+
+    def url(self, name: str = "") -> str:
+        folder = self.remote_dir.rstrip("/") or ""
+        return f"sftp://{self.user}@{self.host}:{self.port}{folder}/{name}"
+
+
+@dataclass(frozen=True)
+class MailRoute:
+    """An SMTP relay (LGWAN mail) and the addresses a sealed file is mailed to."""
+
+    relay: str
+    port: int
+    sender: str
+    to: tuple[str, ...]
+    starttls: str = "opportunistic"  # RFC 3207: used whenever offered; "required" refuses without
+    ca_file: Path | None = None
+    user: str | None = None
+    password_file: Path | None = None  # the relay login's password (0600), not a ZIP password
+    max_bytes: int = DEFAULT_MAIL_MAX
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class PasswordRoute:
+    """Where a ZIP's password goes: a folder, another SFTP account, or retrieval on request."""
+
+    kind: str
+    folder: Path | None = None
+    sftp: SftpEndpoint | None = None
+
+    def describe(self) -> str:
+        if self.kind == "folder":
+            return f"folder {self.folder}"
+        if self.kind == "sftp" and self.sftp is not None:
+            return self.sftp.url()
+        return "retrieval by a designated receiving handler (`tachiai password ID --key KEY`)"
+
+
+def parse_sftp(body: Mapping[str, Any], where: str, resolve: Resolve) -> SftpEndpoint:
+    """An SFTP endpoint from a table with host, port, user, key_file, known_hosts, remote_dir.
+
+    Raises:
+        ConfigError: a key is missing or invalid, naming it and the fix.
+    """
+    host = _text(body, "host", where)
+    user = _text(body, "user", where)
+    port = _int(body.get("port", 22), f"{where}.port", 1, 65535)
+    remote_dir = _text(body, "remote_dir", where)
+    if not remote_dir.startswith("/") or "\n" in remote_dir:
+        raise ConfigError(
+            f"{where}.remote_dir must be an absolute path on the server",
+            hint='e.g. remote_dir = "/inbox"',
+        )
+    key_file = resolve(body.get("key_file"), f"{where}.key_file")
+    pinned = body.get("known_hosts")
+    lines = [pinned] if isinstance(pinned, str) else pinned
+    if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
+        raise ConfigError(
+            f"{where}.known_hosts is missing: the server's host key must be pinned",
+            hint=f"paste the server's known_hosts line, e.g. from `ssh-keyscan -p {port} {host}`"
+            " checked against the fingerprint the partner gave you by another channel",
+        )
+    keys = tuple(_pinned_key(line, host, port, f"{where}.known_hosts") for line in lines)
+    timeout = _float(body.get("timeout_seconds", 30.0), f"{where}.timeout_seconds")
+    return SftpEndpoint(
+        host=host,
+        port=port,
+        user=user,
+        key_file=key_file,
+        host_keys=keys,
+        remote_dir=remote_dir.rstrip("/") or "/",
+        timeout_seconds=timeout,
+    )
+
+
+def parse_mail(body: Mapping[str, Any], where: str, resolve: Resolve) -> MailRoute:
+    """A mail route from a table with relay, port, from, to, starttls, ca_file, max_size.
+
+    Raises:
+        ConfigError: a key is missing or invalid.
+    """
+    to = body.get("to")
+    to_list = [to] if isinstance(to, str) else to
+    if (
+        not isinstance(to_list, list)
+        or not to_list
+        or not all(isinstance(a, str) and "@" in a and "\n" not in a for a in to_list)
+    ):
+        raise ConfigError(
+            f"{where}.to must be one or more mail addresses",
+            hint='e.g. to = ["kanri@example.go.jp"]',
+        )
+    sender = _text(body, "from", where)
+    if "@" not in sender or "\n" in sender:
+        raise ConfigError(f"{where}.from must be a mail address")
+    starttls = body.get("starttls", "opportunistic")
+    if starttls not in STARTTLS_MODES:
+        raise ConfigError(f"{where}.starttls must be one of {', '.join(STARTTLS_MODES)}")
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise ConfigError(f"{where}.user must be a string")
+    password_file = (
+        resolve(body["password_file"], f"{where}.password_file")
+        if "password_file" in body
+        else None
+    )
+    if (user is None) != (password_file is None):
+        raise ConfigError(
+            f"{where}: give both user and password_file for a relay login, or neither"
+        )
+    return MailRoute(
+        relay=_text(body, "relay", where),
+        port=_int(body.get("port", 25), f"{where}.port", 1, 65535),
+        sender=sender,
+        to=tuple(to_list),
+        starttls=str(starttls),
+        ca_file=resolve(body["ca_file"], f"{where}.ca_file") if "ca_file" in body else None,
+        user=user,
+        password_file=password_file,
+        max_bytes=_int(body.get("max_size", DEFAULT_MAIL_MAX), f"{where}.max_size", 1, 1 << 40),
+        timeout_seconds=_float(body.get("timeout_seconds", 60.0), f"{where}.timeout_seconds"),
+    )
+
+
+def parse_password_route(raw: Any, where: str, resolve: Resolve) -> PasswordRoute:
+    """`password_channel = "path"` (a folder) or `{ kind = "folder" | "sftp" | "retrieval" }`.
+
+    Raises:
+        ConfigError: an unknown kind or a missing key.
+    """
+    if isinstance(raw, str):
+        return PasswordRoute("folder", folder=resolve(raw, where))
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{where} must be a folder path or a table with a kind",
+            hint='e.g. password_channel = { kind = "retrieval" }',
+        )
+    kind = raw.get("kind")
+    if kind == "folder":
+        return PasswordRoute("folder", folder=resolve(raw.get("path"), f"{where}.path"))
+    if kind == "sftp":
+        return PasswordRoute("sftp", sftp=parse_sftp(raw, where, resolve))
+    if kind == "retrieval":
+        return PasswordRoute("retrieval")
+    raise ConfigError(
+        f"{where}.kind must be one of {', '.join(PASSWORD_KINDS)}",
+        hint='e.g. password_channel = { kind = "folder", path = "passwords" }',
+    )
+
+
+def check_separate(
+    inbox: Path | None, sftp: SftpEndpoint | None, password: PasswordRoute, where: str
+) -> None:
+    """Refuse a password route that is the file's own route (PPAP).
+
+    Mail carries files only: no password route is a mail, so a mailed file's password always
+    takes another road.
+
+    Raises:
+        ConfigError: the same folder (or one inside the other), or the same SFTP account.
+    """
+    if password.kind == "folder" and password.folder is not None and inbox is not None:
+        # Compared as written and as the links resolve today (delivery re-checks for links).
+        pairs = [
+            (inbox, password.folder),
+            (Path(os.path.realpath(inbox)), Path(os.path.realpath(password.folder))),
+        ]
+        if any(a == b or a in b.parents or b in a.parents for a, b in pairs):
+            # PPAP: a password beside its ZIP protects nothing.
+            raise ConfigError(
+                f"{where}: the password channel and the inbox are the same place",
+                hint="give password_channel a folder outside the inbox (a separate route)",
+            )
+    # One account reaches both: whoever holds its key (or breaks into it) gets file and
+    # password together. A separate account or host is required, not just another folder.
+    if password.sftp is not None and sftp is not None and password.sftp.account == sftp.account:
+        raise ConfigError(
+            f"{where}: the password goes to the same SFTP account "
+            f"({sftp.user}@{sftp.host}:{sftp.port}) as the file: the same place",
+            hint="use another account or another host for password_channel",
+        )
+
+
+def host_fingerprint(blob: bytes) -> str:
+    """A host key's fingerprint as OpenSSH prints it: "SHA256:" + unpadded base64."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def key_blob(line: str) -> bytes:
+    """The wire blob of a pinned "TYPE BASE64" key line."""
+    return base64.b64decode(line.split()[1])
+
+
+def _pinned_key(line: str, host: str, port: int, where: str) -> str:
+    """A known_hosts entry ("[HOSTS] TYPE BASE64 [COMMENT]") checked and reduced to TYPE BASE64.
+
+    A host field, if present, must name this host (plain or hashed, `[host]:port` for other
+    ports): an entry copied for another server is refused rather than silently trusted.
+    """
+    fields = line.split()
+    if fields and fields[0].startswith("@"):
+        raise ConfigError(
+            f"{where}: markers like {fields[0]} are not supported",
+            hint="pin the server's own host key line",
+        )
+    if len(fields) >= 2 and _is_key_type(fields[0]):
+        key_fields = fields[:2]
+    elif len(fields) >= 3 and _is_key_type(fields[1]):
+        if not _host_matches(fields[0], host, port):
+            raise ConfigError(
+                f"{where}: the entry is for {fields[0]!r}, not for {host}:{port}",
+                hint="pin the line for this server",
+            )
+        key_fields = fields[1:3]
+    else:
+        raise ConfigError(
+            f"{where}: not a known_hosts line ([HOST] TYPE BASE64)",
+            hint="copy the server's line from known_hosts or ssh-keyscan",
+        )
+    try:
+        parse_public_key(" ".join(key_fields))
+    except KeyFileError as exc:
+        raise ConfigError(f"{where}: {exc}", hint=exc.hint) from None
+    return " ".join(key_fields)
+
+
+def _is_key_type(word: str) -> bool:
+    return word.startswith(("ssh-", "ecdsa-sha2-"))
+
+
+def _host_matches(patterns: str, host: str, port: int) -> bool:
+    name = host.lower() if port == 22 else f"[{host.lower()}]:{port}"
+    for pattern in patterns.split(","):
+        if pattern.startswith("|1|"):  # hashed: |1|base64(salt)|base64(HMAC-SHA1(salt, name))
+            try:
+                _, _, salt, digest = pattern.split("|")
+                mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+            except (ValueError, TypeError):
+                continue
+            if hmac.compare_digest(base64.b64encode(mac).decode(), digest):
+                return True
+        elif pattern.lower() == name:
+            return True
+    return False
+
+
+def _text(body: Mapping[str, Any], key: str, where: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}.{key} is missing", hint=f'set {key} = "…" in [{where}]')
+    return value.strip()
+
+
+def _int(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{where} must be a whole number from {low} to {high}")
+    return value
+
+
+def _float(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where} must be a positive number of seconds")
+    return float(value)

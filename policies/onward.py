@@ -1,0 +1,62 @@
+"""The onward provision ban (再提供の禁止): to whom a holder of the data may pass it on.
+
+Seed 000 記1(3): 国保中央会 → 国保連合会 → 市町村, each also to its own contractors (委託事業者);
+seed 001 記1(3): 厚生労働省 → 日本年金機構 (and whom it queries, and its contractors); seed 003
+(3): the recipient passes it to nobody. Pure decisions on party ids; never sees the data.
+"""
+
+from __future__ import annotations
+
+from policies.agreement import Agreement
+from policies.reasons import Reason
+
+__all__ = ["onward_refusal", "reachable_parties"]
+
+
+def onward_refusal(
+    agreement: Agreement, holder: str, to: str, *, to_contractor: bool = False
+) -> Reason | None:
+    """Why `holder` may not pass the data to `to`, or None when the agreement allows it.
+
+    `to_contractor` says the receiver is a contractor (委託事業者) acting for the holder; that is
+    allowed only where the agreement lets the holder use contractors. A party id the agreement
+    does not know is refused (fail closed).
+    """
+    if holder not in agreement.parties:
+        return agreement.reason(
+            "onward.unknown-holder",
+            f"{holder} is not a party of this agreement and holds no data under it",
+            "onward",
+        )
+    receiver = agreement.parties.get(to)
+    if to_contractor or (receiver is not None and receiver.kind == "contractor"):
+        if holder in agreement.contractors:
+            return None
+        return agreement.reason(
+            "onward.contractor",
+            f"{holder} may not entrust the data to a contractor "
+            "(委託事業者) under this agreement; keep the work in-house or amend the agreement",
+            "onward.contractors",
+        )
+    if to in agreement.onward_chain.get(holder, ()):
+        return None
+    allowed = ", ".join(agreement.onward_chain.get(holder, ())) or "nobody"
+    return agreement.reason(
+        "onward.forbidden",
+        f"{holder} may pass this data on only to: {allowed}; providing it "
+        f"to {to} is forbidden (再提供の禁止)",
+        f"onward.chain.{holder}",
+    )
+
+
+def reachable_parties(agreement: Agreement, start: str) -> tuple[str, ...]:
+    """Every party the data may reach from `start` along the onward chain, in order found."""
+    seen: list[str] = []
+    queue = [start]
+    while queue:
+        holder = queue.pop(0)
+        for nxt in agreement.onward_chain.get(holder, ()):
+            if nxt not in seen and nxt != start:
+                seen.append(nxt)
+                queue.append(nxt)
+    return tuple(seen)
