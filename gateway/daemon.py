@@ -14,7 +14,7 @@ import threading
 import time
 from types import FrameType
 
-from gateway import clock, pipeline
+from gateway import clock, pipeline, schedule_sweep
 from gateway.config import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.intake import IntakeTracker, Outbox
@@ -24,6 +24,7 @@ from gateway.runtime import Runtime
 log = logging.getLogger(__name__)
 
 _RETRY_AFTER_ERROR_SECONDS = 30.0
+_SWEEP_SECONDS = 60.0  # late provisions (遅延) are decided by the day: a minute is plenty
 
 
 class Daemon:
@@ -76,9 +77,12 @@ class Daemon:
             log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
         log.info("tachiai is running (party %s); stop with Ctrl-C or SIGTERM",
                  self.settings.party)
-        last_scan = -1e9
+        last_scan = last_sweep = -1e9
         try:
             while not self.stopping.is_set():
+                if time.monotonic() - last_sweep >= _SWEEP_SECONDS:
+                    self._sweep()
+                    last_sweep = time.monotonic()
                 if time.monotonic() - last_scan >= self.settings.scan_interval_seconds:
                     self.tracker.scan()
                     last_scan = time.monotonic()
@@ -95,6 +99,12 @@ class Daemon:
             self.tracker.stop_watching()
             self.rt.flush()
             log.info("tachiai stopped; every transfer is in a recorded state")
+
+    def _sweep(self) -> None:
+        try:
+            schedule_sweep.sweep_late(self.rt)
+        except TachiaiError as exc:
+            log.error("the schedule sweep failed: %s", exc.diagnostics())
 
     def _take_in_ready(self) -> None:
         for box, path in self.tracker.ready():

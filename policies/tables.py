@@ -3,18 +3,30 @@ record, so covered rows can be sent byte for byte; the shared Record, limits and
 
 Never rewrites what it reads: cells are decoded for judging only. Every failure is a
 `TableError` carrying a rule and a message that never repeat the file's content. Reads only the
-stream it is given; the XLSX reader is `policies.xlsxfile`.
+stream it is given, a chunk at a time; the XLSX reader is `policies.xlsxfile`.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import BinaryIO
 
-__all__ = ["LIMITS", "Limits", "Record", "TableError", "Undecodable", "csv_records"]
+__all__ = [
+    "LIMITS",
+    "Batch",
+    "Limits",
+    "Record",
+    "TableError",
+    "Undecodable",
+    "csv_batches",
+    "csv_records",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,35 @@ class Record:
     @property
     def blank(self) -> bool:
         return all(not c.strip() for c in self.cells)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The complete records of one chunk of a CSV file, parsed: `rows[i]` is row `first + i`.
+
+    `raw` is their bytes as read, from stream offset `start`; `ends` the offset in `raw` after
+    each record, or None when every record is one line (no double quote in the chunk), in which
+    case `spans` finds them only when asked: most checks never need a row's bytes.
+    """
+
+    first: int
+    rows: list[list[str]]
+    start: int
+    raw: bytes
+    ends: tuple[int, ...] | None = None
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.raw)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """The byte range [start, end) of each record in the stream, line ending included."""
+        ends = self.ends
+        if ends is None:
+            ends = tuple(accumulate(map(len, self.raw.splitlines(keepends=True))))
+        starts = (0, *ends[:-1])
+        base = self.start
+        return [(base + s, base + e) for s, e in zip(starts, ends, strict=True)]
 
 
 class TableError(Exception):
@@ -81,28 +122,54 @@ def csv_records(stream: BinaryIO, encoding: str, limits: Limits = LIMITS) -> Ite
         Undecodable: a record is not valid `encoding` text.
         TableError: a record is malformed, longer than the limit, or there are too many.
     """
+    for batch in csv_batches(stream, encoding, limits):
+        for number, cells, span in zip(
+            range(batch.first, batch.first + len(batch.rows)),
+            batch.rows,
+            batch.spans(),
+            strict=True,
+        ):
+            yield Record(number, tuple(cells), span)
+
+
+def csv_batches(stream: BinaryIO, encoding: str, limits: Limits = LIMITS) -> Iterator[Batch]:
+    """The records of a CSV stream from its start, a chunk's worth at a time: the same records,
+    numbers and spans as `csv_records`, for callers that judge rows in bulk.
+
+    Raises (while iterating), before yielding any record of the batch at fault:
+        Undecodable: a record is not valid `encoding` text.
+        TableError: a record is malformed, longer than the limit, or there are too many.
+    """
     stream.seek(0)
     number = 0  # records yielded so far
-    for batch in _batches(stream, limits):
-        if number + len(batch) > limits.max_rows:
+    for start, raw, ends in _regions(stream, limits):
+        count = _line_count(raw) if ends is None else len(ends)
+        if number + count > limits.max_rows:
             raise TableError(
                 "content.too-many-rows",
                 f"the file has more than {limits.max_rows} rows; split it into several files",
                 limits.max_rows + 1,
             )
+        # Only the file's first record may carry the UTF-8 signature.
+        codec = "utf-8" if encoding == "utf-8-sig" and number else encoding
         try:
-            texts = [
-                raw.decode(
-                    "utf-8" if encoding == "utf-8-sig" and (number or i) else encoding,
-                    errors="strict",
+            if ends is None:
+                # One record per line: decode the chunk at once and let the reader split lines.
+                # StringIO(newline="") ends lines exactly where bytes.splitlines does (CR, LF,
+                # CRLF): those bytes never occur inside a character in UTF-8 or cp932.
+                lines: io.StringIO | list[str] = io.StringIO(
+                    raw.decode(codec, errors="strict"), newline=""
                 )
-                for i, (_, raw) in enumerate(batch)
-            ]
+            else:
+                lines = [
+                    raw[s:e].decode(codec if not i else _rest(codec), errors="strict")
+                    for i, (s, e) in enumerate(zip((0, *ends[:-1]), ends, strict=True))
+                ]
         except UnicodeDecodeError:
             raise Undecodable(encoding) from None
-        # The C parser reads the records the splitter found, one list item each; it must give
-        # exactly one row per item, or the two disagree about where rows end.
-        reader = csv.reader(texts, strict=True)
+        # The C parser reads the records the splitter found, one line (or list item) each; it
+        # must give exactly one row per record, or the two disagree about where rows end.
+        reader = csv.reader(lines, strict=True)
         try:
             rows = list(reader)
         except csv.Error as exc:
@@ -112,16 +179,15 @@ def csv_records(stream: BinaryIO, encoding: str, limits: Limits = LIMITS) -> Ite
                 f"({_csv_error(exc)}); check quoting and line endings (RFC 4180)",
                 number + max(reader.line_num, 1),
             ) from None
-        if len(rows) != len(batch) or reader.line_num != len(batch):
+        if len(rows) != count or reader.line_num != count:
             raise TableError(
                 "content.csv-syntax",
                 "a row contains a line break outside double "
                 "quotes; check quoting and line endings (RFC 4180)",
                 number + 1,
             )
-        for (start, raw), cells in zip(batch, rows, strict=True):
-            number += 1
-            yield Record(number, tuple(cells), (start, start + len(raw)))
+        yield Batch(number + 1, rows, start, raw, ends)
+        number += count
 
 
 # --- private helpers -----------------------------------------------------------------------------
@@ -131,13 +197,19 @@ _CHUNK = 1 << 16
 # a double quote, CR nor LF can occur inside a multi-byte character (cp932 trail bytes are
 # 0x40–0x7E and 0x80–0xFC; UTF-8's are 0x80–0xBF).
 
+# One record that starts outside double quotes: each quote toggles "inside", so the record ends
+# at the first line ending (CRLF, LF or a lone CR, as the csv module reads them) reached after an
+# even number of quotes. Written as an unrolled loop so that a failed match (a record still
+# open at the end of the chunk) backtracks in linear time.
+_RECORD = re.compile(rb'[^"\r\n]*(?:"[^"]*"[^"\r\n]*)*(?:\r\n|\r|\n)')
 
-def _batches(stream: BinaryIO, limits: Limits) -> Iterator[list[tuple[int, bytes]]]:
-    """Yield the complete records of each chunk read, as (offset, bytes) with line endings.
 
-    A line ending outside double quotes ends a record (CRLF, LF or a lone CR, as the csv module
-    reads them). Every record starts outside quotes, and each double quote toggles "inside",
-    so a line with an odd number of them leaves the record open onto the next line.
+def _regions(stream: BinaryIO, limits: Limits) -> Iterator[tuple[int, bytes, tuple[int, ...] | None]]:
+    """Yield the complete records of each chunk read, as (offset, bytes, record ends or None).
+
+    A line ending outside double quotes ends a record. Every record starts outside quotes, so a
+    chunk without a double quote is a run of one-line records; the common case is cut with a
+    few searches in C. A record still open at the end of the chunk is carried to the next.
     """
     pending = b""  # the start of a record not yet complete, carried to the next chunk
     base = 0  # offset of pending[0] in the stream
@@ -145,22 +217,17 @@ def _batches(stream: BinaryIO, limits: Limits) -> Iterator[list[tuple[int, bytes
         chunk = stream.read(_CHUNK)
         eof = not chunk
         data = pending + chunk
-        batch: list[tuple[int, bytes]] = []
-        start = end = 0
-        quoted = False
-        for line in data.splitlines(keepends=True):
-            end += len(line)
-            if line.count(b'"') % 2:
-                quoted = not quoted
-            if quoted:
-                continue
-            if not eof and end == len(data) and not line.endswith(b"\n"):
-                break  # no ending yet, or a CR whose LF may come in the next chunk
-            batch.append((base + start, data[start:end]))
-            start = end
-        if batch:
-            yield batch
-        pending, base = data[start:], base + start
+        ends: tuple[int, ...] | None = None
+        if b'"' not in data:
+            # The last line is complete if it ends with LF, or with a CR that is not the chunk's
+            # last byte (its LF may come in the next chunk); at the end of the file, always.
+            cut = len(data) if eof else max(data.rfind(b"\n"), data.rfind(b"\r", 0, -1)) + 1
+        else:
+            ends = _record_ends(data, eof)
+            cut = ends[-1] if ends else 0
+        if cut:
+            yield base, data[:cut], ends
+        pending, base = data[cut:], base + cut
         if len(pending) > limits.max_record_bytes:
             raise TableError(
                 "content.row.too-long",
@@ -170,8 +237,39 @@ def _batches(stream: BinaryIO, limits: Limits) -> Iterator[list[tuple[int, bytes
             )
         if eof:
             if pending:
-                yield [(base, pending)]
+                yield base, pending, (len(pending),)
             return
+
+
+def _record_ends(data: bytes, eof: bool) -> tuple[int, ...]:
+    """The offset after each complete record of `data`, which starts at a record's start."""
+    ends: list[int] = []
+    pos = 0
+    size = len(data)
+    match = _RECORD.match
+    while pos < size:
+        found = match(data, pos)
+        if found is None:
+            if eof and data.count(b'"', pos) % 2 == 0:
+                ends.append(size)  # the file's last record, without a line ending
+            break
+        end = found.end()
+        if not eof and end == size and data[-1:] == b"\r":
+            break  # a CR whose LF may come in the next chunk
+        ends.append(end)
+        pos = end
+    return tuple(ends)
+
+
+def _line_count(raw: bytes) -> int:
+    """The number of lines in `raw`, as bytes.splitlines counts them, without splitting."""
+    count = raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n")
+    return count + (not raw.endswith((b"\n", b"\r")))
+
+
+def _rest(codec: str) -> str:
+    """The codec for records after the first in a batch: the signature is only at the start."""
+    return "utf-8" if codec == "utf-8-sig" else codec
 
 
 def _csv_error(exc: csv.Error) -> str:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policies.checkdigits import is_valid_local_government_code
 from policies.dates import parse_date
 
-__all__ = ["TYPE_NAMES", "Problem", "check_value"]
+__all__ = ["TYPE_NAMES", "Problem", "all_valid", "check_value"]
 
 # The column types agreements may name; the names are part of the agreement format, never renamed.
 TYPE_NAMES: frozenset[str] = frozenset(
@@ -71,6 +71,32 @@ def check_value(type_name: str, value: str, *, max_length: int | None = None) ->
         )
     # ASCII is already NFKC-stable; skipping normalize() keeps the common path cheap.
     return checker(trimmed if trimmed.isascii() else unicodedata.normalize("NFKC", trimmed))
+
+
+def all_valid(type_name: str, cells: Sequence[str], *, max_length: int | None = None) -> bool:
+    """True only if every cell is non-blank and `check_value` accepts it; False says nothing.
+
+    A whole column of a chunk is judged in a few passes in C (a join, NFKC, one regex), for the
+    types whose values rarely repeat (names, addresses, free text). On False — and always for
+    the other types — judge the cells one by one with `check_value`.
+
+    Raises:
+        ValueError: `type_name` is not one of TYPE_NAMES.
+    """
+    try:
+        _, default_limit = _TYPES[type_name]
+    except KeyError:
+        raise ValueError(f"unknown column type {type_name!r}") from None
+    if not cells:
+        return True
+    whole = _WHOLE.get(type_name)
+    if whole is None:
+        return False
+    limit = max_length if max_length is not None else default_limit
+    # A cell's length before trimming bounds its length after.
+    if limit is not None and max(map(len, cells)) > limit:
+        return False
+    return whole(cells)
 
 
 # --- private helpers -----------------------------------------------------------------------------
@@ -233,6 +259,71 @@ _TYPES: dict[str, tuple[_Checker, int | None]] = {
     "period-of-stay": (_period_of_stay, None),
     "text": (_text, 1000),
 }
+
+# --- whole columns (all_valid) -------------------------------------------------------------------
+# Why judging the joined column agrees with judging each cell (tests/policies/
+# test_content_equivalence.py checks every step on all of Unicode or on generated values):
+# - NFKC(a + s + b) == NFKC(a) + s + NFKC(b) for s in "\n" and ",": both are starters that no
+#   character composes with, so normalising the join is normalising each cell.
+# - Trimming before NFKC only drops leading and trailing whitespace, and NFKC maps whitespace to
+#   whitespace, so what the patterns below accept untrimmed they accept trimmed too.
+# - NFKC never makes a control character out of other characters, so a column without one has
+#   none after NFKC either.
+
+
+def _cells(cell: str) -> re.Pattern[str]:
+    """Cells joined by line breaks, each a fullmatch of `cell`."""
+    return re.compile(f"(?:(?:{cell})\n)*(?:{cell})")
+
+
+# The name patterns say where the mandatory letter is (the first one), unlike _LATIN_NAME and
+# _KANJI_NAME, so that a failed match over thousands of cells backtracks in linear time.
+_LATIN_NAME_CELLS = _cells(r"[ ,.\-']*[A-Za-z][A-Za-z ,.\-']*")
+_KANJI_NAME_CELLS = _cells(
+    f"[ ,.\\-']*[{_KANJI_NAME_CHARS}][{_KANJI_NAME_CHARS} ,.\\-']*"
+)
+_RESIDENCE_CARD_NUMBER_CELLS = _cells(_RESIDENCE_CARD_NUMBER.pattern)
+_PERIOD_OF_STAY_CELLS = _cells(_PERIOD_OF_STAY.pattern)
+
+
+def _matching(pattern: re.Pattern[str]) -> Callable[[Sequence[str]], bool]:
+    def check(cells: Sequence[str]) -> bool:
+        joined = "\n".join(cells)
+        if joined.count("\n") != len(cells) - 1:
+            return False  # a cell holds a line break: the cells cannot be told apart
+        if not joined.isascii():
+            joined = unicodedata.normalize("NFKC", joined)
+        return pattern.fullmatch(joined) is not None
+
+    return check
+
+
+def _free_text(control: re.Pattern[str], digits: bool) -> Callable[[Sequence[str]], bool]:
+    def check(cells: Sequence[str]) -> bool:
+        if not all(map(str.strip, cells)):
+            return False  # a blank cell
+        joined = ",".join(cells)
+        if control.search(joined):
+            return False
+        if digits:
+            text = joined if joined.isascii() else unicodedata.normalize("NFKC", joined)
+            return _ANY_DIGIT.search(text) is None
+        return True
+
+    return check
+
+
+# type name → a check of many non-empty cells that is True only when check_value accepts each.
+_WHOLE: dict[str, Callable[[Sequence[str]], bool]] = {
+    "latin-name": _matching(_LATIN_NAME_CELLS),
+    "kanji-name": _matching(_KANJI_NAME_CELLS),
+    "residence-card-number": _matching(_RESIDENCE_CARD_NUMBER_CELLS),
+    "period-of-stay": _matching(_PERIOD_OF_STAY_CELLS),
+    "nationality": _free_text(_CONTROL, digits=True),
+    "status-of-residence": _free_text(_CONTROL, digits=False),
+    "text": _free_text(_CONTROL_EXCEPT_TAB, digits=False),
+}
+
 # TYPE_NAMES is spelled out at the top for readers; this keeps the two lists from drifting apart.
 if frozenset(_TYPES) != TYPE_NAMES:
     raise RuntimeError("policies.values: TYPE_NAMES and the type table disagree")
