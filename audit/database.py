@@ -1,23 +1,25 @@
 """Database engines for durable, append-only logs: SQLite (embedded) or PostgreSQL.
 
 SQLite runs in WAL mode with synchronous=FULL (a commit survives power loss), waits for locks
-instead of failing, and starts every write transaction with BEGIN IMMEDIATE so concurrent writers
-queue up rather than fork the sequence. A read-only engine never writes the file it reads; a
-snapshot engine (an auditor's copy) also takes no locks and creates no -wal or -shm file.
+instead of failing, and starts every write transaction (`engine.begin()`) with BEGIN IMMEDIATE so
+concurrent writers queue up rather than fork the sequence; reads begin deferred and never wait.
+A read-only engine never writes the file it reads; a snapshot engine (an auditor's copy) also
+takes no locks and creates no -wal or -shm file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import sqlite3
 import tempfile
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
 from audit.errors import LedgerStorageError
@@ -25,6 +27,7 @@ from audit.errors import LedgerStorageError
 log = logging.getLogger(__name__)
 
 _URI_PREFIX = "sqlite:///file:"
+_WRITE = "tachiai.write"  # marks a pooled connection inside engine.begin()
 
 
 def sqlite_url(path: Path, *, read_only: bool = False, snapshot: bool = False) -> str:
@@ -67,8 +70,23 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Only `engine.begin()` (a write) takes the write lock up front. A read through
+        # `engine.connect()` begins DEFERRED, so it never waits for a writer — not even one in
+        # the same process, which would otherwise hold it up until the busy timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get(_WRITE) else "BEGIN")
 
+    @contextlib.contextmanager
+    def begin_write() -> Iterator[Connection]:
+        with engine.connect() as conn:
+            conn.info[_WRITE] = not read_only
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_WRITE, None)
+
+    # Engine.begin() has the same contract; SQLAlchemy's own DDL (create_all) uses it too.
+    setattr(engine, "begin", begin_write)  # noqa: B010
     return engine
 
 

@@ -128,7 +128,8 @@ class Late:
     flow: str
     period: str
     due: str
-    transfer: str
+    transfer: str  # the late delivery, or "" while nothing has been delivered
+    reason: str = ""
 
 
 @dataclass
@@ -311,12 +312,23 @@ class _Builder:
         d = ev.data
         h.transfer = str(d.get("transfer", h.transfer))
         h.deadline = str(d.get("deadline", h.deadline))
+        # Deletion or return is certified by a handler's signature: `holding.certified` with
+        # data.kind "deleted" or "returned" (or the plain kinds holding.deleted/.returned).
+        closed = HOLDING_CLOSED.get(ev.kind)
+        if ev.kind == "holding.certified":
+            closed = HOLDING_CLOSED.get(f"holding.{d.get('kind')}")
         if ev.kind == "holding.received":
             h.received_ns = ev.time_ns
-            h.handler = str(ev.actor or d.get("handler", ""))
-        elif ev.kind in HOLDING_CLOSED:
-            h.closed, h.closed_ns = HOLDING_CLOSED[ev.kind], ev.time_ns
+            handlers = d.get("handlers")
+            named = ", ".join(str(x) for x in handlers) if isinstance(handlers, list) else ""
+            h.handler = str(ev.actor or d.get("handler") or named)
+        elif closed is not None:
+            method = d.get("method")
+            h.closed = f"{closed} — {method}" if method else closed
+            h.closed_ns = ev.time_ns
             h.closed_by = str(ev.actor or d.get("handler", ""))
+        elif ev.kind == "holding.refused":
+            h.closed, h.closed_ns = "受領拒否 (refused on arrival)", ev.time_ns
         elif ev.kind == "holding.overdue" and ev.time_ns >= self.report.period.start_ns:
             h.overdue_events += 1
 
@@ -328,7 +340,8 @@ class _Builder:
                 str(d.get("flow", "")),
                 str(d.get("period", "")),
                 str(d.get("due", "")),
-                str(d.get("transfer", ev.subject or "")),
+                str(d.get("transfer", "")),
+                str(_mapping(d.get("reason")).get("message", "")),
             )
         )
 

@@ -174,9 +174,16 @@ def sections(r: Report) -> list[Section]:
     late = Section(
         "5. 期限後の提供 (late provisions)",
         table=(
-            ["記録日時", "フロー", "対象期間", "期限", "転送ID"],
+            ["記録日時", "フロー", "対象期間", "期限", "転送ID", "内容"],
             [
-                [when(x.time_ns), x.flow, x.period or "—", x.due or "—", x.transfer or "—"]
+                [
+                    when(x.time_ns),
+                    x.flow,
+                    x.period or "—",
+                    x.due or "—",
+                    x.transfer or "未提供 (not provided)",
+                    x.reason or "—",
+                ]
                 for x in r.late
             ],
         ),

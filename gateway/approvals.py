@@ -60,6 +60,11 @@ def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None =
         f"size: {transfer.size}",
         f"sha256: {transfer.sha256}",
     ]
+    # A reply (疑義照会・回答) or a correction (訂正) names what it answers, so the witnesses
+    # approve the link too; a transfer without one has exactly the lines it always had.
+    from gateway.holdings import statement_lines
+
+    lines.extend(statement_lines(rt, transfer.id))
     if rejection_reason is not None:
         lines.append(f"reason: {' '.join(rejection_reason.split())}")
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -108,8 +113,8 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
         raise StateError(f"transfer {transfer.id} is {transfer.state}, not awaiting approval",
                          hint="only transfers in state awaiting_approval can be approved")
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
-    signed = _verify_or_record(rt, transfer, statement(rt, transfer), signature,
-                               APPROVAL_NAMESPACE)
+    message = statement(rt, transfer)  # once, before the write transaction below
+    signed = _verify_or_record(rt, transfer, message, signature, APPROVAL_NAMESPACE)
     witness = rt.registry.by_key(signed.public_key)
     now = clock.now_ns()
     with rt.store.transaction() as conn:
@@ -124,7 +129,7 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
             names = (*already, witness.name)
             events = [event("approval.accepted", transfer, {
                 "witness": witness.name, "fingerprint": signed.fingerprint,
-                "sha256": transfer.sha256, "statement": statement(rt, transfer).decode("utf-8"),
+                "sha256": transfer.sha256, "statement": message.decode("utf-8"),
                 "signature": signature, "namespace": APPROVAL_NAMESPACE,
             }, actor=witness.name, key=f"{transfer.id}:approval:{witness.name}", time_ns=now)]
             if quorum_reached(flow, names, transfer.sender):

@@ -138,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_audit.add_commands(sub, common)
     cli_transfers_ops.add_commands(sub, common)
+    __import__("gateway.cli_holdings").cli_holdings.add_commands(sub, common)  # holdings, link
     return parser
 
 

@@ -46,6 +46,9 @@ class Recipient:
     mail: MailRoute | None = None
     password_route: PasswordRoute | None = None
     attempts: int = 5  # delivery attempts before the transfer is `failed`
+    # NAME.manifest.json beside each file (gateway.manifest): a receiving tachiai needs it to
+    # verify the witnessed approval; false for a partner whose inbox reader expects one file.
+    manifest: bool = True
 
     @property
     def password_channel(self) -> Path | None:
@@ -91,6 +94,28 @@ class PickupSource:
 
 
 @dataclass(frozen=True)
+class Inbound:
+    """What this gateway receives (受信, `[inbound]`); without `inbox` it receives nothing.
+
+    Files and their manifests arrive in `inbox`; a ZIP's password in `password_channel` (a
+    folder of its own, never the inbox); `age_identity` opens files of the age profile.
+    Opened data goes only into `handlers_folder/HANDLER/` (0700). `notify_command` gets a JSON
+    summary (no personal data) of each reminder; `remind_days` are days before a deadline.
+    """
+
+    inbox: Path | None = None
+    password_channel: Path | None = None
+    age_identity: Path | None = None
+    handlers_folder: Path | None = None
+    notify_command: tuple[str, ...] = ()
+    remind_days: tuple[int, ...] = (14, 3, 0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.inbox is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the daemon and the commands need to know, resolved to absolute paths."""
 
@@ -107,6 +132,12 @@ class Settings:
     poll_seconds: float = 0.25
     compression: str = "deflate"
     pickups: Mapping[str, PickupSource] = field(default_factory=dict)
+    inbound: Inbound = field(default_factory=Inbound)
+    # [ledger]: signed checkpoints (gateway.checkpointing); None/() mean the state-dir defaults.
+    ledger_checkpoint_key: Path | None = None
+    ledger_checkpoint_dirs: tuple[Path, ...] = ()
+    ledger_syslog: str = ""
+    ledger_checkpoint_interval_seconds: float = 1.0
 
     @property
     def database_path(self) -> Path:
@@ -192,6 +223,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     pickups = {
         name: _pickup(name, body, resolve, path) for name, body in section("pickup").items()
     }
+    inbound = _inbound(section("inbound"), path)
     try:
         settings = Settings(
             config_path=path,
@@ -207,12 +239,37 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             poll_seconds=float(intake.get("poll_seconds", 0.25)),
             compression=str(compression),
             pickups=pickups,
+            inbound=inbound,
+            **_ledger_settings(section("ledger"), resolve, path),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: a number in [intake] is not a number ({exc})") from exc
     if settings.max_file_size <= 0 or settings.settle_seconds < 0:
         raise ConfigError(f"{path}: intake limits must be positive")
     return settings
+
+
+def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:
+    """The [ledger] table: where the checkpoint key lives and where checkpoints are published."""
+    dirs = ledger.get("checkpoint_dirs", [])
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise ConfigError(f"{path}: ledger.checkpoint_dirs must be a list of folders",
+                          hint='e.g. checkpoint_dirs = ["/mnt/audit/checkpoints"]')
+    syslog = ledger.get("syslog", "")
+    if not isinstance(syslog, str):
+        raise ConfigError(f"{path}: ledger.syslog must be a string",
+                          hint='"" (off), "/dev/log", "udp://host:514" or "tcp://host:514"')
+    interval = float(ledger.get("checkpoint_interval_seconds", 1.0))
+    if not 0 < interval <= 1.0:
+        # Issue 4: a checkpoint at least every second while events arrive.
+        raise ConfigError(f"{path}: ledger.checkpoint_interval_seconds must be in (0, 1]")
+    key = ledger.get("checkpoint_key")
+    return {
+        "ledger_checkpoint_key": resolve(key, "ledger.checkpoint_key") if key else None,
+        "ledger_checkpoint_dirs": tuple(resolve(d, "ledger.checkpoint_dirs") for d in dirs),
+        "ledger_syslog": syslog,
+        "ledger_checkpoint_interval_seconds": interval,
+    }
 
 
 def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
@@ -248,12 +305,62 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         attempts = body.get("attempts", 5)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
             raise ConfigError(f"{where}.attempts must be a whole number from 1 to 100")
+        manifest = body.get("manifest", True)
+        if not isinstance(manifest, bool):
+            raise ConfigError(f"{where}.manifest must be true or false")
     except ConfigError as exc:
         if str(exc).startswith(str(path)):
             raise
         raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
     return Recipient(party=pid, transport=str(transport), inbox=inbox, sftp=sftp, mail=mail,
-                     password_route=route, attempts=attempts)
+                     password_route=route, attempts=attempts, manifest=manifest)
+
+
+def _inbound(body: Mapping[str, Any], path: Path) -> Inbound:
+    """The [inbound] table; refuses a password folder that is the inbox (or inside it)."""
+    def folder(key: str) -> Path | None:
+        value = body.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: inbound.{key} must be a path", hint=f'set {key} = "…"')
+        # Lexical, like a recipient's folders: a link planted later is refused where used.
+        return Path(os.path.normpath(path.parent / value))
+
+    known = {"inbox", "password_channel", "age_identity", "handlers_folder", "notify_command",
+             "remind_days"}
+    for key in body:
+        if key not in known:
+            raise ConfigError(f"{path}: inbound.{key} is not a setting",
+                              hint=f"use some of: {', '.join(sorted(known))}")
+    inbox = folder("inbox")
+    passwords = folder("password_channel")
+    handlers = folder("handlers_folder")
+    if inbox is None:
+        if body:
+            raise ConfigError(f"{path}: [inbound] has no inbox",
+                              hint='set inbox = "…", the folder files are delivered into')
+        return Inbound()
+    if passwords is not None and (passwords == inbox or inbox in passwords.parents):
+        raise ConfigError(f"{path}: inbound.password_channel is the inbox or inside it",
+                          hint="the password must never travel with the file it opens: give "
+                               "it a folder of its own")
+    if handlers is not None and (handlers == inbox or inbox in handlers.parents):
+        raise ConfigError(f"{path}: inbound.handlers_folder is inside the inbox",
+                          hint="opened data must never be where partners deliver")
+    command = body.get("notify_command", [])
+    if not isinstance(command, list) or not all(isinstance(c, str) and c for c in command):
+        raise ConfigError(f"{path}: inbound.notify_command must be a list of strings",
+                          hint='e.g. notify_command = ["/usr/local/bin/tachiai-notify"]')
+    days = body.get("remind_days", [14, 3, 0])
+    if not isinstance(days, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 3650 for d in days):
+        raise ConfigError(f"{path}: inbound.remind_days must be a list of whole days (0 = on "
+                          "the deadline)", hint="e.g. remind_days = [14, 3, 0]")
+    return Inbound(inbox=inbox, password_channel=passwords, age_identity=folder("age_identity"),
+                   handlers_folder=handlers or inbox.parent / "handlers",
+                   notify_command=tuple(command),
+                   remind_days=tuple(sorted(set(days), reverse=True)))
 
 
 def _pickup(name: str, body: Any, resolve: Any, path: Path) -> PickupSource:

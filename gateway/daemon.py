@@ -14,7 +14,8 @@ import threading
 import time
 from types import FrameType
 
-from gateway import clock, pipeline, schedule_sweep
+from gateway import clock, inbound, pipeline, schedule_sweep
+from gateway.checkpointing import CheckpointService, CheckpointSettings
 from gateway.config import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.intake import IntakeTracker, Outbox
@@ -35,6 +36,9 @@ class Daemon:
         self.rt = Runtime.open(settings)
         self.stopping = threading.Event()
         self.pickup = Pickup(self.rt)
+        # Signed checkpoints (issue 4), kept outside the database: at least every second.
+        self.checkpoints = CheckpointService(self.rt.ledger,
+                                             CheckpointSettings.from_settings(settings))
         self.outboxes = self._prepare_outboxes()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
         self._held: dict[str, float] = {}  # transfer id → monotonic time of its next try
@@ -72,6 +76,8 @@ class Daemon:
         recovered = pipeline.recover(self.rt)
         if recovered:
             log.info("resumed %d unfinished transfer(s)", recovered)
+        # Refuses to start (LedgerIntegrityError) if the ledger contradicts our last checkpoint.
+        self.checkpoints.start()
         self.tracker.start_watching()
         for box in self.outboxes:
             log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
@@ -87,8 +93,10 @@ class Daemon:
                     self.tracker.scan()
                     last_scan = time.monotonic()
                 self.pickup.poll_due()  # never raises for a partner's problems
+                inbound.poll_inbound(self.rt)  # never raises
                 self._take_in_ready()
                 self._advance_work()
+                self.checkpoints.notify()  # cheap; the service signs at most a few per second
                 wait = self.settings.poll_seconds
                 deadline = self.tracker.next_deadline()
                 if deadline is not None:
@@ -98,6 +106,7 @@ class Daemon:
         finally:
             self.tracker.stop_watching()
             self.rt.flush()
+            self.checkpoints.stop()  # signs a last checkpoint
             log.info("tachiai stopped; every transfer is in a recorded state")
 
     def _sweep(self) -> None:

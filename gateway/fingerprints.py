@@ -17,18 +17,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sqlalchemy import BigInteger, Column, Connection, Integer, LargeBinary, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
 from gateway import clock
-from gateway.errors import ConfigError, InputError, StorageError
+from gateway.errors import ConfigError, InputError, InternalError, StorageError
 from gateway.runtime import Runtime
-from policies.fingerprints import RowKeys, Table, fingerprint, key_check, read_table
+from policies.fingerprints import Fingerprinter, RowKeys, key_check, read_table
 from policies.onward import onward_refusal
 from policies.reasons import Reason
 from policies.tables import Record, TableError
@@ -88,13 +86,12 @@ class FingerprintKeyCheck(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class Remembered:
-    """What `remember` recorded: rows fingerprinted, rows too plain to fingerprint, and the
-    number of distinct fingerprints. Counts only, safe for the ledger."""
+    """What `remember` recorded: rows fingerprinted and rows too plain to fingerprint. Counts
+    only, safe for the ledger."""
 
     holding: str
     rows: int
     skipped: int
-    fingerprints: int
 
 
 @dataclass(frozen=True)
@@ -135,16 +132,14 @@ def remember(
         StorageError: the key or the database cannot be read or written.
     """
     _ensure_tables(rt)
-    key = _key(rt, create=True)
-    table = _open(stream, dataset_format, "received")
-    keys = RowKeys(table.header)
+    fingerprint = Fingerprinter(_key(rt, create=True))
+    keys, records = _received(stream, dataset_format)
     with rt.store.transaction() as conn:
         source = _source_id(conn, holding_id, agreement, flow, holder_party)
     rows = skipped = 0
-    distinct: set[bytes] = set()
     batch: set[bytes] = set()
-    for record in _rows(table, "received"):
-        fps = {fingerprint(key, k.text) for k in keys.keys(record.cells)}
+    for record in records:
+        fps = {fingerprint(k.text) for k in keys.keys(record.cells)}
         if not fps:
             skipped += 1
             continue
@@ -152,17 +147,15 @@ def remember(
         batch |= fps
         if len(batch) >= _WRITE_BATCH:
             _insert(rt, source, batch)
-            distinct |= batch
             batch = set()
     if batch:
         _insert(rt, source, batch)
-        distinct |= batch
     with rt.store.transaction() as conn:
         conn.execute(_S.update().where(_S.c.id == source).values(rows=rows, skipped=skipped))
     log.info(
         "remembered %d rows of holding %s (%d too plain to fingerprint)", rows, holding_id, skipped
     )
-    return Remembered(holding_id, rows, skipped, len(distinct))
+    return Remembered(holding_id, rows, skipped)
 
 
 def guard(
@@ -202,18 +195,17 @@ def inspect_onward(
         StorageError: the key or the database cannot be read.
     """
     _ensure_tables(rt)
-    if not _any_source(rt):
+    sources = _sources(rt)
+    if not sources:
         return GuardResult(rows=0)  # nothing was ever received here: nothing can be copied
-    key = _key(rt, create=False)
+    fingerprint = Fingerprinter(_key(rt, create=False))
     try:
         table = read_table(stream, dataset_format)
     except TableError as exc:
         return GuardResult(0, (_unreadable(exc),))
+    tally = _Tally(rt, sources, to_party, to_contractor)
     keys = RowKeys(table.header)
     rows = 0
-    # Per source: rows matched as whole rows, and rows matched only by name and birth date.
-    whole: dict[int, int] = defaultdict(int)
-    identity: dict[int, int] = defaultdict(int)
     pending: list[tuple[list[bytes], list[bytes]]] = []
     try:
         for record in table.rows:
@@ -223,19 +215,15 @@ def inspect_onward(
             row_fps: list[bytes] = []
             id_fps: list[bytes] = []
             for k in keys.keys(record.cells):
-                (row_fps if k.kind == "row" else id_fps).append(fingerprint(key, k.text))
-            if row_fps or id_fps:
-                pending.append((row_fps, id_fps))
+                (row_fps if k.kind == "row" else id_fps).append(fingerprint(k.text))
+            pending.append((row_fps, id_fps))
             if len(pending) >= _READ_BATCH:
-                _match(rt, pending, whole, identity)
+                tally.add(_lookup(rt, pending), pending)
                 pending = []
     except TableError as exc:
         return GuardResult(rows, (_unreadable(exc),))
-    if pending:
-        _match(rt, pending, whole, identity)
-    if not whole and not identity:
-        return GuardResult(rows)
-    return _decide(rt, rows, whole, identity, to_party, to_contractor)
+    tally.add(_lookup(rt, pending), pending)
+    return tally.result(rows)
 
 
 def forget(rt: Runtime, holding_id: str) -> int:
@@ -283,11 +271,6 @@ def _ensure_tables(rt: Runtime) -> None:
         SQLModel.metadata.create_all(rt.store.engine, tables=_TABLES)
 
 
-def _any_source(rt: Runtime) -> bool:
-    with _errors("read the fingerprint tables"), rt.store.engine.connect() as conn:
-        return conn.execute(select(_S.c.id).limit(1)).first() is not None
-
-
 def _key(rt: Runtime, *, create: bool) -> bytes:
     """The gateway's fingerprint key, checked against the check value stored with the
     fingerprints; created on first use when `create`.
@@ -302,7 +285,7 @@ def _key(rt: Runtime, *, create: bool) -> bytes:
         stored = conn.execute(select(_K.c.check_value).where(_K.c.id == 1)).scalar()
     if not path.exists() and (stored is not None or not create):
         if stored is None:
-            # Only reached by the guard before anything was remembered; _any_source says no.
+            # Not reached: the guard looks for a key only when something was remembered.
             raise ConfigError(f"the fingerprint key {path} does not exist yet")
         raise ConfigError(
             f"the fingerprint key {path} is missing, but fingerprints made with it are stored",
@@ -314,9 +297,11 @@ def _key(rt: Runtime, *, create: bool) -> bytes:
     if stored is None:
         with rt.store.transaction() as conn:
             # Two processes may get here at once; the first check value stays.
-            conn.execute(
-                _insert_ignore(conn, _K),
-                [{"id": 1, "check_value": check, "created_ns": clock.now_ns()}],
+            mark = _placeholder(conn)
+            conn.exec_driver_sql(
+                f"INSERT INTO {_K.name} (id, check_value, created_ns) "  # noqa: S608
+                f"VALUES (1, {mark}, {mark}) ON CONFLICT DO NOTHING",
+                (check, clock.now_ns()),
             )
             stored = conn.execute(select(_K.c.check_value).where(_K.c.id == 1)).scalar()
     if stored != check:
@@ -387,34 +372,35 @@ def _create_key(path: Path) -> bytes:
     return key
 
 
-def _open(stream: BinaryIO, dataset_format: str, what: str) -> Table:
-    try:
-        return read_table(stream, dataset_format)
-    except TableError as exc:
-        raise InputError(
-            f"cannot read the {what} file to fingerprint its rows: {exc.message}",
-            hint="the file's rows are not remembered; check the file",
-        ) from None
+def _received(stream: BinaryIO, dataset_format: str) -> tuple[RowKeys, Iterator[Record]]:
+    """The keys of a received table and its non-blank rows; a read error is an InputError."""
 
+    def failed(exc: TableError, done: str) -> InputError:
+        row = f" (row {exc.row})" if exc.row is not None else ""
+        return InputError(
+            f"cannot read the received file to fingerprint its rows: {exc.message}{row}",
+            hint=f"{done}; check the file",
+        )
 
-def _rows(table: Table, what: str) -> Iterator[Record]:
     try:
-        for record in table.rows:
-            if not record.blank:
-                yield record
+        table = read_table(stream, dataset_format)
     except TableError as exc:
-        raise InputError(
-            f"cannot read the {what} file to fingerprint its rows: {exc.message}"
-            + (f" (row {exc.row})" if exc.row is not None else ""),
-            hint="rows before it are remembered; check the file",
-        ) from None
+        raise failed(exc, "no row is remembered") from None
+
+    def rows() -> Iterator[Record]:
+        try:
+            yield from (r for r in table.rows if not r.blank)
+        except TableError as exc:
+            raise failed(exc, "the rows before it are remembered") from None
+
+    return RowKeys(table.header), rows()
 
 
 def _source_id(conn: Connection, holding: str, agreement: str, flow: str, holder: str) -> int:
     found = conn.execute(select(_S).where(_S.c.holding == holding)).mappings().first()
     if found is not None:
         if (found["agreement"], found["flow"], found["holder"]) != (agreement, flow, holder):
-            raise StorageError(
+            raise InternalError(
                 f"holding {holding} was remembered under {found['agreement']}/{found['flow']} "
                 f"held by {found['holder']}, not {agreement}/{flow} held by {holder}",
                 hint="a holding id names one received file; this is a bug, please report it",
@@ -435,129 +421,156 @@ def _source_id(conn: Connection, holding: str, agreement: str, flow: str, holder
 
 
 def _insert(rt: Runtime, source: int, fps: set[bytes]) -> None:
-    rows = [{"fp": fp, "source": source} for fp in fps]
+    # Driver-level SQL on the hot path: SQLAlchemy's per-row parameter processing costs more
+    # than SQLite's insert. ON CONFLICT DO NOTHING is the same in SQLite and PostgreSQL.
     with rt.store.transaction() as conn:
-        conn.execute(_insert_ignore(conn, _F), rows)
+        mark = _placeholder(conn)
+        # Only our table name and the driver's marks are in the text; every value is bound.
+        insert = f"INSERT INTO {_F.name} (fp, source) VALUES ({mark}, {mark})"  # noqa: S608
+        conn.exec_driver_sql(insert + " ON CONFLICT DO NOTHING", [(fp, source) for fp in fps])
 
 
-def _insert_ignore(conn: Connection, table: Any) -> Any:
-    # An INSERT that skips rows already there: remembering again after a crash must not fail.
-    if conn.dialect.name == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing()
-    return sqlite_insert(table).on_conflict_do_nothing()
+def _placeholder(conn: Connection) -> str:
+    # The driver's own parameter mark: "?" for sqlite3, "%s" for the PostgreSQL drivers.
+    return "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
 
 
-def _match(
-    rt: Runtime,
-    pending: list[tuple[list[bytes], list[bytes]]],
-    whole: dict[int, int],
-    identity: dict[int, int],
-) -> None:
-    """Look the fingerprints of a batch of rows up, and count each row once per source: as a
-    whole row when a row key matched, else by identity."""
-    wanted = sorted({fp for row_fps, id_fps in pending for fp in (*row_fps, *id_fps)})
-    sources: dict[bytes, set[int]] = defaultdict(set)
+def _sources(rt: Runtime) -> dict[int, _Source]:
+    # One row per received file: hundreds over the years, read whole for each outbound file.
     with _errors("read the fingerprint tables"), rt.store.engine.connect() as conn:
+        found = conn.execute(select(_S.c.id, _S.c.holding, _S.c.agreement, _S.c.flow, _S.c.holder))
+        return {int(r[0]): _Source(*r[1:]) for r in found}
+
+
+def _lookup(rt: Runtime, pending: list[tuple[list[bytes], list[bytes]]]) -> dict[bytes, set[int]]:
+    """The sources of every fingerprint of a batch of rows that is stored."""
+    wanted = sorted({fp for row_fps, id_fps in pending for fp in (*row_fps, *id_fps)})
+    found: dict[bytes, set[int]] = defaultdict(set)
+    with _errors("read the fingerprint tables"), rt.store.engine.connect() as conn:
+        mark = _placeholder(conn)
         for i in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[i : i + _IN_CHUNK]
-            for fp, source in conn.execute(select(_F.c.fp, _F.c.source).where(_F.c.fp.in_(chunk))):
-                sources[bytes(fp)].add(int(source))
-    if not sources:
-        return
-    for row_fps, id_fps in pending:
-        by_row = set().union(*(sources.get(fp, set()) for fp in row_fps))
-        by_id = set().union(*(sources.get(fp, set()) for fp in id_fps)) - by_row
-        for source in by_row:
-            whole[source] += 1
-        for source in by_id:
-            identity[source] += 1
+            chunk = tuple(wanted[i : i + _IN_CHUNK])
+            marks = ",".join([mark] * len(chunk))
+            query = f"SELECT fp, source FROM {_F.name} WHERE fp IN ({marks})"  # noqa: S608
+            for fp, source in conn.exec_driver_sql(query, chunk):
+                found[bytes(fp)].add(int(source))
+    return found
+
+
+@dataclass(frozen=True)
+class _Source:
+    holding: str
+    agreement: str
+    flow: str
+    holder: str
 
 
 @dataclass
 class _Group:
-    """Matches from the holdings of one agreement held by one party."""
+    """Rows matching data of one agreement held by one party: as whole rows, or only by
+    identity (name with birth date or card number), and the holdings they came from."""
 
-    agreement: str
-    holder: str
-    flows: set[str] = field(default_factory=set)
-    holdings: list[str] = field(default_factory=list)
     whole: int = 0
     identity: int = 0
+    flows: set[str] = field(default_factory=set)
+    holdings: set[str] = field(default_factory=set)
 
 
-def _decide(
-    rt: Runtime,
-    rows: int,
-    whole: dict[int, int],
-    identity: dict[int, int],
-    to_party: str,
-    to_contractor: bool,
-) -> GuardResult:
-    ids = sorted({*whole, *identity})
-    with _errors("read the fingerprint tables"), rt.store.engine.connect() as conn:
-        found = conn.execute(select(_S).where(_S.c.id.in_(ids))).mappings().all()
-    groups: dict[tuple[str, str], _Group] = {}
-    for source in found:
-        group = groups.setdefault(
-            (source["agreement"], source["holder"]), _Group(source["agreement"], source["holder"])
+class _Tally:
+    """Counts each outbound row once per (agreement, holder) it matches, and decides."""
+
+    def __init__(
+        self, rt: Runtime, sources: dict[int, _Source], to_party: str, to_contractor: bool
+    ) -> None:
+        self.rt = rt
+        self.to_party = to_party
+        self.to_contractor = to_contractor
+        self.groups: dict[tuple[str, str], _Group] = defaultdict(_Group)
+        self.matched: dict[str, int] = defaultdict(int)
+        self._use(sources)
+
+    def _use(self, sources: dict[int, _Source]) -> None:
+        self.sources = sources
+        # Returning rows to the party that provided them (a 疑義照会 naming the rows it asks
+        # about) passes them to nobody new: not onward provision. Per source, as flows differ.
+        self.returned = {sid for sid, s in sources.items() if self._returned(s)}
+
+    def _returned(self, source: _Source) -> bool:
+        agreement = self.rt.agreements.get(source.agreement)
+        if agreement is None or self.to_contractor:
+            return False
+        return any(f.id == source.flow and f.provider == self.to_party for f in agreement.flows)
+
+    def add(
+        self, found: dict[bytes, set[int]], pending: list[tuple[list[bytes], list[bytes]]]
+    ) -> None:
+        if not found:
+            return
+        if any(sid not in self.sources for ids in found.values() for sid in ids):
+            self._use(_sources(self.rt))  # a holding remembered since the guard began
+        for row_fps, id_fps in pending:
+            by_row = {sid for fp in row_fps for sid in found.get(fp, ())}
+            by_id = {sid for fp in id_fps for sid in found.get(fp, ())}
+            for agreement in {self.sources[sid].agreement for sid in by_row | by_id}:
+                self.matched[agreement] += 1
+            whole = self._groups(by_row)
+            for key in whole:
+                self.groups[key].whole += 1
+            for key in self._groups(by_id) - whole:
+                self.groups[key].identity += 1
+
+    def _groups(self, hits: set[int]) -> set[tuple[str, str]]:
+        """The (agreement, holder) groups of the sources hit, noting their flows and holdings."""
+        keys: set[tuple[str, str]] = set()
+        for sid in hits - self.returned:
+            source = self.sources[sid]
+            key = (source.agreement, source.holder)
+            self.groups[key].flows.add(source.flow)
+            self.groups[key].holdings.add(source.holding)
+            keys.add(key)
+        return keys
+
+    def result(self, rows: int) -> GuardResult:
+        reasons: list[tuple[int, Reason]] = []
+        for (agreement, holder), group in self.groups.items():
+            count = group.whole + group.identity
+            reason = self._refusal(agreement, holder, group, count, rows)
+            if reason is not None:
+                reasons.append((count, reason))
+                log.warning(
+                    "onward provision to %s refused: %d rows received under %s",
+                    self.to_party,
+                    count,
+                    agreement,
+                )
+        reasons.sort(key=lambda item: (-item[0], item[1].term or ""))
+        return GuardResult(rows, tuple(r for _, r in reasons), dict(self.matched))
+
+    def _refusal(
+        self, agreement_id: str, holder: str, group: _Group, count: int, rows: int
+    ) -> Reason | None:
+        holdings = sorted(group.holdings)
+        more = f" and {len(holdings) - 3} more" if len(holdings) > 3 else ""
+        what = (
+            f"{count} of the {rows} rows of this file match data received under agreement "
+            f"{agreement_id} (flow {', '.join(sorted(group.flows))}, held by {holder}, "
+            f"holding {', '.join(holdings[:3])}{more}; {group.whole} whole rows, "
+            f"{group.identity} by name with birth date or residence card number)"
         )
-        group.flows.add(source["flow"])
-        group.holdings.append(source["holding"])
-        # A row matching two holdings of one agreement is counted twice here; the counts are
-        # a bound (no more than the file's rows) and name no row.
-        group.whole += whole.get(source["id"], 0)
-        group.identity += identity.get(source["id"], 0)
-    reasons: list[tuple[int, Reason]] = []
-    matched: dict[str, int] = defaultdict(int)
-    for group in groups.values():
-        count = min(group.whole + group.identity, rows)
-        matched[group.agreement] += count
-        reason = _refusal(rt, group, count, rows, to_party, to_contractor)
-        if reason is not None:
-            reasons.append((count, reason))
-    reasons.sort(key=lambda item: (-item[0], item[1].term or ""))
-    result = GuardResult(rows, tuple(r for _, r in reasons), dict(matched))
-    for reason in result.reasons:
-        log.warning("onward provision to %s refused: %s", to_party, reason.message)
-    return result
-
-
-def _refusal(
-    rt: Runtime, group: _Group, count: int, rows: int, to_party: str, to_contractor: bool
-) -> Reason | None:
-    what = (
-        f"{count} of the {rows} rows of this file match data received under agreement "
-        f"{group.agreement} (flow {', '.join(sorted(group.flows))}, held by {group.holder}"
-        f"; {group.whole} as whole rows, {group.identity} by name with birth date or "
-        f"residence card number; holdings {_some(group.holdings)})"
-    )
-    agreement = rt.agreements.get(group.agreement)
-    if agreement is None:
+        agreement = self.rt.agreements.get(agreement_id)
+        if agreement is None:
+            return Reason(
+                "onward.forbidden",
+                f"{what}, an agreement no longer loaded: whether they may go to "
+                f"{self.to_party} cannot be decided; load the agreement or remove the rows",
+                f"{agreement_id}/onward",
+            )
+        refusal = onward_refusal(agreement, holder, self.to_party, to_contractor=self.to_contractor)
+        if refusal is None:
+            return None
         return Reason(
-            "onward.forbidden",
-            f"{what}, an agreement that is no longer loaded, so "
-            f"whether they may go to {to_party} cannot be decided; load the agreement "
-            "or remove the rows",
-            f"{group.agreement}/onward",
+            "onward.forbidden", f"{what}. {refusal.message}", refusal.term, clause=refusal.clause
         )
-    # A flow since removed from the agreement has no provider to return the rows to.
-    providers = {f.provider for f in agreement.flows if f.id in group.flows}
-    if not to_contractor and to_party in providers:
-        # Returning data to its own 提供元 (a 疑義照会 naming the rows it asks about) passes it
-        # to nobody new: not onward provision.
-        return None
-    refusal = onward_refusal(agreement, group.holder, to_party, to_contractor=to_contractor)
-    if refusal is None:
-        return None
-    return Reason(
-        "onward.forbidden", f"{what}. {refusal.message}", refusal.term, clause=refusal.clause
-    )
-
-
-def _some(holdings: list[str]) -> str:
-    shown = sorted(holdings)[:3]
-    more = len(holdings) - len(shown)
-    return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
 def _unreadable(exc: TableError) -> Reason:

@@ -20,6 +20,7 @@ from typing import Any
 from gateway import approvals, clock, faults, pickup
 from gateway.delivery import delivered_name, password_channel_for, transport_for
 from gateway.errors import ConfigError, PartnerUnavailable, StateError, StorageError
+from gateway.fingerprints import inspect_onward
 from gateway.intake import Outbox
 from gateway.lifecycle import State
 from gateway.runtime import Runtime, event, new_transfer_id
@@ -60,8 +61,8 @@ def take_in(rt: Runtime, outbox: Outbox, path: Path) -> Transfer | None:
     now = clock.now_ns()
     transfer = Transfer(
         id=new_transfer_id(), agreement=outbox.agreement, flow=outbox.flow,
-        recipient=flow.recipient, state=State.DROPPED.value, file_name=_printable(path.name),
-        source_path=str(path), created_ns=now, updated_ns=now,
+        provider=flow.provider, recipient=flow.recipient, state=State.DROPPED.value,
+        file_name=_printable(path.name), source_path=str(path), created_ns=now, updated_ns=now,
     )
     rt.store.create(transfer, [event("transfer.dropped", transfer, {
         "file_name": transfer.file_name, "kind": entry.kind,
@@ -207,6 +208,15 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
         # file, and the file as dropped stays in the spool (never deleted silently).
         size, digest = rt.spool.split(t.id, facts["keep"])
         changes = {"size": size, "sha256": digest}
+    # 再提供の禁止: rows this gateway received under another agreement may go on only where
+    # that agreement allows. Judged on exactly the bytes the witnesses will approve.
+    receiver = agreement.parties.get(flow.recipient)
+    with open_regular(rt.spool.payload(t.id)) as fh:
+        onward = inspect_onward(rt, fh, agreement.dataset_of(flow).format, flow.recipient,
+                                to_contractor=receiver is not None
+                                and receiver.kind == "contractor")
+    if onward.reasons:
+        return _reject(rt, t, list(onward.reasons), sender=sender.name, **changes)
     data = {
         "sender": sender.name, "pulled_by": pulled_by, "rows": facts.get("rows"),
         "format": facts.get("format"),
@@ -220,6 +230,8 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
             data[key] = facts[key]
     if changes:
         data["dropped_sha256"] = t.sha256
+    if onward.matched:
+        data["onward_matched"] = dict(onward.matched)  # provenance: counts per agreement only
     return rt.store.transition(t, State.AWAITING_APPROVAL, [event(
         "transfer.checked", t, data, actor=sender.name)], sender=sender.name,
         rows=facts.get("provided", facts.get("rows")), encoding=facts.get("encoding"), **changes)
@@ -275,7 +287,13 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
 
 
 def _deliver(rt: Runtime, t: Transfer) -> Transfer:
-    _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    # Imported here: this step alone uses them (gateway.manifest imports this module's peers).
+    import hashlib
+
+    from gateway import holdings, manifest
+    from policies.admission import check_reply
+
+    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     # The party the witnesses' statement named is the flow's; a stored column that says
     # otherwise was changed behind our back and is never followed.
     if t.recipient != flow.recipient:
@@ -283,12 +301,24 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
             "delivery.recipient-changed", f"the transfer names recipient {t.recipient}, but "
             f"the flow (and the approved statement) names {flow.recipient}; nothing was sent",
             f"{t.agreement}/flows.{t.flow}.to")])
+    # 疑義照会・回答: a reply leaves only linked to what it answers; the link is in the statement
+    # the witnesses signed (`tachiai transfers link` before approval).
+    link = holdings.link_of(rt, t.id)
+    answered = None
+    if link is not None and link.relation == "replies_to":
+        answered = next((f for f in agreement.flows if f.id == link.ref_flow), None)
+    unlinked = check_reply(agreement, flow, answered)
+    if unlinked is not None:
+        return _reject(rt, t, [unlinked])
     recipient = rt.settings.recipient(flow.recipient)
     folder = rt.spool.folder(t.id)
     profile = flow.encryption
-    parcel = Parcel(transfer_id=t.id, path=sealed_path(folder, profile),
-                    name=delivered_name(t.id, t.file_name, suffix(profile)),
-                    size=t.sealed_size or 0, sha256=t.sealed_sha256 or "", file_name=t.file_name)
+    name = delivered_name(t.id, t.file_name, suffix(profile))
+    # The manifest (送付票) is made from the database alone, so a retry sends the same bytes.
+    document_of_manifest = manifest.build(rt, t, name).to_bytes()
+    parcel = Parcel(transfer_id=t.id, path=sealed_path(folder, profile), name=name,
+                    size=t.sealed_size or 0, sha256=t.sealed_sha256 or "", file_name=t.file_name,
+                    manifest=document_of_manifest if recipient.manifest else None)
     if not sealed_intact(parcel.path, parcel.size, parcel.sha256):
         # What goes out must be what was sealed (and recorded): a changed file never leaves.
         return _reject(rt, t, [Reason(
@@ -347,6 +377,10 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
             "channel": issued.kind, "path": password_path, **issued.details}))
     events.append(event("transfer.delivered", t, {
         "path": done.location, "transport": done.kind, "sealed_sha256": t.sealed_sha256,
+        **({"manifest": parcel.manifest_name,
+            "manifest_sha256": hashlib.sha256(parcel.manifest).hexdigest()}
+           if parcel.manifest is not None else {}),
+        **({"link": {"relation": link.relation, "transfer": link.remote}} if link else {}),
         **done.details}))
     return rt.store.transition(t, State.DELIVERED, events, delivered_path=done.location,
                                password_path=password_path)
@@ -356,9 +390,13 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
 def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], **changes: Any) -> Transfer:
     dicts = [r.as_dict() for r in reasons]
     log.info("transfer %s rejected: %s", t.id, ", ".join(r.rule for r in reasons))
-    return rt.store.transition(t, State.REJECTED, [event("transfer.rejected", t, {
-        "reasons": dicts, "stage": t.state})], reasons=json.dumps(dicts, ensure_ascii=False),
-        **changes)
+    data: dict[str, Any] = {"reasons": dicts, "stage": t.state}
+    sender = changes.get("sender", t.sender)
+    if sender is not None:
+        data["sender"] = sender
+    return rt.store.transition(t, State.REJECTED, [event("transfer.rejected", t, data,
+                                                         actor=sender)],
+                               reasons=json.dumps(dicts, ensure_ascii=False), **changes)
 
 
 def _erase_password(rt: Runtime, t: Transfer) -> None:

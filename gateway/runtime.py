@@ -86,5 +86,8 @@ def event(
         subject=transfer.id,
         agreement=transfer.agreement,
         actor=actor,
-        data={"flow": transfer.flow, **(data or {})},
+        # Parties in every transfer event: the handling report's 提供元→提供先 and
+        # `audit query --party` read them from the ledger alone.
+        data={"flow": transfer.flow, "provider": transfer.provider,
+              "recipient": transfer.recipient, **(data or {})},
     )

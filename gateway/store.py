@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
 from audit.database import make_engine, sqlite_url
-from audit.events import Draft
-from gateway.errors import NotFound, StateError, StorageError
+from audit.events import Draft, check_draft
+from gateway.errors import InternalError, NotFound, StateError, StorageError
 from gateway.lifecycle import State, require_transition
 
 
@@ -33,6 +33,7 @@ class Transfer(SQLModel, table=True):
     flow: str
     recipient: str
     state: str = Field(index=True)
+    provider: str = ""
     file_name: str
     source_path: str
     owner: str | None = None
@@ -241,6 +242,13 @@ class Store:
 
 
 def _queue(conn: Connection, events: Sequence[Draft]) -> None:
+    for draft in events:
+        # Refused here, with the state change it describes, rather than at the ledger, where
+        # one unstorable event would hold back every event behind it.
+        try:
+            check_draft(draft)
+        except ValueError as exc:
+            raise InternalError(f"event {draft.kind} cannot be stored exactly: {exc}") from exc
     rows: list[Mapping[str, Any]] = [
         {
             "key": e.key,

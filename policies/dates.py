@@ -63,7 +63,8 @@ def parse_date(text: str) -> date:
     # A date is short; refusing long text first bounds the cost of NFKC on hostile cells.
     if len(stripped) > _MAX_DATE_CHARS:
         raise ValueError(_NOT_A_DATE)
-    normalised = unicodedata.normalize("NFKC", stripped).strip()
+    # ASCII is already NFKC-stable (and trimmed): the common forms skip normalize() entirely.
+    normalised = stripped if stripped.isascii() else unicodedata.normalize("NFKC", stripped).strip()
 
     match = _ISO.fullmatch(normalised) or _SLASHED.fullmatch(normalised)
     if match:

@@ -14,7 +14,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import BinaryIO
 
 __all__ = [
@@ -61,22 +61,56 @@ class Record:
 
 @dataclass(frozen=True)
 class Batch:
-    """The complete records of one chunk of a CSV file, parsed: `rows[i]` is row `first + i`.
+    """The `size` complete records of one chunk of a CSV file, parsed; the first is row `first`.
 
     `raw` is their bytes as read, from stream offset `start`; `ends` the offset in `raw` after
     each record, or None when every record is one line (no double quote in the chunk), in which
     case `spans` finds them only when asked: most checks never need a row's bytes.
+    The cells are either `parsed` (a list per row, as the csv module reads them) or, when every
+    record has `width` fields, `cells`: all of them, row after row, so that a column is a slice.
     """
 
     first: int
-    rows: list[list[str]]
+    size: int
     start: int
     raw: bytes
     ends: tuple[int, ...] | None = None
+    parsed: list[list[str]] | None = None
+    cells: list[str] | None = None
+    width: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.parsed is None) == (self.cells is None):
+            raise ValueError("a batch holds either parsed rows or cells")
+        if self.parsed is not None and len(self.parsed) != self.size:
+            raise ValueError("a batch needs one parsed row per record")
+        if self.cells is not None and (self.width < 1 or len(self.cells) != self.size * self.width):
+            raise ValueError("a batch needs `width` cells per record")
 
     @property
     def end(self) -> int:
         return self.start + len(self.raw)
+
+    def rows(self) -> list[list[str]]:
+        """The cells of each record."""
+        if self.parsed is not None:
+            return self.parsed
+        assert self.cells is not None
+        cells, width = self.cells, self.width
+        return [cells[i : i + width] for i in range(0, len(cells), width)]
+
+    def row(self, index: int) -> list[str]:
+        """The cells of record `first + index`."""
+        if self.parsed is not None:
+            return self.parsed[index]
+        assert self.cells is not None
+        return self.cells[index * self.width : (index + 1) * self.width]
+
+    def columns(self) -> list[list[str]] | None:
+        """The cells column by column when every record has `width` fields, else None."""
+        if self.cells is None:
+            return None
+        return [self.cells[j :: self.width] for j in range(self.width)]
 
     def spans(self) -> list[tuple[int, int]]:
         """The byte range [start, end) of each record in the stream, line ending included."""
@@ -124,17 +158,19 @@ def csv_records(stream: BinaryIO, encoding: str, limits: Limits = LIMITS) -> Ite
     """
     for batch in csv_batches(stream, encoding, limits):
         for number, cells, span in zip(
-            range(batch.first, batch.first + len(batch.rows)),
-            batch.rows,
-            batch.spans(),
-            strict=True,
+            range(batch.first, batch.first + batch.size), batch.rows(), batch.spans(), strict=True
         ):
             yield Record(number, tuple(cells), span)
 
 
-def csv_batches(stream: BinaryIO, encoding: str, limits: Limits = LIMITS) -> Iterator[Batch]:
+def csv_batches(
+    stream: BinaryIO, encoding: str, limits: Limits = LIMITS, width: int | None = None
+) -> Iterator[Batch]:
     """The records of a CSV stream from its start, a chunk's worth at a time: the same records,
-    numbers and spans as `csv_records`, for callers that judge rows in bulk.
+    numbers, cells and spans as `csv_records`, for callers that judge rows in bulk.
+
+    `width`, the number of fields the caller expects, lets a chunk whose records all have that
+    many be returned as `cells` without the csv module's per-row work.
 
     Raises (while iterating), before yielding any record of the batch at fault:
         Undecodable: a record is not valid `encoding` text.
@@ -143,7 +179,8 @@ def csv_batches(stream: BinaryIO, encoding: str, limits: Limits = LIMITS) -> Ite
     stream.seek(0)
     number = 0  # records yielded so far
     for start, raw, ends in _regions(stream, limits):
-        count = _line_count(raw) if ends is None else len(ends)
+        breaks = _Breaks.of(raw) if ends is None else None
+        count = breaks.lines(raw) if breaks is not None else len(ends or ())
         if number + count > limits.max_rows:
             raise TableError(
                 "content.too-many-rows",
@@ -154,12 +191,19 @@ def csv_batches(stream: BinaryIO, encoding: str, limits: Limits = LIMITS) -> Ite
         codec = "utf-8" if encoding == "utf-8-sig" and number else encoding
         try:
             if ends is None:
-                # One record per line: decode the chunk at once and let the reader split lines.
-                # StringIO(newline="") ends lines exactly where bytes.splitlines does (CR, LF,
-                # CRLF): those bytes never occur inside a character in UTF-8 or cp932.
-                lines: io.StringIO | list[str] = io.StringIO(
-                    raw.decode(codec, errors="strict"), newline=""
-                )
+                # One record per line: decode the chunk at once. Line endings are the same
+                # characters after decoding: CR and LF never occur inside a character in UTF-8
+                # or cp932.
+                text = raw.decode(codec, errors="strict")
+                assert breaks is not None
+                cells = _plain_cells(text, breaks, count, width) if width is not None else None
+                if cells is not None:
+                    assert width is not None
+                    yield Batch(number + 1, count, start, raw, None, cells=cells, width=width)
+                    number += count
+                    continue
+                # StringIO(newline="") ends lines exactly where bytes.splitlines does.
+                lines: io.StringIO | list[str] = io.StringIO(text, newline="")
             else:
                 lines = [
                     raw[s:e].decode(codec if not i else _rest(codec), errors="strict")
@@ -186,7 +230,7 @@ def csv_batches(stream: BinaryIO, encoding: str, limits: Limits = LIMITS) -> Ite
                 "quotes; check quoting and line endings (RFC 4180)",
                 number + 1,
             )
-        yield Batch(number + 1, rows, start, raw, ends)
+        yield Batch(number + 1, count, start, raw, ends, parsed=rows)
         number += count
 
 
@@ -204,7 +248,9 @@ _CHUNK = 1 << 16
 _RECORD = re.compile(rb'[^"\r\n]*(?:"[^"]*"[^"\r\n]*)*(?:\r\n|\r|\n)')
 
 
-def _regions(stream: BinaryIO, limits: Limits) -> Iterator[tuple[int, bytes, tuple[int, ...] | None]]:
+def _regions(
+    stream: BinaryIO, limits: Limits
+) -> Iterator[tuple[int, bytes, tuple[int, ...] | None]]:
     """Yield the complete records of each chunk read, as (offset, bytes, record ends or None).
 
     A line ending outside double quotes ends a record. Every record starts outside quotes, so a
@@ -261,10 +307,45 @@ def _record_ends(data: bytes, eof: bool) -> tuple[int, ...]:
     return tuple(ends)
 
 
-def _line_count(raw: bytes) -> int:
-    """The number of lines in `raw`, as bytes.splitlines counts them, without splitting."""
-    count = raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n")
-    return count + (not raw.endswith((b"\n", b"\r")))
+def _plain_cells(text: str, breaks: _Breaks, count: int, width: int) -> list[str] | None:
+    """The cells of `count` one-line records without a double quote, row after row, when every
+    record has `width` fields, one kind of line ending and no field over the csv module's size
+    limit; else None (the csv module reads them, and says what is wrong).
+
+    Without quotes, the csv module (RFC 4180, strict) splits a line at each comma, and reads an
+    empty line as no field at all — which two or more fields cannot be, so they need a comma.
+    """
+    crlf, lf, cr = breaks.crlf, breaks.lf, breaks.cr
+    if width < 2 or (lf and cr and not lf == cr == crlf):
+        return None  # a line of one field may be an empty line; or line endings are mixed
+    lines = text.split("\r\n" if crlf else "\n" if lf else "\r")
+    if lines[-1] == "":
+        lines.pop()  # after the last line ending (always there, except at the end of the file)
+    if len(lines) != count:
+        return None
+    limit = csv.field_size_limit()
+    if len(text) > limit and max(map(len, lines)) > limit:
+        return None
+    if set(map(str.count, lines, repeat(","))) != {width - 1}:
+        return None
+    return ",".join(lines).split(",")
+
+
+@dataclass(frozen=True)
+class _Breaks:
+    """How many CRLF, LF and CR bytes a run of one-line records holds (a CRLF counts in all)."""
+
+    crlf: int
+    lf: int
+    cr: int
+
+    @classmethod
+    def of(cls, raw: bytes) -> _Breaks:
+        return cls(raw.count(b"\r\n"), raw.count(b"\n"), raw.count(b"\r"))
+
+    def lines(self, raw: bytes) -> int:
+        """The number of lines, as bytes.splitlines counts them."""
+        return self.lf + self.cr - self.crlf + (not raw.endswith((b"\n", b"\r")))
 
 
 def _rest(codec: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from policies.checkdigits import is_valid_local_government_code
 from policies.dates import parse_date
 
-__all__ = ["TYPE_NAMES", "Problem", "all_valid", "check_value"]
+__all__ = ["MY_NUMBER_FREE_TYPES", "TYPE_NAMES", "Problem", "all_valid", "check_value"]
 
 # The column types agreements may name; the names are part of the agreement format, never renamed.
 TYPE_NAMES: frozenset[str] = frozenset(
@@ -30,6 +30,21 @@ TYPE_NAMES: frozenset[str] = frozenset(
         "status-of-residence",
         "period-of-stay",
         "text",
+    }
+)
+
+# The types whose valid values hold fewer than 12 digits, even after NFKC and with the whitespace
+# trimmed before judging: no cell that fits them can hold a My Number (個人番号).
+MY_NUMBER_FREE_TYPES: frozenset[str] = frozenset(
+    {
+        "latin-name",
+        "kanji-name",
+        "local-government-code",
+        "residence-card-number",
+        "nationality",
+        "sex",
+        "date",
+        "period-of-stay",
     }
 )
 
@@ -279,9 +294,7 @@ def _cells(cell: str) -> re.Pattern[str]:
 # The name patterns say where the mandatory letter is (the first one), unlike _LATIN_NAME and
 # _KANJI_NAME, so that a failed match over thousands of cells backtracks in linear time.
 _LATIN_NAME_CELLS = _cells(r"[ ,.\-']*[A-Za-z][A-Za-z ,.\-']*")
-_KANJI_NAME_CELLS = _cells(
-    f"[ ,.\\-']*[{_KANJI_NAME_CHARS}][{_KANJI_NAME_CHARS} ,.\\-']*"
-)
+_KANJI_NAME_CELLS = _cells(f"[ ,.\\-']*[{_KANJI_NAME_CHARS}][{_KANJI_NAME_CHARS} ,.\\-']*")
 _RESIDENCE_CARD_NUMBER_CELLS = _cells(_RESIDENCE_CARD_NUMBER.pattern)
 _PERIOD_OF_STAY_CELLS = _cells(_PERIOD_OF_STAY.pattern)
 
@@ -325,5 +338,5 @@ _WHOLE: dict[str, Callable[[Sequence[str]], bool]] = {
 }
 
 # TYPE_NAMES is spelled out at the top for readers; this keeps the two lists from drifting apart.
-if frozenset(_TYPES) != TYPE_NAMES:
+if frozenset(_TYPES) != TYPE_NAMES or not MY_NUMBER_FREE_TYPES < TYPE_NAMES:
     raise RuntimeError("policies.values: TYPE_NAMES and the type table disagree")

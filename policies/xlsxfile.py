@@ -46,6 +46,14 @@ def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
                 "content.xlsx.no-sheet",
                 "the workbook has no worksheet; put the data on the first sheet",
             )
+        if len(book.sheetnames) > 1:
+            # Only the first sheet is checked; a second one (hidden or not) would travel
+            # sealed and unchecked — a way around every content term and the onward guard.
+            raise TableError(
+                "content.xlsx.sheets",
+                f"the workbook has {len(book.sheetnames)} sheets; the agreement's data is one "
+                "sheet: delete the other sheets and drop the file again",
+            )
         yield from _rows(sheets[0], limits)
     finally:
         book.close()

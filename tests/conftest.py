@@ -40,6 +40,11 @@ def csv_bytes(rows: list[str], header: str = HEADER, encoding: str = "cp932") ->
     return ("\r\n".join([header, *rows]) + "\r\n").encode(encoding)
 
 
+def sealed_files(folder: Path) -> list[Path]:
+    """What a recipient's inbox holds besides the manifests (送付票) beside each file."""
+    return sorted(p for p in folder.iterdir() if not p.name.endswith(".manifest.json"))
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -56,6 +56,14 @@ class Parcel:
     size: int
     sha256: str  # of the sealed bytes
     file_name: str  # the original name, for people (mail subject)
+    # The delivery manifest (送付票, gateway.manifest), put beside the sealed file as
+    # NAME.manifest.json after the file itself is in place; None sends no manifest.
+    manifest: bytes | None = None
+
+    @property
+    def manifest_name(self) -> str:
+        """NAME.manifest.json: fixed by the transfer id, like the file's own name."""
+        return f"{self.name}.manifest.json"
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,9 @@ class Transport(Protocol):
         `committing(location)` is called just before the step that makes the file visible to
         the partner (a rename), so the caller can record the intent; `renamed_before` says a
         previous attempt got that far, so a file that is gone now was taken by the partner.
+        A parcel's manifest goes after the file, by the same temporary-name-then-rename rule,
+        so a receiving gateway that waits for the manifest never sees half a delivery; when
+        the partner already took the file, no manifest is written (it would be an orphan).
 
         Raises:
             PartnerUnavailable: unreachable or a transient fault; retry later.

@@ -2,7 +2,8 @@
 
 The file is written under a temporary name, synced and renamed to the name fixed by the transfer
 id, so a repeat after a crash replaces the same file with the same bytes: exactly one file
-arrives. It never writes outside its folder and converts every OSError to PartnerUnavailable.
+arrives; its manifest follows the same way. It never writes outside its folder and converts
+every OSError to PartnerUnavailable.
 """
 
 from __future__ import annotations
@@ -65,11 +66,29 @@ class LocalTransport:
                 committing(str(target))
             os.replace(tmp, target)
             sync_dir(self.inbox)
+            if parcel.manifest is not None:
+                # After the file: a receiving gateway takes the pair only once this is there.
+                _place(self.inbox, parcel.manifest_name, parcel.manifest)
         except OSError as exc:
             raise PartnerUnavailable(
                 f"cannot deliver to the inbox of {self.party}: {exc.strerror or exc}"
             ) from exc
         return Receipt(self.kind, str(target), {})
+
+
+def _place(folder: Path, name: str, data: bytes) -> None:
+    """Write a small document to NAME via `.NAME.part` (never following a planted link)."""
+    tmp = folder / f".{name}.part"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    with os.fdopen(fd, "wb") as dst:
+        os.fchmod(dst.fileno(), 0o640)
+        dst.write(data)
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(tmp, folder / name)
+    sync_dir(folder)
 
 
 def refuse_links(folder: Path, what: str) -> None:

@@ -2,8 +2,9 @@
 
 STARTTLS (RFC 3207) is used whenever the relay offers it, and the relay's certificate is
 verified; `starttls = "required"` refuses a relay that does not offer it. The mail carries the
-sealed file and words for people, never a password: that always takes another route. A fixed
-Message-ID per transfer lets the recipient's side drop a repeat. No smtplib error escapes.
+sealed file (and its manifest) and words for people, never a password: that always takes
+another route. A fixed Message-ID per transfer lets the recipient's side drop a repeat. No
+smtplib error escapes.
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ class MailTransport:
         # Bounded by max_bytes above: the email package needs the attachment in memory.
         data = parcel.path.read_bytes()
         msg.add_attachment(data, maintype="application", subtype=subtype, filename=parcel.name)
+        if parcel.manifest is not None:
+            # In the same mail, after the file: one message carries both or neither.
+            msg.add_attachment(parcel.manifest, maintype="application", subtype="json",
+                               filename=parcel.manifest_name)
         return msg
 
     def _tls_context(self) -> ssl.SSLContext:

@@ -4,6 +4,7 @@ The server's host key must be one pinned in the configuration: an unknown or cha
 refused (HostKeyRefused), never added. Uploads go to a temporary name, are checked (size, and
 SHA-256 where the server offers the `check-file` extension) and then renamed to the final name
 fixed by the transfer id; a later attempt resumes a partial upload and never leaves two copies.
+A parcel's manifest is uploaded after the file is in place, the same way.
 No paramiko exception leaves this module; no key or password is logged.
 """
 
@@ -202,6 +203,7 @@ class Session:
         if done is not None:
             # A repeat after a crash between the rename and our record: the file is there.
             self._check_final(final, done, parcel)
+            self._put_manifest(parcel)
             return Receipt("sftp", ep.url(parcel.name), {**details, "already_there": True})
         if renamed_before and partial is None:
             # We renamed it in place before; it is gone, so the partner has taken it.
@@ -237,16 +239,22 @@ class Session:
                 f"{placed.st_size} bytes, not {parcel.size}"
             )
         details.update({"resumed_from": offset, "server_sha256": hashed is not None})
+        self._put_manifest(parcel)
         return Receipt("sftp", ep.url(parcel.name), details)
 
-    def put_bytes(self, name: str, data: bytes) -> Receipt:
-        """Write a small file to NAME (0600) via a temporary name; see `put_small`."""
+    def _put_manifest(self, parcel: Parcel) -> None:
+        """After the file is in place: its manifest, by the same temporary-name rule."""
+        if parcel.manifest is not None:
+            self.put_bytes(parcel.manifest_name, parcel.manifest, mode=0o640)
+
+    def put_bytes(self, name: str, data: bytes, mode: int = 0o600) -> Receipt:
+        """Write a small file to NAME (0600 unless told) via a temporary name; see `put_small`."""
         ep = self.endpoint
         final = posixpath.join(ep.remote_dir, name)
         part = posixpath.join(ep.remote_dir, f".{name}.part")
         with self.converted("upload", part):
             with self.sftp.open(part, "wb") as fh:
-                self.sftp.chmod(part, 0o600)
+                self.sftp.chmod(part, mode)
                 fh.write(data)
             if self.sftp.stat(part).st_size != len(data):
                 raise PartnerUnavailable(f"a short write to {ep.host}; it is sent again")

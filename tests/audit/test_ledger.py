@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from audit.database import make_engine, sqlite_url
 from audit.errors import LedgerStorageError
 from audit.events import Draft
 from audit.ledger import Ledger
@@ -143,3 +144,26 @@ def test_missing_ledger_is_a_storage_error(tmp_path: Path) -> None:
         Ledger.open(tmp_path / "nope.db", snapshot=True)
     with pytest.raises(LedgerStorageError):
         Ledger.open(tmp_path / "nope.db", read_only=True)
+
+
+def test_a_read_never_waits_for_a_write_in_progress(tmp_path: Path) -> None:
+    # Regression: reads used to begin IMMEDIATE too, so a read on a second connection inside
+    # a write transaction of the same process waited for the busy timeout (60 s).
+    engine = make_engine(sqlite_url(tmp_path / "db.sqlite"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    seen: list[int] = []
+
+    def read() -> None:
+        with engine.connect() as reader:
+            seen.append(int(reader.exec_driver_sql("SELECT COUNT(*) FROM t").scalar() or 0))
+
+    with engine.begin() as writer:
+        writer.exec_driver_sql("INSERT INTO t VALUES (1)")
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(timeout=5)
+        assert not thread.is_alive(), "the read waited for the writer"
+    assert seen == [0]  # it saw the last committed state
+    with engine.connect() as reader:
+        assert reader.exec_driver_sql("SELECT COUNT(*) FROM t").scalar() == 1

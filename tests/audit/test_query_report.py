@@ -23,7 +23,7 @@ def at(day: str, hour: int = 10) -> int:
 
 
 def ev(
-    kind: str,
+    event_kind: str,
     subject: str,
     when: int,
     actor: str | None = None,
@@ -31,8 +31,8 @@ def ev(
     **data: Any,
 ) -> Draft:
     return Draft(
-        key=f"{subject}:{kind}:{when}",
-        kind=kind,
+        key=f"{subject}:{event_kind}:{when}",
+        kind=event_kind,
         time_ns=when,
         subject=subject,
         agreement=agreement,
@@ -125,7 +125,18 @@ def story() -> list[Draft]:
             transfer="t-1",
             deadline="2026-10-31",
         ),
-        ev("holding.deleted", "h-2", at("2026-11-03"), "handler-r", transfer="t-1"),
+        ev(
+            "holding.certified",
+            "h-2",
+            at("2026-11-03"),
+            "handler-r",
+            transfer="t-1",
+            kind="deleted",
+            method="shredded",
+            handler="handler-r",
+        ),
+        ev("holding.received", "h-4", at("2026-10-08"), transfer="t-1", deadline="2026-10-20"),
+        ev("holding.refused", "h-4", at("2026-10-08"), transfer="t-1"),
         ev(
             "holding.received",
             "h-3",
@@ -135,6 +146,14 @@ def story() -> list[Draft]:
             deadline="2026-12-01",
         ),
         ev("transfer.dropped", "t-9", at("2027-01-10"), file_name="later.csv"),
+        ev(
+            "late",
+            "agreement-a/monthly",
+            at("2026-12-01"),
+            period="2026-10",
+            due="2026-11-27",
+            reason={"rule": "schedule.late", "message": "nothing delivered by the due day"},
+        ),
         ev(
             "transfer.dropped",
             "t-x",
@@ -163,7 +182,9 @@ def test_queries_filter_by_each_field(ledger: Ledger) -> None:
         "holding.received@h-1",
         "holding.deleted@h-1",
         "holding.received@h-2",
-        "holding.deleted@h-2",
+        "holding.certified@h-2",
+        "holding.received@h-4",
+        "holding.refused@h-4",
         "holding.received@h-3",
     ]
     assert keys(ledger, sha256=digest(3)) == ["transfer.checked@t-3"]
@@ -232,8 +253,9 @@ def test_the_quarterly_report_says_what_happened(ledger: Ledger) -> None:
         ("t-2", "content.extra-column", "agreement-a/datasets.x")
     ]
     assert [(r.transfer, r.signer) for r in report.refusals] == [("t-1", "outsider")]
-    assert [(x.transfer, x.due) for x in report.late] == [("t-1", "2026-10-01")]
+    assert [(x.transfer, x.due) for x in report.late] == [("t-1", "2026-10-01"), ("", "2026-11-27")]
     assert {h.id for h in report.overdue_holdings()} == {"h-2", "h-3"}
+    assert {h.id: h.closed for h in report.holdings}["h-4"].startswith("受領拒否")
     assert [t.id for t in report.open_transfers()] == ["t-3"]
     text = markdown(report)
     for needle in (
@@ -246,6 +268,7 @@ def test_the_quarterly_report_says_what_happened(ledger: Ledger) -> None:
         "保有 h-3",
         "消去・返却の記録なし",
         "転送 t-3",
+        "nothing delivered by the due day",
     ):
         assert needle in text
     assert "t-9" not in text and "other.csv" not in text and "t-x" not in text

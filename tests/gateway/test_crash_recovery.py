@@ -14,7 +14,7 @@ import time
 import pytest
 
 from gateway.faults import ENV, POINTS
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes, needs_7zz, wait_for
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, needs_7zz, sealed_files, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def _approve_all(demo: Demo) -> None:
 def _check_exactly_once(demo: Demo, data: bytes, tmp: object) -> None:
     (done,) = demo.wait_state("delivered", timeout=30)
     assert len(demo.transfers()) == 1, "one drop, one transfer"
-    assert len(list(demo.inbox.iterdir())) == 1, "exactly one delivered file"
+    assert len(sealed_files(demo.inbox)) == 1, "exactly one delivered file"
     assert len(list(demo.passwords.iterdir())) == 1
     from pathlib import Path
 
@@ -102,6 +102,6 @@ def test_random_kills_while_files_flow(demo: Demo) -> None:
     transfers = demo.transfers()
     assert sorted(t["file_name"] for t in transfers) == sorted(files)
     assert all(t["state"] == "delivered" for t in transfers)
-    assert len(list(demo.inbox.iterdir())) == len(files), "each file delivered exactly once"
+    assert len(sealed_files(demo.inbox)) == len(files), "each file delivered exactly once"
     assert not [p for p in demo.outbox.iterdir()], "nothing left behind in the outbox"
     assert demo.cli("audit", "verify").returncode == 0

@@ -27,4 +27,4 @@ def test_delivery_needs_approval_first() -> None:
 
 
 def test_terminal_states() -> None:
-    assert TERMINAL == {State.ACKNOWLEDGED, State.REJECTED}
+    assert {State.ACKNOWLEDGED, State.REJECTED} == TERMINAL

@@ -296,3 +296,17 @@ def test_remember_is_idempotent_and_forget_drops_a_holding(held: Runtime) -> Non
     assert forget(held, "h-test-1") == before
     assert stored() == 0
     assert guard(held, io.BytesIO(COPIES["the same csv"][0]), "csv", "mhlw-insurance") is None
+
+
+def test_a_copy_on_a_second_worksheet_is_refused(held: Runtime) -> None:
+    """A workbook with more than one sheet is refused (content.xlsx.sheets), fail closed."""
+    book = openpyxl.Workbook()
+    book.active.append(list(HEADER))
+    for row in UNRELATED:
+        book.active.append(list(row))
+    hidden = book.create_sheet("Sheet2")
+    for row in [HEADER, *ROWS]:
+        hidden.append(list(row))
+    out = io.BytesIO()
+    book.save(out)
+    assert guard(held, io.BytesIO(out.getvalue()), "xlsx", "mhlw-insurance") is not None

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from policies.fingerprints import (
     FINGERPRINT_BYTES,
+    Fingerprinter,
     RowKeys,
     canonical_column,
     canonical_value,
@@ -282,9 +283,19 @@ def test_cells_beyond_the_header_and_missing_trailing_cells() -> None:
     assert keys.keys(("TEST TARO", "1990-04-01", "", "stray")) == base
 
 
+@settings(max_examples=200)
+@given(st.binary(min_size=16, max_size=200), st.text())
+def test_the_fast_fingerprinter_is_the_hmac(key: bytes, text: str) -> None:
+    # Keys longer than SHA-256's block are hashed first (RFC 2104 §2), as hmac does.
+    assert Fingerprinter(key)(text) == fingerprint(key, text)
+
+
 def test_fingerprint_refuses_a_short_key() -> None:
-    with pytest.raises(ValueError, match="at least"):
-        fingerprint(b"", "x")
+    for short in (b"", bytes(15)):
+        with pytest.raises(ValueError, match="at least"):
+            fingerprint(short, "x")
+        with pytest.raises(ValueError, match="at least"):
+            Fingerprinter(short)
     assert key_check(KEY) != key_check(OTHER_KEY)
     assert KEY.hex() not in key_check(KEY)
 

@@ -79,9 +79,11 @@ def test_values_become_the_text_a_person_sees() -> None:
     assert [r.row for r in got] == [1, 2, 3] and all(r.span is None for r in got)
 
 
-def test_only_the_first_sheet_is_read() -> None:
-    got = read(workbook(("a", "b"), ("1", "2"), second=True))
-    assert [r.cells for r in got] == [("a", "b"), ("1", "2")]
+def test_a_second_sheet_is_refused_not_ignored() -> None:
+    # Data on an unchecked sheet would travel sealed past every content term.
+    with pytest.raises(TableError) as err:
+        read(workbook(("a", "b"), ("1", "2"), second=True))
+    assert err.value.rule == "content.xlsx.sheets"
 
 
 def test_gaps_keep_their_row_numbers() -> None:

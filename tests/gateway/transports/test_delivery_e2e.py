@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gateway import age
 from gateway.transports.routes import host_fingerprint, key_blob
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes, needs_7zz
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, needs_7zz, sealed_files
 from tests.gateway.transports.conftest import needs_sshd
 from tests.gateway.transports.servers import SmtpServer, Sshd, ssh_keygen
 
@@ -66,7 +66,7 @@ def test_sftp_delivery_and_password_retrieval_by_a_receiving_handler(
     demo.start()
     tid = _approved(demo, data)
     (done,) = demo.wait_state("delivered")
-    (name,) = [p.name for p in inbox.iterdir()]
+    (name,) = [p.name for p in sealed_files(inbox)]
     assert name == f"status-change-2026-10.csv.{tid}.zip"
     assert done["delivered_path"].endswith(f"{inbox}/{name}")
     assert done["password_path"] == "retrieval"
@@ -119,7 +119,7 @@ def test_a_changed_host_key_fails_at_once_and_retry_sends_after_the_fix(
     assert demo.show(tid)["state"] == "sealed"
     demo.start()
     demo.wait_state("delivered")
-    assert len(list(inbox.iterdir())) == 1
+    assert len(sealed_files(inbox)) == 1
     assert "transfer.retried" in demo.cli("audit", "log", check=True).stdout
     assert demo.cli("transfers", "retry", tid).returncode == 75
 
@@ -191,7 +191,8 @@ password_channel = "demo/recipients/nhi-central/passwords"
     assert mail.tls
     password = Path(done["password_path"]).read_text().strip()
     assert password.encode() not in mail.data
-    (attachment,) = [p for p in mail.message().walk() if p.get_filename()]
+    (attachment,) = [p for p in mail.message().walk() if p.get_filename()
+                     and not p.get_filename().endswith(".manifest.json")]
     assert attachment.get_filename() == f"status-change-2026-10.csv.{tid}.zip"
     blob = attachment.get_payload(decode=True)
     assert isinstance(blob, bytes)
