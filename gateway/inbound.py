@@ -28,7 +28,7 @@ from gateway.holdings import Holding, HoldingState
 from gateway.manifest import SUFFIX, Manifest, ManifestError, verify
 from gateway.runtime import Runtime
 from gateway.sealing import MAX_WORKBOOK
-from gateway.spool import CHUNK, inspect, open_regular, sync_dir
+from gateway.spool import CHUNK, inspect, open_regular, sha256_file, sync_dir
 from policies.reasons import Reason
 from policies.retention import disposal_deadline
 
@@ -247,7 +247,7 @@ def _check(rt: Runtime, h: Holding, folder: Path) -> Holding | tuple[list[Reason
     if verdict.reasons:
         return list(verdict.reasons), h
     h = h.model_copy(update={"witnesses": holdings.dumps(list(verdict.witnesses))})
-    size, sealed_sha = _hash(folder / "sealed")
+    size, sealed_sha = sha256_file(folder / "sealed")
     h = h.model_copy(update={"sealed_size": size, "sealed_sha256": sealed_sha})
     if (size, sealed_sha) != (m.sealed_size, m.sealed_sha256):
         return [
@@ -321,7 +321,7 @@ def _duplicate(
     if not earlier:
         return False
     first = earlier[0]
-    size, sealed_sha = _hash(folder / "sealed")
+    size, sealed_sha = sha256_file(folder / "sealed")
     if sealed_sha != first.sealed_sha256:
         return [
             Reason(
@@ -723,16 +723,6 @@ def _plain_file(path: Path) -> Reason | None:
             "has other hard links), not a plain file; it was not opened",
         )
     return None
-
-
-def _hash(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with open_regular(path) as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 def _passwords(doc: bytes) -> tuple[str | None, str | None]:

@@ -76,6 +76,24 @@ witnesses = 1
 encryption = "age"
 onward = ["nhi-federations"]
 
+[[flows]]
+id = "onward"
+title = "国保連合会への提供 (test flow: the permitted onward chain)"
+from = "nhi-central"
+to = "nhi-federations"
+dataset = "status-change"
+witnesses = 1
+encryption = "zip-aes256"
+
+[[flows]]
+id = "elsewhere"
+title = "再提供の禁止に触れる提供 (test flow: a party outside the onward chain)"
+from = "nhi-central"
+to = "mhlw-insurance"
+dataset = "status-change"
+witnesses = 1
+encryption = "zip-aes256"
+
 [retention]
 then = "delete-or-return"
 after = "use"
@@ -265,6 +283,16 @@ password_channel = "../nhi-central/inbound/passwords"
 transport = "local"
 inbox = "../isa/inbound/inbox"
 password_channel = "../isa/inbound/passwords"
+
+[recipients.nhi-federations]
+transport = "local"
+inbox = "onward/federations/inbox"
+password_channel = "onward/federations/passwords"
+
+[recipients.mhlw-insurance]
+transport = "local"
+inbox = "onward/mhlw/inbox"
+password_channel = "onward/mhlw/passwords"
 """,
         ),
         encoding="utf-8",

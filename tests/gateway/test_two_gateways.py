@@ -4,7 +4,8 @@ driven through the real CLI. The provider's recipient inbox is the recipient's i
 (local transport) and its password folder the recipient's inbound password folder.
 
 Covered: send, receive, terms signed, open, deletion certified with the spool copy erased, an
-inquiry answered, a correction applied, and holdings going overdue under a shifted clock.
+inquiry answered, a correction applied, an onward send to a forbidden party refused and one
+along the permitted chain allowed, and holdings going overdue under a shifted clock.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import Demo, wait_for
-from tests.gateway.test_holdings_pair import AGREEMENT, OTHER_ROWS, ROWS, csv_bytes, make_pair
+from tests.gateway.test_holdings_pair import (
+    AGREEMENT,
+    HEADER,
+    OTHER_ROWS,
+    ROWS,
+    csv_bytes,
+    make_pair,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -182,7 +190,27 @@ def test_send_receive_open_certify_reply_correct_and_overdue(gateways: Any) -> N
     )
     assert nhi.holding(h3["id"])["correction_pending"] is False
 
-    # 6. Overdue: the recipient's daemon, 31 days on, records every held holding overdue.
+    # 6. 再提供の禁止: nhi-central passes the rows it received on. Re-encoded (cp932 → UTF-8)
+    #    to a party outside the onward chain: refused, naming the source agreement and the
+    #    count, never a row. To the prefectural federations (the chain of seed 000): allowed.
+    copy = ("\r\n".join([HEADER, *ROWS]) + "\r\n").encode("utf-8")
+    nhi.drop_into("elsewhere", "copy.csv", copy)
+    forbidden = nhi.wait_transfer("copy.csv", "rejected")
+    (reason,) = forbidden["reasons"]
+    assert reason["rule"] == "onward.forbidden"
+    assert AGREEMENT in reason["message"] and "2 of the 2 rows" in reason["message"]
+    assert "TEST TARO" not in json.dumps(forbidden)
+    nhi.drop_into("onward", "federation.csv", copy)
+    permitted = nhi.wait_transfer("federation.csv", "awaiting_approval")
+    nhi.ok("approve", permitted["id"], "--key", str(key("yamada")))
+    nhi.wait_transfer("federation.csv", "delivered")
+    # Never received here (OTHER_ROWS came with the correction): same columns, other people.
+    unrelated = csv_bytes(
+        ["EXAMPLE SABURO,131016,東京都千代田区サンプル町9-9,2,1999/09/09,2026/10/05"])
+    nhi.drop_into("elsewhere", "unrelated.csv", unrelated)
+    nhi.wait_transfer("unrelated.csv", "awaiting_approval")
+
+    # 7. Overdue: the recipient's daemon, 31 days on, records every held holding overdue.
     assert nhi.holdings("--overdue") == []
     assert nhi.stop() == 0
     nhi.start(env={"TACHIAI_CLOCK_OFFSET_SECONDS": str(31 * DAY)})
@@ -206,9 +234,6 @@ def test_send_receive_open_certify_reply_correct_and_overdue(gateways: Any) -> N
         assert kind in kinds, kind
     assert h1["id"] not in [h["id"] for h in overdue], "a deleted holding is never overdue"
 
-    # TODO(onward-guard): once gateway.fingerprints lands in inbound (see
-    # gateway/inbound.py ONWARD-GUARD CALL SITE), add here: an onward send of h2's rows from
-    # nhi-central to a forbidden party refused, and one to nhi-federations allowed.
 
     for side in (isa, nhi):
         assert side.cli("audit", "verify").returncode == 0
