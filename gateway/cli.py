@@ -23,14 +23,12 @@ from gateway import (
     cli_audit,
     cli_transfers_ops,
     clock,
-    sshsig,
 )
-from gateway.cli_common import print_json, runtime_of, settings_of
+from gateway.cli_common import print_json, runtime_of, settings_of, signature_from
 from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
 from gateway.errors import __doc__ as _EXIT_CODES_DOC
 from gateway.lifecycle import State
 from gateway.runtime import Runtime
-from gateway.sshkeys import load_private_key
 from gateway.store import Transfer
 from policies.errors import PolicyFileError
 
@@ -214,21 +212,10 @@ def _transfers_statement(args: argparse.Namespace) -> int:
     return 0
 
 
-def _signature_text(args: argparse.Namespace, message: bytes, namespace: str) -> str:
-    if args.key is not None:
-        return sshsig.sign(message, load_private_key(args.key), namespace)
-    try:
-        return Path(args.signature).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        from gateway.errors import InputError
-
-        raise InputError(f"cannot read signature file {args.signature}: {exc}") from exc
-
-
 def _approve(args: argparse.Namespace) -> int:
     rt = runtime_of(args)
     transfer = rt.store.get(args.id)
-    signature = _signature_text(args, approvals.statement(rt, transfer),
+    signature = signature_from(args, approvals.statement(rt, transfer),
                                 approvals.APPROVAL_NAMESPACE)
     outcome = approvals.approve(rt, args.id, signature)
     print(f"approval by {outcome.witness} recorded ({len(outcome.approvals)} of "
@@ -243,7 +230,7 @@ def _approve(args: argparse.Namespace) -> int:
 def _reject(args: argparse.Namespace) -> int:
     rt = runtime_of(args)
     transfer = rt.store.get(args.id)
-    signature = _signature_text(args, approvals.statement(rt, transfer,
+    signature = signature_from(args, approvals.statement(rt, transfer,
                                                           rejection_reason=args.reason),
                                 approvals.REJECTION_NAMESPACE)
     approvals.reject(rt, args.id, signature, args.reason)

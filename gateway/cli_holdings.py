@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from gateway import clock, erasure, holdings, sshsig
-from gateway.cli_common import print_json, runtime_of
+from gateway.cli_common import print_json, runtime_of, signature_from
 from gateway.errors import (
     CheckFailed,
     InputError,
@@ -652,7 +652,7 @@ def _terms(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.buffer.write(statement)  # the handler sees what they sign
     sys.stdout.flush()
-    name = sign_terms(rt, h.id, _signature(args, statement, TERMS_NAMESPACE))
+    name = sign_terms(rt, h.id, signature_from(args, statement, TERMS_NAMESPACE))
     print(f"\nthe recipient's obligations under {h.agreement} are signed by {name} (recorded)")
     return 0
 
@@ -678,9 +678,8 @@ def _certify(args: argparse.Namespace) -> int:
     if args.statement:
         sys.stdout.buffer.write(statement)
         return 0
-    after = certify(
-        rt, h.id, args.kind, args.method, today, _signature(args, statement, CERTIFICATE_NAMESPACE)
-    )
+    signature = signature_from(args, statement, CERTIFICATE_NAMESPACE)
+    after = certify(rt, h.id, args.kind, args.method, today, signature)
     print(f"holding {h.id}: {KINDS[args.kind]} certified (recorded)")
     if after.erased_ns is not None:
         print(
@@ -726,15 +725,6 @@ def _signing(p: argparse.ArgumentParser, namespace: str) -> None:
         action="store_true",
         help="print the statement to sign with ssh-keygen, and stop",
     )
-
-
-def _signature(args: argparse.Namespace, message: bytes, namespace: str) -> str:
-    if args.key is not None:
-        return sshsig.sign(message, load_private_key(args.key), namespace)
-    try:
-        return Path(args.signature).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read signature file {args.signature}: {exc}") from exc
 
 
 def _statement(head: str, h: Holding, extra: list[str]) -> bytes:

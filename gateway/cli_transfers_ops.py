@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 
 from gateway import clock, sshsig
-from gateway.cli_common import runtime_of
+from gateway.cli_common import runtime_of, signature_from
 from gateway.delivery import delivered_name
-from gateway.errors import CheckFailed, InputError, StateError
+from gateway.errors import CheckFailed, StateError
 from gateway.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.sealing import suffix
-from gateway.sshkeys import load_private_key
 from gateway.store import Transfer
 from gateway.transports.password_channels import RETRIEVABLE, RETRIEVAL_MARK
 
@@ -202,13 +201,7 @@ def _password(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(statement)
         sys.stdout.buffer.flush()
         return 0
-    if args.key is not None:
-        signature = sshsig.sign(statement, load_private_key(args.key), PASSWORD_NAMESPACE)
-    else:
-        try:
-            signature = Path(args.signature).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read signature file {args.signature}: {exc}") from exc
+    signature = signature_from(args, statement, PASSWORD_NAMESPACE)
     name, document = retrieve_password(rt, t.id, signature)
     sys.stdout.buffer.write(document)
     sys.stdout.buffer.flush()

@@ -24,7 +24,7 @@ import pyzipper
 
 from gateway import age
 from gateway.errors import ConfigError, InputError, StorageError
-from gateway.spool import CHUNK, open_regular, sync_dir
+from gateway.spool import CHUNK, open_regular, sha256_file, sync_dir
 from policies.handlers import Registry
 
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
@@ -89,13 +89,8 @@ def sealed_intact(path: Path, size: int, sha256: str) -> bool:
         StorageError: the file cannot be read.
     """
     try:
-        digest = hashlib.sha256()
-        seen = 0
-        with open_regular(path) as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
-                seen += len(chunk)
-        return seen == size and digest.hexdigest() == sha256
+        seen, digest = sha256_file(path)
+        return seen == size and digest == sha256
     except OSError as exc:
         raise StorageError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
 
