@@ -42,7 +42,8 @@ class HoldingKey(SQLModel, table=True):
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
-_K = HoldingKey.__table__  # type: ignore[attr-defined]
+KEYS = HoldingKey.__table__  # type: ignore[attr-defined]
+_K = KEYS
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,6 @@ class Destroyed:
 
     key_existed: bool
     wal_truncated: bool
-
-
-def ensure_table(store: Store) -> None:
-    """Create the key table if needed.
-
-    Raises:
-        StorageError: the database cannot be written.
-    """
-    with store.transaction() as conn:
-        SQLModel.metadata.create_all(conn, tables=[_K])
 
 
 def new_key(store: Store, holding: str, now_ns: int) -> bytes:

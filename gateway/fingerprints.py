@@ -266,9 +266,7 @@ def _errors(doing: str) -> Iterator[None]:
 
 
 def _ensure_tables(rt: Runtime) -> None:
-    # create_all looks before it creates, so every call after the first only reads the schema.
-    with _errors("create the fingerprint tables"):
-        SQLModel.metadata.create_all(rt.store.engine, tables=_TABLES)
+    rt.store.ensure_tables("fingerprint", _TABLES)
 
 
 def _key(rt: Runtime, *, create: bool) -> bytes:

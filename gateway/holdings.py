@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import BigInteger, Column, Connection, UniqueConstraint, select
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
 from audit.events import Draft
@@ -173,21 +171,15 @@ L = TransferLink.__table__  # type: ignore[attr-defined]
 TERMS = TermsAcceptance.__table__  # type: ignore[attr-defined]
 CERTS = Certificate.__table__  # type: ignore[attr-defined]
 COPIES = HoldingCopy.__table__  # type: ignore[attr-defined]
-_ready: set[int] = set()
 
 
 def ensure_tables(rt: Runtime) -> None:
-    """Create the holdings tables (and the key table) in the state database once per process.
+    """Create the holdings tables (and the key table) in the state database once per store.
 
     Raises:
         StorageError: the database cannot be written.
     """
-    if id(rt.store.engine) in _ready:
-        return
-    with rt.store.transaction() as conn:
-        SQLModel.metadata.create_all(conn, tables=[H, L, TERMS, CERTS, COPIES])
-    erasure.ensure_table(rt.store)
-    _ready.add(id(rt.store.engine))
+    rt.store.ensure_tables("holdings", [H, L, TERMS, CERTS, COPIES, erasure.KEYS])
 
 
 def new_holding_id() -> str:
@@ -523,9 +515,4 @@ class _ChunkReader(io.RawIOBase):
 
 
 def _has_links(rt: Runtime) -> bool:
-    if id(rt.store.engine) in _ready:
-        return True
-    try:
-        return bool(sa_inspect(rt.store.engine).has_table(L.name))
-    except SQLAlchemyError as exc:
-        raise StorageError(f"cannot read the state database: {exc.__class__.__name__}") from exc
+    return rt.store.has_table(L.name)

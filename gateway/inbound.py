@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 import time
+import weakref
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from gateway.manifest import SUFFIX, Manifest, ManifestError, verify
 from gateway.runtime import Runtime
 from gateway.sealing import MAX_WORKBOOK
 from gateway.spool import CHUNK, inspect, open_regular, sha256_file, sync_dir
+from gateway.store import Store
 from policies.reasons import Reason
 from policies.retention import disposal_deadline
 
@@ -38,7 +40,7 @@ SWEEP_SECONDS = 60.0  # deadlines are decided by the day: a minute is plenty
 DATA = "data.enc"  # the encrypted-at-rest copy in a holding's folder
 PARTS = ("manifest.json", "sealed", "password")
 _MAX_PASSWORD_DOC = 4096
-_last_sweep: dict[int, float] = {}
+_last_sweep: weakref.WeakKeyDictionary[Store, float] = weakref.WeakKeyDictionary()
 _waiting: set[str] = set()  # names already logged as waiting for their password
 
 
@@ -70,8 +72,8 @@ def poll_inbound(rt: Runtime) -> int:
             _guarded(rt, h.id, lambda h=h: holdings.erase(rt, h))
         for arrival in arrivals(rt):
             taken += _guarded(rt, arrival.name, lambda a=arrival: take(rt, a) is not None)
-        if time.monotonic() - _last_sweep.get(id(rt), -1e9) >= SWEEP_SECONDS:
-            _last_sweep[id(rt)] = time.monotonic()
+        if time.monotonic() - _last_sweep.get(rt.store, -1e9) >= SWEEP_SECONDS:
+            _last_sweep[rt.store] = time.monotonic()
             from gateway.holding_sweep import sweep_holdings
 
             sweep_holdings(rt)
@@ -609,15 +611,17 @@ def remember_received(rt: Runtime, h: Holding) -> None:
         return
     try:
         with holdings.plaintext(rt, h) as stream:
-            done = fingerprints.remember(rt, h.id, h.agreement, h.flow, h.recipient, stream,
-                                         holding_format(rt, h) or "csv")
+            done = fingerprints.remember(
+                rt, h.id, h.agreement, h.flow, h.recipient, stream, holding_format(rt, h) or "csv"
+            )
     except TachiaiError as exc:
         log.error("holding %s: rows not remembered for the onward guard: %s", h.id, exc)
         rt.store.record([holdings.event("holding.unremembered", h, {"error": str(exc)})])
         rt.flush()
         return
-    rt.store.record([holdings.event("holding.remembered", h, {
-        "rows": done.rows, "skipped": done.skipped})])
+    rt.store.record(
+        [holdings.event("holding.remembered", h, {"rows": done.rows, "skipped": done.skipped})]
+    )
     rt.flush()
 
 

@@ -14,7 +14,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, UniqueConstraint, delete, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Table,
+    UniqueConstraint,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
@@ -100,8 +110,33 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(sqlite_url(path))
-        with self._errors("create the state tables"):
-            SQLModel.metadata.create_all(self.engine, tables=_TABLES)
+        self._created: set[str] = set()
+        self.ensure_tables("state", _TABLES)
+
+    def ensure_tables(self, what: str, tables: Sequence[Table]) -> None:
+        """Create `tables` in this database unless this store already did (or found them).
+
+        Readiness is remembered by this object, never by an id() that a later store may reuse.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        if all(t.name in self._created for t in tables):
+            return
+        with self._errors(f"create the {what} tables"), self.engine.begin() as conn:
+            SQLModel.metadata.create_all(conn, tables=list(tables))
+        self._created.update(t.name for t in tables)
+
+    def has_table(self, name: str) -> bool:
+        """Whether the table exists, without creating it.
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        if name in self._created:
+            return True
+        with self._errors("read the state database"):
+            return bool(sa_inspect(self.engine).has_table(name))
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -189,11 +224,16 @@ class Store:
         Raises:
             StateError: when another process moved the transfer meanwhile.
         """
-        values = {**changes, "updated_ns": max((e.time_ns for e in events),
-                                               default=transfer.updated_ns)}
+        values = {
+            **changes,
+            "updated_ns": max((e.time_ns for e in events), default=transfer.updated_ns),
+        }
         with self.transaction() as conn:
-            result = conn.execute(update(_T).where(
-                _T.c.id == transfer.id, _T.c.state == transfer.state).values(**values))
+            result = conn.execute(
+                update(_T)
+                .where(_T.c.id == transfer.id, _T.c.state == transfer.state)
+                .values(**values)
+            )
             if result.rowcount != 1:
                 raise StateError(f"transfer {transfer.id} changed state while being processed")
             _queue(conn, events)

@@ -6,11 +6,13 @@ Everything here runs the real programs: `tachiai` as a subprocess, OpenSSH's `ss
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -85,6 +87,10 @@ class Demo:
         return self.root / "state" / "spool"
 
     @property
+    def state_db(self) -> Path:
+        return self.root / "state" / "tachiai.db"
+
+    @property
     def ledger(self) -> Path:
         return self.root / "state" / "ledger.db"
 
@@ -125,8 +131,24 @@ class Demo:
 
     def wait_state(self, state: str, count: int = 1, timeout: float = 20.0
                    ) -> list[dict[str, Any]]:
-        return list(wait_for(lambda: (lambda ts: ts if len(ts) >= count else None)(
+        """Wait for `count` transfers in `state`, then for their events to reach the ledger.
+
+        A state change commits with its event in the state DB's outbox; the daemon moves the
+        event into the ledger just after. A test that reads the audit log right after seeing
+        the state must wait for that move, or it races the daemon.
+        """
+        found = list(wait_for(lambda: (lambda ts: ts if len(ts) >= count else None)(
             self.transfers(state)), timeout, f"{count} transfer(s) in state {state}"))
+        self.wait_ledger(timeout)
+        return found
+
+    def wait_ledger(self, timeout: float = 20.0) -> None:
+        """Wait until no event waits in the state DB's outbox (all are in the ledger)."""
+        def settled() -> bool:
+            with contextlib.closing(sqlite3.connect(f"file:{self.state_db}?mode=ro", uri=True,
+                                                    timeout=30)) as db:
+                return db.execute("SELECT count(*) FROM pending_events").fetchone()[0] == 0
+        wait_for(settled, timeout, "the daemon to move pending events into the ledger")
 
     def start(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         assert self.daemon is None or self.daemon.poll() is not None
