@@ -40,10 +40,10 @@ def read_hash_encrypt(paths: Sequence[Path]) -> float:
     return time.perf_counter() - started
 
 
-def aes_zip(paths: Sequence[Path], out_dir: Path, compression: str) -> float:
+def aes_zip(paths: Sequence[Path], out_dir: Path, compression: str, level: int = 6) -> float:
     """Seconds for pyzipper to write one AES-256 ZIP per file (one entry, streamed).
 
-    The archives are removed afterwards; `compression` is "store" or "deflate".
+    The archives are removed afterwards; `compression` is "store" or "deflate" (at zlib `level`).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -54,6 +54,7 @@ def aes_zip(paths: Sequence[Path], out_dir: Path, compression: str) -> float:
                 out_dir / f"{i:04d}.zip",
                 "w",
                 compression=_COMPRESSION[compression],
+                compresslevel=level if compression == "deflate" else None,
                 encryption=pyzipper.WZ_AES,
             ) as zf,
         ):

@@ -131,6 +131,7 @@ class Settings:
     scan_interval_seconds: float = 5.0
     poll_seconds: float = 0.25
     compression: str = "deflate"
+    compression_level: int = 6  # zlib 1 (fastest) … 9 (smallest); see [sealing] in bootstrap
     pickups: Mapping[str, PickupSource] = field(default_factory=dict)
     inbound: Inbound = field(default_factory=Inbound)
     # [ledger]: signed checkpoints (gateway.checkpointing); None/() mean the state-dir defaults.
@@ -217,6 +218,12 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     compression = sealing.get("compression", "deflate")
     if compression not in COMPRESSIONS:
         raise ConfigError(f"{path}: sealing.compression must be one of {', '.join(COMPRESSIONS)}")
+    level = sealing.get("compression_level", 6)
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 9:
+        raise ConfigError(
+            f"{path}: sealing.compression_level must be a whole number from 1 to 9",
+            hint="1 seals fastest, 9 makes the smallest files; 6 is zlib's usual balance",
+        )
     recipients = {
         pid: _recipient(pid, body, resolve, path) for pid, body in section("recipients").items()
     }
@@ -238,6 +245,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             scan_interval_seconds=float(intake.get("scan_interval_seconds", 5.0)),
             poll_seconds=float(intake.get("poll_seconds", 0.25)),
             compression=str(compression),
+            compression_level=level,
             pickups=pickups,
             inbound=inbound,
             **_ledger_settings(section("ledger"), resolve, path),

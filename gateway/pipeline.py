@@ -257,11 +257,13 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
             write_atomic(folder / "password", password_document(zip_password, book_password))
             if book_password is None:
                 sealed = seal_zip(payload, t.file_name, out, zip_password,
-                                  rt.settings.compression)
+                                  rt.settings.compression, rt.settings.compression_level)
             else:
-                sealed = seal_workbook_zip(payload, t.file_name, out, zip_password,
-                                           book_password, rt.settings.compression)
+                sealed = seal_workbook_zip(payload, t.file_name, out, zip_password, book_password,
+                                           rt.settings.compression, rt.settings.compression_level)
             data["compression"] = rt.settings.compression
+            if rt.settings.compression == "deflate":
+                data["compression_level"] = rt.settings.compression_level
         else:
             raise ConfigError(f"agreement {t.agreement} flow {t.flow}: encryption {profile!r} "
                               f"is not supported (supported: {', '.join(PROFILES)})")

@@ -109,15 +109,21 @@ def password_document(zip_password: str, workbook_password: str | None = None) -
     )
 
 
-def seal_zip(payload: Path, entry_name: str, out: Path, password: str, compression: str) -> Sealed:
+def seal_zip(
+    payload: Path, entry_name: str, out: Path, password: str, compression: str, level: int = 6
+) -> Sealed:
     """Encrypt `payload` into `out` as one ZIP entry named `entry_name`.
+
+    `level` is zlib's (1 fastest … 9 smallest) when `compression` is "deflate". On CSV, 1 seals
+    about three times faster than 6 for files about a third larger: the better choice when the
+    link is fast and the CPU is not.
 
     Raises:
         StorageError: when reading the payload or writing the archive fails.
     """
     try:
         with open_regular(payload) as src:
-            return _zip_stream(src, entry_name, out, password, compression)
+            return _zip_stream(src, entry_name, out, password, compression, level)
     except OSError as exc:
         raise StorageError(f"cannot seal into {out.name}: {exc.strerror or exc}") from exc
 
@@ -160,6 +166,7 @@ def seal_workbook_zip(
     zip_password: str,
     workbook_password: str,
     compression: str,
+    level: int = 6,
 ) -> Sealed:
     """Encrypt the workbook itself (ECMA-376 agile encryption), then zip it with AES-256.
 
@@ -201,14 +208,14 @@ def seal_workbook_zip(
     del plain
     encrypted.seek(0)
     try:
-        sealed = _zip_stream(encrypted, entry_name, out, zip_password, compression)
+        sealed = _zip_stream(encrypted, entry_name, out, zip_password, compression, level)
     except OSError as exc:
         raise StorageError(f"cannot seal into {out.name}: {exc.strerror or exc}") from exc
     return Sealed(digest.hexdigest(), plain_size, sealed.sealed_sha256, sealed.sealed_size)
 
 
 def _zip_stream(
-    src: BinaryIO, entry_name: str, out: Path, password: str, compression: str
+    src: BinaryIO, entry_name: str, out: Path, password: str, compression: str, level: int
 ) -> Sealed:
     """Stream `src` into a one-entry AES-256 ZIP at `out` (temporary name, sync, rename)."""
     tmp = out.with_name(f".{out.name}.tmp")
@@ -217,7 +224,11 @@ def _zip_stream(
     with (
         _new_private(tmp) as raw,
         pyzipper.AESZipFile(
-            raw, "w", compression=_COMPRESSION[compression], encryption=pyzipper.WZ_AES
+            raw,
+            "w",
+            compression=_COMPRESSION[compression],
+            compresslevel=level if compression == "deflate" else None,
+            encryption=pyzipper.WZ_AES,
         ) as zf,
     ):
         zf.setpassword(password.encode("ascii"))

@@ -50,8 +50,18 @@ def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra", ['[sealing]\ncompression = "lzma"\n',
+                                   "[sealing]\ncompression_level = 0\n",
+                                   "[sealing]\ncompression_level = 10\n",
+                                   '[sealing]\ncompression_level = "fast"\n',
+                                   "[sealing]\ncompression_level = true\n",
                                    "[intake]\nmax_file_size = -1\n",
                                    '[intake]\nsettle_seconds = "soon"\n'])
 def test_bad_values_are_refused(tmp_path: Path, extra: str) -> None:
     with pytest.raises(ConfigError):
         load_settings(_write(tmp_path, "r/inbox", "r/passwords", extra))
+
+
+def test_compression_level_is_read_and_defaults_to_zlibs_balance(tmp_path: Path) -> None:
+    assert load_settings(_write(tmp_path, "r/inbox", "r/pw")).compression_level == 6
+    chosen = _write(tmp_path, "r/inbox", "r/pw", "[sealing]\ncompression_level = 1\n")
+    assert load_settings(chosen).compression_level == 1

@@ -58,6 +58,28 @@ def test_zip_opens_with_7zz_and_hashes_match(tmp_path: Path, compression: str) -
     assert password.encode() not in out.read_bytes()
 
 
+@needs_7zz
+def test_the_compression_level_is_applied_and_7zz_opens_every_level(tmp_path: Path) -> None:
+    # Varied but compressible rows, as a CSV is: level 9 must come out smaller than level 1,
+    # which fails if the level never reaches zlib.
+    data = b"".join(
+        b"TEST %06d,%s,2026/10/%02d\r\n" % (i, hashlib.sha256(b"%d" % (i % 97)).hexdigest()[:12]
+                                            .encode(), i % 28 + 1)
+        for i in range(60_000)
+    )
+    sizes = {}
+    for level in (1, 9):
+        out = tmp_path / f"sealed-{level}.zip"
+        password = sealing.new_password()
+        sealed = sealing.seal_zip(
+            _payload(tmp_path, data), "rows.csv", out, password, "deflate", level
+        )
+        _7zz(out, password, tmp_path / f"opened-{level}")
+        assert (tmp_path / f"opened-{level}" / "rows.csv").read_bytes() == data
+        sizes[level] = sealed.sealed_size
+    assert sizes[9] < sizes[1] < len(data) // 2
+
+
 @needs_age
 def test_age_seal_opens_with_age_cli(tmp_path: Path) -> None:
     key = X25519PrivateKey.generate()
