@@ -1,13 +1,17 @@
-"""`tachiai init DIR [--demo]`: a configuration, the state folders and, for the demo, people.
+"""`tachiai init DIR [--demo | --demo-recipient DEMO]`: a configuration, the state folders and,
+for the demo, people.
 
 The demo is the immigration agency (isa) → NHI central association (nhi-central) monthly flow
 of agreement isa-nhi-status-loss, with four synthetic designated handlers, each with a fresh SSH
 key: sato (sender, the OS user who ran init), suzuki and tanaka (witnesses), takahashi (receiver).
+`--demo-recipient DEMO` makes the receiving gateway of nhi-central beside such a demo: it takes
+in what the demo delivers, from the demo's recipient folders, into holdings (受領).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import pwd
 from pathlib import Path
@@ -82,6 +86,55 @@ def init(directory: Path, demo: bool) -> list[str]:
         f"  4. approve as a witness:  tachiai approve ID --key {keys}/suzuki --config {config}",
         f"  5. find the delivery:     ls {recipient_dir}/inbox {recipient_dir}/passwords",
         f"  6. check the ledger:      tachiai audit verify --config {config}",
+    ]
+
+
+def init_demo_recipient(directory: Path, provider: Path) -> list[str]:
+    """Write DIR/tachiai.toml for nhi-central, receiving from the demo gateway at `provider`.
+
+    The registry is the demo's own copy: it names takahashi (receiving handler) and the
+    provider's witnesses, whose keys verify the approvals named in each manifest (送付票).
+
+    Raises:
+        UsageError: when DIR already holds a configuration, or `provider` is not a demo.
+    """
+    directory, provider = directory.absolute(), provider.absolute()
+    config = directory / "tachiai.toml"
+    if config.exists():
+        raise UsageError(f"{config} already exists",
+                         hint="use another directory, or remove it to start over")
+    registry = provider / "demo" / "registry.toml"
+    folders = provider / "demo" / "recipients" / "nhi-central"
+    if not registry.is_file() or not (folders / "inbox").is_dir():
+        raise UsageError(f"{provider} is not a demo gateway made by `tachiai init DIR --demo`",
+                         hint=f"run `tachiai init {provider} --demo` first")
+    (directory / "state").mkdir(parents=True, exist_ok=True, mode=0o700)
+    (directory / "handlers").mkdir(exist_ok=True, mode=0o700)
+    (directory / "registry.toml").write_bytes(registry.read_bytes())
+    inbox, channel = json.dumps(str(folders / "inbox")), json.dumps(str(folders / "passwords"))
+    config.write_text(f"""# The demo's receiving party (受領側). Paths are relative to this file.
+[gateway]
+party = "nhi-central"             # the receiving party (提供先) this gateway acts for
+state_dir = "state"
+registry = "registry.toml"        # takahashi (receive) and the provider's witnesses
+agreements = ["{DEMO_AGREEMENT}"]
+
+[inbound]
+inbox = {inbox}
+password_channel = {channel}   # a separate route, never the inbox
+handlers_folder = "handlers"      # opened data goes only to handlers/NAME/ (0700)
+""", encoding="utf-8")
+    key = provider / "demo" / "keys" / "takahashi"
+    c = f"--config {config}"
+    return [
+        f"wrote {config}: nhi-central receives what the demo at {provider} delivers",
+        "next (the demo's own daemon runs too, and sends a file as its README says):",
+        f"  1. start this daemon:     tachiai run {c}",
+        f"  2. see the holding:       tachiai holdings list {c}",
+        f"  3. accept the terms:      tachiai holdings terms ID --key {key} {c}",
+        f"  4. open the data:         tachiai holdings open ID --key {key} {c}",
+        f"  5. certify its deletion:  tachiai holdings certify ID --deleted --method TEXT "
+        f"--key {key} {c}",
     ]
 
 

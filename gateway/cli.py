@@ -95,7 +95,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", parents=[common], help="create a configuration and folders")
     p.add_argument("directory", type=Path)
-    p.add_argument("--demo", action="store_true", help="add the demo agreement, people and keys")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--demo", action="store_true", help="add the demo agreement, people and keys")
+    kind.add_argument("--demo-recipient", type=Path, metavar="DEMO",
+                      help="the receiving gateway (nhi-central) of the demo made at DEMO")
     p.set_defaults(handler=_init)
 
     p = sub.add_parser("run", parents=[common], help="run the daemon in the foreground")
@@ -143,7 +146,11 @@ def _parser() -> argparse.ArgumentParser:
 # -- handlers -----------------------------------------------------------------------------------
 
 def _init(args: argparse.Namespace) -> int:
-    for line in bootstrap.init(args.directory, args.demo):
+    if args.demo_recipient is not None:
+        lines = bootstrap.init_demo_recipient(args.directory, args.demo_recipient)
+    else:
+        lines = bootstrap.init(args.directory, args.demo)
+    for line in lines:
         print(line)
     return 0
 
