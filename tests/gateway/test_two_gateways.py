@@ -73,6 +73,7 @@ class Gateway(Demo):
         )
 
     def kinds(self) -> list[str]:
+        self.wait_ledger()  # what the daemon committed last may still be on its way
         return [
             json.loads(line)["kind"]
             for line in self.ok("audit", "log", "--json").splitlines()
