@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from gateway import clock, sshsig
+from gateway import clock, sshsig, threads
 from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 from gateway.lifecycle import State
 from gateway.runtime import Runtime, event
@@ -106,16 +106,23 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
     Raises:
         StateError: the transfer is not waiting for approval.
         SignatureError: the signature is malformed, under another namespace, or over other bytes.
-        CheckFailed: the signer may not witness this transfer (the rule is in the message).
+        CheckFailed: the signer may not witness this transfer, or it is a reply (疑義照会・回答)
+            not yet linked to what it answers (the rule is in the message; nothing counted).
     """
     transfer = rt.store.get(transfer_id)
     if transfer.status is not State.AWAITING_APPROVAL:
         raise StateError(f"transfer {transfer.id} is {transfer.state}, not awaiting approval",
                          hint="only transfers in state awaiting_approval can be approved")
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    # 疑義照会・回答: a reply is approved only with its link in the statement. Read before the
+    # statement is made: a link, once fixed, is never removed.
+    unlinked = threads.unlinked_reply(rt, transfer)
     message = statement(rt, transfer)  # once, before the write transaction below
     signed = _verify_or_record(rt, transfer, message, signature, APPROVAL_NAMESPACE)
     witness = rt.registry.by_key(signed.public_key)
+    if unlinked is not None:  # refused before anything is counted
+        _refuse(rt, transfer, threads.link_first(unlinked, transfer.id), signed.fingerprint,
+                witness.name if witness else None)
     now = clock.now_ns()
     with rt.store.transaction() as conn:
         already = _approvers(conn, transfer.id)

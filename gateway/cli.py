@@ -23,6 +23,7 @@ from gateway import (
     cli_audit,
     cli_transfers_ops,
     clock,
+    threads,
 )
 from gateway.cli_common import print_json, runtime_of, settings_of, signature_from
 from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
@@ -193,7 +194,8 @@ def _transfers_list(args: argparse.Namespace) -> int:
 
 def _transfers_show(args: argparse.Namespace) -> int:
     rt = runtime_of(args)
-    data = _transfer_json(rt, rt.store.get(args.id))
+    transfer = rt.store.get(args.id)
+    data = _transfer_json(rt, transfer)
     if args.json:
         print_json(data)
         return 0
@@ -205,7 +207,11 @@ def _transfers_show(args: argparse.Namespace) -> int:
         place = ", ".join(f"{k} {reason[k]}" for k in ("row", "column") if k in reason)
         print(f"         reason: {reason['rule']}{' at ' + place if place else ''}: "
               f"{reason['message']}")
-    if data["state"] == State.AWAITING_APPROVAL.value:
+    unlinked = (threads.unlinked_reply(rt, transfer)
+                if transfer.status is State.AWAITING_APPROVAL else None)
+    if unlinked is not None:  # a witness's approval is refused until it is linked
+        print(f"\nnext: {threads.link_first(unlinked, transfer.id).message}")
+    elif data["state"] == State.AWAITING_APPROVAL.value:
         print(f"\nnext: a witness runs `tachiai approve {data['id']} --key KEY`, or signs "
               f"`tachiai transfers statement {data['id']}` with ssh-keygen -Y sign -n "
               f"{approvals.APPROVAL_NAMESPACE}")

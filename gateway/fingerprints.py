@@ -489,15 +489,24 @@ class _Tally:
 
     def _use(self, sources: dict[int, _Source]) -> None:
         self.sources = sources
-        # Returning rows to the party that provided them (a 疑義照会 naming the rows it asks
-        # about) passes them to nobody new: not onward provision. Per source, as flows differ.
-        self.returned = {sid for sid, s in sources.items() if self._returned(s)}
+        # Rows the source agreement lets go to `to_party` are not counted: `policies.onward`
+        # decides, e.g. a return to the party that provided them (a 疑義照会 naming the rows it
+        # asks about). Per source, as flows (and so providers) differ.
+        self.allowed = {sid for sid, s in sources.items() if self._allowed(s)}
 
-    def _returned(self, source: _Source) -> bool:
+    def _allowed(self, source: _Source) -> bool:
         agreement = self.rt.agreements.get(source.agreement)
-        if agreement is None or self.to_contractor:
-            return False
-        return any(f.id == source.flow and f.provider == self.to_party for f in agreement.flows)
+        if agreement is None:
+            return False  # refused in _refusal, naming the agreement no longer loaded
+        provider = next((f.provider for f in agreement.flows if f.id == source.flow), None)
+        refusal = onward_refusal(
+            agreement,
+            source.holder,
+            self.to_party,
+            provider=provider,
+            to_contractor=self.to_contractor,
+        )
+        return refusal is None
 
     def add(
         self, found: dict[bytes, set[int]], pending: list[tuple[list[bytes], list[bytes]]]
@@ -520,7 +529,7 @@ class _Tally:
     def _groups(self, hits: set[int]) -> set[tuple[str, str]]:
         """The (agreement, holder) groups of the sources hit, noting their flows and holdings."""
         keys: set[tuple[str, str]] = set()
-        for sid in hits - self.returned:
+        for sid in hits - self.allowed:
             source = self.sources[sid]
             key = (source.agreement, source.holder)
             self.groups[key].flows.add(source.flow)

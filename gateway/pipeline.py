@@ -17,7 +17,7 @@ import pwd
 from pathlib import Path
 from typing import Any
 
-from gateway import approvals, clock, faults, pickup
+from gateway import approvals, clock, faults, pickup, threads
 from gateway.delivery import delivered_name, password_channel_for, transport_for
 from gateway.errors import ConfigError, PartnerUnavailable, StateError, StorageError
 from gateway.fingerprints import inspect_onward
@@ -217,12 +217,18 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
                                 and receiver.kind == "contractor")
     if onward.reasons:
         return _reject(rt, t, list(onward.reasons), sender=sender.name, **changes)
+    # 疑義照会・回答: a reply is linked while it awaits approval, and approved only once linked;
+    # said now, so the sender links it before a witness is asked (nothing is linked yet).
+    notices = list(verdict.notices)
+    unlinked = threads.unlinked_reply(rt, t)
+    if unlinked is not None:
+        notices.append(threads.link_first(unlinked, t.id))
     data = {
         "sender": sender.name, "pulled_by": pulled_by, "rows": facts.get("rows"),
         "format": facts.get("format"),
         "encoding": facts.get("encoding"), "witnesses_required": flow.witnesses,
         "sha256": changes.get("sha256", t.sha256), "size": changes.get("size", t.size),
-        "notices": [n.as_dict() for n in verdict.notices],
+        "notices": [n.as_dict() for n in notices],
         "applied": sorted({*verdict.applied, *applied_terms(agreement, flow)}),
     }
     for key in ("withheld", "provided"):
@@ -293,9 +299,8 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
     import hashlib
 
     from gateway import holdings, manifest
-    from policies.admission import check_reply
 
-    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     # The party the witnesses' statement named is the flow's; a stored column that says
     # otherwise was changed behind our back and is never followed.
     if t.recipient != flow.recipient:
@@ -304,14 +309,12 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
             f"the flow (and the approved statement) names {flow.recipient}; nothing was sent",
             f"{t.agreement}/flows.{t.flow}.to")])
     # 疑義照会・回答: a reply leaves only linked to what it answers; the link is in the statement
-    # the witnesses signed (`tachiai transfers link` before approval).
-    link = holdings.link_of(rt, t.id)
-    answered = None
-    if link is not None and link.relation == "replies_to":
-        answered = next((f for f in agreement.flows if f.id == link.ref_flow), None)
-    unlinked = check_reply(agreement, flow, answered)
+    # the witnesses signed (`tachiai transfers link` before approval, where `approvals.approve`
+    # refuses an unlinked reply). Checked again here, the last line of defence.
+    unlinked = threads.unlinked_reply(rt, t)
     if unlinked is not None:
         return _reject(rt, t, [unlinked])
+    link = holdings.link_of(rt, t.id)
     recipient = rt.settings.recipient(flow.recipient)
     folder = rt.spool.folder(t.id)
     profile = flow.encryption

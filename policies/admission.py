@@ -1,5 +1,5 @@
-"""Who may send on a flow, and when: the sender (送信担当), period (有効期間, 更新) and reply
-(疑義照会・回答) terms of an agreement.
+"""Who may send on a flow, and when: the sender (送信担当), period (有効期間, 更新), reply
+(疑義照会・回答) and correction (訂正) terms of an agreement.
 
 Pure decisions: the gateway passes the file owner's OS user name, the date and the linked
 transfer's flow; the answer is the designated sender or the reason there is none.
@@ -108,5 +108,36 @@ def check_reply(agreement: Agreement, flow: Flow, replying_to: Flow | None) -> R
             f"a {flow.kind} on flow {flow.id} must answer a transfer of flow {flow.reply_to}; "
             "name the transfer it replies to",
             f"flows.{flow.id}.reply_to",
+        )
+    return None
+
+
+def check_correction(
+    agreement: Agreement, flow: Flow, corrected: Flow, ref: str
+) -> Reason | None:
+    """Refuse a correction (訂正) the agreement does not provide for: only under an agreement
+    with `corrections = true`, only of our own delivered transfer (`ref` is a transfer id,
+    "t-…", never a holding), on its flow or a correction flow to the same party. The gateway
+    passes the flow of the transfer being corrected."""
+    if not agreement.corrections:
+        return agreement.reason(
+            "correction.not-agreed",
+            "the agreement provides for no corrections (訂正); send the data anew instead",
+            "corrections",
+        )
+    if not ref.startswith("t-"):
+        return agreement.reason(
+            "correction.not-ours",
+            "a correction names the delivered transfer of ours it corrects",
+            "corrections",
+        )
+    if flow.recipient != corrected.recipient or (
+        flow.id != corrected.id and flow.kind != "correction"
+    ):
+        return agreement.reason(
+            "correction.flow",
+            f"a correction of flow {corrected.id} goes "
+            "on that flow (or a correction flow) to the same party",
+            f"flows.{flow.id}",
         )
     return None

@@ -14,13 +14,21 @@ __all__ = ["onward_refusal", "reachable_parties"]
 
 
 def onward_refusal(
-    agreement: Agreement, holder: str, to: str, *, to_contractor: bool = False
+    agreement: Agreement,
+    holder: str,
+    to: str,
+    *,
+    provider: str | None = None,
+    to_contractor: bool = False,
 ) -> Reason | None:
     """Why `holder` may not pass the data to `to`, or None when the agreement allows it.
 
-    `to_contractor` says the receiver is a contractor (委託事業者) acting for the holder; that is
-    allowed only where the agreement lets the holder use contractors. A party id the agreement
-    does not know is refused (fail closed).
+    `provider` is the party the holder received the data from (the provider of the flow it came
+    on): sending it back to that party (a 疑義照会 naming the rows it asks about) passes it to
+    nobody new and is not onward provision. `to_contractor` says the receiver is a contractor
+    (委託事業者) acting for the holder; that is allowed only where the agreement lets the holder
+    use contractors, and is never a return. A party id the agreement does not know is refused
+    (fail closed).
     """
     if holder not in agreement.parties:
         return agreement.reason(
@@ -28,6 +36,8 @@ def onward_refusal(
             f"{holder} is not a party of this agreement and holds no data under it",
             "onward",
         )
+    if provider is not None and to == provider and not to_contractor:
+        return None  # back to where it came from: no new party holds it
     receiver = agreement.parties.get(to)
     if to_contractor or (receiver is not None and receiver.kind == "contractor"):
         if holder in agreement.contractors:

@@ -22,20 +22,12 @@ import pytest
 from sqlalchemy import event, update
 
 from gateway import clock, erasure, holdings, sshsig
+from gateway.certificates import CERTIFICATE_NAMESPACE, certificate_statement, certify
 from gateway.cli import main
-from gateway.cli_holdings import (
-    CERTIFICATE_NAMESPACE,
-    OPEN_NAMESPACE,
-    TERMS_NAMESPACE,
-    certificate_statement,
-    certify,
-    open_holding,
-    open_request,
-    sign_terms,
-    terms_statement,
-)
 from gateway.errors import CheckFailed, StateError, UsageError
+from gateway.holding_open import OPEN_NAMESPACE, open_holding, open_request
 from gateway.holding_sweep import sweep_holdings
+from gateway.holding_terms import TERMS_NAMESPACE, sign_terms, terms_statement
 from gateway.holdings import Holding, HoldingState
 from gateway.sshkeys import load_private_key
 from policies.terms import Retention

@@ -8,19 +8,16 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from sqlalchemy import update
 
-from gateway import approvals, clock, holdings, sshsig
-from gateway.cli_holdings import (
-    CERTIFICATE_NAMESPACE,
-    _thread,
-    certificate_statement,
-    certify,
-    link_transfer,
-)
+from gateway import approvals, clock, holdings, pipeline, sshsig, threads
+from gateway.certificates import CERTIFICATE_NAMESPACE, certificate_statement, certify
 from gateway.errors import CheckFailed, StateError
 from gateway.holdings import Holding, HoldingState
 from gateway.lifecycle import State
 from gateway.sshkeys import load_private_key
+from gateway.threads import link_transfer
+from tests.conftest import Demo
 from tests.gateway.test_holdings_pair import AGREEMENT, OTHER_ROWS, ROWS, Pair, csv_bytes, pair
 
 __all__ = ["pair"]
@@ -44,9 +41,11 @@ def test_an_inquiry_is_answered_and_both_sides_see_the_thread(pair: Pair) -> Non
     assert f"replies-to: {first.id}\n".encode() in statement, "the witness signed the link"
     assert at_isa.status is HoldingState.RECEIVED
     assert (at_isa.flow, at_isa.provider, at_isa.replies_to) == ("inquiry", "nhi-central", first.id)
-    assert {"relation": "replies to", "id": first.id, "what": "our transfer, delivered"} in _thread(
-        pair.provider.rt, at_isa
-    )
+    assert {
+        "relation": "replies to",
+        "id": first.id,
+        "what": "our transfer, delivered",
+    } in threads.thread(pair.provider.rt, at_isa)
 
     answer = pair.drop(pair.provider, csv_bytes(ROWS[:1]), flow="answer", name="answer.csv")
     link = link_transfer(pair.provider.rt, answer.id, "replies_to", at_isa.id, "sato")
@@ -54,25 +53,90 @@ def test_an_inquiry_is_answered_and_both_sides_see_the_thread(pair: Pair) -> Non
     assert pair.approve(pair.provider, answer, "suzuki").status is State.DELIVERED
     h_answer = next(h for h in pair.receive() if h.flow == "answer")
     assert h_answer.replies_to == inquiry_id
-    thread = _thread(pair.recipient.rt, h_answer)
+    thread = threads.thread(pair.recipient.rt, h_answer)
     assert {"relation": "replies to", "id": inquiry_id, "what": "our transfer, delivered"} in thread
     assert {
         "relation": "answered by",
         "id": inquiry_id,
         "what": "our transfer, delivered",
-    } in _thread(pair.recipient.rt, h1)
+    } in threads.thread(pair.recipient.rt, h1)
     received = [e for e in pair.recipient.rt.ledger.events() if e.kind == "holding.received"]
     assert received[-1].data["replies_to"] == {"transfer": inquiry_id, "here": inquiry_id}
     linked = [e for e in pair.provider.rt.ledger.events() if e.kind == "transfer.linked"]
     assert linked[0].data["remote_transfer"] == inquiry_id
 
 
-def test_a_reply_without_a_link_never_leaves(pair: Pair) -> None:
+def test_a_reply_without_a_link_is_never_approved(pair: Pair) -> None:
+    rt = pair.provider.rt
     answer = pair.drop(pair.provider, csv_bytes(ROWS[:1]), flow="answer", name="answer.csv")
-    done = pair.approve(pair.provider, answer, "suzuki")
+    with pytest.raises(CheckFailed, match=r"reply\.unlinked") as refused:
+        pair.approve(pair.provider, answer, "suzuki")
+    assert f"tachiai transfers link {answer.id} --replies-to" in str(refused.value)
+    after = pipeline.advance(rt, rt.store.get(answer.id))
+    assert after.status is State.AWAITING_APPROVAL and rt.store.approvals(answer.id) == []
+    kinds = [e.kind for e in rt.ledger.events() if e.subject == answer.id]
+    assert "approval.refused" in kinds and "approval.accepted" not in kinds
+    assert list(pair.recipient.inbox.iterdir()) == []
+
+
+def test_a_reply_whose_link_changed_after_approval_never_leaves(pair: Pair) -> None:
+    """The last line of defence: delivery checks the link again. Its flow is changed in the
+    database after the witness approved (the signed statement names only the transfer)."""
+    pair.send(csv_bytes(ROWS))
+    (h1,) = pair.receive()
+    rt = pair.recipient.rt
+    inquiry = pair.drop(pair.recipient, csv_bytes(ROWS[:1]), flow="inquiry", name="q.csv")
+    link_transfer(rt, inquiry.id, "replies_to", h1.id, "kobayashi")
+    approvals.approve(
+        rt,
+        inquiry.id,
+        sshsig.sign(
+            approvals.statement(rt, rt.store.get(inquiry.id)),
+            load_private_key(pair.key("yamada")),
+            approvals.APPROVAL_NAMESPACE,
+        ),
+    )
+    with rt.store.transaction() as conn:
+        conn.execute(
+            update(holdings.L).where(holdings.L.c.transfer == inquiry.id).values(ref_flow="inquiry")
+        )
+    done = pipeline.advance(rt, rt.store.get(inquiry.id))
     assert done.status is State.REJECTED
     assert [r["rule"] for r in done.reason_list()] == ["reply.unlinked"]
-    assert list(pair.recipient.inbox.iterdir()) == []
+    assert list(pair.provider.inbox.iterdir()) == []
+
+
+def test_the_cli_refuses_to_approve_an_unlinked_reply_until_it_is_linked(pair: Pair) -> None:
+    first = pair.send(csv_bytes(ROWS))
+    (h1,) = pair.receive()
+    nhi = Demo(pair.recipient.root)
+    rt = pair.recipient.rt
+    inquiry = pair.drop(pair.recipient, csv_bytes(ROWS[:1]), flow="inquiry", name="q.csv")
+    link_first = f"run `tachiai transfers link {inquiry.id} --replies-to HOLDING_OR_TRANSFER` first"
+    (checked,) = [
+        e for e in rt.ledger.events() if e.kind == "transfer.checked" and e.subject == inquiry.id
+    ]
+    assert [n["rule"] for n in checked.data["notices"]] == ["reply.unlinked"]
+    assert link_first in nhi.cli("transfers", "show", inquiry.id, check=True).stdout
+
+    refused = nhi.cli("approve", inquiry.id, "--key", str(pair.key("yamada")))
+    assert refused.returncode == 1, refused.stderr
+    assert link_first in refused.stderr and "[reply.unlinked]" in refused.stderr
+    shown = nhi.show(inquiry.id)
+    assert (shown["state"], shown["approvals"]) == ("awaiting_approval", [])
+    (event,) = [
+        e for e in rt.ledger.events() if e.kind == "approval.refused" and e.subject == inquiry.id
+    ]
+    assert event.data["reason"]["rule"] == "reply.unlinked" and event.data["signer"] == "yamada"
+
+    nhi.cli("transfers", "link", inquiry.id, "--replies-to", h1.id, check=True)
+    assert link_first not in nhi.cli("transfers", "show", inquiry.id, check=True).stdout
+    approved = nhi.cli("approve", inquiry.id, "--key", str(pair.key("yamada")), check=True)
+    assert f"transfer {inquiry.id} is approved" in approved.stdout
+    done = pipeline.advance(rt, rt.store.get(inquiry.id))
+    assert done.status is State.DELIVERED, done.reasons
+    (at_isa,) = pair.receive(pair.provider)
+    assert (at_isa.flow, at_isa.replies_to) == ("inquiry", first.id)
 
 
 def test_links_that_the_agreement_does_not_allow_are_refused(pair: Pair) -> None:
@@ -87,17 +151,18 @@ def test_links_that_the_agreement_does_not_allow_are_refused(pair: Pair) -> None
     inquiry = pair.drop(pair.recipient, csv_bytes(ROWS[:1]), flow="inquiry", name="q.csv")
     with pytest.raises(CheckFailed, match=r"correction\.not-ours"):
         link_transfer(pair.recipient.rt, inquiry.id, "corrects", h1.id, "kobayashi")
+    fixed = pair.drop(pair.provider, csv_bytes(OTHER_ROWS), name="fixed.csv")
     approvals.approve(
-        pair.recipient.rt,
-        inquiry.id,
+        rt,
+        fixed.id,
         sshsig.sign(
-            approvals.statement(pair.recipient.rt, inquiry),
-            load_private_key(pair.key("yamada")),
+            approvals.statement(rt, fixed),
+            load_private_key(pair.key("suzuki")),
             approvals.APPROVAL_NAMESPACE,
         ),
     )
     with pytest.raises(StateError):  # after a witness approved: the statement is fixed
-        link_transfer(pair.recipient.rt, inquiry.id, "replies_to", h1.id, "kobayashi")
+        link_transfer(rt, fixed.id, "corrects", first.id, "sato")
 
 
 def test_a_correction_supersedes_the_holding_until_it_is_certified_applied(pair: Pair) -> None:

@@ -249,7 +249,7 @@ def test_a_misdelivered_file_for_another_party_is_refused(pair: Pair) -> None:
     """An inquiry (nhi-central → isa) that lands at nhi-central is not ours to hold."""
     (h,) = (pair.send(csv_bytes(ROWS)), pair.receive())[1]
     t = pair.drop(pair.recipient, csv_bytes(ROWS[:1]), flow="inquiry")
-    from gateway.cli_holdings import link_transfer
+    from gateway.threads import link_transfer
 
     link_transfer(pair.recipient.rt, t.id, "replies_to", h.id, "test")
     delivered = pair.approve(pair.recipient, t, "yamada")
@@ -318,7 +318,7 @@ def test_a_refusal_for_a_missing_handler_is_retried_after_the_fix(pair: Pair) ->
     assert _rules(h) == ["inbound.no-handler"]
     registry.write_text(original, encoding="utf-8")
     pair.recipient.reopen()
-    from gateway.cli_holdings import retry
+    from gateway.holding_retry import retry
 
     assert retry(pair.recipient.rt, h.id, "operator").status is HoldingState.ARRIVING
     (after,) = pair.receive()
