@@ -105,7 +105,7 @@ def check_reply(agreement: Agreement, flow: Flow, replying_to: Flow | None) -> R
     if replying_to is None or replying_to.id != flow.reply_to:
         return agreement.reason(
             "reply.unlinked",
-            f"a {flow.kind} on flow {flow.id} must answer a transfer of flow {flow.reply_to}; "
+            f"flow {flow.id} ({flow.kind}) must answer a transfer of flow {flow.reply_to}; "
             "name the transfer it replies to",
             f"flows.{flow.id}.reply_to",
         )
