@@ -8,8 +8,9 @@ is refused: the password must never travel with the file it opens (the PPAP prob
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,10 @@ class Recipient:
         """Raises: ConfigError when a ZIP must go to this party but no password route is set."""
         if self.password_route is None:
             raise ConfigError(
-                f"recipient {self.party} gets password-protected files but has no "
-                "password_channel",
+                f"recipient {self.party} gets password-protected files but has no password_channel",
                 hint='add password_channel = { kind = "retrieval" } (or a folder or another '
-                     f"SFTP account) to [recipients.{self.party}]")
+                f"SFTP account) to [recipients.{self.party}]",
+            )
         return self.password_route
 
 
@@ -94,6 +95,23 @@ class PickupSource:
 
 
 @dataclass(frozen=True)
+class InboundPickupSource:
+    """A provider's SFTP folder this gateway fetches deliveries from (`[inbound.pickup.NAME]`).
+
+    Sealed files and their manifests (送付票) come from `sftp`; a ZIP's password, when it comes
+    by SFTP, from `password_sftp`, never the same account (the password never travels with its
+    file). Both land in the `[inbound]` folders; passwords are always deleted remotely.
+    """
+
+    name: str
+    sftp: SftpEndpoint
+    password_sftp: SftpEndpoint | None = None
+    after: str = "delete"  # or "rename": move the fetched files into `done_dir`
+    done_dir: str | None = None
+    interval_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class Inbound:
     """What this gateway receives (受信, `[inbound]`); without `inbox` it receives nothing.
 
@@ -101,6 +119,7 @@ class Inbound:
     folder of its own, never the inbox); `age_identity` opens files of the age profile.
     Opened data goes only into `handlers_folder/HANDLER/` (0700). `notify_command` gets a JSON
     summary (no personal data) of each reminder; `remind_days` are days before a deadline.
+    `pickups` fetch deliveries from providers' SFTP servers into `inbox`.
     """
 
     inbox: Path | None = None
@@ -109,6 +128,7 @@ class Inbound:
     handlers_folder: Path | None = None
     notify_command: tuple[str, ...] = ()
     remind_days: tuple[int, ...] = (14, 3, 0)
+    pickups: Mapping[str, InboundPickupSource] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -227,10 +247,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     recipients = {
         pid: _recipient(pid, body, resolve, path) for pid, body in section("recipients").items()
     }
-    pickups = {
-        name: _pickup(name, body, resolve, path) for name, body in section("pickup").items()
-    }
-    inbound = _inbound(section("inbound"), path)
+    pickups = {name: _pickup(name, body, resolve, path) for name, body in section("pickup").items()}
+    inbound = _inbound(section("inbound"), resolve, path)
     try:
         settings = Settings(
             config_path=path,
@@ -261,12 +279,16 @@ def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dic
     """The [ledger] table: where the checkpoint key lives and where checkpoints are published."""
     dirs = ledger.get("checkpoint_dirs", [])
     if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
-        raise ConfigError(f"{path}: ledger.checkpoint_dirs must be a list of folders",
-                          hint='e.g. checkpoint_dirs = ["/mnt/audit/checkpoints"]')
+        raise ConfigError(
+            f"{path}: ledger.checkpoint_dirs must be a list of folders",
+            hint='e.g. checkpoint_dirs = ["/mnt/audit/checkpoints"]',
+        )
     syslog = ledger.get("syslog", "")
     if not isinstance(syslog, str):
-        raise ConfigError(f"{path}: ledger.syslog must be a string",
-                          hint='"" (off), "/dev/log", "udp://host:514" or "tcp://host:514"')
+        raise ConfigError(
+            f"{path}: ledger.syslog must be a string",
+            hint='"" (off), "/dev/log", "udp://host:514" or "tcp://host:514"',
+        )
     interval = float(ledger.get("checkpoint_interval_seconds", 1.0))
     if not 0 < interval <= 1.0:
         # Issue 4: a checkpoint at least every second while events arrive.
@@ -291,6 +313,7 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
             f"{path}: {where}.transport {transport!r} is not supported",
             hint=f"use one of: {', '.join(TRANSPORTS)}",
         )
+
     def lexical(value: Any, key: str) -> Path:
         # Absolute and normalised, but links are not resolved: delivery refuses a path that
         # passes through one, so a link planted later cannot redirect a file or a password.
@@ -306,8 +329,11 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         else:
             mail = parse_mail(body, where, lexical)
         raw_channel = body.get("password_channel")
-        route = (parse_password_route(raw_channel, f"{where}.password_channel", lexical)
-                 if raw_channel is not None else None)
+        route = (
+            parse_password_route(raw_channel, f"{where}.password_channel", lexical)
+            if raw_channel is not None
+            else None
+        )
         if route is not None:
             check_separate(inbox, sftp, route, where)
         attempts = body.get("attempts", 5)
@@ -320,12 +346,21 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         if str(exc).startswith(str(path)):
             raise
         raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
-    return Recipient(party=pid, transport=str(transport), inbox=inbox, sftp=sftp, mail=mail,
-                     password_route=route, attempts=attempts, manifest=manifest)
+    return Recipient(
+        party=pid,
+        transport=str(transport),
+        inbox=inbox,
+        sftp=sftp,
+        mail=mail,
+        password_route=route,
+        attempts=attempts,
+        manifest=manifest,
+    )
 
 
-def _inbound(body: Mapping[str, Any], path: Path) -> Inbound:
+def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
     """The [inbound] table; refuses a password folder that is the inbox (or inside it)."""
+
     def folder(key: str) -> Path | None:
         value = body.get(key)
         if value is None:
@@ -335,40 +370,164 @@ def _inbound(body: Mapping[str, Any], path: Path) -> Inbound:
         # Lexical, like a recipient's folders: a link planted later is refused where used.
         return Path(os.path.normpath(path.parent / value))
 
-    known = {"inbox", "password_channel", "age_identity", "handlers_folder", "notify_command",
-             "remind_days"}
-    for key in body:
-        if key not in known:
-            raise ConfigError(f"{path}: inbound.{key} is not a setting",
-                              hint=f"use some of: {', '.join(sorted(known))}")
+    known = {
+        "inbox",
+        "password_channel",
+        "age_identity",
+        "handlers_folder",
+        "notify_command",
+        "remind_days",
+        "pickup",
+    }
+    _only(body, known, f"{path}: inbound")
     inbox = folder("inbox")
     passwords = folder("password_channel")
     handlers = folder("handlers_folder")
     if inbox is None:
         if body:
-            raise ConfigError(f"{path}: [inbound] has no inbox",
-                              hint='set inbox = "…", the folder files are delivered into')
+            raise ConfigError(
+                f"{path}: [inbound] has no inbox",
+                hint='set inbox = "…", the folder files are delivered into',
+            )
         return Inbound()
     if passwords is not None and (passwords == inbox or inbox in passwords.parents):
-        raise ConfigError(f"{path}: inbound.password_channel is the inbox or inside it",
-                          hint="the password must never travel with the file it opens: give "
-                               "it a folder of its own")
+        raise ConfigError(
+            f"{path}: inbound.password_channel is the inbox or inside it",
+            hint="the password must never travel with the file it opens: give "
+            "it a folder of its own",
+        )
     if handlers is not None and (handlers == inbox or inbox in handlers.parents):
-        raise ConfigError(f"{path}: inbound.handlers_folder is inside the inbox",
-                          hint="opened data must never be where partners deliver")
+        raise ConfigError(
+            f"{path}: inbound.handlers_folder is inside the inbox",
+            hint="opened data must never be where partners deliver",
+        )
     command = body.get("notify_command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) and c for c in command):
-        raise ConfigError(f"{path}: inbound.notify_command must be a list of strings",
-                          hint='e.g. notify_command = ["/usr/local/bin/tachiai-notify"]')
+        raise ConfigError(
+            f"{path}: inbound.notify_command must be a list of strings",
+            hint='e.g. notify_command = ["/usr/local/bin/tachiai-notify"]',
+        )
     days = body.get("remind_days", [14, 3, 0])
     if not isinstance(days, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 3650 for d in days):
-        raise ConfigError(f"{path}: inbound.remind_days must be a list of whole days (0 = on "
-                          "the deadline)", hint="e.g. remind_days = [14, 3, 0]")
-    return Inbound(inbox=inbox, password_channel=passwords, age_identity=folder("age_identity"),
-                   handlers_folder=handlers or inbox.parent / "handlers",
-                   notify_command=tuple(command),
-                   remind_days=tuple(sorted(set(days), reverse=True)))
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 3650 for d in days
+    ):
+        raise ConfigError(
+            f"{path}: inbound.remind_days must be a list of whole days (0 = on the deadline)",
+            hint="e.g. remind_days = [14, 3, 0]",
+        )
+    pickups = body.get("pickup", {})
+    if not isinstance(pickups, dict) or not all(isinstance(t, dict) for t in pickups.values()):
+        raise ConfigError(
+            f"{path}: inbound.pickup must hold tables [inbound.pickup.NAME]",
+            hint="one table per provider's SFTP server",
+        )
+    sources = {
+        name: _inbound_pickup(name, t, resolve, path, passwords) for name, t in pickups.items()
+    }
+    _check_password_accounts(list(sources.values()), path)
+    return Inbound(
+        inbox=inbox,
+        password_channel=passwords,
+        age_identity=folder("age_identity"),
+        handlers_folder=handlers or inbox.parent / "handlers",
+        notify_command=tuple(command),
+        remind_days=tuple(sorted(set(days), reverse=True)),
+        pickups=sources,
+    )
+
+
+_SFTP_KEYS = {"host", "port", "user", "key_file", "known_hosts", "remote_dir", "timeout_seconds"}
+
+
+def _inbound_pickup(
+    name: str, body: dict[str, Any], resolve: Any, path: Path, passwords: Path | None
+) -> InboundPickupSource:
+    """One [inbound.pickup.NAME] table, and its optional password_channel table."""
+    where = f"inbound.pickup.{name}"
+    try:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
+            raise ConfigError(
+                f"[{where}]: the name must be letters, digits, '.', '_' or '-'",
+                hint="it names the source's folders under gateway.state_dir",
+            )
+        _only(
+            body, _SFTP_KEYS | {"after", "done_dir", "interval_seconds", "password_channel"}, where
+        )
+        after, done_dir, interval = _after_rule(body, where)
+        sftp = parse_sftp(body, where, resolve)
+        channel = body.get("password_channel")
+        password_sftp = None
+        if channel is not None:
+            pw_where = f"{where}.password_channel"
+            if not isinstance(channel, dict) or channel.get("kind", "sftp") != "sftp":
+                raise ConfigError(
+                    f"{pw_where} must be a table of an SFTP account",
+                    hint=f"[{pw_where}] with host, user, key_file, known_hosts "
+                    "and remote_dir of the password account",
+                )
+            _only(channel, _SFTP_KEYS | {"kind"}, pw_where)
+            if passwords is None:
+                raise ConfigError(
+                    f"{pw_where} needs inbound.password_channel",
+                    hint='set password_channel = "…" in [inbound]: the local '
+                    "folder fetched passwords are put in",
+                )
+            password_sftp = parse_sftp(channel, pw_where, resolve)
+            check_separate(None, sftp, PasswordRoute("sftp", sftp=password_sftp), where)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+    return InboundPickupSource(
+        name=name,
+        sftp=sftp,
+        password_sftp=password_sftp,
+        after=after,
+        done_dir=done_dir,
+        interval_seconds=interval,
+    )
+
+
+def _check_password_accounts(sources: Collection[InboundPickupSource], path: Path) -> None:
+    """No source's password account may be any source's file account (PPAP, across sources)."""
+    files = {s.sftp.account: s.name for s in sources}
+    for source in sources:
+        if source.password_sftp is not None and source.password_sftp.account in files:
+            ep = source.password_sftp
+            raise ConfigError(
+                f"{path}: inbound.pickup.{source.name}.password_channel is the SFTP account "
+                f"({ep.user}@{ep.host}:{ep.port}) files are fetched from by "
+                f"inbound.pickup.{files[ep.account]}: the same place",
+                hint="use another account or another host for password_channel",
+            )
+
+
+def _only(body: Mapping[str, Any], known: set[str], where: str) -> None:
+    """Raises: ConfigError naming a key that is not a setting of the table (a typo)."""
+    for key in body:
+        if key not in known:
+            raise ConfigError(
+                f"{where}.{key} is not a setting", hint=f"use some of: {', '.join(sorted(known))}"
+            )
+
+
+def _after_rule(body: Mapping[str, Any], where: str) -> tuple[str, str | None, float]:
+    """after, done_dir (only for "rename") and interval_seconds of a pickup table.
+
+    Raises:
+        ConfigError: an unknown `after`, a relative `done_dir`, a non-positive interval.
+    """
+    after = body.get("after", "delete")
+    done_dir = body.get("done_dir")
+    if after not in PICKUP_AFTER:
+        raise ConfigError(f"{where}.after must be one of {', '.join(PICKUP_AFTER)}")
+    if after == "rename" and (not isinstance(done_dir, str) or not done_dir.startswith("/")):
+        raise ConfigError(
+            f"{where}.done_dir must be an absolute folder on the server",
+            hint='e.g. done_dir = "/outbox/done"',
+        )
+    interval = body.get("interval_seconds", 60.0)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise ConfigError(f"{where}.interval_seconds must be a positive number")
+    return str(after), done_dir if after == "rename" else None, float(interval)
 
 
 def _pickup(name: str, body: Any, resolve: Any, path: Path) -> PickupSource:
@@ -379,23 +538,22 @@ def _pickup(name: str, body: Any, resolve: Any, path: Path) -> PickupSource:
     try:
         for key in ("agreement", "flow", "handler"):
             if not isinstance(body.get(key), str) or not body[key]:
-                raise ConfigError(f"{where}.{key} is missing",
-                                  hint="name the agreement, the flow, and the designated sender "
-                                       "(送信担当) the pulled files are attributed to")
-        after = body.get("after", "delete")
-        done_dir = body.get("done_dir")
-        if after not in PICKUP_AFTER:
-            raise ConfigError(f"{where}.after must be one of {', '.join(PICKUP_AFTER)}")
-        if after == "rename" and (not isinstance(done_dir, str) or not done_dir.startswith("/")):
-            raise ConfigError(f"{where}.done_dir must be an absolute folder on the server",
-                              hint='e.g. done_dir = "/outbox/done"')
-        interval = body.get("interval_seconds", 60.0)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-            raise ConfigError(f"{where}.interval_seconds must be a positive number")
+                raise ConfigError(
+                    f"{where}.{key} is missing",
+                    hint="name the agreement, the flow, and the designated sender "
+                    "(送信担当) the pulled files are attributed to",
+                )
+        after, done_dir, interval = _after_rule(body, where)
         sftp = parse_sftp(body, where, resolve)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
-    return PickupSource(name=name, agreement=body["agreement"], flow=body["flow"],
-                        handler=body["handler"], sftp=sftp, after=str(after),
-                        done_dir=done_dir if after == "rename" else None,
-                        interval_seconds=float(interval))
+    return PickupSource(
+        name=name,
+        agreement=body["agreement"],
+        flow=body["flow"],
+        handler=body["handler"],
+        sftp=sftp,
+        after=after,
+        done_dir=done_dir,
+        interval_seconds=interval,
+    )

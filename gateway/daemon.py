@@ -18,6 +18,7 @@ from gateway import clock, inbound, pipeline, schedule_sweep
 from gateway.checkpointing import CheckpointService, CheckpointSettings
 from gateway.config import Settings
 from gateway.errors import ConfigError, TachiaiError
+from gateway.inbound_pickup import InboundPickup
 from gateway.intake import IntakeTracker, Outbox
 from gateway.pickup import Pickup
 from gateway.runtime import Runtime
@@ -36,9 +37,11 @@ class Daemon:
         self.rt = Runtime.open(settings)
         self.stopping = threading.Event()
         self.pickup = Pickup(self.rt)
+        self.inbound_pickup = InboundPickup(self.rt)  # [inbound.pickup.NAME]: SFTP into the inbox
         # Signed checkpoints (issue 4), kept outside the database: at least every second.
-        self.checkpoints = CheckpointService(self.rt.ledger,
-                                             CheckpointSettings.from_settings(settings))
+        self.checkpoints = CheckpointService(
+            self.rt.ledger, CheckpointSettings.from_settings(settings)
+        )
         self.outboxes = self._prepare_outboxes()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
         self._held: dict[str, float] = {}  # transfer id → monotonic time of its next try
@@ -57,7 +60,7 @@ class Daemon:
                 raise ConfigError(
                     f"outbox {box.path} is on another file system than the spool",
                     hint="put gateway.state_dir and gateway.outbox_dir on one file system, so "
-                         "files are moved in by an atomic rename",
+                    "files are moved in by an atomic rename",
                 )
         return boxes
 
@@ -71,8 +74,9 @@ class Daemon:
         """Run until stopped. Raises only for errors that make running impossible."""
         offset = clock.enable_test_offset()
         if offset:
-            log.warning("the clock is shifted by %d s (%s): for tests only", offset,
-                        clock.OFFSET_ENV)
+            log.warning(
+                "the clock is shifted by %d s (%s): for tests only", offset, clock.OFFSET_ENV
+            )
         recovered = pipeline.recover(self.rt)
         if recovered:
             log.info("resumed %d unfinished transfer(s)", recovered)
@@ -81,8 +85,7 @@ class Daemon:
         self.tracker.start_watching()
         for box in self.outboxes:
             log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
-        log.info("tachiai is running (party %s); stop with Ctrl-C or SIGTERM",
-                 self.settings.party)
+        log.info("tachiai is running (party %s); stop with Ctrl-C or SIGTERM", self.settings.party)
         last_scan = last_sweep = -1e9
         try:
             while not self.stopping.is_set():
@@ -93,6 +96,7 @@ class Daemon:
                     self.tracker.scan()
                     last_scan = time.monotonic()
                 self.pickup.poll_due()  # never raises for a partner's problems
+                self.inbound_pickup.poll_due()  # never raises; before the inbox is read
                 inbound.poll_inbound(self.rt)  # never raises
                 self._take_in_ready()
                 self._advance_work()
@@ -126,16 +130,14 @@ class Daemon:
                 log.error("cannot take in a file from %s: %s", box.path, exc.diagnostics())
                 continue
             if transfer is not None:
-                log.info("transfer %s (%s) is %s", transfer.id, transfer.file_name,
-                         transfer.state)
+                log.info("transfer %s (%s) is %s", transfer.id, transfer.file_name, transfer.state)
 
     def _advance_work(self) -> None:
         now = time.monotonic()
         for transfer in self.rt.store.in_states(pipeline.WORK_STATES):
             if self.stopping.is_set():
                 return
-            if self._held.get(transfer.id, 0.0) > now or not pipeline.due(transfer,
-                                                                          clock.now_ns()):
+            if self._held.get(transfer.id, 0.0) > now or not pipeline.due(transfer, clock.now_ns()):
                 continue
             try:
                 after = pipeline.advance(self.rt, transfer)

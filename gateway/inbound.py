@@ -29,7 +29,7 @@ from gateway.holdings import Holding, HoldingState
 from gateway.manifest import SUFFIX, Manifest, ManifestError, verify
 from gateway.runtime import Runtime
 from gateway.sealing import MAX_WORKBOOK
-from gateway.spool import CHUNK, inspect, open_regular, sha256_file, sync_dir
+from gateway.spool import CHUNK, inspect, open_regular, refuse_linked, sha256_file, sync_dir
 from gateway.store import Store
 from policies.reasons import Reason
 from policies.retention import disposal_deadline
@@ -93,7 +93,7 @@ def arrivals(rt: Runtime) -> list[Arrival]:
     inbound = rt.settings.inbound
     assert inbound.inbox is not None
     inbox = inbound.inbox
-    _refuse_links(inbox, "the inbound inbox")
+    refuse_linked(inbox, "the inbound inbox")
     try:
         names = sorted(os.listdir(inbox))
     except FileNotFoundError:
@@ -117,7 +117,7 @@ def arrivals(rt: Runtime) -> list[Arrival]:
             continue  # the file itself is not there (yet)
         password = None
         if sealed_name.endswith(".zip") and inbound.password_channel is not None:
-            _refuse_links(inbound.password_channel, "the inbound password folder")
+            refuse_linked(inbound.password_channel, "the inbound password folder")
             password = inbound.password_channel / f"{sealed_name}.password"
             if not os.path.lexists(password):
                 if sealed_name not in _waiting:
@@ -762,16 +762,6 @@ def _remove(path: Path, *, overwrite: bool = False) -> None:
 def _remove_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # something else is in it: kept, never removed blindly
         folder.rmdir()
-
-
-def _refuse_links(folder: Path, what: str) -> None:
-    real = os.path.realpath(folder)
-    if real != str(folder):
-        raise StorageError(
-            f"{what} ({folder}) passes through a symbolic link (to {real}); "
-            "nothing was taken from it",
-            hint="configure the real folder, without links, and check who made the link",
-        )
 
 
 class _TooLarge(Exception):

@@ -10,21 +10,16 @@ point leaves a journal entry that the next poll finishes: no file is lost or tak
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import logging
 import os
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from audit.events import Draft
-from gateway import clock
+from gateway import clock, landing
 from gateway.config import PickupSource, Settings
-from gateway.errors import PartnerUnavailable, StorageError
 from gateway.intake import Outbox, is_upload_name
 from gateway.runtime import Runtime
-from gateway.spool import sync_dir, write_atomic
 from gateway.transports import HostKeyRefused
 
 if TYPE_CHECKING:
@@ -55,12 +50,9 @@ class Pickup:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.sources = tuple(rt.settings.pickups.values())
-        self._next: dict[str, float] = {}
-        self._refused: set[str] = set()  # host key refused: not polled again until a restart
+        self.poller = landing.Poller("pickup", self._outage)
         for source in self.sources:
-            for folder in (landing_folder(rt.settings, source.name), self._journal(source)):
-                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-                os.chmod(folder, 0o700)
+            landing.prepare(landing_folder(rt.settings, source.name), self._journal(source).folder)
 
     def outboxes(self) -> list[Outbox]:
         """The landing folders, as outboxes of their flows, for the intake tracker to watch."""
@@ -72,21 +64,15 @@ class Pickup:
     def poll_due(self) -> int:
         """Poll each source whose interval has passed; return how many files were pulled.
 
-        Partner problems are logged (and a refused host key recorded), never raised.
+        Partner problems are logged (and recorded once per outage, a refused host key once),
+        never raised; a refused host key stops the source until a restart.
         """
-        now = time.monotonic()
         pulled = 0
         for source in self.sources:
-            if source.name in self._refused or self._next.get(source.name, 0.0) > now:
-                continue
-            self._next[source.name] = now + source.interval_seconds
-            try:
-                pulled += self.poll_once(source)
-            except HostKeyRefused as exc:
-                self._refused.add(source.name)
-                log.error("pickup %s stopped: %s", source.name, exc.diagnostics())
-            except PartnerUnavailable as exc:
-                log.warning("pickup %s: %s", source.name, exc)
+            poll = functools.partial(self.poll_once, source)
+            pulled += self.poller.run(
+                source.name, f"pickup.{source.name}", source.interval_seconds, poll
+            )
         return pulled
 
     def poll_once(self, source: PickupSource) -> int:
@@ -97,110 +83,89 @@ class Pickup:
             PartnerUnavailable: the server is unreachable or refused us.
             StorageError: the landing folder cannot be written.
         """
-        from gateway.transports.sftp import Session  # paramiko only where it is used
 
-        try:
-            with Session(source.sftp) as session:
-                for entry in sorted(self._journal(source).glob("*.json")):
-                    self._finish(source, session, entry)
-                pulled = 0
-                for name, size, mtime in session.list_files():
-                    if is_upload_name(name) or not name.isprintable():
-                        continue  # still being uploaded, or a name we will not take
-                    pulled += self._pull(source, session, name, size, mtime)
-                return pulled
-        except HostKeyRefused as exc:
+        def refused(exc: HostKeyRefused) -> None:
             self._record(
                 source,
                 "pickup.host_key_refused",
-                {
-                    "host": exc.host,
-                    "port": exc.port,
-                    "expected": list(exc.expected),
-                    "offered": exc.offered,
-                },
+                landing.host_key_data(exc),
                 key=f"pickup:{source.name}:host-key:{clock.now_ns()}",
             )
-            raise
 
-    def _pull(
-        self, source: PickupSource, session: Session, name: str, size: int, mtime: int
-    ) -> int:
-        landing = landing_folder(self.rt.settings, source.name)
-        final = landing / name
-        if os.path.lexists(final):
+        journal = self._journal(source)
+        with landing.connected(source.sftp, refused) as session:
+            for path, entry in journal.entries():
+                self._finish(source, session, path, entry)
+            pulled = 0
+            for remote in landing.listing(session):
+                if not remote.plain or is_upload_name(remote.name):
+                    continue  # a link or folder, or still being uploaded
+                if (why := landing.refusal(remote.name)) is not None:
+                    self.poller.note(
+                        source.name, "%r on the server %s; it is left there", remote.name, why
+                    )
+                    continue
+                pulled += self._pull(source, session, remote)
+            return pulled
+
+    def _pull(self, source: PickupSource, session: Session, remote: landing.Remote) -> int:
+        folder = landing_folder(self.rt.settings, source.name)
+        if os.path.lexists(folder / remote.name):
             return 0  # an earlier file of that name is not taken in yet; next poll
-        part = landing / f".{name}.part"
-        try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                got, digest, after = session.download(name, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            raise StorageError(f"cannot write into {landing}: {exc.strerror}") from exc
-        if got != size or after != (size, mtime):
-            part.unlink(missing_ok=True)
-            log.info("pickup %s: %s is still changing; it is fetched later", source.name, name)
+        digest = landing.fetch(session, remote, folder)
+        if digest is None:
+            log.info(
+                "pickup %s: %s is still changing; it is fetched later", source.name, remote.name
+            )
             return 0
-        entry = {"name": name, "size": size, "mtime": mtime, "sha256": digest}
-        key = hashlib.sha256(f"{name}\0{digest}".encode("utf-8", "surrogateescape")).hexdigest()
-        journal = self._journal(source) / f"{key[:32]}.json"
-        write_atomic(journal, json.dumps(entry).encode(), mode=0o600)
-        self._finish(source, session, journal)
+        entry = {**remote.as_dict(), "sha256": digest}
+        self._finish(source, session, self._journal(source).add(entry), entry)
         return 1
 
-    def _finish(self, source: PickupSource, session: Session, journal: Path) -> None:
+    def _finish(
+        self, source: PickupSource, session: Session, journal: Path, entry: dict[str, Any]
+    ) -> None:
         """Land the file, record it, then remove (or move) the remote copy; drop the journal."""
-        entry = json.loads(journal.read_text(encoding="utf-8"))
-        name, digest = str(entry["name"]), str(entry["sha256"])
-        landing = landing_folder(self.rt.settings, source.name)
-        part = landing / f".{name}.part"
-        if os.path.lexists(part) and not os.path.lexists(landing / name):
-            os.replace(part, landing / name)
-            sync_dir(landing)
+        remote = landing.Remote(str(entry["name"]), int(entry["size"]), int(entry["mtime"]))
+        name, digest = remote.name, str(entry["sha256"])
+        folder = landing_folder(self.rt.settings, source.name)
+        if landing.blocked(folder, name, folder / name):
+            self.poller.note(source.name, "%r waits: a file of that name is not taken in yet", name)
+            return
+        landing.land(folder, name, folder / name)
         data = {
             "source": source.name,
             "remote": source.sftp.url(name),
             "file_name": name,
-            "size": entry["size"],
+            "size": remote.size,
             "sha256": digest,
             "handler": source.handler,
             "flow": source.flow,
             "host_key": session.fingerprint,
         }
         self._record(source, "pickup.received", data, key=f"pickup:{source.name}:{digest}:{name}")
-        remote = {(n, s, m) for n, s, m in session.list_files()}
-        if (name, entry["size"], entry["mtime"]) in remote:
-            if source.after == "rename" and source.done_dir is not None:
-                where = session.move(name, source.done_dir)
-            else:
-                session.remove(name)
-                where = "deleted"
+        where = landing.remove_fetched(session, [remote], source.after, source.done_dir)[name]
+        if where != "left":
             self._record(
                 source,
                 "pickup.removed",
                 {**data, "remote_after": where},
                 key=f"pickup:{source.name}:{digest}:{name}:removed",
             )
-        journal.unlink(missing_ok=True)
-        log.info("pickup %s: %s pulled (%s bytes)", source.name, name, entry["size"])
+        self._journal(source).done(journal)
+        log.info("pickup %s: %s pulled (%s bytes)", source.name, name, remote.size)
+
+    def _outage(self, name: str, what: str, data: dict[str, object]) -> None:
+        source = self.rt.settings.pickups[name]
+        self._record(
+            source,
+            f"pickup.{what}",
+            {"source": name, **data},
+            key=f"pickup:{name}:{what}:{clock.now_ns()}",
+        )
 
     def _record(self, source: PickupSource, kind: str, data: dict[str, object], key: str) -> None:
-        self.rt.store.record(
-            [
-                Draft(
-                    key=key,
-                    kind=kind,
-                    time_ns=clock.now_ns(),
-                    subject=None,
-                    agreement=source.agreement,
-                    actor=source.handler,
-                    data=data,
-                )
-            ]
-        )
-        self.rt.flush()
+        landing.record(self.rt, kind, data, key, agreement=source.agreement, actor=source.handler)
 
-    def _journal(self, source: PickupSource) -> Path:
-        return self.rt.settings.state_dir / "pickup-journal" / source.name
+    def _journal(self, source: PickupSource) -> landing.Journal:
+        return landing.Journal(self.rt.settings.state_dir / "pickup-journal" / source.name)

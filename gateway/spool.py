@@ -119,8 +119,9 @@ def copy_private(source: Path, target: Path) -> tuple[int, str]:
     tmp = target.with_name(f".{target.name}.tmp")
     with open_regular(source) as src:
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
             with os.fdopen(fd, "wb") as dst:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
@@ -204,6 +205,21 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(fd)
     os.replace(tmp, path)
     sync_dir(path.parent)
+
+
+def refuse_linked(folder: Path, what: str) -> None:
+    """Refuse one of our own folders whose configured path passes through a symbolic link.
+
+    Raises:
+        StorageError: the real path differs from the configured (lexical) one.
+    """
+    real = os.path.realpath(folder)
+    if real != str(folder):
+        raise StorageError(
+            f"{what} ({folder}) passes through a symbolic link (to {real}); "
+            "nothing was taken from it",
+            hint="configure the real folder, without links, and check who made the link",
+        )
 
 
 def sync_dir(folder: Path) -> None:

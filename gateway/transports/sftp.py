@@ -342,8 +342,11 @@ class Session:
 
     # -- pickup -----------------------------------------------------------------------------
 
-    def list_files(self) -> list[tuple[str, int, int]]:
-        """(name, size, mtime) of the plain files in the remote folder, names sorted.
+    def list_entries(self) -> list[tuple[str, int, int, bool]]:
+        """(name, size, mtime, plain) of every entry in the remote folder, names sorted.
+
+        `plain` is False for a link, a folder or anything else that is not a plain file: the
+        server describes each entry as lstat(2) does, so a link is listed as a link.
 
         Raises:
             PartnerUnavailable / DeliveryRefused / HostKeyRefused: as for `SftpTransport.send`.
@@ -351,13 +354,22 @@ class Session:
         with self.converted("list the folder", self.endpoint.remote_dir):
             entries = self.sftp.listdir_attr(self.endpoint.remote_dir)
         return sorted(
-            (e.filename, e.st_size or 0, e.st_mtime or 0)
+            (
+                e.filename,
+                e.st_size or 0,
+                e.st_mtime or 0,
+                e.st_mode is not None and stat.S_ISREG(e.st_mode),
+            )
             for e in entries
-            if e.st_mode is not None and stat.S_ISREG(e.st_mode)
+            if e.filename not in (".", "..")
         )
 
     def download(self, name: str, dst: BinaryIO) -> tuple[int, str, tuple[int, int]]:
         """Copy NAME into `dst`; return size, SHA-256 and the (size, mtime) seen after.
+
+        The (size, mtime) after is lstat's, and (-1, -1) when NAME is no longer a plain file (a
+        link swapped in while we read): the caller compares it with the listing and drops the
+        copy, so what a link pointed at is never kept.
 
         Raises:
             PartnerUnavailable / DeliveryRefused: as for `SftpTransport.send`.
@@ -372,7 +384,9 @@ class Session:
                     digest.update(chunk)
                     dst.write(chunk)
                     size += len(chunk)
-            after = self.sftp.stat(path)
+            after = self.sftp.lstat(path)
+        if after.st_mode is None or not stat.S_ISREG(after.st_mode):
+            return size, digest.hexdigest(), (-1, -1)
         return size, digest.hexdigest(), (after.st_size or 0, after.st_mtime or 0)
 
     def remove(self, name: str) -> None:
