@@ -2,8 +2,8 @@
 
 While events arrive it signs a checkpoint (C2SP signed note, Ed25519) at least every
 `interval_seconds`, keeps a copy in the ledger and writes it to every configured place: folders
-(ideally on another mount) and syslog. The signing key is a 0600 file under the state folder,
-never in the database. SFTP is a later issue: a `CheckpointSink` with the same `publish`.
+(ideally on another mount), remote SFTP folders (gateway.checkpoint_sftp) and syslog. The
+signing key is a 0600 file under the state folder, never in the database.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +32,15 @@ from audit.errors import AuditError, LedgerIntegrityError
 from audit.ledger import Ledger
 from audit.notes import NoteError, NoteSigner, NoteVerifier
 from gateway import clock
+from gateway.checkpoint_sftp import SftpSink
 from gateway.config import Settings
 from gateway.errors import ConfigError, KeyFileError, StorageError
+from gateway.transports.routes import SftpEndpoint
 
 log = logging.getLogger(__name__)
 
 KEY_FILE = "keys/ledger.key"
+CLOSE_SECONDS = 10.0  # at shutdown, what remote places may still take before we go
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,13 @@ class CheckpointSettings:
     syslog: str = ""  # "" (off), a socket path such as /dev/log, udp://host:port, tcp://…
     interval_seconds: float = 1.0
     state_dir: Path | None = None  # to warn when every copy is beside the database
+    sftp: tuple[SftpEndpoint, ...] = ()  # remote folders ([[ledger.sftp]])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckpointSettings:
-        """The [ledger] settings of tachiai.toml. Until config.py carries them (as
-        `ledger_checkpoint_key`, `ledger_checkpoint_dirs`, `ledger_syslog` and
-        `ledger_checkpoint_interval_seconds`) the defaults apply: the key in
-        state/keys/ledger.key, checkpoints in state/checkpoints, no syslog, every second."""
+        """The [ledger] settings of tachiai.toml (`ledger_*` in gateway.config). Where they
+        are not set the defaults apply: the key in state/keys/ledger.key, checkpoints in
+        state/checkpoints, no SFTP folder ([[ledger.sftp]]), no syslog, every second."""
         state = settings.state_dir
         key = getattr(settings, "ledger_checkpoint_key", None) or state / KEY_FILE
         dirs = getattr(settings, "ledger_checkpoint_dirs", None) or (state / "checkpoints",)
@@ -66,6 +70,7 @@ class CheckpointSettings:
             syslog=str(getattr(settings, "ledger_syslog", "") or ""),
             interval_seconds=float(getattr(settings, "ledger_checkpoint_interval_seconds", 1.0)),
             state_dir=state,
+            sftp=tuple(settings.ledger_sftp),
         )
 
 
@@ -76,6 +81,10 @@ class CheckpointSink(Protocol):
 
     def publish(self, signed: SignedCheckpoint, verifier: NoteVerifier) -> None:
         """Raises: OSError when the place cannot be written (retried with the next one)."""
+        ...
+
+    def close(self, timeout: float) -> bool:
+        """Finish writing (within `timeout` seconds) at shutdown; False if something was left."""
         ...
 
 
@@ -100,6 +109,9 @@ class DirectorySink:
         finally:
             os.close(fd)
         _write_atomic(self.folder / LATEST_FILE, signed.note, 0o644)
+
+    def close(self, timeout: float) -> bool:
+        return True  # each publish was written and fsynced before it returned
 
     def notes(self) -> list[tuple[str, str]]:
         if not self.folder.is_dir():
@@ -144,6 +156,9 @@ class SyslogSink:
             else:
                 sock.sendto(message, self.address)
 
+    def close(self, timeout: float) -> bool:
+        return True  # each publish was sent before it returned
+
 
 class CheckpointService:
     """Signs checkpoints in a background thread; `checkpoint_now` signs one at once.
@@ -186,7 +201,7 @@ class CheckpointService:
             log.warning(
                 "ledger checkpoints are kept only under the state folder: a database "
                 "owner could roll them back; set [ledger] checkpoint_dirs to another "
-                "mount or syslog"
+                "mount, a [[ledger.sftp]] folder or syslog"
             )
         self._thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
         self._thread.start()
@@ -196,7 +211,8 @@ class CheckpointService:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop the thread and sign a last checkpoint of whatever was appended."""
+        """Stop the thread, sign a last checkpoint of whatever was appended and close the
+        places (remote ones get a few seconds to take what they have not yet taken)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -205,6 +221,17 @@ class CheckpointService:
             self.checkpoint_now()
         except (AuditError, OSError) as exc:
             log.error("cannot sign the last ledger checkpoint: %s", exc)
+        self.close()
+
+    def close(self, timeout: float = CLOSE_SECONDS) -> list[str]:
+        """Close every place within `timeout` seconds in all; the names of those left behind
+        (each has logged what it missed)."""
+        deadline = time.monotonic() + timeout
+        return [
+            sink.name
+            for sink in self.sinks
+            if not sink.close(max(0.0, deadline - time.monotonic()))
+        ]
 
     def checkpoint_now(self) -> SignedCheckpoint | None:
         """Sign the ledger as it is and publish it; None when nothing new was appended.
@@ -345,6 +372,7 @@ def public_key(settings: CheckpointSettings) -> NoteVerifier:
 
 def _sinks(settings: CheckpointSettings) -> list[CheckpointSink]:
     sinks: list[CheckpointSink] = [DirectorySink(d) for d in settings.directories]
+    sinks += [SftpSink(endpoint) for endpoint in settings.sftp]
     if settings.syslog:
         try:
             sinks.append(SyslogSink(settings.syslog))

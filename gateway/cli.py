@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not getattr(args, "verbose", False):
+        # Every paramiko failure is converted (gateway.transports.sftp) and logged by us, once
+        # per outage where it repeats; paramiko's own tracebacks would come with every retry.
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2

@@ -251,13 +251,20 @@ def _checkpoint(args: argparse.Namespace) -> int:
     service = CheckpointService(
         Ledger.open(settings.ledger_path), CheckpointSettings.from_settings(settings)
     )
-    signed = service.checkpoint_now()
+    try:
+        signed = service.checkpoint_now()
+    finally:
+        missed = service.close()  # remote places write in the background: wait for them
     if signed is None:
         print("nothing new to sign: the last checkpoint covers every event")
     else:
+        written = [s.name for s in service.sinks if s.name not in missed]
+        print(f"signed {signed.describe()}; written to {', '.join(written) or 'the ledger only'}")
+    if missed:
         print(
-            f"signed {signed.describe()}; written to "
-            f"{', '.join(s.name for s in service.sinks) or 'the ledger only'}"
+            f"WARNING: not written to {', '.join(missed)} (see the log above); the "
+            "ledger keeps it, and the next checkpoint that reaches it there supersedes it",
+            file=sys.stderr,
         )
     return 0
 

@@ -30,6 +30,9 @@ DEFAULT_CONFIG = "tachiai.toml"
 COMPRESSIONS = ("deflate", "store")
 TRANSPORTS = ("local", "sftp", "mail")
 PICKUP_AFTER = ("delete", "rename")
+LEDGER_SFTP_KEYS = frozenset(
+    {"host", "port", "user", "key_file", "known_hosts", "remote_dir", "timeout_seconds"}
+)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ class Settings:
     ledger_checkpoint_dirs: tuple[Path, ...] = ()
     ledger_syslog: str = ""
     ledger_checkpoint_interval_seconds: float = 1.0
+    ledger_sftp: tuple[SftpEndpoint, ...] = ()  # [[ledger.sftp]]: remote checkpoint folders
 
     @property
     def database_path(self) -> Path:
@@ -299,7 +303,44 @@ def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dic
         "ledger_checkpoint_dirs": tuple(resolve(d, "ledger.checkpoint_dirs") for d in dirs),
         "ledger_syslog": syslog,
         "ledger_checkpoint_interval_seconds": interval,
+        "ledger_sftp": _ledger_sftp(ledger.get("sftp", []), resolve, path),
     }
+
+
+def _ledger_sftp(raw: Any, resolve: Any, path: Path) -> tuple[SftpEndpoint, ...]:
+    """`[[ledger.sftp]]` tables: remote folders for checkpoints, each an SFTP endpoint written
+    exactly like a recipient's or a pickup's (host, port, user, key_file, known_hosts,
+    remote_dir, timeout_seconds).
+
+    Raises:
+        ConfigError: not a list of tables, an unknown or invalid key, or one folder twice.
+    """
+    hint = (
+        "write one [[ledger.sftp]] table (two brackets) per place, with host, user, "
+        "key_file, known_hosts and remote_dir"
+    )
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ConfigError(f"{path}: ledger.sftp must be a list of tables", hint=hint)
+    endpoints: list[SftpEndpoint] = []
+    for index, body in enumerate(raw):
+        where = f"ledger.sftp[{index}]"
+        unknown = sorted(set(body) - LEDGER_SFTP_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{path}: {where}.{unknown[0]} is not a setting",
+                hint=f"use some of: {', '.join(sorted(LEDGER_SFTP_KEYS))}",
+            )
+        try:
+            endpoint = parse_sftp(body, where, resolve)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+        if any(e.url() == endpoint.url() for e in endpoints):
+            raise ConfigError(
+                f"{path}: {where} names {endpoint.url()} a second time",
+                hint="list each remote folder once",
+            )
+        endpoints.append(endpoint)
+    return tuple(endpoints)
 
 
 def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:

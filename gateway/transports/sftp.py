@@ -87,8 +87,14 @@ class Session:
         self._sftp: paramiko.SFTPClient | None = None
 
     def __enter__(self) -> Session:
-        with self.converted("connect"):
-            self._connect()
+        try:
+            with self.converted("connect"):
+                self._connect()
+        except BaseException:
+            # `with` calls no __exit__ when __enter__ fails: close the half-made transport
+            # (a refused host key leaves its thread and socket running otherwise).
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -129,7 +135,7 @@ class Session:
                 f"no such file or folder on the SFTP server ({doing} {where})",
                 hint="check remote_dir in the configuration with the partner",
             ) from exc
-        except (paramiko.SSHException, EOFError, OSError) as exc:
+        except (paramiko.SSHException, paramiko.SFTPError, EOFError, OSError) as exc:
             # Connection refused or reset, timeouts, a dropped session: try again later.
             reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
             raise PartnerUnavailable(
@@ -148,6 +154,7 @@ class Session:
         transport.banner_timeout = ep.timeout_seconds
         transport.handshake_timeout = ep.timeout_seconds
         transport.auth_timeout = ep.timeout_seconds
+        transport.channel_timeout = ep.timeout_seconds  # opening the session (default: 1 h)
         options = transport.get_security_options()
         # Offer only the host key algorithms of the pinned keys (as OpenSSH does for a host in
         # known_hosts), so the server shows the key we can check.
@@ -167,6 +174,12 @@ class Session:
                     ep.host, ep.port, expected, "no host key of the pinned type"
                 ) from exc
             raise
+        if not transport.is_active() or not getattr(transport, "initial_kex_done", True):
+            # start_client returns quietly when its timeout passes before the key exchange.
+            raise PartnerUnavailable(
+                f"{ep.host}:{ep.port} did not finish the SSH handshake within "
+                f"{ep.timeout_seconds:g} s"
+            )
         offered = transport.get_remote_server_key()
         self.fingerprint = host_fingerprint(offered.asbytes())
         if offered.asbytes() not in pinned:
