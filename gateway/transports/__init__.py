@@ -39,10 +39,11 @@ class HostKeyRefused(DeliveryRefused):
         self.offered = offered
         super().__init__(
             f"the SSH host key of {host}:{port} is not the pinned one: expected "
-            f"{' or '.join(expected)}, the server offered {offered}; nothing was sent",
+            f"{' or '.join(expected)}, the server offered {offered}; nothing was sent or fetched",
             hint="ask the partner, by another channel, for their host key fingerprint; if it "
-            "really changed, replace known_hosts in the configuration with the new key and "
-            "run `tachiai transfers retry ID`; otherwise this may be an attack: tell security",
+            "really changed, replace known_hosts in the configuration with the new key (then "
+            "`tachiai transfers retry ID` for a failed delivery; pickups and checkpoint places "
+            "try again by themselves); otherwise this may be an attack: tell security",
         )
 
 

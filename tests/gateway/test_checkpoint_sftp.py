@@ -19,7 +19,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
@@ -33,7 +32,7 @@ from gateway.checkpointing import CheckpointService, CheckpointSettings, Directo
 from gateway.transports.routes import SftpEndpoint
 from tests.audit.ledgers import attack, transfer_events
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
-from tests.gateway.transports.conftest import needs_sshd
+from tests.gateway.conftest import needs_sshd
 from tests.gateway.transports.servers import Sshd, ssh_keygen
 
 pytestmark = [pytest.mark.slow, needs_sshd]
@@ -41,27 +40,8 @@ pytestmark = [pytest.mark.slow, needs_sshd]
 LOGGER = "gateway.checkpoint_sftp"
 
 
-@pytest.fixture
-def sshd() -> Iterator[Sshd]:
-    # The transports' fixture lives in tests/gateway/transports/conftest.py, out of reach here.
-    server = Sshd()
-    server.start()
-    yield server
-    server.remove()
-
-
 def _endpoint(sshd: Sshd, folder: Path | str, **changes: object) -> SftpEndpoint:
-    values: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": sshd.port,
-        "user": sshd.user,
-        "key_file": sshd.client_key,
-        "host_keys": (sshd.host_key_line,),
-        "remote_dir": str(folder),
-        "timeout_seconds": 5.0,
-    }
-    values.update(changes)
-    return SftpEndpoint(**values)  # type: ignore[arg-type]
+    return sshd.endpoint(folder, **{"timeout_seconds": 5.0, **changes})
 
 
 def _service(tmp_path: Path, *sinks: object) -> tuple[Ledger, CheckpointService]:

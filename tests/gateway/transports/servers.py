@@ -25,6 +25,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from gateway.transports.routes import SftpEndpoint
+
 SFTP_USER = "nobody"
 
 
@@ -84,6 +86,20 @@ LogLevel ERROR
     @property
     def known_hosts(self) -> str:
         return f"[127.0.0.1]:{self.port} {self.host_key_line}"
+
+    def endpoint(self, folder: Path | str, **changes: object) -> SftpEndpoint:
+        """Our client's settings for this server: its pinned host key, our key, `folder`."""
+        values: dict[str, object] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "key_file": self.client_key,
+            "host_keys": (self.host_key_line,),
+            "remote_dir": str(folder),
+            "timeout_seconds": 10.0,
+        }
+        values.update(changes)
+        return SftpEndpoint(**values)  # type: ignore[arg-type]
 
     def folder(self, name: str, owner_uid: int | None = None) -> Path:
         """A folder on the 'server', owned by the SFTP user unless told otherwise."""

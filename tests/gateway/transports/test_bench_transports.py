@@ -14,7 +14,7 @@ import pytest
 
 from bench import transports
 from bench.results import Params
-from tests.gateway.transports.conftest import needs_sshd
+from tests.gateway.conftest import needs_sshd
 
 pytestmark = [
     pytest.mark.slow,

@@ -26,9 +26,9 @@ from gateway.inbound_pickup import InboundPickup, landing_root
 from gateway.transports import HostKeyRefused
 from gateway.transports.routes import host_fingerprint, key_blob
 from tests.conftest import wait_for
+from tests.gateway.conftest import needs_sshd
 from tests.gateway.test_holdings_pair import ROWS, Pair, csv_bytes, pair
 from tests.gateway.test_two_gateways import Gateway
-from tests.gateway.transports.conftest import needs_sshd
 from tests.gateway.transports.servers import Sshd, ssh_keygen
 
 pytestmark = [pytest.mark.slow, needs_sshd]

@@ -18,7 +18,7 @@ from gateway.config import load_settings
 from gateway.runtime import Runtime
 from gateway.transports import HostKeyRefused
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes
-from tests.gateway.transports.conftest import needs_sshd
+from tests.gateway.conftest import needs_sshd
 from tests.gateway.transports.servers import Sshd, ssh_keygen
 
 pytestmark = [pytest.mark.slow, needs_sshd]

@@ -19,24 +19,14 @@ from gateway.errors import PartnerUnavailable
 from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel
 from gateway.transports.routes import SftpEndpoint, host_fingerprint, key_blob
 from gateway.transports.sftp import SftpTransport, put_small
-from tests.gateway.transports.conftest import needs_sshd
+from tests.gateway.conftest import needs_sshd
 from tests.gateway.transports.servers import Sshd, free_port, ssh_keygen
 
 pytestmark = [pytest.mark.slow, needs_sshd]
 
 
 def _endpoint(sshd: Sshd, folder: Path, **changes: object) -> SftpEndpoint:
-    values: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": sshd.port,
-        "user": sshd.user,
-        "key_file": sshd.client_key,
-        "host_keys": (sshd.host_key_line,),
-        "remote_dir": str(folder),
-        "timeout_seconds": 10.0,
-    }
-    values.update(changes)
-    return SftpEndpoint(**values)  # type: ignore[arg-type]
+    return sshd.endpoint(folder, **changes)
 
 
 def _parcel(path: Path, transfer_id: str = "t-0123456789ab") -> Parcel:
