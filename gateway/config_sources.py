@@ -1,0 +1,177 @@
+"""SFTP sources the daemon polls (取得), as configured: `[pickup.NAME]` (a sender's outbox,
+files to send on) and `[inbound.pickup.NAME]` (a provider's folder, deliveries to receive), and
+the table rules they share. Valid when built; a password account is never a files account.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.transports.routes import PasswordRoute, SftpEndpoint, check_separate, parse_sftp
+
+PICKUP_AFTER = ("delete", "rename")
+
+
+@dataclass(frozen=True)
+class PickupSource:
+    """A partner's (or a sender's) SFTP outbox that the daemon polls for files to send on.
+
+    Files pulled from it are attributed to `handler`, the designated sender (送信担当) named
+    here, because a pulled file belongs to the daemon's own OS user.
+    """
+
+    name: str
+    agreement: str
+    flow: str
+    handler: str
+    sftp: SftpEndpoint
+    after: str = "delete"  # or "rename": move the remote file into `done_dir`
+    done_dir: str | None = None
+    interval_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class InboundPickupSource:
+    """A provider's SFTP folder this gateway fetches deliveries from (`[inbound.pickup.NAME]`).
+
+    Sealed files and their manifests (送付票) come from `sftp`; a ZIP's password, when it comes
+    by SFTP, from `password_sftp`, never the same account (the password never travels with its
+    file). Both land in the `[inbound]` folders; passwords are always deleted remotely.
+    """
+
+    name: str
+    sftp: SftpEndpoint
+    password_sftp: SftpEndpoint | None = None
+    after: str = "delete"  # or "rename": move the fetched files into `done_dir`
+    done_dir: str | None = None
+    interval_seconds: float = 60.0
+
+
+SFTP_KEYS = frozenset(
+    {"host", "port", "user", "key_file", "known_hosts", "remote_dir", "timeout_seconds"}
+)
+
+
+def parse_inbound_pickup(
+    name: str, body: dict[str, Any], resolve: Any, path: Path, passwords: Path | None
+) -> InboundPickupSource:
+    """One [inbound.pickup.NAME] table, and its optional password_channel table."""
+    where = f"inbound.pickup.{name}"
+    try:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
+            raise ConfigError(
+                f"[{where}]: the name must be letters, digits, '.', '_' or '-'",
+                hint="it names the source's folders under gateway.state_dir",
+            )
+        only(
+            body, SFTP_KEYS | {"after", "done_dir", "interval_seconds", "password_channel"}, where
+        )
+        after, done_dir, interval = after_rule(body, where)
+        sftp = parse_sftp(body, where, resolve)
+        channel = body.get("password_channel")
+        password_sftp = None
+        if channel is not None:
+            pw_where = f"{where}.password_channel"
+            if not isinstance(channel, dict) or channel.get("kind", "sftp") != "sftp":
+                raise ConfigError(
+                    f"{pw_where} must be a table of an SFTP account",
+                    hint=f"[{pw_where}] with host, user, key_file, known_hosts "
+                    "and remote_dir of the password account",
+                )
+            only(channel, SFTP_KEYS | {"kind"}, pw_where)
+            if passwords is None:
+                raise ConfigError(
+                    f"{pw_where} needs inbound.password_channel",
+                    hint='set password_channel = "…" in [inbound]: the local '
+                    "folder fetched passwords are put in",
+                )
+            password_sftp = parse_sftp(channel, pw_where, resolve)
+            check_separate(None, sftp, PasswordRoute("sftp", sftp=password_sftp), where)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+    return InboundPickupSource(
+        name=name,
+        sftp=sftp,
+        password_sftp=password_sftp,
+        after=after,
+        done_dir=done_dir,
+        interval_seconds=interval,
+    )
+
+
+def check_password_accounts(sources: Collection[InboundPickupSource], path: Path) -> None:
+    """No source's password account may be any source's file account (PPAP, across sources)."""
+    files = {s.sftp.account: s.name for s in sources}
+    for source in sources:
+        if source.password_sftp is not None and source.password_sftp.account in files:
+            ep = source.password_sftp
+            raise ConfigError(
+                f"{path}: inbound.pickup.{source.name}.password_channel is the SFTP account "
+                f"({ep.user}@{ep.host}:{ep.port}) files are fetched from by "
+                f"inbound.pickup.{files[ep.account]}: the same place",
+                hint="use another account or another host for password_channel",
+            )
+
+
+def only(body: Mapping[str, Any], known: Collection[str], where: str) -> None:
+    """Raises: ConfigError naming a key that is not a setting of the table (a typo)."""
+    for key in body:
+        if key not in known:
+            raise ConfigError(
+                f"{where}.{key} is not a setting", hint=f"use some of: {', '.join(sorted(known))}"
+            )
+
+
+def after_rule(body: Mapping[str, Any], where: str) -> tuple[str, str | None, float]:
+    """after, done_dir (only for "rename") and interval_seconds of a pickup table.
+
+    Raises:
+        ConfigError: an unknown `after`, a relative `done_dir`, a non-positive interval.
+    """
+    after = body.get("after", "delete")
+    done_dir = body.get("done_dir")
+    if after not in PICKUP_AFTER:
+        raise ConfigError(f"{where}.after must be one of {', '.join(PICKUP_AFTER)}")
+    if after == "rename" and (not isinstance(done_dir, str) or not done_dir.startswith("/")):
+        raise ConfigError(
+            f"{where}.done_dir must be an absolute folder on the server",
+            hint='e.g. done_dir = "/outbox/done"',
+        )
+    interval = body.get("interval_seconds", 60.0)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise ConfigError(f"{where}.interval_seconds must be a positive number")
+    return str(after), done_dir if after == "rename" else None, float(interval)
+
+
+def parse_pickup(name: str, body: Any, resolve: Any, path: Path) -> PickupSource:
+    """One [pickup.NAME] table: an SFTP outbox, the flow it feeds and the sender it stands for."""
+    where = f"pickup.{name}"
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: [{where}] must be a table")
+    try:
+        for key in ("agreement", "flow", "handler"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise ConfigError(
+                    f"{where}.{key} is missing",
+                    hint="name the agreement, the flow, and the designated sender "
+                    "(送信担当) the pulled files are attributed to",
+                )
+        after, done_dir, interval = after_rule(body, where)
+        sftp = parse_sftp(body, where, resolve)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+    return PickupSource(
+        name=name,
+        agreement=body["agreement"],
+        flow=body["flow"],
+        handler=body["handler"],
+        sftp=sftp,
+        after=after,
+        done_dir=done_dir,
+        interval_seconds=interval,
+    )
