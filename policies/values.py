@@ -35,18 +35,7 @@ TYPE_NAMES: frozenset[str] = frozenset(
 
 # The types whose valid values hold fewer than 12 digits, even after NFKC and with the whitespace
 # trimmed before judging: no cell that fits them can hold a My Number (個人番号).
-MY_NUMBER_FREE_TYPES: frozenset[str] = frozenset(
-    {
-        "latin-name",
-        "kanji-name",
-        "local-government-code",
-        "residence-card-number",
-        "nationality",
-        "sex",
-        "date",
-        "period-of-stay",
-    }
-)
+MY_NUMBER_FREE_TYPES: frozenset[str] = TYPE_NAMES - {"status-of-residence", "text"}
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AGREEMENT = "isa-nhi-status-loss"
 FLOW = "monthly"
 HEADER = "氏名(英字),住居地(地方公共団体コード),住居地,性別,生年月日,在留資格変更年月日"
+COLUMNS = tuple(HEADER.split(","))  # the demo dataset's columns (情報項目), in order
 GOOD_ROWS = [
     "TEST TARO,131041,東京都新宿区サンプル町1-1,1,1990/04/01,令和8年10月1日",
     "SAMPLE HANAKO,141003,神奈川県横浜市テスト区2-2,女,1985-12-24,R8.10.15",

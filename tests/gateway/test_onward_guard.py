@@ -21,16 +21,10 @@ from gateway.config import load_settings
 from gateway.errors import ConfigError, InputError
 from gateway.fingerprints import forget, guard, inspect_onward, key_path, remember
 from gateway.runtime import Runtime
+from tests.conftest import COLUMNS
 
 AGREEMENT = "isa-nhi-status-loss"
-HEADER = (
-    "氏名(英字)",
-    "住居地(地方公共団体コード)",
-    "住居地",
-    "性別",
-    "生年月日",
-    "在留資格変更年月日",
-)
+HEADER = COLUMNS
 # Obviously synthetic people; real municipality codes with valid check digits.
 ROWS = [
     ("TEST TARO", "131041", "東京都新宿区サンプル町1-1", "1", "1990/04/01", "令和8年10月1日"),

@@ -16,20 +16,14 @@ from hypothesis import strategies as st
 from policies.agreement import Agreement
 from policies.content import MAX_REASONS, check_csv, check_file
 from policies.reasons import Verdict
+from tests.conftest import COLUMNS
 from tests.policies.bundled import agreement, table
 
 NHI = agreement("isa-nhi-status-loss")
 SKILLED = agreement("isa-mhlw-specified-skilled")
 SHINJUKU = agreement("shinjuku-immigration-arrears")
 ON = dt.date(2026, 11, 20)
-HEADER = [
-    "氏名(英字)",
-    "住居地(地方公共団体コード)",
-    "住居地",
-    "性別",
-    "生年月日",
-    "在留資格変更年月日",
-]
+HEADER = list(COLUMNS)
 TARO = ["TEST TARO", "131041", "東京都新宿区サンプル町1-1", "1", "1990/04/01", "令和8年10月1日"]
 HANAKO = ["SAMPLE HANAKO", "141003", "神奈川県横浜市テスト区2-2", "女", "1985-12-24", "R8.10.15"]
 WARD = ["SAMPLE JIRO", "141011", "神奈川県横浜市鶴見区テスト3-3", "2", "20000101", "2026-10-20"]

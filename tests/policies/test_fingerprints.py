@@ -25,17 +25,11 @@ from policies.fingerprints import (
     read_table,
 )
 from policies.tables import TableError
+from tests.conftest import COLUMNS
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
-HEADER = (
-    "氏名(英字)",
-    "住居地(地方公共団体コード)",
-    "住居地",
-    "性別",
-    "生年月日",
-    "在留資格変更年月日",
-)
+HEADER = COLUMNS
 CODES = ("131041", "141003", "011002", "271004")  # real municipality codes, valid check digits
 
 Person = tuple[str, str, str, str, dt.date, dt.date]  # the columns of HEADER, dates as dates
