@@ -15,13 +15,15 @@ from pathlib import Path
 
 from bench import ceiling, payload
 from bench.results import MB, BenchError, Figure, Params, Result, rate
-from gateway import approvals, bootstrap, pipeline, sshsig
-from gateway.config import load_settings
-from gateway.intake import Outbox
-from gateway.lifecycle import State
+from gateway import bootstrap
+from gateway.config.settings import load_settings
+from gateway.identity import sshsig
+from gateway.identity.sshkeys import PrivateKey, load_private_key
+from gateway.outbound import approvals, pipeline
+from gateway.outbound.intake import Outbox
+from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
-from gateway.sshkeys import PrivateKey, load_private_key
-from gateway.store import Transfer
+from gateway.state.store import Transfer
 from policies.content import check_csv
 
 NAME = "pipeline"

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench import machine, report
 from bench.results import MB, BenchError, Figure, Params, Result, rate
-from gateway import age, sealing
+from gateway.identity import age
+from gateway.outbound import sealing
 from gateway.transports import Parcel
 from gateway.transports.routes import SftpEndpoint
 from gateway.transports.sftp import SftpTransport

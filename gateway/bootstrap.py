@@ -17,7 +17,7 @@ import pwd
 from pathlib import Path
 
 from gateway.errors import UsageError
-from gateway.sshkeys import generate_ed25519
+from gateway.identity.sshkeys import generate_ed25519
 
 DEMO_AGREEMENT = "isa-nhi-status-loss"
 DEMO_FLOW = "monthly"

@@ -14,14 +14,16 @@ import threading
 import time
 from types import FrameType
 
-from gateway import clock, inbound, pipeline, schedule_sweep
-from gateway.checkpointing import CheckpointService, CheckpointSettings
-from gateway.config import Settings
+from gateway.config.settings import Settings
 from gateway.errors import ConfigError, TachiaiError
-from gateway.inbound_pickup import InboundPickup
-from gateway.intake import IntakeTracker, Outbox
-from gateway.pickup import Pickup
+from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
+from gateway.inbound import arrivals
+from gateway.inbound.pickup import InboundPickup
+from gateway.outbound import pipeline, schedule_sweep
+from gateway.outbound.intake import IntakeTracker, Outbox
+from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
+from gateway.state import clock
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ class Daemon:
                     last_scan = time.monotonic()
                 self.pickup.poll_due()  # never raises for a partner's problems
                 self.inbound_pickup.poll_due()  # never raises; before the inbox is read
-                inbound.poll_inbound(self.rt)  # never raises
+                arrivals.poll_inbound(self.rt)  # never raises
                 self._take_in_ready()
                 self._advance_work()
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second

@@ -11,7 +11,7 @@ import signal
 
 ENV = "TACHIAI_FAULT_CRASH_AT"
 POINTS = ("after-intent", "after-spool-move", "after-seal-write", "after-deliver")
-#: The receiving side's SFTP pickup (gateway.inbound_pickup): after the download is synced and
+#: The receiving side's SFTP pickup (gateway.inbound.pickup): after the download is synced and
 #: journalled, and after the files are renamed into the inbox and recorded; both come before
 #: the remote copies are removed.
 PICKUP_POINTS = (

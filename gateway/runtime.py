@@ -13,12 +13,13 @@ from typing import Any
 
 from audit.events import Draft
 from audit.ledger import Ledger
-from gateway import clock, recorder
-from gateway.config import Settings
+from gateway.config.policyfiles import load_agreements, load_registry
+from gateway.config.settings import Settings
 from gateway.errors import ConfigError
-from gateway.policyfiles import load_agreements, load_registry
-from gateway.spool import Spool
-from gateway.store import Store, Transfer
+from gateway.evidence import recorder
+from gateway.state import clock
+from gateway.state.spool import Spool
+from gateway.state.store import Store, Transfer
 from policies.agreement import Agreement, Flow
 from policies.handlers import Registry
 

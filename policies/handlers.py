@@ -17,7 +17,8 @@ from policies.errors import FileProblem, PolicyFileError
 
 ROLES = frozenset({"send", "witness", "receive", "audit", "administer"})
 # An age X25519 recipient: "age1" + 52 Bech32 data characters + 6 of checksum (BIP 173). The
-# checksum itself is verified where the key is used (gateway.age); this only catches typos early.
+# checksum itself is verified where the key is used (gateway.identity.age); this only catches
+# typos early.
 _AGE_RECIPIENT = re.compile(r"^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$")
 
 

@@ -57,7 +57,7 @@ class Parcel:
     size: int
     sha256: str  # of the sealed bytes
     file_name: str  # the original name, for people (mail subject)
-    # The delivery manifest (送付票, gateway.manifest), put beside the sealed file as
+    # The delivery manifest (送付票, gateway.exchange.manifest), put beside the sealed file as
     # NAME.manifest.json after the file itself is in place; None sends no manifest.
     manifest: bytes | None = None
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.errors import PartnerUnavailable
-from gateway.spool import sync_dir
+from gateway.state.spool import sync_dir
 from gateway.transports import DeliveryRefused, Parcel, Receipt
 
 _COPY = 1 << 20

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.errors import PartnerUnavailable
-from gateway.spool import write_atomic
+from gateway.state.spool import write_atomic
 from gateway.transports import Parcel, Receipt
 from gateway.transports.local import refuse_links
 from gateway.transports.routes import PasswordRoute, SftpEndpoint

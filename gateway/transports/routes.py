@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError, KeyFileError
-from gateway.sshkeys import parse_public_key
+from gateway.identity.sshkeys import parse_public_key
 
 Resolve = Callable[[Any, str], Path]
 

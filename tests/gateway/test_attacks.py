@@ -41,7 +41,7 @@ SETTLED = ("delivered", "failed", "rejected")
 # -- helpers ------------------------------------------------------------------------------------
 
 def _runtime(demo: Demo) -> Any:
-    from gateway.config import load_settings
+    from gateway.config.settings import load_settings
     from gateway.runtime import Runtime
 
     return Runtime.open(load_settings(demo.config))
@@ -100,8 +100,9 @@ def _with_witnesses(rt: Any, count: int) -> None:
 
 
 def _sign(demo: Demo, rt: Any, transfer_id: str, who: str) -> str:
-    from gateway import approvals, sshsig
-    from gateway.sshkeys import load_private_key
+    from gateway.identity import sshsig
+    from gateway.identity.sshkeys import load_private_key
+    from gateway.outbound import approvals
 
     message = approvals.statement(rt, rt.store.get(transfer_id))
     return sshsig.sign(message, load_private_key(demo.key(who)), approvals.APPROVAL_NAMESPACE)
@@ -110,7 +111,7 @@ def _sign(demo: Demo, rt: Any, transfer_id: str, who: str) -> str:
 def _approved_and_sealed(demo: Demo) -> tuple[Any, Any]:
     """A transfer approved by a witness and sealed, with no daemon running: (runtime, sealed
     Transfer as the daemon would hold it)."""
-    from gateway import pipeline
+    from gateway.outbound import pipeline
 
     demo.start()
     transfer_id = _awaiting(demo)
@@ -169,7 +170,7 @@ def test_approved_bytes_cannot_be_swapped_in_spool_and_db(demo: Demo) -> None:
 def test_reject_racing_delivery_leaves_nothing_with_the_partner(demo: Demo) -> None:
     """Fixed: a sealed transfer can no longer be rejected, so no rejection can race the
     delivery the daemon may be making; the delivery completes and is recorded."""
-    from gateway import pipeline
+    from gateway.outbound import pipeline
 
     rt, stale = _approved_and_sealed(demo)  # the daemon has read the row: state sealed
     result = demo.cli("reject", stale.id, "--key", str(demo.key("tanaka")),
@@ -239,7 +240,7 @@ def test_password_folder_swapped_for_a_link_to_the_inbox(demo: Demo) -> None:
     """Fixed in the working tree (5a2fe3c checked PPAP once at load; the folder was then followed
     at every delivery). The swap comes after start-up, so approval is driven in-process: the CLI
     now refuses to load a configuration whose password folder leads into the inbox."""
-    from gateway import approvals
+    from gateway.outbound import approvals
 
     demo.start()
     transfer_id = _awaiting(demo)
@@ -255,7 +256,7 @@ def test_password_folder_swapped_for_a_link_to_the_inbox(demo: Demo) -> None:
 
 def test_sealed_file_changed_in_the_spool_is_not_delivered(demo: Demo) -> None:
     """Fixed in the working tree (5a2fe3c copied sealed.zip without checking its hash)."""
-    from gateway import pipeline
+    from gateway.outbound import pipeline
 
     rt, sealed = _approved_and_sealed(demo)
     folder = demo.spool / sealed.id
@@ -336,8 +337,8 @@ def test_clock_offset_cannot_revive_an_ended_designation(demo: Demo) -> None:
 
 def test_sender_holding_the_dropped_inode_cannot_change_the_checked_bytes(demo: Demo) -> None:
     """A sender keeps a write descriptor across the rename into the spool and writes on."""
-    from gateway.intake import Outbox
-    from gateway.pipeline import take_in
+    from gateway.outbound.intake import Outbox
+    from gateway.outbound.pipeline import take_in
 
     data = csv_bytes(GOOD_ROWS)
     rt = _runtime(demo)
@@ -379,10 +380,10 @@ def test_file_swapped_between_intent_and_rename_is_attributed_to_its_owner(demo:
 
 
 def test_one_witness_cannot_count_twice_nor_the_sender_once(demo: Demo) -> None:
-    from gateway import approvals
     from gateway.errors import CheckFailed
-    from gateway.intake import Outbox
-    from gateway.pipeline import take_in
+    from gateway.outbound import approvals
+    from gateway.outbound.intake import Outbox
+    from gateway.outbound.pipeline import take_in
 
     rt = _runtime(demo)
     _with_witnesses(rt, 2)
@@ -417,7 +418,7 @@ def test_registry_refuses_one_key_for_two_people() -> None:
 
 
 def test_a_key_nobody_designated_is_refused(demo: Demo, tmp_path: Path) -> None:
-    from gateway.sshkeys import generate_ed25519
+    from gateway.identity.sshkeys import generate_ed25519
 
     generate_ed25519(tmp_path / "stranger", "stranger@elsewhere")
     demo.start()

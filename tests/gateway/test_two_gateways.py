@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Demo, wait_for
-from tests.gateway.test_holdings_pair import (
+from tests.gateway.inbound.test_holdings_pair import (
     AGREEMENT,
     HEADER,
     OTHER_ROWS,

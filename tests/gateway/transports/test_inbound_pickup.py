@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway import inbound
 from gateway.faults import ENV, PICKUP_POINTS
-from gateway.inbound_pickup import InboundPickup, landing_root
+from gateway.inbound import arrivals
+from gateway.inbound.pickup import InboundPickup, landing_root
 from gateway.transports import HostKeyRefused
 from gateway.transports.routes import host_fingerprint, key_blob
 from tests.conftest import wait_for
 from tests.gateway.conftest import needs_sshd
-from tests.gateway.test_holdings_pair import ROWS, Pair, csv_bytes, pair
+from tests.gateway.inbound.test_holdings_pair import ROWS, Pair, csv_bytes, pair
 from tests.gateway.test_two_gateways import Gateway
 from tests.gateway.transports.servers import Sshd, ssh_keygen
 
@@ -172,7 +172,7 @@ def test_rename_mode_moves_the_files_and_still_deletes_the_password(
     assert os.listdir(pw) == [], "a password is never kept on the server"
     assert os.listdir(pair.recipient.passwords) == [f"{name}.password"]
     assert (pair.recipient.passwords / f"{name}.password").stat().st_mode & 0o777 == 0o600
-    assert inbound.poll_inbound(pair.recipient.rt) == 1
+    assert arrivals.poll_inbound(pair.recipient.rt) == 1
     _own_folders_empty(pair)
 
 
@@ -200,7 +200,7 @@ def test_a_changed_host_key_is_refused_recorded_and_nothing_is_taken(
     assert refused[0].data["expected"] == [host_fingerprint(key_blob(impostor))]
     stopped = [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()]
     assert len(stopped) == 1 and "known_hosts of [inbound.pickup.isa]" in stopped[0]
-    assert inbound.poll_inbound(rt) == 0 and rt.store is not None
+    assert arrivals.poll_inbound(rt) == 0 and rt.store is not None
 
 
 def test_an_outage_is_logged_and_recorded_once_and_its_end_too(
@@ -311,4 +311,4 @@ def test_hostile_names_and_links_on_the_server_are_refused_and_left_alone(
         assert "left there" in hits[0]
     assert not any("only.zip" in w or ".up.zip" in w for w in warnings)
     assert all("\x07" not in w for w in warnings), "no control character reaches the log"
-    assert inbound.poll_inbound(rt) == 1
+    assert arrivals.poll_inbound(rt) == 1

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import pyzipper
 
-from gateway import sealing
 from gateway.errors import PartnerUnavailable
+from gateway.outbound import sealing
 from gateway.transports import DeliveryRefused, Parcel
 from gateway.transports.mail import MailTransport
 from gateway.transports.routes import MailRoute

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import pickup, pipeline
-from gateway.config import load_settings
+from gateway.config.settings import load_settings
+from gateway.outbound import pickup, pipeline
 from gateway.runtime import Runtime
 from gateway.transports import HostKeyRefused
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_settings
+from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
 from gateway.transports.routes import host_fingerprint, key_blob
 
@@ -183,7 +183,7 @@ def test_fingerprint_is_what_ssh_keygen_prints() -> None:
 
 @pytest.mark.parametrize("name", ["a.csv", "あ" * 200, "x" * 300, "名簿" + "y" * 250])
 def test_delivered_names_fit_name_max_with_every_companion(name: str) -> None:
-    from gateway.delivery import delivered_name
+    from gateway.outbound.delivery import delivered_name
 
     out = delivered_name("t-0123456789ab", name, ".zip")
     assert out.endswith(".t-0123456789ab.zip")

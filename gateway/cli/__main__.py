@@ -1,0 +1,5 @@
+"""`python -m gateway.cli`: the same as the `tachiai` console script."""
+
+from gateway.cli import main
+
+raise SystemExit(main())

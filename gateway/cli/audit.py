@@ -1,0 +1,450 @@
+"""`tachiai audit …`: verify, prove, query and report on the ledger (監査ログ), read-only.
+
+Given `--ledger PATH` the commands work on an auditor's copy without the gateway's
+configuration or secrets, and never write it; the public key comes from `--public-key` (or a
+checkpoint folder's ledger.pub), never from inside the copied database. `public-key`,
+`checkpoint` and `copy` are for the operator on the gateway itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from audit import proofs
+from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
+from audit.events import Event
+from audit.ledger import Ledger
+from audit.notes import NoteError, NoteVerifier
+from audit.query import Query, parse_when, search
+from audit.report import Period, build
+from audit.report_render import html_page, markdown
+from audit.verify import VerifyReport
+from gateway.cli.common import settings_of
+from gateway.errors import CheckFailed, InputError, NotFound, StateError, UsageError
+from gateway.evidence.checkpointing import (
+    CheckpointService,
+    CheckpointSettings,
+    load_key,
+    public_key,
+)
+from gateway.state import clock
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    audit = sub.add_parser(
+        "audit",
+        parents=[common],
+        help="verify, prove, query and report on the ledger (works on a copy: --ledger PATH)",
+    )
+    usub = audit.add_subparsers(metavar="ACTION")
+    ledger = argparse.ArgumentParser(add_help=False)
+    ledger.add_argument(
+        "--ledger",
+        type=Path,
+        help="a copy of the ledger (read-only; default: the configured ledger)",
+    )
+    trust = argparse.ArgumentParser(add_help=False)
+    trust.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="signed checkpoints kept outside the database: a checkpoint folder, "
+        "a file of checkpoints or a syslog file (repeatable)",
+    )
+    trust.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="FILE",
+        help="the ledger's public key (ledger.pub) you were given",
+    )
+
+    p = usub.add_parser("log", parents=[common, ledger], help="the ledger's events in order")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_log)
+
+    p = usub.add_parser(
+        "verify",
+        parents=[common, ledger, trust],
+        help="recompute every hash and check every signed checkpoint",
+    )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also re-parse every event and insist on its canonical form (slower)",
+    )
+    p.set_defaults(handler=_verify)
+
+    p = usub.add_parser(
+        "prove",
+        parents=[common, ledger, trust],
+        help="an inclusion proof of one event, as JSON (RFC 9162)",
+    )
+    p.add_argument("seq", type=int, help="the event's sequence number")
+    p.set_defaults(handler=_prove)
+
+    p = usub.add_parser("check-proof", parents=[common], help="check an inclusion proof offline")
+    p.add_argument("proof", type=Path)
+    p.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="FILE",
+        help="the ledger's public key (ledger.pub) you were given",
+    )
+    p.set_defaults(handler=_check_proof)
+
+    p = usub.add_parser("query", parents=[common, ledger], help="find events")
+    p.add_argument("--agreement")
+    p.add_argument("--party", help="a party named in the event (provider, recipient)")
+    p.add_argument("--person", help="the handler who acted (the event's actor)")
+    p.add_argument("--kind", help="an event kind, or a family such as transfer.*")
+    p.add_argument("--subject", help="a transfer or holding id")
+    p.add_argument("--sha256", help="a file's SHA-256 (64 hex digits)")
+    p.add_argument("--since", help="from this date or time (JST unless given)")
+    p.add_argument("--until", help="before this time; a date includes the whole day")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(handler=_query)
+
+    p = usub.add_parser(
+        "report",
+        parents=[common, ledger, trust],
+        help="the handling report (取扱状況報告) of an agreement",
+    )
+    p.add_argument("--agreement", required=True)
+    p.add_argument(
+        "--period",
+        required=True,
+        help="YYYY-MM, YYYY-Qn (fiscal quarter: Q1 = April–June) or YYYY (fiscal year)",
+    )
+    p.add_argument("--format", choices=("md", "html"), default="md")
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip verifying the ledger first (the report then says so)",
+    )
+    p.set_defaults(handler=_report)
+
+    p = usub.add_parser(
+        "public-key",
+        parents=[common],
+        help="print the ledger's public key for auditors (on the gateway)",
+    )
+    p.set_defaults(handler=_public_key)
+
+    p = usub.add_parser(
+        "checkpoint",
+        parents=[common],
+        help="sign a checkpoint now and write it out (on the gateway)",
+    )
+    p.set_defaults(handler=_checkpoint)
+
+    p = usub.add_parser(
+        "copy", parents=[common, ledger], help="make a consistent copy of the ledger for an auditor"
+    )
+    p.add_argument("destination", type=Path)
+    p.set_defaults(handler=_copy)
+
+
+# -- handlers -----------------------------------------------------------------------------------
+
+
+def _log(args: argparse.Namespace) -> int:
+    for ev in _open(args).events():
+        if args.json:
+            print(json.dumps(ev.as_dict(), ensure_ascii=False, sort_keys=True))
+        else:
+            print(
+                f"{ev.seq:>6}  {clock.iso(ev.time_ns)}  {ev.kind:<20} {ev.subject or '-':<16}"
+                f" {ev.actor or '-'}"
+            )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    ledger = _open(args)
+    key, notes = _trust(args)
+    report = ledger.verify(checkpoints=notes, key=key, deep=args.deep)
+    print(f"the ledger is intact: {report.size} events, root {report.root.hex()}")
+    print(
+        f"checked: every event's bytes, hash and indexed fields, the tree, {report.heads} "
+        f"tree head(s){' and canonical form' if args.deep else ''} "
+        f"({report.seconds:.2f} s)"
+    )
+    _print_trust(report, key)
+    return 0
+
+
+def _prove(args: argparse.Namespace) -> int:
+    ledger = _open(args)
+    key, notes = _trust(args)
+    chosen = _covering(ledger, notes, key, args.seq)
+    proof = proofs.prove(ledger, args.seq, chosen)
+    print(json.dumps(proof.to_json(), ensure_ascii=False, indent=2))
+    print(f"event {args.seq} proven against {chosen.describe()}", file=sys.stderr)
+    return 0
+
+
+def _check_proof(args: argparse.Namespace) -> int:
+    key = _key_file(args.public_key) if args.public_key else _configured_key(args)
+    if key is None:
+        raise UsageError("give the ledger's public key: --public-key ledger.pub")
+    try:
+        proof = proofs.load(_read(args.proof))
+        checked = proofs.check(proof, key)
+    except proofs.ProofError as exc:
+        raise CheckFailed(f"the proof does NOT hold: {exc}") from None
+    ev, cp = checked.event, checked.checkpoint.checkpoint
+    print(
+        f"the proof holds: event {ev.seq} ({ev.kind}, {ev.subject or '-'}, "
+        f"{clock.iso(ev.time_ns)}) is in the ledger {cp.origin}"
+    )
+    print(f"as signed by {key.to_text()} at {format_time(cp.time_ns)} (tree size {cp.size})")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    try:
+        query = Query(
+            agreement=args.agreement,
+            party=args.party,
+            person=args.person,
+            kind=args.kind,
+            subject=args.subject,
+            sha256=args.sha256.lower() if args.sha256 else None,
+            since_ns=parse_when(args.since) if args.since else None,
+            until_ns=parse_when(args.until, end=True) if args.until else None,
+            limit=args.limit,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    events = search(_open(args), query)
+    {"table": _table, "json": _json_array, "csv": _csv}[args.format](events)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        period = Period.parse(args.period)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    ledger = _open(args)
+    verification = None
+    if not args.no_verify:
+        key, notes = _trust(args, quiet=True)
+        verification = ledger.verify(checkpoints=notes, key=key)
+    report = build(ledger, args.agreement, period, now_ns=clock.now_ns(), verification=verification)
+    sys.stdout.write(markdown(report) if args.format == "md" else html_page(report))
+    return 0
+
+
+def _public_key(args: argparse.Namespace) -> int:
+    print(public_key(CheckpointSettings.from_settings(settings_of(args))).to_text())
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    service = CheckpointService(
+        Ledger.open(settings.ledger_path), CheckpointSettings.from_settings(settings)
+    )
+    try:
+        signed = service.checkpoint_now()
+    finally:
+        missed = service.close()  # remote places write in the background: wait for them
+    if signed is None:
+        print("nothing new to sign: the last checkpoint covers every event")
+    else:
+        written = [s.name for s in service.sinks if s.name not in missed]
+        print(f"signed {signed.describe()}; written to {', '.join(written) or 'the ledger only'}")
+    if missed:
+        print(
+            f"WARNING: not written to {', '.join(missed)} (see the log above); the "
+            "ledger keeps it, and the next checkpoint that reaches it there supersedes it",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    source = args.ledger if args.ledger else settings_of(args).ledger_path
+    dest: Path = args.destination
+    if dest.exists():
+        raise UsageError(f"{dest} already exists")
+    if not Path(source).is_file():
+        raise NotFound(f"no ledger at {source}")
+    src = sqlite3.connect(f"file:{Path(source).resolve()}?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(dest)
+        try:
+            src.backup(dst)  # a consistent snapshot, even while the daemon appends
+            dst.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    print(f"copied the ledger to {dest}; verify it with `tachiai audit verify --ledger {dest}`")
+    return 0
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _open(args: argparse.Namespace) -> Ledger:
+    if getattr(args, "ledger", None):
+        return Ledger.open(Path(args.ledger), snapshot=True)
+    return Ledger.open(settings_of(args).ledger_path, read_only=True)
+
+
+def _trust(
+    args: argparse.Namespace, *, quiet: bool = False
+) -> tuple[NoteVerifier | None, list[tuple[str, str]]]:
+    """The trusted key and the external checkpoints: from the command line on a copy, from
+    the configuration on the gateway itself."""
+    places: list[Path] = list(args.checkpoint)
+    on_gateway = not args.ledger and not places
+    settings = CheckpointSettings.from_settings(settings_of(args)) if on_gateway else None
+    if settings is not None:
+        places = [d for d in settings.directories if d.is_dir()]
+    try:
+        notes, offered = read_places(places)
+    except FileNotFoundError as exc:
+        raise NotFound(f"no checkpoints at {exc.filename}") from None
+    except (OSError, NoteError) as exc:
+        raise InputError(f"cannot read the checkpoints: {exc}") from None
+    key: NoteVerifier | None = None
+    if args.public_key:
+        key = _key_file(args.public_key)
+    elif settings is not None:
+        key = _configured_key(args)
+    elif offered is not None:
+        key = offered
+        if not quiet:
+            print(
+                f"note: using the public key found beside the checkpoints, {key.to_text()}; "
+                "compare it with the key you were given",
+                file=sys.stderr,
+            )
+    return key, notes
+
+
+def _configured_key(args: argparse.Namespace) -> NoteVerifier | None:
+    try:
+        settings = CheckpointSettings.from_settings(settings_of(args))
+        return load_key(settings.key_path).verifier()
+    except FileNotFoundError:
+        return None
+
+
+def _key_file(path: Path) -> NoteVerifier:
+    try:
+        return NoteVerifier.from_text(_read(path))
+    except NoteError as exc:
+        raise InputError(f"{path} is not a ledger public key: {exc}") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound(f"no file {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+
+
+def _print_trust(report: VerifyReport, key: NoteVerifier | None) -> None:
+    latest = report.latest_signed
+    if key is None:
+        print(
+            "WARNING: no trusted public key was given, so no checkpoint signature was "
+            "checked. This shows the ledger is consistent in itself, not that it is the one "
+            "the gateway signed: pass --public-key (the ledger.pub you were given) and "
+            "--checkpoint (the copies kept outside the database)."
+        )
+    elif latest is None:
+        print(
+            f"WARNING: no checkpoint signed by {key.to_text()} was found, so nothing shows "
+            "this ledger is the one the gateway signed; pass --checkpoint"
+        )
+    else:
+        cp = latest.checkpoint
+        print(
+            f"signed: {len(report.signed)} checkpoint(s) by {key.to_text()} match; the "
+            f"latest, {format_time(cp.time_ns)}, covers {cp.size} events ({latest.source})"
+        )
+        if report.size > cp.size:
+            print(
+                f"events {cp.size}..{report.size - 1} came after the latest checkpoint and "
+                "are not yet covered by a signature"
+            )
+
+
+def _covering(
+    ledger: Ledger, notes: list[tuple[str, str]], key: NoteVerifier | None, seq: int
+) -> SignedCheckpoint:
+    best: SignedCheckpoint | None = None
+    for note, source in [*notes, *ledger.checkpoints()]:
+        try:
+            signed = parse(note, source, key)
+        except NoteError:
+            continue
+        size = signed.checkpoint.size
+        if size > seq and (best is None or size > best.checkpoint.size):
+            best = signed
+    if best is None:
+        raise StateError(
+            f"no signed checkpoint covers event {seq} yet",
+            hint="wait for the daemon's next checkpoint (about a second), or run "
+            "`tachiai audit checkpoint` on the gateway",
+        )
+    return best
+
+
+def _rows(events: Iterator[Event]) -> Iterator[list[str]]:
+    for ev in events:
+        yield [
+            str(ev.seq),
+            clock.iso(ev.time_ns),
+            ev.kind,
+            ev.subject or "",
+            ev.agreement or "",
+            ev.actor or "",
+            json.dumps(dict(ev.data), ensure_ascii=False, sort_keys=True),
+        ]
+
+
+def _table(events: Iterator[Event]) -> None:
+    count = 0
+    for seq, when, kind, subject, agreement, actor, _data in _rows(events):
+        print(
+            f"{seq:>7}  {when}  {kind:<20} {subject or '-':<16} {agreement or '-':<22} "
+            f"{actor or '-'}"
+        )
+        count += 1
+    print(f"({count} event{'s' if count != 1 else ''})", file=sys.stderr)
+
+
+def _json_array(events: Iterator[Event]) -> None:
+    first = True
+    sys.stdout.write("[")
+    for ev in events:
+        item = {**ev.as_dict(), "time": clock.iso(ev.time_ns)}
+        sys.stdout.write(
+            ("\n  " if first else ",\n  ") + json.dumps(item, ensure_ascii=False, sort_keys=True)
+        )
+        first = False
+    sys.stdout.write("\n]\n")
+
+
+def _csv(events: Iterator[Event]) -> None:
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["seq", "time", "kind", "subject", "agreement", "actor", "data"])
+    out.writerows(_rows(events))

@@ -1,0 +1,80 @@
+"""`tachiai calendar ID --flow FLOW`: the due dates (提供期限) of a monthly flow, by period.
+
+Registered by `gateway.cli.agreements.add_commands`, which passes how to find an agreement.
+JSON output is a list of {"period": "YYYY-MM", "due": "YYYY-MM-DD"}; the keys are stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from gateway.cli.common import print_json
+from gateway.errors import InputError, NotFound, UsageError
+from gateway.state import clock
+from policies.agreement import Agreement
+from policies.calendar import Period
+from policies.schedule import MAX_PERIODS, due_dates, first_period, next_due
+
+Finder = Callable[[argparse.Namespace, str], Agreement]
+_WEEKDAYS = "月火水木金土日"
+
+
+def add_calendar_command(sub: Any, common: argparse.ArgumentParser, finder: Finder) -> None:
+    p = sub.add_parser(
+        "calendar",
+        parents=[common],
+        help="due dates of a monthly flow (翌月の最終業務日の一業務日前 etc.)",
+    )
+    p.add_argument("id", help="agreement id")
+    p.add_argument("--flow", required=True, help="flow id, e.g. monthly")
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="YYYY-MM",
+        help="first period to list (default: the next one due)",
+    )
+    p.add_argument("--months", type=int, default=12, help=f"how many periods (1–{MAX_PERIODS})")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=lambda args: _calendar(args, finder))
+
+
+def _calendar(args: argparse.Namespace, finder: Finder) -> int:
+    """Raises: NotFound (no such agreement or flow), InputError (not a monthly flow),
+    UsageError (a malformed --from or --months)."""
+    agreement = finder(args, args.id)
+    try:
+        flow = agreement.flow(args.flow)
+    except KeyError:
+        raise NotFound(
+            f"agreement {agreement.id} has no flow {args.flow!r}",
+            hint=f"use one of: {', '.join(f.id for f in agreement.flows)}",
+        ) from None
+    if not flow.schedule.monthly:
+        raise InputError(
+            f"flow {flow.id} has no monthly schedule ({flow.schedule.words}), so "
+            "it has no due dates"
+        )
+    if not 1 <= args.months <= MAX_PERIODS:
+        raise UsageError(f"--months must be 1 to {MAX_PERIODS}")
+    if args.start is not None:
+        try:
+            start = Period.parse(args.start)
+        except ValueError as exc:
+            raise UsageError(f"--from: {exc}") from None
+    else:
+        upcoming = next_due(agreement, flow, clock.today())
+        start = upcoming[0] if upcoming is not None else first_period(agreement, flow)
+    try:
+        rows = due_dates(agreement, flow, start, args.months)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print_json([{"period": str(p), "due": d.isoformat()} for p, d in rows])
+        return 0
+    print(f"{agreement.id} / {flow.id}: {flow.schedule.words}")
+    for period, due in rows:
+        note = "" if agreement.in_force(due) else "  (agreement not in force)"
+        print(f"  {period}  due {due.isoformat()} ({_WEEKDAYS[due.weekday()]}){note}")
+    return 0

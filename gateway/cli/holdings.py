@@ -1,0 +1,289 @@
+"""`tachiai holdings …` and `tachiai transfers link`: the recipient's duties, done and proven.
+
+Argument parsing and printing only. The actions live where they are owned: terms before data
+in `gateway.inbound.terms`, opening in `gateway.inbound.opening`, certificates in
+`gateway.inbound.certificates`, links and threads in `gateway.outbound.replies`, retries in
+`gateway.inbound.retry`; each step and refusal is a ledger event recorded there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.common import print_json, runtime_of, signature_from
+from gateway.identity import sshsig
+from gateway.identity.sshkeys import load_private_key
+from gateway.inbound import holdings
+from gateway.inbound.certificates import (
+    CERTIFICATE_NAMESPACE,
+    KINDS,
+    certificate_statement,
+    certificates_of,
+    certify,
+)
+from gateway.inbound.holdings import Holding, HoldingState
+from gateway.inbound.opening import OPEN_NAMESPACE, open_holding, open_request
+from gateway.inbound.retry import retry
+from gateway.inbound.signers import agreement_of
+from gateway.inbound.terms import TERMS_NAMESPACE, sign_terms, terms_statement
+from gateway.outbound.replies import link_transfer, thread
+from gateway.runtime import Runtime
+from gateway.state import clock
+
+
+def add_commands(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: argparse.ArgumentParser,
+) -> None:
+    """Register `holdings …` and `transfers link` (call after `transfers` exists)."""
+    top = sub.add_parser("holdings", parents=[common], help="received data (保有データ)")
+    hsub = top.add_subparsers(metavar="ACTION")
+    p = hsub.add_parser("list", parents=[common], help="holdings, oldest first")
+    p.add_argument("--overdue", action="store_true", help="only those past their deadline")
+    p.add_argument("--state", choices=[s.value for s in HoldingState])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_list)
+    p = hsub.add_parser("show", parents=[common], help="one holding, its thread and certificates")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_show)
+    p = hsub.add_parser(
+        "terms", parents=[common], help="sign the recipient's obligations before opening data"
+    )
+    p.add_argument("id", help="a holding under the agreement whose terms you sign")
+    _signing(p, TERMS_NAMESPACE)
+    p.set_defaults(handler=_terms)
+    p = hsub.add_parser("open", parents=[common], help="release a holding into your own folder")
+    p.add_argument("id")
+    p.add_argument("--key", type=Path, required=True, help="your SSH private key")
+    p.set_defaults(handler=_open)
+    p = hsub.add_parser(
+        "certify", parents=[common], help="certify deletion, return or an applied correction"
+    )
+    p.add_argument("id")
+    kind = p.add_mutually_exclusive_group(required=True)
+    for name in KINDS:
+        kind.add_argument(f"--{name}", dest="kind", action="store_const", const=name)
+    p.add_argument("--method", required=True, help="how it was done, in one line")
+    _signing(p, CERTIFICATE_NAMESPACE)
+    p.set_defaults(handler=_certify)
+    p = hsub.add_parser(
+        "retry", parents=[common], help="check a refused delivery again after fixing the cause"
+    )
+    p.add_argument("id")
+    p.set_defaults(handler=_retry)
+
+    transfers = sub.choices.get("transfers")
+    if transfers is None:  # pragma: no cover - cli registers `transfers` first
+        raise RuntimeError("register cli_holdings after the transfers command")
+    actions = [a for a in transfers._actions if isinstance(a, argparse._SubParsersAction)]
+    p = actions[0].add_parser(
+        "link", parents=[common], help="name what a transfer answers or corrects, before approval"
+    )
+    p.add_argument("id")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--replies-to",
+        metavar="HOLDING_OR_TRANSFER",
+        help="the holding (or our transfer) this one answers (疑義照会・回答)",
+    )
+    how.add_argument(
+        "--corrects", metavar="TRANSFER", help="our delivered transfer this one corrects (訂正)"
+    )
+    p.set_defaults(handler=_link)
+
+
+# -- handlers -----------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    rt = runtime_of(args)
+    today = clock.today()
+    rows = [
+        _json(rt, h, today)
+        for h in holdings.find(rt, states=[HoldingState(args.state)] if args.state else None)
+    ]
+    if args.overdue:
+        rows = [r for r in rows if r["overdue"]]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no holdings")
+    for r in rows:
+        flags = [
+            f
+            for f, on in (
+                ("OVERDUE", r["overdue"]),
+                ("superseded", r["superseded_by"]),
+                ("correction to apply", r["correction_pending"]),
+            )
+            if on
+        ]
+        print(
+            f"{r['id']}  {r['state']:<9} {r['agreement'] or '-'}/{r['flow'] or '-'}  "
+            f"{r['file_name'] or r['delivered_name']}  deadline: {r['deadline'] or '-'}"
+            + (f"  [{', '.join(flags)}]" if flags else "")
+        )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    rt = runtime_of(args)
+    h = holdings.get(rt, args.id)
+    data = _json(rt, h, clock.today())
+    data["certificates"] = certificates_of(rt, h.id)
+    data["thread"] = thread(rt, h)
+    if args.json:
+        print_json(data)
+        return 0
+    for key, value in data.items():
+        if key in ("reasons", "certificates", "thread"):
+            continue
+        print(f"{key:>18}: {value if value not in (None, []) else '-'}")
+    for reason in data["reasons"]:
+        print(f"            reason: {reason['rule']}: {reason['message']}")
+    for c in data["certificates"]:
+        print(
+            f"       certificate: {c['kind']} by {c['handler']} on {c['signed_on']}: {c['method']}"
+        )
+    for item in data["thread"]:
+        print(f"            thread: {item['relation']} {item['id']} ({item['what']})")
+    if h.status is HoldingState.RECEIVED:
+        print(
+            f"\nnext: a designated receiving handler signs the terms (`tachiai holdings terms "
+            f"{h.id} --key KEY`, once per agreement), then `tachiai holdings open {h.id} --key "
+            "KEY`"
+        )
+    return 0
+
+
+def _terms(args: argparse.Namespace) -> int:
+    rt = runtime_of(args)
+    h = holdings.get(rt, args.id)
+    statement = terms_statement(agreement_of(rt, h), rt.settings.party)
+    if args.statement:
+        sys.stdout.buffer.write(statement)
+        return 0
+    sys.stdout.buffer.write(statement)  # the handler sees what they sign
+    sys.stdout.flush()
+    name = sign_terms(rt, h.id, signature_from(args, statement, TERMS_NAMESPACE))
+    print(f"\nthe recipient's obligations under {h.agreement} are signed by {name} (recorded)")
+    return 0
+
+
+def _open(args: argparse.Namespace) -> int:
+    rt = runtime_of(args)
+    h = holdings.get(rt, args.id)
+    now = dt.datetime.fromtimestamp(clock.now_ns() // 1_000_000_000, clock.JST)
+    statement = open_request(h, now.isoformat())
+    signature = sshsig.sign(statement, load_private_key(args.key), OPEN_NAMESPACE)
+    path = open_holding(rt, h.id, statement, signature)
+    print(f"holding {h.id} opened into {path} (mode 0600; recorded)")
+    if h.superseded_by:
+        print(f"note: it was corrected by {h.superseded_by}; use that one for new work")
+    return 0
+
+
+def _certify(args: argparse.Namespace) -> int:
+    rt = runtime_of(args)
+    h = holdings.get(rt, args.id)
+    today = clock.today()
+    statement = certificate_statement(h, args.kind, args.method, today)
+    if args.statement:
+        sys.stdout.buffer.write(statement)
+        return 0
+    signature = signature_from(args, statement, CERTIFICATE_NAMESPACE)
+    after = certify(rt, h.id, args.kind, args.method, today, signature)
+    print(f"holding {h.id}: {KINDS[args.kind]} certified (recorded)")
+    if after.erased_ns is not None:
+        print(
+            "the gateway's own copies are erased: the key is destroyed and the encrypted "
+            "copy removed"
+        )
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    rt = runtime_of(args)
+    after = retry(rt, args.id, getpass.getuser())
+    print(f"holding {after.id} is {after.state}; the daemon checks it again next")
+    return 0
+
+
+def _link(args: argparse.Namespace) -> int:
+    rt = runtime_of(args)
+    relation, ref = (
+        ("replies_to", args.replies_to) if args.replies_to else ("corrects", args.corrects)
+    )
+    link = link_transfer(rt, args.id, relation, ref, getpass.getuser())
+    print(
+        f"transfer {link.transfer} {relation.replace('_', ' ')} {ref} (transfer "
+        f"{link.remote}); the witnesses' statement now names it"
+    )
+    return 0
+
+
+# -- private ------------------------------------------------------------------------------------
+
+
+def _signing(p: argparse.ArgumentParser, namespace: str) -> None:
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--key", type=Path, help="your SSH private key: sign and submit")
+    how.add_argument(
+        "--signature",
+        type=Path,
+        help=f"a signature made with `ssh-keygen -Y sign -n {namespace} -f KEY STATEMENT_FILE`",
+    )
+    how.add_argument(
+        "--statement",
+        action="store_true",
+        help="print the statement to sign with ssh-keygen, and stop",
+    )
+
+
+def _json(rt: Runtime, h: Holding, today: dt.date) -> dict[str, Any]:
+    # Flagged by the daemon's sweep (its clock decides), or past the deadline by ours.
+    overdue = bool(
+        h.status in holdings.HELD
+        and (h.overdue_ns is not None or (h.deadline and h.deadline < today.isoformat()))
+    )
+    return {
+        "id": h.id,
+        "state": h.state,
+        "agreement": h.agreement,
+        "flow": h.flow,
+        "provider": h.provider,
+        "recipient": h.recipient,
+        "transfer": h.transfer,
+        "file_name": h.file_name,
+        "delivered_name": h.delivered_name,
+        "size": h.size,
+        "sha256": h.sha256,
+        "sealed_sha256": h.sealed_sha256,
+        "profile": h.profile,
+        "sender": h.sender,
+        "witnesses": h.names("witnesses"),
+        "handlers": h.names("handlers"),
+        "received_on": h.received_on,
+        "deadline": h.deadline,
+        "overdue": overdue,
+        "days_left": (dt.date.fromisoformat(h.deadline) - today).days if h.deadline else None,
+        "openings": h.openings,
+        "replies_to": h.replies_to,
+        "corrects": h.corrects,
+        "superseded_by": h.superseded_by,
+        "correction_pending": bool(
+            h.corrects and h.applied_ns is None and h.status in holdings.HELD
+        ),
+        "applied": clock.iso(h.applied_ns) if h.applied_ns else None,
+        "erased": clock.iso(h.erased_ns) if h.erased_ns else None,
+        "reasons": h.reason_list(),
+        "created": clock.iso(h.created_ns),
+        "updated": clock.iso(h.updated_ns),
+    }

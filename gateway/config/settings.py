@@ -1,0 +1,461 @@
+"""The gateway's settings (tachiai.toml), valid when built and frozen after.
+
+Every limit the daemon applies lives here, in one object. Paths in the file are relative to the
+file's own folder. A recipient whose password channel is the same place as its delivery channel
+is refused: the password must never travel with the file it opens (the PPAP problem).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.config.sources import (
+    SFTP_KEYS,
+    InboundPickupSource,
+    PickupSource,
+    check_password_accounts,
+    only,
+    parse_inbound_pickup,
+    parse_pickup,
+)
+from gateway.errors import ConfigError
+from gateway.transports.routes import (
+    MailRoute,
+    PasswordRoute,
+    SftpEndpoint,
+    check_separate,
+    parse_mail,
+    parse_password_route,
+    parse_sftp,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "Inbound",
+    "InboundPickupSource",
+    "PickupSource",
+    "Recipient",
+    "Settings",
+    "config_path_from",
+    "load_settings",
+]
+
+DEFAULT_CONFIG = "tachiai.toml"
+COMPRESSIONS = ("deflate", "store")
+TRANSPORTS = ("local", "sftp", "mail")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """How a receiving party's files and passwords reach it (configured per party).
+
+    `transport` is "local" (a folder, `inbox`), "sftp" (`sftp`) or "mail" (`mail`); the
+    password of a ZIP takes `password_route`, which is never the file's own route.
+    """
+
+    party: str
+    transport: str
+    inbox: Path | None = None
+    sftp: SftpEndpoint | None = None
+    mail: MailRoute | None = None
+    password_route: PasswordRoute | None = None
+    attempts: int = 5  # delivery attempts before the transfer is `failed`
+    # NAME.manifest.json beside each file (gateway.exchange.manifest): a receiving tachiai needs
+    # it to verify the witnessed approval; false for a partner whose inbox reader expects one file.
+    manifest: bool = True
+
+    @property
+    def password_channel(self) -> Path | None:
+        """The password folder when the route is a folder (the demo's form)."""
+        route = self.password_route
+        return route.folder if route is not None and route.kind == "folder" else None
+
+    def route(self) -> str:
+        """The delivery route for people and the ledger (no secret in it)."""
+        if self.transport == "sftp" and self.sftp is not None:
+            return self.sftp.url()
+        if self.transport == "mail" and self.mail is not None:
+            return f"mail via {self.mail.relay}:{self.mail.port} to {', '.join(self.mail.to)}"
+        return f"folder {self.inbox}"
+
+    def require_password_route(self) -> PasswordRoute:
+        """Raises: ConfigError when a ZIP must go to this party but no password route is set."""
+        if self.password_route is None:
+            raise ConfigError(
+                f"recipient {self.party} gets password-protected files but has no password_channel",
+                hint='add password_channel = { kind = "retrieval" } (or a folder or another '
+                f"SFTP account) to [recipients.{self.party}]",
+            )
+        return self.password_route
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What this gateway receives (受信, `[inbound]`); without `inbox` it receives nothing.
+
+    Files and their manifests arrive in `inbox`; a ZIP's password in `password_channel` (a
+    folder of its own, never the inbox); `age_identity` opens files of the age profile.
+    Opened data goes only into `handlers_folder/HANDLER/` (0700). `notify_command` gets a JSON
+    summary (no personal data) of each reminder; `remind_days` are days before a deadline.
+    `pickups` fetch deliveries from providers' SFTP servers into `inbox`.
+    """
+
+    inbox: Path | None = None
+    password_channel: Path | None = None
+    age_identity: Path | None = None
+    handlers_folder: Path | None = None
+    notify_command: tuple[str, ...] = ()
+    remind_days: tuple[int, ...] = (14, 3, 0)
+    pickups: Mapping[str, InboundPickupSource] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.inbox is not None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon and the commands need to know, resolved to absolute paths."""
+
+    config_path: Path
+    party: str
+    state_dir: Path
+    outbox_dir: Path
+    registry_path: Path
+    agreements: tuple[str, ...]
+    recipients: Mapping[str, Recipient]
+    max_file_size: int = 1 << 30
+    settle_seconds: float = 2.0
+    scan_interval_seconds: float = 5.0
+    poll_seconds: float = 0.25
+    compression: str = "deflate"
+    compression_level: int = 6  # zlib 1 (fastest) … 9 (smallest); see [sealing] in bootstrap
+    pickups: Mapping[str, PickupSource] = field(default_factory=dict)
+    inbound: Inbound = field(default_factory=Inbound)
+    # [ledger]: signed checkpoints (gateway.evidence.checkpointing); None/() mean the state-dir
+    # defaults.
+    ledger_checkpoint_key: Path | None = None
+    ledger_checkpoint_dirs: tuple[Path, ...] = ()
+    ledger_syslog: str = ""
+    ledger_checkpoint_interval_seconds: float = 1.0
+    ledger_sftp: tuple[SftpEndpoint, ...] = ()  # [[ledger.sftp]]: remote checkpoint folders
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_dir / "tachiai.db"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.db"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "spool"
+
+    def outbox(self, agreement_id: str, flow_id: str) -> Path:
+        return self.outbox_dir / agreement_id / flow_id
+
+    def recipient(self, party: str) -> Recipient:
+        """Raises: ConfigError when no delivery is configured for the party."""
+        try:
+            return self.recipients[party]
+        except KeyError:
+            raise ConfigError(
+                f"no delivery is configured for recipient party {party!r}",
+                hint=f"add a [recipients.{party}] table to {self.config_path}",
+            ) from None
+
+
+def config_path_from(arg: str | None) -> Path:
+    """The config file named on the command line, in $TACHIAI_CONFIG, or ./tachiai.toml."""
+    return Path(arg or os.environ.get("TACHIAI_CONFIG") or DEFAULT_CONFIG).absolute()
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a config file.
+
+    Raises:
+        ConfigError: when the file is missing, not TOML, or names something invalid.
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no configuration at {path}",
+            hint="run `tachiai init DIR --demo` to create one, or pass --config PATH",
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    return _settings_from(raw, path)
+
+
+def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
+    base = path.parent
+
+    def section(name: str) -> Mapping[str, Any]:
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        return value
+
+    def resolve(value: Any, key: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: {key} must be a path", hint=f'set {key} = "…"')
+        return (base / value).resolve()
+
+    gw = section("gateway")
+    intake = section("intake")
+    sealing = section("sealing")
+    party = gw.get("party")
+    if not isinstance(party, str) or not party:
+        raise ConfigError(
+            f"{path}: gateway.party is missing",
+            hint='name the party this gateway acts for, e.g. party = "isa"',
+        )
+    agreements = gw.get("agreements", [])
+    if not isinstance(agreements, list) or not all(isinstance(a, str) for a in agreements):
+        raise ConfigError(f"{path}: gateway.agreements must be a list of ids or paths")
+    compression = sealing.get("compression", "deflate")
+    if compression not in COMPRESSIONS:
+        raise ConfigError(f"{path}: sealing.compression must be one of {', '.join(COMPRESSIONS)}")
+    level = sealing.get("compression_level", 6)
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 9:
+        raise ConfigError(
+            f"{path}: sealing.compression_level must be a whole number from 1 to 9",
+            hint="1 seals fastest, 9 makes the smallest files; 6 is zlib's usual balance",
+        )
+    recipients = {
+        pid: _recipient(pid, body, resolve, path) for pid, body in section("recipients").items()
+    }
+    pickups = {
+        name: parse_pickup(name, body, resolve, path) for name, body in section("pickup").items()
+    }
+    inbound = _inbound(section("inbound"), resolve, path)
+    try:
+        settings = Settings(
+            config_path=path,
+            party=party,
+            state_dir=resolve(gw.get("state_dir", "state"), "gateway.state_dir"),
+            outbox_dir=resolve(gw.get("outbox_dir", "outbox"), "gateway.outbox_dir"),
+            registry_path=resolve(gw.get("registry", "registry.toml"), "gateway.registry"),
+            agreements=tuple(agreements),
+            recipients=recipients,
+            max_file_size=int(intake.get("max_file_size", 1 << 30)),
+            settle_seconds=float(intake.get("settle_seconds", 2.0)),
+            scan_interval_seconds=float(intake.get("scan_interval_seconds", 5.0)),
+            poll_seconds=float(intake.get("poll_seconds", 0.25)),
+            compression=str(compression),
+            compression_level=level,
+            pickups=pickups,
+            inbound=inbound,
+            **_ledger_settings(section("ledger"), resolve, path),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: a number in [intake] is not a number ({exc})") from exc
+    if settings.max_file_size <= 0 or settings.settle_seconds < 0:
+        raise ConfigError(f"{path}: intake limits must be positive")
+    return settings
+
+
+def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:
+    """The [ledger] table: where the checkpoint key lives and where checkpoints are published."""
+    dirs = ledger.get("checkpoint_dirs", [])
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise ConfigError(
+            f"{path}: ledger.checkpoint_dirs must be a list of folders",
+            hint='e.g. checkpoint_dirs = ["/mnt/audit/checkpoints"]',
+        )
+    syslog = ledger.get("syslog", "")
+    if not isinstance(syslog, str):
+        raise ConfigError(
+            f"{path}: ledger.syslog must be a string",
+            hint='"" (off), "/dev/log", "udp://host:514" or "tcp://host:514"',
+        )
+    interval = float(ledger.get("checkpoint_interval_seconds", 1.0))
+    if not 0 < interval <= 1.0:
+        # Issue 4: a checkpoint at least every second while events arrive.
+        raise ConfigError(f"{path}: ledger.checkpoint_interval_seconds must be in (0, 1]")
+    key = ledger.get("checkpoint_key")
+    return {
+        "ledger_checkpoint_key": resolve(key, "ledger.checkpoint_key") if key else None,
+        "ledger_checkpoint_dirs": tuple(resolve(d, "ledger.checkpoint_dirs") for d in dirs),
+        "ledger_syslog": syslog,
+        "ledger_checkpoint_interval_seconds": interval,
+        "ledger_sftp": _ledger_sftp(ledger.get("sftp", []), resolve, path),
+    }
+
+
+def _ledger_sftp(raw: Any, resolve: Any, path: Path) -> tuple[SftpEndpoint, ...]:
+    """`[[ledger.sftp]]` tables: remote folders for checkpoints, each an SFTP endpoint written
+    exactly like a recipient's or a pickup's (host, port, user, key_file, known_hosts,
+    remote_dir, timeout_seconds).
+
+    Raises:
+        ConfigError: not a list of tables, an unknown or invalid key, or one folder twice.
+    """
+    hint = (
+        "write one [[ledger.sftp]] table (two brackets) per place, with host, user, "
+        "key_file, known_hosts and remote_dir"
+    )
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ConfigError(f"{path}: ledger.sftp must be a list of tables", hint=hint)
+    endpoints: list[SftpEndpoint] = []
+    for index, body in enumerate(raw):
+        where = f"ledger.sftp[{index}]"
+        unknown = sorted(set(body) - SFTP_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{path}: {where}.{unknown[0]} is not a setting",
+                hint=f"use some of: {', '.join(sorted(SFTP_KEYS))}",
+            )
+        try:
+            endpoint = parse_sftp(body, where, resolve)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+        if any(e.url() == endpoint.url() for e in endpoints):
+            raise ConfigError(
+                f"{path}: {where} names {endpoint.url()} a second time",
+                hint="list each remote folder once",
+            )
+        endpoints.append(endpoint)
+    return tuple(endpoints)
+
+
+def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
+    """One [recipients.PARTY] table; refuses a password route equal to the delivery route."""
+    where = f"recipients.{pid}"
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: [{where}] must be a table")
+    transport = body.get("transport", "local")
+    if transport not in TRANSPORTS:
+        raise ConfigError(
+            f"{path}: {where}.transport {transport!r} is not supported",
+            hint=f"use one of: {', '.join(TRANSPORTS)}",
+        )
+
+    def lexical(value: Any, key: str) -> Path:
+        # Absolute and normalised, but links are not resolved: delivery refuses a path that
+        # passes through one, so a link planted later cannot redirect a file or a password.
+        resolve(value, key)  # the same checks and messages as every other path
+        return Path(os.path.normpath(path.parent / value))
+
+    try:
+        inbox = sftp = mail = None
+        if transport == "local":
+            inbox = lexical(body.get("inbox"), f"{where}.inbox")
+        elif transport == "sftp":
+            sftp = parse_sftp(body, where, lexical)
+        else:
+            mail = parse_mail(body, where, lexical)
+        raw_channel = body.get("password_channel")
+        route = (
+            parse_password_route(raw_channel, f"{where}.password_channel", lexical)
+            if raw_channel is not None
+            else None
+        )
+        if route is not None:
+            check_separate(inbox, sftp, route, where)
+        attempts = body.get("attempts", 5)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
+            raise ConfigError(f"{where}.attempts must be a whole number from 1 to 100")
+        manifest = body.get("manifest", True)
+        if not isinstance(manifest, bool):
+            raise ConfigError(f"{where}.manifest must be true or false")
+    except ConfigError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+    return Recipient(
+        party=pid,
+        transport=str(transport),
+        inbox=inbox,
+        sftp=sftp,
+        mail=mail,
+        password_route=route,
+        attempts=attempts,
+        manifest=manifest,
+    )
+
+
+def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
+    """The [inbound] table; refuses a password folder that is the inbox (or inside it)."""
+
+    def folder(key: str) -> Path | None:
+        value = body.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: inbound.{key} must be a path", hint=f'set {key} = "…"')
+        # Lexical, like a recipient's folders: a link planted later is refused where used.
+        return Path(os.path.normpath(path.parent / value))
+
+    known = {
+        "inbox",
+        "password_channel",
+        "age_identity",
+        "handlers_folder",
+        "notify_command",
+        "remind_days",
+        "pickup",
+    }
+    only(body, known, f"{path}: inbound")
+    inbox = folder("inbox")
+    passwords = folder("password_channel")
+    handlers = folder("handlers_folder")
+    if inbox is None:
+        if body:
+            raise ConfigError(
+                f"{path}: [inbound] has no inbox",
+                hint='set inbox = "…", the folder files are delivered into',
+            )
+        return Inbound()
+    if passwords is not None and (passwords == inbox or inbox in passwords.parents):
+        raise ConfigError(
+            f"{path}: inbound.password_channel is the inbox or inside it",
+            hint="the password must never travel with the file it opens: give "
+            "it a folder of its own",
+        )
+    if handlers is not None and (handlers == inbox or inbox in handlers.parents):
+        raise ConfigError(
+            f"{path}: inbound.handlers_folder is inside the inbox",
+            hint="opened data must never be where partners deliver",
+        )
+    command = body.get("notify_command", [])
+    if not isinstance(command, list) or not all(isinstance(c, str) and c for c in command):
+        raise ConfigError(
+            f"{path}: inbound.notify_command must be a list of strings",
+            hint='e.g. notify_command = ["/usr/local/bin/tachiai-notify"]',
+        )
+    days = body.get("remind_days", [14, 3, 0])
+    if not isinstance(days, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 3650 for d in days
+    ):
+        raise ConfigError(
+            f"{path}: inbound.remind_days must be a list of whole days (0 = on the deadline)",
+            hint="e.g. remind_days = [14, 3, 0]",
+        )
+    pickups = body.get("pickup", {})
+    if not isinstance(pickups, dict) or not all(isinstance(t, dict) for t in pickups.values()):
+        raise ConfigError(
+            f"{path}: inbound.pickup must hold tables [inbound.pickup.NAME]",
+            hint="one table per provider's SFTP server",
+        )
+    sources = {
+        name: parse_inbound_pickup(name, t, resolve, path, passwords) for name, t in pickups.items()
+    }
+    check_password_accounts(list(sources.values()), path)
+    return Inbound(
+        inbox=inbox,
+        password_channel=passwords,
+        age_identity=folder("age_identity"),
+        handlers_folder=handlers or inbox.parent / "handlers",
+        notify_command=tuple(command),
+        remind_days=tuple(sorted(set(days), reverse=True)),
+        pickups=sources,
+    )
+

@@ -1,0 +1,401 @@
+"""The daemon's checkpoint service: signs the ledger's tree head and sends it out of reach.
+
+While events arrive it signs a checkpoint (C2SP signed note, Ed25519) at least every
+`interval_seconds`, keeps a copy in the ledger and writes it to every configured place: folders
+(ideally on another mount), remote SFTP folders (gateway.evidence.checkpoint_sftp) and syslog. The
+signing key is a 0600 file under the state folder, never in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from audit.checkpointer import Checkpointer
+from audit.checkpoints import (
+    HISTORY_DIR,
+    LATEST_FILE,
+    PUBLIC_KEY_FILE,
+    SignedCheckpoint,
+    history_name,
+    read_places,
+    syslog_line,
+)
+from audit.errors import AuditError, LedgerIntegrityError
+from audit.ledger import Ledger
+from audit.notes import NoteError, NoteSigner, NoteVerifier
+from gateway.config.settings import Settings
+from gateway.errors import ConfigError, KeyFileError, StorageError
+from gateway.evidence.checkpoint_sftp import SftpSink
+from gateway.state import clock
+from gateway.transports.routes import SftpEndpoint
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "keys/ledger.key"
+CLOSE_SECONDS = 10.0  # at shutdown, what remote places may still take before we go
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """Where the key lives and where checkpoints go ([ledger] in tachiai.toml)."""
+
+    key_path: Path
+    key_name: str
+    directories: tuple[Path, ...] = ()
+    syslog: str = ""  # "" (off), a socket path such as /dev/log, udp://host:port, tcp://…
+    interval_seconds: float = 1.0
+    state_dir: Path | None = None  # to warn when every copy is beside the database
+    sftp: tuple[SftpEndpoint, ...] = ()  # remote folders ([[ledger.sftp]])
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckpointSettings:
+        """The [ledger] settings of tachiai.toml (`ledger_*` in gateway.config.settings). Where they
+        are not set the defaults apply: the key in state/keys/ledger.key, checkpoints in
+        state/checkpoints, no SFTP folder ([[ledger.sftp]]), no syslog, every second."""
+        state = settings.state_dir
+        key = getattr(settings, "ledger_checkpoint_key", None) or state / KEY_FILE
+        dirs = getattr(settings, "ledger_checkpoint_dirs", None) or (state / "checkpoints",)
+        return cls(
+            key_path=Path(key),
+            key_name=f"tachiai-{settings.party}-ledger",
+            directories=tuple(Path(d) for d in dirs),
+            syslog=str(getattr(settings, "ledger_syslog", "") or ""),
+            interval_seconds=float(getattr(settings, "ledger_checkpoint_interval_seconds", 1.0)),
+            state_dir=state,
+            sftp=tuple(settings.ledger_sftp),
+        )
+
+
+class CheckpointSink(Protocol):
+    """A place outside the database that receives every checkpoint (folder, syslog, SFTP…)."""
+
+    name: str
+
+    def publish(self, signed: SignedCheckpoint, verifier: NoteVerifier) -> None:
+        """Raises: OSError when the place cannot be written (retried with the next one)."""
+        ...
+
+    def close(self, timeout: float) -> bool:
+        """Finish writing (within `timeout` seconds) at shutdown; False if something was left."""
+        ...
+
+
+class DirectorySink:
+    """A folder: `checkpoint` (the latest, replaced atomically), `history/DAY.checkpoints`
+    (every one, appended) and `ledger.pub` (the public key auditors verify with)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.name = str(folder)
+
+    def publish(self, signed: SignedCheckpoint, verifier: NoteVerifier) -> None:
+        (self.folder / HISTORY_DIR).mkdir(parents=True, exist_ok=True)
+        pub = self.folder / PUBLIC_KEY_FILE
+        if not pub.is_file() or pub.read_text(encoding="utf-8").strip() != verifier.to_text():
+            _write_atomic(pub, verifier.to_text() + "\n", 0o644)
+        history = self.folder / HISTORY_DIR / history_name(signed.checkpoint.time_ns)
+        fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (signed.note + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _write_atomic(self.folder / LATEST_FILE, signed.note, 0o644)
+
+    def close(self, timeout: float) -> bool:
+        return True  # each publish was written and fsynced before it returned
+
+    def notes(self) -> list[tuple[str, str]]:
+        if not self.folder.is_dir():
+            return []
+        return read_places([self.folder])[0]
+
+
+class SyslogSink:
+    """Syslog (a local socket, UDP or TCP): one line per checkpoint, the note in base64.
+
+    Sent at facility authpriv, severity notice, so the receiving syslog can keep it apart.
+    """
+
+    PRIORITY = 10 * 8 + 5  # RFC 5424 §6.2.1: facility authpriv (10), severity notice (5)
+
+    def __init__(self, target: str) -> None:
+        """Raises: ConfigError when `target` is not a socket path or udp:// or tcp://."""
+        self.name = f"syslog {target}"
+        self.family, self.kind = socket.AF_UNIX, socket.SOCK_DGRAM
+        self.address: str | tuple[str, int] = target
+        if "://" in target:
+            scheme, _, rest = target.partition("://")
+            host, _, port = rest.rpartition(":")
+            if scheme not in ("udp", "tcp") or not host or not port.isdigit():
+                raise ConfigError(
+                    f"ledger syslog {target!r} is not udp://HOST:PORT, "
+                    "tcp://HOST:PORT or a socket path"
+                )
+            self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.kind = socket.SOCK_STREAM if scheme == "tcp" else socket.SOCK_DGRAM
+            self.address = (host.strip("[]"), int(port))
+        elif not target.startswith("/"):
+            raise ConfigError(f"ledger syslog {target!r} is not an absolute socket path")
+
+    def publish(self, signed: SignedCheckpoint, verifier: NoteVerifier) -> None:
+        message = f"<{self.PRIORITY}>tachiai[{os.getpid()}]: {syslog_line(signed)}".encode()
+        with socket.socket(self.family, self.kind) as sock:
+            sock.settimeout(5.0)
+            if self.kind == socket.SOCK_STREAM:  # RFC 6587 non-transparent framing
+                sock.connect(self.address)
+                sock.sendall(message + b"\n")
+            else:
+                sock.sendto(message, self.address)
+
+    def close(self, timeout: float) -> bool:
+        return True  # each publish was sent before it returned
+
+
+class CheckpointService:
+    """Signs checkpoints in a background thread; `checkpoint_now` signs one at once.
+
+    Call `start()` at daemon start (after the start-up flush), `notify()` after each flush,
+    and `stop()` at shutdown (it signs a last checkpoint).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: CheckpointSettings,
+        sinks: Sequence[CheckpointSink] | None = None,
+    ) -> None:
+        """Raises: KeyFileError (the key file), ConfigError (a place)."""
+        self.ledger = ledger
+        self.settings = settings
+        self.signer = load_or_create_key(settings.key_path, settings.key_name)
+        self.verifier = self.signer.verifier()
+        self.sinks: list[CheckpointSink] = list(sinks) if sinks is not None else _sinks(settings)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._unpublished: dict[str, SignedCheckpoint] = {}
+
+    def start(self) -> None:
+        """Resume from the last checkpoint and start the thread.
+
+        Raises:
+            LedgerIntegrityError: when the ledger no longer matches what this key signed.
+        """
+        self._resume()
+        state = self.settings.state_dir
+        if state is not None and all(
+            isinstance(s, DirectorySink) and (s.folder == state or state in s.folder.parents)
+            for s in self.sinks
+        ):
+            log.warning(
+                "ledger checkpoints are kept only under the state folder: a database "
+                "owner could roll them back; set [ledger] checkpoint_dirs to another "
+                "mount, a [[ledger.sftp]] folder or syslog"
+            )
+        self._thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Events were appended: sign soon (cheap; call after every flush)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the thread, sign a last checkpoint of whatever was appended and close the
+        places (remote ones get a few seconds to take what they have not yet taken)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        try:
+            self.checkpoint_now()
+        except (AuditError, OSError) as exc:
+            log.error("cannot sign the last ledger checkpoint: %s", exc)
+        self.close()
+
+    def close(self, timeout: float = CLOSE_SECONDS) -> list[str]:
+        """Close every place within `timeout` seconds in all; the names of those left behind
+        (each has logged what it missed)."""
+        deadline = time.monotonic() + timeout
+        return [
+            sink.name
+            for sink in self.sinks
+            if not sink.close(max(0.0, deadline - time.monotonic()))
+        ]
+
+    def checkpoint_now(self) -> SignedCheckpoint | None:
+        """Sign the ledger as it is and publish it; None when nothing new was appended.
+
+        Raises:
+            LedgerIntegrityError: when the ledger contradicts what this key signed before.
+            AuditError: when the ledger cannot be read or written.
+        """
+        with self._lock:
+            if self._checkpointer is None:
+                self._resume()
+            assert self._checkpointer is not None
+            signed = self._checkpointer.next(clock.now_ns())
+            if signed is not None:
+                for sink in self.sinks:
+                    self._unpublished[sink.name] = signed
+            self._publish()  # the places out of the database owner's reach come first
+            if signed is not None:
+                self.ledger.add_checkpoint(signed)
+            return signed
+
+    def _resume(self) -> None:
+        known: list[tuple[str, str]] = []
+        for sink in self.sinks:
+            if isinstance(sink, DirectorySink):
+                try:
+                    known += sink.notes()
+                except (OSError, NoteError) as exc:
+                    log.warning("cannot read checkpoints in %s: %s", sink.name, exc)
+        checkpointer = Checkpointer(self.ledger, self.signer)
+        last = checkpointer.resume(known)
+        self._checkpointer = checkpointer
+        log.info(
+            "ledger checkpoints signed by %s; %s",
+            self.verifier.to_text(),
+            f"resuming after {last.describe()}" if last else "none signed yet",
+        )
+
+    def _publish(self) -> None:
+        for sink in self.sinks:
+            signed = self._unpublished.get(sink.name)
+            if signed is None:
+                continue
+            try:
+                sink.publish(signed, self.verifier)
+            except OSError as exc:
+                log.error("cannot write the ledger checkpoint to %s (retried): %s", sink.name, exc)
+                continue
+            del self._unpublished[sink.name]
+
+    def _run(self) -> None:
+        interval = self.settings.interval_seconds
+        reported = False
+        while not self._stopping.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.checkpoint_now()
+                reported = False
+            except LedgerIntegrityError as exc:
+                if not reported:  # fail closed: sign nothing, say so once
+                    log.critical("NOT signing ledger checkpoints: %s", exc)
+                    reported = True
+            except (AuditError, OSError) as exc:
+                log.error("ledger checkpoint failed (retried): %s", exc)
+            # Sign at most a few times a second however often flushes notify us.
+            self._stopping.wait(min(interval, 0.2))
+
+
+def load_or_create_key(path: Path, name: str) -> NoteSigner:
+    """The signing key in `path`, made (mode 0600) on first use; never logged.
+
+    Raises:
+        KeyFileError: when the file is readable by others or not a key.
+        StorageError: when it cannot be made.
+    """
+    try:
+        return load_key(path)
+    except FileNotFoundError:
+        pass
+    signer = NoteSigner.generate(name)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, (signer.to_text() + "\n").encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # fails if another process made one first: use theirs
+        except FileExistsError:
+            return load_key(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _write_atomic(path.with_name(PUBLIC_KEY_FILE), signer.verifier().to_text() + "\n", 0o644)
+    except OSError as exc:
+        raise StorageError(f"cannot make the ledger signing key {path}: {exc}") from exc
+    log.info("made the ledger signing key %s (public key %s)", path, signer.verifier().to_text())
+    return signer
+
+
+def load_key(path: Path) -> NoteSigner:
+    """Raises: FileNotFoundError (no key yet), KeyFileError (unusable)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the ledger signing key {path}: {exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077:
+            raise KeyFileError(
+                f"the ledger signing key {path} is readable by others", hint=f"chmod 600 {path}"
+            )
+        text = os.read(fd, 4096).decode("ascii", "replace")
+    finally:
+        os.close(fd)
+    try:
+        return NoteSigner.from_text(text)
+    except NoteError as exc:
+        raise KeyFileError(f"{path} is not a ledger signing key: {exc}") from None
+
+
+def public_key(settings: CheckpointSettings) -> NoteVerifier:
+    """The verifier key auditors need (makes the signing key if there is none yet).
+
+    Raises:
+        KeyFileError: when the key file is unusable.
+    """
+    return load_or_create_key(settings.key_path, settings.key_name).verifier()
+
+
+def _sinks(settings: CheckpointSettings) -> list[CheckpointSink]:
+    sinks: list[CheckpointSink] = [DirectorySink(d) for d in settings.directories]
+    sinks += [SftpSink(endpoint) for endpoint in settings.sftp]
+    if settings.syslog:
+        try:
+            sinks.append(SyslogSink(settings.syslog))
+        except OSError as exc:
+            raise ConfigError(f"cannot open syslog {settings.syslog}: {exc}") from exc
+    return sinks
+
+
+def _write_atomic(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,589 @@
+"""The onward provision guard (再提供の禁止) at the gateway: remember received rows, refuse copies.
+
+Owns the fingerprint key (`<state_dir>/keys/fingerprint.key`, 32 bytes, mode 0600) and the
+tables of keyed row fingerprints in the state database. `remember` fingerprints the rows of
+received data; `guard` counts an outbound file's rows that match them and asks the source
+agreement whether they may go to the recipient. Never stores, logs or names a row or the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import BigInteger, Column, Connection, Integer, LargeBinary, delete, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Field, SQLModel
+
+from gateway.errors import ConfigError, InputError, InternalError, StorageError
+from gateway.runtime import Runtime
+from gateway.state import clock
+from policies.fingerprints import Fingerprinter, RowKeys, key_check, read_table
+from policies.onward import onward_refusal
+from policies.reasons import Reason
+from policies.tables import Record, TableError
+
+__all__ = [
+    "KEY_BYTES",
+    "GuardResult",
+    "Remembered",
+    "forget",
+    "guard",
+    "inspect_onward",
+    "key_path",
+    "remember",
+]
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+
+
+class OnwardSource(SQLModel, table=True):
+    """Received data whose rows were fingerprinted: a holding, the agreement and flow it came
+    under, and the party holding it (保有者). Ids only; never a value from the file."""
+
+    __tablename__ = "onward_sources"
+    id: int | None = Field(default=None, primary_key=True)
+    holding: str = Field(unique=True)
+    agreement: str = Field(index=True)
+    flow: str
+    holder: str
+    rows: int = 0
+    skipped: int = 0
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RowFingerprint(SQLModel, table=True):
+    """One keyed fingerprint (HMAC-SHA256/128) of a received row, and the source it came in.
+
+    The primary key starts with the fingerprint, so it is the index lookups use; without rowid
+    (SQLite) the table is that index, and a row seen twice in one holding is stored once.
+    """
+
+    __tablename__ = "onward_fingerprints"
+    __table_args__ = {"sqlite_with_rowid": False}
+    fp: bytes = Field(sa_column=Column(LargeBinary(16), primary_key=True))
+    source: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+
+
+class FingerprintKeyCheck(SQLModel, table=True):
+    """The key check value of the key the stored fingerprints were made with (not the key)."""
+
+    __tablename__ = "onward_key_check"
+    id: int = Field(default=1, primary_key=True)
+    check_value: str
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What `remember` recorded: rows fingerprinted and rows too plain to fingerprint. Counts
+    only, safe for the ledger."""
+
+    holding: str
+    rows: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """What `inspect_onward` found in an outbound file.
+
+    `reasons`: one per source agreement (and holder) that forbids this recipient, largest first.
+    `matched`: rows matching data received under each agreement, refused or not — provenance
+    the ledger may record. Counts and ids only.
+    """
+
+    rows: int
+    reasons: tuple[Reason, ...] = ()
+    matched: Mapping[str, int] = field(default_factory=dict)
+
+
+def key_path(rt: Runtime) -> Path:
+    return rt.settings.state_dir / "keys" / "fingerprint.key"
+
+
+def remember(
+    rt: Runtime,
+    holding_id: str,
+    agreement: str,
+    flow: str,
+    holder_party: str,
+    stream: BinaryIO,
+    dataset_format: str,
+) -> Remembered:
+    """Fingerprint every row of received data, so later copies of it can be recognised.
+
+    Idempotent: remembering the same holding again (after a crash) adds what is missing. Rows
+    are written in batches of their own transactions, so a large file never holds the database.
+
+    Raises:
+        InputError: the file cannot be read as a table (the message names no content).
+        ConfigError: the key file is missing or not the key the stored fingerprints used.
+        StorageError: the key or the database cannot be read or written.
+    """
+    _ensure_tables(rt)
+    fingerprint = Fingerprinter(_key(rt, create=True))
+    keys, records = _received(stream, dataset_format)
+    with rt.store.transaction() as conn:
+        source = _source_id(conn, holding_id, agreement, flow, holder_party)
+    rows = skipped = 0
+    batch: set[bytes] = set()
+    for record in records:
+        fps = {fingerprint(k.text) for k in keys.keys(record.cells)}
+        if not fps:
+            skipped += 1
+            continue
+        rows += 1
+        batch |= fps
+        if len(batch) >= _WRITE_BATCH:
+            _insert(rt, source, batch)
+            batch = set()
+    if batch:
+        _insert(rt, source, batch)
+    with rt.store.transaction() as conn:
+        conn.execute(_S.update().where(_S.c.id == source).values(rows=rows, skipped=skipped))
+    log.info(
+        "remembered %d rows of holding %s (%d too plain to fingerprint)", rows, holding_id, skipped
+    )
+    return Remembered(holding_id, rows, skipped)
+
+
+def guard(
+    rt: Runtime,
+    stream: BinaryIO,
+    dataset_format: str,
+    to_party: str,
+    to_contractor: bool = False,
+) -> Reason | None:
+    """Why an outbound file may not go to `to_party`, or None: the first reason of
+    `inspect_onward` (the source agreement with the most matching rows).
+
+    Raises: as `inspect_onward`.
+    """
+    result = inspect_onward(rt, stream, dataset_format, to_party, to_contractor=to_contractor)
+    return result.reasons[0] if result.reasons else None
+
+
+def inspect_onward(
+    rt: Runtime,
+    stream: BinaryIO,
+    dataset_format: str,
+    to_party: str,
+    *,
+    to_contractor: bool = False,
+) -> GuardResult:
+    """Count the outbound file's rows that match received data, per source agreement, and
+    refuse those the source agreement does not let its holder pass to `to_party` (seed 000
+    記1(3): 国保中央会 → 国保連合会 → 市町村, 委託事業者 where allowed; seed 003 (3): nobody).
+
+    Sending rows back to the party that provided them (疑義照会 to the 提供元) is not onward
+    provision. An unreadable file, or rows from an agreement no longer loaded, are refused:
+    the guard cannot vouch for what it cannot read (fail closed).
+
+    Raises:
+        ConfigError: the key file is missing or not the key the stored fingerprints used.
+        StorageError: the key or the database cannot be read.
+    """
+    _ensure_tables(rt)
+    sources = _sources(rt)
+    if not sources:
+        return GuardResult(rows=0)  # nothing was ever received here: nothing can be copied
+    fingerprint = Fingerprinter(_key(rt, create=False))
+    try:
+        table = read_table(stream, dataset_format)
+    except TableError as exc:
+        return GuardResult(0, (_unreadable(exc),))
+    tally = _Tally(rt, sources, to_party, to_contractor)
+    keys = RowKeys(table.header)
+    rows = 0
+    pending: list[tuple[list[bytes], list[bytes]]] = []
+    try:
+        for record in table.rows:
+            if record.blank:
+                continue
+            rows += 1
+            row_fps: list[bytes] = []
+            id_fps: list[bytes] = []
+            for k in keys.keys(record.cells):
+                (row_fps if k.kind == "row" else id_fps).append(fingerprint(k.text))
+            pending.append((row_fps, id_fps))
+            if len(pending) >= _READ_BATCH:
+                tally.add(_lookup(rt, pending), pending)
+                pending = []
+    except TableError as exc:
+        return GuardResult(rows, (_unreadable(exc),))
+    tally.add(_lookup(rt, pending), pending)
+    return tally.result(rows)
+
+
+def forget(rt: Runtime, holding_id: str) -> int:
+    """Drop the fingerprints of one holding; returns how many were dropped.
+
+    For the retention sweep only, once the agreement's retention and audit period is over. A
+    certified deletion (消去) is not a reason to forget: a copy surfacing after it is exactly
+    what the guard must still catch.
+
+    Raises:
+        StorageError: the database cannot be written.
+    """
+    _ensure_tables(rt)
+    with rt.store.transaction() as conn:
+        source = conn.execute(select(_S.c.id).where(_S.c.holding == holding_id)).scalar()
+        if source is None:
+            return 0
+        dropped = conn.execute(delete(_F).where(_F.c.source == source)).rowcount
+        conn.execute(delete(_S).where(_S.c.id == source))
+    return int(dropped)
+
+
+# --- private helpers -----------------------------------------------------------------------------
+
+_S = OnwardSource.__table__  # type: ignore[attr-defined]
+_F = RowFingerprint.__table__  # type: ignore[attr-defined]
+_K = FingerprintKeyCheck.__table__  # type: ignore[attr-defined]
+_TABLES = [_S, _F, _K]
+_WRITE_BATCH = 20_000  # fingerprints per write transaction
+_READ_BATCH = 2_000  # outbound rows per lookup round
+_IN_CHUNK = 900  # bound parameters per IN (…): under every SQLite's limit of 999
+
+
+@contextmanager
+def _errors(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot {doing}: {exc.__class__.__name__}") from exc
+
+
+def _ensure_tables(rt: Runtime) -> None:
+    rt.store.ensure_tables("fingerprint", _TABLES)
+
+
+def _key(rt: Runtime, *, create: bool) -> bytes:
+    """The gateway's fingerprint key, checked against the check value stored with the
+    fingerprints; created on first use when `create`.
+
+    Raises:
+        ConfigError: the file is missing although fingerprints exist, is not 32 bytes, is open
+            to other users, or is not the key the stored fingerprints were made with.
+        StorageError: it cannot be read or created.
+    """
+    path = key_path(rt)
+    with _errors("read the fingerprint key check"), rt.store.engine.connect() as conn:
+        stored = conn.execute(select(_K.c.check_value).where(_K.c.id == 1)).scalar()
+    if not path.exists() and (stored is not None or not create):
+        if stored is None:
+            # Not reached: the guard looks for a key only when something was remembered.
+            raise ConfigError(f"the fingerprint key {path} does not exist yet")
+        raise ConfigError(
+            f"the fingerprint key {path} is missing, but fingerprints made with it are stored",
+            hint="restore the key file from the state directory's backup; a new key would "
+            "match none of the received data, so the onward guard refuses to run without it",
+        )
+    key = _read_key(path) if path.exists() else _create_key(path)
+    check = key_check(key)
+    if stored is None:
+        with rt.store.transaction() as conn:
+            # Two processes may get here at once; the first check value stays.
+            mark = _placeholder(conn)
+            conn.exec_driver_sql(
+                f"INSERT INTO {_K.name} (id, check_value, created_ns) "  # noqa: S608
+                f"VALUES (1, {mark}, {mark}) ON CONFLICT DO NOTHING",
+                (check, clock.now_ns()),
+            )
+            stored = conn.execute(select(_K.c.check_value).where(_K.c.id == 1)).scalar()
+    if stored != check:
+        raise ConfigError(
+            f"the fingerprint key {path} is not the key the stored fingerprints were made with",
+            hint="restore the original key file from the state directory's backup",
+        )
+    return key
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StorageError(f"cannot open the fingerprint key {path}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"the fingerprint key {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise ConfigError(
+                f"the fingerprint key {path} can be read by other users",
+                hint=f"chmod 600 {path}, and find out who may have read it",
+            )
+        data = os.read(fd, KEY_BYTES + 1)
+    except OSError as exc:
+        raise StorageError(f"cannot read the fingerprint key {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    if len(data) != KEY_BYTES:
+        raise ConfigError(
+            f"the fingerprint key {path} is not {KEY_BYTES} bytes long",
+            hint="restore it from the state directory's backup",
+        )
+    return data
+
+
+def _create_key(path: Path) -> bytes:
+    """Write a new random key: into a private temporary file (O_EXCL, 0600), fsynced, then
+    linked to its name, which fails if another process won the race; then read whichever won.
+    So the key file, once it exists, is always complete."""
+    key = secrets.token_bytes(KEY_BYTES)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            os.write(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _read_key(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StorageError(f"cannot create the fingerprint key {path}: {exc.strerror}") from exc
+    log.info("created the fingerprint key %s", path)  # the path, never the key
+    return key
+
+
+def _received(stream: BinaryIO, dataset_format: str) -> tuple[RowKeys, Iterator[Record]]:
+    """The keys of a received table and its non-blank rows; a read error is an InputError."""
+
+    def failed(exc: TableError, done: str) -> InputError:
+        row = f" (row {exc.row})" if exc.row is not None else ""
+        return InputError(
+            f"cannot read the received file to fingerprint its rows: {exc.message}{row}",
+            hint=f"{done}; check the file",
+        )
+
+    try:
+        table = read_table(stream, dataset_format)
+    except TableError as exc:
+        raise failed(exc, "no row is remembered") from None
+
+    def rows() -> Iterator[Record]:
+        try:
+            yield from (r for r in table.rows if not r.blank)
+        except TableError as exc:
+            raise failed(exc, "the rows before it are remembered") from None
+
+    return RowKeys(table.header), rows()
+
+
+def _source_id(conn: Connection, holding: str, agreement: str, flow: str, holder: str) -> int:
+    found = conn.execute(select(_S).where(_S.c.holding == holding)).mappings().first()
+    if found is not None:
+        if (found["agreement"], found["flow"], found["holder"]) != (agreement, flow, holder):
+            raise InternalError(
+                f"holding {holding} was remembered under {found['agreement']}/{found['flow']} "
+                f"held by {found['holder']}, not {agreement}/{flow} held by {holder}",
+                hint="a holding id names one received file; this is a bug, please report it",
+            )
+        return int(found["id"])
+    result = conn.execute(
+        _S.insert().values(
+            holding=holding,
+            agreement=agreement,
+            flow=flow,
+            holder=holder,
+            created_ns=clock.now_ns(),
+        )
+    )
+    primary = result.inserted_primary_key
+    assert primary is not None
+    return int(primary[0])
+
+
+def _insert(rt: Runtime, source: int, fps: set[bytes]) -> None:
+    # Driver-level SQL on the hot path: SQLAlchemy's per-row parameter processing costs more
+    # than SQLite's insert. ON CONFLICT DO NOTHING is the same in SQLite and PostgreSQL.
+    with rt.store.transaction() as conn:
+        mark = _placeholder(conn)
+        # Only our table name and the driver's marks are in the text; every value is bound.
+        insert = f"INSERT INTO {_F.name} (fp, source) VALUES ({mark}, {mark})"  # noqa: S608
+        conn.exec_driver_sql(insert + " ON CONFLICT DO NOTHING", [(fp, source) for fp in fps])
+
+
+def _placeholder(conn: Connection) -> str:
+    # The driver's own parameter mark: "?" for sqlite3, "%s" for the PostgreSQL drivers.
+    return "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
+
+
+def _sources(rt: Runtime) -> dict[int, _Source]:
+    # One row per received file: hundreds over the years, read whole for each outbound file.
+    with _errors("read the fingerprint tables"), rt.store.engine.connect() as conn:
+        found = conn.execute(select(_S.c.id, _S.c.holding, _S.c.agreement, _S.c.flow, _S.c.holder))
+        return {int(r[0]): _Source(*r[1:]) for r in found}
+
+
+def _lookup(rt: Runtime, pending: list[tuple[list[bytes], list[bytes]]]) -> dict[bytes, set[int]]:
+    """The sources of every fingerprint of a batch of rows that is stored."""
+    wanted = sorted({fp for row_fps, id_fps in pending for fp in (*row_fps, *id_fps)})
+    found: dict[bytes, set[int]] = defaultdict(set)
+    with _errors("read the fingerprint tables"), rt.store.engine.connect() as conn:
+        mark = _placeholder(conn)
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = tuple(wanted[i : i + _IN_CHUNK])
+            marks = ",".join([mark] * len(chunk))
+            query = f"SELECT fp, source FROM {_F.name} WHERE fp IN ({marks})"  # noqa: S608
+            for fp, source in conn.exec_driver_sql(query, chunk):
+                found[bytes(fp)].add(int(source))
+    return found
+
+
+@dataclass(frozen=True)
+class _Source:
+    holding: str
+    agreement: str
+    flow: str
+    holder: str
+
+
+@dataclass
+class _Group:
+    """Rows matching data of one agreement held by one party: as whole rows, or only by
+    identity (name with birth date or card number), and the holdings they came from."""
+
+    whole: int = 0
+    identity: int = 0
+    flows: set[str] = field(default_factory=set)
+    holdings: set[str] = field(default_factory=set)
+
+
+class _Tally:
+    """Counts each outbound row once per (agreement, holder) it matches, and decides."""
+
+    def __init__(
+        self, rt: Runtime, sources: dict[int, _Source], to_party: str, to_contractor: bool
+    ) -> None:
+        self.rt = rt
+        self.to_party = to_party
+        self.to_contractor = to_contractor
+        self.groups: dict[tuple[str, str], _Group] = defaultdict(_Group)
+        self.matched: dict[str, int] = defaultdict(int)
+        self._use(sources)
+
+    def _use(self, sources: dict[int, _Source]) -> None:
+        self.sources = sources
+        # Rows the source agreement lets go to `to_party` are not counted: `policies.onward`
+        # decides, e.g. a return to the party that provided them (a 疑義照会 naming the rows it
+        # asks about). Per source, as flows (and so providers) differ.
+        self.allowed = {sid for sid, s in sources.items() if self._allowed(s)}
+
+    def _allowed(self, source: _Source) -> bool:
+        agreement = self.rt.agreements.get(source.agreement)
+        if agreement is None:
+            return False  # refused in _refusal, naming the agreement no longer loaded
+        provider = next((f.provider for f in agreement.flows if f.id == source.flow), None)
+        refusal = onward_refusal(
+            agreement,
+            source.holder,
+            self.to_party,
+            provider=provider,
+            to_contractor=self.to_contractor,
+        )
+        return refusal is None
+
+    def add(
+        self, found: dict[bytes, set[int]], pending: list[tuple[list[bytes], list[bytes]]]
+    ) -> None:
+        if not found:
+            return
+        if any(sid not in self.sources for ids in found.values() for sid in ids):
+            self._use(_sources(self.rt))  # a holding remembered since the guard began
+        for row_fps, id_fps in pending:
+            by_row = {sid for fp in row_fps for sid in found.get(fp, ())}
+            by_id = {sid for fp in id_fps for sid in found.get(fp, ())}
+            for agreement in {self.sources[sid].agreement for sid in by_row | by_id}:
+                self.matched[agreement] += 1
+            whole = self._groups(by_row)
+            for key in whole:
+                self.groups[key].whole += 1
+            for key in self._groups(by_id) - whole:
+                self.groups[key].identity += 1
+
+    def _groups(self, hits: set[int]) -> set[tuple[str, str]]:
+        """The (agreement, holder) groups of the sources hit, noting their flows and holdings."""
+        keys: set[tuple[str, str]] = set()
+        for sid in hits - self.allowed:
+            source = self.sources[sid]
+            key = (source.agreement, source.holder)
+            self.groups[key].flows.add(source.flow)
+            self.groups[key].holdings.add(source.holding)
+            keys.add(key)
+        return keys
+
+    def result(self, rows: int) -> GuardResult:
+        reasons: list[tuple[int, Reason]] = []
+        for (agreement, holder), group in self.groups.items():
+            count = group.whole + group.identity
+            reason = self._refusal(agreement, holder, group, count, rows)
+            if reason is not None:
+                reasons.append((count, reason))
+                log.warning(
+                    "onward provision to %s refused: %d rows received under %s",
+                    self.to_party,
+                    count,
+                    agreement,
+                )
+        reasons.sort(key=lambda item: (-item[0], item[1].term or ""))
+        return GuardResult(rows, tuple(r for _, r in reasons), dict(self.matched))
+
+    def _refusal(
+        self, agreement_id: str, holder: str, group: _Group, count: int, rows: int
+    ) -> Reason | None:
+        holdings = sorted(group.holdings)
+        more = f" and {len(holdings) - 3} more" if len(holdings) > 3 else ""
+        what = (
+            f"{count} of the {rows} rows of this file match data received under agreement "
+            f"{agreement_id} (flow {', '.join(sorted(group.flows))}, held by {holder}, "
+            f"holding {', '.join(holdings[:3])}{more}; {group.whole} whole rows, "
+            f"{group.identity} by name with birth date or residence card number)"
+        )
+        agreement = self.rt.agreements.get(agreement_id)
+        if agreement is None:
+            return Reason(
+                "onward.forbidden",
+                f"{what}, an agreement no longer loaded: whether they may go to "
+                f"{self.to_party} cannot be decided; load the agreement or remove the rows",
+                f"{agreement_id}/onward",
+            )
+        refusal = onward_refusal(agreement, holder, self.to_party, to_contractor=self.to_contractor)
+        if refusal is None:
+            return None
+        return Reason(
+            "onward.forbidden", f"{what}. {refusal.message}", refusal.term, clause=refusal.clause
+        )
+
+
+def _unreadable(exc: TableError) -> Reason:
+    return Reason(
+        "onward.unreadable",
+        "the file cannot be read as a table, so the onward "
+        f"provision guard (再提供の禁止) cannot check it for received data: {exc.message}",
+        row=exc.row,
+    )

@@ -1,0 +1,783 @@
+"""Inbound intake (受信): files that reach this gateway become holdings, or are refused and kept.
+
+A complete delivery (manifest, file, password) is moved in under a recorded intent, checked
+(manifest, hashes, witness signatures) and decrypted straight into an encrypted-at-rest copy.
+It never writes plaintext to disk, never logs a password and never releases data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import stat
+import time
+import weakref
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyzipper
+
+from gateway.errors import ConfigError, KeyFileError, StorageError, TachiaiError
+from gateway.exchange.manifest import SUFFIX, Manifest, ManifestError, verify
+from gateway.identity import age
+from gateway.inbound import erasure, holdings
+from gateway.inbound.holdings import Holding, HoldingState
+from gateway.outbound.sealing import MAX_WORKBOOK
+from gateway.runtime import Runtime
+from gateway.state import clock
+from gateway.state.spool import CHUNK, inspect, open_regular, refuse_linked, sha256_file, sync_dir
+from gateway.state.store import Store
+from policies.reasons import Reason
+from policies.retention import disposal_deadline
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60.0  # deadlines are decided by the day: a minute is plenty
+DATA = "data.enc"  # the encrypted-at-rest copy in a holding's folder
+PARTS = ("manifest.json", "sealed", "password")
+_MAX_PASSWORD_DOC = 4096
+_last_sweep: weakref.WeakKeyDictionary[Store, float] = weakref.WeakKeyDictionary()
+_waiting: set[str] = set()  # names already logged as waiting for their password
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A complete delivery in the inbox: the parts' paths, not yet opened or trusted."""
+
+    name: str
+    manifest: Path
+    sealed: Path
+    password: Path | None
+
+
+def poll_inbound(rt: Runtime) -> int:
+    """One pass of the receiving side, for the daemon's loop; returns deliveries taken in.
+
+    Finishes what a crash interrupted (intake, erasure), takes in every complete delivery, and
+    sweeps deadlines once a minute. Never raises: a partner's bad file is refused and kept, and
+    any other failure is logged and retried at the next pass.
+    """
+    if not rt.settings.inbound.enabled:
+        return 0
+    taken = 0
+    try:
+        holdings.ensure_tables(rt)
+        for h in holdings.find(rt, states=[HoldingState.ARRIVING]):
+            _guarded(rt, h.id, lambda h=h: process(rt, h))
+        for h in holdings.find(rt, states=holdings.DISPOSED, unerased=True):
+            _guarded(rt, h.id, lambda h=h: holdings.erase(rt, h))
+        for arrival in arrivals(rt):
+            taken += _guarded(rt, arrival.name, lambda a=arrival: take(rt, a) is not None)
+        if time.monotonic() - _last_sweep.get(rt.store, -1e9) >= SWEEP_SECONDS:
+            _last_sweep[rt.store] = time.monotonic()
+            from gateway.inbound.sweep import sweep_holdings
+
+            sweep_holdings(rt)
+    except TachiaiError as exc:
+        log.error("inbound: %s", exc.diagnostics())
+    except Exception:
+        log.exception("inbound: internal error; it is retried at the next pass")
+    return taken
+
+
+def arrivals(rt: Runtime) -> list[Arrival]:
+    """Complete deliveries in the inbox, by name. A ZIP waits for its password.
+
+    Raises:
+        StorageError: the inbox cannot be listed, or passes through a symbolic link.
+    """
+    inbound = rt.settings.inbound
+    assert inbound.inbox is not None
+    inbox = inbound.inbox
+    refuse_linked(inbox, "the inbound inbox")
+    try:
+        names = sorted(os.listdir(inbox))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StorageError(f"cannot list the inbox {inbox}: {exc.strerror}") from exc
+    found = []
+    for name in names:
+        sealed_name = name[: -len(SUFFIX)]
+        if name.startswith(".") or not name.endswith(SUFFIX) or not sealed_name:
+            continue  # temporary names of uploads in progress, and everything else
+        if not _storable(name):
+            if name not in _waiting:
+                _waiting.add(name)
+                log.warning(
+                    "a manifest in the inbox has a name that is not printable UTF-8; "
+                    "it is left where it is: ask the provider what it is"
+                )
+            continue
+        if not os.path.lexists(inbox / sealed_name):
+            continue  # the file itself is not there (yet)
+        password = None
+        if sealed_name.endswith(".zip") and inbound.password_channel is not None:
+            refuse_linked(inbound.password_channel, "the inbound password folder")
+            password = inbound.password_channel / f"{sealed_name}.password"
+            if not os.path.lexists(password):
+                if sealed_name not in _waiting:
+                    _waiting.add(sealed_name)
+                    log.info(
+                        "%s waits for its password in %s", sealed_name, inbound.password_channel
+                    )
+                continue
+        _waiting.discard(sealed_name)
+        found.append(Arrival(sealed_name, inbox / name, inbox / sealed_name, password))
+    return found
+
+
+def take(rt: Runtime, arrival: Arrival) -> Holding | None:
+    """Record the intent, move the parts in, and verify: received, refused, or a duplicate.
+
+    Raises:
+        StorageError: the parts cannot be moved (e.g. the inbox is on another file system).
+    """
+    now = clock.now_ns()
+    h = Holding(
+        id=holdings.new_holding_id(),
+        state=HoldingState.ARRIVING.value,
+        delivered_name=arrival.name,
+        created_ns=now,
+        updated_ns=now,
+        inbox=holdings.dumps(
+            {
+                "manifest": str(arrival.manifest),
+                "sealed": str(arrival.sealed),
+                "password": str(arrival.password or ""),
+            }
+        ),
+    )
+    holdings.create(rt, h)
+    return process(rt, h)
+
+
+def process(rt: Runtime, h: Holding) -> Holding | None:
+    """ARRIVING → RECEIVED | REFUSED, from the parts in the holding's folder. Idempotent: after a
+    crash it starts again from the parts, with a fresh key. None: it was a duplicate.
+
+    Raises:
+        StorageError: the folder or the state database cannot be written.
+    """
+    folder = holdings.folder_of(rt, h.id)
+    _move_in(h, folder)
+    checked = _check(rt, h, folder)
+    if isinstance(checked, Holding):
+        return checked
+    if checked is None:
+        return None
+    reasons, h = checked
+    return _refuse(rt, h, folder, reasons)
+
+
+def holding_format(rt: Runtime, h: Holding) -> str | None:
+    """The dataset format (csv, xlsx) of a holding's flow, for whoever reads its rows."""
+    agreement = rt.agreements.get(h.agreement or "")
+    if agreement is None or h.flow is None:
+        return None
+    try:
+        return agreement.dataset_of(agreement.flow(h.flow)).format
+    except KeyError:
+        return None
+
+
+# -- private ----------------------------------------------------------------------------------
+
+
+def _guarded(rt: Runtime, what: str, work: Any) -> int:
+    """Run one unit of work; a failure is logged and leaves it for the next pass."""
+    try:
+        return int(bool(work()))
+    except TachiaiError as exc:
+        log.error("inbound %s: %s", what, exc.diagnostics())
+    except Exception:
+        log.exception("inbound %s: internal error; it is retried at the next pass", what)
+    return 0
+
+
+def _move_in(h: Holding, folder: Path) -> None:
+    """Rename each part that is still in the inbox into the folder (never its target)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sources = holdings.loads(h.inbox)
+    for part, key in zip(PARTS, ("manifest", "sealed", "password"), strict=True):
+        source, target = sources.get(key) or "", folder / part
+        if not source or not os.path.lexists(source) or os.path.lexists(target):
+            continue
+        try:
+            os.rename(source, target)  # moves a planted link itself, never what it points at
+        except OSError as exc:
+            raise StorageError(
+                f"cannot move {Path(source).name} into the holdings folder: {exc.strerror}",
+                hint="put the inbound inbox and password folder on the state directory's file "
+                "system, writable by the gateway",
+            ) from exc
+        sync_dir(Path(source).parent)
+    sync_dir(folder)
+
+
+def _check(rt: Runtime, h: Holding, folder: Path) -> Holding | tuple[list[Reason], Holding] | None:
+    """The checks in order; the first that fails is the reason (with the holding as known)."""
+    today = clock.today()
+    for part in PARTS[:2]:
+        if (reason := _plain_file(folder / part)) is not None:
+            return [reason], h
+    with open_regular(folder / "manifest.json") as fh:
+        raw = fh.read(1 << 20)
+    manifest_sha = hashlib.sha256(raw).hexdigest()
+    h = h.model_copy(update={"manifest_sha256": manifest_sha})
+    try:
+        m = Manifest.from_bytes(raw)
+    except ManifestError as exc:
+        return [Reason(exc.rule, f"{exc}; ask the provider to send the file again")], h
+    h = _described(rt, h, m)
+    if m.delivered_name != h.delivered_name:
+        return [
+            Reason(
+                "inbound.name",
+                f"the manifest describes {m.delivered_name!r}, not the "
+                "file beside it: a file may have been swapped",
+            )
+        ], h
+    duplicate = _duplicate(rt, h, m, folder)
+    if duplicate is None or isinstance(duplicate, tuple):
+        return duplicate
+    verdict = verify(m, rt.agreements, rt.registry, rt.settings.party, today)
+    if verdict.reasons:
+        return list(verdict.reasons), h
+    h = h.model_copy(update={"witnesses": holdings.dumps(list(verdict.witnesses))})
+    size, sealed_sha = sha256_file(folder / "sealed")
+    h = h.model_copy(update={"sealed_size": size, "sealed_sha256": sealed_sha})
+    if (size, sealed_sha) != (m.sealed_size, m.sealed_sha256):
+        return [
+            Reason(
+                "inbound.sealed-hash",
+                "the sealed file's size or SHA-256 is not the one "
+                "the manifest declares: it was damaged or swapped on the way; ask the "
+                "provider to send it again",
+            )
+        ], h
+    agreement = rt.agreements[m.agreement]
+    handlers = [
+        x.name
+        for x in rt.registry.handlers
+        if x.party == rt.settings.party and x.designated(agreement.id, "receive", today)
+    ]
+    if not handlers:
+        return [
+            agreement.reason(
+                "inbound.no-handler",
+                f"no designated receiving handler (受信担当) of {rt.settings.party} for "
+                f"{agreement.id} today; nobody could open it. Designate one in the registry, "
+                "then `tachiai holdings retry ID`",
+                "parties",
+            )
+        ], h
+    h = h.model_copy(update={"handlers": holdings.dumps(handlers)})
+    stored = _store_at_rest(rt, h, m, folder)
+    if stored is not None:
+        return [stored], h
+    deadline = disposal_deadline(agreement, today)
+    return _register(
+        rt, h, m, folder, today.isoformat(), deadline.isoformat() if deadline else None
+    )
+
+
+def _described(rt: Runtime, h: Holding, m: Manifest) -> Holding:
+    """What the manifest claims, kept on the holding; the agreement only when it is loaded
+    (an unknown id would be a ledger header the sender chose)."""
+    known = m.agreement in rt.agreements
+    return h.model_copy(
+        update={
+            "agreement": m.agreement if known else None,
+            "flow": m.flow,
+            "provider": m.provider,
+            "recipient": rt.settings.party,
+            "transfer": m.transfer,
+            "file_name": m.file_name,
+            "profile": m.profile,
+            "size": m.size,
+            "sha256": m.sha256,
+            "sender": m.sender,
+            "replies_to": m.replies_to,
+            "corrects": m.corrects,
+        }
+    )
+
+
+def _duplicate(
+    rt: Runtime, h: Holding, m: Manifest, folder: Path
+) -> bool | tuple[list[Reason], Holding] | None:
+    """False when this transfer is new here; None after dropping a repeat of one we hold (or
+    held); reasons when another file came under a transfer id we already hold."""
+    earlier = [
+        x
+        for x in holdings.find(rt, transfer=m.transfer)
+        if x.id != h.id
+        and x.agreement == m.agreement
+        and x.status not in (HoldingState.ARRIVING, HoldingState.REFUSED)
+    ]
+    if not earlier:
+        return False
+    first = earlier[0]
+    size, sealed_sha = sha256_file(folder / "sealed")
+    if sealed_sha != first.sealed_sha256:
+        return [
+            Reason(
+                "inbound.conflict",
+                f"transfer {m.transfer} was received before as "
+                f"{first.id} with other bytes; this file is kept apart. Ask the provider "
+                "which is right",
+            )
+        ], h
+    # A repeat (a delivery retried after a crash, or a replay): the data is held, or was
+    # certified deleted; the copy is removed and the repeat recorded against the first.
+    with rt.store.transaction() as conn:
+        conn.execute(
+            holdings.H.delete().where(holdings.H.c.id == h.id, holdings.H.c.state == h.state)
+        )
+        rt.store.record(
+            [
+                holdings.event(
+                    "holding.duplicate",
+                    first,
+                    {
+                        "arrival": h.id,
+                        "sealed_sha256": sealed_sha,
+                        "size": size,
+                        "manifest_sha256": h.manifest_sha256,
+                    },
+                    key=f"{h.id}:holding.duplicate",
+                )
+            ],
+            conn,
+        )
+    for part in PARTS:
+        _remove(folder / part)
+    _remove_dir(folder)
+    rt.flush()
+    log.info("a repeat of transfer %s (held as %s) was dropped", m.transfer, first.id)
+    return None
+
+
+def _store_at_rest(rt: Runtime, h: Holding, m: Manifest, folder: Path) -> Reason | None:
+    """Decrypt the sealed file into an encrypted-at-rest copy, checking the plaintext hash."""
+    if m.size > rt.settings.max_file_size:
+        return Reason(
+            "inbound.too-large",
+            f"the file is {m.size} bytes, over the limit of "
+            f"{rt.settings.max_file_size} (intake.max_file_size); ask the provider to "
+            "split it, or the administrator to raise the limit",
+        )
+    key = erasure.new_key(rt.store, h.id, clock.now_ns())
+    writer = erasure.RestWriter(folder / DATA, key, h.id)
+    limited = _Limited(writer, m.size)
+    try:
+        if m.profile == "age":
+            reason = _open_age(rt, folder / "sealed", limited)
+        else:
+            reason = _open_zip(folder, m, limited)
+    except _TooLarge:
+        reason = Reason(
+            "inbound.plain-hash",
+            "the file decrypts to more bytes than the manifest declares; it was not kept",
+        )
+    except BaseException:
+        writer.abort()
+        raise
+    if reason is None and (writer.size, writer.sha256) != (m.size, m.sha256):
+        reason = Reason(
+            "inbound.plain-hash",
+            "the decrypted file's size or SHA-256 is not the "
+            "one the witnesses approved: it is not the approved data; ask the "
+            "provider to send it again",
+        )
+    if reason is not None:
+        writer.abort()
+        erasure.destroy_key(rt.store, h.id)
+        return reason
+    writer.close()
+    return None
+
+
+def _open_zip(folder: Path, m: Manifest, out: _Limited) -> Reason | None:
+    password = folder / "password"
+    if not os.path.lexists(password):
+        return Reason(
+            "inbound.password-missing",
+            "no password arrived for this ZIP (the "
+            "inbound password_channel is not configured); configure it, then "
+            "`tachiai holdings retry ID`",
+        )
+    if (reason := _plain_file(password)) is not None:
+        return reason
+    with open_regular(password) as fh:
+        zip_password, book_password = _passwords(fh.read(_MAX_PASSWORD_DOC + 1))
+    if zip_password is None or (m.profile != "zip-aes256") != (book_password is not None):
+        return Reason(
+            "inbound.password",
+            "the password document is not the one for this "
+            "profile; ask the provider to send the password again",
+        )
+    try:
+        with pyzipper.AESZipFile(folder / "sealed") as zf:
+            infos = zf.infolist()
+            if len(infos) != 1 or infos[0].filename != m.file_name:
+                return Reason(
+                    "inbound.zip-entries",
+                    "the ZIP must hold exactly the one file the manifest names",
+                )
+            if not infos[0].flag_bits & 0x1:
+                return Reason(
+                    "inbound.not-encrypted",
+                    "the ZIP entry is not encrypted; the agreement requires an encrypted file",
+                )
+            zf.setpassword(zip_password.encode("ascii"))
+            with zf.open(infos[0]) as src:
+                if book_password is None:
+                    while chunk := src.read(CHUNK):
+                        out.write(chunk)
+                    return None
+                book = src.read(MAX_WORKBOOK + 1)
+    except (
+        RuntimeError,
+        zipfile.BadZipFile,
+        zlib.error,
+        ValueError,
+        EOFError,
+        KeyError,
+        NotImplementedError,
+        OSError,
+    ) as exc:
+        return Reason(
+            "inbound.decrypt",
+            "the ZIP does not open with the password that came "
+            f"for it, or is damaged ({exc.__class__.__name__}); ask the provider to "
+            "send the file and its password again",
+        )
+    return _open_workbook(book, book_password, out)
+
+
+def _open_workbook(book: bytes, password: str, out: _Limited) -> Reason | None:
+    """seed 003: the workbook inside the ZIP has a password of its own."""
+    from msoffcrypto.exceptions import DecryptionError, FileFormatError, InvalidKeyError
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    if len(book) > MAX_WORKBOOK:
+        return Reason("inbound.too-large", "the workbook is too large to open here")
+    plain = io.BytesIO()
+    try:
+        encrypted = OOXMLFile(io.BytesIO(book))
+        encrypted.load_key(password=password)
+        encrypted.decrypt(plain)
+    except (
+        DecryptionError,
+        FileFormatError,
+        InvalidKeyError,
+        ValueError,
+        KeyError,
+        OSError,
+        AssertionError,
+    ) as exc:
+        return Reason(
+            "inbound.decrypt",
+            "the workbook does not open with its password, or is "
+            f"damaged ({exc.__class__.__name__}); ask the provider to send it again",
+        )
+    out.write(plain.getvalue())
+    return None
+
+
+def _open_age(rt: Runtime, sealed: Path, out: _Limited) -> Reason | None:
+    path = rt.settings.inbound.age_identity
+    if path is None:
+        return Reason(
+            "inbound.age-identity",
+            "an age file arrived but no inbound.age_identity "
+            "is configured; configure it, then `tachiai holdings retry ID`",
+        )
+    try:
+        if os.stat(path).st_mode & 0o077:
+            raise ConfigError(f"{path} is readable by other users", hint=f"chmod 600 {path}")
+        identities = age.parse_identities(path.read_text(encoding="ascii"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the age identity {path}: {exc}") from exc
+    except KeyFileError as exc:
+        raise ConfigError(f"{path}: {exc}", hint=exc.hint) from exc
+    try:
+        with open_regular(sealed) as src:
+            age.decrypt(src, out, identities)  # type: ignore[arg-type]
+    except age.AgeError as exc:
+        return Reason("inbound.decrypt", f"{exc}; ask the provider to send the file again")
+    return None
+
+
+def _register(
+    rt: Runtime, h: Holding, m: Manifest, folder: Path, received_on: str, deadline: str | None
+) -> Holding:
+    agreement = rt.agreements[m.agreement]
+    retention = agreement.retention
+    corrected = (
+        [
+            x
+            for x in holdings.find(rt, transfer=m.corrects)
+            if x.agreement == m.agreement and x.id != h.id
+        ]
+        if m.corrects
+        else []
+    )
+    thread = _thread_ref(rt, m.replies_to)
+    h = h.model_copy(update={"received_on": received_on, "deadline": deadline})
+    data: dict[str, Any] = {
+        "file_name": m.file_name,
+        "size": m.size,
+        "sha256": m.sha256,
+        "sealed_sha256": m.sealed_sha256,
+        "manifest_sha256": h.manifest_sha256,
+        "profile": m.profile,
+        "sender": m.sender,
+        "witnesses": h.names("witnesses"),
+        "handlers": h.names("handlers"),
+        "received_on": received_on,
+        "retention": None
+        if retention is None
+        else {
+            "then": retention.then,
+            "after": retention.after,
+            "certificate": retention.certificate,
+            "max_days": retention.max_days,
+        },
+        "terms": [
+            agreement.term(k)
+            for k in ("purpose", "onward", "retention", "obligations", f"flows.{m.flow}")
+        ],
+    }
+    if m.replies_to:
+        data["replies_to"] = {"transfer": m.replies_to, "here": thread}
+    if m.corrects:
+        data["corrects"] = {
+            "transfer": m.corrects,
+            "holdings": [x.id for x in corrected],
+            "agreed": agreement.corrections,
+        }
+    with rt.store.transaction() as conn:
+        received = holdings.transition(
+            rt,
+            h,
+            HoldingState.RECEIVED,
+            [holdings.event("holding.received", h, data)],
+            conn,
+            **_fields(h),
+        )
+        for original in corrected:
+            # 訂正: the correction supersedes what it corrects; its handlers certify it applied.
+            holdings.update(
+                rt,
+                original,
+                [
+                    holdings.event(
+                        "holding.superseded",
+                        original,
+                        {"by": h.id, "by_transfer": m.transfer},
+                        key=f"{original.id}:holding.superseded:{h.id}",
+                    )
+                ],
+                conn,
+                superseded_by=h.id,
+            )
+    _remove(folder / "sealed")
+    _remove(folder / "password", overwrite=True)
+    rt.flush()
+    log.info("holding %s received under %s/%s (transfer %s)", h.id, m.agreement, m.flow, m.transfer)
+    # ── ONWARD-GUARD CALL SITE (再提供の禁止) ─────────────────────────────────────────────
+    # The one place received rows are remembered, right after the holding is registered.
+    remember_received(rt, received)
+    return received
+
+
+def remember_received(rt: Runtime, h: Holding) -> None:
+    """Fingerprint the rows of a newly received holding for the onward-provision guard.
+
+    The rows are read from the encrypted copy, decrypted in memory only. `remember` is
+    idempotent, so a repeat after a crash adds only what is missing. A holding whose rows
+    cannot be read is recorded loudly: until then the guard cannot recognise its copies.
+    """
+    from gateway.exchange import onward_guard
+
+    if h.agreement is None or h.flow is None or h.recipient is None:
+        return
+    try:
+        with holdings.plaintext(rt, h) as stream:
+            done = onward_guard.remember(
+                rt, h.id, h.agreement, h.flow, h.recipient, stream, holding_format(rt, h) or "csv"
+            )
+    except TachiaiError as exc:
+        log.error("holding %s: rows not remembered for the onward guard: %s", h.id, exc)
+        rt.store.record([holdings.event("holding.unremembered", h, {"error": str(exc)})])
+        rt.flush()
+        return
+    rt.store.record(
+        [holdings.event("holding.remembered", h, {"rows": done.rows, "skipped": done.skipped})]
+    )
+    rt.flush()
+
+
+def _thread_ref(rt: Runtime, transfer_id: str | None) -> str | None:
+    """What a reply answers here: one of our own transfers, or a holding of that transfer."""
+    if transfer_id is None:
+        return None
+    try:
+        return rt.store.get(transfer_id).id
+    except TachiaiError:
+        pass
+    found = holdings.find(rt, transfer=transfer_id)
+    return found[0].id if found else None
+
+
+def _refuse(rt: Runtime, h: Holding, folder: Path, reasons: list[Reason]) -> Holding:
+    dicts = [r.as_dict() for r in reasons]
+    now = clock.now_ns()
+    refused = holdings.transition(
+        rt,
+        h,
+        HoldingState.REFUSED,
+        [
+            holdings.event(
+                "holding.refused",
+                h,
+                {
+                    "reasons": dicts,
+                    "delivered_name": h.delivered_name,
+                    "manifest_sha256": h.manifest_sha256,
+                    "sealed_sha256": h.sealed_sha256,
+                    "claimed_agreement": None if h.agreement else _claimed(folder),
+                    "kept_in": str(folder),
+                },
+                key=f"{h.id}:holding.refused:{now}",
+                time_ns=now,
+            )
+        ],
+        reasons=holdings.dumps(dicts),
+        **_fields(h),
+    )
+    rt.flush()
+    log.warning(
+        "delivery %s refused (%s); kept in %s",
+        h.delivered_name,
+        ", ".join(r.rule for r in reasons),
+        folder,
+    )
+    return refused
+
+
+def _fields(h: Holding) -> dict[str, Any]:
+    keep = (
+        "agreement",
+        "flow",
+        "provider",
+        "recipient",
+        "transfer",
+        "file_name",
+        "profile",
+        "size",
+        "sha256",
+        "sealed_size",
+        "sealed_sha256",
+        "manifest_sha256",
+        "sender",
+        "witnesses",
+        "handlers",
+        "received_on",
+        "deadline",
+        "replies_to",
+        "corrects",
+    )
+    return {k: getattr(h, k) for k in keep}
+
+
+def _claimed(folder: Path) -> str | None:
+    """The agreement id an unverified manifest claims, shown only as data (never a header)."""
+    try:
+        return Manifest.from_bytes((folder / "manifest.json").read_bytes()[: 1 << 20]).agreement
+    except (OSError, ManifestError):
+        return None
+
+
+def _storable(name: str) -> bool:
+    """A name we can record and show: printable, and UTF-8 (not undecodable bytes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return name.isprintable()
+
+
+def _plain_file(path: Path) -> Reason | None:
+    try:
+        entry = inspect(path)
+    except FileNotFoundError:
+        return Reason("inbound.missing", f"{path.name} is missing from the delivery")
+    if entry.kind != "file" or entry.links != 1:
+        return Reason(
+            "inbound.not-a-file",
+            f"the delivered {path.name} is a {entry.kind} (or "
+            "has other hard links), not a plain file; it was not opened",
+        )
+    return None
+
+
+def _passwords(doc: bytes) -> tuple[str | None, str | None]:
+    """(zip, workbook) from `gateway.outbound.sealing.password_document`'s two forms."""
+    if len(doc) > _MAX_PASSWORD_DOC:
+        return None, None
+    try:
+        lines = doc.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        return None, None
+    if len(lines) == 1 and ":" not in lines[0] and lines[0].strip():
+        return lines[0].strip(), None
+    fields = dict(line.split(": ", 1) for line in lines if ": " in line)
+    return fields.get("zip-password"), fields.get("workbook-password")
+
+
+def _remove(path: Path, *, overwrite: bool = False) -> None:
+    """Unlink; a password is overwritten first (best effort: see docs/receiving.md)."""
+    try:
+        if overwrite and stat.S_ISREG(os.lstat(path).st_mode):
+            size = os.lstat(path).st_size
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"\0" * size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        path.unlink()
+    except FileNotFoundError:
+        return
+
+
+def _remove_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # something else is in it: kept, never removed blindly
+        folder.rmdir()
+
+
+class _TooLarge(Exception):
+    """More plaintext than the manifest declared (a decompression bomb, or a swapped file)."""
+
+
+class _Limited:
+    """Writes through to the at-rest copy, refusing more bytes than declared."""
+
+    def __init__(self, writer: erasure.RestWriter, limit: int) -> None:
+        self.writer = writer
+        self.limit = limit
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self.writer.size + len(data) > self.limit:
+            raise _TooLarge
+        return self.writer.write(data)

@@ -1,0 +1,227 @@
+"""Witness approvals and rejections (立会者の承認) as SSH signatures over a statement.
+
+The statement names the transfer, agreement, flow, parties, sender, file name, size and SHA-256,
+so a signature approves exactly those bytes and nothing else; a changed byte voids it. Every
+attempt, accepted or refused, is a ledger event an auditor can re-check with `ssh-keygen -Y`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
+from gateway.identity import sshsig
+from gateway.outbound import replies
+from gateway.outbound.lifecycle import State
+from gateway.runtime import Runtime, event
+from gateway.state import clock
+from gateway.state.store import Approval, Transfer
+from policies.approvals import quorum_reached, witness_refusal
+from policies.checkdigits import contains_my_number
+from policies.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+APPROVAL_NAMESPACE = "tachiai-approval"
+REJECTION_NAMESPACE = "tachiai-rejection"
+# Not from `sealed`: the daemon may be delivering it at this moment, and a rejection racing
+# a delivery could leave the partner holding data the ledger calls rejected.
+_REJECTABLE = (State.QUARANTINED, State.AWAITING_APPROVAL, State.APPROVED, State.FAILED)
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    transfer: Transfer
+    witness: str
+    approvals: tuple[str, ...]
+    needed: int
+
+    @property
+    def approved(self) -> bool:
+        return self.transfer.status is State.APPROVED
+
+
+def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None = None) -> bytes:
+    """The exact bytes a witness signs for this transfer (a rejection adds its reason)."""
+    _agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    title = "rejection" if rejection_reason is not None else "approval"
+    lines = [
+        f"tachiai {title} statement v1",
+        f"transfer: {transfer.id}",
+        f"agreement: {transfer.agreement}",
+        f"flow: {transfer.flow}",
+        f"provider: {flow.provider}",
+        f"recipient: {flow.recipient}",
+        f"sender: {transfer.sender or '-'}",
+        f"file-name: {transfer.file_name}",
+        f"size: {transfer.size}",
+        f"sha256: {transfer.sha256}",
+    ]
+    # A reply (疑義照会・回答) or a correction (訂正) names what it answers, so the witnesses
+    # approve the link too; a transfer without one has exactly the lines it always had.
+    from gateway.inbound.holdings import statement_lines
+
+    lines.extend(statement_lines(rt, transfer.id))
+    if rejection_reason is not None:
+        lines.append(f"reason: {' '.join(rejection_reason.split())}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason | None:
+    """Re-derive the witnessed approval from evidence, for the bytes actually sealed.
+
+    The state database says "approved", but whoever can write it could say so falsely or swap
+    the recorded hash. So before anything leaves, every stored signature is verified again over
+    the statement of the sealed bytes (hash and size computed while sealing, parties from the
+    agreement), each signer is mapped through the registry and checked as a witness, and the
+    quorum is counted again. None means approved; otherwise the reason it is not.
+    """
+    agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    message = statement(rt, transfer.model_copy(update={"sha256": sha256, "size": size}))
+    counted: list[str] = []
+    today = clock.today()
+    for approval in rt.store.approvals(transfer.id):
+        try:
+            signed = sshsig.verify(message, approval.signature, APPROVAL_NAMESPACE)
+        except SignatureError:
+            continue  # made over other bytes: it approves nothing here
+        witness = rt.registry.by_key(signed.public_key)
+        if witness_refusal(agreement, flow, witness, transfer.sender, counted, today) is None:
+            assert witness is not None
+            counted.append(witness.name)
+    if quorum_reached(flow, counted, transfer.sender):
+        return None
+    return Reason(
+        "approval.missing", f"only {len(counted)} of {flow.witnesses} required witness "
+        "signature(s) verify over the bytes to be sent; nothing was sent. Drop the file again "
+        "and have it approved anew", f"{transfer.agreement}/flows.{transfer.flow}.witnesses")
+
+
+def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
+    """Check a witness's signature and count it; approve the transfer at quorum.
+
+    Raises:
+        StateError: the transfer is not waiting for approval.
+        SignatureError: the signature is malformed, under another namespace, or over other bytes.
+        CheckFailed: the signer may not witness this transfer, or it is a reply (疑義照会・回答)
+            not yet linked to what it answers (the rule is in the message; nothing counted).
+    """
+    transfer = rt.store.get(transfer_id)
+    if transfer.status is not State.AWAITING_APPROVAL:
+        raise StateError(f"transfer {transfer.id} is {transfer.state}, not awaiting approval",
+                         hint="only transfers in state awaiting_approval can be approved")
+    agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    # 疑義照会・回答: a reply is approved only with its link in the statement. Read before the
+    # statement is made: a link, once fixed, is never removed.
+    unlinked = replies.unlinked_reply(rt, transfer)
+    message = statement(rt, transfer)  # once, before the write transaction below
+    signed = _verify_or_record(rt, transfer, message, signature, APPROVAL_NAMESPACE)
+    witness = rt.registry.by_key(signed.public_key)
+    if unlinked is not None:  # refused before anything is counted
+        _refuse(rt, transfer, replies.link_first(unlinked, transfer.id), signed.fingerprint,
+                witness.name if witness else None)
+    now = clock.now_ns()
+    with rt.store.transaction() as conn:
+        already = _approvers(conn, transfer.id)
+        refusal = witness_refusal(agreement, flow, witness, transfer.sender, already,
+                                  clock.today())
+        if refusal is None:
+            assert witness is not None
+            rt.store.add_approval(Approval(
+                transfer_id=transfer.id, witness=witness.name, fingerprint=signed.fingerprint,
+                sha256=transfer.sha256 or "", signature=signature, created_ns=now), conn)
+            names = (*already, witness.name)
+            events = [event("approval.accepted", transfer, {
+                "witness": witness.name, "fingerprint": signed.fingerprint,
+                "sha256": transfer.sha256, "statement": message.decode("utf-8"),
+                "signature": signature, "namespace": APPROVAL_NAMESPACE,
+            }, actor=witness.name, key=f"{transfer.id}:approval:{witness.name}", time_ns=now)]
+            if quorum_reached(flow, names, transfer.sender):
+                events.append(event("transfer.approved", transfer, {
+                    "witnesses": list(names), "required": flow.witnesses}, time_ns=now))
+                transfer = rt.store.transition(transfer, State.APPROVED, events, conn)
+            else:
+                rt.store.record(events, conn)
+    if refusal is not None:
+        _refuse(rt, transfer, refusal, signed.fingerprint, witness.name if witness else None)
+    assert witness is not None
+    rt.flush()
+    log.info("transfer %s approved by %s (%d of %d)", transfer.id, witness.name, len(names),
+             flow.witnesses)
+    return ApprovalOutcome(transfer, witness.name, names, flow.witnesses)
+
+
+def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transfer:
+    """A designated sender or witness of the providing party stops a transfer.
+
+    Raises:
+        StateError: the transfer is already delivered or rejected.
+        SignatureError / CheckFailed: as for `approve`.
+    """
+    if contains_my_number(reason):
+        raise UsageError("the reason contains what looks like a My Number (個人番号)",
+                         hint="describe the problem without personal data")
+    transfer = rt.store.get(transfer_id)
+    if transfer.status not in _REJECTABLE:
+        raise StateError(f"transfer {transfer.id} is {transfer.state} and can no longer be "
+                         "rejected")
+    agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    signed = _verify_or_record(rt, transfer, statement(rt, transfer, rejection_reason=reason),
+                               signature, REJECTION_NAMESPACE)
+    person = rt.registry.by_key(signed.public_key)
+    today = clock.today()
+    if person is None or person.party != flow.provider or not (
+        person.designated(agreement.id, "witness", today)
+        or person.designated(agreement.id, "send", today)
+    ):
+        _refuse(rt, transfer, Reason("rejection.not-designated", "only a designated sender or "
+                                     "witness of the providing party can reject a transfer"),
+                signed.fingerprint, person.name if person else None)
+    assert person is not None
+    reason_text = " ".join(reason.split())
+    transfer = rt.store.transition(transfer, State.REJECTED, [event(
+        "transfer.rejected", transfer, {
+            "reasons": [Reason("rejection.by-handler", reason_text).as_dict()],
+            "by": person.name, "fingerprint": signed.fingerprint, "signature": signature,
+        }, actor=person.name)],
+        reasons=json.dumps([Reason("rejection.by-handler", reason_text).as_dict()],
+                           ensure_ascii=False))
+    rt.flush()
+    return transfer
+
+
+def _approvers(conn: Connection, transfer_id: str) -> tuple[str, ...]:
+    table = Approval.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(select(table.c.witness).where(table.c.transfer_id == transfer_id)
+                        .order_by(table.c.id))
+    return tuple(str(r[0]) for r in rows)
+
+
+def _verify_or_record(
+    rt: Runtime, transfer: Transfer, message: bytes, signature: str, namespace: str
+) -> sshsig.Signed:
+    try:
+        return sshsig.verify(message, signature, namespace)
+    except SignatureError as exc:
+        _record_refusal(rt, transfer, Reason("approval.signature", str(exc)), None, None)
+        raise
+
+
+def _refuse(rt: Runtime, transfer: Transfer, reason: Reason, fingerprint: str | None,
+            signer: str | None) -> None:
+    _record_refusal(rt, transfer, reason, fingerprint, signer)
+    raise CheckFailed(f"refused: {reason.message} [{reason.rule}]")
+
+
+def _record_refusal(rt: Runtime, transfer: Transfer, reason: Reason, fingerprint: str | None,
+                    signer: str | None) -> None:
+    rt.store.record([event("approval.refused", transfer, {
+        "reason": reason.as_dict(), "fingerprint": fingerprint, "signer": signer,
+    }, actor=signer, key=f"{transfer.id}:approval-refused:{secrets.token_hex(8)}")])
+    rt.flush()
+    log.warning("approval of %s refused: %s", transfer.id, reason.rule)

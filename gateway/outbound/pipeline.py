@@ -1,0 +1,431 @@
+"""The outbound pipeline: each step takes a transfer from one state to the next.
+
+take_in: outbox entry → dropped → (rename into spool) → quarantined | rejected
+check:   quarantined → awaiting_approval | rejected          (policies decide, with reasons)
+seal:    approved → sealed | rejected (file changed after approval: approvals void)
+deliver: sealed → delivered (or retried, then failed)
+Every step is idempotent and starts from what the database and the spool hold, so `advance`
+after a crash (kill -9 anywhere) finishes the work without losing or repeating a delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+from pathlib import Path
+from typing import Any
+
+from gateway import faults
+from gateway.errors import ConfigError, PartnerUnavailable, StateError, StorageError
+from gateway.exchange.onward_guard import inspect_onward
+from gateway.outbound import approvals, pickup, replies
+from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
+from gateway.outbound.intake import Outbox
+from gateway.outbound.lifecycle import State
+from gateway.outbound.sealing import (
+    PASSWORD_PROFILES,
+    PROFILES,
+    SealRefused,
+    age_recipients,
+    new_password,
+    password_document,
+    seal_age,
+    seal_workbook_zip,
+    seal_zip,
+    sealed_intact,
+    sealed_path,
+    suffix,
+)
+from gateway.runtime import Runtime, event, new_transfer_id
+from gateway.state import clock
+from gateway.state.spool import copy_private, inspect, open_regular, write_atomic
+from gateway.state.store import Transfer
+from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel
+from gateway.transports.password_channels import RETRIEVAL_MARK
+from policies.admission import applied_terms, check_period, find_named_sender, find_sender
+from policies.content import check_file
+from policies.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+WORK_STATES = (State.DROPPED, State.QUARANTINED, State.APPROVED, State.SEALED)
+
+
+def take_in(rt: Runtime, outbox: Outbox, path: Path) -> Transfer | None:
+    """Record an intake intent, move the entry into the spool, and quarantine it."""
+    try:
+        entry = inspect(path)
+    except FileNotFoundError:
+        return None
+    _agreement, flow = rt.agreement_flow(outbox.agreement, outbox.flow)
+    now = clock.now_ns()
+    transfer = Transfer(
+        id=new_transfer_id(), agreement=outbox.agreement, flow=outbox.flow,
+        provider=flow.provider, recipient=flow.recipient, state=State.DROPPED.value,
+        file_name=_printable(path.name), source_path=str(path), created_ns=now, updated_ns=now,
+    )
+    rt.store.create(transfer, [event("transfer.dropped", transfer, {
+        "file_name": transfer.file_name, "kind": entry.kind,
+    }, time_ns=now)])
+    faults.crash_point("after-intent")
+    return advance(rt, transfer)
+
+
+def advance(rt: Runtime, transfer: Transfer) -> Transfer:
+    """Take every step the transfer is ready for; stop where it must wait."""
+    steps = {
+        State.DROPPED: _quarantine,
+        State.QUARANTINED: _check,
+        State.APPROVED: _seal,
+        State.SEALED: _deliver,
+    }
+    while (step := steps.get(transfer.status)) is not None:
+        try:
+            nxt = step(rt, transfer)
+        except StateError:
+            log.info("transfer %s was moved on by another process", transfer.id)
+            return rt.store.get(transfer.id)
+        finally:
+            rt.flush()
+        if nxt.state == transfer.state:
+            return nxt
+        transfer = nxt
+    if transfer.status is State.DELIVERED:
+        _erase_password(rt, transfer)
+    return transfer
+
+
+def due(t: Transfer, now_ns: int) -> bool:
+    """Whether a transfer's next attempt is due: delivery retries back off exponentially."""
+    if t.status is not State.SEALED or t.attempts == 0:
+        return True
+    backoff_ns: int = min(2**t.attempts, 300) * 1_000_000_000
+    return now_ns >= t.updated_ns + backoff_ns
+
+
+def recover(rt: Runtime) -> int:
+    """After a start or crash: flush events, finish every unfinished step."""
+    rt.flush()
+    count = 0
+    for transfer in rt.store.in_states(WORK_STATES):
+        advance(rt, transfer)
+        count += 1
+    for transfer in rt.store.in_states([State.DELIVERED]):
+        _erase_password(rt, transfer)
+    return count
+
+
+def _quarantine(rt: Runtime, t: Transfer) -> Transfer:
+    dropped = rt.spool.dropped(t.id)
+    if not os.path.lexists(dropped):
+        source = Path(t.source_path)
+        if not os.path.lexists(source):
+            return _reject(rt, t, [Reason("intake.vanished", "the dropped file disappeared "
+                                          "before it could be taken in; drop it again")])
+        rt.spool.take(source, t.id)
+    faults.crash_point("after-spool-move")
+    # Who dropped it is read from the entry now in our spool, not from the outbox entry seen
+    # before the rename (which another writer of the outbox could have swapped meanwhile).
+    entry = inspect(dropped)
+    owner = _user_name(entry.uid)
+    reasons = _intake_reasons(rt, t, entry.kind, entry.links, entry.size)
+    if reasons:
+        return _reject(rt, t, reasons, size=entry.size, owner=owner)
+    size, digest = copy_private(dropped, rt.spool.payload(t.id))
+    after = rt.store.transition(t, State.QUARANTINED, [event("transfer.quarantined", t, {
+        "size": size, "sha256": digest, "owner": owner})], size=size, sha256=digest, owner=owner)
+    dropped.unlink()  # its bytes are in the private copy, recorded with their hash
+    return after
+
+
+def _intake_reasons(rt: Runtime, t: Transfer, kind: str, links: int, size: int) -> list[Reason]:
+    limit = rt.settings.max_file_size
+    if kind != "file":
+        return [Reason(f"intake.{kind}", f"a {kind} was dropped; only plain files are taken in. "
+                       "Copy the file itself into the outbox")]
+    if links != 1:
+        return [Reason("intake.hardlink", "the file has other hard links; copy the file itself "
+                       "into the outbox instead of linking it")]
+    if size > limit:
+        return [Reason("intake.too-large", f"the file is {size} bytes, over the limit of {limit}; "
+                       "split it or ask the administrator to raise intake.max_file_size")]
+    return _name_reasons(t.file_name, Path(t.source_path).name)
+
+
+# Characters and names Windows refuses or treats as paths: the name becomes the ZIP entry name
+# that the recipient's extractor writes, so `a\..\..\x` or `CON` must never reach it.
+_WINDOWS_FORBIDDEN = set('<>:"/\\|?*')
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+MAX_NAME_BYTES = 200  # leaves room for ".<transfer id>.zip.password" within 255 bytes
+
+
+def _name_reasons(shown: str, actual: str) -> list[Reason]:
+    if shown != actual:
+        return [Reason("intake.file-name", "the file name has control characters or is not "
+                       "valid UTF-8; rename it")]
+    stem = actual.split(".")[0].upper()
+    if (_WINDOWS_FORBIDDEN & set(actual) or actual.endswith((".", " "))
+            or stem in _WINDOWS_RESERVED):
+        return [Reason("intake.file-name", "the file name has characters or a form that "
+                       'Windows cannot store (\\ / : * ? " < > |, a trailing dot or space, or a '
+                       "reserved name such as CON); rename it")]
+    if len(actual.encode("utf-8")) > MAX_NAME_BYTES:
+        return [Reason("intake.file-name", f"the file name is longer than {MAX_NAME_BYTES} "
+                       "bytes and could not be delivered; shorten it")]
+    return []
+
+
+def _check(rt: Runtime, t: Transfer) -> Transfer:
+    rt.spool.dropped(t.id).unlink(missing_ok=True)  # left over if we crashed after copying
+    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    today = clock.today()
+    reasons: list[Reason] = []
+    # A file pulled by an SFTP pickup belongs to the daemon's user: the configuration names
+    # the designated sender it is attributed to; a dropped file, its owner.
+    pulled_by = pickup.designated_sender(rt.settings, Path(t.source_path))
+    sender = (find_named_sender(rt.registry, agreement, flow, pulled_by, today) if pulled_by
+              else find_sender(rt.registry, agreement, flow, t.owner, today))
+    if isinstance(sender, Reason):
+        reasons.append(sender)
+    period = check_period(agreement, today)
+    if period is not None:
+        reasons.append(period)
+    # After a crash mid-split, the file as dropped is `original`: check that again, never the
+    # partial result, so the split is derived the same way twice.
+    original = rt.spool.original(t.id)
+    source = original if original.exists() else rt.spool.payload(t.id)
+    with open_regular(source) as fh:
+        verdict = check_file(fh, agreement, flow, today)
+    reasons.extend(verdict.reasons)
+    if reasons:
+        return _reject(rt, t, reasons, sender=None if isinstance(sender, Reason) else sender.name)
+    assert not isinstance(sender, Reason)
+    facts = verdict.facts
+    changes: dict[str, Any] = {}
+    if facts.get("keep") is not None:
+        # 委任状 scope, outside = "split": only covered rows go; the witnesses approve the split
+        # file, and the file as dropped stays in the spool (never deleted silently).
+        size, digest = rt.spool.split(t.id, facts["keep"])
+        changes = {"size": size, "sha256": digest}
+    # 再提供の禁止: rows this gateway received under another agreement may go on only where
+    # that agreement allows. Judged on exactly the bytes the witnesses will approve.
+    receiver = agreement.parties.get(flow.recipient)
+    with open_regular(rt.spool.payload(t.id)) as fh:
+        onward = inspect_onward(rt, fh, agreement.dataset_of(flow).format, flow.recipient,
+                                to_contractor=receiver is not None
+                                and receiver.kind == "contractor")
+    if onward.reasons:
+        return _reject(rt, t, list(onward.reasons), sender=sender.name, **changes)
+    # 疑義照会・回答: a reply is linked while it awaits approval, and approved only once linked;
+    # said now, so the sender links it before a witness is asked (nothing is linked yet).
+    notices = list(verdict.notices)
+    unlinked = replies.unlinked_reply(rt, t)
+    if unlinked is not None:
+        notices.append(replies.link_first(unlinked, t.id))
+    data = {
+        "sender": sender.name, "pulled_by": pulled_by, "rows": facts.get("rows"),
+        "format": facts.get("format"),
+        "encoding": facts.get("encoding"), "witnesses_required": flow.witnesses,
+        "sha256": changes.get("sha256", t.sha256), "size": changes.get("size", t.size),
+        "notices": [n.as_dict() for n in notices],
+        "applied": sorted({*verdict.applied, *applied_terms(agreement, flow)}),
+    }
+    for key in ("withheld", "provided"):
+        if key in facts:
+            data[key] = facts[key]
+    if changes:
+        data["dropped_sha256"] = t.sha256
+    if onward.matched:
+        data["onward_matched"] = dict(onward.matched)  # provenance: counts per agreement only
+    return rt.store.transition(t, State.AWAITING_APPROVAL, [event(
+        "transfer.checked", t, data, actor=sender.name)], sender=sender.name,
+        rows=facts.get("provided", facts.get("rows")), encoding=facts.get("encoding"), **changes)
+
+
+def _seal(rt: Runtime, t: Transfer) -> Transfer:
+    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    folder = rt.spool.folder(t.id)
+    profile = flow.encryption
+    out = sealed_path(folder, profile)
+    payload = rt.spool.payload(t.id)
+    data: dict[str, Any] = {"profile": profile}
+    try:
+        if profile == "age":
+            # No password at all: the file opens only with a receiving handler's own key.
+            keys = age_recipients(rt.registry, agreement.id, flow.recipient, clock.today())
+            sealed = seal_age(payload, out, [key for _name, key in keys])
+            data["age_recipients"] = [name for name, _key in keys]
+        elif profile in PASSWORD_PROFILES:
+            rt.settings.recipient(t.recipient).require_password_route()  # before any work
+            zip_password = new_password()
+            book_password = new_password() if profile != "zip-aes256" else None
+            write_atomic(folder / "password", password_document(zip_password, book_password))
+            if book_password is None:
+                sealed = seal_zip(payload, t.file_name, out, zip_password,
+                                  rt.settings.compression, rt.settings.compression_level)
+            else:
+                sealed = seal_workbook_zip(payload, t.file_name, out, zip_password, book_password,
+                                           rt.settings.compression, rt.settings.compression_level)
+            data["compression"] = rt.settings.compression
+            if rt.settings.compression == "deflate":
+                data["compression_level"] = rt.settings.compression_level
+        else:
+            raise ConfigError(f"agreement {t.agreement} flow {t.flow}: encryption {profile!r} "
+                              f"is not supported (supported: {', '.join(PROFILES)})")
+    except SealRefused as exc:
+        return _reject(rt, t, [Reason("seal.refused", f"{exc} ({exc.hint})",
+                                      f"{t.agreement}/flows.{t.flow}.encryption")])
+    faults.crash_point("after-seal-write")
+    refusal = None
+    if sealed.plain_sha256 != t.sha256 or sealed.plain_size != t.size:
+        refusal = Reason(
+            "approval.void", "the file changed after it was approved, so every approval is void;"
+            " drop the file again and have it approved anew", f"{t.agreement}/flows.{t.flow}"
+            ".witnesses")
+    else:
+        refusal = approvals.authorize(rt, t, sealed.plain_sha256, sealed.plain_size)
+    if refusal is not None:
+        out.unlink(missing_ok=True)
+        (folder / "password").unlink(missing_ok=True)
+        return _reject(rt, t, [refusal])
+    return rt.store.transition(t, State.SEALED, [event("transfer.sealed", t, {
+        **data, "sealed_sha256": sealed.sealed_sha256, "sealed_size": sealed.sealed_size,
+    })], sealed_sha256=sealed.sealed_sha256, sealed_size=sealed.sealed_size)
+
+
+def _deliver(rt: Runtime, t: Transfer) -> Transfer:
+    # Imported here: this step alone uses them (gateway.exchange.manifest imports this module's
+    # peers).
+    import hashlib
+
+    from gateway.exchange import manifest
+    from gateway.inbound import holdings
+
+    _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    # The party the witnesses' statement named is the flow's; a stored column that says
+    # otherwise was changed behind our back and is never followed.
+    if t.recipient != flow.recipient:
+        return _reject(rt, t, [Reason(
+            "delivery.recipient-changed", f"the transfer names recipient {t.recipient}, but "
+            f"the flow (and the approved statement) names {flow.recipient}; nothing was sent",
+            f"{t.agreement}/flows.{t.flow}.to")])
+    # 疑義照会・回答: a reply leaves only linked to what it answers; the link is in the statement
+    # the witnesses signed (`tachiai transfers link` before approval, where `approvals.approve`
+    # refuses an unlinked reply). Checked again here, the last line of defence.
+    unlinked = replies.unlinked_reply(rt, t)
+    if unlinked is not None:
+        return _reject(rt, t, [unlinked])
+    link = holdings.link_of(rt, t.id)
+    recipient = rt.settings.recipient(flow.recipient)
+    folder = rt.spool.folder(t.id)
+    profile = flow.encryption
+    name = delivered_name(t.id, t.file_name, suffix(profile))
+    # The manifest (送付票) is made from the database alone, so a retry sends the same bytes.
+    document_of_manifest = manifest.build(rt, t, name).to_bytes()
+    parcel = Parcel(transfer_id=t.id, path=sealed_path(folder, profile), name=name,
+                    size=t.sealed_size or 0, sha256=t.sealed_sha256 or "", file_name=t.file_name,
+                    manifest=document_of_manifest if recipient.manifest else None)
+    if not sealed_intact(parcel.path, parcel.size, parcel.sha256):
+        # What goes out must be what was sealed (and recorded): a changed file never leaves.
+        return _reject(rt, t, [Reason(
+            "delivery.seal-changed", "the sealed file in the spool is not the one recorded when "
+            "it was sealed; nothing was sent. Drop the file again and have it approved anew",
+            f"{t.agreement}/flows.{t.flow}.encryption")])
+    transport = transport_for(recipient)
+    current = t
+
+    def committing(location: str) -> None:
+        # The intent, recorded before the file becomes visible: if we crash after the rename
+        # and the partner takes the file meanwhile, the retry knows not to send it again.
+        nonlocal current
+        current = rt.store.update(current, [], delivered_path=location)
+
+    document = None
+    if profile in PASSWORD_PROFILES:
+        try:
+            document = (folder / "password").read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read the password in the spool: {exc.strerror}") from exc
+    issued = None
+    try:
+        if document is not None:
+            # The password goes first, by its own route, so nobody holds a file nobody can open.
+            issued = password_channel_for(recipient, folder).issue(parcel, document)
+        done = transport.send(parcel, renamed_before=t.delivered_path is not None,
+                              committing=committing)
+    except PartnerUnavailable as exc:
+        t = current
+        attempts = t.attempts + 1
+        now = clock.now_ns()
+        refused = isinstance(exc, DeliveryRefused)
+        log.warning("delivery of %s failed (attempt %d): %s", t.id, attempts, exc)
+        events = []
+        if isinstance(exc, HostKeyRefused):
+            events.append(event("transport.host_key_refused", t, {
+                "host": exc.host, "port": exc.port, "expected": list(exc.expected),
+                "offered": exc.offered}, key=f"{t.id}:host-key-refused:{now}", time_ns=now))
+        info = {"attempts": attempts, "error": str(exc), "hint": exc.hint,
+                "transport": recipient.transport, "route": recipient.route()}
+        if refused or attempts >= recipient.attempts:
+            events.append(event("transfer.failed", t, {**info, "refused": refused},
+                                key=f"{t.id}:transfer.failed:{now}", time_ns=now))
+            return rt.store.transition(t, State.FAILED, events, attempts=attempts)
+        events.append(event("delivery.retry", t, {**info, "attempt": attempts},
+                            key=f"{t.id}:delivery.retry:{now}", time_ns=now))
+        return rt.store.update(t, events, attempts=attempts)
+    t = current
+    faults.crash_point("after-deliver")
+    events = []
+    password_path = None
+    if issued is not None:
+        password_path = issued.location if issued.kind != "retrieval" else RETRIEVAL_MARK
+        events.append(event("password.issued", t, {
+            "channel": issued.kind, "path": password_path, **issued.details}))
+    events.append(event("transfer.delivered", t, {
+        "path": done.location, "transport": done.kind, "sealed_sha256": t.sealed_sha256,
+        **({"manifest": parcel.manifest_name,
+            "manifest_sha256": hashlib.sha256(parcel.manifest).hexdigest()}
+           if parcel.manifest is not None else {}),
+        **({"link": {"relation": link.relation, "transfer": link.remote}} if link else {}),
+        **done.details}))
+    return rt.store.transition(t, State.DELIVERED, events, delivered_path=done.location,
+                               password_path=password_path)
+
+
+
+def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], **changes: Any) -> Transfer:
+    dicts = [r.as_dict() for r in reasons]
+    log.info("transfer %s rejected: %s", t.id, ", ".join(r.rule for r in reasons))
+    data: dict[str, Any] = {"reasons": dicts, "stage": t.state}
+    sender = changes.get("sender", t.sender)
+    if sender is not None:
+        data["sender"] = sender
+    return rt.store.transition(t, State.REJECTED, [event("transfer.rejected", t, data,
+                                                         actor=sender)],
+                               reasons=json.dumps(dicts, ensure_ascii=False), **changes)
+
+
+def _erase_password(rt: Runtime, t: Transfer) -> None:
+    (rt.spool.folder(t.id) / "password").unlink(missing_ok=True)
+
+
+def _user_name(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def _printable(name: str) -> str:
+    """The name as text we can show and sign; undecodable bytes and controls are escaped."""
+    if name.isprintable():
+        try:
+            name.encode("utf-8")
+            return name
+        except UnicodeEncodeError:
+            pass
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
+        .encode("unicode_escape").decode("ascii")

@@ -1,0 +1,189 @@
+"""Reply threads: what an outbound transfer answers (疑義照会・回答) or corrects (訂正), fixed as
+a link before any witness approves it, and the thread both sides read back.
+
+The agreement decides which links are allowed (`policies.admission`); this module looks up what
+they name, records them, and tells checking, approval and delivery when a reply has none. It
+never moves a link once fixed and never links a transfer a witness has approved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import insert, select
+
+from gateway.errors import CheckFailed, InputError, StateError
+from gateway.inbound import holdings
+from gateway.inbound.holdings import Holding
+from gateway.outbound.lifecycle import State
+from gateway.runtime import Runtime
+from gateway.runtime import event as transfer_event
+from gateway.state import clock
+from gateway.state.store import Approval, Transfer
+from policies.admission import check_correction, check_reply
+from policies.agreement import Agreement, Flow
+from policies.reasons import Reason
+
+
+def link_transfer(
+    rt: Runtime, transfer_id: str, relation: str, ref: str, operator: str
+) -> holdings.TransferLink:
+    """Fix what an outbound transfer answers or corrects, before any witness approves it.
+
+    Raises:
+        StateError: the transfer is not awaiting approval, already has approvals or a link.
+        NotFound: no such holding or transfer.
+        CheckFailed: the agreement does not allow this link (the rule is in the message).
+    """
+    holdings.ensure_tables(rt)
+    t = rt.store.get(transfer_id)
+    if t.status is not State.AWAITING_APPROVAL or rt.store.approvals(t.id):
+        raise StateError(
+            f"transfer {t.id} is {t.state}; a link is fixed before any witness approves it",
+            hint="drop the file again to link it",
+        )
+    if holdings.link_of(rt, t.id) is not None:
+        raise StateError(f"transfer {t.id} is already linked")
+    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    remote, ref_flow, party = _resolve(rt, ref, agreement)
+    if relation == "replies_to":
+        refusal = check_reply(agreement, flow, ref_flow)
+        if refusal is None and flow.recipient != party:
+            refusal = agreement.reason(
+                "reply.party",
+                f"{ref} came from or went to {party}, but flow {flow.id} goes to {flow.recipient}",
+                f"flows.{flow.id}.to",
+            )
+    else:
+        refusal = check_correction(agreement, flow, ref_flow, ref)
+    if refusal is not None:
+        raise CheckFailed(f"refused: {refusal.message} [{refusal.rule}]")
+    link = holdings.TransferLink(
+        transfer=t.id,
+        relation=relation,
+        ref=ref,
+        remote=remote,
+        ref_flow=ref_flow.id,
+        operator=operator,
+        created_ns=clock.now_ns(),
+    )
+    with rt.store.transaction() as conn:
+        # Checked again under the write lock: a witness approving meanwhile signed a statement
+        # without the link (it would not count at sealing, but the link must not move under it).
+        approvals = Approval.__table__  # type: ignore[attr-defined]
+        transfers = Transfer.__table__  # type: ignore[attr-defined]
+        if (
+            conn.execute(select(approvals.c.id).where(approvals.c.transfer_id == t.id)).first()
+            or conn.execute(select(transfers.c.state).where(transfers.c.id == t.id)).scalar()
+            != State.AWAITING_APPROVAL.value
+        ):
+            raise StateError(f"transfer {t.id} was approved or moved on meanwhile; not linked")
+        conn.execute(insert(holdings.L).values(**link.model_dump()))
+        rt.store.record(
+            [
+                transfer_event(
+                    "transfer.linked",
+                    t,
+                    {
+                        "relation": relation,
+                        "ref": ref,
+                        "remote_transfer": remote,
+                        "ref_flow": ref_flow.id,
+                        "operator": operator,
+                    },
+                    key=f"{t.id}:transfer.linked",
+                )
+            ],
+            conn,
+        )
+    rt.flush()
+    return link
+
+
+def unlinked_reply(rt: Runtime, t: Transfer) -> Reason | None:
+    """Why a transfer on a reply flow may not go: it is linked to no transfer of the flow it
+    answers (`policies.admission.check_reply`). None for a linked reply and for a transfer on
+    a flow that answers nothing.
+
+    Raises:
+        ConfigError: the transfer's agreement or flow is not loaded.
+        StorageError: the state database cannot be read.
+    """
+    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    link = holdings.link_of(rt, t.id)
+    answered = None
+    if link is not None and link.relation == "replies_to":
+        answered = next((f for f in agreement.flows if f.id == link.ref_flow), None)
+    return check_reply(agreement, flow, answered)
+
+
+def link_first(reason: Reason, transfer_id: str) -> Reason:
+    """`reason` (an unlinked reply) with the command that links it, for a person to run before
+    any witness approves."""
+    return dataclasses.replace(
+        reason,
+        message=f"{reason.message}: run `tachiai transfers link {transfer_id} --replies-to "
+        "HOLDING_OR_TRANSFER` first, then approve",
+    )
+
+
+def thread(rt: Runtime, h: Holding) -> list[dict[str, str]]:
+    """What this holding answers or corrects, and what answers or corrects it, both sides.
+
+    Raises:
+        StorageError: the state database cannot be read.
+    """
+    items: list[dict[str, str]] = []
+    for relation, remote in (("replies to", h.replies_to), ("corrects", h.corrects)):
+        if remote is None:
+            continue
+        try:
+            t = rt.store.get(remote)
+            items.append({"relation": relation, "id": t.id, "what": f"our transfer, {t.state}"})
+            continue
+        except InputError:
+            pass
+        for x in holdings.find(rt, transfer=remote):
+            items.append({"relation": relation, "id": x.id, "what": f"holding, {x.state}"})
+    for link in holdings.links_to(rt, [h.id, *([h.transfer] if h.transfer else [])]):
+        t = rt.store.get(link.transfer)
+        items.append(
+            {
+                "relation": "answered by" if link.relation == "replies_to" else "corrected by",
+                "id": t.id,
+                "what": f"our transfer, {t.state}",
+            }
+        )
+    for x in holdings.find(rt):
+        if x.id != h.id and h.transfer and h.transfer in (x.replies_to, x.corrects):
+            items.append(
+                {
+                    "relation": "answered by" if x.replies_to == h.transfer else "corrected by",
+                    "id": x.id,
+                    "what": f"holding, {x.state}",
+                }
+            )
+    if h.superseded_by:
+        items.append({"relation": "superseded by", "id": h.superseded_by, "what": "holding"})
+    return items
+
+
+def _resolve(rt: Runtime, ref: str, agreement: Agreement) -> tuple[str, Flow, str]:
+    """(the transfer id both sides know, its flow, the other party) of a holding or transfer.
+
+    Raises:
+        NotFound / CheckFailed: no such holding or transfer, or not one under this agreement.
+    """
+    if ref.startswith("h-"):
+        h = holdings.get(rt, ref)
+        if h.status not in (*holdings.HELD, *holdings.DISPOSED) or h.transfer is None:
+            raise CheckFailed(f"holding {ref} is {h.state}; only received data is answered")
+        if h.agreement != agreement.id or h.flow is None:
+            raise CheckFailed(f"holding {ref} is under {h.agreement}, not {agreement.id}")
+        return h.transfer, agreement.flow(h.flow), h.provider or ""
+    t = rt.store.get(ref)
+    if t.agreement != agreement.id:
+        raise CheckFailed(f"transfer {ref} is under {t.agreement}, not {agreement.id}")
+    if t.status not in (State.DELIVERED, State.ACKNOWLEDGED):
+        raise CheckFailed(f"transfer {ref} is {t.state}; only a delivered transfer is linked")
+    return t.id, agreement.flow(t.flow), t.recipient

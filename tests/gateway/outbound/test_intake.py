@@ -1,0 +1,164 @@
+"""Intake as an attacker and a careless writer would test it: links, FIFOs, folders, oversize
+files, hard links, odd names, and a slow writer that must never be read half-way."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.outbound.intake import IntakeTracker, Outbox, is_upload_name, open_for_writing
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, fast_config
+
+pytestmark = pytest.mark.slow
+
+
+def _only_rejected(demo: Demo) -> dict[str, object]:
+    (transfer,) = demo.wait_state("rejected")
+    return transfer
+
+
+def test_symlink_is_refused_and_kept_without_following_it(demo: Demo, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(csv_bytes(GOOD_ROWS))
+    demo.start()
+    os.symlink(secret, demo.outbox / "link.csv")
+    transfer = _only_rejected(demo)
+    assert transfer["reasons"][0]["rule"] == "intake.symlink"
+    kept = demo.spool / str(transfer["id"]) / "dropped"
+    assert kept.is_symlink(), "the link itself is quarantined"
+    assert transfer["sha256"] is None, "nothing was read through the link"
+    assert secret.exists()
+
+
+def test_fifo_is_refused_without_blocking(demo: Demo) -> None:
+    demo.start()
+    os.mkfifo(demo.outbox / "pipe.csv")
+    transfer = _only_rejected(demo)
+    assert transfer["reasons"][0]["rule"] == "intake.fifo"
+    # The daemon did not hang on the FIFO: it still takes in a good file.
+    demo.drop("good.csv", csv_bytes(GOOD_ROWS))
+    demo.wait_state("awaiting_approval")
+
+
+def test_directory_is_refused(demo: Demo) -> None:
+    demo.start()
+    (demo.outbox / "folder").mkdir()
+    transfer = _only_rejected(demo)
+    assert transfer["reasons"][0]["rule"] == "intake.directory"
+
+
+def test_hard_link_is_refused(demo: Demo, tmp_path: Path) -> None:
+    original = demo.root / "elsewhere.csv"
+    original.write_bytes(csv_bytes(GOOD_ROWS))
+    demo.start()
+    os.link(original, demo.outbox / "linked.csv")
+    transfer = _only_rejected(demo)
+    assert transfer["reasons"][0]["rule"] == "intake.hardlink"
+
+
+def test_oversize_file_is_refused_and_kept(demo: Demo) -> None:
+    fast_config(demo.config, max_file_size=100)
+    data = csv_bytes(GOOD_ROWS)
+    demo.start()
+    demo.drop("big.csv", data)
+    transfer = _only_rejected(demo)
+    assert transfer["reasons"][0]["rule"] == "intake.too-large"
+    assert (demo.spool / str(transfer["id"]) / "dropped").read_bytes() == data
+
+
+def test_upload_names_are_left_until_renamed(demo: Demo) -> None:
+    demo.start()
+    part = demo.outbox / "data.csv.part"
+    part.write_bytes(csv_bytes(GOOD_ROWS))
+    time.sleep(1.5)
+    assert demo.transfers() == [], "a *.part file is still being uploaded"
+    os.replace(part, demo.outbox / "data.csv")
+    demo.wait_state("awaiting_approval")
+
+
+def test_spool_copy_is_private_and_the_dropped_entry_is_released(demo: Demo) -> None:
+    demo.start()
+    demo.drop("a.csv", csv_bytes(GOOD_ROWS))
+    (transfer,) = demo.wait_state("awaiting_approval")
+    folder = demo.spool / str(transfer["id"])
+    assert sorted(p.name for p in folder.iterdir()) == ["payload"]
+    assert (folder / "payload").stat().st_mode & 0o077 == 0
+
+
+def test_slow_writer_is_never_read_half_way(demo: Demo) -> None:
+    """A writer that pauses longer than the settle time with the file still open."""
+    data = csv_bytes(GOOD_ROWS * 200)
+    demo.start()
+    target = demo.outbox / "slow.csv"
+    with open(target, "wb") as fh:
+        fh.write(data[: len(data) // 2])
+        fh.flush()
+        time.sleep(2.0)  # five settle periods with the file open for writing
+        assert demo.transfers() == [], "a file open for writing must not be taken in"
+        fh.write(data[len(data) // 2:])
+    (transfer,) = demo.wait_state("awaiting_approval")
+    assert transfer["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_upload_name_rules() -> None:
+    assert is_upload_name(".hidden.csv") and is_upload_name("x.csv.part")
+    assert is_upload_name("x.csv.tmp") and is_upload_name("x.csv~")
+    assert not is_upload_name("x.csv") and not is_upload_name("part.csv")
+
+
+def test_open_for_writing_sees_a_writer_in_another_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    ino = path.stat().st_ino
+    child = subprocess.Popen([sys.executable, "-c", f"f=open({str(path)!r},'ab'); "
+                              "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        assert ino in open_for_writing({ino})
+    finally:
+        child.communicate(b"")
+    assert ino not in open_for_writing({ino})
+    reader = subprocess.Popen([sys.executable, "-c", f"f=open({str(path)!r},'rb'); "
+                               "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        assert ino not in open_for_writing({ino}), "a reader is not a writer"
+    finally:
+        reader.communicate(b"")
+
+
+def test_tracker_waits_for_the_settle_time(tmp_path: Path) -> None:
+    box = Outbox("a", "f", tmp_path)
+    tracker = IntakeTracker([box], settle_seconds=0.3)
+    (tmp_path / "x.csv").write_bytes(b"1")
+    tracker.scan()
+    assert tracker.ready() == []
+    time.sleep(0.35)
+    assert [p.name for _, p in tracker.ready()] == ["x.csv"]
+    stop = threading.Event()
+
+    def keep_touching() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            (tmp_path / "y.csv").write_bytes(b"1" * n)
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=keep_touching)
+    worker.start()
+    try:
+        time.sleep(0.5)
+        tracker.scan()
+        time.sleep(0.4)
+        assert "y.csv" not in [p.name for _, p in tracker.ready()], "a changing file waits"
+    finally:
+        stop.set()
+        worker.join()
