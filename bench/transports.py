@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench import machine, report
 from bench.results import MB, BenchError, Figure, Params, Result, rate
+from gateway.config.routes import SftpEndpoint
 from gateway.identity import age
 from gateway.outbound import sealing
 from gateway.transports import Parcel
-from gateway.transports.routes import SftpEndpoint
 from gateway.transports.sftp import SftpTransport
 
 NAME = "transports"

@@ -14,6 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.config.routes import (
+    MailRoute,
+    PasswordRoute,
+    SftpEndpoint,
+    check_separate,
+    parse_mail,
+    parse_password_route,
+    parse_sftp,
+)
 from gateway.config.sources import (
     SFTP_KEYS,
     InboundPickupSource,
@@ -24,15 +33,6 @@ from gateway.config.sources import (
     parse_pickup,
 )
 from gateway.errors import ConfigError
-from gateway.transports.routes import (
-    MailRoute,
-    PasswordRoute,
-    SftpEndpoint,
-    check_separate,
-    parse_mail,
-    parse_password_route,
-    parse_sftp,
-)
 
 __all__ = [
     "DEFAULT_CONFIG",

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.config.routes import PasswordRoute, SftpEndpoint, check_separate, parse_sftp
 from gateway.errors import ConfigError
-from gateway.transports.routes import PasswordRoute, SftpEndpoint, check_separate, parse_sftp
 
 PICKUP_AFTER = ("delete", "rename")
 

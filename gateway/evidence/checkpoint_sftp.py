@@ -27,8 +27,8 @@ from audit.checkpoints import (
     history_name,
 )
 from audit.notes import NoteVerifier
+from gateway.config.routes import SftpEndpoint
 from gateway.errors import PartnerUnavailable
-from gateway.transports.routes import SftpEndpoint
 
 if TYPE_CHECKING:
     from gateway.transports.sftp import Session

@@ -31,11 +31,11 @@ from audit.checkpoints import (
 from audit.errors import AuditError, LedgerIntegrityError
 from audit.ledger import Ledger
 from audit.notes import NoteError, NoteSigner, NoteVerifier
+from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, KeyFileError, StorageError
 from gateway.evidence.checkpoint_sftp import SftpSink
 from gateway.state import clock
-from gateway.transports.routes import SftpEndpoint
 
 log = logging.getLogger(__name__)
 

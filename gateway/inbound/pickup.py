@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import faults
+from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import InboundPickupSource, Settings
 from gateway.errors import ConfigError
 from gateway.exchange.manifest import SUFFIX
@@ -29,7 +30,6 @@ from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.state.spool import refuse_linked
 from gateway.transports import HostKeyRefused, landing
-from gateway.transports.routes import SftpEndpoint
 
 if TYPE_CHECKING:
     from gateway.transports.sftp import Session

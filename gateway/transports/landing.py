@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit.events import Draft
+from gateway.config.routes import SftpEndpoint
 from gateway.errors import PartnerUnavailable, StorageError, TachiaiError
 from gateway.state import clock
 from gateway.state.spool import sync_dir, write_atomic
 from gateway.transports import HostKeyRefused
-from gateway.transports.routes import SftpEndpoint
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from gateway.config.routes import MailRoute
 from gateway.errors import PartnerUnavailable, StorageError
 from gateway.transports import DeliveryRefused, Parcel, Receipt
-from gateway.transports.routes import MailRoute
 
 _BODY = """\
 tachiai より、確認書に基づくファイルを送付します。

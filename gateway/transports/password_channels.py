@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.config.routes import PasswordRoute, SftpEndpoint
 from gateway.errors import PartnerUnavailable
 from gateway.state.spool import write_atomic
 from gateway.transports import Parcel, Receipt
 from gateway.transports.local import refuse_links
-from gateway.transports.routes import PasswordRoute, SftpEndpoint
 
 #: The spool file that holds a password until a designated receiving handler retrieves it.
 RETRIEVABLE = "retrievable-password"

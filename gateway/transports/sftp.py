@@ -25,9 +25,9 @@ from typing import Any, BinaryIO
 
 import paramiko
 
+from gateway.config.routes import SftpEndpoint, host_fingerprint, key_blob
 from gateway.errors import PartnerUnavailable, TachiaiError
 from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel, Receipt
-from gateway.transports.routes import SftpEndpoint, host_fingerprint, key_blob
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import pytest
 from audit.checkpoints import SignedCheckpoint, notes_in, parse, read_places
 from audit.ledger import Ledger
 from audit.notes import NoteVerifier
+from gateway.config.routes import SftpEndpoint
 from gateway.evidence.checkpoint_sftp import SftpSink
 from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings, DirectorySink
-from gateway.transports.routes import SftpEndpoint
 from tests.audit.ledgers import attack, transfer_events
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
 from tests.gateway.conftest import needs_sshd

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gateway import bootstrap
+from gateway.config.routes import MailRoute
 from gateway.config.settings import load_settings
 from gateway.exchange.manifest import Manifest
 from gateway.identity import age, sshsig
@@ -35,7 +36,6 @@ from gateway.state.store import Transfer
 from gateway.transports import Parcel
 from gateway.transports.local import LocalTransport
 from gateway.transports.mail import MailTransport
-from gateway.transports.routes import MailRoute
 
 AGREEMENT = "isa-nhi-status-loss"
 ROOT = Path(__file__).resolve().parents[3]

@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from gateway.transports.routes import SftpEndpoint
+from gateway.config.routes import SftpEndpoint
 
 SFTP_USER = "nobody"
 

@@ -18,8 +18,8 @@ import pytest
 import pyzipper
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from gateway.config.routes import host_fingerprint, key_blob
 from gateway.identity import age
-from gateway.transports.routes import host_fingerprint, key_blob
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes, needs_7zz, sealed_files
 from tests.gateway.conftest import needs_sshd
 from tests.gateway.transports.servers import SmtpServer, Sshd, ssh_keygen

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.routes import host_fingerprint, key_blob
 from gateway.faults import ENV, PICKUP_POINTS
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup, landing_root
 from gateway.transports import HostKeyRefused
-from gateway.transports.routes import host_fingerprint, key_blob
 from tests.conftest import wait_for
 from tests.gateway.conftest import needs_sshd
 from tests.gateway.inbound.test_holdings_pair import ROWS, Pair, csv_bytes, pair

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import pyzipper
 
+from gateway.config.routes import MailRoute
 from gateway.errors import PartnerUnavailable
 from gateway.outbound import sealing
 from gateway.transports import DeliveryRefused, Parcel
 from gateway.transports.mail import MailTransport
-from gateway.transports.routes import MailRoute
 from tests.gateway.transports.servers import SmtpServer, free_port
 
 pytestmark = pytest.mark.slow

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.routes import SftpEndpoint, host_fingerprint, key_blob
 from gateway.errors import PartnerUnavailable
 from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel
-from gateway.transports.routes import SftpEndpoint, host_fingerprint, key_blob
 from gateway.transports.sftp import SftpTransport, put_small
 from tests.gateway.conftest import needs_sshd
 from tests.gateway.transports.servers import Sshd, free_port, ssh_keygen

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.routes import host_fingerprint, key_blob
 from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
-from gateway.transports.routes import host_fingerprint, key_blob
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH9rGilOgv4wsUiJDjQUzbJfzahVqKx31NxqlXPuBpoO"
 HEAD = """
