@@ -14,7 +14,6 @@ import hashlib
 import os
 import stat
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,10 +22,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway.errors import KeyFileError
+from gateway.identity.securitykeys import (
+    SK_ECDSA,
+    SK_ED25519,
+    SecurityKey,
+    security_key_blob,
+    security_key_from_blob,
+)
 
-#: FIDO2 security key types (PROTOCOL.u2f): the private half never leaves the token.
-SK_ED25519 = "sk-ssh-ed25519@openssh.com"
-SK_ECDSA = "sk-ecdsa-sha2-nistp256@openssh.com"
 #: Key types a witness may use, as named in OpenSSH public key lines.
 KEY_TYPES = (
     "ssh-ed25519",
@@ -37,21 +40,6 @@ KEY_TYPES = (
     SK_ED25519,
     SK_ECDSA,
 )
-
-
-@dataclass(frozen=True)
-class SecurityKey:
-    """The public half of a FIDO2 security key (PROTOCOL.u2f "SSH U2F public keys"): an ed25519
-    or ECDSA P-256 key bound to an application string (usually "ssh:"). Its signatures are
-    made by the token over the application's hash, flags and counter (see `sshsig`)."""
-
-    key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
-    application: bytes
-
-    @property
-    def key_type(self) -> str:
-        """The OpenSSH type name: sk-ssh-ed25519@openssh.com or sk-ecdsa-sha2-nistp256@…"""
-        return SK_ED25519 if isinstance(self.key, ed25519.Ed25519PublicKey) else SK_ECDSA
 
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -66,7 +54,6 @@ _PRIVATE_CLASSES = (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.R
 _PUBLIC_CLASSES = (
     ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey, SecurityKey
 )
-_SK_MAX_APPLICATION = 256
 _MAX_KEY_FILE = 64 * 1024
 _COPY_HINT = "copy the whole single line of the .pub file again, unchanged"
 _NEW_KEY_HINT = "make a new key with `ssh-keygen -t ed25519 -f PATH` and register its public key"
@@ -124,7 +111,7 @@ def public_key_line(key: PublicKey | PrivateKey) -> str:
     """
     public = _public(key)
     if isinstance(public, SecurityKey):
-        return public.key_type + " " + base64.b64encode(_security_key_blob(public)).decode()
+        return public.key_type + " " + base64.b64encode(security_key_blob(public)).decode()
     return public.public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     ).decode("ascii")
@@ -180,7 +167,7 @@ def public_key_from_blob(blob: bytes, expected_type: str | None = None) -> Publi
         )
     key: object
     if key_type in (SK_ED25519, SK_ECDSA):
-        key = _security_key_from_blob(blob, key_type)
+        key = security_key_from_blob(blob, key_type, _COPY_HINT)
     else:
         line = key_type.encode("ascii") + b" " + base64.b64encode(blob)
         try:
@@ -359,53 +346,6 @@ def _check_key_kind(key: object, what: str) -> None:
         f"{what} is of a type the gateway does not accept (accepted: {', '.join(KEY_TYPES)})",
         hint=_NEW_KEY_HINT,
     )
-
-
-def _security_key_blob(key: SecurityKey) -> bytes:
-    """PROTOCOL.u2f: string(type) [string("nistp256")] string(key) string(application)."""
-    if isinstance(key.key, ed25519.Ed25519PublicKey):
-        raw = key.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        parts = [SK_ED25519.encode(), raw, key.application]
-    else:
-        point = key.key.public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        parts = [SK_ECDSA.encode(), b"nistp256", point, key.application]
-    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
-
-
-def _security_key_from_blob(blob: bytes, key_type: str) -> SecurityKey:
-    """Decode a security key's public blob; every fault is a KeyFileError. Canonical form is
-    checked by the caller, by encoding the result again."""
-    malformed = KeyFileError(f"the {key_type} public key is malformed", hint=_COPY_HINT)
-    fields: list[bytes] = []
-    pos = 0
-    while pos < len(blob):
-        if len(blob) - pos < 4:
-            raise malformed
-        (length,) = struct.unpack(">I", blob[pos : pos + 4])
-        if length > len(blob) - pos - 4:
-            raise malformed
-        fields.append(blob[pos + 4 : pos + 4 + length])
-        pos += 4 + length
-    try:
-        inner: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
-        if key_type == SK_ED25519:
-            if len(fields) != 3 or len(fields[1]) != 32:
-                raise malformed
-            inner = ed25519.Ed25519PublicKey.from_public_bytes(fields[1])
-        else:
-            if len(fields) != 4 or fields[1] != b"nistp256":
-                raise malformed
-            inner = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), fields[2])
-    except (ValueError, NotImplementedError, TypeError):
-        raise malformed from None
-    application = fields[-1]
-    if not 0 < len(application) <= _SK_MAX_APPLICATION:
-        raise KeyFileError(
-            f"the {key_type} public key names no (or an overlong) application", hint=_COPY_HINT
-        )
-    return SecurityKey(inner, application)
 
 
 def _blob_type(blob: bytes) -> str:

@@ -17,19 +17,16 @@ from typing import NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
 
 from gateway.errors import KeyFileError, SignatureError
+from gateway.identity.securitykeys import SK_ECDSA, SK_ED25519, SecurityKey
 from gateway.identity.sshkeys import (
-    SK_ECDSA,
-    SK_ED25519,
     PrivateKey,
-    PublicKey,
-    SecurityKey,
     fingerprint,
     public_key_blob,
     public_key_from_blob,
@@ -298,11 +295,14 @@ def _check_security_key(
     _check_signature(key.key, plain, raw, signed)
 
 
-def _check_signature(key: PublicKey, sig_type: bytes, raw: bytes, data: bytes) -> None:
+def _check_signature(
+    key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    sig_type: bytes,
+    raw: bytes,
+    data: bytes,
+) -> None:
     """Verify `raw` over `data`, after checking `sig_type` fits the key (RFC 8709, 5656, 8332)."""
     try:
-        if isinstance(key, SecurityKey):  # pragma: no cover - routed to _check_security_key
-            raise InvalidSignature
         if isinstance(key, ed25519.Ed25519PublicKey):  # RFC 8709 §6
             if sig_type != b"ssh-ed25519":
                 _wrong_algorithm(sig_type, "ssh-ed25519")

@@ -21,14 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.errors import KeyFileError, SignatureError
-from gateway.identity.sshkeys import (
-    SK_ECDSA,
-    SK_ED25519,
-    SecurityKey,
-    fingerprint,
-    parse_public_key,
-    public_key_line,
-)
+from gateway.identity.securitykeys import SK_ECDSA, SK_ED25519, SecurityKey
+from gateway.identity.sshkeys import fingerprint, parse_public_key, public_key_line
 from gateway.identity.sshsig import USER_PRESENCE, USER_VERIFICATION, verify
 from policies.approvals import key_proof_refusal
 from policies.terms import WitnessKeys
