@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from audit.checkpoints import JST
 from audit.events import Event
 from audit.query import Query, search
+from audit.wareki import period_label
 
 if TYPE_CHECKING:
     from audit.ledger import Ledger
@@ -50,6 +51,16 @@ class Period:
     @property
     def start_ns(self) -> int:
         return _midnight_ns(self.start)
+
+    @property
+    def wareki(self) -> str:
+        """The period in 和暦 with 西暦 beside it: 令和8年度 第3四半期 (2026-10-01〜2026-12-31);
+        before the eras named (昭和 onward), the label and dates in 西暦 only."""
+        try:
+            return period_label(self.start, self.end)
+        except ValueError:
+            last = self.end - dt.timedelta(days=1)
+            return f"{self.label} ({self.start.isoformat()}〜{last.isoformat()})"
 
     @property
     def end_ns(self) -> int:

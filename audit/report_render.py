@@ -1,8 +1,9 @@
-"""The handling report (取扱状況報告) as Markdown or HTML, for a 保護管理者 who never used tachiai.
+"""The handling report (取扱状況報告) as Markdown, HTML or xlsx sheets, for a 保護管理者 who never
+used tachiai.
 
-Japanese first, with the English term in brackets where a word is the ledger's own. Both
-formats come from one list of sections, so they always say the same thing. HTML is one
-self-contained file, escaped throughout.
+Japanese first, with the English term in brackets where a word is the ledger's own; periods in
+和暦 with 西暦 beside them. Every format comes from one list of sections, so they always say the
+same thing. HTML is one self-contained file, escaped throughout.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import html
 from dataclasses import dataclass, field
 
 from audit.checkpoints import format_time
+from audit.export import Sheet
 from audit.report import Report, when
 
 Table = tuple[list[str], list[list[str]]]
@@ -44,7 +46,7 @@ def markdown(report: Report) -> str:
 
 def html_page(report: Report) -> str:
     e = html.escape
-    title = f"取扱状況報告 — 確認書 {report.agreement} — {report.period.label}"
+    title = f"取扱状況報告 — 確認書 {report.agreement} — {report.period.wareki}"
     out = [
         "<!DOCTYPE html>",
         '<html lang="ja"><head><meta charset="utf-8">',
@@ -71,13 +73,27 @@ def html_page(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
+def xlsx_sheets(report: Report) -> list[Sheet]:
+    """The report as worksheets for `audit.export.write_xlsx`: one per section, its lines above
+    its table (without Markdown's list marks)."""
+    sheets = []
+    for s in sections(report):
+        lines = [line.removeprefix("- ").replace("**", "") for line in s.lines]
+        heads, rows = s.table if s.table is not None else ([], [])
+        if s.table is not None and not rows:
+            lines.append(s.empty)
+        sheets.append(Sheet(s.title, heads, rows, lines))
+    return sheets
+
+
 def sections(r: Report) -> list[Section]:
     p = r.period
     last_day = p.end - dt.timedelta(days=1)
     head = Section(
         "対象と根拠 (scope and evidence)",
         [
-            f"- 対象期間: {p.label} ({p.start.isoformat()} 〜 {last_day.isoformat()}、日本時間)",
+            f"- 対象期間: {p.wareki}、日本時間",
+            f"- 西暦: {p.label} ({p.start.isoformat()} 〜 {last_day.isoformat()})",
             f"- 作成日時: {when(r.generated_ns)} (tachiai audit report)",
             "- この報告は監査ログ (ledger) の記録だけから作成しています。"
             "個人情報そのものは含みません(ファイルは SHA-256 ハッシュと行数で示します)。",

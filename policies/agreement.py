@@ -16,7 +16,15 @@ from typing import Any
 
 from policies.delegations import DelegationRegistry
 from policies.reasons import Reason
-from policies.terms import Obligation, Renewal, Report, Retention, Schedule, Scope
+from policies.terms import (
+    Obligation,
+    Renewal,
+    Report,
+    Retention,
+    Schedule,
+    Scope,
+    WitnessKeys,
+)
 
 ENCODINGS = frozenset({"cp932", "utf-8", "utf-8-sig"})
 FORMATS = frozenset({"csv", "xlsx"})
@@ -161,6 +169,7 @@ class Agreement:
     retention: Retention | None = None
     report: Report | None = None
     corrections: bool = False
+    witness_keys: WitnessKeys = field(default_factory=WitnessKeys)
     obligations: tuple[Obligation, ...] = ()
     clauses: Mapping[str, str] = field(default_factory=dict)
     notes: str = ""

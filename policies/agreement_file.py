@@ -55,6 +55,7 @@ TOP_LEVEL_KEYS = frozenset(
         "obligations",
         "clauses",
         "notes",
+        "witness_keys",
     }
 )
 _FLOW_KEYS = frozenset(
@@ -140,6 +141,7 @@ def parse_agreement(data: Mapping[str, Any], source: str) -> Agreement:
         retention=terms.retention(),
         report=terms.report(),
         corrections=terms.corrections(),
+        witness_keys=terms.witness_keys(),
         obligations=(),
         clauses={},
         notes=_optional_text(data, "notes", p),

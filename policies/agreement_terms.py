@@ -1,5 +1,6 @@
 """The term tables of an agreement file: schedule (提供時期), renewal (更新), onward chain
-(再提供), delegation scope (委任状), retention (消去・返却), report (取扱状況の報告), corrections.
+(再提供), delegation scope (委任状), retention (消去・返却), report (取扱状況の報告), corrections,
+and what witnesses' keys must prove (witness_keys).
 
 Parses each into the values of `policies.terms`, cross-checking them against the parties,
 flows and datasets (a scope's column must hold local government codes). Problems go into the
@@ -26,12 +27,14 @@ from policies.terms import (
     SCHEDULE_KINDS,
     SCOPE_AS_OF,
     SCOPE_OUTSIDE,
+    WITNESS_KEY_TERMS,
     Renewal,
     RenewalRecord,
     Report,
     Retention,
     Schedule,
     Scope,
+    WitnessKeys,
 )
 
 __all__ = ["TermsReader", "parse_schedule"]
@@ -327,6 +330,28 @@ class TermsReader:
         to = raw.get("to")
         self.party(to, "report.to")
         return Report(str(every), str(to))
+
+    def witness_keys(self) -> WitnessKeys:
+        """[witness_keys]: what an approval signature must prove (FIDO2 flags, PROTOCOL.u2f)."""
+        raw = self.table("witness_keys", set(WITNESS_KEY_TERMS))
+        if raw is None:
+            return WitnessKeys()
+        presence = raw.get("require_user_presence", True)
+        if presence is not True:
+            self.p.fail(
+                "witness_keys.require_user_presence",
+                "user presence (a touch of the security key) is always required",
+                "write require_user_presence = true, or leave it out",
+            )
+        verification = raw.get("require_user_verification", False)
+        if not isinstance(verification, bool):
+            self.p.fail(
+                "witness_keys.require_user_verification",
+                "not true or false",
+                "write require_user_verification = true",
+            )
+            verification = False
+        return WitnessKeys(require_user_verification=verification)
 
     def corrections(self) -> bool:
         """corrections = true: the recipient applies corrections (訂正に応じる)."""

@@ -16,6 +16,9 @@ from typing import Any
 from policies.errors import FileProblem, PolicyFileError
 
 ROLES = frozenset({"send", "witness", "receive", "audit", "administer"})
+# OpenSSH public key types start so; "sk-" are FIDO2 security keys (sk-ssh-ed25519@openssh.com,
+# sk-ecdsa-sha2-nistp256@openssh.com). The key itself is parsed where it is used (gateway).
+_KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-ssh-ed25519@", "sk-ecdsa-sha2-nistp256@")
 # An age X25519 recipient: "age1" + 52 Bech32 data characters + 6 of checksum (BIP 173). The
 # checksum itself is verified where the key is used (gateway.identity.age); this only catches
 # typos early.
@@ -115,7 +118,7 @@ def _parse_handler(body: Mapping[str, Any], where: str, fail: Any) -> Handler | 
              f"use some of: {', '.join(sorted(ROLES))}")
         ok = False
     key = body.get("public_key")
-    if not isinstance(key, str) or len(key.split()) < 2 or not key.startswith(("ssh-", "ecdsa-")):
+    if not isinstance(key, str) or len(key.split()) < 2 or not key.startswith(_KEY_PREFIXES):
         fail(f"{where}.public_key", "missing or not an OpenSSH public key",
              "paste the line of the person's KEY.pub")
         ok = False

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 
 from policies.calendar import Period
 
+# 立会者の鍵: what an approval signature must prove beyond the key (FIDO2 flags, PROTOCOL.u2f).
+WITNESS_KEY_TERMS = {
+    "require_user_presence": "the security key was touched (always required; only true is allowed)",
+    "require_user_verification": "the witness proved who they are to a security key (PIN or "
+    "biometric); signatures from key files, which cannot prove it, do not count",
+}
 # 提供時期: how often a flow runs. Only "month" has due dates the daemon can track.
 SCHEDULE_KINDS = {
     "month": "monthly (月次)",
@@ -152,6 +158,15 @@ class Report:
 
     every: str
     to: str
+
+
+@dataclass(frozen=True)
+class WitnessKeys:
+    """What a witness's approval signature must prove (立会者の鍵). User presence (a touch) is
+    always required of a security key; `require_user_verification` also demands the PIN or
+    biometric flag, which only a security key can show."""
+
+    require_user_verification: bool = False
 
 
 @dataclass(frozen=True)

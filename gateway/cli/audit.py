@@ -9,22 +9,21 @@ checkpoint folder's ledger.pub), never from inside the copied database. `public-
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from audit import proofs
+from audit import export, proofs
 from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
 from audit.events import Event
 from audit.ledger import Ledger
 from audit.notes import NoteError, NoteVerifier
 from audit.query import Query, parse_when, search
 from audit.report import Period, build
-from audit.report_render import html_page, markdown
+from audit.report_render import html_page, markdown, xlsx_sheets
 from audit.verify import VerifyReport
 from gateway.cli.common import settings_of
 from gateway.errors import CheckFailed, InputError, NotFound, StateError, UsageError
@@ -111,7 +110,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="from this date or time (JST unless given)")
     p.add_argument("--until", help="before this time; a date includes the whole day")
     p.add_argument("--limit", type=int)
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--format", choices=("table", "json", "csv", "xlsx"), default="table")
+    _export_options(p, encodings=True)
     p.set_defaults(handler=_query)
 
     p = usub.add_parser(
@@ -125,7 +125,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         required=True,
         help="YYYY-MM, YYYY-Qn (fiscal quarter: Q1 = April–June) or YYYY (fiscal year)",
     )
-    p.add_argument("--format", choices=("md", "html"), default="md")
+    p.add_argument("--format", choices=("md", "html", "xlsx"), default="md")
+    _export_options(p, encodings=False)
     p.add_argument(
         "--no-verify",
         action="store_true",
@@ -226,8 +227,15 @@ def _query(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    _check_output(args, binary=args.format == "xlsx", files=("csv", "xlsx"))
     events = search(_open(args), query)
-    {"table": _table, "json": _json_array, "csv": _csv}[args.format](events)
+    if args.format == "csv":
+        _export(args, lambda out: _csv(events, out, args.encoding, args.replace))
+    elif args.format == "xlsx":
+        sheet = export.Sheet("events", EVENT_COLUMNS, _rows(events))
+        _export(args, lambda out: export.write_xlsx(out, [sheet]))
+    else:
+        {"table": _table, "json": _json_array}[args.format](events)
     return 0
 
 
@@ -236,13 +244,20 @@ def _report(args: argparse.Namespace) -> int:
         period = Period.parse(args.period)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    _check_output(args, binary=args.format == "xlsx", files=("md", "html", "xlsx"))
     ledger = _open(args)
     verification = None
     if not args.no_verify:
         key, notes = _trust(args, quiet=True)
         verification = ledger.verify(checkpoints=notes, key=key)
     report = build(ledger, args.agreement, period, now_ns=clock.now_ns(), verification=verification)
-    sys.stdout.write(markdown(report) if args.format == "md" else html_page(report))
+    if args.format == "xlsx":
+        _export(args, lambda out: export.write_xlsx(out, xlsx_sheets(report)))
+    elif args.output:
+        text = markdown(report) if args.format == "md" else html_page(report)
+        _export(args, lambda out: out.write(text.encode("utf-8")))
+    else:
+        sys.stdout.write(markdown(report) if args.format == "md" else html_page(report))
     return 0
 
 
@@ -408,6 +423,54 @@ def _covering(
     return best
 
 
+def _export_options(p: argparse.ArgumentParser, *, encodings: bool) -> None:
+    p.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the export to FILE (required for xlsx on a terminal)",
+    )
+    if encodings:
+        p.add_argument(
+            "--encoding",
+            choices=export.CSV_ENCODINGS,
+            default="utf-8-sig",
+            help="CSV encoding: utf-8-sig (UTF-8 with BOM, the default) or cp932 (Shift_JIS)",
+        )
+        p.add_argument(
+            "--replace",
+            action="store_true",
+            help="write ? for characters the encoding cannot hold (and count them) instead "
+            "of refusing",
+        )
+
+
+def _check_output(args: argparse.Namespace, *, binary: bool, files: tuple[str, ...]) -> None:
+    if args.output and args.format not in files:
+        raise UsageError(f"--output is for --format {', '.join(files)}")
+    if binary and not args.output and sys.stdout.isatty():
+        raise UsageError(
+            f"--format {args.format} is binary and is not written to a terminal",
+            hint=f"add --output FILE.{args.format}, or redirect the output to a file",
+        )
+
+
+def _export(args: argparse.Namespace, write: Callable[[IO[bytes]], object]) -> object:
+    sys.stdout.flush()
+    try:
+        return export.emit(write, args.output, sys.stdout.buffer)
+    except export.UnencodableCell as exc:
+        raise InputError(
+            f"the export was refused: {exc}",
+            hint="use --encoding utf-8-sig (the default), or --replace to write ? in its place",
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot write {args.output}: {exc.strerror}") from None
+
+
+EVENT_COLUMNS = ("seq", "time", "kind", "subject", "agreement", "actor", "data")
+
+
 def _rows(events: Iterator[Event]) -> Iterator[list[str]]:
     for ev in events:
         yield [
@@ -444,7 +507,9 @@ def _json_array(events: Iterator[Event]) -> None:
     sys.stdout.write("\n]\n")
 
 
-def _csv(events: Iterator[Event]) -> None:
-    out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["seq", "time", "kind", "subject", "agreement", "actor", "data"])
-    out.writerows(_rows(events))
+def _csv(events: Iterator[Event], out: IO[bytes], encoding: str, replace: bool) -> None:
+    replaced = export.write_csv(out, EVENT_COLUMNS, _rows(events), encoding=encoding,
+                                replace=replace)
+    if replaced:
+        print(f"WARNING: {replaced} character(s) that {encoding} cannot hold were written as ?",
+              file=sys.stderr)

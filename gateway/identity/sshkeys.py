@@ -1,6 +1,7 @@
 """SSH keys of witnesses: load private keys, write new ed25519 keys, read and print public keys.
 
-Owns the OpenSSH key formats (RFC 4253 §6.6, RFC 5656, RFC 8709) on `cryptography` alone.
+Owns the OpenSSH key formats (RFC 4253 §6.6, RFC 5656, RFC 8709, and FIDO2 security keys of
+PROTOCOL.u2f, public half only) on `cryptography` alone.
 It must never put key material (private or public bytes) into an error message or a log, and
 never use a private key file that group or others can read.
 """
@@ -21,9 +22,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway.errors import KeyFileError
-
-PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+from gateway.identity.securitykeys import (
+    SK_ECDSA,
+    SK_ED25519,
+    SecurityKey,
+    security_key_blob,
+    security_key_from_blob,
+)
 
 #: Key types a witness may use, as named in OpenSSH public key lines.
 KEY_TYPES = (
@@ -32,13 +37,23 @@ KEY_TYPES = (
     "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521",
     "ssh-rsa",
+    SK_ED25519,
+    SK_ECDSA,
+)
+
+
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = (
+    ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey | SecurityKey
 )
 #: RSA keys below this size are refused (OpenSSH itself still accepts 1024 bits).
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 16384  # OpenSSH's SSHBUF_MAX_BIGNUM limit
 
 _PRIVATE_CLASSES = (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)
-_PUBLIC_CLASSES = (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey)
+_PUBLIC_CLASSES = (
+    ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey, SecurityKey
+)
 _MAX_KEY_FILE = 64 * 1024
 _COPY_HINT = "copy the whole single line of the .pub file again, unchanged"
 _NEW_KEY_HINT = "make a new key with `ssh-keygen -t ed25519 -f PATH` and register its public key"
@@ -95,6 +110,8 @@ def public_key_line(key: PublicKey | PrivateKey) -> str:
         KeyFileError: the key is of a type or size the gateway does not accept.
     """
     public = _public(key)
+    if isinstance(public, SecurityKey):
+        return public.key_type + " " + base64.b64encode(security_key_blob(public)).decode()
     return public.public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     ).decode("ascii")
@@ -148,11 +165,17 @@ def public_key_from_blob(blob: bytes, expected_type: str | None = None) -> Publi
             f"the public key line says {expected_type} but holds a {key_type} key",
             hint=_COPY_HINT,
         )
-    line = key_type.encode("ascii") + b" " + base64.b64encode(blob)
-    try:
-        key = serialization.load_ssh_public_key(line)
-    except Exception:  # untrusted bytes: ValueError, but also NotImplementedError, TypeError...
-        raise KeyFileError(f"the {key_type} public key is malformed", hint=_COPY_HINT) from None
+    key: object
+    if key_type in (SK_ED25519, SK_ECDSA):
+        key = security_key_from_blob(blob, key_type, _COPY_HINT)
+    else:
+        line = key_type.encode("ascii") + b" " + base64.b64encode(blob)
+        try:
+            key = serialization.load_ssh_public_key(line)
+        except Exception:  # untrusted bytes: ValueError, also NotImplementedError, TypeError...
+            raise KeyFileError(
+                f"the {key_type} public key is malformed", hint=_COPY_HINT
+            ) from None
     _check_key_kind(key, "the public key")
     if not isinstance(key, _PUBLIC_CLASSES):  # pragma: no cover - _check_key_kind refused it
         raise KeyFileError("the public key is of a type not accepted", hint=_NEW_KEY_HINT)
@@ -296,7 +319,13 @@ def _public(key: PublicKey | PrivateKey) -> PublicKey:
 
 
 def _check_key_kind(key: object, what: str) -> None:
-    """Refuse keys other than ed25519, ECDSA on NIST P-256/384/521, and RSA of a sane size."""
+    """Refuse keys other than ed25519, ECDSA on NIST P-256/384/521, RSA of a sane size, and
+    security keys (ed25519 or ECDSA P-256 inside)."""
+    if isinstance(key, SecurityKey):
+        if isinstance(key.key, ed25519.Ed25519PublicKey) or isinstance(key.key.curve, ec.SECP256R1):
+            return
+        raise KeyFileError(f"{what} is a security key on a curve OpenSSH does not use",
+                           hint=_NEW_KEY_HINT)
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):

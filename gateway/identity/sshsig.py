@@ -1,8 +1,10 @@
 """SSH signatures in OpenSSH's SSHSIG format (`ssh-keygen -Y sign` / `-Y verify`).
 
-Owns the armored format of PROTOCOL.sshsig on `cryptography` alone. `verify` proves only that the
-key inside a signature signed this message under this namespace; deciding whose key it is belongs
-to the caller. It must never raise anything but `SignatureError` on hostile input.
+Owns the armored format of PROTOCOL.sshsig on `cryptography` alone, including signatures of FIDO2
+security keys (PROTOCOL.u2f). `verify` proves only that the key inside a signature signed this
+message under this namespace (and, for a security key, that it was touched); deciding whose key it
+is, and whether user verification was needed, belongs to the caller. It must never raise anything
+but `SignatureError` on hostile input.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ from typing import NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
 
 from gateway.errors import KeyFileError, SignatureError
+from gateway.identity.securitykeys import SK_ECDSA, SK_ED25519, SecurityKey
 from gateway.identity.sshkeys import (
     PrivateKey,
-    PublicKey,
     fingerprint,
     public_key_blob,
     public_key_from_blob,
@@ -50,6 +52,10 @@ _EC_HASHES: dict[str, hashes.HashAlgorithm] = {  # RFC 5656 §6.2.1
     "nistp384": hashes.SHA384(),
     "nistp521": hashes.SHA512(),
 }
+#: Flags a FIDO2 authenticator sets in a signature (PROTOCOL.u2f, WebAuthn §6.1 "flags").
+USER_PRESENCE = 0x01  # the token was touched
+USER_VERIFICATION = 0x04  # the person proved who they are to the token (PIN or biometric)
+_SK_TYPES = (SK_ED25519.encode(), SK_ECDSA.encode())
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,15 @@ class Signed:
     public_key: str  # OpenSSH public key line of the key inside the signature, no comment
     fingerprint: str  # "SHA256:..." as `ssh-keygen -lf` prints it
     hash_algorithm: str  # "sha256" or "sha512"
+    # A security key's authenticator flags and signature counter (PROTOCOL.u2f); None for
+    # keys kept in files, which can prove neither presence nor verification.
+    sk_flags: int | None = None
+    sk_counter: int | None = None
+
+    @property
+    def user_verified(self) -> bool:
+        """Whether a security key reported user verification (PIN or biometric) for this one."""
+        return self.sk_flags is not None and bool(self.sk_flags & USER_VERIFICATION)
 
 
 def sign(message: bytes, key: PrivateKey, namespace: str) -> str:
@@ -102,7 +117,9 @@ def verify(message: bytes, armored: str | bytes, namespace: str) -> Signed:
     """Check that `armored` is a good SSHSIG signature over `message` under `namespace`.
 
     Checks, in order: armor and structure, version, namespace, hash algorithm, key and
-    signature algorithm, then the signature itself. Says nothing about whose key it is.
+    signature algorithm, for a security key its user-presence flag (like `ssh-keygen -Y
+    verify` without `no-touch-required`), then the signature itself. Says nothing about whose
+    key it is, nor whether user verification was required (see `Signed.user_verified`).
 
     Raises:
         SignatureError: for any input that is not a good signature; the message says which check
@@ -129,6 +146,16 @@ def verify(message: bytes, armored: str | bytes, namespace: str) -> Signed:
     reader.end("the signature blob")
     sig_type = sig_reader.string("the signature algorithm")
     raw = sig_reader.string("the signature value")
+    if sig_type.startswith(b"webauthn-"):
+        raise SignatureError(
+            f"the signature algorithm {_show(sig_type)} (a security key used through a web "
+            "browser) is not accepted",
+            hint="sign with `ssh-keygen -Y sign` and the security key plugged into this computer",
+        )
+    sk: tuple[int, int] | None = None
+    if sig_type in _SK_TYPES:  # PROTOCOL.u2f: the token's flags and counter follow
+        flags = sig_reader.take(1, "the security key flags")[0]
+        sk = (flags, sig_reader.uint32("the security key counter"))
     sig_reader.end("the signature field")
 
     if found_ns != expected_ns:
@@ -151,11 +178,17 @@ def verify(message: bytes, armored: str | bytes, namespace: str) -> Signed:
             f"the public key inside the signature is unusable: {err}", hint=err.hint
         ) from None
     digest = hashlib.new(hash_name.decode("ascii"), message).digest()
-    _check_signature(key, sig_type, raw, _signed_data(found_ns, reserved, hash_name, digest))
+    data = _signed_data(found_ns, reserved, hash_name, digest)
+    if isinstance(key, SecurityKey):
+        _check_security_key(key, sig_type, raw, sk, data)
+    else:
+        _check_signature(key, sig_type, raw, data)
     return Signed(
         public_key=public_key_line(key),
         fingerprint=fingerprint(key),
         hash_algorithm=hash_name.decode("ascii"),
+        sk_flags=sk[0] if sk else None,
+        sk_counter=sk[1] if sk else None,
     )
 
 
@@ -231,7 +264,43 @@ def _dearmor(armored: str | bytes) -> bytes:
         ) from None
 
 
-def _check_signature(key: PublicKey, sig_type: bytes, raw: bytes, data: bytes) -> None:
+def _check_security_key(
+    key: SecurityKey, sig_type: bytes, raw: bytes, sk: tuple[int, int] | None, data: bytes
+) -> None:
+    """Check a FIDO2 signature (PROTOCOL.u2f "SSH U2F signatures"): its type fits the key, the
+    token was touched, and `raw` signs sha256(application) || flags || counter || sha256(data).
+
+    The presence flag is checked before the cryptography on purpose: a signature made without
+    a touch is refused as such, whatever else is wrong with it.
+    """
+    if sig_type != key.key_type.encode():
+        _wrong_algorithm(sig_type, key.key_type)
+    assert sk is not None  # read for every sk signature type above
+    flags, counter = sk
+    if not flags & USER_PRESENCE:
+        raise SignatureError(
+            "the security key signature does not show user presence (flag 0x01 is clear): "
+            "the key was not touched when it signed, so it approves nothing",
+            hint="sign again with `ssh-keygen -Y sign` and touch the security key when it "
+            "blinks (do not make the key with -O no-touch-required)",
+        )
+    signed = (
+        hashlib.sha256(key.application).digest()
+        + bytes([flags])
+        + struct.pack(">I", counter)
+        + hashlib.sha256(data).digest()
+    )
+    # The inner key signs like its plain kind: ed25519, or ECDSA P-256 with SHA-256.
+    plain = b"ssh-ed25519" if sig_type == SK_ED25519.encode() else b"ecdsa-sha2-nistp256"
+    _check_signature(key.key, plain, raw, signed)
+
+
+def _check_signature(
+    key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    sig_type: bytes,
+    raw: bytes,
+    data: bytes,
+) -> None:
     """Verify `raw` over `data`, after checking `sig_type` fits the key (RFC 8709, 5656, 8332)."""
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):  # RFC 8709 §6
