@@ -15,7 +15,7 @@ from audit.events import Draft
 from audit.ledger import Ledger
 from gateway.config.policyfiles import load_agreements, load_registry
 from gateway.config.settings import Settings
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StorageError
 from gateway.evidence import recorder
 from gateway.state import clock
 from gateway.state.spool import Spool
@@ -38,7 +38,13 @@ class Runtime:
         """Raises: ConfigError for invalid agreements or registry; StorageError for the DBs."""
         agreements = load_agreements(settings.agreements, settings.config_path.parent)
         registry = load_registry(settings.registry_path)
-        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:  # e.g. a file where the folder should be, or no permission
+            raise StorageError(
+                f"cannot create the state directory {settings.state_dir}: "
+                f"{exc.strerror or exc.__class__.__name__}"
+            ) from exc
         return cls(
             settings=settings,
             store=Store(settings.database_path),

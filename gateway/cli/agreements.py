@@ -1,5 +1,5 @@
-"""`tachiai agreements list|check|show` and `tachiai calendar`: the agreements (確認書), their
-registries and their due dates, for administrators and auditors.
+"""`tachiai agreements list|check|show`: the agreements (確認書) and their registries, for
+administrators and auditors (`tachiai calendar`, their due dates, is in gateway.cli.calendar).
 
 `check` exits 1 when any file has a problem, naming file, line, key and fix; `show` and
 `calendar` work from the configured agreements, or the bundled ones when there is no
@@ -13,8 +13,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.calendar import add_calendar_command
-from gateway.cli.common import print_json, runtime_of, settings_of
+from gateway.cli.common import Subparsers, group, print_json, runtime_of, settings_of
 from gateway.config.policyfiles import (
     BUNDLED_DIR,
     CheckReport,
@@ -43,9 +42,8 @@ from policies.terms import OBLIGATIONS, REPORT_EVERY, RETENTION_AFTER, RETENTION
 NEXT_DUE_COUNT = 3
 
 
-def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    agreements = sub.add_parser("agreements", parents=[common], help="agreements (確認書)")
-    asub = agreements.add_subparsers(metavar="ACTION")
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    _agreements, asub = group(sub, "agreements", common, help="agreements (確認書)")
     p = asub.add_parser("list", parents=[common], help="agreements and their flows")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_list)
@@ -70,7 +68,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_show)
-    add_calendar_command(sub, common, find_agreement)
 
 
 def find_agreement(args: argparse.Namespace, agreement_id: str) -> Agreement:
@@ -377,4 +374,4 @@ def _iso(day: dt.date | None) -> str | None:
     return day.isoformat() if day is not None else None
 
 
-__all__ = ["add_commands", "agreement_path", "agreement_summary", "find_agreement"]
+__all__ = ["agreement_path", "agreement_summary", "find_agreement", "register"]

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from audit import export, proofs
 from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
@@ -25,7 +24,7 @@ from audit.query import Query, parse_when, search
 from audit.report import Period, build
 from audit.report_render import html_page, markdown, xlsx_sheets
 from audit.verify import VerifyReport
-from gateway.cli.common import settings_of
+from gateway.cli.common import Subparsers, group, settings_of
 from gateway.errors import CheckFailed, InputError, NotFound, StateError, UsageError
 from gateway.evidence.checkpointing import (
     CheckpointService,
@@ -33,16 +32,17 @@ from gateway.evidence.checkpointing import (
     load_key,
     public_key,
 )
+from gateway.evidence.ledger_copy import copy_ledger
 from gateway.state import clock
 
 
-def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    audit = sub.add_parser(
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    _audit, usub = group(
+        sub,
         "audit",
-        parents=[common],
+        common,
         help="verify, prove, query and report on the ledger (works on a copy: --ledger PATH)",
     )
-    usub = audit.add_subparsers(metavar="ACTION")
     ledger = argparse.ArgumentParser(add_help=False)
     ledger.add_argument(
         "--ledger",
@@ -294,18 +294,7 @@ def _copy(args: argparse.Namespace) -> int:
     dest: Path = args.destination
     if dest.exists():
         raise UsageError(f"{dest} already exists")
-    if not Path(source).is_file():
-        raise NotFound(f"no ledger at {source}")
-    src = sqlite3.connect(f"file:{Path(source).resolve()}?mode=ro", uri=True)
-    try:
-        dst = sqlite3.connect(dest)
-        try:
-            src.backup(dst)  # a consistent snapshot, even while the daemon appends
-            dst.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            dst.close()
-    finally:
-        src.close()
+    copy_ledger(Path(source), dest)
     print(f"copied the ledger to {dest}; verify it with `tachiai audit verify --ledger {dest}`")
     return 0
 

@@ -1,27 +1,24 @@
 """`tachiai calendar ID --flow FLOW`: the due dates (提供期限) of a monthly flow, by period.
 
-Registered by `gateway.cli.agreements.add_commands`, which passes how to find an agreement.
+The agreement is found as `tachiai agreements show` finds it (configured, else bundled).
 JSON output is a list of {"period": "YYYY-MM", "due": "YYYY-MM-DD"}; the keys are stable.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
 
-from gateway.cli.common import print_json
+from gateway.cli.agreements import find_agreement
+from gateway.cli.common import Subparsers, print_json
 from gateway.errors import InputError, NotFound, UsageError
 from gateway.state import clock
-from policies.agreement import Agreement
 from policies.calendar import Period
 from policies.schedule import MAX_PERIODS, due_dates, first_period, next_due
 
-Finder = Callable[[argparse.Namespace, str], Agreement]
 _WEEKDAYS = "月火水木金土日"
 
 
-def add_calendar_command(sub: Any, common: argparse.ArgumentParser, finder: Finder) -> None:
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "calendar",
         parents=[common],
@@ -37,13 +34,13 @@ def add_calendar_command(sub: Any, common: argparse.ArgumentParser, finder: Find
     )
     p.add_argument("--months", type=int, default=12, help=f"how many periods (1–{MAX_PERIODS})")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=lambda args: _calendar(args, finder))
+    p.set_defaults(handler=_calendar)
 
 
-def _calendar(args: argparse.Namespace, finder: Finder) -> int:
+def _calendar(args: argparse.Namespace) -> int:
     """Raises: NotFound (no such agreement or flow), InputError (not a monthly flow),
     UsageError (a malformed --from or --months)."""
-    agreement = finder(args, args.id)
+    agreement = find_agreement(args, args.id)
     try:
         flow = agreement.flow(args.flow)
     except KeyError:

@@ -1,8 +1,8 @@
-"""`tachiai holdings …` and `tachiai transfers link`: the recipient's duties, done and proven.
+"""`tachiai holdings …`: the recipient's duties, done and proven.
 
 Argument parsing and printing only. The actions live where they are owned: terms before data
 in `gateway.inbound.terms`, opening in `gateway.inbound.opening`, certificates in
-`gateway.inbound.certificates`, links and threads in `gateway.outbound.replies`, retries in
+`gateway.inbound.certificates`, threads in `gateway.outbound.replies`, retries in
 `gateway.inbound.retry`; each step and refusal is a ledger event recorded there.
 """
 
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import print_json, runtime_of, signature_from
+from gateway.cli.common import Subparsers, group, print_json, runtime_of, signature_from
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
 from gateway.inbound import holdings
@@ -31,18 +31,13 @@ from gateway.inbound.opening import OPEN_NAMESPACE, open_holding, open_request
 from gateway.inbound.retry import retry
 from gateway.inbound.signers import agreement_of
 from gateway.inbound.terms import TERMS_NAMESPACE, sign_terms, terms_statement
-from gateway.outbound.replies import link_transfer, thread
+from gateway.outbound.replies import thread
 from gateway.runtime import Runtime
 from gateway.state import clock
 
 
-def add_commands(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    common: argparse.ArgumentParser,
-) -> None:
-    """Register `holdings …` and `transfers link` (call after `transfers` exists)."""
-    top = sub.add_parser("holdings", parents=[common], help="received data (保有データ)")
-    hsub = top.add_subparsers(metavar="ACTION")
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    _holdings, hsub = group(sub, "holdings", common, help="received data (保有データ)")
     p = hsub.add_parser("list", parents=[common], help="holdings, oldest first")
     p.add_argument("--overdue", action="store_true", help="only those past their deadline")
     p.add_argument("--state", choices=[s.value for s in HoldingState])
@@ -77,25 +72,6 @@ def add_commands(
     )
     p.add_argument("id")
     p.set_defaults(handler=_retry)
-
-    transfers = sub.choices.get("transfers")
-    if transfers is None:  # pragma: no cover - cli registers `transfers` first
-        raise RuntimeError("register cli_holdings after the transfers command")
-    actions = [a for a in transfers._actions if isinstance(a, argparse._SubParsersAction)]
-    p = actions[0].add_parser(
-        "link", parents=[common], help="name what a transfer answers or corrects, before approval"
-    )
-    p.add_argument("id")
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument(
-        "--replies-to",
-        metavar="HOLDING_OR_TRANSFER",
-        help="the holding (or our transfer) this one answers (疑義照会・回答)",
-    )
-    how.add_argument(
-        "--corrects", metavar="TRANSFER", help="our delivered transfer this one corrects (訂正)"
-    )
-    p.set_defaults(handler=_link)
 
 
 # -- handlers -----------------------------------------------------------------------------------
@@ -213,19 +189,6 @@ def _retry(args: argparse.Namespace) -> int:
     rt = runtime_of(args)
     after = retry(rt, args.id, getpass.getuser())
     print(f"holding {after.id} is {after.state}; the daemon checks it again next")
-    return 0
-
-
-def _link(args: argparse.Namespace) -> int:
-    rt = runtime_of(args)
-    relation, ref = (
-        ("replies_to", args.replies_to) if args.replies_to else ("corrects", args.corrects)
-    )
-    link = link_transfer(rt, args.id, relation, ref, getpass.getuser())
-    print(
-        f"transfer {link.transfer} {relation.replace('_', ' ')} {ref} (transfer "
-        f"{link.remote}); the witnesses' statement now names it"
-    )
     return 0
 
 

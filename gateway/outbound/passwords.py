@@ -1,21 +1,15 @@
-"""Commands for delivery operations: `tachiai password ID` and `tachiai transfers retry ID`.
+"""Handing a delivered ZIP's password to a receiving handler (受信担当) who proves who they are.
 
-`password` hands a ZIP's password to a designated receiving handler (受信担当) of the
-recipient party who asks with an SSH signature over a request statement (namespace
-`tachiai-password`); the retrieval (or refusal) is a ledger event and the password is erased
-once handed out. `transfers retry` puts a failed transfer back in line. Neither ever logs a
-password; only `password` prints one, to the person who proved who they are.
+Owns the request statement (namespace `tachiai-password`), the decision of who may have a
+password, the ledger events of a retrieval or a refusal, and erasing the password once handed
+out. It never logs a password and never hands one out without recording it first.
 """
 
 from __future__ import annotations
 
-import argparse
-import getpass
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
-from gateway.cli.common import runtime_of, signature_from
-from gateway.errors import CheckFailed, StateError
+from gateway.errors import CheckFailed, StateError, StorageError
 from gateway.identity import sshsig
 from gateway.outbound.delivery import delivered_name
 from gateway.outbound.lifecycle import State
@@ -27,43 +21,8 @@ from gateway.transports.password_channels import RETRIEVABLE, RETRIEVAL_MARK
 
 PASSWORD_NAMESPACE = "tachiai-password"  # noqa: S105 - a signature namespace, not a secret
 
-
-def add_commands(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    common: argparse.ArgumentParser,
-) -> None:
-    """Register `password` and `transfers retry` (call after `transfers` exists)."""
-    p = sub.add_parser(
-        "password",
-        parents=[common],
-        help="retrieve a delivered file's password as a receiving handler",
-    )
-    p.add_argument("id")
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--key", type=Path, help="your SSH private key: sign the request and ask")
-    how.add_argument(
-        "--signature",
-        type=Path,
-        help="a signature over the request made with "
-        f"`ssh-keygen -Y sign -n {PASSWORD_NAMESPACE} -f KEY REQUEST_FILE`",
-    )
-    how.add_argument(
-        "--statement",
-        action="store_true",
-        help="print the request statement to sign with ssh-keygen, and stop",
-    )
-    p.set_defaults(handler=_password)
-
-    transfers = sub.choices.get("transfers")
-    if transfers is None:  # pragma: no cover - cli registers `transfers` first
-        raise RuntimeError("register cli_transfers_ops after the transfers command")
-    # argparse keeps a parser's subcommands in its one _SubParsersAction.
-    actions = [a for a in transfers._actions if isinstance(a, argparse._SubParsersAction)]
-    r = actions[0].add_parser(
-        "retry", parents=[common], help="put a failed transfer back in line for delivery"
-    )
-    r.add_argument("id")
-    r.set_defaults(handler=_retry)
+#: Receives (handler name, password document) and shows it to the person who asked.
+HandOver = Callable[[str, bytes], None]
 
 
 def request_statement(rt: Runtime, t: Transfer) -> bytes:
@@ -81,10 +40,27 @@ def request_statement(rt: Runtime, t: Transfer) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def hand_out(rt: Runtime, transfer_id: str, signature: str, hand_over: HandOver) -> str:
+    """Check, record, hand over, then erase: a password is handed out once.
+
+    The password is erased only after `hand_over` returns, so a failure to show it (a closed
+    pipe) leaves it retrievable; the retrieval is recorded before it is shown. Returns the
+    name of the handler who received it.
+
+    Raises:
+        StateError, SignatureError, CheckFailed: as for `retrieve_password`.
+        StorageError: the password was handed over but cannot be erased.
+    """
+    name, document = retrieve_password(rt, transfer_id, signature)
+    hand_over(name, document)
+    erase(rt, transfer_id)
+    return name
+
+
 def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[str, bytes]:
     """Check the request's signature and signer; record the retrieval; return (name, password).
 
-    The password file is erased after this returns successfully (the caller prints first).
+    The caller shows the password and then calls `erase` (`hand_out` does both, in order).
 
     Raises:
         StateError: not delivered, not a retrieval route, or already retrieved.
@@ -113,6 +89,7 @@ def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[st
     signed = sshsig.verify(statement, signature, PASSWORD_NAMESPACE)
     handler = rt.registry.by_key(signed.public_key)
     today = clock.today()
+    # Only a receiving handler of the recipient party, designated for this agreement today.
     if (
         handler is None
         or handler.party != t.recipient
@@ -164,58 +141,15 @@ def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[st
         raise StateError(f"the password of {t.id} cannot be read: {exc.strerror}") from exc
 
 
-def retry(rt: Runtime, transfer_id: str, operator: str) -> Transfer:
-    """failed → sealed, attempts reset, recorded with the operator's name.
+def erase(rt: Runtime, transfer_id: str) -> None:
+    """Remove a handed-out password from the spool (a no-op when it is already gone).
 
     Raises:
-        StateError: the transfer is not failed.
+        StorageError: the file cannot be removed.
     """
-    t = rt.store.get(transfer_id)
-    if t.status is not State.FAILED:
-        raise StateError(
-            f"transfer {t.id} is {t.state}, not failed", hint="only failed transfers can be retried"
-        )
-    now = clock.now_ns()
-    after = rt.store.transition(
-        t,
-        State.SEALED,
-        [
-            event(
-                "transfer.retried",
-                t,
-                {"previous_attempts": t.attempts, "operator": operator},
-                key=f"{t.id}:transfer.retried:{now}",
-                time_ns=now,
-            )
-        ],
-        attempts=0,
-    )
-    rt.flush()
-    return after
-
-
-def _password(args: argparse.Namespace) -> int:
-    rt = runtime_of(args)
-    t = rt.store.get(args.id)
-    statement = request_statement(rt, t)
-    if args.statement:
-        sys.stdout.buffer.write(statement)
-        sys.stdout.buffer.flush()
-        return 0
-    signature = signature_from(args, statement, PASSWORD_NAMESPACE)
-    name, document = retrieve_password(rt, t.id, signature)
-    sys.stdout.buffer.write(document)
-    sys.stdout.buffer.flush()
-    (rt.spool.folder(t.id) / RETRIEVABLE).unlink(missing_ok=True)  # handed out once
-    print(
-        f"password of {t.id} handed to {name} (recorded); it is now erased from the gateway",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _retry(args: argparse.Namespace) -> int:
-    rt = runtime_of(args)
-    after = retry(rt, args.id, getpass.getuser())
-    print(f"transfer {after.id} is {after.state} again; the daemon delivers it next")
-    return 0
+    try:
+        (rt.spool.folder(transfer_id) / RETRIEVABLE).unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"the password of {transfer_id} was handed out but cannot be erased: {exc.strerror}"
+        ) from exc

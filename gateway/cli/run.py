@@ -1,0 +1,25 @@
+"""`tachiai run`: the daemon in the foreground (under systemd, or in a terminal).
+
+Parsing only; `gateway.daemon` does the work. A bug that escapes the daemon is logged with
+its trace even without --verbose: nobody is at a terminal to run it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.cli.common import Subparsers, settings_of
+
+
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("run", parents=[common], help="run the daemon in the foreground")
+    p.set_defaults(handler=_run, trace_bugs=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Imported here: the daemon pulls in watchdog and openpyxl, about 0.25 s that every
+    # other command would otherwise pay at start-up (measured with -X importtime).
+    from gateway import daemon
+
+    daemon.run(settings_of(args))
+    return 0

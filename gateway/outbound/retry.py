@@ -1,0 +1,43 @@
+"""Putting a failed transfer back in line: failed → sealed, attempts reset.
+
+It only changes the state, recorded with the operator's name; the daemon's next pass delivers.
+It never delivers, re-seals or touches the spool itself.
+"""
+
+from __future__ import annotations
+
+from gateway.errors import StateError
+from gateway.outbound.lifecycle import State
+from gateway.runtime import Runtime, event
+from gateway.state import clock
+from gateway.state.store import Transfer
+
+
+def retry(rt: Runtime, transfer_id: str, operator: str) -> Transfer:
+    """failed → sealed, attempts reset, recorded with the operator's name.
+
+    Raises:
+        StateError: the transfer is not failed.
+    """
+    t = rt.store.get(transfer_id)
+    if t.status is not State.FAILED:
+        raise StateError(
+            f"transfer {t.id} is {t.state}, not failed", hint="only failed transfers can be retried"
+        )
+    now = clock.now_ns()
+    after = rt.store.transition(
+        t,
+        State.SEALED,
+        [
+            event(
+                "transfer.retried",
+                t,
+                {"previous_attempts": t.attempts, "operator": operator},
+                key=f"{t.id}:transfer.retried:{now}",
+                time_ns=now,
+            )
+        ],
+        attempts=0,
+    )
+    rt.flush()
+    return after
