@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from gateway import cli
 from gateway.cli import transfers
-from gateway.transports.routes import SftpEndpoint
+from gateway.config.routes import SftpEndpoint
 from gateway.transports.sftp import put_small
 
 def replaced(args):
