@@ -79,6 +79,8 @@ def check_csv(stream: BinaryIO, dataset: Dataset, term_prefix: str) -> Verdict:
 # at most this many per column (a few MB at worst), so memory stays flat however long the file.
 _MEMO_VALUES = 1 << 14
 _MEMO_CHARS = 64
+# The term a workbook-level refusal cites, when it is not the format's.
+_TABLE_TERMS = {"content.my-number": "my_number", "content.formula": "columns"}
 # The catch-up bound's verdict on an event date.
 _ON_TIME, _CATCH_UP, _BEFORE = 0, 1, 2
 
@@ -263,7 +265,8 @@ class _Run:
                 if self.capped():
                     break
         except TableError as exc:
-            self.reasons.append(self.cite.reason(exc.rule, exc.message, "format", row=exc.row))
+            suffix = _TABLE_TERMS.get(exc.rule, "format")
+            self.reasons.append(self.cite.reason(exc.rule, exc.message, suffix, row=exc.row))
         finally:
             close = getattr(records, "close", None)
             if close is not None:
