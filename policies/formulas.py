@@ -3,7 +3,8 @@
 Owns the rule `content.formula`: a cell whose first character, after NFKC (so ＝＋－＠ count) and
 after any leading whitespace or TAB/CR, is `=`, `+`, `-` or `@` is refused. A column whose
 agreement says `allow_sign = true` may start with `+` or `-` when the whole cell is a signed
-number (-1200, +3.5, -1,200); anything else after the sign is still a formula (-1+2, -A1).
+number (-1200, +3.5, -1,200), the sign its first character; anything else after the sign, or a
+space or TAB before it, is still a formula (-1+2, -A1, "\t-1").
 Pure: judges text, never rewrites or echoes it.
 """
 
@@ -21,10 +22,11 @@ FORMULA_RULE = "content.formula"
 def is_formula(cell: str, *, allow_sign: bool = False) -> bool:
     """True if a spreadsheet opening the file would take `cell` for a formula."""
     text = cell if cell.isascii() else unicodedata.normalize("NFKC", cell)
-    text = text.lstrip()  # str.lstrip strips TAB, CR, LF and every Unicode space
-    if not text or text[0] not in _LEADS:
+    stripped = text.lstrip()  # str.lstrip strips TAB, CR, LF and every Unicode space
+    if not stripped or stripped[0] not in _LEADS:
         return False
     if allow_sign and text[0] in "+-":
+        # Only a sign that starts the cell: after a TAB or CR even a number is suspect.
         return _SIGNED_NUMBER.fullmatch(text) is None
     return True
 
@@ -47,9 +49,11 @@ def formula_free(cells: Sequence[str], *, allow_sign: bool = False) -> bool:
 _LEADS = frozenset("=+-@")
 # What spreadsheets read as a number: digits with optional thousands separators and decimals.
 _SIGNED_NUMBER = re.compile(r"[+-](?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
-# A line of the joined column (a cell) that starts, after whitespace, with a formula lead.
-_LEAD_ANY = re.compile(r"^\s*[=+\-@]", re.MULTILINE)
+# A line of the joined column (a cell) that starts, after whitespace other than the line break
+# that joins the cells, with a formula lead.
+_LEAD_ANY = re.compile(r"^[^\S\n]*[=+\-@]", re.MULTILINE)
 # The same with allow_sign: = and @ always; + and - unless a signed number fills the line.
 _LEAD_SIGNLESS = re.compile(
-    r"^\s*(?:[=@]|[+-](?!(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$))", re.MULTILINE
+    r"^(?:[^\S\n]*[=@]|[^\S\n]+[+-]|[+-](?!(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$))",
+    re.MULTILINE,
 )

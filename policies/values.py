@@ -94,6 +94,12 @@ def check_value(
     trimmed = value.strip()
     if not trimmed:
         return Problem("value.empty", "the cell is empty or blank; fill it in or leave the row out")
+    if len(trimmed) != len(value) and _CONTROL.search(value):
+        # The trimming is for spaces around a value: a TAB or line break there is refused as
+        # it is inside (a leading TAB also turns the rest into a formula in a spreadsheet).
+        edges = value[: value.index(trimmed[0])] + value[value.rindex(trimmed[-1]) + 1 :]
+        if _CONTROL.search(edges):
+            return _control_problem()
     limit = max_length if max_length is not None else default_limit
     if limit is not None and len(trimmed) > limit:
         return Problem(
@@ -439,6 +445,8 @@ def _closed(checker: _Checker) -> Callable[[Sequence[str]], bool]:
         joined = "\n".join(cells)
         if joined.count("\n") != len(cells) - 1:
             return False  # a cell holds a line break: the cells cannot be told apart
+        if _CONTROL.search(joined.replace("\n", "")):
+            return False  # a control character, maybe around a value: judged cell by cell
         if not joined.isascii():
             joined = unicodedata.normalize("NFKC", joined)
         for cell in set(joined.split("\n")):
