@@ -137,7 +137,7 @@ _KINDS: tuple[tuple[re.Pattern[str], str | _Refused], ...] = tuple(
         (r"xl/threadedComments/threadedComment[0-9]+\.xml", "threaded"),
         (r"xl/persons/person[0-9]*\.xml", "persons"),
         (r"xl/drawings/drawing[0-9]+\.xml", "drawing"),
-        (r"xl/drawings/vmlDrawing[0-9]+\.vml", "vml"),
+        (r"xl/drawings/(?:vmlDrawing|commentsDrawing)[0-9]+\.vml", "vml"),
         (r"xl/tables/table[0-9]+\.xml", "table"),
         (r"xl/(?:styles|calcChain|metadata)\.xml|xl/theme/theme[0-9]+\.xml", "plain"),
         (r"xl/printerSettings/printerSettings[0-9]+\.bin", "printer"),
