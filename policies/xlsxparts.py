@@ -142,6 +142,7 @@ _KINDS: tuple[tuple[re.Pattern[str], str | _Refused], ...] = tuple(
         (r"xl/(?:styles|calcChain|metadata)\.xml|xl/theme/theme[0-9]+\.xml", "plain"),
         (r"xl/printerSettings/printerSettings[0-9]+\.bin", "printer"),
         (r"(?i).*vbaProject.*|xl/macrosheets/.*|xl/dialogsheets/.*", _refused("macros (VBA)")),
+
         (
             r"(?i)xl/(?:embeddings|activeX|ctrlProps)/.*|.*oleObject.*",
             _refused("an embedded object or control (OLE, ActiveX)"),
@@ -160,6 +161,10 @@ _KINDS: tuple[tuple[re.Pattern[str], str | _Refused], ...] = tuple(
     )
 )
 _UNKNOWN = _refused("a part that a plain data workbook does not have")
+_MACROS = _refused("macros (VBA)")
+# Content types that make a package a macro-enabled workbook or carry active content, whatever
+# its part names say.
+_ACTIVE_TYPES = re.compile(r"(?i)macroEnabled|vbaProject|oleObject|activeX")
 # Where a My Number was found, by kind: said in the reason, which never quotes the text.
 _WHERE = {
     "types": "the package's content types",
@@ -248,8 +253,10 @@ def _scan_xml(source: IO[bytes], kind: str, *, defer: bool) -> bool:
                 header_footer += 1
             if sheet and name == "sheetData":
                 cells += 1
-            if sheet and name == "f":
-                raise _formula()
+            if sheet and cells and name == "f":
+                raise _formula()  # a cell's formula; x14 extensions outside cells use <xm:f>
+            if kind == "types" and _ACTIVE_TYPES.search(element.get("ContentType", "")):
+                raise TableError("content.xlsx.part", _MACROS.message)
             continue
         if header_footer:
             here = "a print header or footer (ヘッダー/フッター)"

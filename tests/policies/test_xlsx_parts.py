@@ -280,3 +280,32 @@ def test_a_doctype_hidden_behind_a_long_comment_is_refused() -> None:
         return b"<!--" + b"x" * 8000 + b'--><!DOCTYPE x [<!ENTITY a "aaaa">]>' + body
 
     assert refusal(edit(build(), xl__workbook_xml=hide)).rule == "content.xlsx.doctype"
+
+
+def test_a_macro_enabled_content_type_is_refused_whatever_the_part_names() -> None:
+    data = edit(
+        build(),
+        **{
+            "[Content_Types]_xml": lambda body: body.replace(
+                b"spreadsheetml.sheet.main+xml", b"sheet.macroEnabled.main+xml"
+            )
+        },
+    )
+    error = refusal(data)
+    assert error.rule == "content.xlsx.part" and "macros" in error.message
+
+
+@pytest.mark.filterwarnings("ignore:Data Validation extension")
+def test_a_validation_list_formula_outside_the_cells_is_no_stored_formula() -> None:
+    ext = (
+        b'<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" '
+        b'xmlns:x14="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main">'
+        b'<x14:dataValidations xmlns:xm="http://schemas.microsoft.com/office/excel/2006/main" '
+        b'count="1"><x14:dataValidation type="list"><x14:formula1><xm:f>list!$A$1:$A$3</xm:f>'
+        b"</x14:formula1><xm:sqref>C2</xm:sqref></x14:dataValidation></x14:dataValidations>"
+        b"</ext></extLst></worksheet>"
+    )
+    data = edit(
+        build(), xl__worksheets__sheet1_xml=lambda body: body.replace(b"</worksheet>", ext)
+    )
+    assert len(read(data)) == 2
