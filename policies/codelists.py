@@ -3,8 +3,9 @@
 range of 地方公共団体コード.
 
 The lists are data shipped in `policies/reference/` (each file names its source and date) and the
-ISO 3166-1 codes of pycountry; they are read once, on first use. Pure lookups: never logs or
-echoes the values it is asked about.
+ISO 3166-1 codes of pycountry; they are read once, on first use, from this package's own data
+(as an import reads modules), never from another file. Pure lookups: never logs or echoes the
+values it is asked about.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Owns `check_value` and the fixed type names agreements (確認書) refer to. It 
 are compared after NFKC and trimming, but never rewritten. A Problem's message says what was
 expected and how to fix it, and never contains the value itself (it may end up in the ledger).
 Closed lists (国籍・地域, 在留資格) come from `policies.codelists`; the clock is a value passed in.
+Over 400 lines for one reason: the type table, its checkers and their whole-column forms must be
+read together to see that they agree (tests/policies/test_content_equivalence.py).
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from policies.dates import parse_date
 __all__ = [
     "MAX_AGE_YEARS",
     "MY_NUMBER_FREE_TYPES",
+    "PERIOD_OF_STAY",
     "TYPE_NAMES",
     "Problem",
     "all_valid",
-    "check_period_for_status",
     "check_value",
 ]
 
@@ -112,41 +114,6 @@ def check_value(
     return checker(text)
 
 
-def check_period_for_status(status: str, period: str) -> Problem | None:
-    """Judge a 在留期間 against the 在留資格 of the same row (施行規則 別表第二); None when it fits.
-
-    Both cells must already be valid for their types (`check_value` accepted each); an empty one
-    is not judged here.
-    """
-    status = unicodedata.normalize("NFKC", status.strip())
-    period = unicodedata.normalize("NFKC", period.strip())
-    found = status_of_residence(status)
-    if found is None or not period or _PERIOD_OF_STAY.fullmatch(period) is None:
-        return None  # the cell's own type check reports it
-    longest = period_months_days(found.longest)
-    given = period_months_days(period)
-    if longest is None or given is None:
-        if longest is None and given is None:
-            return None
-        if longest is None:
-            return Problem(
-                "value.period-for-status",
-                "this 在留資格 is granted for an indefinite period (無期限) only; write 無期限",
-            )
-        return Problem(
-            "value.period-for-status",
-            f"無期限 is not a period of stay of this 在留資格; its longest is {found.longest} "
-            "(入管法施行規則 別表第二)",
-        )
-    if _days(given) > _days(longest):
-        return Problem(
-            "value.period-for-status",
-            f"longer than {found.longest}, the longest period of stay (在留期間) of this 在留資格 "
-            "(入管法施行規則 別表第二); check both cells",
-        )
-    return None
-
-
 def all_valid(type_name: str, cells: Sequence[str], *, max_length: int | None = None) -> bool:
     """True only if every cell is non-blank and `check_value` accepts it; False says nothing.
 
@@ -193,7 +160,7 @@ _KANJI_NAME = re.compile(
 _RESIDENCE_CARD_NUMBER = re.compile(r"[A-Z]{2}[0-9]{8}[A-Z]{2}")
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
 # 在留期間 as written on a residence card: 5年, 1年6月, 6月, 90日, 無期限. No zero, no leading zero.
-_PERIOD_OF_STAY = re.compile(
+PERIOD_OF_STAY = re.compile(
     r"無期限|[1-9][0-9]?年(?:(?:[1-9]|1[01])月)?|[1-9][0-9]?月|[1-9][0-9]{0,2}日"
 )
 _ANY_DIGIT = re.compile(r"\d")
@@ -218,11 +185,6 @@ def _control_problem() -> Problem:
         "contains a control character (TAB, line break, escape, bidirectional override or "
         "similar); remove it",
     )
-
-
-def _days(period: tuple[int, int]) -> int:
-    # Months as 31 days: only the order matters, and no period mixes months and days.
-    return period[0] * 31 + period[1]
 
 
 def _latin_name(text: str) -> Problem | None:
@@ -345,7 +307,7 @@ def _status_of_residence(text: str) -> Problem | None:
 
 
 def _period_of_stay(text: str) -> Problem | None:
-    if _PERIOD_OF_STAY.fullmatch(text):
+    if PERIOD_OF_STAY.fullmatch(text):
         given = period_months_days(text)
         if given is None:
             return None
@@ -408,7 +370,7 @@ def _cells(cell: str) -> re.Pattern[str]:
 _LATIN_NAME_CELLS = _cells(r"[ ,.\-']*[A-Za-z][A-Za-z ,.\-']*")
 _KANJI_NAME_CELLS = _cells(f"[ ,.\\-']*[{_KANJI_NAME_CHARS}][{_KANJI_NAME_CHARS} ,.\\-']*")
 _RESIDENCE_CARD_NUMBER_CELLS = _cells(_RESIDENCE_CARD_NUMBER.pattern)
-_PERIOD_OF_STAY_CELLS = _cells(_PERIOD_OF_STAY.pattern)
+_PERIOD_OF_STAY_CELLS = _cells(PERIOD_OF_STAY.pattern)
 
 
 def _matching(pattern: re.Pattern[str]) -> Callable[[Sequence[str]], bool]:
