@@ -94,6 +94,8 @@ class Column:
     required: bool = True
     max_length: int | None = None
     allowed: tuple[str, ...] | None = None  # the only values (after NFKC) the cell may hold
+    # A leading + or - is a signed number here, not a formula (policies.formulas).
+    allow_sign: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ finds My Numbers hidden in free text. Pure: it never logs, stores or echoes the 
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
+from functools import cache
 from operator import mul
 
 # python-stdnum's `jp.in_` is the maintained, doctested implementation of the 個人番号 check digit
@@ -16,9 +18,11 @@ from operator import mul
 from stdnum.jp import in_ as _my_number
 
 __all__ = [
+    "SEPARATOR_EXTRAS",
     "contains_my_number",
     "is_valid_local_government_code",
     "is_valid_my_number",
+    "my_number_separators",
 ]
 
 
@@ -48,26 +52,80 @@ def is_valid_my_number(digits: str) -> bool:
 def contains_my_number(text: str) -> bool:
     """True if `text` holds something written like a My Number (個人番号) with a valid check digit.
 
-    Recognised, after NFKC (so full-width digits and the ideographic space count):
-    a run of exactly 12 digits not part of a longer digit run, or the written form in 4-4-4 groups
-    separated by one space or one hyphen ("1234 5678 9018", "1234-5678-9018") that is not part of
-    a longer grouped sequence such as a 16-digit card number in 4-4-4-4 groups.
+    Recognised, after NFKC (so full-width digits and the ideographic space count) and with the
+    invisible format characters (Unicode category Cf: zero-width space, soft hyphen, BOM, bidi
+    controls) removed: a run of exactly 12 digits not part of a longer digit run, or the written
+    form in 4-4-4 groups separated by one separator repeated ("1234 5678 9018", "1234-5678-9018",
+    "1234‐5678‐9018") that is not part of a longer grouped sequence such as a 16-digit card
+    number in 4-4-4-4 groups. A separator is any dash or hyphen (category Pd), any space
+    (category Zs), TAB, or one of the marks typed as a dash (`SEPARATOR_EXTRAS`: minus signs,
+    長音符 ー, hyphen bullet, …). Mixed separators ("1234 5678-9018") are not the written form.
     """
-    # ASCII text is already NFKC-stable; skipping normalize() keeps the common path in C.
+    # ASCII text is already NFKC-stable and has no format character; skipping normalize()
+    # keeps the common path in C.
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    for match in _MY_NUMBER_CANDIDATE.finditer(text):
-        digits = match.group(0).replace(" ", "").replace("-", "")
+        invisible = _invisible()
+        if invisible.search(text):
+            text = invisible.sub("", text)
+    for match in _candidate().finditer(text):
+        digits = _NON_DIGITS.sub("", match.group(0))
         if _my_number.is_valid(digits):
             return True
     return False
 
 
+# Marks that are not Pd or Zs but are typed, decoded or shown as a dash between digit groups:
+# U+2212 MINUS SIGN (what Mac and some Shift_JIS decoders make of 0x817C), U+2796 HEAVY MINUS
+# SIGN, U+02D7 MODIFIER LETTER MINUS SIGN, U+2043 HYPHEN BULLET, U+30FC KATAKANA-HIRAGANA
+# PROLONGED SOUND MARK (長音符, typed as a dash in addresses) and its half-width form U+FF70
+# (NFKC folds it to U+30FC), U+207B/U+208B superscript and subscript minus (NFKC: U+2212),
+# U+2574 BOX DRAWINGS LIGHT LEFT and U+2500 BOX DRAWINGS LIGHT HORIZONTAL (罫線, typed as dashes
+# in Japanese input methods), U+FE63 SMALL HYPHEN-MINUS and U+FF0D FULLWIDTH HYPHEN-MINUS (Pd
+# already; named so that the list reads whole) and TAB.
+SEPARATOR_EXTRAS = (
+    "\t\u2212\u2796\u02d7\u2043\u30fc\uff70\u207b\u208b\u2574\u2500\ufe63\uff0d"
+)
+
+
+def my_number_separators() -> frozenset[str]:
+    """Every character accepted between the 4-4-4 groups of a written My Number."""
+    return frozenset(_chars_of({"Pd", "Zs"}, _SEPARATOR_PLANES)) | frozenset(SEPARATOR_EXTRAS)
+
+
 # --- private helpers -----------------------------------------------------------------------------
 
 _SIX_ASCII_DIGITS = re.compile(r"[0-9]{6}")
+_NON_DIGITS = re.compile(r"[^0-9]")
+# Unicode places no Pd or Zs character beyond plane 1 (the one there is U+10EAD YEZIDI
+# HYPHENATION MARK), and format characters (Cf) beyond plane 1 only in plane 14 (tags); scanning
+# these planes rather than all 17 keeps the first check fast. tests/policies/test_my_number.py
+# checks the claim against the whole of Unicode.
+_SEPARATOR_PLANES = (0, 1)
+_FORMAT_PLANES = (0, 1, 14)
 _TWELVE_ASCII_DIGITS = re.compile(r"[0-9]{12}")
 _LOCAL_GOVERNMENT_WEIGHTS = (6, 5, 4, 3, 2)
+
+def _chars_of(categories: set[str], planes: tuple[int, ...]) -> list[str]:
+    """The characters of `planes` whose general category is one of `categories`."""
+    out = []
+    for plane in planes:
+        for code in range(plane << 16, min((plane + 1) << 16, sys.maxunicode + 1)):
+            char = chr(code)
+            if unicodedata.category(char) in categories:
+                out.append(char)
+    return out
+
+
+def _class_of(chars: frozenset[str] | list[str]) -> str:
+    return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+
+
+@cache
+def _invisible() -> re.Pattern[str]:
+    # Built on first use, not at import: the CLI's other commands need not pay for it.
+    return re.compile(_class_of(_chars_of({"Cf"}, _FORMAT_PLANES)))
+
 
 # One compiled pattern for both forms, so a cell is scanned once in C. [0-9] rather than \d: other
 # scripts' digits are not written My Numbers, and NFKC has already folded the full-width ones.
@@ -75,12 +133,15 @@ _LOCAL_GOVERNMENT_WEIGHTS = (6, 5, 4, 3, 2)
 # mixed text as a leading lookbehind) and looks back from there: the first digit must not follow
 # another digit. The grouped form repeats its first separator and is refused when a further group
 # of digits is attached on either side, the grouped analogue of "not part of a longer digit run".
-_MY_NUMBER_CANDIDATE = re.compile(
-    r"[0-9](?<![0-9]{2})[0-9]{3}(?:"
-    r"[0-9]{8}(?![0-9])"
-    r"|(?<![0-9][ -][0-9]{4})(?P<sep>[ -])[0-9]{4}(?P=sep)[0-9]{4}(?![ -]?[0-9])"
-    r")"
-)
+@cache
+def _candidate() -> re.Pattern[str]:
+    sep = _class_of(my_number_separators())
+    return re.compile(
+        r"[0-9](?<![0-9]{2})[0-9]{3}(?:"
+        r"[0-9]{8}(?![0-9])"
+        rf"|(?<![0-9]{sep}[0-9]{{4}})(?P<sep>{sep})[0-9]{{4}}(?P=sep)[0-9]{{4}}(?!{sep}?[0-9])"
+        r")"
+    )
 
 
 def _local_government_check_digit(first_five: str) -> int:

@@ -4,6 +4,8 @@ value types, the My Number ban (個人番号), the delegation scope (委任状) 
 `check_file` is the one entry point for a quarantined file (CSV or XLSX, by the dataset's
 format); `check_csv` remains for a bare dataset. Reasons name the rule, the term, the row
 (header = row 1) and the column — never a value. Reads only the seekable stream it is given.
+Over 400 lines for one reason: the bulk (column by column) and the row-by-row judgement of a
+file must be read side by side to see that they agree.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any, BinaryIO
 from policies.agreement import Agreement, Column, Dataset, Flow
 from policies.checkdigits import contains_my_number
 from policies.dates import parse_date
+from policies.formulas import FORMULA_RULE, formula_free, is_formula
 from policies.headers import Cite, check_header
 from policies.reasons import Reason, Verdict
 from policies.scope import ScopeRule, scope_rule
+from policies.stay import check_period_for_status
 from policies.tables import (
     Batch,
     Record,
@@ -73,6 +77,8 @@ def check_csv(stream: BinaryIO, dataset: Dataset, term_prefix: str) -> Verdict:
 # at most this many per column (a few MB at worst), so memory stays flat however long the file.
 _MEMO_VALUES = 1 << 14
 _MEMO_CHARS = 64
+# The term a workbook-level refusal cites, when it is not the format's.
+_TABLE_TERMS = {"content.my-number": "my_number", "content.formula": "columns"}
 # The catch-up bound's verdict on an event date.
 _ON_TIME, _CATCH_UP, _BEFORE = 0, 1, 2
 
@@ -115,8 +121,15 @@ class _Judge:
     """One column's terms — type, required, allowed values, categories — and the values of this
     file already found acceptable (a set, so a whole column of a batch is looked up in C)."""
 
-    def __init__(self, column: Column, categories: frozenset[str] | None, ids: str) -> None:
+    def __init__(
+        self,
+        column: Column,
+        categories: frozenset[str] | None,
+        ids: str,
+        today: dt.date | None,
+    ) -> None:
         self.column = column
+        self.today = today
         self.allowed = (
             None if column.allowed is None else frozenset(_norm(a) for a in column.allowed)
         )
@@ -135,7 +148,15 @@ class _Judge:
             if column.required:
                 return ("value.empty", "a required value is empty; fill it in", "columns")
             return None
-        found = check_value(column.type, cell, max_length=column.max_length)
+        if is_formula(cell, allow_sign=column.allow_sign):
+            return (
+                FORMULA_RULE,
+                "the cell starts with =, +, - or @ (also after spaces or a TAB), which a "
+                "spreadsheet runs as a formula (CSV injection); remove that character — a column "
+                "of signed numbers needs allow_sign = true in the agreement",
+                "columns",
+            )
+        found = check_value(column.type, cell, max_length=column.max_length, today=self.today)
         if found is not None:
             return (found.rule, found.message, "columns")
         if self.allowed is not None and _norm(cell) not in self.allowed:
@@ -163,8 +184,10 @@ class _Judge:
             # Blank cells of an optional column are acceptable, and hold no digits.
             values = cells if self.column.required else list(filter(str.strip, cells))
             # "," is no digit, space or hyphen, so no My Number spans two cells of the join.
-            if all_valid(self.column.type, values, max_length=self.column.max_length) and not (
-                self.scan and contains_my_number(",".join(values))
+            if (
+                all_valid(self.column.type, values, max_length=self.column.max_length)
+                and formula_free(values, allow_sign=self.column.allow_sign)
+                and not (self.scan and contains_my_number(",".join(values)))
             ):
                 return True
         for cell in set(cells).difference(good):
@@ -206,10 +229,13 @@ class _Run:
         self.width = len(dataset.columns)
         ids = ", ".join(c.id for c in dataset.categories)
         category_ids = frozenset(_norm(c.id) for c in dataset.categories)
+        today = extra.on if extra is not None else None
         self.judges = [
-            _Judge(c, category_ids if c.name == dataset.category_column else None, ids)
+            _Judge(c, category_ids if c.name == dataset.category_column else None, ids, today)
             for c in dataset.columns
         ]
+        # 在留資格 and 在留期間 in one row: the period is judged against the status too.
+        self.pair = _status_period_pair(dataset)
         # A blank row fails a required column's check, so with one the bulk check also tells
         # blank rows (not counted) from the others.
         self.bulk = any(c.required for c in dataset.columns)
@@ -237,7 +263,8 @@ class _Run:
                 if self.capped():
                     break
         except TableError as exc:
-            self.reasons.append(self.cite.reason(exc.rule, exc.message, "format", row=exc.row))
+            suffix = _TABLE_TERMS.get(exc.rule, "format")
+            self.reasons.append(self.cite.reason(exc.rule, exc.message, suffix, row=exc.row))
         finally:
             close = getattr(records, "close", None)
             if close is not None:
@@ -330,6 +357,11 @@ class _Run:
             return True
         if not all(j.all_acceptable(c) for j, c in zip(self.judges, columns, strict=True)):
             return False
+        if self.pair is not None:
+            status, period = self.pair
+            pairs = set(zip(columns[status], columns[period], strict=True))
+            if any(check_period_for_status(s, p) is not None for s, p in pairs):
+                return False
         if self.invalid:
             self.rows += count  # the file is rejected already: scope and counts no longer matter
             return True
@@ -445,7 +477,8 @@ class _Run:
         return (cells[scope.code_index], date)
 
     def my_number(self, row: int, cells: tuple[str, ...]) -> list[Reason]:
-        if not contains_my_number("\t".join(cells)):
+        # "," as in the bulk check: no separator, so no My Number spans two cells of the join.
+        if not contains_my_number(",".join(cells)):
             return []
         hits: list[int | None] = [i for i, c in enumerate(cells) if contains_my_number(c)]
         return [
@@ -470,6 +503,19 @@ class _Run:
                 rule, message, suffix = found
                 out.append(
                     self.cite.reason(rule, message, suffix, row=row, column=judge.column.name)
+                )
+        if self.pair is not None and not out:
+            status, period = self.pair
+            problem = check_period_for_status(cells[status], cells[period])
+            if problem is not None:
+                out.append(
+                    self.cite.reason(
+                        problem.rule,
+                        problem.message,
+                        "columns",
+                        row=row,
+                        column=self.dataset.columns[period].name,
+                    )
                 )
         return out
 
@@ -537,6 +583,14 @@ class _Run:
                 )
             )
         return Verdict(reasons, self.facts, tuple(notices), tuple(applied) if not reasons else ())
+
+
+def _status_period_pair(dataset: Dataset) -> tuple[int, int] | None:
+    """The positions of the dataset's 在留資格 and 在留期間 columns, when it has one of each."""
+    types = [c.type for c in dataset.columns]
+    if types.count("status-of-residence") != 1 or types.count("period-of-stay") != 1:
+        return None
+    return (types.index("status-of-residence"), types.index("period-of-stay"))
 
 
 def _norm(text: str) -> str:

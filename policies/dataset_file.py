@@ -38,7 +38,7 @@ _DATASET_KEYS = frozenset(
         "event_date_column",
     }
 )
-_COLUMN_KEYS = frozenset({"name", "type", "required", "max_length", "allowed"})
+_COLUMN_KEYS = frozenset({"name", "type", "required", "max_length", "allowed", "allow_sign"})
 
 
 def parse_datasets(raw: Any, problems: Problems) -> dict[str, Dataset]:
@@ -194,6 +194,14 @@ def _columns(raw: Any, where: str, problems: Problems) -> tuple[Column, ...]:
         ):
             problems.fail(f"{key}.allowed", "not a list of values", 'write allowed = ["…", "…"]')
             allowed = None
+        allow_sign = col.get("allow_sign", False)
+        if not isinstance(allow_sign, bool):
+            problems.fail(
+                f"{key}.allow_sign",
+                "not true or false",
+                "write allow_sign = true where a leading + or - is a signed number",
+            )
+            allow_sign = False
         out.append(
             Column(
                 name,
@@ -201,6 +209,7 @@ def _columns(raw: Any, where: str, problems: Problems) -> tuple[Column, ...]:
                 required,
                 max_length,
                 tuple(allowed) if allowed is not None else None,
+                allow_sign,
             )
         )
     return tuple(out)

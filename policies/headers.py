@@ -1,6 +1,10 @@
 """The header row (見出し行) of a delivered file against the agreement's data items (情報項目),
 and the citation of a dataset's terms that every content reason carries.
 
+A header cell must equal its column's name exactly. The only normalisation, stated here and in
+policies/agreements/README.md: a BOM (U+FEFF) at the start of the first cell is dropped, and
+both sides are compared after NFKC (full-width and half-width forms fold). Spaces are never
+trimmed: "性別 " is refused by `content.header.space`, naming the column and the fix.
 A header cell the agreement does not list may be a person's data (a file without its header row,
 a My Number): reasons name such cells by position only, never by their text. Pure.
 """
@@ -48,6 +52,8 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
 
     An unexpected header cell is named by its position, never by its text.
     """
+    if cells and cells[0].startswith(_BOM):
+        cells = (cells[0][len(_BOM) :], *cells[1:])
     want = [_norm(c) for c in dataset.header]
     got = [_norm(h) for h in cells]
     out: list[Reason] = []
@@ -61,6 +67,22 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
             )
         )
     if got == want:
+        return out
+    for name, cell in zip(want, got, strict=False):
+        if cell != name and cell.strip() == name:
+            # Leading or trailing spaces: the right column, written wrong. Its name is the
+            # agreement's text, so it may be said.
+            out.append(
+                cite.reason(
+                    "content.header.space",
+                    "the header cell of this column has a leading or trailing space; the header "
+                    "must equal the column name exactly — delete the space",
+                    "columns",
+                    row=1,
+                    column=name,
+                )
+            )
+    if any(r.rule == "content.header.space" for r in out):
         return out
     if got and not set(got) & set(want):
         # Most likely a file without its header row: its first row is data. Say so, and
@@ -110,5 +132,10 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
     return out
 
 
+_BOM = "\ufeff"
+
+
 def _norm(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).strip()
+    # NFKC only: it folds width (ＡＢＣ, ｶﾅ), and the full-width space to U+0020, which is then
+    # refused like any other space around a name.
+    return unicodedata.normalize("NFKC", text)

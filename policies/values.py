@@ -3,19 +3,38 @@
 Owns `check_value` and the fixed type names agreements (確認書) refer to. It only judges: values
 are compared after NFKC and trimming, but never rewritten. A Problem's message says what was
 expected and how to fix it, and never contains the value itself (it may end up in the ledger).
+Closed lists (国籍・地域, 在留資格) come from `policies.codelists`; the clock is a value passed in.
+Over 400 lines for one reason: the type table, its checkers and their whole-column forms must be
+read together to see that they agree (tests/policies/test_content_equivalence.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policies.checkdigits import is_valid_local_government_code
+from policies.codelists import (
+    PERIOD_MAX,
+    is_nationality,
+    is_prefecture_code,
+    period_months_days,
+    status_of_residence,
+)
 from policies.dates import parse_date
 
-__all__ = ["MY_NUMBER_FREE_TYPES", "TYPE_NAMES", "Problem", "all_valid", "check_value"]
+__all__ = [
+    "MAX_AGE_YEARS",
+    "MY_NUMBER_FREE_TYPES",
+    "PERIOD_OF_STAY",
+    "TYPE_NAMES",
+    "Problem",
+    "all_valid",
+    "check_value",
+]
 
 # The column types agreements may name; the names are part of the agreement format, never renamed.
 TYPE_NAMES: frozenset[str] = frozenset(
@@ -27,6 +46,7 @@ TYPE_NAMES: frozenset[str] = frozenset(
         "nationality",
         "sex",
         "date",
+        "birth-date",
         "status-of-residence",
         "period-of-stay",
         "text",
@@ -36,6 +56,10 @@ TYPE_NAMES: frozenset[str] = frozenset(
 # The types whose valid values hold fewer than 12 digits, even after NFKC and with the whitespace
 # trimmed before judging: no cell that fits them can hold a My Number (個人番号).
 MY_NUMBER_FREE_TYPES: frozenset[str] = TYPE_NAMES - {"status-of-residence", "text"}
+
+# A birth date (生年月日) further back than this many years from the day of the check is a typo
+# (the oldest person on record lived 122 years); one after that day is one too.
+MAX_AGE_YEARS = 130
 
 
 @dataclass(frozen=True)
@@ -50,11 +74,15 @@ class Problem:
     message: str
 
 
-def check_value(type_name: str, value: str, *, max_length: int | None = None) -> Problem | None:
+def check_value(
+    type_name: str, value: str, *, max_length: int | None = None, today: dt.date | None = None
+) -> Problem | None:
     """Judge one non-empty cell against a column type; None when it is valid.
 
     `max_length` overrides the type's default limit (counted in characters, after trimming the
-    surrounding whitespace). Empty or blank cells are the caller's business, but get a
+    surrounding whitespace). `today` is the day of the check (a clock reading the caller takes):
+    a `birth-date` after it, or more than MAX_AGE_YEARS before it, is refused; without it only
+    the date's form is judged. Empty or blank cells are the caller's business, but get a
     "value.empty" Problem here rather than passing.
 
     Raises:
@@ -68,13 +96,22 @@ def check_value(type_name: str, value: str, *, max_length: int | None = None) ->
     trimmed = value.strip()
     if not trimmed:
         return Problem("value.empty", "the cell is empty or blank; fill it in or leave the row out")
+    if len(trimmed) != len(value) and _CONTROL.search(value):
+        # The trimming is for spaces around a value: a TAB or line break there is refused as
+        # it is inside (a leading TAB also turns the rest into a formula in a spreadsheet).
+        edges = value[: value.index(trimmed[0])] + value[value.rindex(trimmed[-1]) + 1 :]
+        if _CONTROL.search(edges):
+            return _control_problem()
     limit = max_length if max_length is not None else default_limit
     if limit is not None and len(trimmed) > limit:
         return Problem(
             "value.too-long", f"longer than {limit} characters allowed for a {type_name} column"
         )
     # ASCII is already NFKC-stable; skipping normalize() keeps the common path cheap.
-    return checker(trimmed if trimmed.isascii() else unicodedata.normalize("NFKC", trimmed))
+    text = trimmed if trimmed.isascii() else unicodedata.normalize("NFKC", trimmed)
+    if type_name == "birth-date":
+        return _birth_date(text, today)
+    return checker(text)
 
 
 def all_valid(type_name: str, cells: Sequence[str], *, max_length: int | None = None) -> bool:
@@ -123,7 +160,7 @@ _KANJI_NAME = re.compile(
 _RESIDENCE_CARD_NUMBER = re.compile(r"[A-Z]{2}[0-9]{8}[A-Z]{2}")
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
 # 在留期間 as written on a residence card: 5年, 1年6月, 6月, 90日, 無期限. No zero, no leading zero.
-_PERIOD_OF_STAY = re.compile(
+PERIOD_OF_STAY = re.compile(
     r"無期限|[1-9][0-9]?年(?:(?:[1-9]|1[01])月)?|[1-9][0-9]?月|[1-9][0-9]{0,2}日"
 )
 _ANY_DIGIT = re.compile(r"\d")
@@ -132,20 +169,21 @@ _ANY_DIGIT = re.compile(r"\d")
 # reader sees (Trojan Source). A regex keeps the scan in C for large files.
 _CONTROL_CLASS = r"\x0a-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069"
 _CONTROL = re.compile(rf"[\x00-\x09{_CONTROL_CLASS}]")
-_CONTROL_EXCEPT_TAB = re.compile(rf"[\x00-\x08{_CONTROL_CLASS}]")
 _SEX_CODES = frozenset({"0", "1", "2", "9", "男", "女"})
+_PERIOD_LIMIT = period_months_days(PERIOD_MAX)
+# Only 短期滞在 is granted in days (90日, 30日, 15日以内の日を単位とする期間).
+_PERIOD_DAYS_MAX = 90
 
 
-def _has_control(text: str, *, allow_tab: bool = False) -> bool:
-    pattern = _CONTROL_EXCEPT_TAB if allow_tab else _CONTROL
-    return pattern.search(text) is not None
+def _has_control(text: str) -> bool:
+    return _CONTROL.search(text) is not None
 
 
 def _control_problem() -> Problem:
     return Problem(
         "value.control-character",
-        "contains a control character (line break, escape, bidirectional override or similar); "
-        "remove it",
+        "contains a control character (TAB, line break, escape, bidirectional override or "
+        "similar); remove it",
     )
 
 
@@ -175,7 +213,15 @@ def _kanji_name(text: str) -> Problem | None:
 
 def _local_government_code(text: str) -> Problem | None:
     if is_valid_local_government_code(text):
-        return None
+        if is_prefecture_code(text):
+            return None
+        # The 総務省 list itself is not shipped (see policies/agreements/README.md): codes
+        # outside the 47 prefectures are the mistakes a check digit cannot catch.
+        return Problem(
+            "value.local-government-code",
+            "not a local government code (地方公共団体コード): the first two digits must be a "
+            "prefecture, 01–47; look for a mistyped or shifted digit",
+        )
     if _SIX_DIGITS.fullmatch(text):
         return Problem(
             "value.local-government-code",
@@ -200,13 +246,15 @@ def _residence_card_number(text: str) -> Problem | None:
 
 
 def _nationality(text: str) -> Problem | None:
+    if is_nationality(text):
+        return None
     if _has_control(text):
         return _control_problem()
-    if _ANY_DIGIT.search(text):
-        return Problem(
-            "value.nationality", "a nationality or region (国籍・地域) is a name and has no digits"
-        )
-    return None
+    return Problem(
+        "value.nationality",
+        "not a nationality or region (国籍・地域) of the list: write the name as on the residence "
+        "card (e.g. ベトナム, 韓国, 台湾), an ISO 3166-1 code in capitals (VN, VNM), or 無国籍",
+    )
 
 
 def _sex(text: str) -> Problem | None:
@@ -228,14 +276,48 @@ def _date(text: str) -> Problem | None:
     return None
 
 
-def _status_of_residence(text: str) -> Problem | None:
-    if _has_control(text):
-        return _control_problem()
+def _birth_date(text: str, today: dt.date | None) -> Problem | None:
+    try:
+        day = parse_date(text)
+    except ValueError as error:
+        return Problem("value.date", f"expected a date (年月日): {error}")
+    if today is None:
+        return None
+    if day > today:
+        return Problem("value.birth-date", "a birth date (生年月日) in the future; correct it")
+    if day.year < today.year - MAX_AGE_YEARS:
+        return Problem(
+            "value.birth-date",
+            f"a birth date (生年月日) more than {MAX_AGE_YEARS} years ago; look for a mistyped "
+            "year or era (元号)",
+        )
     return None
 
 
+def _status_of_residence(text: str) -> Problem | None:
+    if status_of_residence(text) is not None:
+        return None
+    if _has_control(text):
+        return _control_problem()
+    return Problem(
+        "value.status-of-residence",
+        "not a 在留資格 of 入管法 別表第一・第二: write it as on the residence card, e.g. "
+        "特定技能1号, 技術・人文知識・国際業務, 永住者, 特定活動",
+    )
+
+
 def _period_of_stay(text: str) -> Problem | None:
-    if _PERIOD_OF_STAY.fullmatch(text):
+    if PERIOD_OF_STAY.fullmatch(text):
+        given = period_months_days(text)
+        if given is None:
+            return None
+        assert _PERIOD_LIMIT is not None
+        if given[1] > _PERIOD_DAYS_MAX or given[0] > _PERIOD_LIMIT[0]:
+            return Problem(
+                "value.period-of-stay",
+                f"longer than any period of stay (在留期間): at most {PERIOD_MAX} or "
+                f"{_PERIOD_DAYS_MAX}日, or 無期限 (入管法施行規則 別表第二)",
+            )
         return None
     return Problem(
         "value.period-of-stay",
@@ -245,7 +327,9 @@ def _period_of_stay(text: str) -> Problem | None:
 
 
 def _text(text: str) -> Problem | None:
-    if _has_control(text, allow_tab=True):
+    # TAB is refused like ESC, DEL, BEL and NUL: it is invisible in a cell, and at the start of
+    # one it turns the rest into a formula in a spreadsheet (see policies.formulas).
+    if _has_control(text):
         return _control_problem()
     return None
 
@@ -259,6 +343,7 @@ _TYPES: dict[str, tuple[_Checker, int | None]] = {
     "nationality": (_nationality, 60),
     "sex": (_sex, None),
     "date": (_date, None),
+    "birth-date": (_date, None),  # the range is judged in check_value, with the day given
     "status-of-residence": (_status_of_residence, 60),
     "period-of-stay": (_period_of_stay, None),
     "text": (_text, 1000),
@@ -285,7 +370,7 @@ def _cells(cell: str) -> re.Pattern[str]:
 _LATIN_NAME_CELLS = _cells(r"[ ,.\-']*[A-Za-z][A-Za-z ,.\-']*")
 _KANJI_NAME_CELLS = _cells(f"[ ,.\\-']*[{_KANJI_NAME_CHARS}][{_KANJI_NAME_CHARS} ,.\\-']*")
 _RESIDENCE_CARD_NUMBER_CELLS = _cells(_RESIDENCE_CARD_NUMBER.pattern)
-_PERIOD_OF_STAY_CELLS = _cells(_PERIOD_OF_STAY.pattern)
+_PERIOD_OF_STAY_CELLS = _cells(PERIOD_OF_STAY.pattern)
 
 
 def _matching(pattern: re.Pattern[str]) -> Callable[[Sequence[str]], bool]:
@@ -315,15 +400,35 @@ def _free_text(control: re.Pattern[str], digits: bool) -> Callable[[Sequence[str
     return check
 
 
+def _closed(checker: _Checker) -> Callable[[Sequence[str]], bool]:
+    """A closed list's whole column: its cells repeat, so each distinct one is looked up once."""
+
+    def check(cells: Sequence[str]) -> bool:
+        joined = "\n".join(cells)
+        if joined.count("\n") != len(cells) - 1:
+            return False  # a cell holds a line break: the cells cannot be told apart
+        if _CONTROL.search(joined.replace("\n", "")):
+            return False  # a control character, maybe around a value: judged cell by cell
+        if not joined.isascii():
+            joined = unicodedata.normalize("NFKC", joined)
+        for cell in set(joined.split("\n")):
+            trimmed = cell.strip()
+            if not trimmed or checker(trimmed) is not None:
+                return False
+        return True
+
+    return check
+
+
 # type name → a check of many non-empty cells that is True only when check_value accepts each.
 _WHOLE: dict[str, Callable[[Sequence[str]], bool]] = {
     "latin-name": _matching(_LATIN_NAME_CELLS),
     "kanji-name": _matching(_KANJI_NAME_CELLS),
     "residence-card-number": _matching(_RESIDENCE_CARD_NUMBER_CELLS),
     "period-of-stay": _matching(_PERIOD_OF_STAY_CELLS),
-    "nationality": _free_text(_CONTROL, digits=True),
-    "status-of-residence": _free_text(_CONTROL, digits=False),
-    "text": _free_text(_CONTROL_EXCEPT_TAB, digits=False),
+    "nationality": _closed(_nationality),
+    "status-of-residence": _closed(_status_of_residence),
+    "text": _free_text(_CONTROL, digits=False),
 }
 
 # TYPE_NAMES is spelled out at the top for readers; this keeps the two lists from drifting apart.

@@ -1,9 +1,11 @@
 """Reading a delivered Excel workbook (.xlsx): the first worksheet's rows as text.
 
 Guards first, parser second: the ZIP's member count, declared sizes and compression ratios are
-capped (zip bombs), encrypted or legacy (.xls) workbooks and XML with a DOCTYPE are refused, and
-only then does openpyxl read the sheet, in read-only mode, row by row, up to the row limit.
-Anything openpyxl cannot parse becomes a `TableError`; it never rewrites the workbook.
+capped (zip bombs), encrypted or legacy (.xls) workbooks and XML with a DOCTYPE are refused,
+every part of the package is classified and scanned (`policies.xlsxparts`: comments, headers,
+properties, other sheets, shapes; unknown parts refused), and only then does openpyxl read the
+sheet, in read-only mode, row by row, up to the row limit. Anything openpyxl cannot parse
+becomes a `TableError`; it never rewrites the workbook.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any, BinaryIO
 
 import openpyxl
 
+from policies.checkdigits import contains_my_number
 from policies.tables import LIMITS, Limits, Record, TableError
+from policies.xlsxparts import PROLOG_BYTES, PackageScan, check_prolog, corrupt, scan_package
 
 __all__ = ["xlsx_records"]
 
@@ -30,7 +34,7 @@ def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
         TableError: the bytes are not a workbook we may open, or exceed the limits.
     """
     stream.seek(0)
-    _check_container(stream, limits)
+    scan = _check_container(stream, limits)
     stream.seek(0)
     try:
         with warnings.catch_warnings():
@@ -46,15 +50,30 @@ def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
                 "content.xlsx.no-sheet",
                 "the workbook has no worksheet; put the data on the first sheet",
             )
-        if len(book.sheetnames) > 1:
+        if len(book.sheetnames) > 1 or scan.sheets > 1:
             # Only the first sheet is checked; a second one (hidden or not) would travel
             # sealed and unchecked — a way around every content term and the onward guard.
             raise TableError(
                 "content.xlsx.sheets",
-                f"the workbook has {len(book.sheetnames)} sheets; the agreement's data is one "
+                f"the workbook has {max(len(book.sheetnames), scan.sheets)} sheets; the "
+                "agreement's data is one "
                 "sheet: delete the other sheets and drop the file again",
             )
-        yield from _rows(sheets[0], limits)
+        seen = False
+        for record in _rows(sheets[0], limits):
+            if scan.deferred and not seen:
+                seen = contains_my_number(",".join(record.cells))
+            yield record
+        if scan.deferred and not seen:
+            # The package holds a My Number in cell text that no row shows (an unused string,
+            # a cell beyond the columns read): it would travel unchecked.
+            raise TableError(
+                "content.my-number",
+                "a 12-digit number with a valid 個人番号 (My Number) check digit appears in "
+                "the workbook's cell text outside the rows read (an unused string or a far "
+                "column); this agreement forbids My Number data — copy the data into a new "
+                "workbook",
+            )
     finally:
         book.close()
 
@@ -64,18 +83,13 @@ def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
 # OLE2 compound file: a legacy .xls, or an .xlsx encrypted with a password (ECMA-376 agile
 # encryption wraps the package in one).
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_PROLOG_BYTES = 4096
 
 
 def _corrupt() -> TableError:
-    return TableError(
-        "content.xlsx.corrupt",
-        "the file cannot be read as an Excel workbook "
-        "(.xlsx); open it in Excel, save it again as .xlsx and drop it again",
-    )
+    return corrupt()
 
 
-def _check_container(stream: BinaryIO, limits: Limits) -> None:
+def _check_container(stream: BinaryIO, limits: Limits) -> PackageScan:
     head = stream.read(8)
     if head.startswith(_OLE2_MAGIC):
         # seed 003: the password is set by tachiai when it seals, after the content is checked.
@@ -98,7 +112,8 @@ def _check_container(stream: BinaryIO, limits: Limits) -> None:
             for info in infos:
                 if info.filename.endswith((".xml", ".rels")):
                     with archive.open(info) as member:
-                        _check_prolog(member.read(_PROLOG_BYTES))
+                        check_prolog(member.read(PROLOG_BYTES))
+            return scan_package(archive)
     except TableError:
         raise
     except Exception:  # zipfile and zlib raise many types on hostile bytes
@@ -134,21 +149,6 @@ def _check_sizes(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
                 "a part of the workbook is compressed "
                 "far beyond what a spreadsheet compresses to (a zip bomb?)",
             )
-
-
-def _check_prolog(head: bytes) -> None:
-    # A workbook's XML never needs a DTD; entity tricks (billion laughs, external entities) all
-    # start with one. A non-UTF-8 encoding would hide it from this byte scan, so refuse those too.
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
-        raise TableError(
-            "content.xlsx.corrupt", "the workbook's XML is not UTF-8; save it again from Excel"
-        )
-    if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in head.upper():
-        raise TableError(
-            "content.xlsx.doctype",
-            "the workbook's XML declares a DOCTYPE, which "
-            "Excel never writes; the file has been tampered with",
-        )
 
 
 def _rows(sheet: Any, limits: Limits) -> Iterator[Record]:

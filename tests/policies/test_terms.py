@@ -107,7 +107,7 @@ def _wrong_category() -> Reason:
         "0",
         "2026-10-01",
         "TEST TARO",
-        "SAMPLELAND",
+        "ベトナム",
         "1995-05-05",
         "1",
         "特定技能1号",
@@ -125,7 +125,7 @@ def _workbook_with_my_number() -> Reason:
     book = openpyxl.Workbook()
     book.active.append([c.name for c in SHINJUKU.datasets["resolved"].columns])
     book.active.append(
-        ["TEST TARO", None, "1990-04-01", "SAMPLELAND", "AB12345678CD", "123456789018"]
+        ["TEST TARO", None, "1990-04-01", "ベトナム", "AB12345678CD", "123456789018"]
     )
     out = io.BytesIO()
     book.save(out)

@@ -31,9 +31,10 @@ VALID: dict[str, list[str]] = {
     ],
     "local-government-code": ["131041", "131016", "011002", "１３１０４１", " 130001 "],
     "residence-card-number": ["AB12345678CD", "ＡＢ１２３４５６７８ＣＤ", " ZZ00000000ZZ "],
-    "nationality": ["SAMPLELAND", "サンプル国", "国・地域テスト", "REPUBLIC OF SAMPLE"],
+    "nationality": ["ベトナム", "韓国", "台湾", "VN", "VNM", "ＶＮＭ", "無国籍", "朝鮮", " 米国 "],
     "sex": ["0", "1", "2", "9", "男", "女", "１", " 2 "],
     "date": ["2023-03-29", "2023/3/29", "令和5年3月29日", "R5.3.29", "Ｈ３１．４．３０"],
+    "birth-date": ["1990-04-01", "平成2年4月1日", "2099-01-01"],  # no day given: form only
     "status-of-residence": [
         "特定活動(告示25号)",
         "永住者",
@@ -54,7 +55,7 @@ VALID: dict[str, list[str]] = {
         "無期限",
         "１年６月",
     ],
-    "text": ["東京都新宿区サンプル町1-2-3", "a\tb", "SAMPLE TEXT 123", "x" * 1000],
+    "text": ["東京都新宿区サンプル町1-2-3", "a b", "SAMPLE TEXT 123", "x" * 1000],
 }
 
 INVALID: dict[str, list[tuple[str, str]]] = {
@@ -83,6 +84,9 @@ INVALID: dict[str, list[tuple[str, str]]] = {
         ("1310410", "value.local-government-code"),
         ("13104A", "value.local-government-code"),
         ("131 041", "value.local-government-code"),
+        ("999997", "value.local-government-code"),  # check digit right, no prefecture 99
+        ("000001", "value.local-government-code"),
+        ("480002", "value.local-government-code"),
     ],
     "residence-card-number": [
         ("ab12345678cd", "value.residence-card-number"),
@@ -94,6 +98,10 @@ INVALID: dict[str, list[tuple[str, str]]] = {
     ],
     "nationality": [
         ("SAMPLE1", "value.nationality"),
+        ("SAMPLELAND", "value.nationality"),
+        ("アトランティス", "value.nationality"),
+        ("XX", "value.nationality"),
+        ("vnm", "value.nationality"),  # codes in capitals only
         ("サンプル国２", "value.nationality"),
         ("SAMPLE\nLAND", "value.control-character"),
         ("N" * 61, "value.too-long"),
@@ -110,10 +118,14 @@ INVALID: dict[str, list[tuple[str, str]]] = {
         ("平成31年5月1日", "value.date"),
         ("TARO", "value.date"),
     ],
+    "birth-date": [("2023-02-30", "value.date"), ("TARO", "value.date")],
     "status-of-residence": [
         ("特定活動\x00", "value.control-character"),
         ("特定活動\u202e", "value.control-character"),
         ("資" * 61, "value.too-long"),
+        ("観光ビザ", "value.status-of-residence"),
+        ("特定技能3号", "value.status-of-residence"),
+        ("技術", "value.status-of-residence"),  # 技術 alone: merged into 技術・人文知識・国際業務
     ],
     "period-of-stay": [
         ("0年", "value.period-of-stay"),
@@ -125,9 +137,14 @@ INVALID: dict[str, list[tuple[str, str]]] = {
         ("5years", "value.period-of-stay"),
         ("永久", "value.period-of-stay"),
         ("6か月", "value.period-of-stay"),
+        ("99年", "value.period-of-stay"),
+        ("5年1月", "value.period-of-stay"),
+        ("61月", "value.period-of-stay"),
+        ("91日", "value.period-of-stay"),
     ],
     "text": [
         ("line one\nline two", "value.control-character"),
+        ("a\tb", "value.control-character"),  # TAB: refused like ESC, DEL, BEL and NUL
         ("a\rb", "value.control-character"),
         ("bell\x07", "value.control-character"),
         ("del\x7f", "value.control-character"),
