@@ -2,7 +2,8 @@
 
 It finishes whatever a crash interrupted before it looks for new files, keeps running when one
 file or one step fails (the failure is logged and retried with back-off), and stops cleanly on
-SIGTERM or SIGINT, leaving every transfer in a recorded state.
+SIGTERM or SIGINT, leaving every transfer in a recorded state. It refuses to start while another
+daemon holds the same state directory (gateway.state.daemon_lock).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gateway.outbound import pipeline, schedule_sweep
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import clock, daemon_lock
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,16 @@ class Daemon:
 
 
 def run(settings: Settings) -> None:
-    daemon = Daemon(settings)
-    signal.signal(signal.SIGTERM, daemon.stop)
-    signal.signal(signal.SIGINT, daemon.stop)
-    daemon.run()
+    """Lock the state directory, then run the daemon until it is stopped.
+
+    Raises:
+        AlreadyRunning: another daemon holds this state directory (nothing was touched).
+        TachiaiError: whatever makes running impossible (see `Daemon.run`).
+    """
+    # First, before the database is opened: two daemons on one SQLite state would both claim
+    # and sweep it. The lock lives as long as this process (the kernel drops it on any exit).
+    with daemon_lock.acquire(settings.state_dir):
+        daemon = Daemon(settings)
+        signal.signal(signal.SIGTERM, daemon.stop)
+        signal.signal(signal.SIGINT, daemon.stop)
+        daemon.run()

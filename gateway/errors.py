@@ -4,15 +4,25 @@ Every error carries the words a person needs: what went wrong (`str(err)`) and w
 (`hint`). Only `gateway.cli.main` turns an error into a message and an exit code; nothing below
 it prints or exits. Errors raised by `policies` and `audit` are mapped in `gateway.cli`.
 
+A partner's problem comes in two kinds with no class in common below the root, so a caller
+handles each in its own `except` clause and never asks `isinstance`: `PartnerUnavailable` is
+transient (unreachable, timed out: retry later), `PartnerRefused` is permanent (the partner
+answered and said no, or its host key changed: nothing changes until a person acts). A refusal
+exits 1, like any check that said no: the partner's check (its permissions, its size limit, its
+pinned host key) refused, and the input we sent was well formed, so it is not 65.
+
 Exit codes (also listed by `tachiai --help`):
     0   success
-    1   a check failed: a file was rejected, a signature refused, the ledger is not intact
+    1   a check failed: a file was rejected, a signature refused, the ledger is not intact,
+        a partner refused a delivery (permanently: fix the cause, then retry by hand)
     2   usage error: a wrong command line
-    65  bad input from a person or a partner (a malformed signature or key, an unknown id)
-    69  a partner or an external place is unreachable
+    65  bad input from a person or a partner (a malformed signature, key or
+        manifest, an unknown id)
+    69  a partner or an external place is unreachable (transient: retried by itself)
     70  an internal error (a bug: please report it with the log)
     74  storage failed (database, spool or file system)
     75  the request is out of order for the current state; retry after the state changes
+        (also: another daemon already runs on the same state directory)
     78  configuration or agreement files are invalid
 """
 
@@ -76,6 +86,18 @@ class PartnerUnavailable(TachiaiError):
     )
 
 
+class PartnerRefused(TachiaiError):
+    """A partner answered and said no: permission denied, a name taken, a size limit, a changed
+    host key. Permanent until a person acts, so it is never retried by itself.
+
+    Not a `PartnerUnavailable`: a caller that retries the transient kind must not retry this
+    one, and needs no `isinstance` to tell them apart.
+    """
+
+    exit_code = 1
+    default_hint = "fix the cause named above (with the partner if it is theirs), then retry"
+
+
 class InternalError(TachiaiError):
     """A bug: something that the code assumes can never happen did."""
 
@@ -94,6 +116,12 @@ class StateError(TachiaiError):
     """A request came out of order for the current state of a transfer or holding."""
 
     exit_code = 75
+
+
+class AlreadyRunning(StateError):
+    """Another daemon holds the state directory: one daemon per SQLite state, by construction."""
+
+    default_hint = "stop the other daemon first, or see `systemctl status tachiai`"
 
 
 class ConfigError(TachiaiError):

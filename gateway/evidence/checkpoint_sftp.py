@@ -28,7 +28,7 @@ from audit.checkpoints import (
 )
 from audit.notes import NoteVerifier
 from gateway.config.routes import SftpEndpoint
-from gateway.errors import PartnerUnavailable
+from gateway.errors import PartnerRefused, PartnerUnavailable
 
 if TYPE_CHECKING:
     from gateway.transports.sftp import Session
@@ -200,16 +200,15 @@ class SftpSink:
                 # A connection kept open may have been cut while idle: once more on a new one.
                 self._disconnect()
                 sent = self._send()
+        except (PartnerUnavailable, PartnerRefused) as exc:
+            # Both are retried here: a refused folder or key is fixed at the partner, and the
+            # signing never waits for that.
+            self._attempt_failed(str(exc))
+            return False
         except Exception as exc:  # a bug here must not end the thread (or the signing) either
-            self._disconnect()
-            reason = str(exc)
-            if not isinstance(exc, PartnerUnavailable):
-                reason = f"unexpected {exc.__class__.__name__}"
-                if self._failures == 0:
-                    log.exception("unexpected error writing ledger checkpoints to %s", self.name)
-            if self._stalled:
-                reason = f"no round finished within {self._round_limit:g} s ({reason})"
-            self._failed(reason)
+            if self._failures == 0:
+                log.exception("unexpected error writing ledger checkpoints to %s", self.name)
+            self._attempt_failed(f"unexpected {exc.__class__.__name__}")
             return False
         if self._failures:
             with self._cond:
@@ -225,6 +224,12 @@ class SftpSink:
             )
             self._failures = 0
         return True
+
+    def _attempt_failed(self, reason: str) -> None:
+        self._disconnect()
+        if self._stalled:
+            reason = f"no round finished within {self._round_limit:g} s ({reason})"
+        self._failed(reason)
 
     def _hang_up(self) -> None:
         """The watchdog (its own thread): the round took too long, so cut the connection;
@@ -251,7 +256,8 @@ class SftpSink:
         """Write the queue; returns how many history lines were appended.
 
         Raises:
-            PartnerUnavailable: (or DeliveryRefused, HostKeyRefused) from the session.
+            PartnerUnavailable, PartnerRefused (DeliveryRefused, HostKeyRefused): from the
+                session.
         """
         with self._cond:
             batch = list(self._history)

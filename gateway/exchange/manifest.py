@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import SignatureError
+from gateway.errors import InputError, SignatureError
 from gateway.identity import sshsig
 from gateway.runtime import Runtime
 from gateway.state.store import Transfer
@@ -57,8 +57,14 @@ _KEYS = frozenset(
 _APPROVAL_KEYS = frozenset({"witness", "fingerprint", "namespace", "signature"})
 
 
-class ManifestError(ValueError):
-    """A manifest that is not a well-formed v1 manifest; `rule` names what is wrong."""
+class ManifestError(InputError):
+    """A manifest that is not a well-formed v1 manifest; `rule` names what is wrong.
+
+    Bad input from the providing partner (exit 65), not a check that said no: a manifest that
+    parses but does not verify is a verdict of `verify`, never this error.
+    """
+
+    default_hint = "ask the provider to send the file (and its manifest) again"
 
     def __init__(self, rule: str, message: str) -> None:
         super().__init__(message)

@@ -24,16 +24,17 @@ from typing import Any
 import pyzipper
 
 from gateway.errors import ConfigError, KeyFileError, StorageError, TachiaiError
+from gateway.exchange.limits import MAX_WORKBOOK
 from gateway.exchange.manifest import SUFFIX, Manifest, ManifestError, verify
 from gateway.identity import age
 from gateway.inbound import erasure, holdings
 from gateway.inbound.holdings import Holding, HoldingState
-from gateway.outbound.sealing import MAX_WORKBOOK
 from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.state.spool import CHUNK, inspect, open_regular, refuse_linked, sha256_file, sync_dir
 from gateway.state.store import Store
 from policies.reasons import Reason
+from policies.receivers import designated_receivers
 from policies.retention import disposal_deadline
 
 log = logging.getLogger(__name__)
@@ -264,9 +265,7 @@ def _check(rt: Runtime, h: Holding, folder: Path) -> Holding | tuple[list[Reason
         ], h
     agreement = rt.agreements[m.agreement]
     handlers = [
-        x.name
-        for x in rt.registry.handlers
-        if x.party == rt.settings.party and x.designated(agreement.id, "receive", today)
+        x.name for x in designated_receivers(rt.registry, agreement.id, rt.settings.party, today)
     ]
     if not handlers:
         return [

@@ -16,6 +16,7 @@ from gateway.state import clock
 from policies.agreement import Agreement
 from policies.handlers import Handler
 from policies.reasons import Reason
+from policies.receivers import receiver_refusal
 
 
 def holding_statement(head: str, h: Holding, extra: list[str]) -> bytes:
@@ -94,26 +95,12 @@ def signer(
         record_refusal(rt, h, action, Reason(f"{action}.signature", str(exc)), None, None)
         raise
     handler = rt.registry.by_key(signed.public_key)
-    if (
-        handler is None
-        or handler.party != rt.settings.party
-        or h.agreement is None
-        or not handler.designated(h.agreement, "receive", clock.today())
-    ):
-        refuse(
-            rt,
-            h,
-            action,
-            Reason(
-                f"{action}.not-designated",
-                f"the key {signed.fingerprint} is not a designated "
-                f"receiving handler (受信担当) of {rt.settings.party} for {h.agreement} today; "
-                "ask the administrator to designate you with the receive role",
-                f"{h.agreement}/parties",
-            ),
-            signed,
-            handler,
-        )
+    refusal = receiver_refusal(
+        handler, rt.settings.party, h.agreement, clock.today(), action=action,
+        key=signed.fingerprint,
+    )
+    if refusal is not None:
+        refuse(rt, h, action, refusal, signed, handler)
     assert handler is not None
     return handler, signed
 

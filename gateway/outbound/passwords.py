@@ -18,6 +18,7 @@ from gateway.runtime import Runtime, event
 from gateway.state import clock
 from gateway.state.store import Transfer
 from gateway.transports.password_channels import RETRIEVABLE, RETRIEVAL_MARK
+from policies.receivers import receiver_refusal
 
 PASSWORD_NAMESPACE = "tachiai-password"  # noqa: S105 - a signature namespace, not a secret
 
@@ -88,13 +89,10 @@ def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[st
     statement = request_statement(rt, t)
     signed = sshsig.verify(statement, signature, PASSWORD_NAMESPACE)
     handler = rt.registry.by_key(signed.public_key)
-    today = clock.today()
-    # Only a receiving handler of the recipient party, designated for this agreement today.
-    if (
-        handler is None
-        or handler.party != t.recipient
-        or not handler.designated(t.agreement, "receive", today)
-    ):
+    refusal = receiver_refusal(
+        handler, t.recipient, t.agreement, clock.today(), key=signed.fingerprint
+    )
+    if refusal is not None:
         who = handler.name if handler else None
         rt.store.record(
             [
@@ -104,7 +102,8 @@ def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[st
                     {
                         "fingerprint": signed.fingerprint,
                         "handler": who,
-                        "reason": "not a designated receiving handler of the recipient",
+                        "reason": refusal.message,
+                        "rule": refusal.rule,
                     },
                     actor=who,
                     key=f"{t.id}:password.refused:{clock.now_ns()}",
@@ -113,10 +112,10 @@ def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[st
         )
         rt.flush()
         raise CheckFailed(
-            f"the key {signed.fingerprint} is not a designated receiving handler (受信担当) of "
-            f"{t.recipient} for {t.agreement} today; nothing was handed out (recorded)",
+            f"refused: {refusal.message} [{refusal.rule}]; nothing was handed out (recorded)",
             hint="ask the administrator to designate you with the receive role",
         )
+    assert handler is not None  # receiver_refusal refuses a key that is nobody's
     rt.store.record(
         [
             event(

@@ -14,11 +14,20 @@ import json
 import logging
 import os
 import pwd
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from audit.events import Draft
 from gateway import faults
-from gateway.errors import ConfigError, PartnerUnavailable, StateError, StorageError
+from gateway.config.settings import Recipient
+from gateway.errors import (
+    ConfigError,
+    PartnerRefused,
+    PartnerUnavailable,
+    StateError,
+    StorageError,
+)
 from gateway.exchange.onward_guard import inspect_onward
 from gateway.outbound import approvals, pickup, replies
 from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
@@ -42,7 +51,7 @@ from gateway.runtime import Runtime, event, new_transfer_id
 from gateway.state import clock
 from gateway.state.spool import copy_private, inspect, open_regular, write_atomic
 from gateway.state.store import Transfer
-from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel
+from gateway.transports import HostKeyRefused, Parcel
 from gateway.transports.password_channels import RETRIEVAL_MARK
 from policies.admission import applied_terms, check_period, find_named_sender, find_sender
 from policies.content import check_file
@@ -356,26 +365,17 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
             issued = password_channel_for(recipient, folder).issue(parcel, document)
         done = transport.send(parcel, renamed_before=t.delivered_path is not None,
                               committing=committing)
-    except PartnerUnavailable as exc:
-        t = current
-        attempts = t.attempts + 1
+    except HostKeyRefused as exc:
+        # A changed host key is permanent until an operator acts: recorded, then failed at once.
         now = clock.now_ns()
-        refused = isinstance(exc, DeliveryRefused)
-        log.warning("delivery of %s failed (attempt %d): %s", t.id, attempts, exc)
-        events = []
-        if isinstance(exc, HostKeyRefused):
-            events.append(event("transport.host_key_refused", t, {
-                "host": exc.host, "port": exc.port, "expected": list(exc.expected),
-                "offered": exc.offered}, key=f"{t.id}:host-key-refused:{now}", time_ns=now))
-        info = {"attempts": attempts, "error": str(exc), "hint": exc.hint,
-                "transport": recipient.transport, "route": recipient.route()}
-        if refused or attempts >= recipient.attempts:
-            events.append(event("transfer.failed", t, {**info, "refused": refused},
-                                key=f"{t.id}:transfer.failed:{now}", time_ns=now))
-            return rt.store.transition(t, State.FAILED, events, attempts=attempts)
-        events.append(event("delivery.retry", t, {**info, "attempt": attempts},
-                            key=f"{t.id}:delivery.retry:{now}", time_ns=now))
-        return rt.store.update(t, events, attempts=attempts)
+        noted = event("transport.host_key_refused", current, {
+            "host": exc.host, "port": exc.port, "expected": list(exc.expected),
+            "offered": exc.offered}, key=f"{current.id}:host-key-refused:{now}", time_ns=now)
+        return _delivery_failed(rt, current, recipient, exc, refused=True, noted=[noted])
+    except PartnerRefused as exc:
+        return _delivery_failed(rt, current, recipient, exc, refused=True)
+    except PartnerUnavailable as exc:
+        return _delivery_failed(rt, current, recipient, exc, refused=False)
     t = current
     faults.crash_point("after-deliver")
     events = []
@@ -394,6 +394,31 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
     return rt.store.transition(t, State.DELIVERED, events, delivered_path=done.location,
                                password_path=password_path)
 
+
+
+def _delivery_failed(
+    rt: Runtime,
+    t: Transfer,
+    recipient: Recipient,
+    exc: PartnerRefused | PartnerUnavailable,
+    *,
+    refused: bool,
+    noted: Sequence[Draft] = (),
+) -> Transfer:
+    """Count a failed attempt: failed at once when refused, else retried until the limit."""
+    attempts = t.attempts + 1
+    now = clock.now_ns()
+    log.warning("delivery of %s failed (attempt %d): %s", t.id, attempts, exc)
+    events = list(noted)
+    info = {"attempts": attempts, "error": str(exc), "hint": exc.hint,
+            "transport": recipient.transport, "route": recipient.route()}
+    if refused or attempts >= recipient.attempts:
+        events.append(event("transfer.failed", t, {**info, "refused": refused},
+                            key=f"{t.id}:transfer.failed:{now}", time_ns=now))
+        return rt.store.transition(t, State.FAILED, events, attempts=attempts)
+    events.append(event("delivery.retry", t, {**info, "attempt": attempts},
+                        key=f"{t.id}:delivery.retry:{now}", time_ns=now))
+    return rt.store.update(t, events, attempts=attempts)
 
 
 def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], **changes: Any) -> Transfer:

@@ -23,17 +23,16 @@ from typing import BinaryIO
 import pyzipper
 
 from gateway.errors import ConfigError, InputError, StorageError
+from gateway.exchange.limits import MAX_WORKBOOK
 from gateway.identity import age
 from gateway.state.spool import CHUNK, open_regular, sha256_file, sync_dir
 from policies.handlers import Registry
+from policies.receivers import designated_receivers
 
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 24
 PROFILES = ("zip-aes256", "age", "xlsx-password+zip-aes256")
 PASSWORD_PROFILES = ("zip-aes256", "xlsx-password+zip-aes256")
-#: Workbooks are encrypted in memory (msoffcrypto-tool has no streaming API); larger ones are
-#: refused rather than allowed to eat the server's memory.
-MAX_WORKBOOK = 256 * 1024 * 1024
 _COMPRESSION = {"deflate": pyzipper.ZIP_DEFLATED, "store": pyzipper.ZIP_STORED}
 
 
@@ -59,10 +58,8 @@ def age_recipients(
     """
     found = [
         (h.name, h.age_recipient)
-        for h in registry.handlers
-        if h.party == party
-        and h.age_recipient is not None
-        and h.designated(agreement_id, "receive", on)
+        for h in designated_receivers(registry, agreement_id, party, on)
+        if h.age_recipient is not None
     ]
     if not found:
         raise ConfigError(

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from gateway.errors import PartnerUnavailable
+from gateway.errors import PartnerRefused
 
 
-class DeliveryRefused(PartnerUnavailable):
+class DeliveryRefused(PartnerRefused):
     """The partner answered and said no (permission denied, a name taken, a size limit).
 
-    Retrying the same thing will not help: the transfer fails at once and an operator retries
-    it with `tachiai transfers retry ID` after fixing the cause.
+    Permanent, so not a `PartnerUnavailable`: retrying the same thing will not help. The
+    transfer fails at once and an operator retries it with `tachiai transfers retry ID` after
+    fixing the cause.
     """
 
     default_hint = (
@@ -30,7 +31,11 @@ class DeliveryRefused(PartnerUnavailable):
 
 
 class HostKeyRefused(DeliveryRefused):
-    """The server's SSH host key is not the one pinned for it: never accepted, never added."""
+    """The server's SSH host key is not the one pinned for it: never accepted, never added.
+
+    Permanent (a refusal, not an outage): the key stays wrong until an operator pins the new
+    one or finds the attack, so a delivery fails at once and a pickup stops polling.
+    """
 
     def __init__(self, host: str, port: int, expected: tuple[str, ...], offered: str) -> None:
         self.host = host

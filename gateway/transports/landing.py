@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit.events import Draft
 from gateway.config.routes import SftpEndpoint
-from gateway.errors import PartnerUnavailable, StorageError, TachiaiError
+from gateway.errors import PartnerRefused, PartnerUnavailable, StorageError, TachiaiError
 from gateway.state import clock
 from gateway.state.spool import sync_dir, write_atomic
 from gateway.transports import HostKeyRefused
@@ -317,7 +317,9 @@ class Poller:
                 section,
             )
             return 0
-        except PartnerUnavailable as exc:
+        except (PartnerUnavailable, PartnerRefused) as exc:
+            # A refusal (our key or folder refused) is polled again too: the operator fixes it
+            # at the partner, and the next poll finds it fixed without a restart.
             if source not in self._out:
                 self._out.add(source)
                 log.error(

@@ -1,0 +1,100 @@
+"""The daemon lock: one `tachiai run` per state directory (one writer of its SQLite state).
+
+`acquire` takes an exclusive `flock` on STATE_DIR/daemon.lock, held for as long as the process
+lives, and writes the holder's PID into the file for the operator. The kernel drops the lock
+when the process ends however it ends (kill -9 included), so a stale lock never needs clearing
+by hand. It never deletes the file: a daemon that unlinked it would let the next two daemons
+lock two different files.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+from pathlib import Path
+from types import TracebackType
+
+from gateway.errors import AlreadyRunning, StorageError
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "daemon.lock"
+_MAX_PID_TEXT = 32  # "PID\n" is far shorter; anything longer in the file is not ours
+
+
+class DaemonLock:
+    """A held lock on a state directory; `release` (or leaving a `with` block) lets it go."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Let the lock go (closing the file releases the flock); idempotent."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DaemonLock:
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def acquire(state_dir: Path) -> DaemonLock:
+    """Lock `state_dir` for this process, or refuse because another process holds it.
+
+    Raises:
+        AlreadyRunning: another live process holds the lock (its PID is in the message).
+        StorageError: the state directory or the lock file cannot be made, opened or written.
+    """
+    path = state_dir / LOCK_FILE
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # O_CLOEXEC: a child (ssh-keygen, 7zz, age) must never inherit, and so outlive, the lock.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot open the daemon lock {path}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = _holder(fd)
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise StorageError(
+                f"cannot lock {path}: {exc.strerror or exc}",
+            ) from exc
+        raise AlreadyRunning(
+            f"another tachiai daemon (PID {holder or 'unknown: it is starting'}) already runs "
+            f"on the state directory {state_dir}; one daemon per state directory, so this one "
+            "did not start",
+            hint=f"stop that daemon first (`kill {holder or 'PID'}`, or `systemctl stop "
+            "tachiai` if systemd runs it), or see `systemctl status tachiai`; to run a second "
+            "gateway, give it a state_dir of its own",
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise StorageError(f"cannot write the daemon lock {path}: {exc.strerror or exc}") from exc
+    log.debug("holding the daemon lock %s (PID %d)", path, os.getpid())
+    return DaemonLock(path, fd)
+
+
+def _holder(fd: int) -> int | None:
+    """The PID written by the lock's holder, or None while it has not written one yet."""
+    try:
+        text = os.pread(fd, _MAX_PID_TEXT, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None

@@ -1,0 +1,61 @@
+"""Receiving verdicts: who the designated receiving handlers (受信担当) of a party are on a day,
+and why one signer is not one of them.
+
+Pure, like `policies.approvals`: it takes the registry, a party, an agreement id and a date, and
+returns handlers or a reason. It never verifies a signature, reads a file or records anything;
+the gateway does that and then asks here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from policies.handlers import Handler, Registry
+from policies.reasons import Reason
+
+RECEIVE = "receive"  # the role a receiving handler holds in the registry
+
+
+def designated_receivers(
+    registry: Registry, agreement_id: str, party: str, on: dt.date
+) -> tuple[Handler, ...]:
+    """Every handler of `party` designated to receive under the agreement on that day.
+
+    In registry order. Empty means nobody may receive: callers fail closed on it.
+    """
+    return tuple(
+        h for h in registry.handlers if h.party == party and h.designated(agreement_id, RECEIVE, on)
+    )
+
+
+def receiver_refusal(
+    receiver: Handler | None,
+    party: str,
+    agreement_id: str | None,
+    on: dt.date,
+    *,
+    action: str = RECEIVE,
+    key: str | None = None,
+) -> Reason | None:
+    """Why this signer is not a designated receiving handler of `party` on that day, or None.
+
+    `receiver` is the handler the verified signing key belongs to (None: nobody's); `action`
+    prefixes the rule (`open.not-designated`), so a refusal names what was asked; `key` (a
+    fingerprint) names the signer in the message when given. No agreement means nobody is
+    designated (fail closed).
+    """
+    rule = f"{action}.not-designated"
+    term = f"{agreement_id}/parties" if agreement_id is not None else None
+    signer = f"the key {key}" if key else "the signer"
+    wanted = f"a designated receiving handler (受信担当) of {party}"
+    if receiver is None:
+        return Reason(rule, f"{signer} belongs to no registered handler, so it is not {wanted}; "
+                      "sign with your own registered key", term)
+    if receiver.party != party:
+        return Reason(rule, f"{signer} belongs to party {receiver.party}, so it is not {wanted}; "
+                      f"only a receiving handler of {party} may sign this", term)
+    if agreement_id is None or not receiver.designated(agreement_id, RECEIVE, on):
+        return Reason(rule, f"{signer} is not {wanted} for {agreement_id or 'this agreement'} "
+                      f"on {on.isoformat()}; ask the administrator to designate them with the "
+                      "receive role", term)
+    return None
