@@ -41,7 +41,9 @@ class Runtime:
         settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return cls(
             settings=settings,
-            store=Store(settings.database_path),
+            store=Store(
+                settings.database_path, busy_timeout_seconds=settings.busy_timeout_seconds
+            ),
             ledger=Ledger.open(settings.ledger_path),
             agreements=agreements,
             registry=registry,
