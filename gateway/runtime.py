@@ -47,7 +47,9 @@ class Runtime:
             ) from exc
         return cls(
             settings=settings,
-            store=Store(settings.database_path),
+            store=Store(
+                settings.database_path, busy_timeout_seconds=settings.busy_timeout_seconds
+            ),
             ledger=Ledger.open(settings.ledger_path),
             agreements=agreements,
             registry=registry,

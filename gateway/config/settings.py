@@ -144,6 +144,9 @@ class Settings:
     ledger_syslog: str = ""
     ledger_checkpoint_interval_seconds: float = 1.0
     ledger_sftp: tuple[SftpEndpoint, ...] = ()  # [[ledger.sftp]]: remote checkpoint folders
+    # [gateway] busy_timeout_seconds: how long a command waits for another process's write lock
+    # on the state database before it stops with "locked" (exit 74).
+    busy_timeout_seconds: float = 60.0
 
     @property
     def database_path(self) -> Path:
@@ -251,6 +254,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             poll_seconds=float(intake.get("poll_seconds", 0.25)),
             compression=str(compression),
             compression_level=level,
+            busy_timeout_seconds=float(gw.get("busy_timeout_seconds", 60.0)),
             pickups=pickups,
             inbound=inbound,
             **_ledger_settings(section("ledger"), resolve, path),
@@ -259,6 +263,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
         raise ConfigError(f"{path}: a number in [intake] is not a number ({exc})") from exc
     if settings.max_file_size <= 0 or settings.settle_seconds < 0:
         raise ConfigError(f"{path}: intake limits must be positive")
+    if not 0 < settings.busy_timeout_seconds <= 3600:
+        raise ConfigError(f"{path}: gateway.busy_timeout_seconds must be in (0, 3600]")
     return settings
 
 

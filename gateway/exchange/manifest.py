@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.errors import InputError, SignatureError
 from gateway.identity import sshsig
+from gateway.outbound import approvals, replies
 from gateway.runtime import Runtime
 from gateway.state.store import Transfer
 from policies.agreement import Agreement, Flow
@@ -26,7 +27,7 @@ from policies.reasons import Reason
 FORMAT = "tachiai-manifest/1"
 SUFFIX = ".manifest.json"
 MAX_BYTES = 256 * 1024  # far above any real manifest; refuses a planted huge file early
-APPROVAL_NAMESPACE = "tachiai-approval"  # gateway.outbound.approvals.APPROVAL_NAMESPACE (no cycle)
+APPROVAL_NAMESPACE = approvals.APPROVAL_NAMESPACE  # the namespace witnesses sign under
 STATEMENT_HEAD = "tachiai approval statement v1"
 #: Statement lines that link a transfer to an earlier one (疑義照会・回答, 訂正).
 LINK_KEYS = {"replies_to": "replies-to", "corrects": "corrects"}
@@ -394,9 +395,6 @@ def build(rt: Runtime, t: Transfer, delivered_name: str) -> Manifest:
     Raises:
         ConfigError: the transfer's agreement or flow is no longer loaded.
     """
-    from gateway.inbound.holdings import link_of
-    from gateway.outbound import approvals
-
     _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     message = approvals.statement(rt, t)
     signed: list[SignedApproval] = []
@@ -406,7 +404,7 @@ def build(rt: Runtime, t: Transfer, delivered_name: str) -> Manifest:
         except SignatureError:
             continue  # made over other bytes: it approves nothing that is sent
         signed.append(SignedApproval(a.witness, a.fingerprint, a.signature))
-    link = link_of(rt, t.id)
+    link = replies.link_of(rt, t.id)
     return Manifest(
         transfer=t.id,
         agreement=t.agreement,

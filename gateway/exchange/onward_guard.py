@@ -14,18 +14,14 @@ import secrets
 import stat
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, LargeBinary, delete, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, SQLModel
-
-from gateway.errors import ConfigError, InputError, InternalError, StorageError
+from gateway.errors import ConfigError, InputError, StorageError
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import clock, fingerprint_store
+from gateway.state.fingerprint_store import Source as _Source
 from policies.fingerprints import Fingerprinter, RowKeys, key_check, read_table
 from policies.onward import onward_refusal
 from policies.reasons import Reason
@@ -45,43 +41,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
-
-
-class OnwardSource(SQLModel, table=True):
-    """Received data whose rows were fingerprinted: a holding, the agreement and flow it came
-    under, and the party holding it (保有者). Ids only; never a value from the file."""
-
-    __tablename__ = "onward_sources"
-    id: int | None = Field(default=None, primary_key=True)
-    holding: str = Field(unique=True)
-    agreement: str = Field(index=True)
-    flow: str
-    holder: str
-    rows: int = 0
-    skipped: int = 0
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class RowFingerprint(SQLModel, table=True):
-    """One keyed fingerprint (HMAC-SHA256/128) of a received row, and the source it came in.
-
-    The primary key starts with the fingerprint, so it is the index lookups use; without rowid
-    (SQLite) the table is that index, and a row seen twice in one holding is stored once.
-    """
-
-    __tablename__ = "onward_fingerprints"
-    __table_args__ = {"sqlite_with_rowid": False}
-    fp: bytes = Field(sa_column=Column(LargeBinary(16), primary_key=True))
-    source: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-
-
-class FingerprintKeyCheck(SQLModel, table=True):
-    """The key check value of the key the stored fingerprints were made with (not the key)."""
-
-    __tablename__ = "onward_key_check"
-    id: int = Field(default=1, primary_key=True)
-    check_value: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 @dataclass(frozen=True)
@@ -131,11 +90,11 @@ def remember(
         ConfigError: the key file is missing or not the key the stored fingerprints used.
         StorageError: the key or the database cannot be read or written.
     """
-    _ensure_tables(rt)
     fingerprint = Fingerprinter(_key(rt, create=True))
     keys, records = _received(stream, dataset_format)
-    with rt.store.transaction() as conn:
-        source = _source_id(conn, holding_id, agreement, flow, holder_party)
+    source = fingerprint_store.source_id(
+        rt.store, _Source(holding_id, agreement, flow, holder_party), clock.now_ns()
+    )
     rows = skipped = 0
     batch: set[bytes] = set()
     for record in records:
@@ -146,12 +105,11 @@ def remember(
         rows += 1
         batch |= fps
         if len(batch) >= _WRITE_BATCH:
-            _insert(rt, source, batch)
+            fingerprint_store.add(rt.store, source, batch)
             batch = set()
     if batch:
-        _insert(rt, source, batch)
-    with rt.store.transaction() as conn:
-        conn.execute(_S.update().where(_S.c.id == source).values(rows=rows, skipped=skipped))
+        fingerprint_store.add(rt.store, source, batch)
+    fingerprint_store.set_counts(rt.store, source, rows, skipped)
     log.info(
         "remembered %d rows of holding %s (%d too plain to fingerprint)", rows, holding_id, skipped
     )
@@ -194,8 +152,7 @@ def inspect_onward(
         ConfigError: the key file is missing or not the key the stored fingerprints used.
         StorageError: the key or the database cannot be read.
     """
-    _ensure_tables(rt)
-    sources = _sources(rt)
+    sources = fingerprint_store.sources(rt.store)
     if not sources:
         return GuardResult(rows=0)  # nothing was ever received here: nothing can be copied
     fingerprint = Fingerprinter(_key(rt, create=False))
@@ -236,37 +193,13 @@ def forget(rt: Runtime, holding_id: str) -> int:
     Raises:
         StorageError: the database cannot be written.
     """
-    _ensure_tables(rt)
-    with rt.store.transaction() as conn:
-        source = conn.execute(select(_S.c.id).where(_S.c.holding == holding_id)).scalar()
-        if source is None:
-            return 0
-        dropped = conn.execute(delete(_F).where(_F.c.source == source)).rowcount
-        conn.execute(delete(_S).where(_S.c.id == source))
-    return int(dropped)
+    return fingerprint_store.forget(rt.store, holding_id)
 
 
 # --- private helpers -----------------------------------------------------------------------------
 
-_S = OnwardSource.__table__  # type: ignore[attr-defined]
-_F = RowFingerprint.__table__  # type: ignore[attr-defined]
-_K = FingerprintKeyCheck.__table__  # type: ignore[attr-defined]
-_TABLES = [_S, _F, _K]
 _WRITE_BATCH = 20_000  # fingerprints per write transaction
 _READ_BATCH = 2_000  # outbound rows per lookup round
-_IN_CHUNK = 900  # bound parameters per IN (…): under every SQLite's limit of 999
-
-
-@contextmanager
-def _errors(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        raise StorageError(f"cannot {doing}: {exc.__class__.__name__}") from exc
-
-
-def _ensure_tables(rt: Runtime) -> None:
-    rt.store.ensure_tables("fingerprint", _TABLES)
 
 
 def _key(rt: Runtime, *, create: bool) -> bytes:
@@ -279,8 +212,7 @@ def _key(rt: Runtime, *, create: bool) -> bytes:
         StorageError: it cannot be read or created.
     """
     path = key_path(rt)
-    with _errors("read the fingerprint key check"), rt.store.engine.connect() as conn:
-        stored = conn.execute(select(_K.c.check_value).where(_K.c.id == 1)).scalar()
+    stored = fingerprint_store.key_check(rt.store)
     if not path.exists() and (stored is not None or not create):
         if stored is None:
             # Not reached: the guard looks for a key only when something was remembered.
@@ -293,15 +225,7 @@ def _key(rt: Runtime, *, create: bool) -> bytes:
     key = _read_key(path) if path.exists() else _create_key(path)
     check = key_check(key)
     if stored is None:
-        with rt.store.transaction() as conn:
-            # Two processes may get here at once; the first check value stays.
-            mark = _placeholder(conn)
-            conn.exec_driver_sql(
-                f"INSERT INTO {_K.name} (id, check_value, created_ns) "  # noqa: S608
-                f"VALUES (1, {mark}, {mark}) ON CONFLICT DO NOTHING",
-                (check, clock.now_ns()),
-            )
-            stored = conn.execute(select(_K.c.check_value).where(_K.c.id == 1)).scalar()
+        stored = fingerprint_store.keep_key_check(rt.store, check, clock.now_ns())
     if stored != check:
         raise ConfigError(
             f"the fingerprint key {path} is not the key the stored fingerprints were made with",
@@ -394,73 +318,11 @@ def _received(stream: BinaryIO, dataset_format: str) -> tuple[RowKeys, Iterator[
     return RowKeys(table.header), rows()
 
 
-def _source_id(conn: Connection, holding: str, agreement: str, flow: str, holder: str) -> int:
-    found = conn.execute(select(_S).where(_S.c.holding == holding)).mappings().first()
-    if found is not None:
-        if (found["agreement"], found["flow"], found["holder"]) != (agreement, flow, holder):
-            raise InternalError(
-                f"holding {holding} was remembered under {found['agreement']}/{found['flow']} "
-                f"held by {found['holder']}, not {agreement}/{flow} held by {holder}",
-                hint="a holding id names one received file; this is a bug, please report it",
-            )
-        return int(found["id"])
-    result = conn.execute(
-        _S.insert().values(
-            holding=holding,
-            agreement=agreement,
-            flow=flow,
-            holder=holder,
-            created_ns=clock.now_ns(),
-        )
-    )
-    primary = result.inserted_primary_key
-    assert primary is not None
-    return int(primary[0])
-
-
-def _insert(rt: Runtime, source: int, fps: set[bytes]) -> None:
-    # Driver-level SQL on the hot path: SQLAlchemy's per-row parameter processing costs more
-    # than SQLite's insert. ON CONFLICT DO NOTHING is the same in SQLite and PostgreSQL.
-    with rt.store.transaction() as conn:
-        mark = _placeholder(conn)
-        # Only our table name and the driver's marks are in the text; every value is bound.
-        insert = f"INSERT INTO {_F.name} (fp, source) VALUES ({mark}, {mark})"  # noqa: S608
-        conn.exec_driver_sql(insert + " ON CONFLICT DO NOTHING", [(fp, source) for fp in fps])
-
-
-def _placeholder(conn: Connection) -> str:
-    # The driver's own parameter mark: "?" for sqlite3, "%s" for the PostgreSQL drivers.
-    return "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
-
-
-def _sources(rt: Runtime) -> dict[int, _Source]:
-    # One row per received file: hundreds over the years, read whole for each outbound file.
-    with _errors("read the fingerprint tables"), rt.store.engine.connect() as conn:
-        found = conn.execute(select(_S.c.id, _S.c.holding, _S.c.agreement, _S.c.flow, _S.c.holder))
-        return {int(r[0]): _Source(*r[1:]) for r in found}
-
-
 def _lookup(rt: Runtime, pending: list[tuple[list[bytes], list[bytes]]]) -> dict[bytes, set[int]]:
     """The sources of every fingerprint of a batch of rows that is stored."""
-    wanted = sorted({fp for row_fps, id_fps in pending for fp in (*row_fps, *id_fps)})
-    found: dict[bytes, set[int]] = defaultdict(set)
-    with _errors("read the fingerprint tables"), rt.store.engine.connect() as conn:
-        mark = _placeholder(conn)
-        for i in range(0, len(wanted), _IN_CHUNK):
-            chunk = tuple(wanted[i : i + _IN_CHUNK])
-            marks = ",".join([mark] * len(chunk))
-            query = f"SELECT fp, source FROM {_F.name} WHERE fp IN ({marks})"  # noqa: S608
-            for fp, source in conn.exec_driver_sql(query, chunk):
-                found[bytes(fp)].add(int(source))
-    return found
-
-
-@dataclass(frozen=True)
-class _Source:
-    holding: str
-    agreement: str
-    flow: str
-    holder: str
+    return fingerprint_store.lookup(
+        rt.store, (fp for row_fps, id_fps in pending for fp in (*row_fps, *id_fps))
+    )
 
 
 @dataclass
@@ -514,7 +376,8 @@ class _Tally:
         if not found:
             return
         if any(sid not in self.sources for ids in found.values() for sid in ids):
-            self._use(_sources(self.rt))  # a holding remembered since the guard began
+            # A holding remembered since the guard began.
+            self._use(fingerprint_store.sources(self.rt.store))
         for row_fps, id_fps in pending:
             by_row = {sid for fp in row_fps for sid in found.get(fp, ())}
             by_id = {sid for fp in id_fps for sid in found.get(fp, ())}

@@ -24,13 +24,15 @@ from typing import Any
 import pyzipper
 
 from gateway.errors import ConfigError, KeyFileError, StorageError, TachiaiError
+from gateway.exchange import onward_guard
 from gateway.exchange.limits import MAX_WORKBOOK
 from gateway.exchange.manifest import SUFFIX, Manifest, ManifestError, verify
 from gateway.identity import age
 from gateway.inbound import erasure, holdings
 from gateway.inbound.holdings import Holding, HoldingState
+from gateway.inbound.sweep import sweep_holdings
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import clock, holdings_store
 from gateway.state.spool import CHUNK, inspect, open_regular, refuse_linked, sha256_file, sync_dir
 from gateway.state.store import Store
 from policies.reasons import Reason
@@ -68,7 +70,6 @@ def poll_inbound(rt: Runtime) -> int:
         return 0
     taken = 0
     try:
-        holdings.ensure_tables(rt)
         for h in holdings.find(rt, states=[HoldingState.ARRIVING]):
             _guarded(rt, h.id, lambda h=h: process(rt, h))
         for h in holdings.find(rt, states=holdings.DISPOSED, unerased=True):
@@ -77,8 +78,6 @@ def poll_inbound(rt: Runtime) -> int:
             taken += _guarded(rt, arrival.name, lambda a=arrival: take(rt, a) is not None)
         if time.monotonic() - _last_sweep.get(rt.store, -1e9) >= SWEEP_SECONDS:
             _last_sweep[rt.store] = time.monotonic()
-            from gateway.inbound.sweep import sweep_holdings
-
             sweep_holdings(rt)
     except TachiaiError as exc:
         log.error("inbound: %s", exc.diagnostics())
@@ -337,9 +336,7 @@ def _duplicate(
     # A repeat (a delivery retried after a crash, or a replay): the data is held, or was
     # certified deleted; the copy is removed and the repeat recorded against the first.
     with rt.store.transaction() as conn:
-        conn.execute(
-            holdings.H.delete().where(holdings.H.c.id == h.id, holdings.H.c.state == h.state)
-        )
+        holdings_store.remove_arrival(rt.store, h, conn)
         rt.store.record(
             [
                 holdings.event(
@@ -606,8 +603,6 @@ def remember_received(rt: Runtime, h: Holding) -> None:
     idempotent, so a repeat after a crash adds only what is missing. A holding whose rows
     cannot be read is recorded loudly: until then the guard cannot recognise its copies.
     """
-    from gateway.exchange import onward_guard
-
     if h.agreement is None or h.flow is None or h.recipient is None:
         return
     try:

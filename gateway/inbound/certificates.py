@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from gateway.errors import StateError, UsageError
 from gateway.inbound import holdings
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.signers import agreement_of, holding_statement, one_line, refuse, signer
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import clock, holdings_store
+from gateway.state.schema import Certificate
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
 from policies.retention import disposal_refusal
@@ -100,8 +99,9 @@ def certify(
         "namespace": CERTIFICATE_NAMESPACE,
     }
     with rt.store.transaction() as conn:
-        conn.execute(
-            insert(holdings.CERTS).values(
+        holdings_store.add_certificate(
+            conn,
+            Certificate(
                 holding=h.id,
                 kind=kind,
                 handler=handler.name,
@@ -111,7 +111,7 @@ def certify(
                 signature=signature,
                 fingerprint=signed.fingerprint,
                 created_ns=now,
-            )
+            ),
         )
         events = [
             holdings.event(
@@ -139,18 +139,14 @@ def certificates_of(rt: Runtime, holding_id: str) -> list[dict[str, Any]]:
     Raises:
         StorageError: the state database cannot be read.
     """
-    with rt.store.engine.connect() as conn:
-        rows = (
-            conn.execute(
-                select(holdings.CERTS)
-                .where(holdings.CERTS.c.holding == holding_id)
-                .order_by(holdings.CERTS.c.id)
-            )
-            .mappings()
-            .all()
-        )
     return [
-        {k: r[k] for k in ("kind", "handler", "method", "signed_on", "fingerprint")}
-        | {"recorded": clock.iso(r["created_ns"])}
-        for r in rows
+        {
+            "kind": c.kind,
+            "handler": c.handler,
+            "method": c.method,
+            "signed_on": c.signed_on,
+            "fingerprint": c.fingerprint,
+            "recorded": clock.iso(c.created_ns),
+        }
+        for c in holdings_store.certificates(rt.store, holding_id)
     ]

@@ -1,8 +1,8 @@
 """Encrypted-at-rest copies of held data (保有データ), erased by destroying their key (暗号化消去).
 
-Owns the per-file keys (`holding_keys`) and the format: AES-256-GCM in 1 MiB chunks whose nonces
-count and flag the last chunk, so an altered, cut or reordered copy fails. It never writes
-plaintext to disk and never logs or records a key.
+Owns the per-file keys (kept by `gateway.state.keys_store`) and the format: AES-256-GCM in
+1 MiB chunks whose nonces count and flag the last chunk, so an altered, cut or reordered copy
+fails. It never writes plaintext to disk and never logs or records a key.
 """
 
 from __future__ import annotations
@@ -18,32 +18,17 @@ from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import BigInteger, Column, LargeBinary, delete, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, SQLModel
 
 from gateway.errors import StorageError
+from gateway.state import keys_store, schema
 from gateway.state.spool import sync_dir
 from gateway.state.store import Store
 
 MAGIC = b"tachiai-rest-v1\n"
 CHUNK = 1 << 20
-KEY_BYTES = 32
+KEY_BYTES = schema.KEY_BYTES
 _PREFIX = 7  # random per file; with a 4-byte counter and a 1-byte flag: the 12-byte GCM nonce
 _TAG = 16
-
-
-class HoldingKey(SQLModel, table=True):
-    """The key of one holding's encrypted copy; deleting the row erases the copy (暗号化消去)."""
-
-    __tablename__ = "holding_keys"
-    holding: str = Field(primary_key=True)
-    key: bytes = Field(sa_column=Column(LargeBinary(KEY_BYTES), nullable=False))
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-KEYS = HoldingKey.__table__  # type: ignore[attr-defined]
-_K = KEYS
 
 
 @dataclass(frozen=True)
@@ -61,10 +46,7 @@ def new_key(store: Store, holding: str, now_ns: int) -> bytes:
         StorageError: the database cannot be written.
     """
     key = secrets.token_bytes(KEY_BYTES)
-    with store.transaction() as conn:
-        conn.exec_driver_sql("PRAGMA secure_delete = ON")  # a replaced key is erased too
-        conn.execute(delete(_K).where(_K.c.holding == holding))
-        conn.execute(_K.insert().values(holding=holding, key=key, created_ns=now_ns))
+    keys_store.put(store, holding, key, now_ns)
     return key
 
 
@@ -74,12 +56,7 @@ def key_of(store: Store, holding: str) -> bytes | None:
     Raises:
         StorageError: the database cannot be read.
     """
-    try:
-        with store.engine.connect() as conn:
-            value = conn.execute(select(_K.c.key).where(_K.c.holding == holding)).scalar()
-    except SQLAlchemyError as exc:
-        raise StorageError(f"cannot read the key table: {exc.__class__.__name__}") from exc
-    return bytes(value) if value is not None else None
+    return keys_store.get(store, holding)
 
 
 def destroy_key(store: Store, holding: str) -> Destroyed:
@@ -93,10 +70,8 @@ def destroy_key(store: Store, holding: str) -> Destroyed:
     Raises:
         StorageError: the database cannot be written.
     """
-    with store.transaction() as conn:
-        conn.exec_driver_sql("PRAGMA secure_delete = ON")
-        existed = conn.execute(delete(_K).where(_K.c.holding == holding)).rowcount == 1
-    return Destroyed(existed, _truncate_wal(store))
+    existed = keys_store.destroy(store, holding)
+    return Destroyed(existed, keys_store.truncate_wal(store))
 
 
 class RestWriter:
@@ -230,20 +205,3 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     if counter >= 1 << 32:
         raise StorageError("the held file is too large for one encrypted copy")
     return prefix + counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
-
-
-def _truncate_wal(store: Store) -> bool:
-    """PRAGMA wal_checkpoint(TRUNCATE) outside any transaction; False when readers held it."""
-    if store.engine.dialect.name != "sqlite":
-        return True  # PostgreSQL: no WAL file of ours; see docs/receiving.md
-    try:
-        raw = store.engine.raw_connection()
-        try:
-            row = raw.driver_connection.execute(  # type: ignore[union-attr]
-                "PRAGMA wal_checkpoint(TRUNCATE)"
-            ).fetchone()
-        finally:
-            raw.close()
-    except Exception as exc:  # sqlite3 errors: reported, the key row is gone either way
-        raise StorageError(f"cannot checkpoint the state database: {exc}") from exc
-    return bool(row is not None and row[0] == 0)

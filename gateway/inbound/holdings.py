@@ -1,8 +1,9 @@
-"""Holdings (保有データ) until certified deleted or returned (消去・返却), and reply links.
+"""Holdings (保有データ) until certified deleted or returned (消去・返却).
 
-arriving ─▶ received ─▶ opened ─▶ in_use ─▶ deleted | returned; arriving ─▶ refused ─▶ arriving.
-Each state change and its ledger event are one transaction, compare-and-set on the state read,
-as `gateway.state.store` does for transfers. It holds names, ids and hashes, never personal data.
+arriving ─▶ received ─▶ opened ─▶ in_use ─▶ deleted | returned; arriving ─▶ refused ─▶ arriving
+(the table is `gateway.state.lifecycles.HOLDINGS`). Each state change and its ledger event are
+one transaction, compare-and-set on the state read (`gateway.state.holdings_store`). It holds
+names, ids and hashes, never personal data, and runs no SQL of its own.
 """
 
 from __future__ import annotations
@@ -15,172 +16,42 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import BigInteger, Column, Connection, UniqueConstraint, select
-from sqlalchemy import update as sql_update
-from sqlmodel import Field, SQLModel
-
 from audit.events import Draft
-from gateway.errors import NotFound, StateError, StorageError
+from gateway.errors import StateError, StorageError
 from gateway.inbound import erasure
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import clock, holdings_store
+from gateway.state.lifecycles import DISPOSED, HELD, HOLDINGS, HoldingState
+from gateway.state.schema import Holding
+from gateway.state.store import Tx
+
+__all__ = [
+    "ALLOWED",
+    "DISPOSED",
+    "HELD",
+    "Holding",
+    "HoldingState",
+    "create",
+    "dumps",
+    "erase",
+    "event",
+    "find",
+    "folder_of",
+    "get",
+    "loads",
+    "new_holding_id",
+    "plaintext",
+    "require_transition",
+    "transition",
+    "update",
+]
 
 log = logging.getLogger(__name__)
 
-
-class HoldingState(StrEnum):
-    ARRIVING = "arriving"  # an intake intent: files moving into our folder, not yet verified
-    RECEIVED = "received"  # verified, encrypted at rest, nobody has opened it
-    OPENED = "opened"  # released once to a designated handler's own folder
-    IN_USE = "in_use"  # released again: being worked with
-    DELETED = "deleted"  # certified deleted (消去) by a designated handler; our copies erased
-    RETURNED = "returned"  # certified returned (返却); our copies erased
-    REFUSED = "refused"  # did not verify; kept in quarantine with its reasons, never released
-
-
-ALLOWED: dict[HoldingState, frozenset[HoldingState]] = {
-    HoldingState.ARRIVING: frozenset({HoldingState.RECEIVED, HoldingState.REFUSED}),
-    HoldingState.RECEIVED: frozenset(
-        {HoldingState.OPENED, HoldingState.DELETED, HoldingState.RETURNED}
-    ),
-    HoldingState.OPENED: frozenset(
-        {HoldingState.IN_USE, HoldingState.DELETED, HoldingState.RETURNED}
-    ),
-    HoldingState.IN_USE: frozenset({HoldingState.DELETED, HoldingState.RETURNED}),
-    HoldingState.REFUSED: frozenset({HoldingState.ARRIVING}),
-    HoldingState.DELETED: frozenset(),
-    HoldingState.RETURNED: frozenset(),
-}
-HELD = (HoldingState.RECEIVED, HoldingState.OPENED, HoldingState.IN_USE)
-DISPOSED = (HoldingState.DELETED, HoldingState.RETURNED)
-
-
-class Holding(SQLModel, table=True):
-    """One received file and the terms it is held under."""
-
-    __tablename__ = "holdings"
-    id: str = Field(primary_key=True)
-    state: str = Field(index=True)
-    agreement: str | None = Field(default=None, index=True)
-    flow: str | None = None
-    provider: str | None = None
-    recipient: str | None = None
-    transfer: str | None = Field(default=None, index=True)  # the provider's transfer id
-    delivered_name: str
-    file_name: str | None = None
-    profile: str | None = None
-    size: int | None = Field(default=None, sa_column=Column(BigInteger))
-    sha256: str | None = None
-    sealed_size: int | None = Field(default=None, sa_column=Column(BigInteger))
-    sealed_sha256: str | None = None
-    manifest_sha256: str | None = None
-    sender: str | None = None
-    witnesses: str = "[]"
-    handlers: str = "[]"  # designated receiving handlers (受信担当) when it was received
-    received_on: str | None = None
-    deadline: str | None = None  # the last day it may be kept (policies.retention)
-    replies_to: str | None = None  # the transfer id this one answers (疑義照会・回答)
-    corrects: str | None = None  # the transfer id this one corrects (訂正)
-    superseded_by: str | None = None  # the holding of a correction to this one
-    applied_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
-    reasons: str = "[]"
-    reminded: str = "[]"  # reminder days already recorded
-    overdue_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
-    openings: int = 0
-    erased_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
-    inbox: str = "{}"  # the names it arrived under: manifest, sealed, password
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-    @property
-    def status(self) -> HoldingState:
-        return HoldingState(self.state)
-
-    def names(self, column: str) -> list[str]:
-        value = json.loads(getattr(self, column))
-        return [str(v) for v in value] if isinstance(value, list) else []
-
-    def reason_list(self) -> list[dict[str, Any]]:
-        value = json.loads(self.reasons)
-        return value if isinstance(value, list) else []
-
-
-class TransferLink(SQLModel, table=True):
-    """An outbound transfer's link to what it answers or corrects, fixed before approval."""
-
-    __tablename__ = "transfer_links"
-    transfer: str = Field(primary_key=True)
-    relation: str  # "replies_to" or "corrects"
-    ref: str  # what was named here: a holding id or one of our transfer ids
-    remote: str  # the transfer id both gateways know it by
-    ref_flow: str
-    operator: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class TermsAcceptance(SQLModel, table=True):
-    """A designated receiving handler's signature over the recipient's obligations."""
-
-    __tablename__ = "terms_acceptances"
-    __table_args__ = (UniqueConstraint("agreement", "handler", "terms_sha256"),)
-    id: int | None = Field(default=None, primary_key=True)
-    agreement: str = Field(index=True)
-    handler: str
-    terms_sha256: str
-    statement: str
-    signature: str
-    fingerprint: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class Certificate(SQLModel, table=True):
-    """A signed certificate of deletion, return or an applied correction (証明)."""
-
-    __tablename__ = "holding_certificates"
-    __table_args__ = (UniqueConstraint("holding", "kind"),)
-    id: int | None = Field(default=None, primary_key=True)
-    holding: str = Field(index=True)
-    kind: str  # "deleted", "returned" or "applied"
-    handler: str
-    method: str
-    signed_on: str
-    statement: str
-    signature: str
-    fingerprint: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class HoldingCopy(SQLModel, table=True):
-    """A plaintext copy the gateway wrote into a handler's folder (removed when certified)."""
-
-    __tablename__ = "holding_copies"
-    id: int | None = Field(default=None, primary_key=True)
-    holding: str = Field(index=True)
-    handler: str
-    path: str
-    request_sha256: str = Field(unique=True)  # a signed open request is used once
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    removed_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
-
-
-H = Holding.__table__  # type: ignore[attr-defined]
-L = TransferLink.__table__  # type: ignore[attr-defined]
-TERMS = TermsAcceptance.__table__  # type: ignore[attr-defined]
-CERTS = Certificate.__table__  # type: ignore[attr-defined]
-COPIES = HoldingCopy.__table__  # type: ignore[attr-defined]
-
-
-def ensure_tables(rt: Runtime) -> None:
-    """Create the holdings tables (and the key table) in the state database once per store.
-
-    Raises:
-        StorageError: the database cannot be written.
-    """
-    rt.store.ensure_tables("holdings", [H, L, TERMS, CERTS, COPIES, erasure.KEYS])
+ALLOWED = HOLDINGS.allowed
 
 
 def new_holding_id() -> str:
@@ -189,23 +60,12 @@ def new_holding_id() -> str:
 
 def require_transition(current: HoldingState, target: HoldingState) -> None:
     """Raises: StateError when `target` cannot follow `current`."""
-    if target not in ALLOWED[current]:
-        raise StateError(
-            f"a holding in state {current.value} cannot become {target.value}",
-            hint="see `tachiai holdings show ID` for its state",
-        )
+    HOLDINGS.require_transition(current, target)
 
 
 def get(rt: Runtime, holding_id: str) -> Holding:
     """Raises: NotFound when there is no such holding."""
-    ensure_tables(rt)
-    with rt.store.engine.connect() as conn:
-        row = conn.execute(select(H).where(H.c.id == holding_id)).mappings().first()
-    if row is None:
-        raise NotFound(
-            f"no holding {holding_id!r}", hint="list holdings with `tachiai holdings list`"
-        )
-    return Holding.model_validate(dict(row))
+    return holdings_store.get(rt.store, holding_id)
 
 
 def find(
@@ -221,16 +81,7 @@ def find(
     Raises:
         StorageError: the state database cannot be read.
     """
-    ensure_tables(rt)
-    query = select(H).order_by(H.c.created_ns, H.c.id)
-    if states is not None:
-        query = query.where(H.c.state.in_([s.value for s in states]))
-    if transfer is not None:
-        query = query.where(H.c.transfer == transfer)
-    if unerased:
-        query = query.where(H.c.erased_ns.is_(None))
-    with rt.store.engine.connect() as conn:
-        return [Holding.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+    return holdings_store.find(rt.store, states=states, transfer=transfer, unerased=unerased)
 
 
 def create(rt: Runtime, holding: Holding, events: Sequence[Draft] = ()) -> None:
@@ -239,10 +90,7 @@ def create(rt: Runtime, holding: Holding, events: Sequence[Draft] = ()) -> None:
     Raises:
         StorageError: the state database cannot be written.
     """
-    ensure_tables(rt)
-    with rt.store.transaction() as conn:
-        conn.execute(H.insert(), [holding.model_dump()])
-        rt.store.record(events, conn)
+    holdings_store.create(rt.store, holding, events)
 
 
 def transition(
@@ -250,7 +98,7 @@ def transition(
     h: Holding,
     target: HoldingState,
     events: Sequence[Draft],
-    conn: Connection | None = None,
+    conn: Tx | None = None,
     **changes: Any,
 ) -> Holding:
     """Move a holding on from the state it was read in, with its events, atomically.
@@ -263,7 +111,7 @@ def transition(
 
 
 def update(
-    rt: Runtime, h: Holding, events: Sequence[Draft], conn: Connection | None = None, **changes: Any
+    rt: Runtime, h: Holding, events: Sequence[Draft], conn: Tx | None = None, **changes: Any
 ) -> Holding:
     """Change fields of a holding still in the state it was read in (compare-and-set).
 
@@ -271,19 +119,7 @@ def update(
         StateError: another process moved the holding meanwhile.
     """
     values = {**changes, "updated_ns": max((e.time_ns for e in events), default=clock.now_ns())}
-    if conn is None:
-        with rt.store.transaction() as own:
-            return update(rt, h, events, own, **changes)
-    result = conn.execute(
-        sql_update(H).where(H.c.id == h.id, H.c.state == h.state).values(**values)
-    )
-    if result.rowcount != 1:
-        raise StateError(
-            f"holding {h.id} changed while being processed",
-            hint="look again with `tachiai holdings show ID`",
-        )
-    rt.store.record(events, conn)
-    return h.model_copy(update=values)
+    return holdings_store.update(rt.store, h, values, events, conn)
 
 
 def event(
@@ -379,22 +215,13 @@ def erase(rt: Runtime, h: Holding) -> Holding:
             removed_spool = removed_spool or part == "data.enc"
     removed = missing = 0
     now = clock.now_ns()
-    with rt.store.engine.connect() as conn:
-        copies = conn.execute(
-            select(COPIES).where(COPIES.c.holding == h.id, COPIES.c.removed_ns.is_(None))
-        ).mappings()
-        paths = sorted({str(r["path"]) for r in copies})  # an opening again rewrote the same
-    for path in paths:
+    for path in holdings_store.copies_left(rt.store, h.id):
         if _remove_copy(Path(path)):
             removed += 1
         else:
             missing += 1
     with rt.store.transaction() as conn:
-        conn.execute(
-            sql_update(COPIES)
-            .where(COPIES.c.holding == h.id, COPIES.c.removed_ns.is_(None))
-            .values(removed_ns=now)
-        )
+        holdings_store.mark_copies_removed(conn, h.id, now)
         after = update(
             rt,
             h,
@@ -419,43 +246,6 @@ def erase(rt: Runtime, h: Holding) -> Holding:
     rt.flush()
     log.info("holding %s erased: key destroyed, %d handler copies removed", h.id, removed)
     return after
-
-
-# -- reply threads (疑義照会・回答, 訂正) ------------------------------------------------------
-
-
-def link_of(rt: Runtime, transfer_id: str) -> TransferLink | None:
-    """The link fixed for an outbound transfer, or None. Read-only (never creates a table):
-    `approvals.statement` calls it inside a write transaction of another connection.
-
-    Raises:
-        StorageError: the state database cannot be read.
-    """
-    if not _has_links(rt):
-        return None
-    with rt.store.engine.connect() as conn:
-        row = conn.execute(select(L).where(L.c.transfer == transfer_id)).mappings().first()
-    return TransferLink.model_validate(dict(row)) if row is not None else None
-
-
-def links_to(rt: Runtime, refs: Iterable[str]) -> list[TransferLink]:
-    """Outbound links that name any of `refs` (a holding id or a transfer id)."""
-    if not _has_links(rt):
-        return []
-    wanted = list(refs)
-    with rt.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(L).where(L.c.ref.in_(wanted) | L.c.remote.in_(wanted)).order_by(L.c.created_ns)
-        ).mappings()
-        return [TransferLink.model_validate(dict(r)) for r in rows]
-
-
-def statement_lines(rt: Runtime, transfer_id: str) -> list[str]:
-    """The lines a transfer's link adds to the statement its witnesses sign."""
-    link = link_of(rt, transfer_id)
-    if link is None:
-        return []
-    return [f"{'replies-to' if link.relation == 'replies_to' else 'corrects'}: {link.remote}"]
 
 
 def _remove_copy(path: Path) -> bool:
@@ -514,6 +304,3 @@ class _ChunkReader(io.RawIOBase):
         self._pos += n
         return n
 
-
-def _has_links(rt: Runtime) -> bool:
-    return rt.store.has_table(L.name)

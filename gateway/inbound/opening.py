@@ -14,15 +14,13 @@ import os
 import secrets
 from pathlib import Path
 
-from sqlalchemy import insert, select
-
 from gateway.errors import StateError, StorageError
 from gateway.inbound import erasure, holdings
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.signers import agreement_of, held, holding_statement, refuse, signer
 from gateway.inbound.terms import terms_signed
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import clock, holdings_store
 from policies.handlers import Handler
 from policies.reasons import Reason
 
@@ -82,11 +80,7 @@ def open_holding(rt: Runtime, holding_id: str, statement: bytes, signature: str)
     # The request (its nonce) is what is used once: a re-wrapped armor of the same signature
     # is still the same request.
     request_sha = hashlib.sha256(statement).hexdigest()
-    with rt.store.engine.connect() as conn:
-        used = conn.execute(
-            select(holdings.COPIES.c.id).where(holdings.COPIES.c.request_sha256 == request_sha)
-        ).first()
-    if used is not None:
+    if holdings_store.request_used(rt.store, request_sha):
         refuse(
             rt,
             h,
@@ -119,15 +113,7 @@ def open_holding(rt: Runtime, holding_id: str, statement: bytes, signature: str)
     # Recorded before any plaintext is written: a crash never leaves an unrecorded copy.
     target_state = HoldingState.OPENED if h.status is HoldingState.RECEIVED else HoldingState.IN_USE
     with rt.store.transaction() as conn:
-        conn.execute(
-            insert(holdings.COPIES).values(
-                holding=h.id,
-                handler=handler.name,
-                path=str(target),
-                request_sha256=request_sha,
-                created_ns=now,
-            )
-        )
+        holdings_store.add_copy(conn, h.id, handler.name, str(target), request_sha, now)
         events = [
             holdings.event(
                 "holding.opened",

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import insert, select
-
 from gateway.errors import CheckFailed
 from gateway.identity import sshsig
 from gateway.inbound import holdings
 from gateway.inbound.signers import agreement_of, one_line, signer
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import clock, holdings_store
 from policies.agreement import Agreement
 from policies.handlers import Handler
 from policies.terms import OBLIGATIONS, RETENTION_AFTER, RETENTION_THEN
@@ -72,25 +70,17 @@ def sign_terms(rt: Runtime, holding_id: str, signature: str) -> str:
     digest = hashlib.sha256(statement).hexdigest()
     now = clock.now_ns()
     with rt.store.transaction() as conn:
-        found = conn.execute(
-            select(holdings.TERMS.c.id).where(
-                holdings.TERMS.c.agreement == agreement.id,
-                holdings.TERMS.c.handler == handler.name,
-                holdings.TERMS.c.terms_sha256 == digest,
-            )
-        ).first()
-        if found is None:
-            conn.execute(
-                insert(holdings.TERMS).values(
-                    agreement=agreement.id,
-                    handler=handler.name,
-                    terms_sha256=digest,
-                    statement=statement.decode("utf-8"),
-                    signature=signature,
-                    fingerprint=signed.fingerprint,
-                    created_ns=now,
-                )
-            )
+        added = holdings_store.add_terms(
+            conn,
+            agreement=agreement.id,
+            handler=handler.name,
+            terms_sha256=digest,
+            statement=statement.decode("utf-8"),
+            signature=signature,
+            fingerprint=signed.fingerprint,
+            now_ns=now,
+        )
+        if added:
             rt.store.record(
                 [
                     holdings.event(
@@ -123,15 +113,9 @@ def terms_signed(rt: Runtime, agreement: Agreement, handler: Handler) -> bool:
     """
     statement = terms_statement(agreement, rt.settings.party)
     digest = hashlib.sha256(statement).hexdigest()
-    with rt.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(holdings.TERMS.c.signature).where(
-                holdings.TERMS.c.agreement == agreement.id,
-                holdings.TERMS.c.handler == handler.name,
-                holdings.TERMS.c.terms_sha256 == digest,
-            )
-        ).all()
-    for (signature,) in rows:
+    for signature in holdings_store.terms_signatures(
+        rt.store, agreement.id, handler.name, digest
+    ):
         # Re-checked, never trusted from the row: whoever can write the database cannot sign.
         try:
             signed = sshsig.verify(statement, signature, TERMS_NAMESPACE)

@@ -12,8 +12,6 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
-
 from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 from gateway.identity import sshsig
 from gateway.outbound import replies
@@ -64,9 +62,7 @@ def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None =
     ]
     # A reply (疑義照会・回答) or a correction (訂正) names what it answers, so the witnesses
     # approve the link too; a transfer without one has exactly the lines it always had.
-    from gateway.inbound.holdings import statement_lines
-
-    lines.extend(statement_lines(rt, transfer.id))
+    lines.extend(replies.statement_lines(rt, transfer.id))
     if rejection_reason is not None:
         lines.append(f"reason: {' '.join(rejection_reason.split())}")
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -127,7 +123,7 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
                 witness.name if witness else None)
     now = clock.now_ns()
     with rt.store.transaction() as conn:
-        already = _approvers(conn, transfer.id)
+        already = rt.store.approvers(conn, transfer.id)
         refusal = witness_refusal(agreement, flow, witness, transfer.sender, already,
                                   clock.today())
         if refusal is None:
@@ -193,13 +189,6 @@ def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transf
                            ensure_ascii=False))
     rt.flush()
     return transfer
-
-
-def _approvers(conn: Connection, transfer_id: str) -> tuple[str, ...]:
-    table = Approval.__table__  # type: ignore[attr-defined]
-    rows = conn.execute(select(table.c.witness).where(table.c.transfer_id == transfer_id)
-                        .order_by(table.c.id))
-    return tuple(str(r[0]) for r in rows)
 
 
 def _verify_or_record(

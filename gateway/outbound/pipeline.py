@@ -10,6 +10,7 @@ after a crash (kill -9 anywhere) finishes the work without losing or repeating a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from gateway.errors import (
     StateError,
     StorageError,
 )
+from gateway.exchange import manifest
 from gateway.exchange.onward_guard import inspect_onward
 from gateway.outbound import approvals, pickup, replies
 from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
@@ -306,13 +308,6 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
 
 
 def _deliver(rt: Runtime, t: Transfer) -> Transfer:
-    # Imported here: this step alone uses them (gateway.exchange.manifest imports this module's
-    # peers).
-    import hashlib
-
-    from gateway.exchange import manifest
-    from gateway.inbound import holdings
-
     _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     # The party the witnesses' statement named is the flow's; a stored column that says
     # otherwise was changed behind our back and is never followed.
@@ -327,7 +322,7 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
     unlinked = replies.unlinked_reply(rt, t)
     if unlinked is not None:
         return _reject(rt, t, [unlinked])
-    link = holdings.link_of(rt, t.id)
+    link = replies.link_of(rt, t.id)
     recipient = rt.settings.recipient(flow.recipient)
     folder = rt.spool.folder(t.id)
     profile = flow.encryption

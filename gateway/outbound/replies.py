@@ -9,8 +9,7 @@ never moves a link once fixed and never links a transfer a witness has approved.
 from __future__ import annotations
 
 import dataclasses
-
-from sqlalchemy import insert, select
+from collections.abc import Iterable
 
 from gateway.errors import CheckFailed, InputError, StateError
 from gateway.inbound import holdings
@@ -18,8 +17,9 @@ from gateway.inbound.holdings import Holding
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.runtime import event as transfer_event
-from gateway.state import clock
-from gateway.state.store import Approval, Transfer
+from gateway.state import clock, links
+from gateway.state.schema import TransferLink
+from gateway.state.store import Transfer
 from policies.admission import check_correction, check_reply
 from policies.agreement import Agreement, Flow
 from policies.reasons import Reason
@@ -27,7 +27,7 @@ from policies.reasons import Reason
 
 def link_transfer(
     rt: Runtime, transfer_id: str, relation: str, ref: str, operator: str
-) -> holdings.TransferLink:
+) -> TransferLink:
     """Fix what an outbound transfer answers or corrects, before any witness approves it.
 
     Raises:
@@ -35,14 +35,13 @@ def link_transfer(
         NotFound: no such holding or transfer.
         CheckFailed: the agreement does not allow this link (the rule is in the message).
     """
-    holdings.ensure_tables(rt)
     t = rt.store.get(transfer_id)
     if t.status is not State.AWAITING_APPROVAL or rt.store.approvals(t.id):
         raise StateError(
             f"transfer {t.id} is {t.state}; a link is fixed before any witness approves it",
             hint="drop the file again to link it",
         )
-    if holdings.link_of(rt, t.id) is not None:
+    if link_of(rt, t.id) is not None:
         raise StateError(f"transfer {t.id} is already linked")
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     remote, ref_flow, party = _resolve(rt, ref, agreement)
@@ -58,7 +57,7 @@ def link_transfer(
         refusal = check_correction(agreement, flow, ref_flow, ref)
     if refusal is not None:
         raise CheckFailed(f"refused: {refusal.message} [{refusal.rule}]")
-    link = holdings.TransferLink(
+    link = TransferLink(
         transfer=t.id,
         relation=relation,
         ref=ref,
@@ -70,15 +69,9 @@ def link_transfer(
     with rt.store.transaction() as conn:
         # Checked again under the write lock: a witness approving meanwhile signed a statement
         # without the link (it would not count at sealing, but the link must not move under it).
-        approvals = Approval.__table__  # type: ignore[attr-defined]
-        transfers = Transfer.__table__  # type: ignore[attr-defined]
-        if (
-            conn.execute(select(approvals.c.id).where(approvals.c.transfer_id == t.id)).first()
-            or conn.execute(select(transfers.c.state).where(transfers.c.id == t.id)).scalar()
-            != State.AWAITING_APPROVAL.value
-        ):
+        if not rt.store.unapproved_in(conn, t.id, State.AWAITING_APPROVAL):
             raise StateError(f"transfer {t.id} was approved or moved on meanwhile; not linked")
-        conn.execute(insert(holdings.L).values(**link.model_dump()))
+        links.add(conn, link)
         rt.store.record(
             [
                 transfer_event(
@@ -110,11 +103,42 @@ def unlinked_reply(rt: Runtime, t: Transfer) -> Reason | None:
         StorageError: the state database cannot be read.
     """
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
-    link = holdings.link_of(rt, t.id)
+    link = link_of(rt, t.id)
     answered = None
     if link is not None and link.relation == "replies_to":
         answered = next((f for f in agreement.flows if f.id == link.ref_flow), None)
     return check_reply(agreement, flow, answered)
+
+
+def link_of(rt: Runtime, transfer_id: str) -> TransferLink | None:
+    """The link fixed for an outbound transfer, or None. A read of its own, so
+    `approvals.statement` may call it while another connection holds the write lock.
+
+    Raises:
+        StorageError: the state database cannot be read.
+    """
+    return links.link_of(rt.store, transfer_id)
+
+
+def links_to(rt: Runtime, refs: Iterable[str]) -> list[TransferLink]:
+    """Outbound links that name any of `refs` (a holding id or a transfer id).
+
+    Raises:
+        StorageError: the state database cannot be read.
+    """
+    return links.links_to(rt.store, refs)
+
+
+def statement_lines(rt: Runtime, transfer_id: str) -> list[str]:
+    """The lines a transfer's link adds to the statement its witnesses sign.
+
+    Raises:
+        StorageError: the state database cannot be read.
+    """
+    link = link_of(rt, transfer_id)
+    if link is None:
+        return []
+    return [f"{'replies-to' if link.relation == 'replies_to' else 'corrects'}: {link.remote}"]
 
 
 def link_first(reason: Reason, transfer_id: str) -> Reason:
@@ -145,7 +169,7 @@ def thread(rt: Runtime, h: Holding) -> list[dict[str, str]]:
             pass
         for x in holdings.find(rt, transfer=remote):
             items.append({"relation": relation, "id": x.id, "what": f"holding, {x.state}"})
-    for link in holdings.links_to(rt, [h.id, *([h.transfer] if h.transfer else [])]):
+    for link in links_to(rt, [h.id, *([h.transfer] if h.transfer else [])]):
         t = rt.store.get(link.transfer)
         items.append(
             {

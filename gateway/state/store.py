@@ -1,9 +1,11 @@
-"""The gateway's state database: transfers, approvals, and events waiting for the ledger.
+"""The gateway's state database: opening it (every table created there, once), transactions,
+transfers, approvals, and events waiting for the ledger.
 
 A state change and the ledger event describing it are written in one transaction (an outbox);
 `gateway.evidence.recorder` then moves events into the ledger, idempotently by key. So a crash
 between the two never loses an event and never writes one twice. Transitions are
-compare-and-set on the state they were read in. Database errors are converted to StorageError here.
+compare-and-set on the state they were read in. Database errors are converted to ours here
+(`gateway.state.dberrors`); the tables are in `gateway.state.schema`.
 """
 
 from __future__ import annotations
@@ -14,144 +16,79 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    Table,
-    UniqueConstraint,
-    delete,
-    select,
-    update,
-)
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Connection, delete, event, select
 
 from audit.database import make_engine, sqlite_url
 from audit.events import Draft, check_draft
-from gateway.errors import InternalError, NotFound, StateError, StorageError
-from gateway.outbound.lifecycle import State, require_transition
+from gateway.errors import InternalError, NotFound, StateError
+from gateway.state import schema
+from gateway.state.dberrors import converted
+from gateway.state.lifecycles import TRANSFERS, State
+from gateway.state.machine import compare_and_set
+from gateway.state.schema import Approval, PendingEvent, Transfer
 
+__all__ = ["BUSY_TIMEOUT_SECONDS", "Approval", "PendingEvent", "Store", "Transfer", "Tx"]
 
-class Transfer(SQLModel, table=True):
-    """One outbound file from drop to delivery."""
+# A write transaction: passed through the modules that add their rows to one state change. They
+# hand it back to `gateway.state` and never run SQL on it themselves.
+Tx = Connection
 
-    __tablename__ = "transfers"
-    id: str = Field(primary_key=True)
-    agreement: str = Field(index=True)
-    flow: str
-    recipient: str
-    state: str = Field(index=True)
-    provider: str = ""
-    file_name: str
-    source_path: str
-    owner: str | None = None
-    sender: str | None = None
-    size: int | None = Field(default=None, sa_column=Column(BigInteger))
-    sha256: str | None = None
-    encoding: str | None = None
-    rows: int | None = None
-    reasons: str = "[]"
-    sealed_sha256: str | None = None
-    sealed_size: int | None = Field(default=None, sa_column=Column(BigInteger))
-    delivered_path: str | None = None
-    password_path: str | None = None
-    attempts: int = 0
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+# How long a command waits for another process's write lock before it gives up with a
+# StorageError (exit 74) that says the database is locked.
+BUSY_TIMEOUT_SECONDS = 60.0
 
-    @property
-    def status(self) -> State:
-        return State(self.state)
-
-    def reason_list(self) -> list[dict[str, Any]]:
-        value = json.loads(self.reasons)
-        return value if isinstance(value, list) else []
-
-
-class Approval(SQLModel, table=True):
-    """A witness's signature over a transfer's statement (立会者の承認)."""
-
-    __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("transfer_id", "witness"),)
-    id: int | None = Field(default=None, primary_key=True)
-    transfer_id: str = Field(index=True)
-    witness: str
-    fingerprint: str
-    sha256: str
-    signature: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class PendingEvent(SQLModel, table=True):
-    """An event committed with its state change, not yet appended to the ledger."""
-
-    __tablename__ = "pending_events"
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(unique=True)
-    kind: str
-    time_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    subject: str | None = None
-    agreement: str | None = None
-    actor: str | None = None
-    data: str = "{}"
-
-
-_TABLES = [Transfer.__table__, Approval.__table__, PendingEvent.__table__]  # type: ignore[attr-defined]
-_T = Transfer.__table__  # type: ignore[attr-defined]
-_A = Approval.__table__  # type: ignore[attr-defined]
-_P = PendingEvent.__table__  # type: ignore[attr-defined]
+_T = schema.TRANSFERS
+_A = schema.APPROVALS
+_P = schema.PENDING
 
 
 class Store:
     """Reads and writes the state database."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(sqlite_url(path))
-        self._created: set[str] = set()
-        self.ensure_tables("state", _TABLES)
-
-    def ensure_tables(self, what: str, tables: Sequence[Table]) -> None:
-        """Create `tables` in this database unless this store already did (or found them).
-
-        Readiness is remembered by this object, never by an id() that a later store may reuse.
+    def __init__(self, path: Path, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS) -> None:
+        """Open (or create) the database and create every table it lacks.
 
         Raises:
-            StorageError: the database cannot be written.
+            StorageError: the database cannot be opened or written, or stays locked by another
+                process for longer than `busy_timeout_seconds`.
         """
-        if all(t.name in self._created for t in tables):
-            return
-        with self._errors(f"create the {what} tables"), self.engine.begin() as conn:
-            SQLModel.metadata.create_all(conn, tables=list(tables))
-        self._created.update(t.name for t in tables)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.engine = make_engine(sqlite_url(path))
+        if self.engine.dialect.name == "sqlite":
+            busy_ms = max(0, int(busy_timeout_seconds * 1000))
 
-    def has_table(self, name: str) -> bool:
-        """Whether the table exists, without creating it.
+            # Registered after the engine's own listener, so it replaces its busy timeout.
+            @event.listens_for(self.engine, "connect")
+            def _busy(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                cur.close()
+
+        # Every table, here and only here: under the write lock, so two processes opening a
+        # new database at once do not both create a table.
+        with self.transaction("open the state database") as conn:
+            schema.create(conn)
+
+    @contextmanager
+    def reading(self, doing: str = "read the state database") -> Iterator[Connection]:
+        """A read-only connection (deferred: it never waits for a writer in WAL mode).
 
         Raises:
             StorageError: the database cannot be read.
         """
-        if name in self._created:
-            return True
-        with self._errors("read the state database"):
-            return bool(sa_inspect(self.engine).has_table(name))
+        with converted(doing), self.engine.connect() as conn:
+            yield conn
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            raise StorageError(
-                f"cannot {doing}: {exc.__class__.__name__}: {exc.orig}"
-                if isinstance(exc, IntegrityError)
-                else f"cannot {doing}: {exc.__class__.__name__}"
-            ) from exc
+    def transaction(self, doing: str = "write the state database") -> Iterator[Tx]:
+        """A write transaction, committed when the block ends without an error.
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        with self._errors("write the state database"), self.engine.begin() as conn:
+        Raises:
+            StorageError: the database cannot be written or stays locked.
+            StateError: a uniqueness rule refused a row another process wrote first.
+        """
+        with converted(doing), self.engine.begin() as conn:
             yield conn
 
     # -- transfers --------------------------------------------------------------------------
@@ -163,7 +100,7 @@ class Store:
 
     def get(self, transfer_id: str) -> Transfer:
         """Raises: NotFound when there is no such transfer."""
-        with self._errors("read the state database"), self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(select(_T).where(_T.c.id == transfer_id)).mappings().first()
         if row is None:
             raise NotFound(
@@ -175,7 +112,7 @@ class Store:
         query = select(_T).order_by(_T.c.created_ns, _T.c.id)
         if state is not None:
             query = query.where(_T.c.state == state.value)
-        with self._errors("read the state database"), self.engine.connect() as conn:
+        with self.reading() as conn:
             return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
     def in_states(self, states: Sequence[State]) -> list[Transfer]:
@@ -184,7 +121,7 @@ class Store:
             .where(_T.c.state.in_([s.value for s in states]))
             .order_by(_T.c.created_ns, _T.c.id)
         )
-        with self._errors("read the state database"), self.engine.connect() as conn:
+        with self.reading() as conn:
             return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
     def transition(
@@ -192,7 +129,7 @@ class Store:
         transfer: Transfer,
         target: State,
         events: Sequence[Draft],
-        conn: Connection | None = None,
+        conn: Tx | None = None,
         **changes: Any,
     ) -> Transfer:
         """Move a transfer on from the state it was read in, with its events, atomically.
@@ -200,21 +137,24 @@ class Store:
         Raises:
             StateError: when the move is not allowed or another process moved it first.
         """
-        require_transition(transfer.status, target)
+        TRANSFERS.require_transition(transfer.status, target)
         values = {**changes, "state": target.value}
         if "updated_ns" not in values:
             values["updated_ns"] = max((e.time_ns for e in events), default=transfer.updated_ns)
         if conn is None:
             with self.transaction() as own:
                 return self.transition(transfer, target, events, own, **changes)
-        result = conn.execute(
-            update(_T).where(_T.c.id == transfer.id, _T.c.state == transfer.state).values(**values)
-        )
-        if result.rowcount != 1:
-            raise StateError(
+        compare_and_set(
+            conn,
+            _T,
+            transfer.id,
+            transfer.state,
+            values,
+            StateError(
                 f"transfer {transfer.id} changed state while being processed",
                 hint="look again with `tachiai transfers show ID`",
-            )
+            ),
+        )
         _queue(conn, events)
         return transfer.model_copy(update=values)
 
@@ -229,29 +169,44 @@ class Store:
             "updated_ns": max((e.time_ns for e in events), default=transfer.updated_ns),
         }
         with self.transaction() as conn:
-            result = conn.execute(
-                update(_T)
-                .where(_T.c.id == transfer.id, _T.c.state == transfer.state)
-                .values(**values)
+            compare_and_set(
+                conn,
+                _T,
+                transfer.id,
+                transfer.state,
+                values,
+                StateError(f"transfer {transfer.id} changed state while being processed"),
             )
-            if result.rowcount != 1:
-                raise StateError(f"transfer {transfer.id} changed state while being processed")
             _queue(conn, events)
         return transfer.model_copy(update=values)
 
     # -- approvals --------------------------------------------------------------------------
 
     def approvals(self, transfer_id: str) -> list[Approval]:
-        with self._errors("read approvals"), self.engine.connect() as conn:
+        with self.reading("read approvals") as conn:
             rows = conn.execute(select(_A).where(_A.c.transfer_id == transfer_id).order_by(_A.c.id))
             return [Approval.model_validate(dict(r)) for r in rows.mappings()]
 
-    def add_approval(self, approval: Approval, conn: Connection) -> None:
+    def add_approval(self, approval: Approval, conn: Tx) -> None:
         conn.execute(_A.insert(), [approval.model_dump(exclude={"id"})])
+
+    def approvers(self, conn: Tx, transfer_id: str) -> tuple[str, ...]:
+        """The witnesses whose approvals are stored, oldest first, read inside `conn`."""
+        query = select(_A.c.witness).where(_A.c.transfer_id == transfer_id).order_by(_A.c.id)
+        return tuple(str(r[0]) for r in conn.execute(query))
+
+    def unapproved_in(self, conn: Tx, transfer_id: str, state: State) -> bool:
+        """Whether the transfer is still in `state` with no approval, read inside `conn` (so
+        under its write lock).
+        """
+        if conn.execute(select(_A.c.id).where(_A.c.transfer_id == transfer_id)).first():
+            return False
+        found = conn.execute(select(_T.c.state).where(_T.c.id == transfer_id)).scalar()
+        return found == state.value
 
     # -- events waiting for the ledger --------------------------------------------------------
 
-    def record(self, events: Sequence[Draft], conn: Connection | None = None) -> None:
+    def record(self, events: Sequence[Draft], conn: Tx | None = None) -> None:
         """Queue events that change no state (e.g. a refused approval)."""
         if conn is not None:
             _queue(conn, events)
@@ -260,7 +215,7 @@ class Store:
             _queue(own, events)
 
     def pending(self, limit: int = 10_000) -> list[Draft]:
-        with self._errors("read pending events"), self.engine.connect() as conn:
+        with self.reading("read pending events") as conn:
             rows = conn.execute(select(_P).order_by(_P.c.id).limit(limit)).mappings().all()
         return [
             Draft(
@@ -281,7 +236,7 @@ class Store:
                 conn.execute(delete(_P).where(_P.c.key.in_(keys[i : i + 500])))
 
 
-def _queue(conn: Connection, events: Sequence[Draft]) -> None:
+def _queue(conn: Tx, events: Sequence[Draft]) -> None:
     for draft in events:
         # Refused here, with the state change it describes, rather than at the ledger, where
         # one unstorable event would hold back every event behind it.

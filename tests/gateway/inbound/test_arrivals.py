@@ -381,7 +381,6 @@ def test_a_password_protected_workbook_in_a_zip_is_opened_and_checked(
         "-",
     )
     rt = pair.recipient.rt
-    holdings.ensure_tables(rt)
     h = holdings.Holding(
         id="h-000000000001", state="arriving", delivered_name="x", created_ns=1, updated_ns=1
     )

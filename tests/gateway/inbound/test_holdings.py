@@ -31,7 +31,7 @@ from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.opening import OPEN_NAMESPACE, open_holding, open_request
 from gateway.inbound.sweep import sweep_holdings
 from gateway.inbound.terms import TERMS_NAMESPACE, sign_terms, terms_statement
-from gateway.state import clock
+from gateway.state import clock, schema
 from policies.terms import Retention
 from tests.gateway.inbound.test_holdings_pair import AGREEMENT, ROWS, Pair, csv_bytes, pair
 
@@ -179,7 +179,7 @@ def test_a_terms_signature_written_into_the_database_by_someone_else_counts_for_
     forged = _sign(pair, "watanabe", statement, TERMS_NAMESPACE)  # not takahashi's key
     with rt.store.transaction() as conn:
         conn.execute(
-            holdings.TERMS.insert().values(
+            schema.TERMS.insert().values(
                 agreement=AGREEMENT,
                 handler="takahashi",
                 terms_sha256=__import__("hashlib").sha256(statement).hexdigest(),
@@ -260,7 +260,6 @@ def test_the_key_is_overwritten_even_where_secure_delete_is_off_by_default(pair:
         dbapi_conn.execute("PRAGMA secure_delete = OFF")  # type: ignore[attr-defined]
 
     store.engine.dispose()
-    holdings.ensure_tables(rt)
     key = erasure.new_key(store, "h-000000000009", 1)
     erasure.new_key(store, "h-00000000000a", 1)  # a neighbour keeps the page in use
     assert erasure.destroy_key(store, "h-000000000009").key_existed
@@ -314,7 +313,8 @@ def test_an_erasure_interrupted_after_the_certificate_is_finished_by_the_daemon(
     h = _held(pair)
     rt = pair.recipient.rt
     with rt.store.transaction() as conn:  # certified, then killed before erasing
-        conn.execute(update(holdings.H).where(holdings.H.c.id == h.id).values(state="returned"))
+        table = schema.HOLDINGS
+        conn.execute(update(table).where(table.c.id == h.id).values(state="returned"))
     pair.receive()
     after = holdings.get(rt, h.id)
     assert after.erased_ns is not None and erasure.key_of(rt.store, h.id) is None
@@ -403,8 +403,8 @@ def test_holdings_list_overdue_and_show_through_the_cli(
     assert json.loads(capsys.readouterr().out) == []
     with pair.recipient.rt.store.transaction() as conn:  # received 31 days ago
         conn.execute(
-            update(holdings.H)
-            .where(holdings.H.c.id == h.id)
+            update(schema.HOLDINGS)
+            .where(schema.HOLDINGS.c.id == h.id)
             .values(deadline=(clock.today() - dt.timedelta(days=1)).isoformat())
         )
     assert main(["holdings", "list", "--overdue", "--json", "--config", config]) == 0

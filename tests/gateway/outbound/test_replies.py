@@ -19,7 +19,7 @@ from gateway.inbound.holdings import Holding, HoldingState
 from gateway.outbound import approvals, pipeline, replies
 from gateway.outbound.lifecycle import State
 from gateway.outbound.replies import link_transfer
-from gateway.state import clock
+from gateway.state import clock, schema
 from tests.conftest import Demo
 from tests.gateway.inbound.test_holdings_pair import (
     AGREEMENT,
@@ -108,7 +108,9 @@ def test_a_reply_whose_link_changed_after_approval_never_leaves(pair: Pair) -> N
     )
     with rt.store.transaction() as conn:
         conn.execute(
-            update(holdings.L).where(holdings.L.c.transfer == inquiry.id).values(ref_flow="inquiry")
+            update(schema.LINKS)
+            .where(schema.LINKS.c.transfer == inquiry.id)
+            .values(ref_flow="inquiry")
         )
     done = pipeline.advance(rt, rt.store.get(inquiry.id))
     assert done.status is State.REJECTED
@@ -211,4 +213,4 @@ def test_a_correction_is_refused_where_the_agreement_provides_for_none(pair: Pai
     fixed = pair.drop(pair.provider, csv_bytes(OTHER_ROWS), name="fixed.csv")
     with pytest.raises(CheckFailed, match=r"correction\.not-agreed"):
         link_transfer(rt, fixed.id, "corrects", first.id, "sato")
-    assert holdings.link_of(rt, fixed.id) is None
+    assert replies.link_of(rt, fixed.id) is None

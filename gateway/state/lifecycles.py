@@ -1,0 +1,78 @@
+"""The lifecycles of an outbound transfer and of a holding (保有データ): their states and the only
+transitions allowed between them.
+
+transfer: dropped ─▶ quarantined ─▶ awaiting_approval ─▶ approved ─▶ sealed ─▶ delivered ─▶
+acknowledged; any step before delivery ─▶ rejected; sealed ─▶ failed ─▶ sealed.
+holding: arriving ─▶ received ─▶ opened ─▶ in_use ─▶ deleted | returned; arriving ─▶ refused ─▶
+arriving. Values only: moving a row is `gateway.state.machine.compare_and_set`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from gateway.state.machine import Machine
+
+
+class State(StrEnum):
+    """The state of an outbound transfer."""
+
+    DROPPED = "dropped"  # an intake intent: recorded, not yet moved into the spool
+    QUARANTINED = "quarantined"  # in the spool, hashed, not yet checked
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    SEALED = "sealed"  # encrypted in the spool, password ready
+    DELIVERED = "delivered"
+    ACKNOWLEDGED = "acknowledged"
+    REJECTED = "rejected"  # kept in the spool with its reasons, never deleted silently
+    FAILED = "failed"  # delivery failed after retries; an operator can retry
+
+
+TRANSFERS: Machine[State] = Machine(
+    "transfer",
+    {
+        State.DROPPED: frozenset({State.QUARANTINED, State.REJECTED}),
+        State.QUARANTINED: frozenset({State.AWAITING_APPROVAL, State.REJECTED}),
+        State.AWAITING_APPROVAL: frozenset({State.APPROVED, State.REJECTED}),
+        State.APPROVED: frozenset({State.SEALED, State.REJECTED}),
+        State.SEALED: frozenset({State.DELIVERED, State.FAILED, State.REJECTED}),
+        State.FAILED: frozenset({State.SEALED, State.REJECTED}),
+        State.DELIVERED: frozenset({State.ACKNOWLEDGED}),
+        State.ACKNOWLEDGED: frozenset(),
+        State.REJECTED: frozenset(),
+    },
+    hint="see `tachiai transfers show ID` for its state and what it waits for",
+)
+
+
+class HoldingState(StrEnum):
+    """The state of a holding (保有データ)."""
+
+    ARRIVING = "arriving"  # an intake intent: files moving into our folder, not yet verified
+    RECEIVED = "received"  # verified, encrypted at rest, nobody has opened it
+    OPENED = "opened"  # released once to a designated handler's own folder
+    IN_USE = "in_use"  # released again: being worked with
+    DELETED = "deleted"  # certified deleted (消去) by a designated handler; our copies erased
+    RETURNED = "returned"  # certified returned (返却); our copies erased
+    REFUSED = "refused"  # did not verify; kept in quarantine with its reasons, never released
+
+
+HOLDINGS: Machine[HoldingState] = Machine(
+    "holding",
+    {
+        HoldingState.ARRIVING: frozenset({HoldingState.RECEIVED, HoldingState.REFUSED}),
+        HoldingState.RECEIVED: frozenset(
+            {HoldingState.OPENED, HoldingState.DELETED, HoldingState.RETURNED}
+        ),
+        HoldingState.OPENED: frozenset(
+            {HoldingState.IN_USE, HoldingState.DELETED, HoldingState.RETURNED}
+        ),
+        HoldingState.IN_USE: frozenset({HoldingState.DELETED, HoldingState.RETURNED}),
+        HoldingState.REFUSED: frozenset({HoldingState.ARRIVING}),
+        HoldingState.DELETED: frozenset(),
+        HoldingState.RETURNED: frozenset(),
+    },
+    hint="see `tachiai holdings show ID` for its state",
+)
+HELD = (HoldingState.RECEIVED, HoldingState.OPENED, HoldingState.IN_USE)
+DISPOSED = (HoldingState.DELETED, HoldingState.RETURNED)

@@ -1,0 +1,47 @@
+"""Queries on reply links (疑義照会・回答, 訂正): what an outbound transfer answers or corrects.
+
+Rows in, rows out; which links are allowed is decided in `gateway.outbound.replies`. A link,
+once written, is never changed or removed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from gateway.state import schema
+from gateway.state.schema import TransferLink
+from gateway.state.store import Store, Tx
+
+_L = schema.LINKS
+
+
+def link_of(store: Store, transfer_id: str) -> TransferLink | None:
+    """The link fixed for an outbound transfer, or None. A read of its own: it may be called
+    while another connection holds the write lock.
+
+    Raises:
+        StorageError: the state database cannot be read.
+    """
+    with store.reading("read the reply links") as conn:
+        row = conn.execute(select(_L).where(_L.c.transfer == transfer_id)).mappings().first()
+    return TransferLink.model_validate(dict(row)) if row is not None else None
+
+
+def links_to(store: Store, refs: Iterable[str]) -> list[TransferLink]:
+    """Outbound links that name any of `refs` (a holding id or a transfer id), oldest first.
+
+    Raises:
+        StorageError: the state database cannot be read.
+    """
+    wanted = list(refs)
+    with store.reading("read the reply links") as conn:
+        named = _L.c.ref.in_(wanted) | _L.c.remote.in_(wanted)
+        rows = conn.execute(select(_L).where(named).order_by(_L.c.created_ns)).mappings()
+        return [TransferLink.model_validate(dict(r)) for r in rows]
+
+
+def add(conn: Tx, link: TransferLink) -> None:
+    """Write a link (a transfer already linked fails: StateError)."""
+    conn.execute(_L.insert().values(**link.model_dump()))

@@ -1,0 +1,59 @@
+"""The one state-machine helper: a table of allowed transitions, and a compare-and-set move of a
+row's `state` column, used alike by transfers and holdings (保有データ).
+
+It knows no particular lifecycle (those are in `gateway.state.lifecycles`) and never moves a
+row that another process moved since it was read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Table, update
+
+from gateway.errors import StateError
+
+S = TypeVar("S", bound=StrEnum)
+
+
+class Machine(Generic[S]):
+    """The allowed transitions of one kind of thing (`what`: "transfer", "holding")."""
+
+    def __init__(self, what: str, allowed: Mapping[S, frozenset[S]], hint: str) -> None:
+        missing = [s for s in allowed for t in allowed[s] if t not in allowed]
+        if missing:
+            raise ValueError(f"the {what} lifecycle names states it does not list: {missing}")
+        self.what = what
+        self.allowed: Mapping[S, frozenset[S]] = dict(allowed)
+        self.hint = hint
+        self.terminal: frozenset[S] = frozenset(s for s, nxt in allowed.items() if not nxt)
+
+    def require_transition(self, current: S, target: S) -> None:
+        """Raises: StateError when `target` cannot follow `current`."""
+        if target not in self.allowed[current]:
+            raise StateError(
+                f"a {self.what} in state {current.value} cannot become {target.value}",
+                hint=self.hint,
+            )
+
+
+def compare_and_set(
+    conn: Connection,
+    table: Table,
+    row_id: str,
+    read_state: str,
+    values: Mapping[str, Any],
+    conflict: StateError,
+) -> None:
+    """Write `values` to the row `row_id` only if it is still in `read_state`.
+
+    Raises:
+        StateError: `conflict`, when another process moved or removed the row meanwhile.
+    """
+    result = conn.execute(
+        update(table).where(table.c.id == row_id, table.c.state == read_state).values(**values)
+    )
+    if result.rowcount != 1:
+        raise conflict
