@@ -16,9 +16,6 @@ from typing import Any
 
 from gateway.errors import InputError, SignatureError
 from gateway.identity import sshsig
-from gateway.outbound import approvals, replies
-from gateway.runtime import Runtime
-from gateway.state.store import Transfer
 from policies.agreement import Agreement, Flow
 from policies.approvals import quorum_reached, witness_refusal
 from policies.handlers import Registry
@@ -27,7 +24,9 @@ from policies.reasons import Reason
 FORMAT = "tachiai-manifest/1"
 SUFFIX = ".manifest.json"
 MAX_BYTES = 256 * 1024  # far above any real manifest; refuses a planted huge file early
-APPROVAL_NAMESPACE = approvals.APPROVAL_NAMESPACE  # the namespace witnesses sign under
+# The SSHSIG namespace witnesses sign under (`ssh-keygen -Y sign -n tachiai-approval`): both
+# halves name it, so it is part of what they exchange.
+APPROVAL_NAMESPACE = "tachiai-approval"
 STATEMENT_HEAD = "tachiai approval statement v1"
 #: Statement lines that link a transfer to an earlier one (疑義照会・回答, 訂正).
 LINK_KEYS = {"replies_to": "replies-to", "corrects": "corrects"}
@@ -386,41 +385,3 @@ def _count(raw: Mapping[str, Any], key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"the manifest's {key} is not a size")
     return value
-
-
-def build(rt: Runtime, t: Transfer, delivered_name: str) -> Manifest:
-    """The manifest of a sealed transfer, from the database alone (so a retry writes the same
-    bytes): only approvals whose signature verifies over the statement are listed.
-
-    Raises:
-        ConfigError: the transfer's agreement or flow is no longer loaded.
-    """
-    _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
-    message = approvals.statement(rt, t)
-    signed: list[SignedApproval] = []
-    for a in rt.store.approvals(t.id):
-        try:
-            sshsig.verify(message, a.signature, APPROVAL_NAMESPACE)
-        except SignatureError:
-            continue  # made over other bytes: it approves nothing that is sent
-        signed.append(SignedApproval(a.witness, a.fingerprint, a.signature))
-    link = replies.link_of(rt, t.id)
-    return Manifest(
-        transfer=t.id,
-        agreement=t.agreement,
-        flow=t.flow,
-        provider=flow.provider,
-        recipient=flow.recipient,
-        file_name=t.file_name,
-        delivered_name=delivered_name,
-        size=t.size or 0,
-        sha256=t.sha256 or "",
-        sealed_size=t.sealed_size or 0,
-        sealed_sha256=t.sealed_sha256 or "",
-        profile=flow.encryption,
-        sender=t.sender,
-        statement=message.decode("utf-8"),
-        approvals=tuple(signed),
-        replies_to=link.remote if link is not None and link.relation == "replies_to" else None,
-        corrects=link.remote if link is not None and link.relation == "corrects" else None,
-    )

@@ -25,7 +25,7 @@ from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import InboundPickupSource, Settings
 from gateway.errors import ConfigError
 from gateway.exchange.manifest import SUFFIX
-from gateway.outbound.intake import is_upload_name
+from gateway.exchange.uploads import is_upload_name
 from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.state.spool import refuse_linked

@@ -13,6 +13,9 @@ import secrets
 from dataclasses import dataclass
 
 from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
+
+# The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
+from gateway.exchange.manifest import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
 from gateway.identity import sshsig
 from gateway.outbound import replies
 from gateway.outbound.lifecycle import State
@@ -25,7 +28,6 @@ from policies.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-APPROVAL_NAMESPACE = "tachiai-approval"
 REJECTION_NAMESPACE = "tachiai-rejection"
 # Not from `sealed`: the daemon may be delivering it at this moment, and a rejection racing
 # a delivery could leave the partner holding data the ledger calls rejected.

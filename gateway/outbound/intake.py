@@ -27,9 +27,10 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from gateway.exchange.uploads import is_upload_name
+
 log = logging.getLogger(__name__)
 
-UPLOAD_SUFFIXES = (".part", ".tmp", ".filepart", ".partial", ".crdownload", "~")
 _WRITE_MODES = (os.O_WRONLY, os.O_RDWR)
 
 
@@ -47,11 +48,6 @@ class _Seen:
     outbox: Outbox
     signature: tuple[int, int, int, int]
     changed_at: float
-
-
-def is_upload_name(name: str) -> bool:
-    """Names a writer uses before it renames the finished file into place."""
-    return name.startswith(".") or name.endswith(UPLOAD_SUFFIXES)
 
 
 class IntakeTracker:

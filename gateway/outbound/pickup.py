@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.config.settings import PickupSource, Settings
-from gateway.outbound.intake import Outbox, is_upload_name
+from gateway.exchange.uploads import is_upload_name
+from gateway.outbound.intake import Outbox
 from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.transports import HostKeyRefused, landing

@@ -29,9 +29,8 @@ from gateway.errors import (
     StateError,
     StorageError,
 )
-from gateway.exchange import manifest
 from gateway.exchange.onward_guard import inspect_onward
-from gateway.outbound import approvals, pickup, replies
+from gateway.outbound import approvals, manifests, pickup, replies
 from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
 from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
@@ -328,7 +327,7 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
     profile = flow.encryption
     name = delivered_name(t.id, t.file_name, suffix(profile))
     # The manifest (送付票) is made from the database alone, so a retry sends the same bytes.
-    document_of_manifest = manifest.build(rt, t, name).to_bytes()
+    document_of_manifest = manifests.build(rt, t, name).to_bytes()
     parcel = Parcel(transfer_id=t.id, path=sealed_path(folder, profile), name=name,
                     size=t.sealed_size or 0, sha256=t.sealed_sha256 or "", file_name=t.file_name,
                     manifest=document_of_manifest if recipient.manifest else None)

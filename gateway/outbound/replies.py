@@ -12,13 +12,12 @@ import dataclasses
 from collections.abc import Iterable
 
 from gateway.errors import CheckFailed, InputError, StateError
-from gateway.inbound import holdings
-from gateway.inbound.holdings import Holding
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.runtime import event as transfer_event
-from gateway.state import clock, links
-from gateway.state.schema import TransferLink
+from gateway.state import clock, holdings_store, links
+from gateway.state.lifecycles import DISPOSED, HELD
+from gateway.state.schema import Holding, TransferLink
 from gateway.state.store import Transfer
 from policies.admission import check_correction, check_reply
 from policies.agreement import Agreement, Flow
@@ -167,7 +166,7 @@ def thread(rt: Runtime, h: Holding) -> list[dict[str, str]]:
             continue
         except InputError:
             pass
-        for x in holdings.find(rt, transfer=remote):
+        for x in holdings_store.find(rt.store, transfer=remote):
             items.append({"relation": relation, "id": x.id, "what": f"holding, {x.state}"})
     for link in links_to(rt, [h.id, *([h.transfer] if h.transfer else [])]):
         t = rt.store.get(link.transfer)
@@ -178,7 +177,7 @@ def thread(rt: Runtime, h: Holding) -> list[dict[str, str]]:
                 "what": f"our transfer, {t.state}",
             }
         )
-    for x in holdings.find(rt):
+    for x in holdings_store.find(rt.store):
         if x.id != h.id and h.transfer and h.transfer in (x.replies_to, x.corrects):
             items.append(
                 {
@@ -199,8 +198,8 @@ def _resolve(rt: Runtime, ref: str, agreement: Agreement) -> tuple[str, Flow, st
         NotFound / CheckFailed: no such holding or transfer, or not one under this agreement.
     """
     if ref.startswith("h-"):
-        h = holdings.get(rt, ref)
-        if h.status not in (*holdings.HELD, *holdings.DISPOSED) or h.transfer is None:
+        h = holdings_store.get(rt.store, ref)
+        if h.status not in (*HELD, *DISPOSED) or h.transfer is None:
             raise CheckFailed(f"holding {ref} is {h.state}; only received data is answered")
         if h.agreement != agreement.id or h.flow is None:
             raise CheckFailed(f"holding {ref} is under {h.agreement}, not {agreement.id}")

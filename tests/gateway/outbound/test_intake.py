@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.outbound.intake import IntakeTracker, Outbox, is_upload_name, open_for_writing
+from gateway.exchange.uploads import is_upload_name
+from gateway.outbound.intake import IntakeTracker, Outbox, open_for_writing
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes, fast_config
 
 pytestmark = pytest.mark.slow
