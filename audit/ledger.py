@@ -84,13 +84,23 @@ class Ledger:
         return ledger
 
     @classmethod
-    def connect(cls, url: str, *, read_only: bool = False, create: bool = True) -> Ledger:
-        """Open a ledger by database URL (PostgreSQL: `postgresql+psycopg://…`).
+    def connect(
+        cls,
+        url: str,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+        password_file: Path | None = None,
+    ) -> Ledger:
+        """Open a ledger by database URL (PostgreSQL: `postgresql://…`, run with psycopg 3).
+
+        The password comes from `password_file` or libpq's environment, never from the URL.
+        Any number of processes may connect and create at once (see `create`).
 
         Raises:
-            LedgerStorageError: when the tables cannot be created.
+            LedgerStorageError: for a password in the URL, or when the tables cannot be created.
         """
-        ledger = cls(make_engine(url, read_only=read_only))
+        ledger = cls(make_engine(url, read_only=read_only, password_file=password_file))
         if create and not read_only:
             ledger.create()
         return ledger
@@ -104,29 +114,25 @@ class Ledger:
     def create(self) -> None:
         """Create the tables, the append-only guards and the log's origin (idempotent).
 
+        On PostgreSQL everything happens in one transaction under an advisory lock, so several
+        processes may create at once: the first creates, the others find it done.
+
         Raises:
             LedgerStorageError: when the database refuses.
         """
         try:
+            if self.engine.dialect.name == "postgresql":
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(schema.POSTGRES_SCHEMA_LOCK)
+                    schema.metadata.create_all(conn, tables=list(schema.TABLES))
+                    _postgres_guards(conn)
+                    _ensure_origin(conn)
+                return
             schema.metadata.create_all(self.engine, tables=list(schema.TABLES))
-            postgres = self.engine.dialect.name == "postgresql"
             with self.engine.begin() as conn:
-                for ddl in schema.POSTGRES_GUARDS if postgres else schema.SQLITE_GUARDS:
+                for ddl in schema.SQLITE_GUARDS:
                     conn.exec_driver_sql(ddl)
-                if postgres:
-                    conn.exec_driver_sql(schema.POSTGRES_WRITER_LOCK)
-                if (
-                    conn.execute(
-                        select(schema.meta.c.value).where(schema.meta.c.name == "origin")
-                    ).first()
-                    is None
-                ):
-                    # A fresh name per ledger, so a checkpoint of one log never passes for
-                    # another's (C2SP: the origin identifies the log).
-                    conn.execute(
-                        schema.meta.insert(),
-                        [{"name": "origin", "value": ORIGIN_PREFIX + secrets.token_hex(8)}],
-                    )
+                _ensure_origin(conn)
         except SQLAlchemyError as exc:
             raise _storage_error("create the ledger tables", exc) from exc
 
@@ -392,6 +398,42 @@ class HashReader:
         )
         for seq, body, leaf in rows:
             yield int(seq), bytes(body), bytes(leaf)
+
+
+def _ensure_origin(conn: Connection) -> None:
+    if conn.execute(select(schema.meta.c.value).where(schema.meta.c.name == "origin")).first():
+        return
+    # A fresh name per ledger, so a checkpoint of one log never passes for another's (C2SP:
+    # the origin identifies the log).
+    conn.execute(
+        schema.meta.insert(), [{"name": "origin", "value": ORIGIN_PREFIX + secrets.token_hex(8)}]
+    )
+
+
+def _postgres_guards(conn: Connection) -> None:
+    """Create the missing append-only guards and make each fire always (schema lock held).
+
+    Only what is missing is created, so a role that does not own the tables (the daemon's,
+    after the REVOKE of docs/ledger.md) connects without needing to own them.
+    """
+    if conn.exec_driver_sql("SELECT to_regprocedure('ledger_append_only()')").scalar() is None:
+        conn.exec_driver_sql(schema.POSTGRES_GUARD_FUNCTION)
+    state = {
+        str(name): str(enabled)
+        for name, enabled in conn.exec_driver_sql(
+            "SELECT t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)",
+            ([t.name for t in schema.TABLES],),
+        )
+    }
+    for table, trigger, ddl in schema.POSTGRES_TRIGGERS:
+        if trigger not in state:
+            conn.exec_driver_sql(ddl)
+        elif state[trigger] == "D":
+            log.warning("the append-only guard %s was disabled; enabling it again", trigger)
+        if state.get(trigger) != "A":
+            # ALWAYS: a guard that fires in every session_replication_role, not only "origin".
+            conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")
 
 
 def _finish(batch: list[_Ticket], error: BaseException | None) -> None:
