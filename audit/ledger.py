@@ -3,7 +3,8 @@
 Appends are group-committed: concurrent callers in one process share one transaction, and
 processes queue on the database's write lock (BEGIN IMMEDIATE; an advisory lock on PostgreSQL),
 so the sequence never forks or gaps. Each commit stores the events' exact bytes, the tree nodes
-it completes and the new frontier. This module never reads gateway state or policies.
+it completes and the new frontier. On PostgreSQL the tables are created under a lock too, so
+any number of processes may connect at once. This module never reads gateway state or policies.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class Ledger:
                 with self.engine.begin() as conn:
                     conn.exec_driver_sql(schema.POSTGRES_SCHEMA_LOCK)
                     schema.metadata.create_all(conn, tables=list(schema.TABLES))
-                    _postgres_guards(conn)
+                    schema.create_postgres_guards(conn)
                     _ensure_origin(conn)
                 return
             schema.metadata.create_all(self.engine, tables=list(schema.TABLES))
@@ -408,32 +409,6 @@ def _ensure_origin(conn: Connection) -> None:
     conn.execute(
         schema.meta.insert(), [{"name": "origin", "value": ORIGIN_PREFIX + secrets.token_hex(8)}]
     )
-
-
-def _postgres_guards(conn: Connection) -> None:
-    """Create the missing append-only guards and make each fire always (schema lock held).
-
-    Only what is missing is created, so a role that does not own the tables (the daemon's,
-    after the REVOKE of docs/ledger.md) connects without needing to own them.
-    """
-    if conn.exec_driver_sql("SELECT to_regprocedure('ledger_append_only()')").scalar() is None:
-        conn.exec_driver_sql(schema.POSTGRES_GUARD_FUNCTION)
-    state = {
-        str(name): str(enabled)
-        for name, enabled in conn.exec_driver_sql(
-            "SELECT t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)",
-            ([t.name for t in schema.TABLES],),
-        )
-    }
-    for table, trigger, ddl in schema.POSTGRES_TRIGGERS:
-        if trigger not in state:
-            conn.exec_driver_sql(ddl)
-        elif state[trigger] == "D":
-            log.warning("the append-only guard %s was disabled; enabling it again", trigger)
-        if state.get(trigger) != "A":
-            # ALWAYS: a guard that fires in every session_replication_role, not only "origin".
-            conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")
 
 
 def _finish(batch: list[_Ticket], error: BaseException | None) -> None:

@@ -3,16 +3,19 @@
 Five tables: the events (exact bytes, their leaf hash, and indexed copies of header fields that
 verification binds to the bytes), the stored tree nodes, the tree head after each commit, the
 signed checkpoints seen, and a little metadata (the log's origin). Nothing here is trusted by a
-verifier: every row is checked against the event bytes and the signed checkpoints.
+verifier: every row is checked against the event bytes and the signed checkpoints. On PostgreSQL
+it also owns the advisory lock keys every node agrees on (docs/ledger.md, "On PostgreSQL").
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Index,
     Integer,
     LargeBinary,
@@ -21,6 +24,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects import postgresql
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -127,6 +132,32 @@ POSTGRES_TRIGGERS: Final = tuple(
         ("no_truncate", "TRUNCATE", "STATEMENT"),
     )
 )
+
+
+def create_postgres_guards(conn: Connection) -> None:
+    """Create the missing append-only guards and make each fire always (schema lock held).
+
+    Only what is missing is created, so a role that does not own the tables (the daemon's,
+    after the REVOKE of docs/ledger.md) connects without needing to own them.
+    """
+    if conn.exec_driver_sql("SELECT to_regprocedure('ledger_append_only()')").scalar() is None:
+        conn.exec_driver_sql(POSTGRES_GUARD_FUNCTION)
+    state = {
+        str(name): str(enabled)
+        for name, enabled in conn.exec_driver_sql(
+            "SELECT t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)",
+            ([t.name for t in TABLES],),
+        )
+    }
+    for table, trigger, ddl in POSTGRES_TRIGGERS:
+        if trigger not in state:
+            conn.exec_driver_sql(ddl)
+        elif state[trigger] == "D":
+            log.warning("the append-only guard %s was disabled; enabling it again", trigger)
+        if state.get(trigger) != "A":
+            # ALWAYS: a guard that fires in every session_replication_role, not only "origin".
+            conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")
 
 
 def postgres_daemon_grants(role: str) -> tuple[str, ...]:

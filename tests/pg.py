@@ -4,7 +4,8 @@ One server per test session (session fixture `postgres`), a fresh database per t
 The server listens on a free private port and on a unix socket under its own temporary folder,
 with trust authentication: nothing here is reachable from outside, and no password is needed.
 As root, PostgreSQL refuses to run; the server then runs as the `postgres` system user that the
-Debian package creates. Tests skip only when the binaries are missing (scripts/test installs them).
+Debian package creates (or, when missing, a system user `tachiai-pg` made here). Tests skip
+only when the binaries are missing (scripts/test installs them).
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _system_user() -> str:
+    """A non-root user to run the server as: Debian's `postgres`, else one made for the tests."""
+    for name in ("postgres", "tachiai-pg"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "tachiai-pg"],
+        check=True,
+        capture_output=True,
+    )
+    return "tachiai-pg"
+
+
 class PostgresServer:
     """One private PostgreSQL cluster: its folder, port and socket; `url` for each database."""
 
@@ -68,7 +83,7 @@ class PostgresServer:
         self.port = _free_port()
         self.user: str | None = None  # the system user the server runs as (None: ourselves)
         if os.geteuid() == 0:
-            self.user = SUPERUSER
+            self.user = _system_user()
             pw = pwd.getpwnam(self.user)
             self.sockets.mkdir()
             for path in (self.root, self.sockets):

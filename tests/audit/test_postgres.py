@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,7 @@ def test_four_processes_append_250_each_in_one_order(pg_url: str, tmp_path: Path
 
 
 @pytest.fixture
-def ledger(pg_url: str) -> Any:
+def ledger(pg_url: str) -> Iterator[Ledger]:
     ledger = Ledger.connect(pg_url)
     ledger.append(transfer_events(300))
     yield ledger
@@ -183,7 +184,7 @@ def test_update_delete_truncate_are_refused_by_the_server(
                 f"TRUNCATE {table}",
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-                    conn.execute(sql)  # type: ignore[arg-type]
+                    conn.execute(sql)
     assert ledger.verify().size == 300
 
 
@@ -199,7 +200,7 @@ def test_the_daemons_role_after_the_revoke_appends_and_cannot_drop_a_guard(
     try:
         with psycopg.connect(postgres.dsn(pg_database, user=ROLE), autocommit=True) as owner:
             for sql in schema.postgres_daemon_grants("tachiai_daemon"):
-                owner.execute(sql)  # type: ignore[arg-type]
+                owner.execute(sql)
         daemon = Ledger.connect(postgres.url(pg_database, user="tachiai_daemon"))
         assert daemon.append(transfer_events(8, 300)) == list(range(300, 308))
         daemon.add_checkpoint(checkpoint(daemon, NoteSigner.generate("t"), 308))
@@ -211,7 +212,7 @@ def test_the_daemons_role_after_the_revoke_appends_and_cannot_drop_a_guard(
                 "ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_append_only",
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(sql)  # type: ignore[arg-type]
+                    conn.execute(sql)
                 conn.rollback()
         assert ledger.verify().size == 308
     finally:
@@ -268,9 +269,9 @@ def test_a_superusers_full_rechain_is_caught_by_the_signed_checkpoints(
         rows = conn.execute("SELECT seq, body FROM ledger_events ORDER BY seq").fetchall()
         events, nodes, head = rechain(rows, 150, {"rows": 0})
         for table in TABLES:
-            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")  # type: ignore[arg-type]
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         for table in ("ledger_events", "ledger_nodes", "ledger_heads", "ledger_checkpoints"):
-            conn.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
+            conn.execute(f"DELETE FROM {table}")
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO ledger_events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", events
@@ -278,7 +279,7 @@ def test_a_superusers_full_rechain_is_caught_by_the_signed_checkpoints(
             cur.executemany("INSERT INTO ledger_nodes VALUES (%s, %s, %s)", nodes)
             cur.execute("INSERT INTO ledger_heads VALUES (%s, %s, %s)", head)
         for table, trigger, _ in schema.POSTGRES_TRIGGERS:
-            conn.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")  # type: ignore[arg-type]
+            conn.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")
     reader = Ledger.connect(pg_url, read_only=True)
     assert reader.verify().size == 300  # consistent in itself: only signatures can tell
     notes, _ = read_places([places])
