@@ -2,7 +2,8 @@
 
 One server per test session (session fixture `postgres`), a fresh database per test (`pg_url`).
 The server listens on a free private port and on a unix socket under its own temporary folder,
-with trust authentication: nothing here is reachable from outside, and no password is needed.
+with trust authentication (one role, PASSWORD_ROLE, must give a password): nothing here is
+reachable from outside.
 As root, PostgreSQL refuses to run; the server then runs as the `postgres` system user that the
 Debian package creates (or, when missing, a system user `tachiai-pg` made here). Tests skip
 only when the binaries are missing (scripts/test installs them).
@@ -27,6 +28,7 @@ import pytest
 
 SUPERUSER = "postgres"  # the bootstrap superuser of the test cluster
 ROLE = "tachiai"  # the role the tests' ledgers use: owns its databases, not a superuser
+PASSWORD_ROLE = "tachiai_pw"  # the one role that must give a password (SCRAM) over TCP
 _counter = itertools.count()
 
 
@@ -114,6 +116,13 @@ class PostgresServer:
             "--encoding=UTF8",
             "--locale=C.UTF-8",
             "--no-sync",  # a test cluster: durability of the catalog files is not tested here
+        )
+        # Trust, except for PASSWORD_ROLE: the first matching line wins.
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(
+            "local all all trust\n"
+            f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n"
         )
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "

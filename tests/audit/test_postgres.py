@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import random
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from audit.locks import SignerLock
 from audit.notes import NoteSigner
 from tests.audit.ledgers import T0, checkpoint, rechain, transfer_events, write_checkpoints
 from tests.conftest import tachiai_command, wait_for
-from tests.pg import ROLE, PostgresServer, needs_postgres
+from tests.pg import PASSWORD_ROLE, ROLE, PostgresServer, needs_postgres
 
 pytestmark = needs_postgres
 
@@ -226,6 +227,36 @@ def test_a_password_in_the_url_is_refused_without_echoing_it() -> None:
     with pytest.raises(LedgerStorageError) as caught:
         Ledger.connect("postgresql://tachiai:hunter2-secret@127.0.0.1:1/ledger")
     assert "hunter2" not in str(caught.value) and "password file" in str(caught.value)
+
+
+def test_an_unreachable_server_is_a_storage_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # a port nobody listens on
+        url = f"postgresql://tachiai@127.0.0.1:{s.getsockname()[1]}/ledger"
+        ledger = Ledger.connect(url, read_only=True)
+        with pytest.raises(LedgerStorageError, match="cannot read the ledger"):
+            ledger.verify()
+        with pytest.raises(LedgerStorageError, match="cannot read the ledger"):
+            ledger.size()
+
+
+def test_the_password_comes_from_a_file(
+    postgres: PostgresServer, pg_database: str, tmp_path: Path
+) -> None:
+    with postgres.admin() as admin:
+        admin.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'ledger-test-password'")
+    try:
+        url = postgres.url(pg_database, user=PASSWORD_ROLE)
+        with pytest.raises(LedgerStorageError, match="password"):
+            Ledger.connect(url, read_only=True).size()
+        (tmp_path / "password").write_text("ledger-test-password\n")
+        ledger = Ledger.connect(url, read_only=True, password_file=tmp_path / "password")
+        with ledger.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT current_user").scalar() == PASSWORD_ROLE
+        ledger.close()
+    finally:
+        with postgres.admin() as admin:
+            admin.execute(f"DROP ROLE {PASSWORD_ROLE}")
 
 
 def test_an_empty_password_file_is_refused(pg_url: str, tmp_path: Path) -> None:
