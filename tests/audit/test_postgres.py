@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from audit import schema
+from audit import proofs, schema
 from audit.checkpointer import Checkpointer
 from audit.checkpoints import read_places
 from audit.errors import LedgerIntegrityError, LedgerStorageError
@@ -26,7 +26,15 @@ from audit.events import Draft
 from audit.ledger import Ledger
 from audit.locks import SignerLock
 from audit.notes import NoteSigner
-from tests.audit.ledgers import T0, checkpoint, rechain, transfer_events, write_checkpoints
+from audit.query import Query, search
+from tests.audit.ledgers import (
+    T0,
+    checkpoint,
+    digest,
+    rechain,
+    transfer_events,
+    write_checkpoints,
+)
 from tests.conftest import tachiai_command, wait_for
 from tests.pg import PASSWORD_ROLE, ROLE, PostgresServer, needs_postgres
 
@@ -263,6 +271,18 @@ def test_an_empty_password_file_is_refused(pg_url: str, tmp_path: Path) -> None:
     (tmp_path / "password").write_text("\n")
     with pytest.raises(LedgerStorageError, match="is empty"):
         Ledger.connect(pg_url, password_file=tmp_path / "password")
+
+
+def test_queries_and_proofs_read_a_postgres_ledger(ledger: Ledger) -> None:
+    checked = list(search(ledger, Query(kind="transfer.checked")))
+    assert [e.seq for e in checked] == list(range(2, 300, 8))
+    family = list(search(ledger, Query(kind="transfer.*")))
+    assert len(family) == sum(1 for e in ledger.events() if e.kind.startswith("transfer."))
+    by_person = list(search(ledger, Query(person="handler-1", sha256=digest(1))))
+    assert [e.seq for e in by_person] == [10]
+    signer = NoteSigner.generate("tachiai-test-ledger")
+    proof = proofs.prove(ledger, 123, checkpoint(ledger, signer, 300))
+    assert proofs.check(proof, signer.verifier()).event.seq == 123
 
 
 # -- tampering by a database superuser ----------------------------------------------------------
