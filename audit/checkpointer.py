@@ -3,6 +3,8 @@
 A `Checkpointer` keeps its own tree, built by hashing the events' bytes itself, and starts from
 the latest checkpoint its key signed, which the ledger must still match. So a rewritten database
 is refused, not signed; and it never signs two different roots for one size (no split view).
+Given a `SignerLock`, it signs only while it holds it, so among several nodes on one PostgreSQL
+ledger exactly one signs at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from audit.checkpoints import Checkpoint, SignedCheckpoint, parse, sign
 from audit.errors import LedgerIntegrityError
+from audit.locks import SignerLock
 from audit.notes import NoteError, NoteSigner
 from audit.tiles import Frontier
 
@@ -28,9 +31,11 @@ _READ_CHUNK = 65_536
 class Checkpointer:
     """Signs checkpoints of one ledger with one key, each consistent with the last."""
 
-    def __init__(self, ledger: Ledger, signer: NoteSigner) -> None:
+    def __init__(self, ledger: Ledger, signer: NoteSigner, lock: SignerLock | None = None) -> None:
         self.ledger = ledger
         self.signer = signer
+        self.lock = lock
+        self._known: tuple[tuple[str, str], ...] = ()
         self.frontier = Frontier()
         self.last: SignedCheckpoint | None = None
         origin = ledger.origin
@@ -45,6 +50,7 @@ class Checkpointer:
         Raises:
             LedgerIntegrityError: when the ledger no longer holds or matches that checkpoint.
         """
+        self._known = tuple(known)
         verifier = self.signer.verifier()
         best: SignedCheckpoint | None = None
         for note, source in [*self.ledger.checkpoints(), *known]:
@@ -84,10 +90,17 @@ class Checkpointer:
     def next(self, now_ns: int) -> SignedCheckpoint | None:
         """Sign the ledger as it is now, if it grew since the last checkpoint.
 
+        With a lock, None also when another process holds it; on taking it over, this one first
+        resumes from the latest checkpoint in the ledger (the last holder's, perhaps).
+
         Raises:
             LedgerIntegrityError: when the new events' stored hashes or tree head differ from
                 what their bytes give, or the ledger shrank.
         """
+        if self.lock is not None and not self.lock.held():
+            if not self.lock.acquire():
+                return None
+            self.resume(self._known)
         size = self.ledger.size()
         if size == self.frontier.size:
             return None

@@ -4,7 +4,8 @@ SQLite runs in WAL mode with synchronous=FULL (a commit survives power loss), wa
 instead of failing, and starts every write transaction (`engine.begin()`) with BEGIN IMMEDIATE so
 concurrent writers queue up rather than fork the sequence; reads begin deferred and never wait.
 A read-only engine never writes the file it reads; a snapshot engine (an auditor's copy) also
-takes no locks and creates no -wal or -shm file.
+takes no locks and creates no -wal or -shm file. PostgreSQL is reached with psycopg 3; its
+password comes from a file or libpq's environment (PGPASSWORD, PGPASSFILE), never from the URL.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import QueuePool
 
 from audit.errors import LedgerStorageError
@@ -28,6 +31,34 @@ log = logging.getLogger(__name__)
 
 _URI_PREFIX = "sqlite:///file:"
 _WRITE = "tachiai.write"  # marks a pooled connection inside engine.begin()
+_POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
+
+
+def is_postgres_url(url: str) -> bool:
+    """True for a PostgreSQL URL (`postgresql://…`, `postgresql+psycopg://…`)."""
+    return url.split("://", 1)[0] in _POSTGRES_SCHEMES and "://" in url
+
+
+def postgres_url(url: str) -> URL:
+    """The URL for psycopg 3, refusing one that carries a password.
+
+    A URL ends up in configuration files, process lists and logs; a password in it would too.
+
+    Raises:
+        LedgerStorageError: for a password in the URL, or a URL that is not PostgreSQL's.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise LedgerStorageError(f"not a database URL: {exc}") from None
+    if parsed.drivername not in _POSTGRES_SCHEMES:
+        raise LedgerStorageError(f"not a PostgreSQL URL: {parsed.drivername}://…")
+    if parsed.password is not None:
+        raise LedgerStorageError(
+            "the database URL carries a password: remove it from the URL and give it in a "
+            "password file, or in PGPASSWORD or a PGPASSFILE for libpq"
+        )
+    return parsed.set(drivername="postgresql+psycopg")
 
 
 def sqlite_url(path: Path, *, read_only: bool = False, snapshot: bool = False) -> str:
@@ -38,10 +69,17 @@ def sqlite_url(path: Path, *, read_only: bool = False, snapshot: bool = False) -
     return f"sqlite:///{path.resolve()}"
 
 
-def make_engine(url: str, *, read_only: bool = False) -> Engine:
-    """An engine with the settings a durable log needs, for a SQLite or PostgreSQL URL."""
+def make_engine(url: str, *, read_only: bool = False, password_file: Path | None = None) -> Engine:
+    """An engine with the settings a durable log needs, for a SQLite or PostgreSQL URL.
+
+    `password_file` (PostgreSQL): a file holding the password on its first line.
+
+    Raises:
+        LedgerStorageError: for a PostgreSQL URL with a password in it, or an unreadable
+            password file.
+    """
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return _postgres_engine(url, read_only=read_only, password_file=password_file)
     target = url.removeprefix("sqlite:///")
     uri = url.startswith(_URI_PREFIX)
     read_only = read_only or (uri and "mode=ro" in url)
@@ -88,6 +126,24 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     # Engine.begin() has the same contract; SQLAlchemy's own DDL (create_all) uses it too.
     setattr(engine, "begin", begin_write)  # noqa: B010
     return engine
+
+
+def _postgres_engine(url: str, *, read_only: bool, password_file: Path | None) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if password_file is not None:
+        try:
+            lines = password_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LedgerStorageError(
+                f"cannot read the database password file {password_file}: {exc}"
+            ) from None
+        if not lines or not lines[0]:
+            raise LedgerStorageError(f"the database password file {password_file} is empty")
+        connect_args["password"] = lines[0]
+    if read_only:
+        # The server itself refuses any write from this engine, whatever a caller tries.
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    return create_engine(postgres_url(url), pool_pre_ping=True, connect_args=connect_args)
 
 
 def settled_copy(path: Path) -> tuple[Path, Callable[[], None] | None]:

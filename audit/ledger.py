@@ -3,7 +3,8 @@
 Appends are group-committed: concurrent callers in one process share one transaction, and
 processes queue on the database's write lock (BEGIN IMMEDIATE; an advisory lock on PostgreSQL),
 so the sequence never forks or gaps. Each commit stores the events' exact bytes, the tree nodes
-it completes and the new frontier. This module never reads gateway state or policies.
+it completes and the new frontier. On PostgreSQL the tables are created under a lock too, so
+any number of processes may connect at once. This module never reads gateway state or policies.
 """
 
 from __future__ import annotations
@@ -84,13 +85,23 @@ class Ledger:
         return ledger
 
     @classmethod
-    def connect(cls, url: str, *, read_only: bool = False, create: bool = True) -> Ledger:
-        """Open a ledger by database URL (PostgreSQL: `postgresql+psycopg://…`).
+    def connect(
+        cls,
+        url: str,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+        password_file: Path | None = None,
+    ) -> Ledger:
+        """Open a ledger by database URL (PostgreSQL: `postgresql://…`, run with psycopg 3).
+
+        The password comes from `password_file` or libpq's environment, never from the URL.
+        Any number of processes may connect and create at once (see `create`).
 
         Raises:
-            LedgerStorageError: when the tables cannot be created.
+            LedgerStorageError: for a password in the URL, or when the tables cannot be created.
         """
-        ledger = cls(make_engine(url, read_only=read_only))
+        ledger = cls(make_engine(url, read_only=read_only, password_file=password_file))
         if create and not read_only:
             ledger.create()
         return ledger
@@ -104,29 +115,25 @@ class Ledger:
     def create(self) -> None:
         """Create the tables, the append-only guards and the log's origin (idempotent).
 
+        On PostgreSQL everything happens in one transaction under an advisory lock, so several
+        processes may create at once: the first creates, the others find it done.
+
         Raises:
             LedgerStorageError: when the database refuses.
         """
         try:
+            if self.engine.dialect.name == "postgresql":
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(schema.POSTGRES_SCHEMA_LOCK)
+                    schema.metadata.create_all(conn, tables=list(schema.TABLES))
+                    schema.create_postgres_guards(conn)
+                    _ensure_origin(conn)
+                return
             schema.metadata.create_all(self.engine, tables=list(schema.TABLES))
-            postgres = self.engine.dialect.name == "postgresql"
             with self.engine.begin() as conn:
-                for ddl in schema.POSTGRES_GUARDS if postgres else schema.SQLITE_GUARDS:
+                for ddl in schema.SQLITE_GUARDS:
                     conn.exec_driver_sql(ddl)
-                if postgres:
-                    conn.exec_driver_sql(schema.POSTGRES_WRITER_LOCK)
-                if (
-                    conn.execute(
-                        select(schema.meta.c.value).where(schema.meta.c.name == "origin")
-                    ).first()
-                    is None
-                ):
-                    # A fresh name per ledger, so a checkpoint of one log never passes for
-                    # another's (C2SP: the origin identifies the log).
-                    conn.execute(
-                        schema.meta.insert(),
-                        [{"name": "origin", "value": ORIGIN_PREFIX + secrets.token_hex(8)}],
-                    )
+                _ensure_origin(conn)
         except SQLAlchemyError as exc:
             raise _storage_error("create the ledger tables", exc) from exc
 
@@ -392,6 +399,16 @@ class HashReader:
         )
         for seq, body, leaf in rows:
             yield int(seq), bytes(body), bytes(leaf)
+
+
+def _ensure_origin(conn: Connection) -> None:
+    if conn.execute(select(schema.meta.c.value).where(schema.meta.c.name == "origin")).first():
+        return
+    # A fresh name per ledger, so a checkpoint of one log never passes for another's (C2SP:
+    # the origin identifies the log).
+    conn.execute(
+        schema.meta.insert(), [{"name": "origin", "value": ORIGIN_PREFIX + secrets.token_hex(8)}]
+    )
 
 
 def _finish(batch: list[_Ticket], error: BaseException | None) -> None:

@@ -3,16 +3,19 @@
 Five tables: the events (exact bytes, their leaf hash, and indexed copies of header fields that
 verification binds to the bytes), the stored tree nodes, the tree head after each commit, the
 signed checkpoints seen, and a little metadata (the log's origin). Nothing here is trusted by a
-verifier: every row is checked against the event bytes and the signed checkpoints.
+verifier: every row is checked against the event bytes and the signed checkpoints. On PostgreSQL
+it also owns the advisory lock keys every node agrees on (docs/ledger.md, "On PostgreSQL").
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Index,
     Integer,
     LargeBinary,
@@ -20,6 +23,9 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import postgresql
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -29,7 +35,11 @@ events = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("key", Text, nullable=False, unique=True),
     Column("time_ns", BigInteger, nullable=False),
-    Column("kind", Text, nullable=False),
+    # Byte order on PostgreSQL too: a query by kind family is a range ("transfer." up to
+    # "transfer/"), which a locale's collation (that may ignore punctuation) would break.
+    Column(
+        "kind", Text().with_variant(postgresql.TEXT(collation="C"), "postgresql"), nullable=False
+    ),
     # "" stands for none, as in the event bytes, so every column has one exact spelling.
     Column("subject", Text, nullable=False, server_default=""),
     Column("agreement", Text, nullable=False, server_default=""),
@@ -88,22 +98,83 @@ SQLITE_GUARDS: Final = tuple(
     for op in ("UPDATE", "DELETE")
 )
 
-# PostgreSQL (run by a later issue): row triggers refuse UPDATE and DELETE, a statement
-# trigger refuses TRUNCATE. The gateway's role should also lack UPDATE/DELETE/TRUNCATE grants.
-POSTGRES_GUARDS: Final = (
-    "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    f"$$ BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}'; END $$",
-    *(
-        f"CREATE OR REPLACE TRIGGER {t.name}_append_only BEFORE UPDATE OR DELETE ON {t.name} "
-        "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()"
-        for t in TABLES
-    ),
-    *(
-        f"CREATE OR REPLACE TRIGGER {t.name}_no_truncate BEFORE TRUNCATE ON {t.name} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()"
-        for t in TABLES
-    ),
+# -- PostgreSQL ------------------------------------------------------------------------------
+# Advisory lock keys, fixed so that every process and node agrees on them.
+WRITER_LOCK_KEY: Final = 128047082170729  # appends: one total order (transaction lock)
+SCHEMA_LOCK_KEY: Final = int.from_bytes(b"tcai:ddl")  # creating tables and guards
+SIGNER_LOCK_KEY: Final = int.from_bytes(b"tcai:sig")  # the one checkpoint signer (session lock)
+
+# One writer at a time: taken first in every append transaction, released at its end.
+POSTGRES_WRITER_LOCK: Final = f"SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})"
+# One creator at a time: `Ledger.create` from several processes at once would otherwise race on
+# the catalog rows of the guard function and triggers ("tuple concurrently updated").
+POSTGRES_SCHEMA_LOCK: Final = f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"
+
+POSTGRES_GUARD_FUNCTION: Final = (
+    # No "%" placeholders: the driver would take them for parameters.
+    "CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"RAISE EXCEPTION USING MESSAGE = '{APPEND_ONLY_MESSAGE}: ' || TG_OP || ' on ' || "
+    "TG_TABLE_NAME || ' refused', ERRCODE = 'insufficient_privilege'; END $$"
 )
 
-# One writer at a time on PostgreSQL: a transaction-scoped advisory lock ("tachiai" in ASCII).
-POSTGRES_WRITER_LOCK: Final = "SELECT pg_advisory_xact_lock(128047082170729)"
+# (table, trigger, DDL): row triggers refuse UPDATE and DELETE, a statement trigger TRUNCATE.
+# Each is then set ENABLE ALWAYS, so it fires even with session_replication_role = replica.
+POSTGRES_TRIGGERS: Final = tuple(
+    (
+        t.name,
+        f"{t.name}_{suffix}",
+        f"CREATE TRIGGER {t.name}_{suffix} BEFORE {ops} ON {t.name} "
+        f"FOR EACH {each} EXECUTE FUNCTION ledger_append_only()",
+    )
+    for t in TABLES
+    for suffix, ops, each in (
+        ("append_only", "UPDATE OR DELETE", "ROW"),
+        ("no_truncate", "TRUNCATE", "STATEMENT"),
+    )
+)
+
+
+def create_postgres_guards(conn: Connection) -> None:
+    """Create the missing append-only guards and make each fire always (schema lock held).
+
+    Only what is missing is created, so a role that does not own the tables (the daemon's,
+    after the REVOKE of docs/ledger.md) connects without needing to own them.
+    """
+    if conn.exec_driver_sql("SELECT to_regprocedure('ledger_append_only()')").scalar() is None:
+        conn.exec_driver_sql(POSTGRES_GUARD_FUNCTION)
+    state = {
+        str(name): str(enabled)
+        for name, enabled in conn.exec_driver_sql(
+            "SELECT t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)",
+            ([t.name for t in TABLES],),
+        )
+    }
+    for table, trigger, ddl in POSTGRES_TRIGGERS:
+        if trigger not in state:
+            conn.exec_driver_sql(ddl)
+        elif state[trigger] == "D":
+            log.warning("the append-only guard %s was disabled; enabling it again", trigger)
+        if state.get(trigger) != "A":
+            # ALWAYS: a guard that fires in every session_replication_role, not only "origin".
+            conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")
+
+
+def postgres_daemon_grants(role: str) -> tuple[str, ...]:
+    """The grants for the daemon's role when another role owns the tables (docs/ledger.md).
+
+    The owner can drop a trigger; a role that only reads and inserts cannot, nor update,
+    delete or truncate a row. `role` must be a plain SQL identifier.
+
+    Raises:
+        ValueError: when `role` is not a plain identifier.
+    """
+    if not role.isidentifier() or not role.isascii():
+        raise ValueError(f"{role!r} is not a plain SQL role name")
+    names = ", ".join(t.name for t in TABLES)
+    return (
+        f"REVOKE ALL ON {names} FROM PUBLIC",
+        f"REVOKE ALL ON {names} FROM {role}",
+        f"GRANT SELECT, INSERT ON {names} TO {role}",
+        f"GRANT USAGE ON SEQUENCE ledger_checkpoints_id_seq TO {role}",
+    )

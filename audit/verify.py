@@ -77,7 +77,8 @@ def verify(
     started = time.perf_counter()
     try:
         raw = ledger.engine.raw_connection()
-    except SQLAlchemyError as exc:
+    # A raw connection's failure comes unwrapped from the driver (psycopg: server unreachable).
+    except (SQLAlchemyError, ledger.engine.dialect.loaded_dbapi.Error) as exc:
         raise LedgerStorageError(
             f"cannot read the ledger: {getattr(exc, 'orig', None) or exc}"
         ) from exc

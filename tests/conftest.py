@@ -23,6 +23,9 @@ from typing import Any
 
 import pytest
 
+# The PostgreSQL server fixtures (`postgres`, `pg_url`), for every test package.
+pytest_plugins = ("tests.pg",)
+
 ROOT = Path(__file__).resolve().parent.parent
 AGREEMENT = "isa-nhi-status-loss"
 FLOW = "monthly"

@@ -1,7 +1,8 @@
 """`tachiai audit …`: verify, prove, query and report on the ledger (監査ログ), read-only.
 
 Given `--ledger PATH` the commands work on an auditor's copy without the gateway's
-configuration or secrets, and never write it; the public key comes from `--public-key` (or a
+configuration or secrets, and never write it (`--ledger postgresql://…`: a ledger on PostgreSQL,
+read in read-only transactions); the public key comes from `--public-key` (or a
 checkpoint folder's ledger.pub), never from inside the copied database. `public-key`,
 `checkpoint` and `copy` are for the operator on the gateway itself.
 """
@@ -17,6 +18,7 @@ from typing import IO
 
 from audit import export, proofs
 from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
+from audit.database import is_postgres_url
 from audit.events import Event
 from audit.ledger import Ledger
 from audit.notes import NoteError, NoteVerifier
@@ -46,8 +48,10 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     ledger = argparse.ArgumentParser(add_help=False)
     ledger.add_argument(
         "--ledger",
-        type=Path,
-        help="a copy of the ledger (read-only; default: the configured ledger)",
+        metavar="PATH|URL",
+        help="a copy of the ledger (read-only; default: the configured ledger), or the URL of "
+        "a ledger on PostgreSQL, postgresql://USER@HOST/DB (password from PGPASSWORD or "
+        "PGPASSFILE, never in the URL)",
     )
     trust = argparse.ArgumentParser(add_help=False)
     trust.add_argument(
@@ -294,7 +298,7 @@ def _copy(args: argparse.Namespace) -> int:
     dest: Path = args.destination
     if dest.exists():
         raise UsageError(f"{dest} already exists")
-    copy_ledger(Path(source), dest)
+    copy_ledger(str(source), dest)
     print(f"copied the ledger to {dest}; verify it with `tachiai audit verify --ledger {dest}`")
     return 0
 
@@ -304,6 +308,8 @@ def _copy(args: argparse.Namespace) -> int:
 
 def _open(args: argparse.Namespace) -> Ledger:
     if getattr(args, "ledger", None):
+        if is_postgres_url(args.ledger):
+            return Ledger.connect(args.ledger, read_only=True, create=False)
         return Ledger.open(Path(args.ledger), snapshot=True)
     return Ledger.open(settings_of(args).ledger_path, read_only=True)
 

@@ -1,7 +1,8 @@
 """A consistent copy of the ledger for an auditor, taken while the daemon may be appending.
 
-It reads the ledger read-only through SQLite's online backup and writes only the new copy;
-it never changes the ledger. The caller makes sure `dest` does not exist yet.
+An SQLite ledger is read through SQLite's online backup; a ledger on PostgreSQL is read in one
+snapshot (`audit.copy`). Either way only the new copy is written, an SQLite file an auditor can
+take away; the ledger itself never changes. The caller makes sure `dest` does not exist yet.
 """
 
 from __future__ import annotations
@@ -9,16 +10,31 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from audit.copy import copy_to_sqlite
+from audit.database import is_postgres_url
+from audit.errors import AuditError
+from audit.ledger import Ledger
 from gateway.errors import NotFound, StorageError
 
 
-def copy_ledger(source: Path, dest: Path) -> None:
-    """Copy the ledger at `source` into a new database file at `dest`.
+def copy_ledger(location: str, dest: Path) -> None:
+    """Copy the ledger at `location` (a file, or a `postgresql://` URL) into a new SQLite file.
 
     Raises:
-        NotFound: there is no ledger at `source`.
+        NotFound: there is no ledger at `location`.
         StorageError: the ledger cannot be read or the copy cannot be written.
     """
+    if is_postgres_url(location):
+        try:
+            ledger = Ledger.connect(location, read_only=True, create=False)
+            try:
+                copy_to_sqlite(ledger, dest)
+            finally:
+                ledger.close()
+        except AuditError as exc:
+            raise StorageError(f"cannot copy the ledger to {dest}: {exc}") from exc
+        return
+    source = Path(location)
     if not source.is_file():
         raise NotFound(f"no ledger at {source}")
     try:

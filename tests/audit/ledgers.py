@@ -120,9 +120,33 @@ def rewrite_from(path: Path, first: int, change: dict[str, Any]) -> None:
     db = sqlite3.connect(path)
     rows = db.execute("SELECT seq, body FROM ledger_events ORDER BY seq").fetchall()
     db.close()
+    events, nodes, head = rechain(rows, first, change)
+    attack(
+        path,
+        "DELETE FROM ledger_events",
+        "DELETE FROM ledger_nodes",
+        "DELETE FROM ledger_heads",
+        "DELETE FROM ledger_checkpoints",
+    )
+    db = sqlite3.connect(path)
+    db.executemany("INSERT INTO ledger_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", events)
+    db.executemany("INSERT INTO ledger_nodes VALUES (?, ?, ?)", nodes)
+    db.execute("INSERT INTO ledger_heads VALUES (?, ?, ?)", head)
+    db.commit()
+    db.close()
+
+
+Row = tuple[Any, ...]
+
+
+def rechain(
+    rows: list[tuple[int, bytes]], first: int, change: dict[str, Any]
+) -> tuple[list[Row], list[Row], Row]:
+    """The rows of a re-chained ledger (events, nodes, the one tree head), from (seq, body)
+    rows: events from `first` on get `change` in their data, every hash is recomputed."""
     events = []
     for seq, body in rows:
-        e = parse(body)
+        e = parse(bytes(body))
         if seq >= first:
             e = parse(
                 encode(
@@ -142,34 +166,18 @@ def rewrite_from(path: Path, first: int, change: dict[str, Any]) -> None:
     leaves = [hashlib.sha256(b"\x00" + e.body).digest() for e in events]
     frontier = Frontier()
     nodes = frontier.extend(leaves)
-    attack(
-        path,
-        "DELETE FROM ledger_events",
-        "DELETE FROM ledger_nodes",
-        "DELETE FROM ledger_heads",
-        "DELETE FROM ledger_checkpoints",
-    )
-    db = sqlite3.connect(path)
-    db.executemany(
-        "INSERT INTO ledger_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                e.seq,
-                e.key,
-                e.time_ns,
-                e.kind,
-                e.subject or "",
-                e.agreement or "",
-                e.actor or "",
-                e.body,
-                leaf,
-            )
-            for e, leaf in zip(events, leaves, strict=True)
-        ],
-    )
-    db.executemany("INSERT INTO ledger_nodes VALUES (?, ?, ?)", nodes)
-    db.execute(
-        "INSERT INTO ledger_heads VALUES (?, ?, ?)", (frontier.size, b"".join(frontier.hashes), T0)
-    )
-    db.commit()
-    db.close()
+    event_rows: list[Row] = [
+        (
+            e.seq,
+            e.key,
+            e.time_ns,
+            e.kind,
+            e.subject or "",
+            e.agreement or "",
+            e.actor or "",
+            e.body,
+            leaf,
+        )
+        for e, leaf in zip(events, leaves, strict=True)
+    ]
+    return event_rows, list(nodes), (frontier.size, b"".join(frontier.hashes), T0)
