@@ -298,8 +298,9 @@ def _copy(args: argparse.Namespace) -> int:
     dest: Path = args.destination
     if dest.exists():
         raise UsageError(f"{dest} already exists")
-    copy_ledger(str(source), dest)
-    print(f"copied the ledger to {dest}; verify it with `tachiai audit verify --ledger {dest}`")
+    events = copy_ledger(str(source), dest)
+    counted = f" ({events} events)" if events is not None else ""
+    print(f"copied the ledger{counted} to {dest}; verify it with `tachiai audit verify --ledger {dest}`")
     return 0
 
 

@@ -17,8 +17,9 @@ from audit.ledger import Ledger
 from gateway.errors import NotFound, StorageError
 
 
-def copy_ledger(location: str, dest: Path) -> None:
-    """Copy the ledger at `location` (a file, or a `postgresql://` URL) into a new SQLite file.
+def copy_ledger(location: str, dest: Path) -> int | None:
+    """Copy the ledger at `location` (a file, or a `postgresql://` URL) into a new SQLite file;
+    return how many events were copied when the copy counted them (PostgreSQL).
 
     Raises:
         NotFound: there is no ledger at `location`.
@@ -28,12 +29,11 @@ def copy_ledger(location: str, dest: Path) -> None:
         try:
             ledger = Ledger.connect(location, read_only=True, create=False)
             try:
-                copy_to_sqlite(ledger, dest)
+                return copy_to_sqlite(ledger, dest)
             finally:
                 ledger.close()
         except AuditError as exc:
             raise StorageError(f"cannot copy the ledger to {dest}: {exc}") from exc
-        return
     source = Path(location)
     if not source.is_file():
         raise NotFound(f"no ledger at {source}")
@@ -53,3 +53,4 @@ def copy_ledger(location: str, dest: Path) -> None:
             f"cannot copy the ledger to {dest}: {exc}",
             hint="check that the destination's folder exists and is writable, then retry",
         ) from exc
+    return None
