@@ -12,8 +12,10 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
+from gateway.config import deliverability
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
@@ -28,6 +30,10 @@ from gateway.state import clock
 log = logging.getLogger(__name__)
 
 _RETRY_AFTER_ERROR_SECONDS = 30.0
+#: Outbox folders the daemon makes: rwx for the daemon and the senders' group, setgid so what
+#: is made inside keeps the group. Set by chmod, because the unit's UMask=0077 would leave
+#: drwx--S--- and no sender could drop a file.
+OUTBOX_MODE = 0o2770
 _SWEEP_SECONDS = 60.0  # late provisions (遅延) are decided by the day: a minute is plenty
 
 
@@ -37,6 +43,13 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rt = Runtime.open(settings)
+        # Refuse to start with a flow that cannot be delivered (no password route, no age key,
+        # an unusable key file), rather than find out after a witness approved a file.
+        routes = deliverability.check(settings, self.rt.agreements, self.rt.registry,
+                                      clock.today())
+        routes.raise_if_any(settings.config_path)
+        for warning in routes.warnings:
+            log.warning("UNSAFE: %s", warning)
         self.stopping = threading.Event()
         self.pickup = Pickup(self.rt)
         self.inbound_pickup = InboundPickup(self.rt)  # [inbound.pickup.NAME]: SFTP into the inbox
@@ -52,7 +65,7 @@ class Daemon:
         boxes = []
         for agreement, flow in self.rt.our_flows():
             path = self.settings.outbox(agreement.id, flow.id)
-            path.mkdir(parents=True, exist_ok=True)
+            make_outbox(path, self.settings.outbox_dir)
             boxes.append(Outbox(agreement.id, flow.id, path))
             self.settings.recipient(flow.recipient)  # refuse to start without a delivery route
         boxes.extend(self.pickup.outboxes())  # SFTP pickups land here, then intake as usual
@@ -155,6 +168,19 @@ class Daemon:
             self._held.pop(transfer.id, None)
             if after.state != transfer.state:
                 log.info("transfer %s is %s", after.id, after.state)
+
+
+def make_outbox(path: Path, root: Path) -> None:
+    """Create `path` and the folders between it and `root`, each made here set to OUTBOX_MODE
+    whatever the umask; folders that exist keep the mode an administrator gave them."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in (path, *path.parents) if p == root or root in p.parents]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        os.chmod(folder, OUTBOX_MODE)
 
 
 def run(settings: Settings) -> None:

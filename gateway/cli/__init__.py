@@ -19,6 +19,7 @@ from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
 from gateway import bootstrap
 from gateway.cli import agreements, audit, transfers_ops
 from gateway.cli import holdings as cli_holdings
+from gateway.cli import partners as cli_partners
 from gateway.cli.common import print_json, runtime_of, settings_of, signature_from
 from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
 from gateway.errors import __doc__ as _EXIT_CODES_DOC
@@ -141,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_commands(sub, common)
     transfers_ops.add_commands(sub, common)
     cli_holdings.add_commands(sub, common)  # holdings, link
+    cli_partners.add_commands(sub, common)  # partners test
     return parser
 
 
