@@ -174,13 +174,20 @@ def make_outbox(path: Path, root: Path) -> None:
     """Create `path` and the folders between it and `root`, each made here set to OUTBOX_MODE
     whatever the umask; folders that exist keep the mode an administrator gave them."""
     root.parent.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in (path, *path.parents) if p == root or root in p.parents]
-    for folder in reversed(missing):
+    made = []
+    for folder in reversed([p for p in (path, *path.parents) if p == root or root in p.parents]):
         try:
-            folder.mkdir()
+            folder.mkdir()  # takes the group (and set-group-ID) of a set-group-ID parent
         except FileExistsError:
             continue
-        os.chmod(folder, OUTBOX_MODE)
+        made.append(folder)
+    for folder in made:  # after every mkdir, so each took its group from its parent
+        try:
+            os.chmod(folder, OUTBOX_MODE)
+        except PermissionError:
+            # systemd's RestrictSUIDSGID=yes refuses the set-group-ID bit; the group the
+            # folder took from its parent stays, and group rwx is what senders need.
+            os.chmod(folder, OUTBOX_MODE & 0o777)
 
 
 def run(settings: Settings) -> None:

@@ -26,6 +26,7 @@ from audit.query import Query, parse_when, search
 from audit.report import Period, build
 from audit.report_render import html_page, markdown
 from audit.verify import VerifyReport
+from gateway import bootstrap
 from gateway.cli.common import settings_of
 from gateway.errors import CheckFailed, InputError, NotFound, StateError, UsageError
 from gateway.evidence.checkpointing import (
@@ -291,7 +292,13 @@ def _copy(args: argparse.Namespace) -> int:
             dst.close()
     finally:
         src.close()
-    print(f"copied the ledger to {dest}; verify it with `tachiai audit verify --ledger {dest}`")
+    checkpoints = dest.absolute().parent / "checkpoints"
+    print(
+        f"copied the ledger to {dest}; an auditor verifies it against the checkpoints copied "
+        f"beside it (before the ledger) and the gateway's public key (`{bootstrap.executable()} "
+        f"audit public-key > ledger.pub`): `{bootstrap.executable()} audit verify --ledger "
+        f"{dest} --checkpoint {checkpoints} --public-key ledger.pub`"
+    )
     return 0
 
 
