@@ -46,7 +46,7 @@ def test_only_the_two_kinds_of_block_are_marked_not_runnable() -> None:
         path = ROOT / "scripts" / script
         assert path.is_file() and os.access(path, os.X_OK), path
     pages = {p.name for p in (ROOT / "docs").glob("*.md")}
-    assert NOT_YET <= pages
+    assert pages >= NOT_YET
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import Demo
 from tests.gateway.conftest import needs_sshd
-from tests.gateway.transports.servers import Sshd, SmtpServer, free_port
+from tests.gateway.transports.servers import SmtpServer, Sshd, free_port
 
 OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH9rGilOgv4wsUiJDjQUzbJfzahVqKx31NxqlXPuBpoO"
 
