@@ -14,6 +14,8 @@ import datetime as dt
 import json
 import os
 import pwd
+import shlex
+import sys
 from pathlib import Path
 
 from gateway.errors import UsageError
@@ -34,6 +36,18 @@ DEMO_ROWS = [
 ]
 DEMO_HEADER = ("氏名(英字)", "住居地(地方公共団体コード)", "住居地", "性別", "生年月日",
                "在留資格変更年月日")
+
+
+def executable() -> str:
+    """The command that runs this tachiai, as an absolute path: what the printed next steps
+    use, because a virtual environment's `tachiai` is seldom on PATH."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "tachiai" and argv0.exists():
+        return shlex.quote(str(argv0.absolute()))
+    beside = Path(sys.executable).parent / "tachiai"
+    if beside.exists():
+        return shlex.quote(str(beside))
+    return f"{shlex.quote(sys.executable)} -m gateway.cli"
 
 
 def init(directory: Path, demo: bool) -> list[str]:
@@ -76,16 +90,17 @@ def init(directory: Path, demo: bool) -> list[str]:
         recipients=_DEMO_RECIPIENT), encoding="utf-8")
     outbox = directory / "outbox" / DEMO_AGREEMENT / DEMO_FLOW
     outbox.mkdir(parents=True, exist_ok=True)
+    t = executable()
     return [
         f"wrote {config} with the demo agreement {DEMO_AGREEMENT} and four demo handlers",
         f"sato (sender) is your OS user {me!r}; witnesses' keys: {keys}/suzuki, {keys}/tanaka",
         "next:",
-        f"  1. start the daemon:      tachiai run --config {config}",
+        f"  1. start the daemon:      {t} run --config {config}",
         f"  2. drop a file (as sato):  cp {samples}/status-change-2026-10.csv {outbox}/",
-        f"  3. see it wait:           tachiai transfers list --config {config}",
-        f"  4. approve as a witness:  tachiai approve ID --key {keys}/suzuki --config {config}",
+        f"  3. see it wait:           {t} transfers list --config {config}",
+        f"  4. approve as a witness:  {t} approve ID --key {keys}/suzuki --config {config}",
         f"  5. find the delivery:     ls {recipient_dir}/inbox {recipient_dir}/passwords",
-        f"  6. check the ledger:      tachiai audit verify --config {config}",
+        f"  6. check the ledger:      {t} audit verify --config {config}",
     ]
 
 
@@ -126,14 +141,15 @@ handlers_folder = "handlers"      # opened data goes only to handlers/NAME/ (070
 """, encoding="utf-8")
     key = provider / "demo" / "keys" / "takahashi"
     c = f"--config {config}"
+    t = executable()
     return [
         f"wrote {config}: nhi-central receives what the demo at {provider} delivers",
         "next (the demo's own daemon runs too, and sends a file as its README says):",
-        f"  1. start this daemon:     tachiai run {c}",
-        f"  2. see the holding:       tachiai holdings list {c}",
-        f"  3. accept the terms:      tachiai holdings terms ID --key {key} {c}",
-        f"  4. open the data:         tachiai holdings open ID --key {key} {c}",
-        f"  5. certify its deletion:  tachiai holdings certify ID --deleted --method TEXT "
+        f"  1. start this daemon:     {t} run {c}",
+        f"  2. see the holding:       {t} holdings list {c}",
+        f"  3. accept the terms:      {t} holdings terms ID --key {key} {c}",
+        f"  4. open the data:         {t} holdings open ID --key {key} {c}",
+        f"  5. certify its deletion:  {t} holdings certify ID --deleted --method TEXT "
         f"--key {key} {c}",
     ]
 

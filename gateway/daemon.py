@@ -13,8 +13,10 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
+from gateway.config import deliverability
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
@@ -29,6 +31,10 @@ from gateway.state import clock, daemon_lock
 log = logging.getLogger(__name__)
 
 _RETRY_AFTER_ERROR_SECONDS = 30.0
+#: Outbox folders the daemon makes: rwx for the daemon and the senders' group, setgid so what
+#: is made inside keeps the group. Set by chmod, because the unit's UMask=0077 would leave
+#: drwx--S--- and no sender could drop a file.
+OUTBOX_MODE = 0o2770
 _SWEEP_SECONDS = 60.0  # late provisions (遅延) are decided by the day: a minute is plenty
 
 
@@ -38,6 +44,13 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rt = Runtime.open(settings)
+        # Refuse to start with a flow that cannot be delivered (no password route, no age key,
+        # an unusable key file), rather than find out after a witness approved a file.
+        routes = deliverability.check(settings, self.rt.agreements, self.rt.registry,
+                                      clock.today())
+        routes.raise_if_any(settings.config_path)
+        for warning in routes.warnings:
+            log.warning("UNSAFE: %s", warning)
         self.stopping = threading.Event()
         self.pickup = Pickup(self.rt)
         self.inbound_pickup = InboundPickup(self.rt)  # [inbound.pickup.NAME]: SFTP into the inbox
@@ -53,7 +66,7 @@ class Daemon:
         boxes = []
         for agreement, flow in self.rt.our_flows():
             path = self.settings.outbox(agreement.id, flow.id)
-            path.mkdir(parents=True, exist_ok=True)
+            make_outbox(path, self.settings.outbox_dir)
             boxes.append(Outbox(agreement.id, flow.id, path))
             self.settings.recipient(flow.recipient)  # refuse to start without a delivery route
         boxes.extend(self.pickup.outboxes())  # SFTP pickups land here, then intake as usual
@@ -156,6 +169,26 @@ class Daemon:
             self._held.pop(transfer.id, None)
             if after.state != transfer.state:
                 log.info("transfer %s is %s", after.id, after.state)
+
+
+def make_outbox(path: Path, root: Path) -> None:
+    """Create `path` and the folders between it and `root`, each made here set to OUTBOX_MODE
+    whatever the umask; folders that exist keep the mode an administrator gave them."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    made = []
+    for folder in reversed([p for p in (path, *path.parents) if p == root or root in p.parents]):
+        try:
+            folder.mkdir()  # takes the group (and set-group-ID) of a set-group-ID parent
+        except FileExistsError:
+            continue
+        made.append(folder)
+    for folder in made:  # after every mkdir, so each took its group from its parent
+        try:
+            os.chmod(folder, OUTBOX_MODE)
+        except PermissionError:
+            # systemd's RestrictSUIDSGID=yes refuses the set-group-ID bit; the group the
+            # folder took from its parent stays, and group rwx is what senders need.
+            os.chmod(folder, OUTBOX_MODE & 0o777)
 
 
 def run(settings: Settings) -> None:

@@ -27,6 +27,7 @@ from gateway.cli import (
     calendar,
     holdings,
     init,
+    partners,
     password,
     run,
     transfers,
@@ -52,6 +53,7 @@ COMMANDS: tuple[Callable[[Subparsers, argparse.ArgumentParser], None], ...] = (
     audit.register,        # audit …
     password.register,     # password
     holdings.register,     # holdings …
+    partners.register,     # partners test
 )
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"

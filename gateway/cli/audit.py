@@ -26,6 +26,7 @@ from audit.query import Query, parse_when, search
 from audit.report import Period, build
 from audit.report_render import html_page, markdown, xlsx_sheets
 from audit.verify import VerifyReport
+from gateway import bootstrap
 from gateway.cli.common import Subparsers, group, settings_of
 from gateway.errors import CheckFailed, InputError, NotFound, StateError, UsageError
 from gateway.evidence.checkpointing import (
@@ -300,7 +301,14 @@ def _copy(args: argparse.Namespace) -> int:
         raise UsageError(f"{dest} already exists")
     events = copy_ledger(str(source), dest)
     counted = f" ({events} events)" if events is not None else ""
-    print(f"copied the ledger{counted} to {dest}; verify it with `tachiai audit verify --ledger {dest}`")
+    checkpoints = dest.absolute().parent / "checkpoints"
+    print(
+        f"copied the ledger{counted} to {dest}; an auditor verifies it against the checkpoints "
+        f"copied beside it (before the ledger) and the gateway's public key "
+        f"(`{bootstrap.executable()} audit public-key > ledger.pub`): "
+        f"`{bootstrap.executable()} audit verify --ledger {dest} --checkpoint {checkpoints} "
+        "--public-key ledger.pub`"
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import policies
+from gateway.config import deliverability
 from gateway.config.settings import Settings
 from gateway.errors import CheckFailed, ConfigError
 from policies.agreement import Agreement
@@ -97,11 +98,35 @@ def check_paths(paths: Sequence[Path], on: dt.date) -> CheckReport:
 
 def check_configured(settings: Settings, on: dt.date) -> CheckReport:
     """Check the configured agreements (with their delegation registries) and the handler
-    registry, cross-checked for this gateway's party."""
+    registry, cross-checked for this gateway's party; then, when those are valid, that every
+    flow can be delivered on paper (gateway.config.deliverability)."""
     report = CheckReport()
     for ref in settings.agreements:
         _load_agreement(agreement_path(ref, settings.config_path.parent), report)
     _check_handlers(settings.registry_path, report, on, settings.party)
+    if report.problems:
+        return report
+    try:
+        registry = load_registry(settings.registry_path)
+    except ConfigError:  # already reported by _check_handlers
+        return report
+    found = deliverability.check(settings, report.agreements, registry, on)
+    try:
+        config_text = settings.config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        config_text = ""
+    for finding in found.problems:
+        source = finding.source or settings.config_path
+        line = locate(config_text, finding.key) if finding.source is None else None
+        report.problems.append(
+            FileProblem(str(source), finding.key, finding.problem, finding.fix, line)
+        )
+    report.warnings.extend(found.warnings)
+    if not found.problems and settings.recipients:
+        report.valid.append(
+            f"routes: every flow of {settings.party} can be delivered "
+            f"({', '.join(sorted(settings.recipients))})"
+        )
     return report
 
 

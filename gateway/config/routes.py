@@ -10,18 +10,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.config.schema import only
 from gateway.errors import ConfigError, KeyFileError
 from gateway.identity.sshkeys import parse_public_key
 
 Resolve = Callable[[Any, str], Path]
 
-STARTTLS_MODES = ("opportunistic", "required")
+STARTTLS_MODES = ("required", "opportunistic", "off")
+#: The opt-in that `starttls = "off"` needs on a relay that is not on loopback: the subject
+#: (file name, transfer id) and the sealed file then cross the network in clear.
+UNSAFE_PLAINTEXT = "unsafe_plaintext_relay"
+SFTP_KEYS = frozenset(
+    {"host", "port", "user", "key_file", "known_hosts", "remote_dir", "timeout_seconds"}
+)
+MAIL_KEYS = frozenset(
+    {
+        "relay", "port", "from", "to", "starttls", "ca_file", "user", "password_file",
+        "max_size", "timeout_seconds", UNSAFE_PLAINTEXT,
+    }
+)
+PASSWORD_KEYS = {"folder": frozenset({"kind", "path"}), "retrieval": frozenset({"kind"})}
 PASSWORD_KINDS = ("folder", "sftp", "retrieval")
 DEFAULT_MAIL_MAX = 10 * 1024 * 1024  # LGWAN relays commonly cap a mail at about 10 MB
 
@@ -37,6 +53,7 @@ class SftpEndpoint:
     host_keys: tuple[str, ...]  # "TYPE BASE64" lines, from known_hosts entries
     remote_dir: str
     timeout_seconds: float = 30.0
+    known_hosts_file: Path | None = None  # where the pinned keys were read from, if a file
 
     @property
     def account(self) -> tuple[str, int, str]:
@@ -55,12 +72,19 @@ class MailRoute:
     port: int
     sender: str
     to: tuple[str, ...]
-    starttls: str = "opportunistic"  # RFC 3207: used whenever offered; "required" refuses without
+    # RFC 3207: "required" refuses a relay without it (the default off loopback),
+    # "opportunistic" uses it whenever offered, "off" never (loopback, or the unsafe opt-in).
+    starttls: str = "opportunistic"
     ca_file: Path | None = None
     user: str | None = None
     password_file: Path | None = None  # the relay login's password (0600), not a ZIP password
     max_bytes: int = DEFAULT_MAIL_MAX
     timeout_seconds: float = 60.0
+    implicit_tls: bool = False  # smtps:// (RFC 8314): TLS from the first byte, port 465
+
+    @property
+    def on_loopback(self) -> bool:
+        return is_loopback(self.relay)
 
 
 @dataclass(frozen=True)
@@ -79,12 +103,19 @@ class PasswordRoute:
         return "retrieval by a designated receiving handler (`tachiai password ID --key KEY`)"
 
 
-def parse_sftp(body: Mapping[str, Any], where: str, resolve: Resolve) -> SftpEndpoint:
+def parse_sftp(
+    body: Mapping[str, Any], where: str, resolve: Resolve, extra: Collection[str] = ()
+) -> SftpEndpoint:
     """An SFTP endpoint from a table with host, port, user, key_file, known_hosts, remote_dir.
 
+    `known_hosts` is either the server's known_hosts line(s), pasted, or the path of a
+    known_hosts file (relative to the configuration) holding an entry for this host and port.
+    `extra` are the other settings of the table the endpoint is written in.
+
     Raises:
-        ConfigError: a key is missing or invalid, naming it and the fix.
+        ConfigError: a key is missing, invalid or not a setting, naming it and the fix.
     """
+    only(body, SFTP_KEYS | frozenset(extra), where)
     host = _text(body, "host", where)
     user = _text(body, "user", where)
     port = _int(body.get("port", 22), f"{where}.port", 1, 65535)
@@ -99,10 +130,16 @@ def parse_sftp(body: Mapping[str, Any], where: str, resolve: Resolve) -> SftpEnd
     lines = [pinned] if isinstance(pinned, str) else pinned
     if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
         raise ConfigError(
-            f"{where}.known_hosts is missing: the server's host key must be pinned",
-            hint=f"paste the server's known_hosts line, e.g. from `ssh-keyscan -p {port} {host}`"
-            " checked against the fingerprint the partner gave you by another channel",
+            f"{where}.known_hosts is missing: the host key of {host_pattern(host, port)} "
+            "must be pinned",
+            hint=f"run `{keyscan(host, port, 'known_hosts')}`, check the fingerprint "
+            "(`ssh-keygen -lf known_hosts`) against the one the partner gave you by another "
+            'channel, then set known_hosts = "known_hosts"',
         )
+    known_file = None
+    if len(lines) == 1 and len(lines[0].split()) == 1:
+        known_file = resolve(lines[0], f"{where}.known_hosts")
+        lines = _known_hosts_file(known_file, host, port, f"{where}.known_hosts")
     keys = tuple(_pinned_key(line, host, port, f"{where}.known_hosts") for line in lines)
     timeout = _float(body.get("timeout_seconds", 30.0), f"{where}.timeout_seconds")
     return SftpEndpoint(
@@ -113,14 +150,106 @@ def parse_sftp(body: Mapping[str, Any], where: str, resolve: Resolve) -> SftpEnd
         host_keys=keys,
         remote_dir=remote_dir.rstrip("/") or "/",
         timeout_seconds=timeout,
+        known_hosts_file=known_file,
     )
 
 
-def parse_mail(body: Mapping[str, Any], where: str, resolve: Resolve) -> MailRoute:
-    """A mail route from a table with relay, port, from, to, starttls, ca_file, max_size.
+def host_pattern(host: str, port: int) -> str:
+    """How known_hosts names a server: `host` on port 22, `[host]:port` on any other."""
+    return host.lower() if port == 22 else f"[{host.lower()}]:{port}"
+
+
+def keyscan(host: str, port: int, file: Path | str) -> str:
+    """The exact command that appends the server's host keys to `file`."""
+    return f"ssh-keyscan -p {port} {host} >> {file}"
+
+
+def _known_hosts_file(file: Path, host: str, port: int, where: str) -> list[str]:
+    """The entries of a known_hosts file for this server (`[host]:port` off port 22).
 
     Raises:
-        ConfigError: a key is missing or invalid.
+        ConfigError: the file is missing or unreadable, or holds no entry for the server.
+    """
+    fix = (
+        f"run `{keyscan(host, port, file)}` and check the fingerprint (`ssh-keygen -lf "
+        f"{file}`) against the one the partner gave you by another channel"
+    )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: the known_hosts file {file} is missing", hint=fix) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read the known_hosts file {file}: {exc}") from exc
+    found = [
+        line.strip()
+        for line in text.splitlines()
+        if len(line.split()) >= 3
+        and not line.startswith(("#", "@"))
+        and _host_matches(line.split()[0], host, port)
+    ]
+    if not found:
+        raise ConfigError(
+            f"{where}: {file} pins no host key for {host_pattern(host, port)} "
+            "(known_hosts names a server on a port other than 22 as [host]:port)",
+            hint=fix,
+        )
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a relay's host is this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_RELAY = re.compile(
+    r"(?:(?P<scheme>[a-z]+)://)?(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:/\[\]\s]+))"
+    r"(?::(?P<port>\d{1,5}))?/?"
+)
+
+
+def parse_relay(text: str, where: str) -> tuple[str, int | None, bool]:
+    """(host, port or None, implicit TLS) from `host`, `host:port`, `[v6]:port`,
+    `smtp://host:port` or `smtps://host:port`.
+
+    Raises:
+        ConfigError: any other form, naming the forms that work.
+    """
+    # A bare IPv6 address does not match (its colons are not a port): it must be in brackets.
+    hint = (
+        'write relay = "smtp://relay.example.lg.jp:587" (or "relay.example.lg.jp:25", '
+        '"[2001:db8::25]:25", "smtps://relay.example.lg.jp:465")'
+    )
+    found = _RELAY.fullmatch(text.strip())
+    scheme = found.group("scheme") if found else None
+    if found is None or scheme not in (None, "smtp", "smtps"):
+        raise ConfigError(f"{where}.relay {text!r} is not a mail relay address", hint=hint)
+    host = found.group("v6") or found.group("host")
+    if found.group("v6"):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{where}.relay {text!r}: not an IPv6 address", hint=hint) from None
+    port = int(found.group("port")) if found.group("port") else None
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{where}.relay {text!r}: the port must be from 1 to 65535", hint=hint)
+    return host, port, scheme == "smtps"
+
+
+def parse_mail(body: Mapping[str, Any], where: str, resolve: Resolve) -> MailRoute:
+    """A mail route from a table with relay, port, from, to, starttls, ca_file, user,
+    password_file, max_size, timeout_seconds.
+
+    `relay` may carry the port (`host:port`, `[v6]:port`, `smtp://host:port`; `smtps://` for
+    TLS from the first byte); `port`, if also given, must agree. STARTTLS is "required" unless
+    the relay is on loopback; "off" on another host needs `unsafe_plaintext_relay = true`.
+
+    Raises:
+        ConfigError: a key is missing, invalid or not a setting.
     """
     to = body.get("to")
     to_list = [to] if isinstance(to, str) else to
@@ -136,9 +265,38 @@ def parse_mail(body: Mapping[str, Any], where: str, resolve: Resolve) -> MailRou
     sender = _text(body, "from", where)
     if "@" not in sender or "\n" in sender:
         raise ConfigError(f"{where}.from must be a mail address")
-    starttls = body.get("starttls", "opportunistic")
+    relay, relay_port, implicit = parse_relay(_text(body, "relay", where), where)
+    port = relay_port or (465 if implicit else 25)
+    if "port" in body:
+        given = _int(body["port"], f"{where}.port", 1, 65535)
+        if relay_port is not None and given != relay_port:
+            raise ConfigError(
+                f"{where}.port {given} disagrees with the port in relay ({relay_port})",
+                hint="give the port once: in relay or in port",
+            )
+        port = given
+    loopback = is_loopback(relay)
+    starttls = body.get("starttls", "opportunistic" if loopback else "required")
     if starttls not in STARTTLS_MODES:
-        raise ConfigError(f"{where}.starttls must be one of {', '.join(STARTTLS_MODES)}")
+        raise ConfigError(
+            f"{where}.starttls must be one of {', '.join(STARTTLS_MODES)}",
+            hint='"required" (the default off loopback) refuses a relay without STARTTLS',
+        )
+    unsafe = body.get(UNSAFE_PLAINTEXT, False)
+    if not isinstance(unsafe, bool):
+        raise ConfigError(f"{where}.{UNSAFE_PLAINTEXT} must be true or false")
+    if implicit and starttls == "off":
+        raise ConfigError(
+            f"{where}: smtps:// is TLS from the first byte; starttls = \"off\" contradicts it",
+            hint='use smtp:// for a plain relay, or remove starttls = "off"',
+        )
+    if starttls == "off" and not loopback and not implicit and not unsafe:
+        raise ConfigError(
+            f"{where}.starttls = \"off\" sends the subject (file name, transfer id) and the "
+            f"sealed file in clear to {relay}, which is not on this machine",
+            hint=f'use starttls = "required", or, only on a closed network, add '
+            f"{UNSAFE_PLAINTEXT} = true (logged as a warning at every start)",
+        )
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise ConfigError(f"{where}.user must be a string")
@@ -152,8 +310,8 @@ def parse_mail(body: Mapping[str, Any], where: str, resolve: Resolve) -> MailRou
             f"{where}: give both user and password_file for a relay login, or neither"
         )
     return MailRoute(
-        relay=_text(body, "relay", where),
-        port=_int(body.get("port", 25), f"{where}.port", 1, 65535),
+        relay=relay,
+        port=port,
         sender=sender,
         to=tuple(to_list),
         starttls=str(starttls),
@@ -162,6 +320,7 @@ def parse_mail(body: Mapping[str, Any], where: str, resolve: Resolve) -> MailRou
         password_file=password_file,
         max_bytes=_int(body.get("max_size", DEFAULT_MAIL_MAX), f"{where}.max_size", 1, 1 << 40),
         timeout_seconds=_float(body.get("timeout_seconds", 60.0), f"{where}.timeout_seconds"),
+        implicit_tls=implicit,
     )
 
 
@@ -169,7 +328,7 @@ def parse_password_route(raw: Any, where: str, resolve: Resolve) -> PasswordRout
     """`password_channel = "path"` (a folder) or `{ kind = "folder" | "sftp" | "retrieval" }`.
 
     Raises:
-        ConfigError: an unknown kind or a missing key.
+        ConfigError: an unknown kind, a missing key, or a key that is not a setting.
     """
     if isinstance(raw, str):
         return PasswordRoute("folder", folder=resolve(raw, where))
@@ -180,10 +339,12 @@ def parse_password_route(raw: Any, where: str, resolve: Resolve) -> PasswordRout
         )
     kind = raw.get("kind")
     if kind == "folder":
+        only(raw, PASSWORD_KEYS["folder"], where)
         return PasswordRoute("folder", folder=resolve(raw.get("path"), f"{where}.path"))
     if kind == "sftp":
-        return PasswordRoute("sftp", sftp=parse_sftp(raw, where, resolve))
+        return PasswordRoute("sftp", sftp=parse_sftp(raw, where, resolve, extra={"kind"}))
     if kind == "retrieval":
+        only(raw, PASSWORD_KEYS["retrieval"], where)
         return PasswordRoute("retrieval")
     raise ConfigError(
         f"{where}.kind must be one of {', '.join(PASSWORD_KINDS)}",
@@ -251,8 +412,9 @@ def _pinned_key(line: str, host: str, port: int, where: str) -> str:
     elif len(fields) >= 3 and _is_key_type(fields[1]):
         if not _host_matches(fields[0], host, port):
             raise ConfigError(
-                f"{where}: the entry is for {fields[0]!r}, not for {host}:{port}",
-                hint="pin the line for this server",
+                f"{where}: the entry is for {fields[0]!r}, not for {host}:{port} "
+                f"(known_hosts writes it {host_pattern(host, port)}: [host]:port off port 22)",
+                hint=f"pin the line for this server: `{keyscan(host, port, 'known_hosts')}`",
             )
         key_fields = fields[1:3]
     else:
@@ -272,7 +434,7 @@ def _is_key_type(word: str) -> bool:
 
 
 def _host_matches(patterns: str, host: str, port: int) -> bool:
-    name = host.lower() if port == 22 else f"[{host.lower()}]:{port}"
+    name = host_pattern(host, port)
     for pattern in patterns.split(","):
         if pattern.startswith("|1|"):  # hashed: |1|base64(salt)|base64(HMAC-SHA1(salt, name))
             try:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.routes import (
+    MAIL_KEYS,
+    SFTP_KEYS,
     MailRoute,
     PasswordRoute,
     SftpEndpoint,
@@ -23,12 +25,11 @@ from gateway.config.routes import (
     parse_password_route,
     parse_sftp,
 )
+from gateway.config.schema import TOP_LEVEL, only
 from gateway.config.sources import (
-    SFTP_KEYS,
     InboundPickupSource,
     PickupSource,
     check_password_accounts,
-    only,
     parse_inbound_pickup,
     parse_pickup,
 )
@@ -48,6 +49,17 @@ __all__ = [
 DEFAULT_CONFIG = "tachiai.toml"
 COMPRESSIONS = ("deflate", "store")
 TRANSPORTS = ("local", "sftp", "mail")
+# The settings of each table; every table refuses any other key (gateway.config.schema).
+GATEWAY_KEYS = frozenset({"party", "state_dir", "outbox_dir", "registry", "agreements"})
+INTAKE_KEYS = frozenset(
+    {"max_file_size", "settle_seconds", "scan_interval_seconds", "poll_seconds"}
+)
+SEALING_KEYS = frozenset({"compression", "compression_level"})
+LEDGER_KEYS = frozenset(
+    {"checkpoint_key", "checkpoint_dirs", "syslog", "checkpoint_interval_seconds", "sftp"}
+)
+RECIPIENT_KEYS = frozenset({"transport", "password_channel", "attempts", "manifest"})
+ROUTE_KEYS = {"local": frozenset({"inbox"}), "sftp": SFTP_KEYS, "mail": MAIL_KEYS}
 
 
 @dataclass(frozen=True)
@@ -199,11 +211,15 @@ def load_settings(path: Path) -> Settings:
 
 def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     base = path.parent
+    only(raw, TOP_LEVEL, str(path))
+    tables = {"gateway": GATEWAY_KEYS, "intake": INTAKE_KEYS, "sealing": SEALING_KEYS}
 
     def section(name: str) -> Mapping[str, Any]:
         value = raw.get(name, {})
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: [{name}] must be a table")
+        if name in tables:
+            only(value, tables[name], f"{path}: {name}")
         return value
 
     def resolve(value: Any, key: str) -> Path:
@@ -270,6 +286,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
 
 def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:
     """The [ledger] table: where the checkpoint key lives and where checkpoints are published."""
+    only(ledger, LEDGER_KEYS, f"{path}: ledger")
     dirs = ledger.get("checkpoint_dirs", [])
     if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
         raise ConfigError(
@@ -313,12 +330,6 @@ def _ledger_sftp(raw: Any, resolve: Any, path: Path) -> tuple[SftpEndpoint, ...]
     endpoints: list[SftpEndpoint] = []
     for index, body in enumerate(raw):
         where = f"ledger.sftp[{index}]"
-        unknown = sorted(set(body) - SFTP_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{path}: {where}.{unknown[0]} is not a setting",
-                hint=f"use some of: {', '.join(sorted(SFTP_KEYS))}",
-            )
         try:
             endpoint = parse_sftp(body, where, resolve)
         except ConfigError as exc:
@@ -351,11 +362,12 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         return Path(os.path.normpath(path.parent / value))
 
     try:
+        only(body, RECIPIENT_KEYS | ROUTE_KEYS[str(transport)], where)
         inbox = sftp = mail = None
         if transport == "local":
             inbox = lexical(body.get("inbox"), f"{where}.inbox")
         elif transport == "sftp":
-            sftp = parse_sftp(body, where, lexical)
+            sftp = parse_sftp(body, where, lexical, extra=RECIPIENT_KEYS)
         else:
             mail = parse_mail(body, where, lexical)
         raw_channel = body.get("password_channel")

@@ -11,8 +11,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.config.routes import PasswordRoute, SftpEndpoint, check_separate, parse_sftp
+from gateway.config.routes import (
+    SFTP_KEYS,
+    PasswordRoute,
+    SftpEndpoint,
+    check_separate,
+    parse_sftp,
+)
+from gateway.config.schema import only
 from gateway.errors import ConfigError
+
+__all__ = [
+    "SFTP_KEYS",
+    "InboundPickupSource",
+    "PickupSource",
+    "after_rule",
+    "check_password_accounts",
+    "only",
+    "parse_inbound_pickup",
+    "parse_pickup",
+]
 
 PICKUP_AFTER = ("delete", "rename")
 
@@ -52,9 +70,8 @@ class InboundPickupSource:
     interval_seconds: float = 60.0
 
 
-SFTP_KEYS = frozenset(
-    {"host", "port", "user", "key_file", "known_hosts", "remote_dir", "timeout_seconds"}
-)
+PICKUP_KEYS = frozenset({"after", "done_dir", "interval_seconds"})
+SENDER_PICKUP_KEYS = PICKUP_KEYS | {"agreement", "flow", "handler"}
 
 
 def parse_inbound_pickup(
@@ -68,11 +85,9 @@ def parse_inbound_pickup(
                 f"[{where}]: the name must be letters, digits, '.', '_' or '-'",
                 hint="it names the source's folders under gateway.state_dir",
             )
-        only(
-            body, SFTP_KEYS | {"after", "done_dir", "interval_seconds", "password_channel"}, where
-        )
+        only(body, SFTP_KEYS | PICKUP_KEYS | {"password_channel"}, where)
         after, done_dir, interval = after_rule(body, where)
-        sftp = parse_sftp(body, where, resolve)
+        sftp = parse_sftp(body, where, resolve, extra=PICKUP_KEYS | {"password_channel"})
         channel = body.get("password_channel")
         password_sftp = None
         if channel is not None:
@@ -83,14 +98,13 @@ def parse_inbound_pickup(
                     hint=f"[{pw_where}] with host, user, key_file, known_hosts "
                     "and remote_dir of the password account",
                 )
-            only(channel, SFTP_KEYS | {"kind"}, pw_where)
             if passwords is None:
                 raise ConfigError(
                     f"{pw_where} needs inbound.password_channel",
                     hint='set password_channel = "…" in [inbound]: the local '
                     "folder fetched passwords are put in",
                 )
-            password_sftp = parse_sftp(channel, pw_where, resolve)
+            password_sftp = parse_sftp(channel, pw_where, resolve, extra={"kind"})
             check_separate(None, sftp, PasswordRoute("sftp", sftp=password_sftp), where)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
@@ -115,15 +129,6 @@ def check_password_accounts(sources: Collection[InboundPickupSource], path: Path
                 f"({ep.user}@{ep.host}:{ep.port}) files are fetched from by "
                 f"inbound.pickup.{files[ep.account]}: the same place",
                 hint="use another account or another host for password_channel",
-            )
-
-
-def only(body: Mapping[str, Any], known: Collection[str], where: str) -> None:
-    """Raises: ConfigError naming a key that is not a setting of the table (a typo)."""
-    for key in body:
-        if key not in known:
-            raise ConfigError(
-                f"{where}.{key} is not a setting", hint=f"use some of: {', '.join(sorted(known))}"
             )
 
 
@@ -154,6 +159,7 @@ def parse_pickup(name: str, body: Any, resolve: Any, path: Path) -> PickupSource
     if not isinstance(body, dict):
         raise ConfigError(f"{path}: [{where}] must be a table")
     try:
+        only(body, SFTP_KEYS | SENDER_PICKUP_KEYS, where)
         for key in ("agreement", "flow", "handler"):
             if not isinstance(body.get(key), str) or not body[key]:
                 raise ConfigError(
@@ -162,7 +168,7 @@ def parse_pickup(name: str, body: Any, resolve: Any, path: Path) -> PickupSource
                     "(送信担当) the pulled files are attributed to",
                 )
         after, done_dir, interval = after_rule(body, where)
-        sftp = parse_sftp(body, where, resolve)
+        sftp = parse_sftp(body, where, resolve, extra=SENDER_PICKUP_KEYS)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
     return PickupSource(

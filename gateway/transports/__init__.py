@@ -46,7 +46,9 @@ class HostKeyRefused(DeliveryRefused):
             f"the SSH host key of {host}:{port} is not the pinned one: expected "
             f"{' or '.join(expected)}, the server offered {offered}; nothing was sent or fetched",
             hint="ask the partner, by another channel, for their host key fingerprint; if it "
-            "really changed, replace known_hosts in the configuration with the new key (then "
+            "really changed, replace the entry for "
+            f"{host if port == 22 else f'[{host}]:{port}'} in known_hosts with the new key "
+            f"(`ssh-keyscan -p {port} {host}`, checked against that fingerprint; then "
             "`tachiai transfers retry ID` for a failed delivery; pickups and checkpoint places "
             "try again by themselves); otherwise this may be an attack: tell security",
         )

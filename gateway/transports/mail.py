@@ -1,7 +1,11 @@
 """Mail delivery (LGWAN mail, seed 003): the sealed file attached, sent to an SMTP relay.
 
-STARTTLS (RFC 3207) is used whenever the relay offers it, and the relay's certificate is
-verified; `starttls = "required"` refuses a relay that does not offer it. The mail carries the
+STARTTLS (RFC 3207) is "required" by default for a relay that is not on loopback (a relay
+without it is refused), "opportunistic" (used whenever offered) or "off" (never; off loopback
+only with `unsafe_plaintext_relay = true`); `smtps://` relays speak TLS from the first byte
+(RFC 8314). The relay's certificate is verified (`ca_file` for a private CA). A relay login is
+`user` with its password in `password_file` (0600). Mails over `max_size` (10 MB by default)
+are refused before connecting. The mail carries the
 sealed file (and its manifest) and words for people, never a password: that always takes
 another route. A fixed Message-ID per transfer lets the recipient's side drop a repeat. No
 smtplib error escapes.
@@ -11,7 +15,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -70,49 +75,10 @@ class MailTransport:
             raise StorageError(
                 f"cannot read the sealed file {parcel.path.name}: {exc.strerror or exc}"
             ) from exc
-        tls = False
-        try:
-            with smtplib.SMTP(route.relay, route.port, timeout=route.timeout_seconds) as smtp:
-                smtp.ehlo()
-                if smtp.has_extn("starttls"):
-                    smtp.starttls(context=self._tls_context())
-                    smtp.ehlo()
-                    tls = True
-                elif route.starttls == "required":
-                    raise DeliveryRefused(
-                        f"the relay {route.relay}:{route.port} does not offer STARTTLS, which "
-                        "the configuration requires",
-                        hint="ask the relay's operator to enable "
-                        'STARTTLS, or set starttls = "opportunistic" if the network is closed',
-                    )
-                if route.user is not None and route.password_file is not None:
-                    smtp.login(route.user, _read_secret(route))
-                if committing is not None:
-                    committing(f"mail:{message['Message-ID']}")
-                refused = smtp.send_message(message)
-        except smtplib.SMTPResponseException as exc:
-            text = (
-                exc.smtp_error.decode("utf-8", "replace")
-                if isinstance(exc.smtp_error, bytes)
-                else str(exc.smtp_error)
-            )
-            error = DeliveryRefused if 500 <= exc.smtp_code < 600 else PartnerUnavailable
-            raise error(f"the relay {route.relay} answered {exc.smtp_code}: {text}") from exc
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise DeliveryRefused(
-                f"the relay {route.relay} refused every recipient: {', '.join(exc.recipients)}"
-            ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise DeliveryRefused(
-                f"the certificate of the relay {route.relay} does not verify: {exc.verify_message}",
-                hint="set ca_file to the relay's CA certificate; "
-                "if the certificate changed unexpectedly, tell security",
-            ) from exc
-        except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
-            raise PartnerUnavailable(
-                f"mail to the relay {route.relay}:{route.port} failed: {reason}"
-            ) from exc
+        with converted(route), relay_session(route) as (smtp, tls):
+            if committing is not None:
+                committing(f"mail:{message['Message-ID']}")
+            refused = smtp.send_message(message)
         if refused:
             raise DeliveryRefused(f"the relay {route.relay} refused: {', '.join(refused)}")
         return Receipt(
@@ -152,11 +118,84 @@ class MailTransport:
                                filename=parcel.manifest_name)
         return msg
 
-    def _tls_context(self) -> ssl.SSLContext:
-        cafile = str(self.route.ca_file) if self.route.ca_file is not None else None
-        context = ssl.create_default_context(cafile=cafile)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
+
+
+@contextmanager
+def relay_session(route: MailRoute) -> Iterator[tuple[smtplib.SMTP, bool]]:
+    """A session with the relay, TLS as configured and logged in; yields (session, tls).
+
+    `smtps://` is TLS from the first byte (RFC 8314); otherwise STARTTLS (RFC 3207) is used
+    when offered unless `starttls = "off"`, and a relay without it is refused when "required".
+    Foreign errors pass through: wrap the call in `converted(route)`.
+
+    Raises:
+        DeliveryRefused: STARTTLS required but not offered; the login's password file unusable.
+    """
+    if route.implicit_tls:
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+            route.relay, route.port, timeout=route.timeout_seconds, context=_tls_context(route)
+        )
+    else:
+        smtp = smtplib.SMTP(route.relay, route.port, timeout=route.timeout_seconds)
+    with smtp:
+        smtp.ehlo()
+        tls = route.implicit_tls
+        if not tls and route.starttls != "off" and smtp.has_extn("starttls"):
+            smtp.starttls(context=_tls_context(route))
+            smtp.ehlo()
+            tls = True
+        elif not tls and route.starttls == "required":
+            raise DeliveryRefused(
+                f"the relay {route.relay}:{route.port} does not offer STARTTLS, which "
+                "the configuration requires",
+                hint="ask the relay's operator to enable "
+                'STARTTLS, or set starttls = "opportunistic" if the network is closed',
+            )
+        if route.user is not None and route.password_file is not None:
+            smtp.login(route.user, _read_secret(route))
+        yield smtp, tls
+
+
+@contextmanager
+def converted(route: MailRoute) -> Iterator[None]:
+    """Turn smtplib, ssl and socket errors into the gateway's, naming the relay.
+
+    Raises:
+        PartnerUnavailable: unreachable, timed out, or a 4xx answer (retry later).
+        DeliveryRefused: a 5xx answer, every recipient refused, a certificate that fails.
+    """
+    try:
+        yield
+    except smtplib.SMTPResponseException as exc:
+        text = (
+            exc.smtp_error.decode("utf-8", "replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        error = DeliveryRefused if 500 <= exc.smtp_code < 600 else PartnerUnavailable
+        raise error(f"the relay {route.relay} answered {exc.smtp_code}: {text}") from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise DeliveryRefused(
+            f"the relay {route.relay} refused every recipient: {', '.join(exc.recipients)}"
+        ) from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise DeliveryRefused(
+            f"the certificate of the relay {route.relay} does not verify: {exc.verify_message}",
+            hint="set ca_file to the relay's CA certificate; "
+            "if the certificate changed unexpectedly, tell security",
+        ) from exc
+    except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+        raise PartnerUnavailable(
+            f"mail to the relay {route.relay}:{route.port} failed: {reason}"
+        ) from exc
+
+
+def _tls_context(route: MailRoute) -> ssl.SSLContext:
+    cafile = str(route.ca_file) if route.ca_file is not None else None
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def _read_secret(route: MailRoute) -> str:

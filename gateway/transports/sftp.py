@@ -80,8 +80,13 @@ def put_small(endpoint: SftpEndpoint, name: str, data: bytes) -> Receipt:
 class Session:
     """One authenticated SFTP session; every foreign error is converted on its way out."""
 
-    def __init__(self, endpoint: SftpEndpoint) -> None:
+    def __init__(
+        self, endpoint: SftpEndpoint, on_step: Callable[[str], None] | None = None
+    ) -> None:
         self.endpoint = endpoint
+        # Told "connected", "host key pinned" and "authenticated" as each is done (for
+        # `tachiai partners test`, which times each step).
+        self.on_step = on_step or (lambda _step: None)
         self.fingerprint = ""
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
@@ -149,6 +154,7 @@ class Session:
         pkey = _load_key(ep.key_file)
         pinned = {key_blob(line): line for line in ep.host_keys}
         sock = socket.create_connection((ep.host, ep.port), timeout=ep.timeout_seconds)
+        self.on_step("connected")
         transport = paramiko.Transport(sock)
         self._transport = transport
         transport.banner_timeout = ep.timeout_seconds
@@ -184,7 +190,9 @@ class Session:
         self.fingerprint = host_fingerprint(offered.asbytes())
         if offered.asbytes() not in pinned:
             raise HostKeyRefused(ep.host, ep.port, expected, self.fingerprint)
+        self.on_step("host key pinned")
         transport.auth_publickey(ep.user, pkey)
+        self.on_step("authenticated")
         sftp = paramiko.SFTPClient.from_transport(transport)
         if sftp is None:  # pragma: no cover - paramiko returns None only without a session
             raise PartnerUnavailable(f"{ep.host}:{ep.port} opened no SFTP session")

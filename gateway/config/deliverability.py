@@ -1,0 +1,183 @@
+"""Whether each configured flow can be delivered, decided on paper before anything is sent.
+
+For every flow this gateway provides: a route to the recipient, a password channel for a
+password profile, a designated receiving handler with an age key for the age profile; and for
+every route, pickup and checkpoint place: its key files present, readable by this user and
+mode 0600 or 0400. `tachiai agreements check` prints the findings and `tachiai run` refuses to
+start on any. This module reads file metadata only, never a key's content, and sends nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.config.routes import UNSAFE_PLAINTEXT, MailRoute, SftpEndpoint
+from gateway.config.settings import Settings
+from gateway.errors import ConfigError
+from policies.agreement import Agreement
+from policies.handlers import Registry
+
+#: Modes a private key or password file may have: readable by its owner only.
+PRIVATE_MODES = (0o600, 0o400)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason a flow cannot be delivered: the file and key to change, what, and the fix."""
+
+    key: str
+    problem: str
+    fix: str
+    source: Path | None = None  # None: tachiai.toml itself
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source is not None else ""
+        return f"{where}{self.key}: {self.problem} (fix: {self.fix})"
+
+
+@dataclass(frozen=True)
+class Deliverability:
+    """The findings (each stops the daemon) and the warnings (unsafe but allowed)."""
+
+    problems: tuple[Finding, ...]
+    warnings: tuple[str, ...]
+
+    def raise_if_any(self, config: Path) -> None:
+        """Raises: ConfigError listing every problem, when there is one."""
+        if self.problems:
+            lines = "\n".join(f"  {p}" for p in self.problems)
+            raise ConfigError(
+                f"{config}: {len(self.problems)} route(s) cannot deliver:\n{lines}",
+                hint="fix each key named above, then run `tachiai agreements check` again",
+            )
+
+
+def check(
+    settings: Settings, agreements: Mapping[str, Agreement], registry: Registry, on: dt.date
+) -> Deliverability:
+    """Every reason a configured flow, pickup or checkpoint place cannot work, and warnings."""
+    problems = list(_flows(settings, agreements, registry, on))
+    problems.extend(_key_files(settings))
+    warnings = [
+        f"recipients.{party}: starttls = \"off\" with {UNSAFE_PLAINTEXT} = true: the subject "
+        f"and the sealed file go to {r.mail.relay}:{r.mail.port} in clear"
+        for party, r in settings.recipients.items()
+        if r.mail is not None and r.mail.starttls == "off" and not r.mail.on_loopback
+        and not r.mail.implicit_tls
+    ]
+    return Deliverability(tuple(problems), tuple(warnings))
+
+
+def _flows(
+    settings: Settings, agreements: Mapping[str, Agreement], registry: Registry, on: dt.date
+) -> Iterator[Finding]:
+    for agreement in agreements.values():
+        for flow in agreement.flows:
+            if flow.provider != settings.party:
+                continue
+            where = f"{agreement.id} flow {flow.id}"
+            recipient = settings.recipients.get(flow.recipient)
+            if recipient is None:
+                yield Finding(
+                    f"recipients.{flow.recipient}",
+                    f"{where} goes to {flow.recipient}, which has no route",
+                    f"add a [recipients.{flow.recipient}] table (see docs/partners.md)",
+                )
+                continue
+            # Every profile but age is a ZIP whose password takes a route of its own
+            # (gateway.outbound.sealing.PASSWORD_PROFILES; a test holds the two together).
+            if flow.encryption != "age" and recipient.password_route is None:
+                yield Finding(
+                    f"recipients.{flow.recipient}.password_channel",
+                    f"{where} seals with {flow.encryption}, whose password needs a route "
+                    "of its own, and none is set",
+                    'add password_channel = { kind = "retrieval" } (or a folder, or another '
+                    f"SFTP account) to [recipients.{flow.recipient}]",
+                )
+            if flow.encryption == "age" and not any(
+                h.party == flow.recipient
+                and h.age_recipient is not None
+                and h.designated(agreement.id, "receive", on)
+                for h in registry.handlers
+            ):
+                yield Finding(
+                    f"handlers of {flow.recipient}",
+                    f"{where} seals with age, but no receiving handler of {flow.recipient} "
+                    f"designated for {agreement.id} today has an age_recipient",
+                    'add age_recipient = "age1…" (from `age-keygen -y KEYFILE`) to a receiving '
+                    "handler of that party in the registry",
+                    settings.registry_path,
+                )
+
+
+def _key_files(settings: Settings) -> Iterator[Finding]:
+    for party, recipient in settings.recipients.items():
+        where = f"recipients.{party}"
+        if recipient.sftp is not None:
+            yield from _endpoint(recipient.sftp, where)
+        if recipient.password_route is not None and recipient.password_route.sftp is not None:
+            yield from _endpoint(recipient.password_route.sftp, f"{where}.password_channel")
+        if recipient.mail is not None:
+            yield from _mail(recipient.mail, where)
+    for name, pickup in settings.pickups.items():
+        yield from _endpoint(pickup.sftp, f"pickup.{name}")
+    for name, source in settings.inbound.pickups.items():
+        yield from _endpoint(source.sftp, f"inbound.pickup.{name}")
+        if source.password_sftp is not None:
+            yield from _endpoint(source.password_sftp, f"inbound.pickup.{name}.password_channel")
+    for index, place in enumerate(settings.ledger_sftp):
+        yield from _endpoint(place, f"ledger.sftp[{index}]")
+
+
+def _endpoint(endpoint: SftpEndpoint, where: str) -> Iterator[Finding]:
+    found = private_file_problem(endpoint.key_file)
+    if found is not None:
+        yield Finding(f"{where}.key_file", *found)
+
+
+def _mail(route: MailRoute, where: str) -> Iterator[Finding]:
+    if route.password_file is not None:
+        found = private_file_problem(route.password_file)
+        if found is not None:
+            yield Finding(f"{where}.password_file", *found)
+    if route.ca_file is not None and not os.access(route.ca_file, os.R_OK):
+        yield Finding(
+            f"{where}.ca_file",
+            f"{route.ca_file} is missing or not readable",
+            "put the relay's CA certificate (PEM) there, or remove ca_file to use the "
+            "system's CAs",
+        )
+
+
+def private_file_problem(path: Path) -> tuple[str, str] | None:
+    """(problem, fix) when a key or password file is missing, unreadable by this user, or open
+    to others (a mode other than 0600/0400); None when it is usable."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return (
+            f"{path} does not exist",
+            f"create it (`ssh-keygen -t ed25519 -N '' -f {path}` for an SSH key) or correct "
+            "the path",
+        )
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror}", "check the folders' permissions"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path} is not a regular file", "point the key at the file itself"
+    mode = stat.S_IMODE(info.st_mode)
+    if mode not in PRIVATE_MODES:
+        return (
+            f"{path} has mode {mode:04o}: a private file must be readable by its owner only",
+            f"chmod 600 {path}",
+        )
+    if not os.access(path, os.R_OK):
+        return (
+            f"{path} is not readable by this user (uid {os.getuid()})",
+            f"chown it to the user the daemon runs as, e.g. chown tachiai {path}",
+        )
+    return None
