@@ -12,7 +12,7 @@ import argparse
 
 from gateway.cli.common import Subparsers, group, print_json, runtime_of
 from gateway.errors import CheckFailed, PartnerUnavailable
-from gateway.outbound.partner_tests import TESTED, test_partner
+from gateway.outbound.partner_tests import TESTED, probe_partner
 from gateway.transports.probe import ProbeResult
 
 
@@ -31,7 +31,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def _test(args: argparse.Namespace) -> int:
     """Raises: CheckFailed (exit 1) when refused; PartnerUnavailable (69) when unreachable."""
-    result = test_partner(runtime_of(args), args.name)
+    result = probe_partner(runtime_of(args), args.name)
     _print(result, args.json)
     if result.error is None:
         return 0

@@ -50,7 +50,9 @@ DEFAULT_CONFIG = "tachiai.toml"
 COMPRESSIONS = ("deflate", "store")
 TRANSPORTS = ("local", "sftp", "mail")
 # The settings of each table; every table refuses any other key (gateway.config.schema).
-GATEWAY_KEYS = frozenset({"party", "state_dir", "outbox_dir", "registry", "agreements"})
+GATEWAY_KEYS = frozenset(
+    {"party", "state_dir", "outbox_dir", "registry", "agreements", "busy_timeout_seconds"}
+)
 INTAKE_KEYS = frozenset(
     {"max_file_size", "settle_seconds", "scan_interval_seconds", "poll_seconds"}
 )

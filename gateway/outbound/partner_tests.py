@@ -18,7 +18,7 @@ from gateway.transports.probe import ProbeResult, probe
 TESTED = "partner.tested"
 
 
-def test_partner(rt: Runtime, name: str) -> ProbeResult:
+def probe_partner(rt: Runtime, name: str) -> ProbeResult:
     """Probe the route of recipient `name` and record the result.
 
     Raises:
