@@ -17,7 +17,7 @@ from typing import Any
 from gateway.errors import InputError, SignatureError
 from gateway.identity import sshsig
 from policies.agreement import Agreement, Flow
-from policies.approvals import quorum_reached, witness_refusal
+from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
 from policies.handlers import Registry
 from policies.reasons import Reason
 
@@ -323,7 +323,9 @@ def _witnesses(
             notes.append(f"{approval.witness}: {exc}")
             continue
         witness = registry.by_key(signed.public_key)
-        refusal = witness_refusal(agreement, flow, witness, manifest.sender, counted, today)
+        refusal = witness_refusal(
+            agreement, flow, witness, manifest.sender, counted, today
+        ) or key_proof_refusal(agreement, signed.sk_flags)
         if refusal is not None:
             notes.append(f"{signed.fingerprint}: {refusal.rule}")
             continue

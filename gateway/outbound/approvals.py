@@ -22,7 +22,7 @@ from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.state import clock
 from gateway.state.store import Approval, Transfer
-from policies.approvals import quorum_reached, witness_refusal
+from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
 
@@ -89,7 +89,9 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
         except SignatureError:
             continue  # made over other bytes: it approves nothing here
         witness = rt.registry.by_key(signed.public_key)
-        if witness_refusal(agreement, flow, witness, transfer.sender, counted, today) is None:
+        # A security key's flags (touch, PIN) are part of what the agreement asks of a witness.
+        if (witness_refusal(agreement, flow, witness, transfer.sender, counted, today) is None
+                and key_proof_refusal(agreement, signed.sk_flags) is None):
             assert witness is not None
             counted.append(witness.name)
     if quorum_reached(flow, counted, transfer.sender):
@@ -127,7 +129,7 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
     with rt.store.transaction() as conn:
         already = rt.store.approvers(conn, transfer.id)
         refusal = witness_refusal(agreement, flow, witness, transfer.sender, already,
-                                  clock.today())
+                                  clock.today()) or key_proof_refusal(agreement, signed.sk_flags)
         if refusal is None:
             assert witness is not None
             rt.store.add_approval(Approval(
