@@ -211,11 +211,6 @@ def _signing(p: argparse.ArgumentParser, namespace: str) -> None:
 
 
 def _json(rt: Runtime, h: Holding, today: dt.date) -> dict[str, Any]:
-    # Flagged by the daemon's sweep (its clock decides), or past the deadline by ours.
-    overdue = bool(
-        h.status in holdings.HELD
-        and (h.overdue_ns is not None or (h.deadline and h.deadline < today.isoformat()))
-    )
     return {
         "id": h.id,
         "state": h.state,
@@ -235,15 +230,13 @@ def _json(rt: Runtime, h: Holding, today: dt.date) -> dict[str, Any]:
         "handlers": h.names("handlers"),
         "received_on": h.received_on,
         "deadline": h.deadline,
-        "overdue": overdue,
+        "overdue": holdings.is_overdue(h, today),
         "days_left": (dt.date.fromisoformat(h.deadline) - today).days if h.deadline else None,
         "openings": h.openings,
         "replies_to": h.replies_to,
         "corrects": h.corrects,
         "superseded_by": h.superseded_by,
-        "correction_pending": bool(
-            h.corrects and h.applied_ns is None and h.status in holdings.HELD
-        ),
+        "correction_pending": holdings.correction_pending(h),
         "applied": clock.iso(h.applied_ns) if h.applied_ns else None,
         "erased": clock.iso(h.erased_ns) if h.erased_ns else None,
         "reasons": h.reason_list(),

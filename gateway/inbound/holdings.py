@@ -9,6 +9,7 @@ names, ids and hashes, never personal data, and runs no SQL of its own.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import json
 import logging
@@ -154,6 +155,20 @@ def event(
         actor=actor,
         data={**{k: v for k, v in base.items() if v is not None}, **(data or {})},
     )
+
+
+def is_overdue(h: Holding, today: dt.date) -> bool:
+    """Held past its deadline (消去・返却の期限): flagged by the daemon's sweep (its clock
+    decides), or past the deadline by `today`."""
+    return bool(
+        h.status in HELD
+        and (h.overdue_ns is not None or (h.deadline and h.deadline < today.isoformat()))
+    )
+
+
+def correction_pending(h: Holding) -> bool:
+    """A correction (訂正) received and still held, not yet certified as applied."""
+    return bool(h.corrects and h.applied_ns is None and h.status in HELD)
 
 
 def dumps(value: Any) -> str:
