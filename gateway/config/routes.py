@@ -3,6 +3,8 @@
 Pure values parsed from tachiai.toml tables, valid when built and frozen after. This module owns
 the rule that a password never shares its file's route (the PPAP problem); it opens no
 connection and reads no key file (keys may be readable only by the daemon's user).
+Over 400 lines for one reason: every route kind's keys, defaults and refusals are listed where
+the separation rule between them is checked.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Owns the fingerprint key (`<state_dir>/keys/fingerprint.key`, 32 bytes, mode 060
 tables of keyed row fingerprints in the state database. `remember` fingerprints the rows of
 received data; `guard` counts an outbound file's rows that match them and asks the source
 agreement whether they may go to the recipient. Never stores, logs or names a row or the key.
+Over 400 lines for one reason: remembering and guarding must fingerprint rows identically,
+so both halves of that contract are kept side by side.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Implements the age v1 format (C2SP age.md: header, X25519 stanzas, HMAC, STREAM 
 64 KiB chunks) so what we seal opens with `age -d` and what `age -r` seals opens here. Memory
 stays flat whatever the file size. It must never log or put in a message a key or a file key,
 and never hand out plaintext of a chunk that failed authentication.
+Over 400 lines for one reason: it implements one specification, read section by section.
 """
 
 from __future__ import annotations

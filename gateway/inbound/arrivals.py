@@ -3,37 +3,32 @@
 A complete delivery (manifest, file, password) is moved in under a recorded intent, checked
 (manifest, hashes, witness signatures) and decrypted straight into an encrypted-at-rest copy.
 It never writes plaintext to disk, never logs a password and never releases data.
+Over 400 lines for one reason: it is one step of a holding's state machine (arriving →
+received | refused) whose checks must be read in the order they run; the inbox listing
+(`inbox`) and the decryption (`unsealing`) are modules of their own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import stat
 import time
 import weakref
-import zipfile
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyzipper
-
-from gateway.errors import ConfigError, KeyFileError, StorageError, TachiaiError
+from gateway.errors import StorageError, TachiaiError
 from gateway.exchange import onward_guard
-from gateway.exchange.limits import MAX_WORKBOOK
-from gateway.exchange.manifest import SUFFIX, Manifest, ManifestError, verify
-from gateway.identity import age
-from gateway.inbound import erasure, holdings
+from gateway.exchange.manifest import Manifest, ManifestError, verify
+from gateway.inbound import holdings, inbox, unsealing
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.sweep import sweep_holdings
 from gateway.runtime import Runtime
 from gateway.state import clock, holdings_store
-from gateway.state.spool import CHUNK, inspect, open_regular, refuse_linked, sha256_file, sync_dir
+from gateway.state.spool import open_regular, sha256_file, sync_dir
 from gateway.state.store import Store
 from policies.reasons import Reason
 from policies.receivers import designated_receivers
@@ -42,21 +37,8 @@ from policies.retention import disposal_deadline
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60.0  # deadlines are decided by the day: a minute is plenty
-DATA = "data.enc"  # the encrypted-at-rest copy in a holding's folder
 PARTS = ("manifest.json", "sealed", "password")
-_MAX_PASSWORD_DOC = 4096
 _last_sweep: weakref.WeakKeyDictionary[Store, float] = weakref.WeakKeyDictionary()
-_waiting: set[str] = set()  # names already logged as waiting for their password
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """A complete delivery in the inbox: the parts' paths, not yet opened or trusted."""
-
-    name: str
-    manifest: Path
-    sealed: Path
-    password: Path | None
 
 
 def poll_inbound(rt: Runtime) -> int:
@@ -74,7 +56,7 @@ def poll_inbound(rt: Runtime) -> int:
             _guarded(rt, h.id, lambda h=h: process(rt, h))
         for h in holdings.find(rt, states=holdings.DISPOSED, unerased=True):
             _guarded(rt, h.id, lambda h=h: holdings.erase(rt, h))
-        for arrival in arrivals(rt):
+        for arrival in inbox.arrivals(rt):
             taken += _guarded(rt, arrival.name, lambda a=arrival: take(rt, a) is not None)
         if time.monotonic() - _last_sweep.get(rt.store, -1e9) >= SWEEP_SECONDS:
             _last_sweep[rt.store] = time.monotonic()
@@ -86,54 +68,7 @@ def poll_inbound(rt: Runtime) -> int:
     return taken
 
 
-def arrivals(rt: Runtime) -> list[Arrival]:
-    """Complete deliveries in the inbox, by name. A ZIP waits for its password.
-
-    Raises:
-        StorageError: the inbox cannot be listed, or passes through a symbolic link.
-    """
-    inbound = rt.settings.inbound
-    assert inbound.inbox is not None
-    inbox = inbound.inbox
-    refuse_linked(inbox, "the inbound inbox")
-    try:
-        names = sorted(os.listdir(inbox))
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise StorageError(f"cannot list the inbox {inbox}: {exc.strerror}") from exc
-    found = []
-    for name in names:
-        sealed_name = name[: -len(SUFFIX)]
-        if name.startswith(".") or not name.endswith(SUFFIX) or not sealed_name:
-            continue  # temporary names of uploads in progress, and everything else
-        if not _storable(name):
-            if name not in _waiting:
-                _waiting.add(name)
-                log.warning(
-                    "a manifest in the inbox has a name that is not printable UTF-8; "
-                    "it is left where it is: ask the provider what it is"
-                )
-            continue
-        if not os.path.lexists(inbox / sealed_name):
-            continue  # the file itself is not there (yet)
-        password = None
-        if sealed_name.endswith(".zip") and inbound.password_channel is not None:
-            refuse_linked(inbound.password_channel, "the inbound password folder")
-            password = inbound.password_channel / f"{sealed_name}.password"
-            if not os.path.lexists(password):
-                if sealed_name not in _waiting:
-                    _waiting.add(sealed_name)
-                    log.info(
-                        "%s waits for its password in %s", sealed_name, inbound.password_channel
-                    )
-                continue
-        _waiting.discard(sealed_name)
-        found.append(Arrival(sealed_name, inbox / name, inbox / sealed_name, password))
-    return found
-
-
-def take(rt: Runtime, arrival: Arrival) -> Holding | None:
+def take(rt: Runtime, arrival: inbox.Arrival) -> Holding | None:
     """Record the intent, move the parts in, and verify: received, refused, or a duplicate.
 
     Raises:
@@ -225,7 +160,7 @@ def _check(rt: Runtime, h: Holding, folder: Path) -> Holding | tuple[list[Reason
     """The checks in order; the first that fails is the reason (with the holding as known)."""
     today = clock.today()
     for part in PARTS[:2]:
-        if (reason := _plain_file(folder / part)) is not None:
+        if (reason := unsealing.plain_file(folder / part)) is not None:
             return [reason], h
     with open_regular(folder / "manifest.json") as fh:
         raw = fh.read(1 << 20)
@@ -277,7 +212,7 @@ def _check(rt: Runtime, h: Holding, folder: Path) -> Holding | tuple[list[Reason
             )
         ], h
     h = h.model_copy(update={"handlers": holdings.dumps(handlers)})
-    stored = _store_at_rest(rt, h, m, folder)
+    stored = unsealing.store_at_rest(rt, h, m, folder)
     if stored is not None:
         return [stored], h
     deadline = disposal_deadline(agreement, today)
@@ -358,158 +293,6 @@ def _duplicate(
     _remove_dir(folder)
     rt.flush()
     log.info("a repeat of transfer %s (held as %s) was dropped", m.transfer, first.id)
-    return None
-
-
-def _store_at_rest(rt: Runtime, h: Holding, m: Manifest, folder: Path) -> Reason | None:
-    """Decrypt the sealed file into an encrypted-at-rest copy, checking the plaintext hash."""
-    if m.size > rt.settings.max_file_size:
-        return Reason(
-            "inbound.too-large",
-            f"the file is {m.size} bytes, over the limit of "
-            f"{rt.settings.max_file_size} (intake.max_file_size); ask the provider to "
-            "split it, or the administrator to raise the limit",
-        )
-    key = erasure.new_key(rt.store, h.id, clock.now_ns())
-    writer = erasure.RestWriter(folder / DATA, key, h.id)
-    limited = _Limited(writer, m.size)
-    try:
-        if m.profile == "age":
-            reason = _open_age(rt, folder / "sealed", limited)
-        else:
-            reason = _open_zip(folder, m, limited)
-    except _TooLarge:
-        reason = Reason(
-            "inbound.plain-hash",
-            "the file decrypts to more bytes than the manifest declares; it was not kept",
-        )
-    except BaseException:
-        writer.abort()
-        raise
-    if reason is None and (writer.size, writer.sha256) != (m.size, m.sha256):
-        reason = Reason(
-            "inbound.plain-hash",
-            "the decrypted file's size or SHA-256 is not the "
-            "one the witnesses approved: it is not the approved data; ask the "
-            "provider to send it again",
-        )
-    if reason is not None:
-        writer.abort()
-        erasure.destroy_key(rt.store, h.id)
-        return reason
-    writer.close()
-    return None
-
-
-def _open_zip(folder: Path, m: Manifest, out: _Limited) -> Reason | None:
-    password = folder / "password"
-    if not os.path.lexists(password):
-        return Reason(
-            "inbound.password-missing",
-            "no password arrived for this ZIP (the "
-            "inbound password_channel is not configured); configure it, then "
-            "`tachiai holdings retry ID`",
-        )
-    if (reason := _plain_file(password)) is not None:
-        return reason
-    with open_regular(password) as fh:
-        zip_password, book_password = _passwords(fh.read(_MAX_PASSWORD_DOC + 1))
-    if zip_password is None or (m.profile != "zip-aes256") != (book_password is not None):
-        return Reason(
-            "inbound.password",
-            "the password document is not the one for this "
-            "profile; ask the provider to send the password again",
-        )
-    try:
-        with pyzipper.AESZipFile(folder / "sealed") as zf:
-            infos = zf.infolist()
-            if len(infos) != 1 or infos[0].filename != m.file_name:
-                return Reason(
-                    "inbound.zip-entries",
-                    "the ZIP must hold exactly the one file the manifest names",
-                )
-            if not infos[0].flag_bits & 0x1:
-                return Reason(
-                    "inbound.not-encrypted",
-                    "the ZIP entry is not encrypted; the agreement requires an encrypted file",
-                )
-            zf.setpassword(zip_password.encode("ascii"))
-            with zf.open(infos[0]) as src:
-                if book_password is None:
-                    while chunk := src.read(CHUNK):
-                        out.write(chunk)
-                    return None
-                book = src.read(MAX_WORKBOOK + 1)
-    except (
-        RuntimeError,
-        zipfile.BadZipFile,
-        zlib.error,
-        ValueError,
-        EOFError,
-        KeyError,
-        NotImplementedError,
-        OSError,
-    ) as exc:
-        return Reason(
-            "inbound.decrypt",
-            "the ZIP does not open with the password that came "
-            f"for it, or is damaged ({exc.__class__.__name__}); ask the provider to "
-            "send the file and its password again",
-        )
-    return _open_workbook(book, book_password, out)
-
-
-def _open_workbook(book: bytes, password: str, out: _Limited) -> Reason | None:
-    """seed 003: the workbook inside the ZIP has a password of its own."""
-    from msoffcrypto.exceptions import DecryptionError, FileFormatError, InvalidKeyError
-    from msoffcrypto.format.ooxml import OOXMLFile
-
-    if len(book) > MAX_WORKBOOK:
-        return Reason("inbound.too-large", "the workbook is too large to open here")
-    plain = io.BytesIO()
-    try:
-        encrypted = OOXMLFile(io.BytesIO(book))
-        encrypted.load_key(password=password)
-        encrypted.decrypt(plain)
-    except (
-        DecryptionError,
-        FileFormatError,
-        InvalidKeyError,
-        ValueError,
-        KeyError,
-        OSError,
-        AssertionError,
-    ) as exc:
-        return Reason(
-            "inbound.decrypt",
-            "the workbook does not open with its password, or is "
-            f"damaged ({exc.__class__.__name__}); ask the provider to send it again",
-        )
-    out.write(plain.getvalue())
-    return None
-
-
-def _open_age(rt: Runtime, sealed: Path, out: _Limited) -> Reason | None:
-    path = rt.settings.inbound.age_identity
-    if path is None:
-        return Reason(
-            "inbound.age-identity",
-            "an age file arrived but no inbound.age_identity "
-            "is configured; configure it, then `tachiai holdings retry ID`",
-        )
-    try:
-        if os.stat(path).st_mode & 0o077:
-            raise ConfigError(f"{path} is readable by other users", hint=f"chmod 600 {path}")
-        identities = age.parse_identities(path.read_text(encoding="ascii"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the age identity {path}: {exc}") from exc
-    except KeyFileError as exc:
-        raise ConfigError(f"{path}: {exc}", hint=exc.hint) from exc
-    try:
-        with open_regular(sealed) as src:
-            age.decrypt(src, out, identities)  # type: ignore[arg-type]
-    except age.AgeError as exc:
-        return Reason("inbound.decrypt", f"{exc}; ask the provider to send the file again")
     return None
 
 
@@ -702,43 +485,6 @@ def _claimed(folder: Path) -> str | None:
         return None
 
 
-def _storable(name: str) -> bool:
-    """A name we can record and show: printable, and UTF-8 (not undecodable bytes)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return name.isprintable()
-
-
-def _plain_file(path: Path) -> Reason | None:
-    try:
-        entry = inspect(path)
-    except FileNotFoundError:
-        return Reason("inbound.missing", f"{path.name} is missing from the delivery")
-    if entry.kind != "file" or entry.links != 1:
-        return Reason(
-            "inbound.not-a-file",
-            f"the delivered {path.name} is a {entry.kind} (or "
-            "has other hard links), not a plain file; it was not opened",
-        )
-    return None
-
-
-def _passwords(doc: bytes) -> tuple[str | None, str | None]:
-    """(zip, workbook) from `gateway.outbound.sealing.password_document`'s two forms."""
-    if len(doc) > _MAX_PASSWORD_DOC:
-        return None, None
-    try:
-        lines = doc.decode("ascii").splitlines()
-    except UnicodeDecodeError:
-        return None, None
-    if len(lines) == 1 and ":" not in lines[0] and lines[0].strip():
-        return lines[0].strip(), None
-    fields = dict(line.split(": ", 1) for line in lines if ": " in line)
-    return fields.get("zip-password"), fields.get("workbook-password")
-
-
 def _remove(path: Path, *, overwrite: bool = False) -> None:
     """Unlink; a password is overwritten first (best effort: see docs/receiving.md)."""
     try:
@@ -758,20 +504,3 @@ def _remove(path: Path, *, overwrite: bool = False) -> None:
 def _remove_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # something else is in it: kept, never removed blindly
         folder.rmdir()
-
-
-class _TooLarge(Exception):
-    """More plaintext than the manifest declared (a decompression bomb, or a swapped file)."""
-
-
-class _Limited:
-    """Writes through to the at-rest copy, refusing more bytes than declared."""
-
-    def __init__(self, writer: erasure.RestWriter, limit: int) -> None:
-        self.writer = writer
-        self.limit = limit
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self.writer.size + len(data) > self.limit:
-            raise _TooLarge
-        return self.writer.write(data)

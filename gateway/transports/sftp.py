@@ -6,6 +6,8 @@ SHA-256 where the server offers the `check-file` extension) and then renamed to 
 fixed by the transfer id; a later attempt resumes a partial upload and never leaves two copies.
 A parcel's manifest is uploaded after the file is in place, the same way.
 No paramiko exception leaves this module; no key or password is logged.
+Over 400 lines for one reason: it is the one edge to paramiko, so every paramiko call and the
+conversion of its errors stay inside it.
 """
 
 from __future__ import annotations

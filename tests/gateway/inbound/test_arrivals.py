@@ -22,7 +22,7 @@ import pytest
 from gateway.exchange.manifest import Manifest, SignedApproval
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
-from gateway.inbound import arrivals, erasure, holdings
+from gateway.inbound import erasure, holdings, inbox, unsealing
 from gateway.inbound.holdings import HoldingState
 from gateway.outbound import sealing
 from tests.gateway.inbound.test_holdings_pair import (
@@ -289,7 +289,7 @@ def test_an_unknown_agreement_id_never_reaches_a_ledger_header(pair: Pair) -> No
 def test_a_crash_after_the_intent_is_finished_by_the_next_pass(pair: Pair) -> None:
     pair.send(csv_bytes(ROWS))
     sealed, manifest, password = _arrived(pair)
-    arrival = arrivals.Arrival(sealed.name, manifest, sealed, password)
+    arrival = inbox.Arrival(sealed.name, manifest, sealed, password)
     now = 1
     h = holdings.Holding(
         id=holdings.new_holding_id(),
@@ -384,11 +384,11 @@ def test_a_password_protected_workbook_in_a_zip_is_opened_and_checked(
     h = holdings.Holding(
         id="h-000000000001", state="arriving", delivered_name="x", created_ns=1, updated_ns=1
     )
-    assert arrivals._store_at_rest(rt, h, m, folder) is None
+    assert unsealing.store_at_rest(rt, h, m, folder) is None
     chunks = erasure.read_plain(folder / "data.enc", erasure.key_of(rt.store, h.id) or b"", h.id)
     assert b"".join(chunks) == raw.getvalue()
     (folder / "password").write_bytes(sealing.password_document("Zip1234", "Wrong000"))
-    assert arrivals._store_at_rest(rt, h, m, folder).rule == "inbound.decrypt"  # type: ignore[union-attr]
+    assert unsealing.store_at_rest(rt, h, m, folder).rule == "inbound.decrypt"  # type: ignore[union-attr]
 
 
 def test_a_refused_delivery_never_stops_the_pass_for_the_others(pair: Pair) -> None:
