@@ -24,6 +24,7 @@ from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError
 from gateway.errors import __doc__ as _EXIT_CODES_DOC
 from gateway.outbound import approvals, replies
 from gateway.outbound.lifecycle import State
+from gateway.outbound.names import withheld_hmac
 from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.state.store import Transfer
@@ -167,6 +168,7 @@ def _transfer_json(rt: Runtime, t: Transfer) -> dict[str, Any]:
     return {
         "id": t.id, "agreement": t.agreement, "flow": t.flow, "recipient": t.recipient,
         "state": t.state, "file_name": t.file_name, "size": t.size, "sha256": t.sha256,
+        "name_hmac": withheld_hmac(t.source_path),  # a refused name is shown by its hash only
         "sender": t.sender, "owner": t.owner,
         "approvals": [a.witness for a in rt.store.approvals(t.id)],
         "reasons": t.reason_list(), "rows": t.rows, "encoding": t.encoding,
