@@ -81,14 +81,16 @@ class Checkpointer:
         self.frontier, self.last = frontier, best
         return best
 
-    def next(self, now_ns: int) -> SignedCheckpoint | None:
-        """Sign the ledger as it is now, if it grew since the last checkpoint.
+    def next(self, now_ns: int, size: int | None = None) -> SignedCheckpoint | None:
+        """Sign the ledger as it is now (or its first `size` events, which the caller has
+        checked), if it grew since the last checkpoint.
 
         Raises:
             LedgerIntegrityError: when the new events' stored hashes or tree head differ from
                 what their bytes give, or the ledger shrank.
         """
-        size = self.ledger.size()
+        if size is None:
+            size = self.ledger.size()
         if size == self.frontier.size:
             return None
         if size < self.frontier.size:

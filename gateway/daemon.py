@@ -17,6 +17,7 @@ from types import FrameType
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
+from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup
 from gateway.outbound import pipeline, schedule_sweep
@@ -42,7 +43,8 @@ class Daemon:
         self.inbound_pickup = InboundPickup(self.rt)  # [inbound.pickup.NAME]: SFTP into the inbox
         # Signed checkpoints (issue 4), kept outside the database: at least every second.
         self.checkpoints = CheckpointService(
-            self.rt.ledger, CheckpointSettings.from_settings(settings)
+            self.rt.ledger, CheckpointSettings.from_settings(settings),
+            guard=LedgerGuard(self.rt.store, self.rt.ledger),
         )
         self.outboxes = self._prepare_outboxes()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
@@ -79,6 +81,9 @@ class Daemon:
             log.warning(
                 "the clock is shifted by %d s (%s): for tests only", offset, clock.OFFSET_ENV
             )
+        # Before any work: an event in the ledger that the gateway did not write stops the
+        # start (LedgerIntegrityError) instead of being signed into the next checkpoint.
+        self.checkpoints.check_start()
         recovered = pipeline.recover(self.rt)
         if recovered:
             log.info("resumed %d unfinished transfer(s)", recovered)

@@ -11,9 +11,12 @@ import os
 import sqlite3
 from pathlib import Path
 
+import pytest
 from stdnum.jp import in_
 
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
+
+pytestmark = pytest.mark.slow
 
 BASE = "98765432101"
 MY_NUMBER = BASE + in_.calc_check_digit(BASE)  # synthetic: a valid check digit, nobody's number
