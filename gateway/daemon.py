@@ -136,6 +136,13 @@ class Daemon:
             except TachiaiError as exc:
                 log.error("cannot take in a file from %s: %s", box.path, exc.diagnostics())
                 continue
+            except Exception as exc:
+                # A bug must not stop the daemon for every other file (nor at every start while
+                # the file waits). Only the class is logged: an unchecked name may be in the
+                # message, and a name is written nowhere before it is checked.
+                log.error("cannot take in a file from %s: internal error (%s); it is tried "
+                          "again at the next scan", box.path, type(exc).__name__)
+                continue
             if transfer is not None:
                 log.info("transfer %s (%s) is %s", transfer.id, transfer.file_name, transfer.state)
 
