@@ -181,7 +181,8 @@ def test_registry_refuses_a_malformed_age_recipient() -> None:
 _RSS_CHILD = """
 import os, sys
 from pathlib import Path
-from gateway import sealing, age
+from gateway.identity import age
+from gateway.outbound import sealing
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 src, out, profile = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 if profile == "age":
