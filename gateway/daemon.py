@@ -20,6 +20,7 @@ from gateway.config import deliverability
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
+from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup
 from gateway.outbound import pipeline, schedule_sweep
@@ -56,7 +57,8 @@ class Daemon:
         self.inbound_pickup = InboundPickup(self.rt)  # [inbound.pickup.NAME]: SFTP into the inbox
         # Signed checkpoints (issue 4), kept outside the database: at least every second.
         self.checkpoints = CheckpointService(
-            self.rt.ledger, CheckpointSettings.from_settings(settings)
+            self.rt.ledger, CheckpointSettings.from_settings(settings),
+            guard=LedgerGuard(self.rt.store, self.rt.ledger),
         )
         self.outboxes = self._prepare_outboxes()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
@@ -93,6 +95,9 @@ class Daemon:
             log.warning(
                 "the clock is shifted by %d s (%s): for tests only", offset, clock.OFFSET_ENV
             )
+        # Before any work: an event in the ledger that the gateway did not write stops the
+        # start (LedgerIntegrityError) instead of being signed into the next checkpoint.
+        self.checkpoints.check_start()
         recovered = pipeline.recover(self.rt)
         if recovered:
             log.info("resumed %d unfinished transfer(s)", recovered)
@@ -144,6 +149,13 @@ class Daemon:
                 transfer = pipeline.take_in(self.rt, box, path)
             except TachiaiError as exc:
                 log.error("cannot take in a file from %s: %s", box.path, exc.diagnostics())
+                continue
+            except Exception as exc:
+                # A bug must not stop the daemon for every other file (nor at every start while
+                # the file waits). Only the class is logged: an unchecked name may be in the
+                # message, and a name is written nowhere before it is checked.
+                log.error("cannot take in a file from %s: internal error (%s); it is tried "
+                          "again at the next scan", box.path, type(exc).__name__)
                 continue
             if transfer is not None:
                 log.info("transfer %s (%s) is %s", transfer.id, transfer.file_name, transfer.state)

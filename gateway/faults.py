@@ -10,7 +10,9 @@ import os
 import signal
 
 ENV = "TACHIAI_FAULT_CRASH_AT"
-POINTS = ("after-intent", "after-spool-move", "after-seal-write", "after-deliver")
+POINTS = ("after-intent", "after-spool-move", "after-seal-write", "after-deliver",
+          # gateway.evidence.recorder: the events are in the ledger, not yet in its record
+          "after-ledger-append")
 #: The receiving side's SFTP pickup (gateway.inbound.pickup): after the download is synced and
 #: journalled, and after the files are renamed into the inbox and recorded; both come before
 #: the remote copies are removed.

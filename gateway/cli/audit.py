@@ -36,7 +36,9 @@ from gateway.evidence.checkpointing import (
     public_key,
 )
 from gateway.evidence.ledger_copy import copy_ledger
+from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.state import clock
+from gateway.state.store import Store
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -273,8 +275,10 @@ def _public_key(args: argparse.Namespace) -> int:
 
 def _checkpoint(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    ledger = Ledger.open(settings.ledger_path)
     service = CheckpointService(
-        Ledger.open(settings.ledger_path), CheckpointSettings.from_settings(settings)
+        ledger, CheckpointSettings.from_settings(settings),
+        guard=LedgerGuard(Store(settings.database_path), ledger),
     )
     try:
         signed = service.checkpoint_now()

@@ -15,6 +15,7 @@ from typing import Any
 from gateway.cli.common import Subparsers, group, print_json, runtime_of
 from gateway.outbound import approvals, replies
 from gateway.outbound.lifecycle import State
+from gateway.outbound.names import withheld_hmac
 from gateway.outbound.retry import retry
 from gateway.runtime import Runtime
 from gateway.state import clock
@@ -136,6 +137,7 @@ def _json(rt: Runtime, t: Transfer) -> dict[str, Any]:
     return {
         "id": t.id, "agreement": t.agreement, "flow": t.flow, "recipient": t.recipient,
         "state": t.state, "file_name": t.file_name, "size": t.size, "sha256": t.sha256,
+        "name_hmac": withheld_hmac(t.source_path),  # a refused name is shown by its hash only
         "sender": t.sender, "owner": t.owner,
         "approvals": [a.witness for a in rt.store.approvals(t.id)],
         "reasons": t.reason_list(), "rows": t.rows, "encoding": t.encoding,

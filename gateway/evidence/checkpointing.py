@@ -28,6 +28,7 @@ from audit.checkpoints import (
     read_places,
     syslog_line,
 )
+from audit.checkpoints import parse as parse_checkpoint
 from audit.errors import AuditError, LedgerIntegrityError
 from audit.ledger import Ledger
 from audit.notes import NoteError, NoteSigner, NoteVerifier
@@ -35,6 +36,7 @@ from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, KeyFileError, StorageError
 from gateway.evidence.checkpoint_sftp import SftpSink
+from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.state import clock
 
 log = logging.getLogger(__name__)
@@ -172,9 +174,13 @@ class CheckpointService:
         ledger: Ledger,
         settings: CheckpointSettings,
         sinks: Sequence[CheckpointSink] | None = None,
+        guard: LedgerGuard | None = None,
     ) -> None:
-        """Raises: KeyFileError (the key file), ConfigError (a place)."""
+        """`guard` checks, before each signing, that the gateway wrote every new event.
+
+        Raises: KeyFileError (the key file), ConfigError (a place)."""
         self.ledger = ledger
+        self.guard = guard
         self.settings = settings
         self.signer = load_or_create_key(settings.key_path, settings.key_name)
         self.verifier = self.signer.verifier()
@@ -186,13 +192,28 @@ class CheckpointService:
         self._checkpointer: Checkpointer | None = None
         self._unpublished: dict[str, SignedCheckpoint] = {}
 
+    def check_start(self) -> None:
+        """Resume from the last checkpoint and check every event after it (before anything
+        else runs at start: a forged event must stop the daemon before it does any work).
+
+        Raises:
+            LedgerIntegrityError: when the ledger no longer matches what this key signed, or
+                holds an event after it that the gateway did not write.
+        """
+        with self._lock:
+            self._resume()
+            self._check_tail(self.ledger.size())
+
     def start(self) -> None:
         """Resume from the last checkpoint and start the thread.
 
         Raises:
-            LedgerIntegrityError: when the ledger no longer matches what this key signed.
+            LedgerIntegrityError: when the ledger no longer matches what this key signed, or
+                holds an event after it that the gateway did not write.
         """
-        self._resume()
+        with self._lock:
+            self._resume()
+            self._check_tail(self.ledger.size())
         state = self.settings.state_dir
         if state is not None and all(
             isinstance(s, DirectorySink) and (s.folder == state or state in s.folder.parents)
@@ -244,14 +265,37 @@ class CheckpointService:
             if self._checkpointer is None:
                 self._resume()
             assert self._checkpointer is not None
-            signed = self._checkpointer.next(clock.now_ns())
+            # Only the events checked here are signed, however many arrive meanwhile.
+            size = self.ledger.size()
+            self._check_tail(size)
+            signed = self._checkpointer.next(clock.now_ns(), size)
             if signed is not None:
                 for sink in self.sinks:
                     self._unpublished[sink.name] = signed
             self._publish()  # the places out of the database owner's reach come first
             if signed is not None:
                 self.ledger.add_checkpoint(signed)
+                if self.guard is not None:
+                    self.guard.covered(signed.checkpoint.size)
             return signed
+
+    def _check_tail(self, size: int) -> None:
+        """Raises: LedgerIntegrityError (an event the gateway did not write)."""
+        if self.guard is not None and self._checkpointer is not None:
+            self.guard.check(self._checkpointer.frontier.size, size, self._signed_size)
+
+    def _signed_size(self) -> int:
+        """The size covered by the latest checkpoint in the ledger that this key signed."""
+        best = 0
+        origin = self.ledger.origin
+        for note, source in self.ledger.checkpoints():
+            try:
+                cp = parse_checkpoint(note, source, self.verifier).checkpoint
+            except NoteError:
+                continue
+            if cp.origin == origin:
+                best = max(best, cp.size)
+        return best
 
     def _resume(self) -> None:
         known: list[tuple[str, str]] = []

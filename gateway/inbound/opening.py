@@ -48,7 +48,7 @@ def open_holding(rt: Runtime, holding_id: str, statement: bytes, signature: str)
             request (each refusal recorded).
         StorageError: the copy fails authentication or the folder cannot be written.
     """
-    h = held(rt, holding_id, "opened")
+    h = held(rt, holding_id, "opened", "open")
     handler, signed = signer(rt, h, statement, signature, OPEN_NAMESPACE, "open")
     when, nonce = _request_time(statement)
     if when is None or statement != open_request(h, when.isoformat(), nonce):

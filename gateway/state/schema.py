@@ -252,6 +252,24 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
+class MovedEvent(SQLModel, table=True):
+    """An event the recorder appended and no signed checkpoint covers yet."""
+
+    __tablename__ = "ledger_moved"
+    key: str = Field(primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class MovedSince(SQLModel, table=True):
+    """The ledger's size when this record began (one row, written once)."""
+
+    __tablename__ = "ledger_moved_since"
+    id: int = Field(default=1, primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+
 TRANSFERS = _table(Transfer)
 APPROVALS = _table(Approval)
 LINKS = _table(TransferLink)
@@ -264,6 +282,8 @@ KEYS = _table(HoldingKey)
 ONWARD_SOURCES = _table(OnwardSource)
 FINGERPRINTS = _table(RowFingerprint)
 KEY_CHECK = _table(FingerprintKeyCheck)
+LEDGER_MOVED = _table(MovedEvent)
+LEDGER_MOVED_SINCE = _table(MovedSince)
 
 TABLES: tuple[Table, ...] = (
     TRANSFERS,
@@ -278,6 +298,8 @@ TABLES: tuple[Table, ...] = (
     ONWARD_SOURCES,
     FINGERPRINTS,
     KEY_CHECK,
+    LEDGER_MOVED,
+    LEDGER_MOVED_SINCE,
 )
 
 

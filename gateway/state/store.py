@@ -230,10 +230,13 @@ class Store:
             for r in rows
         ]
 
-    def forget_pending(self, keys: Sequence[str]) -> None:
-        with self.transaction() as conn:
-            for i in range(0, len(keys), 500):
-                conn.execute(delete(_P).where(_P.c.key.in_(keys[i : i + 500])))
+    def forget_pending(self, keys: Sequence[str], conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.transaction() as own:
+                self.forget_pending(keys, own)
+            return
+        for i in range(0, len(keys), 500):
+            conn.execute(delete(_P).where(_P.c.key.in_(keys[i : i + 500])))
 
 
 def _queue(conn: Tx, events: Sequence[Draft]) -> None:
