@@ -7,6 +7,7 @@ on first use), with one row in each of the tables that matter.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from gateway.state.store import Store
 DUMP = Path(__file__).with_name("data") / "state-0.1.sql"
 # What a 0.1 gateway that never received anything had: the tables created when it opened.
 FIRST_TABLES = {"transfers", "approvals", "pending_events"}
+# Every table 0.1 had; tables added since (e.g. the ledger record) have no 0.1 form to match.
+TABLES_0_1 = set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?\"?(\w+)", DUMP.read_text("utf-8")))
 
 
 def _load(path: Path, drop_lazy: bool) -> None:
@@ -62,7 +65,7 @@ def test_a_0_1_database_gets_the_tables_it_lacks_and_keeps_its_transfers(
     assert names >= {t.name for t in schema.TABLES}
 
 
-@pytest.mark.parametrize("table", sorted(t.name for t in schema.TABLES))
+@pytest.mark.parametrize("table", sorted(t.name for t in schema.TABLES if t.name in TABLES_0_1))
 def test_this_release_creates_each_table_exactly_as_0_1_did(tmp_path: Path, table: str) -> None:
     old = tmp_path / "old.db"
     _load(old, drop_lazy=False)
