@@ -48,6 +48,9 @@ class Transfer(SQLModel, table=True):
     attempts: int = 0
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # JSON of the last failed delivery attempt (rule, message, hint, attempts, final); added to
+    # older databases by `gateway.state.upgrades_errors`.
+    last_error: str | None = None
 
     @property
     def status(self) -> State:
@@ -56,6 +59,11 @@ class Transfer(SQLModel, table=True):
     def reason_list(self) -> list[dict[str, Any]]:
         value = json.loads(self.reasons)
         return value if isinstance(value, list) else []
+
+    def last_error_dict(self) -> dict[str, Any] | None:
+        """The last failed delivery attempt, or None when no attempt failed."""
+        value = json.loads(self.last_error) if self.last_error else None
+        return value if isinstance(value, dict) else None
 
 
 class Approval(SQLModel, table=True):
