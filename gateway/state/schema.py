@@ -11,7 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, LargeBinary, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from gateway.state.lifecycles import HoldingState, State
@@ -50,7 +59,7 @@ class Transfer(SQLModel, table=True):
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     # JSON of the last failed delivery attempt (rule, message, hint, attempts, final); added to
     # older databases by `gateway.state.upgrades_errors`.
-    last_error: str | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
 
     @property
     def status(self) -> State:
