@@ -28,7 +28,7 @@ from gateway.exchange import onward_guard
 from gateway.exchange.limits import MAX_WORKBOOK
 from gateway.exchange.manifest import SUFFIX, Manifest, ManifestError, verify
 from gateway.identity import age
-from gateway.inbound import erasure, holdings
+from gateway.inbound import erasure, holdings, receipts
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.sweep import sweep_holdings
 from gateway.runtime import Runtime
@@ -593,6 +593,7 @@ def _register(
     # ── ONWARD-GUARD CALL SITE (再提供の禁止) ─────────────────────────────────────────────
     # The one place received rows are remembered, right after the holding is registered.
     remember_received(rt, received)
+    receipts.issue(rt, received)  # 受領確認: the signed receipt back to the provider
     return received
 
 
