@@ -151,6 +151,8 @@ def _reasons(t: Transfer) -> list[dict[str, Any]]:
     """The transfer's reasons; while it waits for (or failed) delivery, the last error's too."""
     reasons = t.reason_list()
     error = t.last_error_dict()
-    if error is not None and t.status in (State.SEALED, State.FAILED):
+    # After `transfers retry` (sealed again) a final error is history, not what it waits for.
+    if error is not None and (t.status is State.FAILED
+                              or (t.status is State.SEALED and not error.get("final"))):
         reasons.append(failures.as_reason(error))
     return reasons

@@ -108,6 +108,10 @@ def test_a_changed_host_key_is_the_reason_shown_with_the_transfer(
     assert listed["last_error"] == error and listed["reasons"] == shown["reasons"]
     human = demo.cli("transfers", "show", tid, check=True).stdout
     assert "reason: delivery.host-key" in human and f"transfers retry {tid}" in human
+    demo.stop()
+    assert demo.cli("transfers", "retry", tid).returncode == 0
+    again = demo.show(tid)  # sealed again: the old error is kept, but is not what it waits for
+    assert again["state"] == "sealed" and again["reasons"] == [] and again["last_error"] == error
 
 
 def test_a_handshake_timeout_is_the_reason_and_the_final_hint_says_failed(
