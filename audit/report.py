@@ -31,6 +31,7 @@ TRANSFER_STATES: Final = {
     "transfer.approved": "承認済み (approved)",
     "transfer.sealed": "暗号化済み (sealed)",
     "transfer.delivered": "送付済み (delivered)",
+    "transfer.acknowledged": "受領確認済み (acknowledged)",
     "transfer.rejected": "拒否 (rejected)",
     "transfer.failed": "送付失敗 (delivery failed)",
 }

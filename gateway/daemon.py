@@ -23,7 +23,7 @@ from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
 from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup
-from gateway.outbound import pipeline, schedule_sweep
+from gateway.outbound import pipeline, receipts, schedule_sweep
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
@@ -119,6 +119,7 @@ class Daemon:
                 self.pickup.poll_due()  # never raises for a partner's problems
                 self.inbound_pickup.poll_due()  # never raises; before the inbox is read
                 arrivals.poll_inbound(self.rt)  # never raises
+                receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
                 self._take_in_ready()
                 self._advance_work()
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from gateway.cli.common import Subparsers, group, print_json, runtime_of
-from gateway.outbound import approvals, replies
+from gateway.outbound import approvals, failures, replies
 from gateway.outbound.lifecycle import State
 from gateway.outbound.names import withheld_hmac
 from gateway.outbound.retry import retry
@@ -85,13 +85,15 @@ def _show(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     for key, value in data.items():
-        if key == "reasons":
+        if key in ("reasons", "last_error"):
             continue
         print(f"{key:>15}: {value if value is not None else '-'}")
     for reason in data["reasons"]:
         place = ", ".join(f"{k} {reason[k]}" for k in ("row", "column") if k in reason)
         print(f"         reason: {reason['rule']}{' at ' + place if place else ''}: "
               f"{reason['message']}")
+        if reason.get("hint"):
+            print(f"           next: {reason['hint']}")
     unlinked = (replies.unlinked_reply(rt, transfer)
                 if transfer.status is State.AWAITING_APPROVAL else None)
     if unlinked is not None:  # a witness's approval is refused until it is linked
@@ -140,8 +142,19 @@ def _json(rt: Runtime, t: Transfer) -> dict[str, Any]:
         "name_hmac": withheld_hmac(t.source_path),  # a refused name is shown by its hash only
         "sender": t.sender, "owner": t.owner,
         "approvals": [a.witness for a in rt.store.approvals(t.id)],
-        "reasons": t.reason_list(), "rows": t.rows, "encoding": t.encoding,
+        "reasons": _reasons(t), "rows": t.rows, "encoding": t.encoding,
         "sealed_sha256": t.sealed_sha256, "delivered_path": t.delivered_path,
         "password_path": t.password_path, "created": clock.iso(t.created_ns),
-        "updated": clock.iso(t.updated_ns),
+        "updated": clock.iso(t.updated_ns), "last_error": t.last_error_dict(),
     }
+
+
+def _reasons(t: Transfer) -> list[dict[str, Any]]:
+    """The transfer's reasons; while it waits for (or failed) delivery, the last error's too."""
+    reasons = t.reason_list()
+    error = t.last_error_dict()
+    # After `transfers retry` (sealed again) a final error is history, not what it waits for.
+    if error is not None and (t.status is State.FAILED
+                              or (t.status is State.SEALED and not error.get("final"))):
+        reasons.append(failures.as_reason(error))
+    return reasons

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit.notes import NoteVerifier
+from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
 from gateway.config.routes import (
     MAIL_KEYS,
     SFTP_KEYS,
@@ -62,7 +64,9 @@ SEALING_KEYS = frozenset({"compression", "compression_level"})
 LEDGER_KEYS = frozenset(
     {"checkpoint_key", "checkpoint_dirs", "syslog", "checkpoint_interval_seconds", "sftp"}
 )
-RECIPIENT_KEYS = frozenset({"transport", "password_channel", "attempts", "manifest"})
+RECIPIENT_KEYS = (
+    frozenset({"transport", "password_channel", "attempts", "manifest"}) | RECEIPT_KEYS
+)
 ROUTE_KEYS = {"local": frozenset({"inbox"}), "sftp": SFTP_KEYS, "mail": MAIL_KEYS}
 
 
@@ -84,6 +88,12 @@ class Recipient:
     # NAME.manifest.json beside each file (gateway.exchange.manifest): a receiving tachiai needs
     # it to verify the witnessed approval; false for a partner whose inbox reader expects one file.
     manifest: bool = True
+    # Delivery receipts (受領確認, gateway.exchange.receipts): the folder the recipient's signed
+    # receipts arrive in, the recipient's public key that must have signed them (its
+    # `tachiai audit public-key`), and how long a delivery may wait for one before it is listed.
+    receipts_dir: Path | None = None
+    receipt_key: NoteVerifier | None = None
+    receipt_within_hours: float = 24.0
 
     @property
     def password_channel(self) -> Path | None:
@@ -128,6 +138,8 @@ class Inbound:
     notify_command: tuple[str, ...] = ()
     remind_days: tuple[int, ...] = (14, 3, 0)
     pickups: Mapping[str, InboundPickupSource] = field(default_factory=dict)
+    # Where signed delivery receipts (受領確認) go back to providers: beside the inbox unless set.
+    receipts_dir: Path | None = None
 
     @property
     def enabled(self) -> bool:
@@ -388,6 +400,7 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         manifest = body.get("manifest", True)
         if not isinstance(manifest, bool):
             raise ConfigError(f"{where}.manifest must be true or false")
+        receipts = parse_receipts(body, where, lexical)
     except ConfigError as exc:
         if str(exc).startswith(str(path)):
             raise
@@ -401,6 +414,7 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         password_route=route,
         attempts=attempts,
         manifest=manifest,
+        **receipts,
     )
 
 
@@ -424,6 +438,7 @@ def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
         "notify_command",
         "remind_days",
         "pickup",
+        "receipts_dir",
     }
     only(body, known, f"{path}: inbound")
     inbox = folder("inbox")
@@ -479,5 +494,6 @@ def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
         notify_command=tuple(command),
         remind_days=tuple(sorted(set(days), reverse=True)),
         pickups=sources,
+        receipts_dir=folder("receipts_dir") or inbox.parent / "receipts",
     )
 

@@ -30,7 +30,7 @@ from gateway.errors import (
     StorageError,
 )
 from gateway.exchange.onward_guard import inspect_onward
-from gateway.outbound import approvals, manifests, names, pickup, replies
+from gateway.outbound import approvals, failures, manifests, names, pickup, replies
 from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
 from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
@@ -412,15 +412,20 @@ def _delivery_failed(
     now = clock.now_ns()
     log.warning("delivery of %s failed (attempt %d): %s", t.id, attempts, exc)
     events = list(noted)
-    info = {"attempts": attempts, "error": str(exc), "hint": exc.hint,
+    final = refused or attempts >= recipient.attempts
+    error = failures.describe(t, exc, attempts=attempts, limit=recipient.attempts, final=final,
+                              at=clock.iso(now))
+    info = {"attempts": attempts, "error": str(exc), "hint": error["hint"], "rule": error["rule"],
             "transport": recipient.transport, "route": recipient.route()}
-    if refused or attempts >= recipient.attempts:
+    last_error = json.dumps(error, ensure_ascii=False)
+    if final:
         events.append(event("transfer.failed", t, {**info, "refused": refused},
                             key=f"{t.id}:transfer.failed:{now}", time_ns=now))
-        return rt.store.transition(t, State.FAILED, events, attempts=attempts)
+        return rt.store.transition(t, State.FAILED, events, attempts=attempts,
+                                   last_error=last_error)
     events.append(event("delivery.retry", t, {**info, "attempt": attempts},
                         key=f"{t.id}:delivery.retry:{now}", time_ns=now))
-    return rt.store.update(t, events, attempts=attempts)
+    return rt.store.update(t, events, attempts=attempts, last_error=last_error)
 
 
 def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], *,

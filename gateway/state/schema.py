@@ -11,7 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, LargeBinary, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from gateway.state.lifecycles import HoldingState, State
@@ -48,6 +57,9 @@ class Transfer(SQLModel, table=True):
     attempts: int = 0
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # JSON of the last failed delivery attempt (rule, message, hint, attempts, final); added to
+    # older databases by `gateway.state.upgrades_errors`.
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
 
     @property
     def status(self) -> State:
@@ -56,6 +68,11 @@ class Transfer(SQLModel, table=True):
     def reason_list(self) -> list[dict[str, Any]]:
         value = json.loads(self.reasons)
         return value if isinstance(value, list) else []
+
+    def last_error_dict(self) -> dict[str, Any] | None:
+        """The last failed delivery attempt, or None when no attempt failed."""
+        value = json.loads(self.last_error) if self.last_error else None
+        return value if isinstance(value, dict) else None
 
 
 class Approval(SQLModel, table=True):

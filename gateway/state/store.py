@@ -21,7 +21,7 @@ from sqlalchemy import Connection, delete, event, select
 from audit.database import make_engine, sqlite_url
 from audit.events import Draft, check_draft
 from gateway.errors import InternalError, NotFound, StateError
-from gateway.state import schema
+from gateway.state import schema, upgrades_errors
 from gateway.state.dberrors import converted
 from gateway.state.lifecycles import TRANSFERS, State
 from gateway.state.machine import compare_and_set
@@ -69,6 +69,7 @@ class Store:
         # new database at once do not both create a table.
         with self.transaction("open the state database") as conn:
             schema.create(conn)
+            upgrades_errors.add_last_error(conn)
 
     @contextmanager
     def reading(self, doing: str = "read the state database") -> Iterator[Connection]:
