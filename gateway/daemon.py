@@ -117,6 +117,7 @@ class Daemon:
                 self._take_in_ready()
                 self._advance_work()
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second
+                self.rt.heartbeat()  # `tachiai nodes`; written every few seconds, never raises
                 wait = self.settings.poll_seconds
                 deadline = self.tracker.next_deadline()
                 if deadline is not None:

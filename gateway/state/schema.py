@@ -2,8 +2,9 @@
 waiting for the ledger, holdings (保有データ) with their links, terms, certificates, copies and
 keys, and the onward guard's fingerprints (再提供の禁止).
 
-Table and column names are those of release 0.1, whose databases must keep opening; `create`
-adds what a database lacks and never changes a table that exists. No query lives here.
+Table and column names are those of release 0.1, whose databases must keep opening; the
+Alembic revisions in gateway/state/migrations create and change them (gateway.state.migrate),
+and must give exactly these tables. No query lives here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, LargeBinary, Table, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from gateway.state.lifecycles import HoldingState, State
@@ -247,6 +248,20 @@ class FingerprintKeyCheck(SQLModel, table=True):
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+# -- several nodes: the daemons sharing one state database (revision 0002) --------------------
+
+
+class GatewayNode(SQLModel, table=True):
+    """A daemon (node) and its last heartbeat. Not `nodes`: the ledger, which may share the
+    PostgreSQL database, has a table of that name."""
+
+    __tablename__ = "gateway_nodes"
+    id: str = Field(primary_key=True)  # [gateway] node_name, or HOST:PID
+    version: str
+    started_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    heartbeat_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 def _table(model: type[SQLModel]) -> Table:
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
@@ -264,7 +279,9 @@ KEYS = _table(HoldingKey)
 ONWARD_SOURCES = _table(OnwardSource)
 FINGERPRINTS = _table(RowFingerprint)
 KEY_CHECK = _table(FingerprintKeyCheck)
+NODES = _table(GatewayNode)
 
+#: Release 0.1's tables (revision 0001).
 TABLES: tuple[Table, ...] = (
     TRANSFERS,
     APPROVALS,
@@ -279,9 +296,5 @@ TABLES: tuple[Table, ...] = (
     FINGERPRINTS,
     KEY_CHECK,
 )
-
-
-def create(conn: Connection) -> None:
-    """Create every table (and its indexes) the database lacks; existing ones are left as they
-    are (`checkfirst`), so a database of an earlier release opens and keeps its rows."""
-    SQLModel.metadata.create_all(conn, tables=list(TABLES), checkfirst=True)
+#: Every table of this release.
+ALL_TABLES: tuple[Table, ...] = (*TABLES, NODES)
