@@ -1,5 +1,5 @@
 """The daemons (nodes) sharing one state database: each writes a heartbeat every few seconds
-(`gateway_nodes`), and `tachiai nodes` lists them with the age of their last one.
+(`nodes`), and `tachiai nodes` lists them with the age of their last one.
 
 A heartbeat only says a daemon was alive; it grants nothing (work is claimed per transfer).
 Writing one never stops the daemon: a failure is logged and the next one tries again.

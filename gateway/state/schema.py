@@ -252,10 +252,10 @@ class FingerprintKeyCheck(SQLModel, table=True):
 
 
 class GatewayNode(SQLModel, table=True):
-    """A daemon (node) and its last heartbeat. Not `nodes`: the ledger, which may share the
-    PostgreSQL database, has a table of that name."""
+    """A daemon (node) and its last heartbeat (the ledger's own tables, which may share the
+    PostgreSQL database, are all named ledger_*)."""
 
-    __tablename__ = "gateway_nodes"
+    __tablename__ = "nodes"
     id: str = Field(primary_key=True)  # [gateway] node_name, or HOST:PID
     version: str
     started_ns: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -1,7 +1,7 @@
-"""The daemons that share this state database and when each last said it was alive.
+"""The daemons (nodes) that share this state database and when each last said it was alive.
 
-Named gateway_nodes: the ledger, which may live in the same PostgreSQL database, already has a
-table called nodes (its Merkle tree).
+The ledger, which may live in the same PostgreSQL database, names its tables ledger_*, so its
+ledger_nodes (the Merkle tree) and this table do not meet.
 
 Revision ID: 0002
 Revises: 0001
@@ -20,7 +20,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "gateway_nodes",
+        "nodes",
         sa.Column("id", sa.String(), primary_key=True),
         sa.Column("version", sa.String(), nullable=False),
         sa.Column("started_ns", sa.BigInteger(), nullable=False),
@@ -29,4 +29,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("gateway_nodes")
+    op.drop_table("nodes")
