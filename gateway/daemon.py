@@ -201,7 +201,7 @@ def run(settings: Settings) -> None:
     """
     # First, before the database is opened: two daemons on one SQLite state would both claim
     # and sweep it. The lock lives as long as this process (the kernel drops it on any exit).
-    with daemon_lock.acquire(settings.state_dir):
+    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
         daemon = Daemon(settings)
         signal.signal(signal.SIGTERM, daemon.stop)
         signal.signal(signal.SIGINT, daemon.stop)

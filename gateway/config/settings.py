@@ -8,6 +8,7 @@ is refused: the password must never travel with the file it opens (the PPAP prob
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -187,6 +188,15 @@ class Settings:
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.db"
+
+    @property
+    def daemon_lock_file(self) -> str:
+        """The daemon lock's file in state_dir: one per state on SQLite; on PostgreSQL one per
+        node (node_name, else the host name), as the nodes may share the state folder."""
+        if not self.database_url:
+            return "daemon.lock"
+        node = self.node_name or socket.gethostname()
+        return "daemon." + "".join(c if c.isalnum() or c in "-_." else "_" for c in node) + ".lock"
 
     @property
     def spool_dir(self) -> Path:
