@@ -20,6 +20,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, inspect, text
 
 from gateway.errors import StorageError
+from gateway.state import schema
 from gateway.state.dberrors import converted
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,31 @@ def upgrade(engine: Engine) -> None:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         log.info("upgraded the state database from %s to %s", before or "nothing", HEAD)
+
+
+def postgres_daemon_grants(role: str) -> tuple[str, ...]:
+    """The grants for the daemon's role when another role owns the state tables and runs the
+    migrations (docs/operations.md): it reads and writes rows, and cannot change the schema.
+
+    The ledger's tables get `audit.schema.postgres_daemon_grants` (read and insert only).
+
+    Raises:
+        ValueError: when `role` is not a plain SQL identifier.
+    """
+    if not role.isidentifier() or not role.isascii():
+        raise ValueError(f"{role!r} is not a plain SQL role name")
+    names = ", ".join(t.name for t in schema.ALL_TABLES)
+    sequences = ", ".join(
+        f"{t.name}_id_seq"
+        for t in schema.ALL_TABLES
+        if "id" in t.c and t.c.id.primary_key and t.c.id.type.python_type is int
+    )
+    return (
+        f"REVOKE ALL ON {names}, {VERSION_TABLE} FROM PUBLIC",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {names} TO {role}",
+        f"GRANT SELECT ON {VERSION_TABLE} TO {role}",
+        f"GRANT USAGE ON SEQUENCE {sequences} TO {role}",
+    )
 
 
 def current(conn: Connection) -> str | None:

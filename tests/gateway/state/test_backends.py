@@ -14,14 +14,16 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from audit import schema as ledger_schema
 from audit.events import Draft
+from audit.ledger import Ledger
 from gateway.errors import StateError, StorageError
-from gateway.state import fingerprint_store, holdings_store, keys_store, links, nodes
+from gateway.state import fingerprint_store, holdings_store, keys_store, links, migrate, nodes
 from gateway.state.fingerprint_store import Source
 from gateway.state.lifecycles import HoldingState, State
 from gateway.state.schema import Holding, TransferLink
 from gateway.state.store import Approval, Store, Transfer
-from tests.pg import PostgresServer, bin_dir, needs_postgres
+from tests.pg import ROLE, PostgresServer, bin_dir, needs_postgres
 
 
 @pytest.fixture(
@@ -164,3 +166,50 @@ def test_a_row_locked_by_another_postgres_session_is_a_storage_error_that_says_s
         other.rollback()
     store.transition(t, State.QUARANTINED, [])  # and works again once it is free
     store.engine.dispose()
+
+
+@needs_postgres
+def test_the_daemons_role_after_the_grants_works_and_cannot_change_the_schema(
+    postgres: PostgresServer, pg_database: str
+) -> None:
+    """docs/operations.md: an owner role migrates; the daemon's role only reads and writes."""
+    daemon_role = f"d_{pg_database}"
+    owner_url = postgres.url(pg_database)
+    Store(url=owner_url).engine.dispose()  # the owner migrates (a command run as the owner)
+    Ledger.connect(owner_url).close()
+    with postgres.admin() as admin:
+        admin.execute(f"CREATE ROLE {daemon_role} LOGIN")
+    try:
+        with psycopg.connect(postgres.dsn(pg_database, user=ROLE), autocommit=True) as owner:
+            for sql in (*migrate.postgres_daemon_grants(daemon_role),
+                        *ledger_schema.postgres_daemon_grants(daemon_role)):
+                owner.execute(sql)
+        url = postgres.url(pg_database, user=daemon_role)
+        store = Store(url=url)  # opens: at HEAD, nothing to migrate
+        store.create(_transfer(), [_event("t:dropped")])
+        store.transition(store.get("t-000000000001"), State.QUARANTINED, [_event("t:q")])
+        store.forget_pending(["t:dropped"])
+        with store.transaction() as conn:
+            store.add_approval(Approval(transfer_id="t-1", witness="suzuki", fingerprint="f",
+                                        sha256="s", signature="x", created_ns=1), conn)
+        keys_store.put(store, "h-1", b"\x01" * 32, 3)
+        assert keys_store.destroy(store, "h-1")
+        source = fingerprint_store.source_id(store, Source("h-1", "a1", "f1", "kita"), 5)
+        fingerprint_store.add(store, source, [b"\x03" * 16])
+        assert fingerprint_store.keep_key_check(store, "kcv", 1) == "kcv"
+        assert nodes.heartbeat(store, nodes.this_node("gw-a"))
+        store.engine.dispose()
+        ledger = Ledger.connect(url)
+        assert ledger.append([_event("t:dropped")]) == [0]
+        ledger.close()
+        with psycopg.connect(postgres.dsn(pg_database, user=daemon_role)) as conn:
+            for sql in ("DROP TABLE transfers", "ALTER TABLE transfers ADD COLUMN x INTEGER",
+                        "UPDATE alembic_version SET version_num = '0001'"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(sql)
+                conn.rollback()
+    finally:
+        with postgres.admin(pg_database) as admin:
+            admin.execute(f"DROP OWNED BY {daemon_role}")
+        with postgres.admin() as admin:
+            admin.execute(f"DROP ROLE {daemon_role}")
