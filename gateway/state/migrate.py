@@ -24,6 +24,9 @@ from gateway.state import schema
 from gateway.state.dberrors import converted
 
 log = logging.getLogger(__name__)
+# Alembic's own lines ("Context impl SQLiteImpl", one per revision) would reach every command's
+# stderr on a first start; ours below says what was upgraded.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 #: The newest revision under migrations/versions (tests check that it is Alembic's head).
 HEAD: Final = "0002"
@@ -48,7 +51,7 @@ def upgrade(engine: Engine) -> None:
     # Always under the lock, even when nothing is to be done: a command then meets a database
     # another process holds locked right away, with the usual "locked" message, and a version
     # read without the lock could be one that a running upgrade is about to change.
-    with converted("upgrade the state database"), engine.begin() as conn:
+    with converted("open the state database"), engine.begin() as conn:
         # On SQLite engine.begin() is BEGIN IMMEDIATE (audit.database): the write lock, held
         # until commit. PostgreSQL's transaction lock is freed at commit or rollback as well.
         if conn.dialect.name == "postgresql":
@@ -56,13 +59,15 @@ def upgrade(engine: Engine) -> None:
         before = current(conn)
         if before == HEAD:
             return
-        if before is None:
-            _accept_unversioned(conn)
+        release_0_1 = before is None and _accept_unversioned(conn)
         config = Config()
         config.set_main_option("script_location", str(SCRIPTS))
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
-        log.info("upgraded the state database from %s to %s", before or "nothing", HEAD)
+        if before is None and not release_0_1:
+            log.debug("created the state database at revision %s", HEAD)
+        else:
+            log.info("upgraded the state database from %s to %s", before or "0.1", HEAD)
 
 
 def postgres_daemon_grants(role: str) -> tuple[str, ...]:
@@ -97,7 +102,7 @@ def current(conn: Connection) -> str | None:
     return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()  # noqa: S608
 
 
-def _accept_unversioned(conn: Connection) -> None:
+def _accept_unversioned(conn: Connection) -> bool:
     """Check a database without a version table before revision 0001 runs on it.
 
     How a release 0.1 database is recognised: 0.1 did not use Alembic, so its database has no
@@ -106,6 +111,8 @@ def _accept_unversioned(conn: Connection) -> None:
     then the database is, in effect, stamped 0001: revision 0001 creates only the tables it
     lacks and leaves the others, rows and all. A database with none of our tables is new (it
     may hold the ledger's tables: they are not ours to check).
+
+    Returns whether it holds 0.1's tables (False: a new database).
 
     Raises:
         StorageError: a table of ours differs from release 0.1's.
@@ -123,3 +130,4 @@ def _accept_unversioned(conn: Connection) -> None:
             )
     if present:
         log.info("found a state database of release 0.1 (%d tables); upgrading it", len(present))
+    return bool(present)
