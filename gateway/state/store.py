@@ -101,11 +101,6 @@ class Store:
         # processes opening a new database at once do not both create a table.
         migrate.upgrade(self.engine)
 
-    @property
-    def dialect(self) -> str:
-        """"sqlite" or "postgresql"."""
-        return str(self.engine.dialect.name)
-
     @contextmanager
     def reading(self, doing: str = "read the state database") -> Iterator[Connection]:
         """A read-only connection (deferred: it never waits for a writer in WAL mode).

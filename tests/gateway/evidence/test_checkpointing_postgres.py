@@ -1,8 +1,7 @@
-"""A restore from a PostgreSQL backup meets the signed checkpoints: a ledger restored to an
-older point than the last checkpoint in the checkpoint folders is refused, never re-signed.
-
-The backup is the server's own copy of the database at time T (CREATE DATABASE … TEMPLATE);
-after T more events are appended and signed; then the database is replaced by the copy.
+"""The checkpoint service on a PostgreSQL ledger shared by several nodes: exactly one node signs
+at a time, and another takes over when it lets go; a restore from a backup meets the signed
+checkpoints: a ledger restored to an older point than the last checkpoint in the checkpoint
+folders is refused, never re-signed.
 """
 
 from __future__ import annotations
@@ -43,6 +42,28 @@ def _append_and_sign(url: str, settings: CheckpointSettings, events: int) -> int
         ledger.close()
 
 
+def test_two_nodes_one_signer_and_the_other_takes_over(pg_url: str, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)  # one key, one checkpoint folder: shared by both nodes
+    ledger_a, ledger_b = Ledger.connect(pg_url), Ledger.connect(pg_url)
+    a, b = CheckpointService(ledger_a, settings), CheckpointService(ledger_b, settings)
+    try:
+        ledger_a.append(transfer_events(10))
+        first = a.checkpoint_now()
+        assert first is not None and first.checkpoint.size == 10
+        ledger_b.append(transfer_events(5, 10))
+        assert b.checkpoint_now() is None  # a holds the signer lock: b does not sign
+        a.stop()  # a's node goes away (signs what it has, then lets go)
+        ledger_b.append(transfer_events(5, 15))
+        taken = b.checkpoint_now()
+        assert taken is not None and taken.checkpoint.size == 20  # b resumed from a's, went on
+    finally:
+        b.stop()
+        ledger_a.close()
+        ledger_b.close()
+
+
+# The backup is the server's own copy of the database at time T (CREATE DATABASE … TEMPLATE);
+# after T more events are appended and signed; then the database is replaced by the copy.
 def test_a_ledger_restored_from_an_older_backup_is_refused_naming_both_sizes(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
