@@ -41,6 +41,8 @@ Tx = Connection
 # How long a command waits for another process's write lock before it gives up with a
 # StorageError (exit 74) that says the database is locked.
 BUSY_TIMEOUT_SECONDS = 60.0
+# PostgreSQL: every state change notifies this channel at commit (gateway.state.wakeups).
+WAKE_CHANNEL = "tachiai_work"
 
 _T = schema.TRANSFERS
 _A = schema.APPROVALS
@@ -289,6 +291,10 @@ def _queue(conn: Tx, events: Sequence[Draft]) -> None:
     ]
     if rows:
         conn.execute(insert_ignoring(conn, _P), rows)
+        if conn.dialect.name == "postgresql":
+            # Wakes the other nodes at commit (sent once however often a transaction asks);
+            # only a hint: they poll anyway.
+            conn.exec_driver_sql(f"NOTIFY {WAKE_CHANNEL}")
 
 
 def insert_ignoring(conn: Tx, table: Table) -> Insert:

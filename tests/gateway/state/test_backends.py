@@ -7,6 +7,8 @@ held elsewhere becomes our own error on both.
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +20,20 @@ from audit import schema as ledger_schema
 from audit.events import Draft
 from audit.ledger import Ledger
 from gateway.errors import StateError, StorageError
-from gateway.state import fingerprint_store, holdings_store, keys_store, links, migrate, nodes
+from gateway.state import (
+    fingerprint_store,
+    holdings_store,
+    keys_store,
+    links,
+    migrate,
+    nodes,
+    wakeups,
+)
 from gateway.state.fingerprint_store import Source
 from gateway.state.lifecycles import HoldingState, State
 from gateway.state.schema import Holding, TransferLink
 from gateway.state.store import Approval, Store, Transfer
+from tests.conftest import wait_for
 from tests.pg import ROLE, PostgresServer, bin_dir, needs_postgres
 
 
@@ -213,3 +224,31 @@ def test_the_daemons_role_after_the_grants_works_and_cannot_change_the_schema(
             admin.execute(f"DROP OWNED BY {daemon_role}")
         with postgres.admin() as admin:
             admin.execute(f"DROP ROLE {daemon_role}")
+
+
+@needs_postgres
+def test_a_state_change_on_another_node_wakes_a_listener_at_commit(pg_url: str) -> None:
+    store, other = Store(url=pg_url), Store(url=pg_url)
+    wake = threading.Event()
+    listener = wakeups.Listener(store, wake)
+    assert listener.start()
+    try:
+        # The listener may not be listening yet: keep changing until it is woken.
+        def woken() -> bool:
+            other.record([_event(f"k{time.monotonic_ns()}")])
+            return wake.wait(0.5)
+
+        wait_for(woken, 30, "a notification")
+        wake.clear()
+        with pytest.raises(RuntimeError), other.transaction() as conn:
+            other.record([_event("rolled-back")], conn)
+            raise RuntimeError("rolled back: nothing is sent")
+        assert not wake.wait(1.5)
+    finally:
+        listener.stop()
+        store.engine.dispose()
+        other.engine.dispose()
+
+
+def test_on_sqlite_there_is_nothing_to_listen_to(tmp_path: Path) -> None:
+    assert not wakeups.Listener(Store(tmp_path / "s.db"), threading.Event()).start()
