@@ -123,6 +123,7 @@ class Daemon:
                 self._take_in_ready()
                 self._advance_work()
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second
+                self.rt.heartbeat()  # `tachiai nodes`; written every few seconds, never raises
                 wait = self.settings.poll_seconds
                 deadline = self.tracker.next_deadline()
                 if deadline is not None:
@@ -213,7 +214,7 @@ def run(settings: Settings) -> None:
     """
     # First, before the database is opened: two daemons on one SQLite state would both claim
     # and sweep it. The lock lives as long as this process (the kernel drops it on any exit).
-    with daemon_lock.acquire(settings.state_dir):
+    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
         daemon = Daemon(settings)
         signal.signal(signal.SIGTERM, daemon.stop)
         signal.signal(signal.SIGINT, daemon.stop)

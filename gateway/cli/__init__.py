@@ -27,6 +27,7 @@ from gateway.cli import (
     calendar,
     holdings,
     init,
+    nodes,
     partners,
     password,
     run,
@@ -54,6 +55,7 @@ COMMANDS: tuple[Callable[[Subparsers, argparse.ArgumentParser], None], ...] = (
     password.register,     # password
     holdings.register,     # holdings …
     partners.register,     # partners test
+    nodes.register,        # nodes
 )
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"

@@ -37,6 +37,7 @@ from gateway.evidence.checkpointing import (
 )
 from gateway.evidence.ledger_copy import copy_ledger
 from gateway.evidence.ledger_guard import LedgerGuard
+from gateway.runtime import open_ledger, open_store
 from gateway.state import clock
 from gateway.state.store import Store
 
@@ -275,10 +276,10 @@ def _public_key(args: argparse.Namespace) -> int:
 
 def _checkpoint(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    ledger = Ledger.open(settings.ledger_path)
+    ledger = open_ledger(settings)
     service = CheckpointService(
         ledger, CheckpointSettings.from_settings(settings),
-        guard=LedgerGuard(Store(settings.database_path), ledger),
+        guard=LedgerGuard(open_store(settings), ledger),
     )
     try:
         signed = service.checkpoint_now()
@@ -299,11 +300,16 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
-    source = args.ledger if args.ledger else settings_of(args).ledger_path
+    settings = None if args.ledger else settings_of(args)
+    if settings is None:
+        source, password_file = str(args.ledger), None
+    else:
+        source = settings.database_url or str(settings.ledger_path)
+        password_file = settings.database_password_file
     dest: Path = args.destination
     if dest.exists():
         raise UsageError(f"{dest} already exists")
-    events = copy_ledger(str(source), dest)
+    events = copy_ledger(source, dest, password_file=password_file)
     counted = f" ({events} events)" if events is not None else ""
     checkpoints = dest.absolute().parent / "checkpoints"
     print(
@@ -324,7 +330,7 @@ def _open(args: argparse.Namespace) -> Ledger:
         if is_postgres_url(args.ledger):
             return Ledger.connect(args.ledger, read_only=True, create=False)
         return Ledger.open(Path(args.ledger), snapshot=True)
-    return Ledger.open(settings_of(args).ledger_path, read_only=True)
+    return open_ledger(settings_of(args), read_only=True)
 
 
 def _trust(

@@ -10,6 +10,7 @@ place (routes and sources have modules of their own).
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from typing import Any
 
 from audit.notes import NoteVerifier
 from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
+from audit.database import postgres_url
+from audit.errors import LedgerStorageError
 from gateway.config.routes import (
     MAIL_KEYS,
     SFTP_KEYS,
@@ -55,8 +58,18 @@ COMPRESSIONS = ("deflate", "store")
 TRANSPORTS = ("local", "sftp", "mail")
 # The settings of each table; every table refuses any other key (gateway.config.schema).
 GATEWAY_KEYS = frozenset(
-    {"party", "state_dir", "outbox_dir", "registry", "agreements", "busy_timeout_seconds"}
+    {
+        "party",
+        "state_dir",
+        "outbox_dir",
+        "registry",
+        "agreements",
+        "busy_timeout_seconds",
+        "node_name",
+    }
 )
+#: [database]: the state database and the ledger on a PostgreSQL server (several nodes).
+DATABASE_KEYS = frozenset({"url", "password_file"})
 INTAKE_KEYS = frozenset(
     {"max_file_size", "settle_seconds", "scan_interval_seconds", "poll_seconds"}
 )
@@ -175,6 +188,12 @@ class Settings:
     # [gateway] busy_timeout_seconds: how long a command waits for another process's write lock
     # on the state database before it stops with "locked" (exit 74).
     busy_timeout_seconds: float = 60.0
+    # [database] url: "" keeps the state and the ledger in SQLite files under state_dir (one
+    # node); a postgresql:// URL (never with a password in it) puts both on that server.
+    database_url: str = ""
+    database_password_file: Path | None = None  # [database] password_file (else PGPASSWORD)
+    # [gateway] node_name: this daemon in `tachiai nodes`; "" is HOST:PID.
+    node_name: str = ""
 
     @property
     def database_path(self) -> Path:
@@ -183,6 +202,15 @@ class Settings:
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.db"
+
+    @property
+    def daemon_lock_file(self) -> str:
+        """The daemon lock's file in state_dir: one per state on SQLite; on PostgreSQL one per
+        node (node_name, else the host name), as the nodes may share the state folder."""
+        if not self.database_url:
+            return "daemon.lock"
+        node = self.node_name or socket.gethostname()
+        return "daemon." + "".join(c if c.isalnum() or c in "-_." else "_" for c in node) + ".lock"
 
     @property
     def spool_dir(self) -> Path:
@@ -228,7 +256,12 @@ def load_settings(path: Path) -> Settings:
 def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     base = path.parent
     only(raw, TOP_LEVEL, str(path))
-    tables = {"gateway": GATEWAY_KEYS, "intake": INTAKE_KEYS, "sealing": SEALING_KEYS}
+    tables = {
+        "gateway": GATEWAY_KEYS,
+        "intake": INTAKE_KEYS,
+        "sealing": SEALING_KEYS,
+        "database": DATABASE_KEYS,
+    }
 
     def section(name: str) -> Mapping[str, Any]:
         value = raw.get(name, {})
@@ -287,6 +320,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             compression=str(compression),
             compression_level=level,
             busy_timeout_seconds=float(gw.get("busy_timeout_seconds", 60.0)),
+            node_name=_node_name(gw.get("node_name", ""), path),
+            **_database(section("database"), resolve, path),
             pickups=pickups,
             inbound=inbound,
             **_ledger_settings(section("ledger"), resolve, path),
@@ -298,6 +333,48 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     if not 0 < settings.busy_timeout_seconds <= 3600:
         raise ConfigError(f"{path}: gateway.busy_timeout_seconds must be in (0, 3600]")
     return settings
+
+
+def _node_name(value: Any, path: Path) -> str:
+    if not isinstance(value, str) or len(value) > 200 or not value.isprintable():
+        raise ConfigError(
+            f"{path}: gateway.node_name must be a short printable name",
+            hint='e.g. node_name = "gw-a"; leave it out to use HOST:PID',
+        )
+    return value
+
+
+def _database(db: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:
+    """The [database] table: a PostgreSQL URL without a password, and where the password is.
+
+    Raises:
+        ConfigError: a URL that is not PostgreSQL's or carries a password; a password file
+            without a URL.
+    """
+    url = db.get("url", "")
+    if not isinstance(url, str):
+        raise ConfigError(f"{path}: database.url must be a string")
+    if url:
+        try:
+            postgres_url(url)
+        except LedgerStorageError as exc:
+            raise ConfigError(
+                f"{path}: database.url: {exc}",
+                hint='e.g. url = "postgresql://tachiai@db.example.lg.jp/tachiai" with '
+                'password_file = "/etc/tachiai/db-password"; see docs/operations.md',
+            ) from None
+    password_file = db.get("password_file")
+    if password_file is not None and not url:
+        raise ConfigError(
+            f"{path}: database.password_file is set but database.url is not",
+            hint="set database.url, or remove the [database] table to keep SQLite",
+        )
+    return {
+        "database_url": url,
+        "database_password_file": (
+            resolve(password_file, "database.password_file") if password_file else None
+        ),
+    }
 
 
 def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 While events arrive it signs a checkpoint (C2SP signed note, Ed25519) at least every
 `interval_seconds`, keeps a copy in the ledger and writes it to every configured place: folders
 (ideally on another mount), remote SFTP folders (gateway.evidence.checkpoint_sftp) and syslog. The
-signing key is a 0600 file under the state folder, never in the database.
+signing key is a 0600 file under the state folder, never in the database. On a PostgreSQL
+ledger shared by several nodes only the holder of `audit.locks.SignerLock` signs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from audit.checkpoints import (
 from audit.checkpoints import parse as parse_checkpoint
 from audit.errors import AuditError, LedgerIntegrityError
 from audit.ledger import Ledger
+from audit.locks import SignerLock
 from audit.notes import NoteError, NoteSigner, NoteVerifier
 from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import Settings
@@ -190,6 +192,11 @@ class CheckpointService:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._checkpointer: Checkpointer | None = None
+        # Several nodes on one PostgreSQL ledger: exactly one signs at a time (a session lock,
+        # taken over when its holder's connection ends). One SQLite ledger has one daemon.
+        self._signer_lock = (
+            SignerLock(ledger.engine) if ledger.engine.dialect.name == "postgresql" else None
+        )
         self._unpublished: dict[str, SignedCheckpoint] = {}
 
     def check_start(self) -> None:
@@ -242,6 +249,8 @@ class CheckpointService:
             self.checkpoint_now()
         except (AuditError, OSError) as exc:
             log.error("cannot sign the last ledger checkpoint: %s", exc)
+        if self._signer_lock is not None:
+            self._signer_lock.release()  # another node may sign from now on
         self.close()
 
     def close(self, timeout: float = CLOSE_SECONDS) -> list[str]:
@@ -305,7 +314,7 @@ class CheckpointService:
                     known += sink.notes()
                 except (OSError, NoteError) as exc:
                     log.warning("cannot read checkpoints in %s: %s", sink.name, exc)
-        checkpointer = Checkpointer(self.ledger, self.signer)
+        checkpointer = Checkpointer(self.ledger, self.signer, lock=self._signer_lock)
         last = checkpointer.resume(known)
         self._checkpointer = checkpointer
         log.info(

@@ -2,8 +2,9 @@
 waiting for the ledger, holdings (保有データ) with their links, terms, certificates, copies and
 keys, and the onward guard's fingerprints (再提供の禁止).
 
-Table and column names are those of release 0.1, whose databases must keep opening; `create`
-adds what a database lacks and never changes a table that exists. No query lives here.
+Table and column names are those of release 0.1, whose databases must keep opening; the
+Alembic revisions in gateway/state/migrations create and change them (gateway.state.migrate),
+and must give exactly these tables. No query lives here.
 """
 
 from __future__ import annotations
@@ -264,6 +265,20 @@ class FingerprintKeyCheck(SQLModel, table=True):
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+# -- several nodes: the daemons sharing one state database (revision 0002) --------------------
+
+
+class GatewayNode(SQLModel, table=True):
+    """A daemon (node) and its last heartbeat (the ledger's own tables, which may share the
+    PostgreSQL database, are all named ledger_*)."""
+
+    __tablename__ = "nodes"
+    id: str = Field(primary_key=True)  # [gateway] node_name, or HOST:PID
+    version: str
+    started_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    heartbeat_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 def _table(model: type[SQLModel]) -> Table:
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
@@ -301,7 +316,9 @@ FINGERPRINTS = _table(RowFingerprint)
 KEY_CHECK = _table(FingerprintKeyCheck)
 LEDGER_MOVED = _table(MovedEvent)
 LEDGER_MOVED_SINCE = _table(MovedSince)
+NODES = _table(GatewayNode)
 
+#: Release 0.1's tables (revision 0001).
 TABLES: tuple[Table, ...] = (
     TRANSFERS,
     APPROVALS,
@@ -315,12 +332,6 @@ TABLES: tuple[Table, ...] = (
     ONWARD_SOURCES,
     FINGERPRINTS,
     KEY_CHECK,
-    LEDGER_MOVED,
-    LEDGER_MOVED_SINCE,
 )
-
-
-def create(conn: Connection) -> None:
-    """Create every table (and its indexes) the database lacks; existing ones are left as they
-    are (`checkfirst`), so a database of an earlier release opens and keeps its rows."""
-    SQLModel.metadata.create_all(conn, tables=list(TABLES), checkfirst=True)
+#: Every table of this release: 0.1's, then those revisions 0002 and 0003 add.
+ALL_TABLES: tuple[Table, ...] = (*TABLES, NODES, LEDGER_MOVED, LEDGER_MOVED_SINCE)

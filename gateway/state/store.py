@@ -1,5 +1,8 @@
-"""The gateway's state database: opening it (every table created there, once), transactions,
+"""The gateway's state database: opening it (migrated to this release there, once), transactions,
 transfers, approvals, and events waiting for the ledger.
+
+It is a SQLite file in the state folder (one node) or a PostgreSQL database (`[database] url`,
+several nodes); what only SQLite has stays behind a check of the dialect.
 
 A state change and the ledger event describing it are written in one transaction (an outbox);
 `gateway.evidence.recorder` then moves events into the ledger, idempotently by key. So a crash
@@ -16,12 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, select
+from sqlalchemy import Connection, Insert, Table, delete, event, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.database import make_engine, sqlite_url
+from audit.errors import LedgerStorageError
 from audit.events import Draft, check_draft
-from gateway.errors import InternalError, NotFound, StateError
-from gateway.state import schema, upgrades_errors
+from gateway.errors import InternalError, NotFound, StateError, StorageError
+from gateway.state import migrate, schema
 from gateway.state.dberrors import converted
 from gateway.state.lifecycles import TRANSFERS, State
 from gateway.state.machine import compare_and_set
@@ -36,6 +41,8 @@ Tx = Connection
 # How long a command waits for another process's write lock before it gives up with a
 # StorageError (exit 74) that says the database is locked.
 BUSY_TIMEOUT_SECONDS = 60.0
+# PostgreSQL: every state change notifies this channel at commit (gateway.state.wakeups).
+WAKE_CHANNEL = "tachiai_work"
 
 _T = schema.TRANSFERS
 _A = schema.APPROVALS
@@ -45,31 +52,56 @@ _P = schema.PENDING
 class Store:
     """Reads and writes the state database."""
 
-    def __init__(self, path: Path, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS) -> None:
-        """Open (or create) the database and create every table it lacks.
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        url: str = "",
+        password_file: Path | None = None,
+        busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS,
+    ) -> None:
+        """Open (or create) the database at `path` (SQLite) or `url` (PostgreSQL, its password
+        from `password_file` or libpq's environment) and migrate it to this release.
 
         Raises:
             StorageError: the database cannot be opened or written, or stays locked by another
-                process for longer than `busy_timeout_seconds`.
+                process for longer than `busy_timeout_seconds`; a URL carrying a password.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.engine = make_engine(sqlite_url(path))
+        if url:
+            try:
+                self.engine = make_engine(url, password_file=password_file)
+            except LedgerStorageError as exc:
+                raise StorageError(f"cannot open the state database: {exc}") from None
+        elif path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine = make_engine(sqlite_url(path))
+        else:
+            raise InternalError("a state database needs a path or a URL")
+        wait_ms = max(0, int(busy_timeout_seconds * 1000))
         if self.engine.dialect.name == "sqlite":
-            busy_ms = max(0, int(busy_timeout_seconds * 1000))
 
             # Registered after the engine's own listener, so it replaces its busy timeout.
             @event.listens_for(self.engine, "connect")
             def _busy(dbapi_conn: Any, _record: Any) -> None:
                 cur = dbapi_conn.cursor()
-                cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                cur.execute(f"PRAGMA busy_timeout = {wait_ms}")
                 cur.close()
 
-        # Every table, here and only here: under the write lock, so two processes opening a
-        # new database at once do not both create a table.
-        with self.transaction("open the state database") as conn:
-            schema.create(conn)
-            upgrades_errors.add_last_error(conn)
+        elif self.engine.dialect.name == "postgresql":
+
+            # The same promise on PostgreSQL: a row lock held too long ends in "lock timeout",
+            # which gateway.state.dberrors turns into the same "locked" StorageError.
+            @event.listens_for(self.engine, "connect")
+            def _lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute(f"SET lock_timeout = {wait_ms}")
+                cur.close()
+                dbapi_conn.commit()
+
+        # Every table, here and only here, under a lock (gateway.state.migrate), so two
+        # processes opening a new database at once do not both create a table.
+        migrate.upgrade(self.engine)
 
     @contextmanager
     def reading(self, doing: str = "read the state database") -> Iterator[Connection]:
@@ -261,4 +293,17 @@ def _queue(conn: Tx, events: Sequence[Draft]) -> None:
         for e in events
     ]
     if rows:
-        conn.execute(_P.insert().prefix_with("OR IGNORE"), rows)
+        conn.execute(insert_ignoring(conn, _P), rows)
+        if conn.dialect.name == "postgresql":
+            # Wakes the other nodes at commit (sent once however often a transaction asks);
+            # only a hint: they poll anyway.
+            conn.exec_driver_sql(f"NOTIFY {WAKE_CHANNEL}")
+
+
+def insert_ignoring(conn: Tx, table: Table) -> Insert:
+    """An INSERT that skips a row whose unique key is stored already (ON CONFLICT DO NOTHING,
+    written the way the connection's database spells it).
+    """
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()

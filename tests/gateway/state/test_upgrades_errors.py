@@ -1,5 +1,5 @@
-"""A database made before `transfers.last_error` existed gets the column when it opens, once,
-and keeps its rows; opening it again changes nothing."""
+"""A database made before `transfers.last_error` existed gets the column when it opens (Alembic
+revision 0004), once, and keeps its rows; opening it again changes nothing."""
 
 from __future__ import annotations
 
