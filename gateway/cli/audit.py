@@ -39,7 +39,6 @@ from gateway.evidence.ledger_copy import copy_ledger
 from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.runtime import open_ledger, open_store
 from gateway.state import clock
-from gateway.state.store import Store
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:

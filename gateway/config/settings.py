@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.notes import NoteVerifier
-from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
 from audit.database import postgres_url
 from audit.errors import LedgerStorageError
+from audit.notes import NoteVerifier
+from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
 from gateway.config.routes import (
     MAIL_KEYS,
     SFTP_KEYS,
