@@ -48,6 +48,9 @@ class Transfer(SQLModel, table=True):
     attempts: int = 0
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # A worker's claim (gateway.state.claims): who acts on it now, and until when.
+    claimed_by: str | None = None
+    lease_until_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
 
     @property
     def status(self) -> State:
@@ -139,6 +142,8 @@ class Holding(SQLModel, table=True):
     inbox: str = "{}"  # the names it arrived under: manifest, sealed, password
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    claimed_by: str | None = None  # a worker's claim, as on transfers
+    lease_until_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
 
     @property
     def status(self) -> HoldingState:
