@@ -51,7 +51,8 @@ COMPRESSIONS = ("deflate", "store")
 TRANSPORTS = ("local", "sftp", "mail")
 # The settings of each table; every table refuses any other key (gateway.config.schema).
 GATEWAY_KEYS = frozenset(
-    {"party", "state_dir", "outbox_dir", "registry", "agreements", "busy_timeout_seconds"}
+    {"party", "state_dir", "outbox_dir", "registry", "agreements", "busy_timeout_seconds",
+     "workers", "error_attempts", "node"}
 )
 INTAKE_KEYS = frozenset(
     {"max_file_size", "settle_seconds", "scan_interval_seconds", "poll_seconds"}
@@ -161,6 +162,14 @@ class Settings:
     # [gateway] busy_timeout_seconds: how long a command waits for another process's write lock
     # on the state database before it stops with "locked" (exit 74).
     busy_timeout_seconds: float = 60.0
+    # [gateway] workers: threads in each CPU lane (intake and checks; sealing) of the daemon
+    # (gateway.workers); each partner's deliveries have a lane of their own besides.
+    workers: int = 2
+    # [gateway] error_attempts: tries of a step that fails with an internal error before its
+    # transfer is `failed` (rule internal.error).
+    error_attempts: int = 5
+    # [gateway] node: this daemon's name in claim owners (node:pid:worker); the host name if "".
+    node: str = ""
 
     @property
     def database_path(self) -> Path:
@@ -273,6 +282,9 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             compression=str(compression),
             compression_level=level,
             busy_timeout_seconds=float(gw.get("busy_timeout_seconds", 60.0)),
+            workers=_whole(gw.get("workers", 2), "gateway.workers", path),
+            error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
+            node=str(gw.get("node", "")),
             pickups=pickups,
             inbound=inbound,
             **_ledger_settings(section("ledger"), resolve, path),
@@ -283,7 +295,21 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
         raise ConfigError(f"{path}: intake limits must be positive")
     if not 0 < settings.busy_timeout_seconds <= 3600:
         raise ConfigError(f"{path}: gateway.busy_timeout_seconds must be in (0, 3600]")
+    if not 1 <= settings.workers <= 64 or not 1 <= settings.error_attempts <= 100:
+        raise ConfigError(f"{path}: gateway.workers must be in [1, 64] and "
+                          "gateway.error_attempts in [1, 100]")
+    if ":" in settings.node:
+        raise ConfigError(f"{path}: gateway.node must not contain ':'",
+                          hint="a short name such as gw1")
     return settings
+
+
+def _whole(value: Any, key: str, path: Path) -> int:
+    """Raises: ConfigError when `value` is not a whole number."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{path}: {key} must be a whole number",
+                          hint=f"e.g. {key.split('.')[1]} = 2")
+    return value
 
 
 def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:
