@@ -135,12 +135,18 @@ class Workers:
         intents = {t.source_path for t in self.rt.store.in_states([State.DROPPED])}
         for box, path in ready:
             tracker.forget(path)
-            key = str(path)
-            with self._lock:
-                if key in self._queued or key in intents:
-                    continue
-                self._queued.add(key)
-            self.intake.jobs.put(Job(key, partial(self._intake, box, path)))
+            if str(path) not in intents:
+                self.submit(box, path)
+
+    def submit(self, box: Outbox, path: Path) -> bool:
+        """Queue one settled outbox entry for intake; False when it is already queued."""
+        key = str(path)
+        with self._lock:
+            if key in self._queued:
+                return False
+            self._queued.add(key)
+        self.intake.jobs.put(Job(key, partial(self._intake, box, path)))
+        return True
 
     def dispatch(self) -> None:
         """Queue every claimable transfer that is due on the lane of its next step."""
