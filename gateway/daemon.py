@@ -1,9 +1,10 @@
 """The daemon (`tachiai run`): watches the outboxes and moves transfers through the pipeline.
 
-It finishes whatever a crash interrupted before it looks for new files, keeps running when one
-file or one step fails (the failure is logged and retried with back-off), and stops cleanly on
-SIGTERM or SIGINT, leaving every transfer in a recorded state. It refuses to start while another
-daemon holds the same state directory (gateway.state.daemon_lock).
+This loop watches and dispatches; the steps run in lanes of worker threads (gateway.workers),
+each claimed first. It takes back the claims of workers a crash killed before it looks for new
+files, keeps running when one file or one step fails (retried with back-off, then `failed`),
+and stops cleanly on SIGTERM or SIGINT, leaving every transfer in a recorded state. It refuses
+to start while another daemon holds the same state directory (gateway.state.daemon_lock).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
 from gateway.state import clock, daemon_lock
+from gateway.workers import Workers
 
 log = logging.getLogger(__name__)
 
-_RETRY_AFTER_ERROR_SECONDS = 30.0
 #: Outbox folders the daemon makes: rwx for the daemon and the senders' group, setgid so what
 #: is made inside keeps the group. Set by chmod, because the unit's UMask=0077 would leave
 #: drwx--S--- and no sender could drop a file.
@@ -62,7 +63,7 @@ class Daemon:
         )
         self.outboxes = self._prepare_outboxes()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
-        self._held: dict[str, float] = {}  # transfer id → monotonic time of its next try
+        self.workers = Workers(self.rt, self.stopping, self.tracker.wake)
 
     def _prepare_outboxes(self) -> list[Outbox]:
         boxes = []
@@ -98,16 +99,21 @@ class Daemon:
         # Before any work: an event in the ledger that the gateway did not write stops the
         # start (LedgerIntegrityError) instead of being signed into the next checkpoint.
         self.checkpoints.check_start()
-        recovered = pipeline.recover(self.rt)
+        # Claims of this node's workers that died are taken back now; the workers then resume
+        # every unfinished step (a lease held elsewhere is taken over once it expires).
+        self.workers.release_dead()
+        recovered = pipeline.recover(self.rt, owner=self.workers.owner, states=())
         if recovered:
-            log.info("resumed %d unfinished transfer(s)", recovered)
+            log.info("resuming %d unfinished transfer(s)", recovered)
         # Refuses to start (LedgerIntegrityError) if the ledger contradicts our last checkpoint.
         self.checkpoints.start()
         self.tracker.start_watching()
         for box in self.outboxes:
             log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
-        log.info("tachiai is running (party %s); stop with Ctrl-C or SIGTERM", self.settings.party)
+        log.info("tachiai is running (party %s, %d worker(s) per lane); stop with Ctrl-C or "
+                 "SIGTERM", self.settings.party, self.settings.workers)
         last_scan = last_sweep = -1e9
+        self.workers.start()
         try:
             while not self.stopping.is_set():
                 if time.monotonic() - last_sweep >= _SWEEP_SECONDS:
@@ -120,8 +126,8 @@ class Daemon:
                 self.inbound_pickup.poll_due()  # never raises; before the inbox is read
                 arrivals.poll_inbound(self.rt)  # never raises
                 receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
-                self._take_in_ready()
-                self._advance_work()
+                self.workers.take_in(self.tracker)
+                self.workers.dispatch()
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second
                 self.rt.heartbeat()  # `tachiai nodes`; written every few seconds, never raises
                 wait = self.settings.poll_seconds
@@ -131,6 +137,7 @@ class Daemon:
                 self.tracker.wake.wait(wait)
                 self.tracker.wake.clear()
         finally:
+            self.workers.stop()  # running steps finish or give their claims back
             self.tracker.stop_watching()
             self.rt.flush()
             self.checkpoints.stop()  # signs a last checkpoint
@@ -141,48 +148,6 @@ class Daemon:
             schedule_sweep.sweep_late(self.rt)
         except TachiaiError as exc:
             log.error("the schedule sweep failed: %s", exc.diagnostics())
-
-    def _take_in_ready(self) -> None:
-        for box, path in self.tracker.ready():
-            if self.stopping.is_set():
-                return
-            self.tracker.forget(path)
-            try:
-                transfer = pipeline.take_in(self.rt, box, path)
-            except TachiaiError as exc:
-                log.error("cannot take in a file from %s: %s", box.path, exc.diagnostics())
-                continue
-            except Exception as exc:
-                # A bug must not stop the daemon for every other file (nor at every start while
-                # the file waits). Only the class is logged: an unchecked name may be in the
-                # message, and a name is written nowhere before it is checked.
-                log.error("cannot take in a file from %s: internal error (%s); it is tried "
-                          "again at the next scan", box.path, type(exc).__name__)
-                continue
-            if transfer is not None:
-                log.info("transfer %s (%s) is %s", transfer.id, transfer.file_name, transfer.state)
-
-    def _advance_work(self) -> None:
-        now = time.monotonic()
-        for transfer in self.rt.store.in_states(pipeline.WORK_STATES):
-            if self.stopping.is_set():
-                return
-            if self._held.get(transfer.id, 0.0) > now or not pipeline.due(transfer, clock.now_ns()):
-                continue
-            try:
-                after = pipeline.advance(self.rt, transfer)
-            except TachiaiError as exc:
-                log.error("transfer %s: %s", transfer.id, exc.diagnostics())
-                self._held[transfer.id] = now + _RETRY_AFTER_ERROR_SECONDS
-                continue
-            except Exception:
-                # A bug must not stop the other transfers; this one waits and is retried.
-                log.exception("transfer %s: internal error; it will be retried", transfer.id)
-                self._held[transfer.id] = now + _RETRY_AFTER_ERROR_SECONDS
-                continue
-            self._held.pop(transfer.id, None)
-            if after.state != transfer.state:
-                log.info("transfer %s is %s", after.id, after.state)
 
 
 def make_outbox(path: Path, root: Path) -> None:

@@ -7,6 +7,7 @@ but changes no transfer. Event drafts are made here so every event has the same 
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from gateway.state.spool import Spool
 from gateway.state.store import Store, Transfer
 from policies.agreement import Agreement, Flow
 from policies.handlers import Registry
+
+_FLUSHING = threading.Lock()
 
 
 @dataclass
@@ -75,7 +78,10 @@ class Runtime:
                 if f.provider == self.settings.party]
 
     def flush(self) -> int:
-        return recorder.flush(self.store, self.ledger)
+        # One flush at a time per process: the daemon's workers all flush after their steps,
+        # and appends from one process in turn are cheaper than waits on the ledger's lock.
+        with _FLUSHING:
+            return recorder.flush(self.store, self.ledger)
 
 
 def open_store(settings: Settings) -> Store:

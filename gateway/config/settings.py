@@ -66,6 +66,8 @@ GATEWAY_KEYS = frozenset(
         "agreements",
         "busy_timeout_seconds",
         "node_name",
+        "workers",
+        "error_attempts",
     }
 )
 #: [database]: the state database and the ledger on a PostgreSQL server (several nodes).
@@ -194,6 +196,12 @@ class Settings:
     database_password_file: Path | None = None  # [database] password_file (else PGPASSWORD)
     # [gateway] node_name: this daemon in `tachiai nodes`; "" is HOST:PID.
     node_name: str = ""
+    # [gateway] workers: threads in each CPU lane (intake and checks; sealing) of the daemon
+    # (gateway.workers); each partner's deliveries have a lane of their own besides.
+    workers: int = 2
+    # [gateway] error_attempts: tries of a step that fails with an internal error before its
+    # transfer is `failed` (rule internal.error).
+    error_attempts: int = 5
 
     @property
     def database_path(self) -> Path:
@@ -322,6 +330,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             busy_timeout_seconds=float(gw.get("busy_timeout_seconds", 60.0)),
             node_name=_node_name(gw.get("node_name", ""), path),
             **_database(section("database"), resolve, path),
+            workers=_whole(gw.get("workers", 2), "gateway.workers", path),
+            error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
             pickups=pickups,
             inbound=inbound,
             **_ledger_settings(section("ledger"), resolve, path),
@@ -332,6 +342,12 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
         raise ConfigError(f"{path}: intake limits must be positive")
     if not 0 < settings.busy_timeout_seconds <= 3600:
         raise ConfigError(f"{path}: gateway.busy_timeout_seconds must be in (0, 3600]")
+    if not 1 <= settings.workers <= 64 or not 1 <= settings.error_attempts <= 100:
+        raise ConfigError(f"{path}: gateway.workers must be in [1, 64] and "
+                          "gateway.error_attempts in [1, 100]")
+    if ":" in settings.node_name:
+        raise ConfigError(f"{path}: gateway.node_name must not contain ':' (claims are "
+                          "owned as NODE:PID:WORKER)", hint='a short name such as "gw1"')
     return settings
 
 
@@ -375,6 +391,14 @@ def _database(db: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]
             resolve(password_file, "database.password_file") if password_file else None
         ),
     }
+
+
+def _whole(value: Any, key: str, path: Path) -> int:
+    """Raises: ConfigError when `value` is not a whole number."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{path}: {key} must be a whole number",
+                          hint=f"e.g. {key.split('.')[1]} = 2")
+    return value
 
 
 def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import pwd
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from gateway.outbound.sealing import (
     suffix,
 )
 from gateway.runtime import Runtime, event, new_transfer_id
-from gateway.state import clock
+from gateway.state import claims, clock
 from gateway.state.spool import copy_private, inspect, open_regular, write_atomic
 from gateway.state.store import Transfer
 from gateway.transports import HostKeyRefused, Parcel
@@ -62,11 +62,18 @@ from policies.reasons import Reason
 log = logging.getLogger(__name__)
 
 WORK_STATES = (State.DROPPED, State.QUARANTINED, State.APPROVED, State.SEALED)
+KIND = "transfer"  # what a worker claims (gateway.state.claims)
+#: How long a claim lasts without a heartbeat; a worker renews it while a step runs (see
+#: gateway.workers), so only a dead worker's claim expires and is taken over.
+LEASE_SECONDS = 60.0
 
 
-def take_in(rt: Runtime, outbox: Outbox, path: Path) -> Transfer | None:
+def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None,
+            states: Collection[State] = WORK_STATES) -> Transfer | None:
     """Record an intake intent, move the entry into the spool, and quarantine it.
 
+    With an `owner` (a worker), the transfer is created already claimed by it, so no other
+    worker moves the entry meanwhile; `states` limits the steps taken here (see `advance`).
     The name is checked before anything is recorded (policies.file_names): `transfer.dropped`
     carries only its keyed hash (`name_hmac`), and the checked name first appears in
     `transfer.quarantined`. A refused name is stored nowhere: the transfer records the outbox and
@@ -90,35 +97,53 @@ def take_in(rt: Runtime, outbox: Outbox, path: Path) -> Transfer | None:
         # is gone and cannot be checked again.
         reasons=json.dumps([r.as_dict() for r in verdict.reasons], ensure_ascii=False),
         created_ns=now, updated_ns=now,
+        claimed_by=owner,
+        lease_until_ns=None if owner is None else claims.now_ns() + int(LEASE_SECONDS * 1e9),
     )
     rt.store.create(transfer, [event("transfer.dropped", transfer, {
         "name_hmac": digest, "kind": entry.kind,
     }, time_ns=now)])
     faults.crash_point("after-intent")
-    return advance(rt, transfer)
+    return advance(rt, transfer, owner=owner, states=states)
 
 
-def advance(rt: Runtime, transfer: Transfer) -> Transfer:
-    """Take every step the transfer is ready for; stop where it must wait."""
+def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
+            states: Collection[State] = WORK_STATES) -> Transfer:
+    """Take every step in `states` the transfer is ready for; stop where it must wait.
+
+    With an `owner` (a worker), each step is claimed first and taken only if the claim is
+    granted; a step's transition ends the claim, and a step that moves nothing (a delivery to be
+    retried) or raises gives it back. Without one (a command, a test) steps run unclaimed.
+    """
     steps = {
         State.DROPPED: _quarantine,
         State.QUARANTINED: _check,
         State.APPROVED: _seal,
         State.SEALED: _deliver,
     }
-    while (step := steps.get(transfer.status)) is not None:
+    while transfer.status in states and (step := steps.get(transfer.status)) is not None:
+        if owner is not None:
+            if not rt.store.claim(KIND, transfer.id, transfer.state, owner, LEASE_SECONDS):
+                log.debug("transfer %s is claimed by another worker", transfer.id)
+                return transfer
+            transfer = transfer.model_copy(update={"claimed_by": owner})
+        moved = False
         try:
+            faults.fail_point(step.__name__.lstrip("_"), transfer.file_name)
             nxt = step(rt, transfer)
+            moved = nxt.state != transfer.state
         except StateError:
             log.info("transfer %s was moved on by another process", transfer.id)
             return rt.store.get(transfer.id)
         finally:
+            if owner is not None and not moved:
+                rt.store.release(KIND, transfer.id, owner)
             rt.flush()
-        if nxt.state == transfer.state:
+        if not moved:
             return nxt
         transfer = nxt
     if transfer.status is State.DELIVERED:
-        _erase_password(rt, transfer)
+        erase_password(rt, transfer, owner=owner)
     return transfer
 
 
@@ -130,16 +155,18 @@ def due(t: Transfer, now_ns: int) -> bool:
     return now_ns >= t.updated_ns + backoff_ns
 
 
-def recover(rt: Runtime) -> int:
-    """After a start or crash: flush events, finish every unfinished step."""
+def recover(rt: Runtime, *, owner: str | None = None,
+            states: Collection[State] = WORK_STATES) -> int:
+    """After a start or crash: flush events, finish every unfinished step in `states` (none,
+    when workers will), erase passwords left after delivery; return how many are unfinished."""
     rt.flush()
-    count = 0
-    for transfer in rt.store.in_states(WORK_STATES):
-        advance(rt, transfer)
-        count += 1
+    unfinished = rt.store.in_states(WORK_STATES)
+    for transfer in unfinished:
+        if transfer.status in states:
+            advance(rt, transfer, owner=owner, states=states)
     for transfer in rt.store.in_states([State.DELIVERED]):
-        _erase_password(rt, transfer)
-    return count
+        erase_password(rt, transfer, owner=owner)
+    return len(unfinished)
 
 
 def _quarantine(rt: Runtime, t: Transfer) -> Transfer:
@@ -441,8 +468,18 @@ def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], *,
                                reasons=json.dumps(dicts, ensure_ascii=False), **changes)
 
 
-def _erase_password(rt: Runtime, t: Transfer) -> None:
-    (rt.spool.folder(t.id) / "password").unlink(missing_ok=True)
+def erase_password(rt: Runtime, t: Transfer, *, owner: str | None = None) -> None:
+    """Remove a delivered transfer's password from the spool (claimed first, by a worker)."""
+    password = rt.spool.folder(t.id) / "password"
+    if not os.path.lexists(password):
+        return  # nothing to erase: no claim needed
+    if owner is not None and not rt.store.claim(KIND, t.id, t.state, owner, LEASE_SECONDS):
+        return
+    try:
+        password.unlink(missing_ok=True)
+    finally:
+        if owner is not None:
+            rt.store.release(KIND, t.id, owner)
 
 
 def _user_name(uid: int) -> str | None:

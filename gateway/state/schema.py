@@ -58,8 +58,11 @@ class Transfer(SQLModel, table=True):
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     # JSON of the last failed delivery attempt (rule, message, hint, attempts, final); added to
-    # older databases by `gateway.state.upgrades_errors`.
+    # older databases by Alembic revision 0004 (gateway/state/migrations).
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    # A worker's claim (gateway.state.claims): who acts on it now, and until when.
+    claimed_by: str | None = None
+    lease_until_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
 
     @property
     def status(self) -> State:
@@ -156,6 +159,8 @@ class Holding(SQLModel, table=True):
     inbox: str = "{}"  # the names it arrived under: manifest, sealed, password
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    claimed_by: str | None = None  # a worker's claim, as on transfers
+    lease_until_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
 
     @property
     def status(self) -> HoldingState:

@@ -26,7 +26,7 @@ from audit.database import make_engine, sqlite_url
 from audit.errors import LedgerStorageError
 from audit.events import Draft, check_draft
 from gateway.errors import InternalError, NotFound, StateError, StorageError
-from gateway.state import migrate, schema
+from gateway.state import claims, migrate, schema
 from gateway.state.dberrors import converted
 from gateway.state.lifecycles import TRANSFERS, State
 from gateway.state.machine import compare_and_set
@@ -167,11 +167,16 @@ class Store:
     ) -> Transfer:
         """Move a transfer on from the state it was read in, with its events, atomically.
 
+        A transfer read with a claim moves only while the claim is still its reader's, and the
+        move ends the claim (the next step is claimed anew).
+
         Raises:
             StateError: when the move is not allowed or another process moved it first.
         """
         TRANSFERS.require_transition(transfer.status, target)
         values = {**changes, "state": target.value}
+        if transfer.claimed_by is not None:
+            values.update(claimed_by=None, lease_until_ns=None)
         if "updated_ns" not in values:
             values["updated_ns"] = max((e.time_ns for e in events), default=transfer.updated_ns)
         if conn is None:
@@ -187,6 +192,7 @@ class Store:
                 f"transfer {transfer.id} changed state while being processed",
                 hint="look again with `tachiai transfers show ID`",
             ),
+            claimant=transfer.claimed_by,
         )
         _queue(conn, events)
         return transfer.model_copy(update=values)
@@ -209,9 +215,61 @@ class Store:
                 transfer.state,
                 values,
                 StateError(f"transfer {transfer.id} changed state while being processed"),
+                claimant=transfer.claimed_by,
             )
             _queue(conn, events)
         return transfer.model_copy(update=values)
+
+    # -- claims (gateway.state.claims) -------------------------------------------------------
+
+    def claim(self, kind: str, row_id: str, expected_state: str, owner: str,
+              lease_seconds: float) -> bool:
+        """Claim a transfer or holding (`kind`) before a step with side effects; True if held.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        with self.transaction("claim work") as conn:
+            return claims.claim(conn, kind, row_id, expected_state, owner, lease_seconds)
+
+    def renew(self, kind: str, row_id: str, owner: str, lease_seconds: float) -> bool:
+        """Extend a claim (a heartbeat); False when it is no longer `owner`'s.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        with self.transaction("renew a claim") as conn:
+            return claims.renew(conn, kind, row_id, owner, lease_seconds)
+
+    def release(self, kind: str, row_id: str, owner: str) -> bool:
+        """Give up `owner`'s claim, if it still holds one.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        with self.transaction("release a claim") as conn:
+            return claims.release(conn, kind, row_id, owner)
+
+    def release_owners(self, owners: Sequence[str]) -> int:
+        """Release every claim of owners known to be dead.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        if not owners:
+            return 0
+        with self.transaction("release claims of stopped workers") as conn:
+            return claims.release_owners(conn, owners)
+
+    def holders(self) -> list[claims.Holder]:
+        with self.reading("read claims") as conn:
+            return claims.holders(conn)
+
+    def claimable(self, states: Sequence[State], owner: str, limit: int = 500) -> list[Transfer]:
+        """Transfers in `states` that `owner` could claim now, oldest first."""
+        query = claims.candidates("transfer", [s.value for s in states], owner, limit)
+        with self.reading("list work to claim") as conn:
+            return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
     # -- approvals --------------------------------------------------------------------------
 
