@@ -14,7 +14,7 @@ from gateway.outbound import approvals
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("approve", parents=[common], help="approve a transfer as a witness")
+    p = sub.add_parser("approve", parents=[common], help="approve transfers as a witness")
     p.add_argument("id")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--key", type=Path, help="your SSH private key: sign and submit")
