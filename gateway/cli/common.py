@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,8 @@ from gateway.cli.parsers import Subparsers as Subparsers
 from gateway.cli.parsers import common_parser as common_parser
 from gateway.cli.parsers import group as group
 from gateway.config.settings import Settings, config_path_from, load_settings
-from gateway.errors import InputError
+from gateway.errors import InputError, UsageError
+from gateway.state import clock
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -52,6 +54,44 @@ def signature_from(args: argparse.Namespace, message: bytes, namespace: str) -> 
         return Path(args.signature).read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read signature file {args.signature}: {exc}") from exc
+
+
+#: How many rows a list shows unless told otherwise: the latest ones.
+DEFAULT_LIMIT = 50
+
+
+def paging_options(p: argparse.ArgumentParser) -> None:
+    """`--limit N`, `--since TIME` and `--all` of a list that shows the latest rows."""
+    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N",
+                   help=f"show the latest N (default {DEFAULT_LIMIT})")
+    p.add_argument("--since", metavar="TIME", help="only those created at or after TIME "
+                   "(ISO date or date and time, JST unless given)")
+    p.add_argument("--all", action="store_true", help="show every one")
+
+
+def paging_of(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """The (since_ns, limit) of a list's command line.
+
+    Raises:
+        UsageError: a limit below 1 or a time that is not ISO 8601.
+    """
+    if args.limit < 1:
+        raise UsageError("--limit must be 1 or more", hint="or give --all")
+    try:
+        since = clock.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    return since, None if args.all else args.limit
+
+
+def print_footer(args: argparse.Namespace, shown: int, more: int, what: str) -> None:
+    """Say how many earlier rows the page left out and how to see them (on stderr with --json,
+    so the JSON stays one array of the same objects)."""
+    if more <= 0:
+        return
+    print(f"… {more} earlier {what} not shown (the latest {shown} are); see them with "
+          f"--limit {shown + more}, --since TIME or --all",
+          file=sys.stderr if args.json else sys.stdout)
 
 
 def print_json(data: Any) -> None:

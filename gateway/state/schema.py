@@ -11,7 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, LargeBinary, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    LargeBinary,
+    Table,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from gateway.state.lifecycles import HoldingState, State
@@ -26,6 +35,11 @@ class Transfer(SQLModel, table=True):
     """One outbound file from drop to delivery."""
 
     __tablename__ = "transfers"
+    # The lists' order (`transfers list`: the latest first), overall and in one state.
+    __table_args__ = (
+        Index("ix_transfers_created", "created_ns", "id"),
+        Index("ix_transfers_state_created", "state", "created_ns", "id"),
+    )
     id: str = Field(primary_key=True)
     agreement: str = Field(index=True)
     flow: str
@@ -107,6 +121,11 @@ class Holding(SQLModel, table=True):
     """One received file and the terms it is held under."""
 
     __tablename__ = "holdings"
+    # The lists' order (`holdings list`: the latest first), overall and in one state.
+    __table_args__ = (
+        Index("ix_holdings_created", "created_ns", "id"),
+        Index("ix_holdings_state_created", "state", "created_ns", "id"),
+    )
     id: str = Field(primary_key=True)
     state: str = Field(index=True)
     agreement: str | None = Field(default=None, index=True)
@@ -281,7 +300,22 @@ TABLES: tuple[Table, ...] = (
 )
 
 
+#: Indexes added after release 0.1: `create_all` makes them only with a new table, so a
+#: database of an earlier release gets them one by one (each only when it lacks it).
+LATER_INDEXES: tuple[str, ...] = (
+    "ix_transfers_created",
+    "ix_transfers_state_created",
+    "ix_holdings_created",
+    "ix_holdings_state_created",
+)
+
+
 def create(conn: Connection) -> None:
     """Create every table (and its indexes) the database lacks; existing ones are left as they
-    are (`checkfirst`), so a database of an earlier release opens and keeps its rows."""
+    are (`checkfirst`), so a database of an earlier release opens and keeps its rows (and gains
+    the indexes added since)."""
     SQLModel.metadata.create_all(conn, tables=list(TABLES), checkfirst=True)
+    for table in TABLES:
+        for index in table.indexes:
+            if index.name in LATER_INDEXES:
+                index.create(conn, checkfirst=True)
