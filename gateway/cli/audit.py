@@ -13,8 +13,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO
 
 from audit import export, proofs
 from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
@@ -180,7 +181,8 @@ def _log(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     ledger = _open(args)
     key, notes = _trust(args)
-    report = ledger.verify(checkpoints=notes, key=key, deep=args.deep)
+    with _progress(ledger, sys.stderr) as progress:
+        report = ledger.verify(progress, checkpoints=notes, key=key, deep=args.deep)
     print(f"the ledger is intact: {report.size} events, root {report.root.hex()}")
     print(
         f"checked: every event's bytes, hash and indexed fields, the tree, {report.heads} "
@@ -256,7 +258,8 @@ def _report(args: argparse.Namespace) -> int:
     verification = None
     if not args.no_verify:
         key, notes = _trust(args, quiet=True)
-        verification = ledger.verify(checkpoints=notes, key=key)
+        with _progress(ledger, sys.stderr) as progress:
+            verification = ledger.verify(progress, checkpoints=notes, key=key)
     report = build(ledger, args.agreement, period, now_ns=clock.now_ns(), verification=verification)
     if args.format == "xlsx":
         _export(args, lambda out: export.write_xlsx(out, xlsx_sheets(report)))
@@ -322,6 +325,32 @@ def _copy(args: argparse.Namespace) -> int:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(ledger: Ledger, stream: TextIO) -> Iterator[Callable[[int], None] | None]:
+    """A progress line (events verified of the total) on `stream` when it is a terminal,
+    rewritten in place and cleared at the end; nothing otherwise, so piped output is
+    unchanged."""
+    if not stream.isatty():
+        yield None
+        return
+    total = ledger.size()
+    shown = False
+
+    def show(done: int) -> None:
+        nonlocal shown
+        shown = True
+        stream.write(f"\rverifying: {done:,} of {total:,} events ({done * 100 // max(total, 1)}%)")
+        stream.flush()
+
+    try:
+        yield show
+    finally:
+        if shown:
+            stream.write("\r\033[K")
+            stream.flush()
+
 
 
 def _open(args: argparse.Namespace) -> Ledger:

@@ -12,7 +12,15 @@ import getpass
 import sys
 from typing import Any
 
-from gateway.cli.common import Subparsers, group, print_json, runtime_of
+from gateway.cli.common import (
+    Subparsers,
+    group,
+    paging_of,
+    paging_options,
+    print_footer,
+    print_json,
+    runtime_of,
+)
 from gateway.outbound import approvals, failures, replies
 from gateway.outbound.lifecycle import State
 from gateway.outbound.names import withheld_hmac
@@ -24,8 +32,10 @@ from gateway.state.store import Transfer
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     _transfers, tsub = group(sub, "transfers", common, help="outbound transfers")
-    p = tsub.add_parser("list", parents=[common], help="transfers, oldest first")
+    p = tsub.add_parser("list", parents=[common],
+                        help="the latest transfers (50 unless told), oldest first")
     p.add_argument("--state", choices=[s.value for s in State])
+    paging_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_list)
     p = tsub.add_parser("show", parents=[common], help="one transfer")
@@ -62,11 +72,15 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    since, limit = paging_of(args)
     rt = runtime_of(args)
-    rows = [_json(rt, t) for t in rt.store.list_transfers(State(args.state) if args.state
-                                                          else None)]
+    page, more = rt.store.latest_transfers(State(args.state) if args.state else None,
+                                           since_ns=since, limit=limit)
+    witnesses = rt.store.witnesses_of([t.id for t in page])
+    rows = [_json(rt, t, witnesses[t.id]) for t in page]
     if args.json:
         print_json(rows)
+        print_footer(args, len(rows), more, "transfer(s)")
         return 0
     if not rows:
         print("no transfers")
@@ -74,6 +88,7 @@ def _list(args: argparse.Namespace) -> int:
         extra = f" approvals: {', '.join(r['approvals'])}" if r["approvals"] else ""
         print(f"{r['id']}  {r['state']:<17} {r['agreement']}/{r['flow']}  {r['file_name']}"
               f"  sender: {r['sender'] or '-'}{extra}")
+    print_footer(args, len(rows), more, "transfer(s)")
     return 0
 
 
@@ -135,13 +150,14 @@ def _link(args: argparse.Namespace) -> int:
 # -- private ------------------------------------------------------------------------------------
 
 
-def _json(rt: Runtime, t: Transfer) -> dict[str, Any]:
+def _json(rt: Runtime, t: Transfer, witnesses: list[str] | None = None) -> dict[str, Any]:
     return {
         "id": t.id, "agreement": t.agreement, "flow": t.flow, "recipient": t.recipient,
         "state": t.state, "file_name": t.file_name, "size": t.size, "sha256": t.sha256,
         "name_hmac": withheld_hmac(t.source_path),  # a refused name is shown by its hash only
         "sender": t.sender, "owner": t.owner,
-        "approvals": [a.witness for a in rt.store.approvals(t.id)],
+        "approvals": (witnesses if witnesses is not None
+                      else [a.witness for a in rt.store.approvals(t.id)]),
         "reasons": _reasons(t), "rows": t.rows, "encoding": t.encoding,
         "sealed_sha256": t.sealed_sha256, "delivered_path": t.delivered_path,
         "password_path": t.password_path, "created": clock.iso(t.created_ns),

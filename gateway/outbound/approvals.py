@@ -18,6 +18,7 @@ from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
 from gateway.exchange.manifest import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
 from gateway.identity import sshsig
+from gateway.identity.sshkeys import PrivateKey
 from gateway.outbound import replies
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
@@ -157,6 +158,17 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
     log.info("transfer %s approved by %s (%d of %d)", transfer.id, witness.name, len(names),
              flow.witnesses)
     return ApprovalOutcome(transfer, witness.name, names, flow.witnesses)
+
+
+def approve_with_key(rt: Runtime, transfer_id: str, key: PrivateKey) -> ApprovalOutcome:
+    """Sign the transfer's statement now with a witness's key (loaded once by the caller for
+    any number of transfers) and submit it as `approve` does.
+
+    Raises:
+        as `approve`; NotFound when there is no such transfer.
+    """
+    message = statement(rt, rt.store.get(transfer_id))
+    return approve(rt, transfer_id, sshsig.sign(message, key, APPROVAL_NAMESPACE))
 
 
 def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transfer:

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
+    Index,
     Integer,
     LargeBinary,
     Table,
@@ -35,6 +37,11 @@ class Transfer(SQLModel, table=True):
     """One outbound file from drop to delivery."""
 
     __tablename__ = "transfers"
+    # The lists' order (`transfers list`: the latest first), overall and in one state.
+    __table_args__ = (
+        Index("ix_transfers_created", "created_ns", "id"),
+        Index("ix_transfers_state_created", "state", "created_ns", "id"),
+    )
     id: str = Field(primary_key=True)
     agreement: str = Field(index=True)
     flow: str
@@ -127,6 +134,11 @@ class Holding(SQLModel, table=True):
     """One received file and the terms it is held under."""
 
     __tablename__ = "holdings"
+    # The lists' order (`holdings list`: the latest first), overall and in one state.
+    __table_args__ = (
+        Index("ix_holdings_created", "created_ns", "id"),
+        Index("ix_holdings_state_created", "state", "created_ns", "id"),
+    )
     id: str = Field(primary_key=True)
     state: str = Field(index=True)
     agreement: str | None = Field(default=None, index=True)
@@ -339,3 +351,10 @@ TABLES: tuple[Table, ...] = (
 )
 #: Every table of this release: 0.1's, then those revisions 0002 and 0003 add.
 ALL_TABLES: tuple[Table, ...] = (*TABLES, NODES, LEDGER_MOVED, LEDGER_MOVED_SINCE)
+#: Indexes added after release 0.1 for the paged lists (Alembic revision 0006).
+LATER_INDEXES: tuple[str, ...] = (
+    "ix_transfers_created",
+    "ix_transfers_state_created",
+    "ix_holdings_created",
+    "ix_holdings_state_created",
+)

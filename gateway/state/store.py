@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, delete, event, select
+from sqlalchemy import ColumnElement, Connection, Insert, Table, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.database import make_engine, sqlite_url
@@ -147,6 +147,46 @@ class Store:
             query = query.where(_T.c.state == state.value)
         with self.reading() as conn:
             return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+
+    def latest_transfers(
+        self, state: State | None = None, *, since_ns: int | None = None, limit: int | None = None
+    ) -> tuple[list[Transfer], int]:
+        """The latest `limit` transfers (every one when None), optionally in one state and
+        created at or after `since_ns`, oldest first; and how many earlier ones also match.
+
+        Read from the index on (state,) created_ns, so a page costs the same at any size.
+        """
+        where: list[ColumnElement[bool]] = []
+        if state is not None:
+            where.append(_T.c.state == state.value)
+        if since_ns is not None:
+            where.append(_T.c.created_ns >= since_ns)
+        query = select(_T).where(*where).order_by(_T.c.created_ns.desc(), _T.c.id.desc())
+        with self.reading() as conn:
+            if limit is not None:
+                query = query.limit(limit)
+            page = [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+            total = len(page)
+            if limit is not None and total == limit:
+                total = int(conn.execute(select(func.count()).select_from(_T).where(*where))
+                            .scalar_one())
+        page.reverse()
+        return page, total - len(page)
+
+    def witnesses_of(self, transfer_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The witnesses whose approvals are stored, oldest first, of each of the transfers (one
+        query for a page of them)."""
+        found: dict[str, list[str]] = {t: [] for t in transfer_ids}
+        with self.reading("read approvals") as conn:
+            for i in range(0, len(transfer_ids), 500):
+                rows = conn.execute(
+                    select(_A.c.transfer_id, _A.c.witness)
+                    .where(_A.c.transfer_id.in_(transfer_ids[i : i + 500]))
+                    .order_by(_A.c.id)
+                )
+                for transfer_id, witness in rows:
+                    found[str(transfer_id)].append(str(witness))
+        return found
 
     def in_states(self, states: Sequence[State]) -> list[Transfer]:
         query = (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import pyzipper
 
-from bench import pipeline, run, workers
+from bench import pipeline, run, startup, workers
 from bench.results import Params
 
 EXPECTED = {
@@ -102,3 +102,12 @@ def test_workers_benchmark_reports_each_worker_count(tmp_path: Path) -> None:
     assert "ceiling.raw.files_per_s" in keys
     assert all(math.isfinite(f.value) and f.value > 0 for f in result.figures)
     assert next(f.value for f in result.figures if f.key == "w1.vs_single") == 1.0
+
+
+def test_startup_benchmark_reports_each_command_beside_the_floor(tmp_path: Path) -> None:
+    result = startup.run(Params(), tmp_path / "startup")
+    keys = [f.key for f in result.figures]
+    assert keys[0] == "startup.python_floor_ms"
+    assert keys[1:] == [f"startup.{key}_ms" for key, _label, _args in startup.COMMANDS]
+    assert all(math.isfinite(f.value) and f.value > 0 and f.unit == "ms CPU"
+               for f in result.figures)

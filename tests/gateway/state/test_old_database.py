@@ -92,3 +92,12 @@ def _ddl(path: Path, table: str) -> list[str]:
             (table,),
         )
         return [" ".join(r[0].split()) for r in rows]
+
+
+def test_a_0_1_database_gains_the_indexes_added_since(tmp_path: Path) -> None:
+    path = tmp_path / "tachiai.db"
+    _load(path, drop_lazy=False)
+    Store(path).engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert set(schema.LATER_INDEXES) <= names
