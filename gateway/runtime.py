@@ -18,6 +18,7 @@ from gateway.config.policyfiles import load_agreements, load_registry
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, StorageError
 from gateway.evidence import recorder
+from gateway.evidence.ledgers import open_ledger
 from gateway.state import clock, nodes
 from gateway.state.spool import Spool
 from gateway.state.store import Store, Transfer
@@ -97,23 +98,6 @@ def open_store(settings: Settings) -> Store:
             busy_timeout_seconds=settings.busy_timeout_seconds,
         )
     return Store(settings.database_path, busy_timeout_seconds=settings.busy_timeout_seconds)
-
-
-def open_ledger(settings: Settings, *, read_only: bool = False) -> Ledger:
-    """The ledger: ledger.db under state_dir, or in the [database] url's database beside the
-    state (their table names differ).
-
-    Raises:
-        LedgerStorageError: it cannot be opened (read-only: there is none yet).
-    """
-    if settings.database_url:
-        return Ledger.connect(
-            settings.database_url,
-            read_only=read_only,
-            create=not read_only,
-            password_file=settings.database_password_file,
-        )
-    return Ledger.open(settings.ledger_path, read_only=read_only)
 
 
 def new_transfer_id() -> str:

@@ -37,8 +37,7 @@ from gateway.evidence.checkpointing import (
     public_key,
 )
 from gateway.evidence.ledger_copy import copy_ledger
-from gateway.evidence.ledger_guard import LedgerGuard
-from gateway.runtime import open_ledger, open_store
+from gateway.evidence.ledgers import open_ledger
 from gateway.state import clock
 
 
@@ -278,6 +277,11 @@ def _public_key(args: argparse.Namespace) -> int:
 
 def _checkpoint(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    # Imported here: this command alone needs the state database (the ledger record); the
+    # others read the ledger only (tests/gateway/cli/test_startup.py).
+    from gateway.evidence.ledger_guard import LedgerGuard
+    from gateway.runtime import open_store
+
     ledger = open_ledger(settings)
     service = CheckpointService(
         ledger, CheckpointSettings.from_settings(settings),

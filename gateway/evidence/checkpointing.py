@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from audit.checkpointer import Checkpointer
 from audit.checkpoints import (
@@ -39,8 +39,10 @@ from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, KeyFileError, StorageError
 from gateway.evidence.checkpoint_sftp import SftpSink
-from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.state import clock
+
+if TYPE_CHECKING:
+    from gateway.evidence.ledger_guard import LedgerGuard
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from gateway.errors import PartnerRefused, PartnerUnavailable
 from gateway.state.store import Transfer
-from gateway.transports import HostKeyRefused
 
 RULE_HOST_KEY = "delivery.host-key"
 RULE_REFUSED = "delivery.refused"
@@ -29,6 +28,10 @@ def describe(
     at: str,
 ) -> dict[str, Any]:
     """The failed attempt as stored on the transfer: rule, message, hint and where it stands."""
+    # Imported here: `transfers show` reads failures too, and keeps the transports out of its
+    # start-up (tests/gateway/cli/test_startup.py holds that).
+    from gateway.transports import HostKeyRefused
+
     if isinstance(exc, HostKeyRefused):
         rule = RULE_HOST_KEY
     elif isinstance(exc, PartnerRefused):

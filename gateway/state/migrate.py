@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, inspect, text
 
 from gateway.errors import StorageError
@@ -36,9 +34,14 @@ SCRIPTS: Final = Path(__file__).with_name("migrations")
 #: (audit.schema), so the ledger and the state may share one database.
 POSTGRES_LOCK_KEY: Final = int.from_bytes(b"tcai:stm")
 
-_RELEASE_0_1: Mapping[str, Sequence[str]] = importlib.import_module(
-    "gateway.state.migrations.versions.0001_release_0_1"
-).RELEASE_0_1
+
+
+def _release_0_1() -> Mapping[str, Sequence[str]]:
+    """Release 0.1's tables and their columns, as revision 0001 writes them out (read only when
+    a database without a version is met: the revision module loads Alembic)."""
+    module = importlib.import_module("gateway.state.migrations.versions.0001_release_0_1")
+    tables: Mapping[str, Sequence[str]] = module.RELEASE_0_1
+    return tables
 
 
 def upgrade(engine: Engine) -> None:
@@ -60,6 +63,11 @@ def upgrade(engine: Engine) -> None:
         if before == HEAD:
             return
         release_0_1 = before is None and _accept_unversioned(conn)
+        # Imported here: Alembic (and the dialects it loads) is needed only when the schema
+        # changes, not at the start of every command (tests/gateway/cli/test_startup.py).
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(SCRIPTS))
         config.attributes["connection"] = conn
@@ -118,10 +126,11 @@ def _accept_unversioned(conn: Connection) -> bool:
         StorageError: a table of ours differs from release 0.1's.
     """
     inspector = inspect(conn)
-    present = sorted(set(inspector.get_table_names()) & set(_RELEASE_0_1))
+    release_0_1 = _release_0_1()
+    present = sorted(set(inspector.get_table_names()) & set(release_0_1))
     for name in present:
         columns = [c["name"] for c in inspector.get_columns(name)]
-        if columns != list(_RELEASE_0_1[name]):
+        if columns != list(release_0_1[name]):
             raise StorageError(
                 f"the state database has a table {name} that no release of tachiai wrote "
                 f"(columns {', '.join(columns)})",

@@ -13,9 +13,10 @@ import socket
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from gateway.errors import TachiaiError
 from gateway.state import schema
@@ -117,9 +118,13 @@ def list_nodes(store: Store, now_ns: int | None = None) -> list[NodeStatus]:
     ]
 
 
-def _upsert(conn: Tx) -> postgresql.Insert | sqlite.Insert:
-    # INSERT … ON CONFLICT (id) DO UPDATE, in the connection's own dialect.
+def _upsert(conn: Tx) -> Any:
+    # INSERT … ON CONFLICT (id) DO UPDATE, in the connection's own dialect (both dialects'
+    # inserts have on_conflict_do_update with the same arguments).
     if conn.dialect.name == "postgresql":
+        # Imported here: loaded only where PostgreSQL is used, not at every command's start.
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(_N)
     return sqlite.insert(_N)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Insert, Table, delete, event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from audit.database import make_engine, sqlite_url
 from audit.errors import LedgerStorageError
@@ -403,5 +403,9 @@ def insert_ignoring(conn: Tx, table: Table) -> Insert:
     written the way the connection's database spells it).
     """
     if conn.dialect.name == "postgresql":
+        # Imported here: the PostgreSQL dialect is loaded only where that database is used,
+        # not at every command's start-up on SQLite (tests/gateway/cli/test_startup.py).
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()

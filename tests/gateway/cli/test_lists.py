@@ -57,7 +57,8 @@ def test_the_default_is_the_latest_50_oldest_first_with_a_footer(filled: Demo) -
     assert "70 earlier transfer(s) not shown" in as_json.stderr  # the JSON stays an array
     row = json.loads(as_json.stdout)[0]
     assert set(row) == {"id", "agreement", "flow", "recipient", "state", "file_name", "size",
-                        "sha256", "sender", "owner", "approvals", "reasons", "rows", "encoding",
+                        "sha256", "name_hmac", "last_error", "sender", "owner", "approvals",
+                        "reasons", "rows", "encoding",
                         "sealed_sha256", "delivered_path", "password_path", "created",
                         "updated"}
 
