@@ -11,18 +11,15 @@ so both halves of that contract are kept side by side.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import stat
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from gateway.errors import ConfigError, InputError, StorageError
+from gateway.errors import ConfigError, InputError
 from gateway.runtime import Runtime
-from gateway.state import clock, fingerprint_store
+from gateway.state import clock, fingerprint_store, keyfiles
 from gateway.state.fingerprint_store import Source as _Source
 from policies.fingerprints import Fingerprinter, RowKeys, key_check, read_table
 from policies.onward import onward_refusal
@@ -224,7 +221,7 @@ def _key(rt: Runtime, *, create: bool) -> bytes:
             hint="restore the key file from the state directory's backup; a new key would "
             "match none of the received data, so the onward guard refuses to run without it",
         )
-    key = _read_key(path) if path.exists() else _create_key(path)
+    key = keyfiles.load_or_create(path, KEY_BYTES, "the fingerprint key")
     check = key_check(key)
     if stored is None:
         stored = fingerprint_store.keep_key_check(rt.store, check, clock.now_ns())
@@ -233,66 +230,6 @@ def _key(rt: Runtime, *, create: bool) -> bytes:
             f"the fingerprint key {path} is not the key the stored fingerprints were made with",
             hint="restore the original key file from the state directory's backup",
         )
-    return key
-
-
-def _read_key(path: Path) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        raise StorageError(f"cannot open the fingerprint key {path}: {exc.strerror}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"the fingerprint key {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise ConfigError(
-                f"the fingerprint key {path} can be read by other users",
-                hint=f"chmod 600 {path}, and find out who may have read it",
-            )
-        data = os.read(fd, KEY_BYTES + 1)
-    except OSError as exc:
-        raise StorageError(f"cannot read the fingerprint key {path}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
-    if len(data) != KEY_BYTES:
-        raise ConfigError(
-            f"the fingerprint key {path} is not {KEY_BYTES} bytes long",
-            hint="restore it from the state directory's backup",
-        )
-    return data
-
-
-def _create_key(path: Path) -> bytes:
-    """Write a new random key: into a private temporary file (O_EXCL, 0600), fsynced, then
-    linked to its name, which fails if another process won the race; then read whichever won.
-    So the key file, once it exists, is always complete."""
-    key = secrets.token_bytes(KEY_BYTES)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
-        try:
-            os.write(fd, key)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read_key(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        raise StorageError(f"cannot create the fingerprint key {path}: {exc.strerror}") from exc
-    log.info("created the fingerprint key %s", path)  # the path, never the key
     return key
 
 

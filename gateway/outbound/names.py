@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hmac
 import os
-import secrets
-import stat
 from hashlib import sha256
 from pathlib import Path
 
-from gateway.errors import ConfigError, StorageError
+from gateway.errors import StorageError
+from gateway.state import keyfiles
 
 KEY_BYTES = 32
 KEY_FILE = "keys/name.key"
@@ -62,61 +61,10 @@ def find_withheld(key: bytes, source_path: str) -> Path | None:
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The name key in `path`, made on first use.
-
-    Written into a private temporary file (O_EXCL, 0600), fsynced, then linked to its name,
-    which fails if another process won the race; then whichever won is read. So the key file,
-    once it exists, is always complete, and every process hashes with the same key.
+    """The name key in `path`, made on first use (`gateway.state.keyfiles`).
 
     Raises:
         ConfigError: the file is readable by others, not a regular file, or not a key.
         StorageError: the key cannot be read or made.
     """
-    try:
-        return _read_key(path)
-    except FileNotFoundError:
-        pass
-    key = secrets.token_bytes(KEY_BYTES)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-        try:
-            os.write(fd, key)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read_key(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot make the name key {path}: {exc.strerror}") from exc
-    return key
-
-
-def _read_key(path: Path) -> bytes:
-    """Raises: FileNotFoundError (no key yet), ConfigError, StorageError."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise StorageError(f"cannot open the name key {path}: {exc.strerror}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"the name key {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise ConfigError(f"the name key {path} can be read by other users",
-                              hint=f"chmod 600 {path}, and find out who may have read it")
-        data = os.read(fd, KEY_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) != KEY_BYTES:
-        raise ConfigError(f"the name key {path} is not {KEY_BYTES} bytes long",
-                          hint="restore it from the state directory's backup")
-    return data
+    return keyfiles.load_or_create(path, KEY_BYTES, "the name key")
