@@ -22,7 +22,7 @@ from gateway.errors import ConfigError, TachiaiError
 from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup
-from gateway.outbound import pipeline, schedule_sweep
+from gateway.outbound import notices, pipeline, schedule_sweep
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
@@ -116,6 +116,7 @@ class Daemon:
                 arrivals.poll_inbound(self.rt)  # never raises
                 self._take_in_ready()
                 self._advance_work()
+                notices.sweep_due(self.rt)  # never raises; expiry, then witnesses and senders told
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second
                 wait = self.settings.poll_seconds
                 deadline = self.tracker.next_deadline()

@@ -20,6 +20,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     how.add_argument("--key", type=Path, help="your SSH private key: sign and submit")
     how.add_argument("--signature", type=Path, help="a signature made with `ssh-keygen -Y sign "
                      f"-n {approvals.APPROVAL_NAMESPACE} -f KEY STATEMENT_FILE`")
+    p.add_argument("--duplicate-ok", action="store_true", help="approve although the same "
+                   "bytes were already delivered on this flow (the statement's duplicate-of line)")
     p.set_defaults(handler=_approve)
 
     p = sub.add_parser("reject", parents=[common], help="stop a transfer, with a reason")
@@ -37,7 +39,7 @@ def _approve(args: argparse.Namespace) -> int:
     transfer = rt.store.get(args.id)
     signature = signature_from(args, approvals.statement(rt, transfer),
                                approvals.APPROVAL_NAMESPACE)
-    outcome = approvals.approve(rt, args.id, signature)
+    outcome = approvals.approve(rt, args.id, signature, duplicate_ok=args.duplicate_ok)
     print(f"approval by {outcome.witness} recorded ({len(outcome.approvals)} of "
           f"{outcome.needed} witness(es))")
     if outcome.approved:

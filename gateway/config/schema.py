@@ -14,7 +14,8 @@ from typing import Any
 from gateway.errors import ConfigError
 
 #: The top-level tables of tachiai.toml.
-TOP_LEVEL = frozenset({"gateway", "intake", "sealing", "recipients", "pickup", "inbound", "ledger"})
+TOP_LEVEL = frozenset({"gateway", "intake", "sealing", "recipients", "pickup", "inbound", "ledger",
+                       "notify"})
 
 
 def only(body: Mapping[str, Any], known: Collection[str], where: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.config.notify import NotifySettings, parse_notify
 from gateway.config.routes import (
     MAIL_KEYS,
     SFTP_KEYS,
@@ -163,6 +164,7 @@ class Settings:
     # [gateway] busy_timeout_seconds: how long a command waits for another process's write lock
     # on the state database before it stops with "locked" (exit 74).
     busy_timeout_seconds: float = 60.0
+    notify: NotifySettings = field(default_factory=NotifySettings)  # [notify]: config/notify.py
 
     @property
     def database_path(self) -> Path:
@@ -277,6 +279,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             busy_timeout_seconds=float(gw.get("busy_timeout_seconds", 60.0)),
             pickups=pickups,
             inbound=inbound,
+            notify=parse_notify(section("notify"), resolve, path),
             **_ledger_settings(section("ledger"), resolve, path),
         )
     except (TypeError, ValueError) as exc:

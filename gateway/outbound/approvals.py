@@ -17,7 +17,7 @@ from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
 from gateway.exchange.manifest import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
 from gateway.identity import sshsig
-from gateway.outbound import replies
+from gateway.outbound import duplicates, replies
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.state import clock
@@ -65,6 +65,7 @@ def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None =
     # A reply (疑義照会・回答) or a correction (訂正) names what it answers, so the witnesses
     # approve the link too; a transfer without one has exactly the lines it always had.
     lines.extend(replies.statement_lines(rt, transfer.id))
+    lines.extend(duplicates.statement_lines(rt, transfer))  # only when already delivered
     if rejection_reason is not None:
         lines.append(f"reason: {' '.join(rejection_reason.split())}")
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -102,14 +103,16 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
         "and have it approved anew", f"{transfer.agreement}/flows.{transfer.flow}.witnesses")
 
 
-def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
+def approve(rt: Runtime, transfer_id: str, signature: str, *,
+            duplicate_ok: bool = False) -> ApprovalOutcome:
     """Check a witness's signature and count it; approve the transfer at quorum.
 
     Raises:
         StateError: the transfer is not waiting for approval.
         SignatureError: the signature is malformed, under another namespace, or over other bytes.
         CheckFailed: the signer may not witness this transfer, or it is a reply (疑義照会・回答)
-            not yet linked to what it answers (the rule is in the message; nothing counted).
+            not yet linked to what it answers (the rule is in the message; nothing counted),
+            or its bytes were already delivered on the flow and `duplicate_ok` is not given.
     """
     transfer = rt.store.get(transfer_id)
     if transfer.status is not State.AWAITING_APPROVAL:
@@ -124,6 +127,9 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
     witness = rt.registry.by_key(signed.public_key)
     if unlinked is not None:  # refused before anything is counted
         _refuse(rt, transfer, replies.link_first(unlinked, transfer.id), signed.fingerprint,
+                witness.name if witness else None)
+    if (earlier := duplicates.earlier_delivery(rt, transfer)) is not None and not duplicate_ok:
+        _refuse(rt, transfer, duplicates.refusal(earlier, transfer), signed.fingerprint,
                 witness.name if witness else None)
     now = clock.now_ns()
     with rt.store.transaction() as conn:
@@ -140,6 +146,7 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
                 "witness": witness.name, "fingerprint": signed.fingerprint,
                 "sha256": transfer.sha256, "statement": message.decode("utf-8"),
                 "signature": signature, "namespace": APPROVAL_NAMESPACE,
+                **({"duplicate_of": earlier.id, "duplicate_ok": True} if earlier else {}),
             }, actor=witness.name, key=f"{transfer.id}:approval:{witness.name}", time_ns=now)]
             if quorum_reached(flow, names, transfer.sender):
                 events.append(event("transfer.approved", transfer, {
