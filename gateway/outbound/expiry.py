@@ -53,7 +53,8 @@ def expire_overdue(rt: Runtime, now_ns: int | None = None) -> list[Transfer]:
         try:
             after = rt.store.transition(transfer, State.EXPIRED, [event(
                 "transfer.expired", transfer, {
-                    "window_hours": hours, "waiting_since": clock.iso(transfer.updated_ns),
+                    "window_seconds": int(hours * 3600),
+                    "waiting_since": clock.iso(transfer.updated_ns),
                     "approvals": approved_by, "required": flow.witnesses,
                     "reasons": [reason.as_dict()]}, actor=transfer.sender, time_ns=now)],
                 reasons=json.dumps([reason.as_dict()], ensure_ascii=False), updated_ns=now)
