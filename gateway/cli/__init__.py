@@ -30,6 +30,7 @@ from gateway.cli import (
     partners,
     password,
     run,
+    status,
     transfers,
 )
 from gateway.cli.common import USAGE, Subparsers, common_parser
@@ -54,6 +55,7 @@ COMMANDS: tuple[Callable[[Subparsers, argparse.ArgumentParser], None], ...] = (
     password.register,     # password
     holdings.register,     # holdings …
     partners.register,     # partners test
+    status.register,       # status
 )
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"

@@ -12,6 +12,7 @@ import getpass
 import sys
 from typing import Any
 
+from gateway.cli import table
 from gateway.cli.common import Subparsers, group, print_json, runtime_of
 from gateway.outbound import approvals, replies
 from gateway.outbound.lifecycle import State
@@ -67,12 +68,9 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    if not rows:
-        print("no transfers")
-    for r in rows:
-        extra = f" approvals: {', '.join(r['approvals'])}" if r["approvals"] else ""
-        print(f"{r['id']}  {r['state']:<17} {r['agreement']}/{r['flow']}  {r['file_name']}"
-              f"  sender: {r['sender'] or '-'}{extra}")
+    print(table.render(["id", "state", "agreement/flow", "file", "size", "sender", "approvals",
+                        "updated", "reason"], [table.transfer_row(r) for r in rows])
+          if rows else "no transfers")
     return 0
 
 
