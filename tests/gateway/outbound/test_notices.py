@@ -6,6 +6,7 @@ rejection, expiry and delivery, the duplicate notice — and no personal data in
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -18,6 +19,8 @@ import pytest
 
 from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
+from gateway.exchange.notices import Notice, deliver
+from gateway.runtime import Runtime
 from gateway.state.clock import OFFSET_ENV
 from policies.errors import PolicyFileError
 from policies.handlers import Registry
@@ -215,3 +218,24 @@ def test_a_handlers_email_is_validated() -> None:
     for bad in ("suzuki", "a@b", "a@b.jp\nBcc: x@y.jp", 5):
         with pytest.raises(PolicyFileError, match="email"):
             Registry.from_mapping({"handlers": [{**body, "email": bad}]}, "r")
+
+
+def test_each_notice_is_sent_once_per_channel_across_restarts(
+    demo: Demo, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    hook_out = tmp_path / "hook.jsonl"
+    with_notify(demo, smtp, hook_out)
+    notice = Notice("holding.reminder", "h-0123456789ab", "isa-nhi-status-loss", "monthly",
+                    "held", "suzuki", "tachiai holdings certify h-0123456789ab …",
+                    {"deadline": "2026-12-31", "days_left": 3}, round=3)
+    rt = Runtime.open(load_settings(demo.config))
+    sent = deliver(rt, [notice])
+    assert [channel for _n, channel in sent] == ["mail", "command"]
+    assert deliver(rt, [notice]) == []
+    assert deliver(Runtime.open(load_settings(demo.config)), [notice]) == []  # a restart
+    assert len(smtp.received) == 1 and len(hook_documents(hook_out)) == 1
+    mail = smtp.received[0].message()
+    assert mail["To"] == EMAILS["suzuki"] and "消去・返却期限" in mail["Subject"]
+    # Another round is another notice; a person without an address gets the hook only.
+    later = dataclasses.replace(notice, round=0, kind="holding.overdue", to="takahashi")
+    assert [c for _n, c in deliver(rt, [later])] == ["command"]
