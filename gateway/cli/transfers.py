@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.cli import table
 from gateway.cli.common import Subparsers, group, print_json, runtime_of
-from gateway.outbound import approvals, replies
+from gateway.outbound import approvals, duplicates, replies
 from gateway.outbound.lifecycle import State
 from gateway.outbound.retry import retry
 from gateway.runtime import Runtime
@@ -94,6 +94,9 @@ def _show(args: argparse.Namespace) -> int:
     if unlinked is not None:  # a witness's approval is refused until it is linked
         print(f"\nnext: {replies.link_first(unlinked, transfer.id).message}")
     elif data["state"] == State.AWAITING_APPROVAL.value:
+        if (earlier := duplicates.earlier_delivery(rt, transfer)) is not None:
+            print(f"\nnote: the same bytes were delivered as {earlier.id}; approve with "
+                  "--duplicate-ok only if sending them again is intended")
         print(f"\nnext: a witness runs `tachiai approve {data['id']} --key KEY`, or signs "
               f"`tachiai transfers statement {data['id']}` with ssh-keygen -Y sign -n "
               f"{approvals.APPROVAL_NAMESPACE}")
