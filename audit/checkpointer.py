@@ -87,8 +87,9 @@ class Checkpointer:
         self.frontier, self.last = frontier, best
         return best
 
-    def next(self, now_ns: int) -> SignedCheckpoint | None:
-        """Sign the ledger as it is now, if it grew since the last checkpoint.
+    def next(self, now_ns: int, size: int | None = None) -> SignedCheckpoint | None:
+        """Sign the ledger as it is now (or its first `size` events, which the caller has
+        checked), if it grew since the last checkpoint.
 
         With a lock, None also when another process holds it; on taking it over, this one first
         resumes from the latest checkpoint in the ledger (the last holder's, perhaps).
@@ -101,7 +102,8 @@ class Checkpointer:
             if not self.lock.acquire():
                 return None
             self.resume(self._known)
-        size = self.ledger.size()
+        if size is None:
+            size = self.ledger.size()
         if size == self.frontier.size:
             return None
         if size < self.frontier.size:

@@ -18,13 +18,13 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final, TypeVar
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from typing import IO, TYPE_CHECKING, Final, TypeVar
 
 from audit.errors import AuditError
+
+if TYPE_CHECKING:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 #: CSV encodings an export may use: UTF-8 with a BOM (the default) and Shift_JIS as Windows has it.
 CSV_ENCODINGS: Final = ("utf-8-sig", "cp932")
@@ -112,6 +112,10 @@ def write_xlsx(out: IO[bytes], sheets: Sequence[Sheet]) -> None:
     """
     if not sheets:
         raise ValueError("a workbook needs at least one sheet")
+    # Imported here: openpyxl costs `audit verify`, `audit prove` and every other command that
+    # never writes a workbook about a tenth of a second of start-up (measured with -X importtime).
+    from openpyxl import Workbook
+
     book = Workbook(write_only=True)
     used: set[str] = set()
     for sheet in sheets:
@@ -162,6 +166,8 @@ def _chain(header: Sequence[str], rows: Iterable[Sequence[str]]) -> Iterable[Seq
 
 
 def _text_cell(ws: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
+    from openpyxl.cell import WriteOnlyCell  # loaded already by write_xlsx; see there
+
     cell = WriteOnlyCell(ws, value=value)
     cell.data_type = "s"  # openpyxl would make "=…" a formula
     return cell

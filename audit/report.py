@@ -31,6 +31,7 @@ TRANSFER_STATES: Final = {
     "transfer.approved": "承認済み (approved)",
     "transfer.sealed": "暗号化済み (sealed)",
     "transfer.delivered": "送付済み (delivered)",
+    "transfer.acknowledged": "受領確認済み (acknowledged)",
     "transfer.rejected": "拒否 (rejected)",
     "transfer.failed": "送付失敗 (delivery failed)",
 }
@@ -266,7 +267,9 @@ class _Builder:
             t.state = TRANSFER_STATES[ev.kind]
         if ev.kind == "transfer.dropped":
             t.received_ns = ev.time_ns
-            t.file_name = str(d.get("file_name", ""))
+            t.file_name = str(d.get("file_name", ""))  # ledgers before the name check
+        if ev.kind in ("transfer.quarantined", "transfer.rejected") and d.get("file_name"):
+            t.file_name = str(d["file_name"])  # the name once checked (docs/ledger.md §7)
         elif ev.kind == "transfer.checked":
             t.sender = str(d.get("sender") or ev.actor or "")
             t.rows = _int(d.get("rows"))

@@ -13,6 +13,7 @@ import logging
 from typing import Final
 
 from sqlalchemy import (
+    TEXT,
     BigInteger,
     Column,
     Connection,
@@ -23,7 +24,6 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects import postgresql
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,10 @@ events = Table(
     Column("time_ns", BigInteger, nullable=False),
     # Byte order on PostgreSQL too: a query by kind family is a range ("transfer." up to
     # "transfer/"), which a locale's collation (that may ignore punctuation) would break.
+    # The generic TEXT is the one sqlalchemy.dialects.postgresql exports; naming that module
+    # here would load it (and its drivers' modules) at every command's start-up.
     Column(
-        "kind", Text().with_variant(postgresql.TEXT(collation="C"), "postgresql"), nullable=False
+        "kind", Text().with_variant(TEXT(collation="C"), "postgresql"), nullable=False
     ),
     # "" stands for none, as in the event bytes, so every column has one exact spelling.
     Column("subject", Text, nullable=False, server_default=""),

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import ledger, machine, pipeline, report, transports
+from bench import ledger, machine, pipeline, report, startup, transports, workers
 from bench.results import BenchError, Params, Result
 
 Benchmark = Callable[[Params, Path], Result]
@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     pipeline.NAME: pipeline.run,
     ledger.NAME: ledger.run,
     transports.NAME: transports.run,
+    workers.NAME: workers.run,
+    startup.NAME: startup.run,
 }
 
 

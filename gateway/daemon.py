@@ -1,9 +1,10 @@
 """The daemon (`tachiai run`): watches the outboxes and moves transfers through the pipeline.
 
-It finishes whatever a crash interrupted before it looks for new files, keeps running when one
-file or one step fails (the failure is logged and retried with back-off), and stops cleanly on
-SIGTERM or SIGINT, leaving every transfer in a recorded state. It refuses to start while another
-daemon holds the same state directory (gateway.state.daemon_lock).
+This loop watches and dispatches; the steps run in lanes of worker threads (gateway.workers),
+each claimed first. It takes back the claims of workers a crash killed before it looks for new
+files, keeps running when one file or one step fails (retried with back-off, then `failed`),
+and stops cleanly on SIGTERM or SIGINT, leaving every transfer in a recorded state. It refuses
+to start while another daemon holds the same state directory (gateway.state.daemon_lock).
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from gateway.config import deliverability
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
+from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup
-from gateway.outbound import notices, pipeline, schedule_sweep
+from gateway.outbound import notices, pipeline, receipts, schedule_sweep
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
 from gateway.state import clock, daemon_lock
+from gateway.workers import Workers
 
 log = logging.getLogger(__name__)
 
-_RETRY_AFTER_ERROR_SECONDS = 30.0
 #: Outbox folders the daemon makes: rwx for the daemon and the senders' group, setgid so what
 #: is made inside keeps the group. Set by chmod, because the unit's UMask=0077 would leave
 #: drwx--S--- and no sender could drop a file.
@@ -56,11 +58,12 @@ class Daemon:
         self.inbound_pickup = InboundPickup(self.rt)  # [inbound.pickup.NAME]: SFTP into the inbox
         # Signed checkpoints (issue 4), kept outside the database: at least every second.
         self.checkpoints = CheckpointService(
-            self.rt.ledger, CheckpointSettings.from_settings(settings)
+            self.rt.ledger, CheckpointSettings.from_settings(settings),
+            guard=LedgerGuard(self.rt.store, self.rt.ledger),
         )
         self.outboxes = self._prepare_outboxes()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
-        self._held: dict[str, float] = {}  # transfer id → monotonic time of its next try
+        self.workers = Workers(self.rt, self.stopping, self.tracker.wake)
 
     def _prepare_outboxes(self) -> list[Outbox]:
         boxes = []
@@ -93,16 +96,24 @@ class Daemon:
             log.warning(
                 "the clock is shifted by %d s (%s): for tests only", offset, clock.OFFSET_ENV
             )
-        recovered = pipeline.recover(self.rt)
+        # Before any work: an event in the ledger that the gateway did not write stops the
+        # start (LedgerIntegrityError) instead of being signed into the next checkpoint.
+        self.checkpoints.check_start()
+        # Claims of this node's workers that died are taken back now; the workers then resume
+        # every unfinished step (a lease held elsewhere is taken over once it expires).
+        self.workers.release_dead()
+        recovered = pipeline.recover(self.rt, owner=self.workers.owner, states=())
         if recovered:
-            log.info("resumed %d unfinished transfer(s)", recovered)
+            log.info("resuming %d unfinished transfer(s)", recovered)
         # Refuses to start (LedgerIntegrityError) if the ledger contradicts our last checkpoint.
         self.checkpoints.start()
         self.tracker.start_watching()
         for box in self.outboxes:
             log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
-        log.info("tachiai is running (party %s); stop with Ctrl-C or SIGTERM", self.settings.party)
+        log.info("tachiai is running (party %s, %d worker(s) per lane); stop with Ctrl-C or "
+                 "SIGTERM", self.settings.party, self.settings.workers)
         last_scan = last_sweep = -1e9
+        self.workers.start()
         try:
             while not self.stopping.is_set():
                 if time.monotonic() - last_sweep >= _SWEEP_SECONDS:
@@ -114,10 +125,12 @@ class Daemon:
                 self.pickup.poll_due()  # never raises for a partner's problems
                 self.inbound_pickup.poll_due()  # never raises; before the inbox is read
                 arrivals.poll_inbound(self.rt)  # never raises
-                self._take_in_ready()
-                self._advance_work()
+                receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
+                self.workers.take_in(self.tracker)
+                self.workers.dispatch()
                 notices.sweep_due(self.rt)  # never raises; expiry, then witnesses and senders told
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second
+                self.rt.heartbeat()  # `tachiai nodes`; written every few seconds, never raises
                 wait = self.settings.poll_seconds
                 deadline = self.tracker.next_deadline()
                 if deadline is not None:
@@ -125,6 +138,7 @@ class Daemon:
                 self.tracker.wake.wait(wait)
                 self.tracker.wake.clear()
         finally:
+            self.workers.stop()  # running steps finish or give their claims back
             self.tracker.stop_watching()
             self.rt.flush()
             self.checkpoints.stop()  # signs a last checkpoint
@@ -135,41 +149,6 @@ class Daemon:
             schedule_sweep.sweep_late(self.rt)
         except TachiaiError as exc:
             log.error("the schedule sweep failed: %s", exc.diagnostics())
-
-    def _take_in_ready(self) -> None:
-        for box, path in self.tracker.ready():
-            if self.stopping.is_set():
-                return
-            self.tracker.forget(path)
-            try:
-                transfer = pipeline.take_in(self.rt, box, path)
-            except TachiaiError as exc:
-                log.error("cannot take in a file from %s: %s", box.path, exc.diagnostics())
-                continue
-            if transfer is not None:
-                log.info("transfer %s (%s) is %s", transfer.id, transfer.file_name, transfer.state)
-
-    def _advance_work(self) -> None:
-        now = time.monotonic()
-        for transfer in self.rt.store.in_states(pipeline.WORK_STATES):
-            if self.stopping.is_set():
-                return
-            if self._held.get(transfer.id, 0.0) > now or not pipeline.due(transfer, clock.now_ns()):
-                continue
-            try:
-                after = pipeline.advance(self.rt, transfer)
-            except TachiaiError as exc:
-                log.error("transfer %s: %s", transfer.id, exc.diagnostics())
-                self._held[transfer.id] = now + _RETRY_AFTER_ERROR_SECONDS
-                continue
-            except Exception:
-                # A bug must not stop the other transfers; this one waits and is retried.
-                log.exception("transfer %s: internal error; it will be retried", transfer.id)
-                self._held[transfer.id] = now + _RETRY_AFTER_ERROR_SECONDS
-                continue
-            self._held.pop(transfer.id, None)
-            if after.state != transfer.state:
-                log.info("transfer %s is %s", after.id, after.state)
 
 
 def make_outbox(path: Path, root: Path) -> None:
@@ -201,7 +180,7 @@ def run(settings: Settings) -> None:
     """
     # First, before the database is opened: two daemons on one SQLite state would both claim
     # and sweep it. The lock lives as long as this process (the kernel drops it on any exit).
-    with daemon_lock.acquire(settings.state_dir):
+    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
         daemon = Daemon(settings)
         signal.signal(signal.SIGTERM, daemon.stop)
         signal.signal(signal.SIGINT, daemon.stop)

@@ -7,6 +7,7 @@ but changes no transfer. Event drafts are made here so every event has the same 
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +18,13 @@ from gateway.config.policyfiles import load_agreements, load_registry
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, StorageError
 from gateway.evidence import recorder
-from gateway.state import clock
+from gateway.state import clock, nodes
 from gateway.state.spool import Spool
 from gateway.state.store import Store, Transfer
 from policies.agreement import Agreement, Flow
 from policies.handlers import Registry
+
+_FLUSHING = threading.Lock()
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Runtime:
     agreements: Mapping[str, Agreement]
     registry: Registry
     spool: Spool
+    node: nodes.Node  # this process in `tachiai nodes`
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -47,14 +51,17 @@ class Runtime:
             ) from exc
         return cls(
             settings=settings,
-            store=Store(
-                settings.database_path, busy_timeout_seconds=settings.busy_timeout_seconds
-            ),
-            ledger=Ledger.open(settings.ledger_path),
+            store=open_store(settings),
+            ledger=open_ledger(settings),
             agreements=agreements,
             registry=registry,
             spool=Spool(settings.spool_dir),
+            node=nodes.this_node(settings.node_name),
         )
+
+    def heartbeat(self) -> None:
+        """Say this node is alive (written every few seconds however often it is called)."""
+        nodes.heartbeat(self.store, self.node)
 
     def agreement_flow(self, agreement_id: str, flow_id: str) -> tuple[Agreement, Flow]:
         """Raises: ConfigError when the agreement or flow is not loaded."""
@@ -71,7 +78,42 @@ class Runtime:
                 if f.provider == self.settings.party]
 
     def flush(self) -> int:
-        return recorder.flush(self.store, self.ledger)
+        # One flush at a time per process: the daemon's workers all flush after their steps,
+        # and appends from one process in turn are cheaper than waits on the ledger's lock.
+        with _FLUSHING:
+            return recorder.flush(self.store, self.ledger)
+
+
+def open_store(settings: Settings) -> Store:
+    """The state database: SQLite under state_dir, or [database] url (PostgreSQL).
+
+    Raises:
+        StorageError: it cannot be opened.
+    """
+    if settings.database_url:
+        return Store(
+            url=settings.database_url,
+            password_file=settings.database_password_file,
+            busy_timeout_seconds=settings.busy_timeout_seconds,
+        )
+    return Store(settings.database_path, busy_timeout_seconds=settings.busy_timeout_seconds)
+
+
+def open_ledger(settings: Settings, *, read_only: bool = False) -> Ledger:
+    """The ledger: ledger.db under state_dir, or in the [database] url's database beside the
+    state (their table names differ).
+
+    Raises:
+        LedgerStorageError: it cannot be opened (read-only: there is none yet).
+    """
+    if settings.database_url:
+        return Ledger.connect(
+            settings.database_url,
+            read_only=read_only,
+            create=not read_only,
+            password_file=settings.database_password_file,
+        )
+    return Ledger.open(settings.ledger_path, read_only=read_only)
 
 
 def new_transfer_id() -> str:

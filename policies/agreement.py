@@ -1,9 +1,9 @@
 """The agreement (確認書) as values: parties, flows, datasets and every term they carry.
 
-`Agreement.from_mapping` parses the TOML table of one agreement file (see
-`policies.agreement_file`) and refuses anything it does not understand, naming the key and the
-fix. The result is frozen: nothing downstream can loosen a term. Reading the file from disk is
-the caller's job; this module never touches the file system.
+`policies.agreement_file.parse_agreement` builds one from the TOML table of an agreement file
+and refuses anything it does not understand, naming the key and the fix. The result is frozen:
+nothing downstream can loosen a term. Reading the file from disk is the caller's job; this
+module never touches the file system.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from policies.delegations import DelegationRegistry
 from policies.reasons import Reason
@@ -244,15 +243,3 @@ class Agreement:
                 f"the delegation registry is for {registry.agreement!r}, not {self.id!r}"
             )
         return dataclasses.replace(self, delegations=registry)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], source: str) -> Agreement:
-        """Parse one agreement file's table.
-
-        Raises:
-            PolicyFileError: listing every problem found, each with its key and fix.
-        """
-        # Imported here: the file format module builds these classes, so it imports this one.
-        from policies.agreement_file import parse_agreement
-
-        return parse_agreement(data, source)

@@ -1,10 +1,13 @@
 """The `tachiai` command line: the only place that prints messages and chooses exit codes.
 
 Each command group is one module beside this one that owns its parser and its handlers and
-exposes `register(subparsers, common)`; `COMMANDS` assembles them, in the order `--help` lists
-them. Every command takes --config (default ./tachiai.toml, or $TACHIAI_CONFIG). JSON output
-keys are stable: scripts and auditors rely on them. Errors from `policies` and `audit` are
-mapped onto the gateway's exception tree here (see gateway.errors for the exit codes).
+exposes `register(subparsers, common)`; `COMMANDS` names them, in the order `--help` lists
+them. Only the module of the command being run is imported (start-up is most of what a short
+command costs: the others would load the database layer, SFTP and archive libraries for
+nothing); the rest stand in by name and help line. Every command takes --config (default
+./tachiai.toml, or $TACHIAI_CONFIG). JSON output keys are stable: scripts and auditors rely on
+them. Errors from `policies` and `audit` are mapped onto the gateway's exception tree here
+(see gateway.errors for the exit codes).
 """
 
 from __future__ import annotations
@@ -13,27 +16,14 @@ import argparse
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import Callable, Sequence
-from importlib import metadata
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
-from gateway.cli import (
-    agreements,
-    approvals,
-    audit,
-    calendar,
-    holdings,
-    init,
-    partners,
-    password,
-    run,
-    status,
-    transfers,
-)
-from gateway.cli.common import USAGE, Subparsers, common_parser
+from gateway.cli.parsers import USAGE, Subparsers, common_parser
 from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
 from gateway.errors import __doc__ as _EXIT_CODES_DOC
 from policies.errors import PolicyFileError
@@ -43,26 +33,43 @@ log = logging.getLogger("tachiai")
 EPILOG = "exit codes:\n" + (_EXIT_CODES_DOC or "").split("Exit codes (also listed by "
                                                           "`tachiai --help`):\n")[-1]
 
-#: Every command group, in the order `tachiai --help` lists them.
-COMMANDS: tuple[Callable[[Subparsers, argparse.ArgumentParser], None], ...] = (
-    init.register,         # init
-    run.register,          # run
-    agreements.register,   # agreements list|check|show
-    calendar.register,     # calendar
-    transfers.register,    # transfers list|show|statement|retry|link
-    approvals.register,    # approve, reject
-    audit.register,        # audit …
-    password.register,     # password
-    holdings.register,     # holdings …
-    partners.register,     # partners test
-    status.register,       # status
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command name, the module beside this one that registers it, and its `--help` line
+    (the module's own; a test holds the two equal)."""
+
+    name: str
+    module: str
+    help: str
+
+
+#: Every command, in the order `tachiai --help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command("init", "init", "create a configuration and folders"),
+    Command("run", "run", "run the daemon in the foreground"),
+    Command("agreements", "agreements", "agreements (確認書)"),
+    Command("calendar", "calendar",
+            "due dates of a monthly flow (翌月の最終業務日の一業務日前 etc.)"),
+    Command("transfers", "transfers", "outbound transfers"),
+    Command("approve", "approvals", "approve transfers as a witness"),
+    Command("reject", "approvals", "stop a transfer, with a reason"),
+    Command("audit", "audit",
+            "verify, prove, query and report on the ledger (works on a copy: --ledger PATH)"),
+    Command("password", "password", "retrieve a delivered file's password as a receiving handler"),
+    Command("holdings", "holdings", "received data (保有データ)"),
+    Command("partners", "partners", "recipients' routes"),
+    Command("nodes", "nodes",
+            "list the daemons (nodes) using this state database and their last heartbeat"),
+    Command("status", "status", "what waits for whom, on one screen"),
 )
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
     logging.basicConfig(
@@ -108,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def version() -> str:
     """The installed package's version, or the source tree's (pyproject.toml) when running
     from a checkout that was never installed."""
+    # Imported here: together they cost every command about a fifth of `tachiai --help`'s
+    # start-up CPU, and only `--version` needs them.
+    import tomllib
+    from importlib import metadata
+
     try:
         return metadata.version("tachiai")
     except metadata.PackageNotFoundError:
@@ -135,7 +147,44 @@ def _report(error: TachiaiError) -> int:
     return error.exit_code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for this command line: the chosen command's module registers it in full."""
+    stubs = _stubs()
+    known, _rest = stubs.parse_known_args(argv)
+    chosen = getattr(known, "chosen_module", None)
+    return full_parser(str(chosen)) if chosen is not None else stubs
+
+
+def full_parser(modules: str | None = None) -> argparse.ArgumentParser:
+    """The parser with the commands of `modules` (one module name, or every module when None)
+    registered in full and the others by name and help line only."""
+    registered: set[str] = set()
+
+    def add(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+        for command in COMMANDS:
+            if modules is None or command.module == modules:
+                if command.module not in registered:
+                    registered.add(command.module)
+                    import_module(f"gateway.cli.{command.module}").register(sub, common)
+            else:
+                sub.add_parser(command.name, help=command.help, add_help=False)
+
+    return _top(add)
+
+
+def _stubs() -> argparse.ArgumentParser:
+    """Every command standing in by name and help line, to find which one is named: so
+    `tachiai --help` and a mistyped command are answered exactly as by the full parser, without
+    importing any command module."""
+    def add(sub: Subparsers, _common: argparse.ArgumentParser) -> None:
+        for command in COMMANDS:
+            p = sub.add_parser(command.name, help=command.help, add_help=False)
+            p.set_defaults(chosen_module=command.module)
+
+    return _top(add)
+
+
+def _top(add: Callable[[Subparsers, argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
     common = common_parser()
     parser = argparse.ArgumentParser(
         prog="tachiai", parents=[common], epilog=EPILOG,
@@ -144,8 +193,7 @@ def _parser() -> argparse.ArgumentParser:
                     "agreement (確認書).")
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(metavar="COMMAND")
-    for register in COMMANDS:
-        register(sub, common)
+    add(sub, common)
     return parser
 
 

@@ -1,5 +1,10 @@
-"""`tachiai approve ID` and `tachiai reject ID --reason …`: a witness's signed decision.
+"""`tachiai approve ID…` and `tachiai reject ID --reason …`: a witness's signed decision.
 
+`approve` takes any number of transfers: with `--key` the key is read once and each statement
+signed with it; with `--signatures DIR` each transfer's signature is DIR/ID.sig, what
+`ssh-keygen -Y sign` writes beside a statement saved as DIR/ID (`tachiai transfers statement ID
+> DIR/ID`); given no ID, every ID.sig in DIR. Each transfer is verified and recorded on its own,
+with a line of its own; a refusal stops none of the others (exit 1 when any was refused).
 Parsing and printing only: the statement, the checks of who may approve and the state changes
 live in `gateway.outbound.approvals`.
 """
@@ -7,19 +12,37 @@ live in `gateway.outbound.approvals`.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from gateway.cli.common import Subparsers, runtime_of, signature_from
+from gateway.errors import (
+    CheckFailed,
+    InputError,
+    StateError,
+    TachiaiError,
+    UsageError,
+)
+from gateway.identity.sshkeys import load_private_key
 from gateway.outbound import approvals
+
+#: The name of a transfer's signature in a `--signatures` folder.
+SIGNATURE_SUFFIX = ".sig"
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("approve", parents=[common], help="approve a transfer as a witness")
-    p.add_argument("id")
+    p = sub.add_parser("approve", parents=[common], help="approve transfers as a witness")
+    p.add_argument("id", nargs="*", help="the transfers to approve (with --signatures: default "
+                   "every ID.sig in the folder)")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--key", type=Path, help="your SSH private key: sign and submit")
+    how.add_argument("--key", type=Path, help="your SSH private key: read once, sign each "
+                     "transfer's statement and submit it")
     how.add_argument("--signature", type=Path, help="a signature made with `ssh-keygen -Y sign "
-                     f"-n {approvals.APPROVAL_NAMESPACE} -f KEY STATEMENT_FILE`")
+                     f"-n {approvals.APPROVAL_NAMESPACE} -f KEY STATEMENT_FILE` (one ID)")
+    how.add_argument("--signatures", type=Path, metavar="DIR", help="a folder of signatures "
+                     "named ID.sig: save each statement as DIR/ID (`tachiai transfers statement "
+                     f"ID > DIR/ID`), sign it with `ssh-keygen -Y sign -n "
+                     f"{approvals.APPROVAL_NAMESPACE} -f KEY DIR/ID`")
     p.add_argument("--duplicate-ok", action="store_true", help="approve although the same "
                    "bytes were already delivered on this flow (the statement's duplicate-of line)")
     p.set_defaults(handler=_approve)
@@ -35,18 +58,84 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def _approve(args: argparse.Namespace) -> int:
+    ids: list[str] = list(args.id)
+    if args.signatures is not None:
+        return _approve_each(args, ids or _signed_in(args.signatures))
+    if not ids:
+        raise UsageError("name the transfer(s) to approve", hint="tachiai approve ID --key KEY")
+    if args.signature is not None and len(ids) > 1:
+        raise UsageError("--signature is one transfer's signature",
+                         hint="for several, use --key KEY or --signatures DIR")
+    if len(ids) > 1:
+        return _approve_each(args, ids)
     rt = runtime_of(args)
-    transfer = rt.store.get(args.id)
+    transfer = rt.store.get(ids[0])
     signature = signature_from(args, approvals.statement(rt, transfer),
                                approvals.APPROVAL_NAMESPACE)
-    outcome = approvals.approve(rt, args.id, signature, duplicate_ok=args.duplicate_ok)
+    outcome = approvals.approve(rt, ids[0], signature, duplicate_ok=args.duplicate_ok)
     print(f"approval by {outcome.witness} recorded ({len(outcome.approvals)} of "
           f"{outcome.needed} witness(es))")
     if outcome.approved:
-        print(f"transfer {args.id} is approved; the daemon seals and delivers it now")
+        print(f"transfer {ids[0]} is approved; the daemon seals and delivers it now")
     else:
         print(f"next: {outcome.needed - len(outcome.approvals)} more witness(es) must approve")
     return 0
+
+
+def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
+    """Approve several transfers, each on its own: one line each, exit 1 if any was refused."""
+    if not ids:
+        raise UsageError(f"no signatures (*{SIGNATURE_SUFFIX}) in {args.signatures}")
+    key = load_private_key(args.key) if args.key is not None else None  # once, for them all
+    rt = runtime_of(args)
+    refused = 0
+    for transfer_id in ids:
+        try:
+            if key is not None:
+                outcome = approvals.approve_with_key(rt, transfer_id, key,
+                                                     duplicate_ok=args.duplicate_ok)
+            else:
+                outcome = approvals.approve(rt, transfer_id, _signature_in(args.signatures,
+                                                                          transfer_id),
+                                            duplicate_ok=args.duplicate_ok)
+        except (CheckFailed, InputError, StateError) as exc:  # this transfer's; go on
+            refused += 1
+            print(f"{transfer_id}: NOT approved: {_one_line(exc)}", file=sys.stderr)
+            continue
+        print(f"{transfer_id}: approval by {outcome.witness} recorded "
+              f"({len(outcome.approvals)} of {outcome.needed} witness(es))"
+              + ("; approved, the daemon seals and delivers it now" if outcome.approved else ""))
+    print(f"{len(ids) - refused} of {len(ids)} approval(s) recorded", file=sys.stderr)
+    return CheckFailed.exit_code if refused else 0
+
+
+def _signed_in(folder: Path) -> list[str]:
+    """The transfer ids of the signatures in a `--signatures` folder, in name order.
+
+    Raises:
+        InputError: the folder cannot be read.
+    """
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.name.endswith(SIGNATURE_SUFFIX))
+    except OSError as exc:
+        raise InputError(f"cannot read the folder {folder}: {exc.strerror}") from exc
+    return [n.removesuffix(SIGNATURE_SUFFIX) for n in names]
+
+
+def _signature_in(folder: Path, transfer_id: str) -> str:
+    """Raises: InputError when DIR/ID.sig is missing or unreadable."""
+    path = folder / f"{transfer_id}{SIGNATURE_SUFFIX}"
+    try:
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the signature {path}: "
+                         f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}",
+                         hint="sign the statement saved as DIR/ID with ssh-keygen -Y sign"
+                         ) from exc
+
+
+def _one_line(error: TachiaiError) -> str:
+    return " ".join(error.diagnostics().split())
 
 
 def _reject(args: argparse.Namespace) -> int:

@@ -13,8 +13,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO
 
 from audit import export, proofs
 from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
@@ -36,6 +37,8 @@ from gateway.evidence.checkpointing import (
     public_key,
 )
 from gateway.evidence.ledger_copy import copy_ledger
+from gateway.evidence.ledger_guard import LedgerGuard
+from gateway.runtime import open_ledger, open_store
 from gateway.state import clock
 
 
@@ -178,7 +181,8 @@ def _log(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     ledger = _open(args)
     key, notes = _trust(args)
-    report = ledger.verify(checkpoints=notes, key=key, deep=args.deep)
+    with _progress(ledger, sys.stderr) as progress:
+        report = ledger.verify(progress, checkpoints=notes, key=key, deep=args.deep)
     print(f"the ledger is intact: {report.size} events, root {report.root.hex()}")
     print(
         f"checked: every event's bytes, hash and indexed fields, the tree, {report.heads} "
@@ -254,7 +258,8 @@ def _report(args: argparse.Namespace) -> int:
     verification = None
     if not args.no_verify:
         key, notes = _trust(args, quiet=True)
-        verification = ledger.verify(checkpoints=notes, key=key)
+        with _progress(ledger, sys.stderr) as progress:
+            verification = ledger.verify(progress, checkpoints=notes, key=key)
     report = build(ledger, args.agreement, period, now_ns=clock.now_ns(), verification=verification)
     if args.format == "xlsx":
         _export(args, lambda out: export.write_xlsx(out, xlsx_sheets(report)))
@@ -273,8 +278,10 @@ def _public_key(args: argparse.Namespace) -> int:
 
 def _checkpoint(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    ledger = open_ledger(settings)
     service = CheckpointService(
-        Ledger.open(settings.ledger_path), CheckpointSettings.from_settings(settings)
+        ledger, CheckpointSettings.from_settings(settings),
+        guard=LedgerGuard(open_store(settings), ledger),
     )
     try:
         signed = service.checkpoint_now()
@@ -295,11 +302,16 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
-    source = args.ledger if args.ledger else settings_of(args).ledger_path
+    settings = None if args.ledger else settings_of(args)
+    if settings is None:
+        source, password_file = str(args.ledger), None
+    else:
+        source = settings.database_url or str(settings.ledger_path)
+        password_file = settings.database_password_file
     dest: Path = args.destination
     if dest.exists():
         raise UsageError(f"{dest} already exists")
-    events = copy_ledger(str(source), dest)
+    events = copy_ledger(source, dest, password_file=password_file)
     counted = f" ({events} events)" if events is not None else ""
     checkpoints = dest.absolute().parent / "checkpoints"
     print(
@@ -315,12 +327,38 @@ def _copy(args: argparse.Namespace) -> int:
 # -- helpers ------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _progress(ledger: Ledger, stream: TextIO) -> Iterator[Callable[[int], None] | None]:
+    """A progress line (events verified of the total) on `stream` when it is a terminal,
+    rewritten in place and cleared at the end; nothing otherwise, so piped output is
+    unchanged."""
+    if not stream.isatty():
+        yield None
+        return
+    total = ledger.size()
+    shown = False
+
+    def show(done: int) -> None:
+        nonlocal shown
+        shown = True
+        stream.write(f"\rverifying: {done:,} of {total:,} events ({done * 100 // max(total, 1)}%)")
+        stream.flush()
+
+    try:
+        yield show
+    finally:
+        if shown:
+            stream.write("\r\033[K")
+            stream.flush()
+
+
+
 def _open(args: argparse.Namespace) -> Ledger:
     if getattr(args, "ledger", None):
         if is_postgres_url(args.ledger):
             return Ledger.connect(args.ledger, read_only=True, create=False)
         return Ledger.open(Path(args.ledger), snapshot=True)
-    return Ledger.open(settings_of(args).ledger_path, read_only=True)
+    return open_ledger(settings_of(args), read_only=True)
 
 
 def _trust(

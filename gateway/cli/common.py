@@ -8,58 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+# The parser pieces live apart so that `tachiai --help` imports nothing of the gateway.
+from gateway.cli.parsers import USAGE as USAGE
+from gateway.cli.parsers import Handler as Handler
+from gateway.cli.parsers import Subparsers as Subparsers
+from gateway.cli.parsers import common_parser as common_parser
+from gateway.cli.parsers import group as group
 from gateway.config.settings import Settings, config_path_from, load_settings
-from gateway.errors import InputError
-from gateway.identity import sshsig
-from gateway.identity.sshkeys import load_private_key
-from gateway.runtime import Runtime
+from gateway.errors import InputError, UsageError
+from gateway.state import clock
 
-#: A command's handler: takes the parsed arguments, returns the exit code.
-Handler = Callable[[argparse.Namespace], int]
-
-#: Exit code of a command line that names a group but no action (as argparse's usage errors).
-USAGE = 2
-
-
-class Subparsers(Protocol):
-    """What a command module needs of `ArgumentParser.add_subparsers()`: adding a command."""
-
-    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
-
-
-def common_parser() -> argparse.ArgumentParser:
-    """The options every command and action accepts, before or after its name."""
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: a subcommand must not reset an option given before it (`tachiai --config X run`).
-    common.add_argument("--config", default=argparse.SUPPRESS,
-                        help="configuration file (default ./tachiai.toml or $TACHIAI_CONFIG)")
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log debug messages")
-    return common
-
-
-def group(
-    sub: Subparsers, name: str, common: argparse.ArgumentParser, help: str
-) -> tuple[argparse.ArgumentParser, Subparsers]:
-    """A command with actions (`tachiai NAME ACTION`); given alone it prints its help, exit 2.
-
-    The group's handler is a default that each action's own handler overrides.
-    """
-    parser = sub.add_parser(name, parents=[common], help=help)
-    parser.set_defaults(handler=_help_of(parser))
-    return parser, parser.add_subparsers(metavar="ACTION")
-
-
-def _help_of(parser: argparse.ArgumentParser) -> Handler:
-    def show_help(_args: argparse.Namespace) -> int:
-        parser.print_help()
-        return USAGE
-
-    return show_help
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -67,6 +31,10 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 def runtime_of(args: argparse.Namespace) -> Runtime:
+    # Imported here: the runtime loads the database layer (about half of a command's start-up
+    # CPU), which the audit commands, working on the ledger alone, never need.
+    from gateway.runtime import Runtime
+
     return Runtime.open(settings_of(args))
 
 
@@ -77,11 +45,53 @@ def signature_from(args: argparse.Namespace, message: bytes, namespace: str) -> 
         KeyFileError: the key cannot be used. InputError: the signature file cannot be read.
     """
     if args.key is not None:
+        # Imported here: key handling loads `cryptography`, needed only when signing now.
+        from gateway.identity import sshsig
+        from gateway.identity.sshkeys import load_private_key
+
         return sshsig.sign(message, load_private_key(args.key), namespace)
     try:
         return Path(args.signature).read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read signature file {args.signature}: {exc}") from exc
+
+
+#: How many rows a list shows unless told otherwise: the latest ones.
+DEFAULT_LIMIT = 50
+
+
+def paging_options(p: argparse.ArgumentParser) -> None:
+    """`--limit N`, `--since TIME` and `--all` of a list that shows the latest rows."""
+    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N",
+                   help=f"show the latest N (default {DEFAULT_LIMIT})")
+    p.add_argument("--since", metavar="TIME", help="only those created at or after TIME "
+                   "(ISO date or date and time, JST unless given)")
+    p.add_argument("--all", action="store_true", help="show every one")
+
+
+def paging_of(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """The (since_ns, limit) of a list's command line.
+
+    Raises:
+        UsageError: a limit below 1 or a time that is not ISO 8601.
+    """
+    if args.limit < 1:
+        raise UsageError("--limit must be 1 or more", hint="or give --all")
+    try:
+        since = clock.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    return since, None if args.all else args.limit
+
+
+def print_footer(args: argparse.Namespace, shown: int, more: int, what: str) -> None:
+    """Say how many earlier rows the page left out and how to see them (on stderr with --json,
+    so the JSON stays one array of the same objects)."""
+    if more <= 0:
+        return
+    print(f"… {more} earlier {what} not shown (the latest {shown} are); see them with "
+          f"--limit {shown + more}, --since TIME or --all",
+          file=sys.stderr if args.json else sys.stdout)
 
 
 def print_json(data: Any) -> None:

@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli import table
-from gateway.cli.common import Subparsers, group, print_json, runtime_of, signature_from
+from gateway.cli.common import (
+    Subparsers,
+    group,
+    paging_of,
+    paging_options,
+    print_footer,
+    print_json,
+    runtime_of,
+    signature_from,
+)
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
 from gateway.inbound import holdings
@@ -39,9 +48,12 @@ from gateway.state import clock
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     _holdings, hsub = group(sub, "holdings", common, help="received data (保有データ)")
-    p = hsub.add_parser("list", parents=[common], help="holdings, oldest first")
-    p.add_argument("--overdue", action="store_true", help="only those past their deadline")
+    p = hsub.add_parser("list", parents=[common],
+                        help="the latest holdings (50 unless told), oldest first")
+    p.add_argument("--overdue", action="store_true", help="only those past their deadline "
+                   "(every one of them: they are few, and none may be missed)")
     p.add_argument("--state", choices=[s.value for s in HoldingState])
+    paging_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_list)
     p = hsub.add_parser("show", parents=[common], help="one holding, its thread and certificates")
@@ -79,19 +91,24 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    since, limit = paging_of(args)
     rt = runtime_of(args)
     today = clock.today()
-    rows = [
-        _json(rt, h, today)
-        for h in holdings.find(rt, states=[HoldingState(args.state)] if args.state else None)
-    ]
+    states = [HoldingState(args.state)] if args.state else None
+    if args.overdue:  # overdue is decided per row (deadline and today), so all are read
+        states = [s for s in (states or holdings.HELD) if s in holdings.HELD]
+        limit = None
+    page, more = holdings.latest(rt, states=states, since_ns=since, limit=limit)
+    rows = [_json(rt, h, today) for h in page]
     if args.overdue:
         rows = [r for r in rows if r["overdue"]]
     if args.json:
         print_json(rows)
+        print_footer(args, len(rows), more, "holding(s)")
         return 0
     print(table.render(["id", "state", "agreement/flow", "file", "size", "received", "deadline",
                         "flags"], [table.holding_row(r) for r in rows]) if rows else "no holdings")
+    print_footer(args, len(rows), more, "holding(s)")
     return 0
 
 

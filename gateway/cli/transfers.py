@@ -13,9 +13,18 @@ import sys
 from typing import Any
 
 from gateway.cli import table
-from gateway.cli.common import Subparsers, group, print_json, runtime_of
-from gateway.outbound import approvals, duplicates, replies
+from gateway.cli.common import (
+    Subparsers,
+    group,
+    paging_of,
+    paging_options,
+    print_footer,
+    print_json,
+    runtime_of,
+)
+from gateway.outbound import approvals, duplicates, failures, replies
 from gateway.outbound.lifecycle import State
+from gateway.outbound.names import withheld_hmac
 from gateway.outbound.retry import retry
 from gateway.runtime import Runtime
 from gateway.state import clock
@@ -24,8 +33,10 @@ from gateway.state.store import Transfer
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     _transfers, tsub = group(sub, "transfers", common, help="outbound transfers")
-    p = tsub.add_parser("list", parents=[common], help="transfers, oldest first")
+    p = tsub.add_parser("list", parents=[common],
+                        help="the latest transfers (50 unless told), oldest first")
     p.add_argument("--state", choices=[s.value for s in State])
+    paging_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_list)
     p = tsub.add_parser("show", parents=[common], help="one transfer")
@@ -62,15 +73,20 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    since, limit = paging_of(args)
     rt = runtime_of(args)
-    rows = [_json(rt, t) for t in rt.store.list_transfers(State(args.state) if args.state
-                                                          else None)]
+    page, more = rt.store.latest_transfers(State(args.state) if args.state else None,
+                                           since_ns=since, limit=limit)
+    witnesses = rt.store.witnesses_of([t.id for t in page])
+    rows = [_json(rt, t, witnesses[t.id]) for t in page]
     if args.json:
         print_json(rows)
+        print_footer(args, len(rows), more, "transfer(s)")
         return 0
     print(table.render(["id", "state", "agreement/flow", "file", "size", "sender", "approvals",
                         "updated", "reason"], [table.transfer_row(r) for r in rows])
           if rows else "no transfers")
+    print_footer(args, len(rows), more, "transfer(s)")
     return 0
 
 
@@ -82,13 +98,15 @@ def _show(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     for key, value in data.items():
-        if key == "reasons":
+        if key in ("reasons", "last_error"):
             continue
         print(f"{key:>15}: {value if value is not None else '-'}")
     for reason in data["reasons"]:
         place = ", ".join(f"{k} {reason[k]}" for k in ("row", "column") if k in reason)
         print(f"         reason: {reason['rule']}{' at ' + place if place else ''}: "
               f"{reason['message']}")
+        if reason.get("hint"):
+            print(f"           next: {reason['hint']}")
     unlinked = (replies.unlinked_reply(rt, transfer)
                 if transfer.status is State.AWAITING_APPROVAL else None)
     if unlinked is not None:  # a witness's approval is refused until it is linked
@@ -133,14 +151,27 @@ def _link(args: argparse.Namespace) -> int:
 # -- private ------------------------------------------------------------------------------------
 
 
-def _json(rt: Runtime, t: Transfer) -> dict[str, Any]:
+def _json(rt: Runtime, t: Transfer, witnesses: list[str] | None = None) -> dict[str, Any]:
     return {
         "id": t.id, "agreement": t.agreement, "flow": t.flow, "recipient": t.recipient,
         "state": t.state, "file_name": t.file_name, "size": t.size, "sha256": t.sha256,
+        "name_hmac": withheld_hmac(t.source_path),  # a refused name is shown by its hash only
         "sender": t.sender, "owner": t.owner,
-        "approvals": [a.witness for a in rt.store.approvals(t.id)],
-        "reasons": t.reason_list(), "rows": t.rows, "encoding": t.encoding,
+        "approvals": (witnesses if witnesses is not None
+                      else [a.witness for a in rt.store.approvals(t.id)]),
+        "reasons": _reasons(t), "rows": t.rows, "encoding": t.encoding,
         "sealed_sha256": t.sealed_sha256, "delivered_path": t.delivered_path,
         "password_path": t.password_path, "created": clock.iso(t.created_ns),
-        "updated": clock.iso(t.updated_ns),
+        "updated": clock.iso(t.updated_ns), "last_error": t.last_error_dict(),
     }
+
+
+def _reasons(t: Transfer) -> list[dict[str, Any]]:
+    """The transfer's reasons; while it waits for (or failed) delivery, the last error's too."""
+    reasons = t.reason_list()
+    error = t.last_error_dict()
+    # After `transfers retry` (sealed again) a final error is history, not what it waits for.
+    if error is not None and (t.status is State.FAILED
+                              or (t.status is State.SEALED and not error.get("final"))):
+        reasons.append(failures.as_reason(error))
+    return reasons

@@ -24,6 +24,7 @@ from gateway.config import deliverability
 from gateway.config.settings import Settings
 from gateway.errors import CheckFailed, ConfigError
 from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.delegations import DelegationRegistry
 from policies.designations import check_designations
 from policies.errors import FileProblem, PolicyFileError
@@ -231,7 +232,7 @@ def _kind_of(path: Path, report: CheckReport) -> str | None:
 def _load_agreement(path: Path, report: CheckReport) -> None:
     try:
         data, _text = _read_toml(path)
-        agreement = Agreement.from_mapping(data, str(path))
+        agreement = parse_agreement(data, str(path))
     except PolicyFileError as exc:
         report.problems.extend(_with_lines(exc.problems, path))
         return

@@ -14,8 +14,10 @@ from typing import Any
 from gateway.errors import ConfigError
 
 #: The top-level tables of tachiai.toml.
-TOP_LEVEL = frozenset({"gateway", "intake", "sealing", "recipients", "pickup", "inbound", "ledger",
-                       "notify"})
+TOP_LEVEL = frozenset(
+    {"gateway", "intake", "sealing", "recipients", "pickup", "inbound", "ledger", "database",
+     "notify"}
+)
 
 
 def only(body: Mapping[str, Any], known: Collection[str], where: str) -> None:

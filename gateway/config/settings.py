@@ -10,13 +10,18 @@ place (routes and sources have modules of their own).
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit.database import postgres_url
+from audit.errors import LedgerStorageError
+from audit.notes import NoteVerifier
 from gateway.config.notify import NotifySettings, parse_notify
+from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
 from gateway.config.routes import (
     MAIL_KEYS,
     SFTP_KEYS,
@@ -54,8 +59,20 @@ COMPRESSIONS = ("deflate", "store")
 TRANSPORTS = ("local", "sftp", "mail")
 # The settings of each table; every table refuses any other key (gateway.config.schema).
 GATEWAY_KEYS = frozenset(
-    {"party", "state_dir", "outbox_dir", "registry", "agreements", "busy_timeout_seconds"}
+    {
+        "party",
+        "state_dir",
+        "outbox_dir",
+        "registry",
+        "agreements",
+        "busy_timeout_seconds",
+        "node_name",
+        "workers",
+        "error_attempts",
+    }
 )
+#: [database]: the state database and the ledger on a PostgreSQL server (several nodes).
+DATABASE_KEYS = frozenset({"url", "password_file"})
 INTAKE_KEYS = frozenset(
     {"max_file_size", "settle_seconds", "scan_interval_seconds", "poll_seconds"}
 )
@@ -63,7 +80,9 @@ SEALING_KEYS = frozenset({"compression", "compression_level"})
 LEDGER_KEYS = frozenset(
     {"checkpoint_key", "checkpoint_dirs", "syslog", "checkpoint_interval_seconds", "sftp"}
 )
-RECIPIENT_KEYS = frozenset({"transport", "password_channel", "attempts", "manifest"})
+RECIPIENT_KEYS = (
+    frozenset({"transport", "password_channel", "attempts", "manifest"}) | RECEIPT_KEYS
+)
 ROUTE_KEYS = {"local": frozenset({"inbox"}), "sftp": SFTP_KEYS, "mail": MAIL_KEYS}
 
 
@@ -85,6 +104,12 @@ class Recipient:
     # NAME.manifest.json beside each file (gateway.exchange.manifest): a receiving tachiai needs
     # it to verify the witnessed approval; false for a partner whose inbox reader expects one file.
     manifest: bool = True
+    # Delivery receipts (受領確認, gateway.exchange.receipts): the folder the recipient's signed
+    # receipts arrive in, the recipient's public key that must have signed them (its
+    # `tachiai audit public-key`), and how long a delivery may wait for one before it is listed.
+    receipts_dir: Path | None = None
+    receipt_key: NoteVerifier | None = None
+    receipt_within_hours: float = 24.0
 
     @property
     def password_channel(self) -> Path | None:
@@ -129,6 +154,8 @@ class Inbound:
     notify_command: tuple[str, ...] = ()
     remind_days: tuple[int, ...] = (14, 3, 0)
     pickups: Mapping[str, InboundPickupSource] = field(default_factory=dict)
+    # Where signed delivery receipts (受領確認) go back to providers: beside the inbox unless set.
+    receipts_dir: Path | None = None
 
     @property
     def enabled(self) -> bool:
@@ -164,6 +191,18 @@ class Settings:
     # [gateway] busy_timeout_seconds: how long a command waits for another process's write lock
     # on the state database before it stops with "locked" (exit 74).
     busy_timeout_seconds: float = 60.0
+    # [database] url: "" keeps the state and the ledger in SQLite files under state_dir (one
+    # node); a postgresql:// URL (never with a password in it) puts both on that server.
+    database_url: str = ""
+    database_password_file: Path | None = None  # [database] password_file (else PGPASSWORD)
+    # [gateway] node_name: this daemon in `tachiai nodes`; "" is HOST:PID.
+    node_name: str = ""
+    # [gateway] workers: threads in each CPU lane (intake and checks; sealing) of the daemon
+    # (gateway.workers); each partner's deliveries have a lane of their own besides.
+    workers: int = 2
+    # [gateway] error_attempts: tries of a step that fails with an internal error before its
+    # transfer is `failed` (rule internal.error).
+    error_attempts: int = 5
     notify: NotifySettings = field(default_factory=NotifySettings)  # [notify]: config/notify.py
 
     @property
@@ -173,6 +212,15 @@ class Settings:
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.db"
+
+    @property
+    def daemon_lock_file(self) -> str:
+        """The daemon lock's file in state_dir: one per state on SQLite; on PostgreSQL one per
+        node (node_name, else the host name), as the nodes may share the state folder."""
+        if not self.database_url:
+            return "daemon.lock"
+        node = self.node_name or socket.gethostname()
+        return "daemon." + "".join(c if c.isalnum() or c in "-_." else "_" for c in node) + ".lock"
 
     @property
     def spool_dir(self) -> Path:
@@ -218,7 +266,12 @@ def load_settings(path: Path) -> Settings:
 def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     base = path.parent
     only(raw, TOP_LEVEL, str(path))
-    tables = {"gateway": GATEWAY_KEYS, "intake": INTAKE_KEYS, "sealing": SEALING_KEYS}
+    tables = {
+        "gateway": GATEWAY_KEYS,
+        "intake": INTAKE_KEYS,
+        "sealing": SEALING_KEYS,
+        "database": DATABASE_KEYS,
+    }
 
     def section(name: str) -> Mapping[str, Any]:
         value = raw.get(name, {})
@@ -277,6 +330,10 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             compression=str(compression),
             compression_level=level,
             busy_timeout_seconds=float(gw.get("busy_timeout_seconds", 60.0)),
+            node_name=_node_name(gw.get("node_name", ""), path),
+            **_database(section("database"), resolve, path),
+            workers=_whole(gw.get("workers", 2), "gateway.workers", path),
+            error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
             pickups=pickups,
             inbound=inbound,
             notify=parse_notify(section("notify"), resolve, path),
@@ -288,7 +345,63 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
         raise ConfigError(f"{path}: intake limits must be positive")
     if not 0 < settings.busy_timeout_seconds <= 3600:
         raise ConfigError(f"{path}: gateway.busy_timeout_seconds must be in (0, 3600]")
+    if not 1 <= settings.workers <= 64 or not 1 <= settings.error_attempts <= 100:
+        raise ConfigError(f"{path}: gateway.workers must be in [1, 64] and "
+                          "gateway.error_attempts in [1, 100]")
+    if ":" in settings.node_name:
+        raise ConfigError(f"{path}: gateway.node_name must not contain ':' (claims are "
+                          "owned as NODE:PID:WORKER)", hint='a short name such as "gw1"')
     return settings
+
+
+def _node_name(value: Any, path: Path) -> str:
+    if not isinstance(value, str) or len(value) > 200 or not value.isprintable():
+        raise ConfigError(
+            f"{path}: gateway.node_name must be a short printable name",
+            hint='e.g. node_name = "gw-a"; leave it out to use HOST:PID',
+        )
+    return value
+
+
+def _database(db: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:
+    """The [database] table: a PostgreSQL URL without a password, and where the password is.
+
+    Raises:
+        ConfigError: a URL that is not PostgreSQL's or carries a password; a password file
+            without a URL.
+    """
+    url = db.get("url", "")
+    if not isinstance(url, str):
+        raise ConfigError(f"{path}: database.url must be a string")
+    if url:
+        try:
+            postgres_url(url)
+        except LedgerStorageError as exc:
+            raise ConfigError(
+                f"{path}: database.url: {exc}",
+                hint='e.g. url = "postgresql://tachiai@db.example.lg.jp/tachiai" with '
+                'password_file = "/etc/tachiai/db-password"; see docs/operations.md',
+            ) from None
+    password_file = db.get("password_file")
+    if password_file is not None and not url:
+        raise ConfigError(
+            f"{path}: database.password_file is set but database.url is not",
+            hint="set database.url, or remove the [database] table to keep SQLite",
+        )
+    return {
+        "database_url": url,
+        "database_password_file": (
+            resolve(password_file, "database.password_file") if password_file else None
+        ),
+    }
+
+
+def _whole(value: Any, key: str, path: Path) -> int:
+    """Raises: ConfigError when `value` is not a whole number."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{path}: {key} must be a whole number",
+                          hint=f"e.g. {key.split('.')[1]} = 2")
+    return value
 
 
 def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]:
@@ -391,6 +504,7 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         manifest = body.get("manifest", True)
         if not isinstance(manifest, bool):
             raise ConfigError(f"{where}.manifest must be true or false")
+        receipts = parse_receipts(body, where, lexical)
     except ConfigError as exc:
         if str(exc).startswith(str(path)):
             raise
@@ -404,6 +518,7 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         password_route=route,
         attempts=attempts,
         manifest=manifest,
+        **receipts,
     )
 
 
@@ -427,6 +542,7 @@ def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
         "notify_command",
         "remind_days",
         "pickup",
+        "receipts_dir",
     }
     only(body, known, f"{path}: inbound")
     inbox = folder("inbox")
@@ -482,5 +598,6 @@ def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
         notify_command=tuple(command),
         remind_days=tuple(sorted(set(days), reverse=True)),
         pickups=sources,
+        receipts_dir=folder("receipts_dir") or inbox.parent / "receipts",
     )
 

@@ -17,9 +17,10 @@ from audit.ledger import Ledger
 from gateway.errors import NotFound, StorageError
 
 
-def copy_ledger(location: str, dest: Path) -> int | None:
-    """Copy the ledger at `location` (a file, or a `postgresql://` URL) into a new SQLite file;
-    return how many events were copied when the copy counted them (PostgreSQL).
+def copy_ledger(location: str, dest: Path, *, password_file: Path | None = None) -> int | None:
+    """Copy the ledger at `location` (a file, or a `postgresql://` URL, its password from
+    `password_file` or libpq's environment) into a new SQLite file; return how many events were
+    copied when the copy counted them (PostgreSQL).
 
     Raises:
         NotFound: there is no ledger at `location`.
@@ -27,7 +28,9 @@ def copy_ledger(location: str, dest: Path) -> int | None:
     """
     if is_postgres_url(location):
         try:
-            ledger = Ledger.connect(location, read_only=True, create=False)
+            ledger = Ledger.connect(
+                location, read_only=True, create=False, password_file=password_file
+            )
             try:
                 return copy_to_sqlite(ledger, dest)
             finally:

@@ -23,7 +23,7 @@ from typing import Any
 from gateway.errors import StorageError, TachiaiError
 from gateway.exchange import onward_guard
 from gateway.exchange.manifest import Manifest, ManifestError, verify
-from gateway.inbound import holdings, inbox, unsealing
+from gateway.inbound import holdings, inbox, receipts, unsealing
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.sweep import sweep_holdings
 from gateway.runtime import Runtime
@@ -376,6 +376,7 @@ def _register(
     # ── ONWARD-GUARD CALL SITE (再提供の禁止) ─────────────────────────────────────────────
     # The one place received rows are remembered, right after the holding is registered.
     remember_received(rt, received)
+    receipts.issue(rt, received)  # 受領確認: the signed receipt back to the provider
     return received
 
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from gateway.errors import StateError, UsageError
+from gateway.errors import UsageError
 from gateway.inbound import holdings
 from gateway.inbound.holdings import Holding, HoldingState
-from gateway.inbound.signers import agreement_of, holding_statement, one_line, refuse, signer
+from gateway.inbound.signers import (
+    agreement_of,
+    holding_statement,
+    one_line,
+    record_refusal,
+    refuse,
+    refuse_state,
+    signer,
+)
 from gateway.runtime import Runtime
 from gateway.state import clock, holdings_store
 from gateway.state.schema import Certificate
@@ -52,21 +60,26 @@ def certify(
             the agreement does not allow (each refusal recorded).
     """
     method = one_line(method)
+    h = holdings.get(rt, holding_id)
     if not method or len(method) > MAX_METHOD or contains_my_number(method):
+        message = (f"--method must be one line of 1 to {MAX_METHOD} characters without "
+                   "personal data")
+        # Recorded without the method: it may hold the very personal data refused here.
+        record_refusal(rt, h, "certify", Reason("certify.method", message), None, None)
         raise UsageError(
-            f"--method must be one line of 1 to {MAX_METHOD} characters without personal data",
+            message,
             hint='e.g. --method "shredded the DVD; deleted the files from the processing server"',
         )
-    h = holdings.get(rt, holding_id)
     if kind == "applied":
         if h.corrects is None or h.status not in (*holdings.HELD, *holdings.DISPOSED):
-            raise StateError(
-                f"holding {h.id} is not a received correction (訂正); nothing to apply"
-            )
+            refuse_state(rt, h, "certify", "certify.state",
+                         f"holding {h.id} is not a received correction (訂正); nothing to apply")
         if h.applied_ns is not None:
-            raise StateError(f"the correction {h.id} was already certified applied")
+            refuse_state(rt, h, "certify", "certify.state",
+                         f"the correction {h.id} was already certified applied")
     elif h.status not in holdings.HELD:
-        raise StateError(f"holding {h.id} is {h.state}; only held data is deleted or returned")
+        refuse_state(rt, h, "certify", "certify.state",
+                     f"holding {h.id} is {h.state}; only held data is deleted or returned")
     statement = certificate_statement(h, kind, method, signed_on)
     handler, signed = signer(rt, h, statement, signature, CERTIFICATE_NAMESPACE, "certify")
     agreement = agreement_of(rt, h)

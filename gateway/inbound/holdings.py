@@ -85,6 +85,22 @@ def find(
     return holdings_store.find(rt.store, states=states, transfer=transfer, unerased=unerased)
 
 
+def latest(
+    rt: Runtime,
+    *,
+    states: Iterable[HoldingState] | None = None,
+    since_ns: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[Holding], int]:
+    """A page of holdings: the latest `limit` (all when None), oldest first, and how many
+    earlier ones also match.
+
+    Raises:
+        StorageError: the state database cannot be read.
+    """
+    return holdings_store.latest(rt.store, states=states, since_ns=since_ns, limit=limit)
+
+
 def create(rt: Runtime, holding: Holding, events: Sequence[Draft] = ()) -> None:
     """Insert a new holding (an intake intent) with its events.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import pwd
 import secrets
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def open_holding(rt: Runtime, holding_id: str, statement: bytes, signature: str)
             request (each refusal recorded).
         StorageError: the copy fails authentication or the folder cannot be written.
     """
-    h = held(rt, holding_id, "opened")
+    h = held(rt, holding_id, "opened", "open")
     handler, signed = signer(rt, h, statement, signature, OPEN_NAMESPACE, "open")
     when, nonce = _request_time(statement)
     if when is None or statement != open_request(h, when.isoformat(), nonce):
@@ -177,7 +178,6 @@ def _handler_folder(rt: Runtime, handler: Handler) -> Path:
             )
         os.chmod(folder, 0o700)
         if handler.os_user and os.geteuid() == 0:
-            import pwd
 
             user = pwd.getpwnam(handler.os_user)
             os.chown(folder, user.pw_uid, user.pw_gid)
@@ -223,7 +223,6 @@ def _write_plain(rt: Runtime, h: Holding, target: Path, handler: Handler) -> Non
                 hint="tell security",
             )
         if handler.os_user and os.geteuid() == 0:
-            import pwd
 
             user = pwd.getpwnam(handler.os_user)
             os.chown(tmp, user.pw_uid, user.pw_gid)

@@ -7,9 +7,9 @@ inbound pass decides again. It never releases, re-verifies or deletes anything i
 
 from __future__ import annotations
 
-from gateway.errors import StateError
 from gateway.inbound import holdings
 from gateway.inbound.holdings import Holding, HoldingState
+from gateway.inbound.signers import refuse_state
 from gateway.runtime import Runtime
 from gateway.state import clock
 
@@ -22,10 +22,8 @@ def retry(rt: Runtime, holding_id: str, operator: str) -> Holding:
     """
     h = holdings.get(rt, holding_id)
     if h.status is not HoldingState.REFUSED:
-        raise StateError(
-            f"holding {h.id} is {h.state}, not refused",
-            hint="only a refused delivery is checked again",
-        )
+        refuse_state(rt, h, "retry", "retry.state", f"holding {h.id} is {h.state}, not refused",
+                     hint="only a refused delivery is checked again")
     now = clock.now_ns()
     after = holdings.transition(
         rt,

@@ -7,6 +7,8 @@ never trusts a signer it has not verified itself: each refusal is recorded befor
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from gateway.errors import CheckFailed, StateError
 from gateway.identity import sshsig
 from gateway.inbound import holdings
@@ -50,20 +52,22 @@ def agreement_of(rt: Runtime, h: Holding) -> Agreement:
     """
     agreement = rt.agreements.get(h.agreement or "")
     if agreement is None:
-        raise StateError(
+        refuse_state(
+            rt, h, "use", "holding.no-agreement",
             f"holding {h.id} is under no loaded agreement ({h.state})",
             hint="a refused delivery is never released; see `tachiai holdings show ID`",
         )
+    assert agreement is not None
     return agreement
 
 
-def held(rt: Runtime, holding_id: str, doing: str) -> Holding:
+def held(rt: Runtime, holding_id: str, doing: str, action: str) -> Holding:
     """The holding, if we still hold its data (received, opened or in use).
 
     Raises:
         NotFound: no such holding.
         StateError: it was refused, is still arriving, or was disposed of (`doing` names what
-            was asked, for the message).
+            was asked, for the message; `action` for the recorded refusal).
     """
     h = holdings.get(rt, holding_id)
     if h.status not in holdings.HELD:
@@ -74,7 +78,8 @@ def held(rt: Runtime, holding_id: str, doing: str) -> Holding:
             if h.status in holdings.DISPOSED
             else "it is still being checked"
         )
-        raise StateError(f"holding {h.id} is {h.state} and cannot be {doing}: {hint}")
+        refuse_state(rt, h, action, f"{action}.state",
+                     f"holding {h.id} is {h.state} and cannot be {doing}: {hint}")
     return h
 
 
@@ -127,6 +132,19 @@ def refuse(
         handler.name if handler else None,
     )
     raise CheckFailed(f"refused: {reason.message} [{reason.rule}] (recorded)")
+
+
+def refuse_state(
+    rt: Runtime, h: Holding, action: str, rule: str, message: str, hint: str | None = None
+) -> NoReturn:
+    """Record a request refused for the holding's state (every refusal leaves an event), then
+    raise it.
+
+    Raises:
+        StateError: always, with the message and hint.
+    """
+    record_refusal(rt, h, action, Reason(rule, message), None, None)
+    raise StateError(message, hint=hint)
 
 
 def record_refusal(

@@ -11,12 +11,14 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import NoReturn
 
 from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
 from gateway.exchange.manifest import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
 from gateway.identity import sshsig
+from gateway.identity.sshkeys import PrivateKey
 from gateway.outbound import duplicates, replies
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
@@ -116,8 +118,10 @@ def approve(rt: Runtime, transfer_id: str, signature: str, *,
     """
     transfer = rt.store.get(transfer_id)
     if transfer.status is not State.AWAITING_APPROVAL:
-        raise StateError(f"transfer {transfer.id} is {transfer.state}, not awaiting approval",
-                         hint="only transfers in state awaiting_approval can be approved")
+        _refuse_state(rt, transfer, Reason(
+            "approval.state", f"transfer {transfer.id} is {transfer.state}, not awaiting "
+            "approval"), signature, APPROVAL_NAMESPACE, statement(rt, transfer),
+            hint="only transfers in state awaiting_approval can be approved")
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     # 疑義照会・回答: a reply is approved only with its link in the statement. Read before the
     # statement is made: a link, once fixed, is never removed.
@@ -163,6 +167,19 @@ def approve(rt: Runtime, transfer_id: str, signature: str, *,
     return ApprovalOutcome(transfer, witness.name, names, flow.witnesses)
 
 
+def approve_with_key(rt: Runtime, transfer_id: str, key: PrivateKey, *,
+                     duplicate_ok: bool = False) -> ApprovalOutcome:
+    """Sign the transfer's statement now with a witness's key (loaded once by the caller for
+    any number of transfers) and submit it as `approve` does.
+
+    Raises:
+        as `approve`; NotFound when there is no such transfer.
+    """
+    message = statement(rt, rt.store.get(transfer_id))
+    return approve(rt, transfer_id, sshsig.sign(message, key, APPROVAL_NAMESPACE),
+                   duplicate_ok=duplicate_ok)
+
+
 def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transfer:
     """A designated sender or witness of the providing party stops a transfer.
 
@@ -170,13 +187,17 @@ def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transf
         StateError: the transfer is already delivered or rejected.
         SignatureError / CheckFailed: as for `approve`.
     """
-    if contains_my_number(reason):
-        raise UsageError("the reason contains what looks like a My Number (個人番号)",
-                         hint="describe the problem without personal data")
     transfer = rt.store.get(transfer_id)
+    if contains_my_number(reason):
+        message = "the reason contains what looks like a My Number (個人番号)"
+        # Recorded without the reason: it holds the very number refused here.
+        _record_refusal(rt, transfer, Reason("rejection.personal-data", message), None, None)
+        raise UsageError(message, hint="describe the problem without personal data")
     if transfer.status not in _REJECTABLE:
-        raise StateError(f"transfer {transfer.id} is {transfer.state} and can no longer be "
-                         "rejected")
+        _refuse_state(rt, transfer, Reason(
+            "rejection.state", f"transfer {transfer.id} is {transfer.state} and can no longer "
+            "be rejected"), signature, REJECTION_NAMESPACE,
+            statement(rt, transfer, rejection_reason=reason))
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     signed = _verify_or_record(rt, transfer, statement(rt, transfer, rejection_reason=reason),
                                signature, REJECTION_NAMESPACE)
@@ -216,6 +237,24 @@ def _refuse(rt: Runtime, transfer: Transfer, reason: Reason, fingerprint: str | 
             signer: str | None) -> None:
     _record_refusal(rt, transfer, reason, fingerprint, signer)
     raise CheckFailed(f"refused: {reason.message} [{reason.rule}]")
+
+
+def _refuse_state(rt: Runtime, transfer: Transfer, reason: Reason, signature: str,
+                  namespace: str, message: bytes, hint: str | None = None) -> NoReturn:
+    """Record a request refused for the transfer's state, naming the signer when the signature
+    verifies (a bad one changes nothing: the state is the refusal), then raise it.
+
+    Raises:
+        StateError: always.
+    """
+    try:
+        signed: sshsig.Signed | None = sshsig.verify(message, signature, namespace)
+    except SignatureError:
+        signed = None
+    person = rt.registry.by_key(signed.public_key) if signed is not None else None
+    _record_refusal(rt, transfer, reason, signed.fingerprint if signed else None,
+                    person.name if person else None)
+    raise StateError(reason.message, hint=hint)
 
 
 def _record_refusal(rt: Runtime, transfer: Transfer, reason: Reason, fingerprint: str | None,

@@ -51,7 +51,7 @@ def transport_for(recipient: Recipient) -> Transport:
 
         return SftpTransport(recipient.party, recipient.sftp)
     if recipient.transport == "mail" and recipient.mail is not None:
-        from gateway.transports.mail import MailTransport
+        from gateway.transports.mail import MailTransport  # smtplib/ssl only where mail is used
 
         return MailTransport(recipient.party, recipient.mail)
     raise ConfigError(

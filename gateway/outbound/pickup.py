@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config.settings import PickupSource, Settings
 from gateway.exchange.uploads import is_upload_name
+from gateway.outbound import names
 from gateway.outbound.intake import Outbox
 from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.transports import HostKeyRefused, landing
+from policies.file_names import check_name
 
 if TYPE_CHECKING:
     from gateway.transports.sftp import Session
@@ -101,10 +103,16 @@ class Pickup:
             for remote in landing.listing(session):
                 if not remote.plain or is_upload_name(remote.name):
                     continue  # a link or folder, or still being uploaded
-                if (why := landing.refusal(remote.name)) is not None:
-                    self.poller.note(
-                        source.name, "%r on the server %s; it is left there", remote.name, why
-                    )
+                raw = remote.name.encode("utf-8", "surrogateescape")
+                why = landing.refusal(remote.name)
+                if why is None and not (verdict := check_name(raw)).accepted:
+                    why = "is refused (" + ", ".join(r.rule for r in verdict.reasons) + ")"
+                if why is not None:
+                    # Named by its keyed hash only: a refused name is written nowhere.
+                    digest = names.name_hmac(names.load_or_create_key(
+                        names.key_path(self.rt.settings.state_dir)), raw)
+                    self.poller.note(source.name, "the file name with name_hmac %s on the "
+                                     "server %s; it is left there", digest, why)
                     continue
                 pulled += self._pull(source, session, remote)
             return pulled

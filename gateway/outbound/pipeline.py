@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import pwd
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from gateway.errors import (
     StorageError,
 )
 from gateway.exchange.onward_guard import inspect_onward
-from gateway.outbound import approvals, manifests, pickup, replies
+from gateway.outbound import approvals, failures, manifests, names, pickup, replies
 from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
 from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
@@ -49,61 +49,101 @@ from gateway.outbound.sealing import (
     suffix,
 )
 from gateway.runtime import Runtime, event, new_transfer_id
-from gateway.state import clock
+from gateway.state import claims, clock
 from gateway.state.spool import copy_private, inspect, open_regular, write_atomic
 from gateway.state.store import Transfer
 from gateway.transports import HostKeyRefused, Parcel
 from gateway.transports.password_channels import RETRIEVAL_MARK
 from policies.admission import applied_terms, check_period, find_named_sender, find_sender
 from policies.content import check_file
+from policies.file_names import check_name
 from policies.reasons import Reason
 
 log = logging.getLogger(__name__)
 
 WORK_STATES = (State.DROPPED, State.QUARANTINED, State.APPROVED, State.SEALED)
+KIND = "transfer"  # what a worker claims (gateway.state.claims)
+#: How long a claim lasts without a heartbeat; a worker renews it while a step runs (see
+#: gateway.workers), so only a dead worker's claim expires and is taken over.
+LEASE_SECONDS = 60.0
 
 
-def take_in(rt: Runtime, outbox: Outbox, path: Path) -> Transfer | None:
-    """Record an intake intent, move the entry into the spool, and quarantine it."""
+def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None,
+            states: Collection[State] = WORK_STATES) -> Transfer | None:
+    """Record an intake intent, move the entry into the spool, and quarantine it.
+
+    With an `owner` (a worker), the transfer is created already claimed by it, so no other
+    worker moves the entry meanwhile; `states` limits the steps taken here (see `advance`).
+    The name is checked before anything is recorded (policies.file_names): `transfer.dropped`
+    carries only its keyed hash (`name_hmac`), and the checked name first appears in
+    `transfer.quarantined`. A refused name is stored nowhere: the transfer records the outbox and
+    the hash, finds the entry by it, and is rejected with the name's reasons, the file kept.
+    """
     try:
         entry = inspect(path)
     except FileNotFoundError:
         return None
     _agreement, flow = rt.agreement_flow(outbox.agreement, outbox.flow)
+    raw = os.fsencode(path.name)
+    digest = names.name_hmac(_name_key(rt), raw)
+    verdict = check_name(raw)
     now = clock.now_ns()
     transfer = Transfer(
         id=new_transfer_id(), agreement=outbox.agreement, flow=outbox.flow,
         provider=flow.provider, recipient=flow.recipient, state=State.DROPPED.value,
-        file_name=_printable(path.name), source_path=str(path), created_ns=now, updated_ns=now,
+        file_name=verdict.name or "",
+        source_path=str(path) if verdict.accepted else names.withheld_source(outbox.path, digest),
+        # A refused name's reasons are kept from here: once the entry is in the spool, its name
+        # is gone and cannot be checked again.
+        reasons=json.dumps([r.as_dict() for r in verdict.reasons], ensure_ascii=False),
+        created_ns=now, updated_ns=now,
+        claimed_by=owner,
+        lease_until_ns=None if owner is None else claims.now_ns() + int(LEASE_SECONDS * 1e9),
     )
     rt.store.create(transfer, [event("transfer.dropped", transfer, {
-        "file_name": transfer.file_name, "kind": entry.kind,
+        "name_hmac": digest, "kind": entry.kind,
     }, time_ns=now)])
     faults.crash_point("after-intent")
-    return advance(rt, transfer)
+    return advance(rt, transfer, owner=owner, states=states)
 
 
-def advance(rt: Runtime, transfer: Transfer) -> Transfer:
-    """Take every step the transfer is ready for; stop where it must wait."""
+def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
+            states: Collection[State] = WORK_STATES) -> Transfer:
+    """Take every step in `states` the transfer is ready for; stop where it must wait.
+
+    With an `owner` (a worker), each step is claimed first and taken only if the claim is
+    granted; a step's transition ends the claim, and a step that moves nothing (a delivery to be
+    retried) or raises gives it back. Without one (a command, a test) steps run unclaimed.
+    """
     steps = {
         State.DROPPED: _quarantine,
         State.QUARANTINED: _check,
         State.APPROVED: _seal,
         State.SEALED: _deliver,
     }
-    while (step := steps.get(transfer.status)) is not None:
+    while transfer.status in states and (step := steps.get(transfer.status)) is not None:
+        if owner is not None:
+            if not rt.store.claim(KIND, transfer.id, transfer.state, owner, LEASE_SECONDS):
+                log.debug("transfer %s is claimed by another worker", transfer.id)
+                return transfer
+            transfer = transfer.model_copy(update={"claimed_by": owner})
+        moved = False
         try:
+            faults.fail_point(step.__name__.lstrip("_"), transfer.file_name)
             nxt = step(rt, transfer)
+            moved = nxt.state != transfer.state
         except StateError:
             log.info("transfer %s was moved on by another process", transfer.id)
             return rt.store.get(transfer.id)
         finally:
+            if owner is not None and not moved:
+                rt.store.release(KIND, transfer.id, owner)
             rt.flush()
-        if nxt.state == transfer.state:
+        if not moved:
             return nxt
         transfer = nxt
     if transfer.status is State.DELIVERED:
-        _erase_password(rt, transfer)
+        erase_password(rt, transfer, owner=owner)
     return transfer
 
 
@@ -115,42 +155,61 @@ def due(t: Transfer, now_ns: int) -> bool:
     return now_ns >= t.updated_ns + backoff_ns
 
 
-def recover(rt: Runtime) -> int:
-    """After a start or crash: flush events, finish every unfinished step."""
+def recover(rt: Runtime, *, owner: str | None = None,
+            states: Collection[State] = WORK_STATES) -> int:
+    """After a start or crash: flush events, finish every unfinished step in `states` (none,
+    when workers will), erase passwords left after delivery; return how many are unfinished."""
     rt.flush()
-    count = 0
-    for transfer in rt.store.in_states(WORK_STATES):
-        advance(rt, transfer)
-        count += 1
+    unfinished = rt.store.in_states(WORK_STATES)
+    for transfer in unfinished:
+        if transfer.status in states:
+            advance(rt, transfer, owner=owner, states=states)
     for transfer in rt.store.in_states([State.DELIVERED]):
-        _erase_password(rt, transfer)
-    return count
+        erase_password(rt, transfer, owner=owner)
+    return len(unfinished)
 
 
 def _quarantine(rt: Runtime, t: Transfer) -> Transfer:
     dropped = rt.spool.dropped(t.id)
     if not os.path.lexists(dropped):
-        source = Path(t.source_path)
-        if not os.path.lexists(source):
+        source = _source(rt, t)
+        if source is None or not os.path.lexists(source):
             return _reject(rt, t, [Reason("intake.vanished", "the dropped file disappeared "
                                           "before it could be taken in; drop it again")])
         rt.spool.take(source, t.id)
     faults.crash_point("after-spool-move")
+    named = {"file_name": t.file_name} if t.file_name else {}
+    refused_name = [Reason.from_dict(r) for r in t.reason_list()]
+    if refused_name:  # kept in the spool as `dropped`, never read, never deleted
+        return _reject(rt, t, refused_name)
     # Who dropped it is read from the entry now in our spool, not from the outbox entry seen
     # before the rename (which another writer of the outbox could have swapped meanwhile).
     entry = inspect(dropped)
     owner = _user_name(entry.uid)
-    reasons = _intake_reasons(rt, t, entry.kind, entry.links, entry.size)
+    reasons = _intake_reasons(rt, entry.kind, entry.links, entry.size)
     if reasons:
-        return _reject(rt, t, reasons, size=entry.size, owner=owner)
+        return _reject(rt, t, reasons, size=entry.size, owner=owner, named=named)
     size, digest = copy_private(dropped, rt.spool.payload(t.id))
     after = rt.store.transition(t, State.QUARANTINED, [event("transfer.quarantined", t, {
-        "size": size, "sha256": digest, "owner": owner})], size=size, sha256=digest, owner=owner)
+        "size": size, "sha256": digest, "owner": owner, **named})], size=size, sha256=digest,
+        owner=owner)
     dropped.unlink()  # its bytes are in the private copy, recorded with their hash
     return after
 
 
-def _intake_reasons(rt: Runtime, t: Transfer, kind: str, links: int, size: int) -> list[Reason]:
+def _source(rt: Runtime, t: Transfer) -> Path | None:
+    """The outbox entry a transfer was dropped as (found by its keyed hash if withheld)."""
+    if names.withheld_hmac(t.source_path) is None:
+        return Path(t.source_path)
+    return names.find_withheld(_name_key(rt), t.source_path)
+
+
+def _name_key(rt: Runtime) -> bytes:
+    """Raises: ConfigError, StorageError (see `names.load_or_create_key`)."""
+    return names.load_or_create_key(names.key_path(rt.settings.state_dir))
+
+
+def _intake_reasons(rt: Runtime, kind: str, links: int, size: int) -> list[Reason]:
     limit = rt.settings.max_file_size
     if kind != "file":
         return [Reason(f"intake.{kind}", f"a {kind} was dropped; only plain files are taken in. "
@@ -161,30 +220,6 @@ def _intake_reasons(rt: Runtime, t: Transfer, kind: str, links: int, size: int) 
     if size > limit:
         return [Reason("intake.too-large", f"the file is {size} bytes, over the limit of {limit}; "
                        "split it or ask the administrator to raise intake.max_file_size")]
-    return _name_reasons(t.file_name, Path(t.source_path).name)
-
-
-# Characters and names Windows refuses or treats as paths: the name becomes the ZIP entry name
-# that the recipient's extractor writes, so `a\..\..\x` or `CON` must never reach it.
-_WINDOWS_FORBIDDEN = set('<>:"/\\|?*')
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                     *(f"LPT{i}" for i in range(1, 10))}
-MAX_NAME_BYTES = 200  # leaves room for ".<transfer id>.zip.password" within 255 bytes
-
-
-def _name_reasons(shown: str, actual: str) -> list[Reason]:
-    if shown != actual:
-        return [Reason("intake.file-name", "the file name has control characters or is not "
-                       "valid UTF-8; rename it")]
-    stem = actual.split(".")[0].upper()
-    if (_WINDOWS_FORBIDDEN & set(actual) or actual.endswith((".", " "))
-            or stem in _WINDOWS_RESERVED):
-        return [Reason("intake.file-name", "the file name has characters or a form that "
-                       'Windows cannot store (\\ / : * ? " < > |, a trailing dot or space, or a '
-                       "reserved name such as CON); rename it")]
-    if len(actual.encode("utf-8")) > MAX_NAME_BYTES:
-        return [Reason("intake.file-name", f"the file name is longer than {MAX_NAME_BYTES} "
-                       "bytes and could not be delivered; shorten it")]
     return []
 
 
@@ -404,21 +439,27 @@ def _delivery_failed(
     now = clock.now_ns()
     log.warning("delivery of %s failed (attempt %d): %s", t.id, attempts, exc)
     events = list(noted)
-    info = {"attempts": attempts, "error": str(exc), "hint": exc.hint,
+    final = refused or attempts >= recipient.attempts
+    error = failures.describe(t, exc, attempts=attempts, limit=recipient.attempts, final=final,
+                              at=clock.iso(now))
+    info = {"attempts": attempts, "error": str(exc), "hint": error["hint"], "rule": error["rule"],
             "transport": recipient.transport, "route": recipient.route()}
-    if refused or attempts >= recipient.attempts:
+    last_error = json.dumps(error, ensure_ascii=False)
+    if final:
         events.append(event("transfer.failed", t, {**info, "refused": refused},
                             key=f"{t.id}:transfer.failed:{now}", time_ns=now))
-        return rt.store.transition(t, State.FAILED, events, attempts=attempts)
+        return rt.store.transition(t, State.FAILED, events, attempts=attempts,
+                                   last_error=last_error)
     events.append(event("delivery.retry", t, {**info, "attempt": attempts},
                         key=f"{t.id}:delivery.retry:{now}", time_ns=now))
-    return rt.store.update(t, events, attempts=attempts)
+    return rt.store.update(t, events, attempts=attempts, last_error=last_error)
 
 
-def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], **changes: Any) -> Transfer:
+def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], *,
+            named: dict[str, str] | None = None, **changes: Any) -> Transfer:
     dicts = [r.as_dict() for r in reasons]
     log.info("transfer %s rejected: %s", t.id, ", ".join(r.rule for r in reasons))
-    data: dict[str, Any] = {"reasons": dicts, "stage": t.state}
+    data: dict[str, Any] = {"reasons": dicts, "stage": t.state, **(named or {})}
     sender = changes.get("sender", t.sender)
     if sender is not None:
         data["sender"] = sender
@@ -427,8 +468,18 @@ def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], **changes: Any) -> 
                                reasons=json.dumps(dicts, ensure_ascii=False), **changes)
 
 
-def _erase_password(rt: Runtime, t: Transfer) -> None:
-    (rt.spool.folder(t.id) / "password").unlink(missing_ok=True)
+def erase_password(rt: Runtime, t: Transfer, *, owner: str | None = None) -> None:
+    """Remove a delivered transfer's password from the spool (claimed first, by a worker)."""
+    password = rt.spool.folder(t.id) / "password"
+    if not os.path.lexists(password):
+        return  # nothing to erase: no claim needed
+    if owner is not None and not rt.store.claim(KIND, t.id, t.state, owner, LEASE_SECONDS):
+        return
+    try:
+        password.unlink(missing_ok=True)
+    finally:
+        if owner is not None:
+            rt.store.release(KIND, t.id, owner)
 
 
 def _user_name(uid: int) -> str | None:
@@ -436,15 +487,3 @@ def _user_name(uid: int) -> str | None:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return None
-
-
-def _printable(name: str) -> str:
-    """The name as text we can show and sign; undecodable bytes and controls are escaped."""
-    if name.isprintable():
-        try:
-            name.encode("utf-8")
-            return name
-        except UnicodeEncodeError:
-            pass
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
-        .encode("unicode_escape").decode("ascii")

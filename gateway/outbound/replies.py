@@ -36,11 +36,15 @@ def link_transfer(
     """
     t = rt.store.get(transfer_id)
     if t.status is not State.AWAITING_APPROVAL or rt.store.approvals(t.id):
+        _refused(rt, t, operator, Reason(
+            "link.state", f"transfer {t.id} is {t.state}; a link is fixed before any witness "
+            "approves it"))
         raise StateError(
             f"transfer {t.id} is {t.state}; a link is fixed before any witness approves it",
             hint="drop the file again to link it",
         )
     if link_of(rt, t.id) is not None:
+        _refused(rt, t, operator, Reason("link.state", f"transfer {t.id} is already linked"))
         raise StateError(f"transfer {t.id} is already linked")
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     remote, ref_flow, party = _resolve(rt, ref, agreement)
@@ -55,7 +59,8 @@ def link_transfer(
     else:
         refusal = check_correction(agreement, flow, ref_flow, ref)
     if refusal is not None:
-        raise CheckFailed(f"refused: {refusal.message} [{refusal.rule}]")
+        _refused(rt, t, operator, refusal)
+        raise CheckFailed(f"refused: {refusal.message} [{refusal.rule}] (recorded)")
     link = TransferLink(
         transfer=t.id,
         relation=relation,
@@ -210,3 +215,17 @@ def _resolve(rt: Runtime, ref: str, agreement: Agreement) -> tuple[str, Flow, st
     if t.status not in (State.DELIVERED, State.ACKNOWLEDGED):
         raise CheckFailed(f"transfer {ref} is {t.state}; only a delivered transfer is linked")
     return t.id, agreement.flow(t.flow), t.recipient
+
+
+def _refused(rt: Runtime, t: Transfer, operator: str, reason: Reason) -> None:
+    """Record a refused `transfers link` (every refused request about a transfer leaves an
+    event), before it is raised.
+
+    Raises:
+        StorageError: the state database or the ledger cannot be written.
+    """
+    now = clock.now_ns()
+    rt.store.record([transfer_event("transfer.request_refused", t, {
+        "action": "link", "reason": reason.as_dict(), "operator": operator,
+    }, key=f"{t.id}:request-refused:{now}", time_ns=now)])
+    rt.flush()

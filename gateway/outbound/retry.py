@@ -17,12 +17,18 @@ def retry(rt: Runtime, transfer_id: str, operator: str) -> Transfer:
     """failed → sealed, attempts reset, recorded with the operator's name.
 
     Raises:
-        StateError: the transfer is not failed.
+        StateError: the transfer is not failed, or failed before it was sealed.
     """
     t = rt.store.get(transfer_id)
     if t.status is not State.FAILED:
         raise StateError(
             f"transfer {t.id} is {t.state}, not failed", hint="only failed transfers can be retried"
+        )
+    if t.sealed_sha256 is None:
+        # Failed before it was sealed (rule internal.error): there is nothing to deliver.
+        raise StateError(
+            f"transfer {t.id} failed before it was sealed, so it cannot be delivered",
+            hint="report the error with the daemon's log, then drop the file again",
         )
     now = clock.now_ns()
     after = rt.store.transition(

@@ -174,6 +174,7 @@ def seal_workbook_zip(
         SealRefused: the payload is not an unencrypted OOXML workbook, or is too large.
         StorageError: when reading the payload or writing the archive fails.
     """
+    # Imported here: msoffcrypto costs start-up time and only a seed-003 workbook needs it.
     from msoffcrypto.exceptions import EncryptionError, FileFormatError
     from msoffcrypto.format.ooxml import OOXMLFile
 

@@ -41,3 +41,20 @@ def today() -> dt.date:
 def iso(ns: int) -> str:
     """A time in the ledger (ns since the epoch) as ISO 8601 in JST, to the second."""
     return dt.datetime.fromtimestamp(ns // 1_000_000_000, JST).isoformat()
+
+
+def parse_since(text: str) -> int:
+    """An ISO 8601 date or date and time (JST unless it names its zone) as ns since the epoch;
+    a date stands for its first moment.
+
+    Raises:
+        ValueError: the text is neither.
+    """
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date or time: give e.g. 2026-10-01 or "
+                         "2026-10-01T09:30") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=JST)
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000

@@ -49,14 +49,17 @@ class DaemonLock:
         self.release()
 
 
-def acquire(state_dir: Path) -> DaemonLock:
+def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
     """Lock `state_dir` for this process, or refuse because another process holds it.
+
+    `file_name`: `daemon.lock` for SQLite state; on PostgreSQL, where every node may share one
+    state directory on a shared mount, one lock per node (`Settings.daemon_lock_file`).
 
     Raises:
         AlreadyRunning: another live process holds the lock (its PID is in the message).
         StorageError: the state directory or the lock file cannot be made, opened or written.
     """
-    path = state_dir / LOCK_FILE
+    path = state_dir / file_name
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # O_CLOEXEC: a child (ssh-keygen, 7zz, age) must never inherit, and so outlive, the lock.
@@ -74,11 +77,11 @@ def acquire(state_dir: Path) -> DaemonLock:
             ) from exc
         raise AlreadyRunning(
             f"another tachiai daemon (PID {holder or 'unknown: it is starting'}) already runs "
-            f"on the state directory {state_dir}; one daemon per state directory, so this one "
-            "did not start",
+            f"on the state directory {state_dir} (lock {file_name}); one daemon per state "
+            "directory, or per node on PostgreSQL, so this one did not start",
             hint=f"stop that daemon first (`kill {holder or 'PID'}`, or `systemctl stop "
             "tachiai` if systemd runs it), or see `systemctl status tachiai`; to run a second "
-            "gateway, give it a state_dir of its own",
+            "gateway, give it a state_dir of its own ([gateway] node_name on PostgreSQL)",
         ) from None
     try:
         os.ftruncate(fd, 0)

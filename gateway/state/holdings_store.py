@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy import update as sql_update
 
 from audit.events import Draft
@@ -61,6 +61,37 @@ def find(
         query = query.where(_H.c.erased_ns.is_(None))
     with store.reading("read holdings") as conn:
         return [Holding.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+
+
+def latest(
+    store: Store,
+    *,
+    states: Iterable[HoldingState] | None = None,
+    since_ns: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[Holding], int]:
+    """The latest `limit` holdings (every one when None), optionally in some states and
+    created at or after `since_ns`, oldest first; and how many earlier ones also match.
+
+    Raises:
+        StorageError: the state database cannot be read.
+    """
+    where: list[ColumnElement[bool]] = []
+    if states is not None:
+        where.append(_H.c.state.in_([s.value for s in states]))
+    if since_ns is not None:
+        where.append(_H.c.created_ns >= since_ns)
+    query = select(_H).where(*where).order_by(_H.c.created_ns.desc(), _H.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    with store.reading("read holdings") as conn:
+        page = [Holding.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+        total = len(page)
+        if limit is not None and total == limit:
+            total = int(conn.execute(select(func.count()).select_from(_H).where(*where))
+                        .scalar_one())
+    page.reverse()
+    return page, total - len(page)
 
 
 def create(store: Store, holding: Holding, events: Sequence[Draft] = ()) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 
 from gateway.state import schema
 from gateway.state.dberrors import converted
-from gateway.state.store import Store
+from gateway.state.store import Store, Tx
 
 _K = schema.KEYS
 
@@ -25,7 +25,7 @@ def put(store: Store, holding: str, key: bytes, now_ns: int) -> None:
         StorageError: the database cannot be written.
     """
     with store.transaction("write the key table") as conn:
-        conn.exec_driver_sql("PRAGMA secure_delete = ON")  # a replaced key is erased too
+        _secure_delete(conn)  # a replaced key is erased too
         conn.execute(delete(_K).where(_K.c.holding == holding))
         conn.execute(_K.insert().values(holding=holding, key=key, created_ns=now_ns))
 
@@ -51,7 +51,7 @@ def destroy(store: Store, holding: str) -> bool:
         StorageError: the database cannot be written.
     """
     with store.transaction("delete a key") as conn:
-        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+        _secure_delete(conn)
         return bool(conn.execute(delete(_K).where(_K.c.holding == holding)).rowcount == 1)
 
 
@@ -72,3 +72,10 @@ def truncate_wal(store: Store) -> bool:
         finally:
             raw.close()
     return bool(row is not None and row[0] == 0)
+
+
+def _secure_delete(conn: Tx) -> None:
+    # SQLite only: PostgreSQL has no such setting (an old row version lasts until VACUUM; see
+    # docs/receiving.md).
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")

@@ -46,14 +46,18 @@ def compare_and_set(
     read_state: str,
     values: Mapping[str, Any],
     conflict: StateError,
+    *,
+    claimant: str | None = None,
 ) -> None:
-    """Write `values` to the row `row_id` only if it is still in `read_state`.
+    """Write `values` to the row `row_id` only if it is still in `read_state` (and, given a
+    `claimant`, still claimed by it: a worker whose lease was taken over moves nothing).
 
     Raises:
         StateError: `conflict`, when another process moved or removed the row meanwhile.
     """
-    result = conn.execute(
-        update(table).where(table.c.id == row_id, table.c.state == read_state).values(**values)
-    )
+    where = [table.c.id == row_id, table.c.state == read_state]
+    if claimant is not None:
+        where.append(table.c.claimed_by == claimant)
+    result = conn.execute(update(table).where(*where).values(**values))
     if result.rowcount != 1:
         raise conflict

@@ -2,8 +2,9 @@
 waiting for the ledger, holdings (保有データ) with their links, terms, certificates, copies and
 keys, and the onward guard's fingerprints (再提供の禁止).
 
-Table and column names are those of release 0.1, whose databases must keep opening; `create`
-adds what a database lacks and never changes a table that exists. No query lives here.
+Table and column names are those of release 0.1, whose databases must keep opening; the
+Alembic revisions in gateway/state/migrations create and change them (gateway.state.migrate),
+and must give exactly these tables. No query lives here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, LargeBinary, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from gateway.state.lifecycles import HoldingState, State
@@ -26,6 +36,11 @@ class Transfer(SQLModel, table=True):
     """One outbound file from drop to delivery."""
 
     __tablename__ = "transfers"
+    # The lists' order (`transfers list`: the latest first), overall and in one state.
+    __table_args__ = (
+        Index("ix_transfers_created", "created_ns", "id"),
+        Index("ix_transfers_state_created", "state", "created_ns", "id"),
+    )
     id: str = Field(primary_key=True)
     agreement: str = Field(index=True)
     flow: str
@@ -48,6 +63,12 @@ class Transfer(SQLModel, table=True):
     attempts: int = 0
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # JSON of the last failed delivery attempt (rule, message, hint, attempts, final); added to
+    # older databases by Alembic revision 0004 (gateway/state/migrations).
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    # A worker's claim (gateway.state.claims): who acts on it now, and until when.
+    claimed_by: str | None = None
+    lease_until_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
 
     @property
     def status(self) -> State:
@@ -56,6 +77,11 @@ class Transfer(SQLModel, table=True):
     def reason_list(self) -> list[dict[str, Any]]:
         value = json.loads(self.reasons)
         return value if isinstance(value, list) else []
+
+    def last_error_dict(self) -> dict[str, Any] | None:
+        """The last failed delivery attempt, or None when no attempt failed."""
+        value = json.loads(self.last_error) if self.last_error else None
+        return value if isinstance(value, dict) else None
 
 
 class Approval(SQLModel, table=True):
@@ -107,6 +133,11 @@ class Holding(SQLModel, table=True):
     """One received file and the terms it is held under."""
 
     __tablename__ = "holdings"
+    # The lists' order (`holdings list`: the latest first), overall and in one state.
+    __table_args__ = (
+        Index("ix_holdings_created", "created_ns", "id"),
+        Index("ix_holdings_state_created", "state", "created_ns", "id"),
+    )
     id: str = Field(primary_key=True)
     state: str = Field(index=True)
     agreement: str | None = Field(default=None, index=True)
@@ -139,6 +170,8 @@ class Holding(SQLModel, table=True):
     inbox: str = "{}"  # the names it arrived under: manifest, sealed, password
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    claimed_by: str | None = None  # a worker's claim, as on transfers
+    lease_until_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
 
     @property
     def status(self) -> HoldingState:
@@ -247,9 +280,41 @@ class FingerprintKeyCheck(SQLModel, table=True):
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+# -- several nodes: the daemons sharing one state database (revision 0002) --------------------
+
+
+class GatewayNode(SQLModel, table=True):
+    """A daemon (node) and its last heartbeat (the ledger's own tables, which may share the
+    PostgreSQL database, are all named ledger_*)."""
+
+    __tablename__ = "nodes"
+    id: str = Field(primary_key=True)  # [gateway] node_name, or HOST:PID
+    version: str
+    started_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    heartbeat_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 def _table(model: type[SQLModel]) -> Table:
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
+
+
+class MovedEvent(SQLModel, table=True):
+    """An event the recorder appended and no signed checkpoint covers yet."""
+
+    __tablename__ = "ledger_moved"
+    key: str = Field(primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class MovedSince(SQLModel, table=True):
+    """The ledger's size when this record began (one row, written once)."""
+
+    __tablename__ = "ledger_moved_since"
+    id: int = Field(default=1, primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+
 
 
 TRANSFERS = _table(Transfer)
@@ -264,7 +329,11 @@ KEYS = _table(HoldingKey)
 ONWARD_SOURCES = _table(OnwardSource)
 FINGERPRINTS = _table(RowFingerprint)
 KEY_CHECK = _table(FingerprintKeyCheck)
+LEDGER_MOVED = _table(MovedEvent)
+LEDGER_MOVED_SINCE = _table(MovedSince)
+NODES = _table(GatewayNode)
 
+#: Release 0.1's tables (revision 0001).
 TABLES: tuple[Table, ...] = (
     TRANSFERS,
     APPROVALS,
@@ -279,9 +348,12 @@ TABLES: tuple[Table, ...] = (
     FINGERPRINTS,
     KEY_CHECK,
 )
-
-
-def create(conn: Connection) -> None:
-    """Create every table (and its indexes) the database lacks; existing ones are left as they
-    are (`checkfirst`), so a database of an earlier release opens and keeps its rows."""
-    SQLModel.metadata.create_all(conn, tables=list(TABLES), checkfirst=True)
+#: Every table of this release: 0.1's, then those revisions 0002 and 0003 add.
+ALL_TABLES: tuple[Table, ...] = (*TABLES, NODES, LEDGER_MOVED, LEDGER_MOVED_SINCE)
+#: Indexes added after release 0.1 for the paged lists (Alembic revision 0006).
+LATER_INDEXES: tuple[str, ...] = (
+    "ix_transfers_created",
+    "ix_transfers_state_created",
+    "ix_holdings_created",
+    "ix_holdings_state_created",
+)

@@ -1,5 +1,8 @@
-"""The gateway's state database: opening it (every table created there, once), transactions,
+"""The gateway's state database: opening it (migrated to this release there, once), transactions,
 transfers, approvals, and events waiting for the ledger.
+
+It is a SQLite file in the state folder (one node) or a PostgreSQL database (`[database] url`,
+several nodes); what only SQLite has stays behind a check of the dialect.
 
 A state change and the ledger event describing it are written in one transaction (an outbox);
 `gateway.evidence.recorder` then moves events into the ledger, idempotently by key. So a crash
@@ -16,12 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, select
+from sqlalchemy import ColumnElement, Connection, Insert, Table, delete, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.database import make_engine, sqlite_url
+from audit.errors import LedgerStorageError
 from audit.events import Draft, check_draft
-from gateway.errors import InternalError, NotFound, StateError
-from gateway.state import schema
+from gateway.errors import InternalError, NotFound, StateError, StorageError
+from gateway.state import claims, migrate, schema
 from gateway.state.dberrors import converted
 from gateway.state.lifecycles import TRANSFERS, State
 from gateway.state.machine import compare_and_set
@@ -36,6 +41,8 @@ Tx = Connection
 # How long a command waits for another process's write lock before it gives up with a
 # StorageError (exit 74) that says the database is locked.
 BUSY_TIMEOUT_SECONDS = 60.0
+# PostgreSQL: every state change notifies this channel at commit (gateway.state.wakeups).
+WAKE_CHANNEL = "tachiai_work"
 
 _T = schema.TRANSFERS
 _A = schema.APPROVALS
@@ -45,30 +52,56 @@ _P = schema.PENDING
 class Store:
     """Reads and writes the state database."""
 
-    def __init__(self, path: Path, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS) -> None:
-        """Open (or create) the database and create every table it lacks.
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        url: str = "",
+        password_file: Path | None = None,
+        busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS,
+    ) -> None:
+        """Open (or create) the database at `path` (SQLite) or `url` (PostgreSQL, its password
+        from `password_file` or libpq's environment) and migrate it to this release.
 
         Raises:
             StorageError: the database cannot be opened or written, or stays locked by another
-                process for longer than `busy_timeout_seconds`.
+                process for longer than `busy_timeout_seconds`; a URL carrying a password.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.engine = make_engine(sqlite_url(path))
+        if url:
+            try:
+                self.engine = make_engine(url, password_file=password_file)
+            except LedgerStorageError as exc:
+                raise StorageError(f"cannot open the state database: {exc}") from None
+        elif path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine = make_engine(sqlite_url(path))
+        else:
+            raise InternalError("a state database needs a path or a URL")
+        wait_ms = max(0, int(busy_timeout_seconds * 1000))
         if self.engine.dialect.name == "sqlite":
-            busy_ms = max(0, int(busy_timeout_seconds * 1000))
 
             # Registered after the engine's own listener, so it replaces its busy timeout.
             @event.listens_for(self.engine, "connect")
             def _busy(dbapi_conn: Any, _record: Any) -> None:
                 cur = dbapi_conn.cursor()
-                cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                cur.execute(f"PRAGMA busy_timeout = {wait_ms}")
                 cur.close()
 
-        # Every table, here and only here: under the write lock, so two processes opening a
-        # new database at once do not both create a table.
-        with self.transaction("open the state database") as conn:
-            schema.create(conn)
+        elif self.engine.dialect.name == "postgresql":
+
+            # The same promise on PostgreSQL: a row lock held too long ends in "lock timeout",
+            # which gateway.state.dberrors turns into the same "locked" StorageError.
+            @event.listens_for(self.engine, "connect")
+            def _lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute(f"SET lock_timeout = {wait_ms}")
+                cur.close()
+                dbapi_conn.commit()
+
+        # Every table, here and only here, under a lock (gateway.state.migrate), so two
+        # processes opening a new database at once do not both create a table.
+        migrate.upgrade(self.engine)
 
     @contextmanager
     def reading(self, doing: str = "read the state database") -> Iterator[Connection]:
@@ -115,6 +148,46 @@ class Store:
         with self.reading() as conn:
             return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
+    def latest_transfers(
+        self, state: State | None = None, *, since_ns: int | None = None, limit: int | None = None
+    ) -> tuple[list[Transfer], int]:
+        """The latest `limit` transfers (every one when None), optionally in one state and
+        created at or after `since_ns`, oldest first; and how many earlier ones also match.
+
+        Read from the index on (state,) created_ns, so a page costs the same at any size.
+        """
+        where: list[ColumnElement[bool]] = []
+        if state is not None:
+            where.append(_T.c.state == state.value)
+        if since_ns is not None:
+            where.append(_T.c.created_ns >= since_ns)
+        query = select(_T).where(*where).order_by(_T.c.created_ns.desc(), _T.c.id.desc())
+        with self.reading() as conn:
+            if limit is not None:
+                query = query.limit(limit)
+            page = [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+            total = len(page)
+            if limit is not None and total == limit:
+                total = int(conn.execute(select(func.count()).select_from(_T).where(*where))
+                            .scalar_one())
+        page.reverse()
+        return page, total - len(page)
+
+    def witnesses_of(self, transfer_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The witnesses whose approvals are stored, oldest first, of each of the transfers (one
+        query for a page of them)."""
+        found: dict[str, list[str]] = {t: [] for t in transfer_ids}
+        with self.reading("read approvals") as conn:
+            for i in range(0, len(transfer_ids), 500):
+                rows = conn.execute(
+                    select(_A.c.transfer_id, _A.c.witness)
+                    .where(_A.c.transfer_id.in_(transfer_ids[i : i + 500]))
+                    .order_by(_A.c.id)
+                )
+                for transfer_id, witness in rows:
+                    found[str(transfer_id)].append(str(witness))
+        return found
+
     def in_states(self, states: Sequence[State]) -> list[Transfer]:
         query = (
             select(_T)
@@ -134,11 +207,16 @@ class Store:
     ) -> Transfer:
         """Move a transfer on from the state it was read in, with its events, atomically.
 
+        A transfer read with a claim moves only while the claim is still its reader's, and the
+        move ends the claim (the next step is claimed anew).
+
         Raises:
             StateError: when the move is not allowed or another process moved it first.
         """
         TRANSFERS.require_transition(transfer.status, target)
         values = {**changes, "state": target.value}
+        if transfer.claimed_by is not None:
+            values.update(claimed_by=None, lease_until_ns=None)
         if "updated_ns" not in values:
             values["updated_ns"] = max((e.time_ns for e in events), default=transfer.updated_ns)
         if conn is None:
@@ -154,6 +232,7 @@ class Store:
                 f"transfer {transfer.id} changed state while being processed",
                 hint="look again with `tachiai transfers show ID`",
             ),
+            claimant=transfer.claimed_by,
         )
         _queue(conn, events)
         return transfer.model_copy(update=values)
@@ -176,9 +255,61 @@ class Store:
                 transfer.state,
                 values,
                 StateError(f"transfer {transfer.id} changed state while being processed"),
+                claimant=transfer.claimed_by,
             )
             _queue(conn, events)
         return transfer.model_copy(update=values)
+
+    # -- claims (gateway.state.claims) -------------------------------------------------------
+
+    def claim(self, kind: str, row_id: str, expected_state: str, owner: str,
+              lease_seconds: float) -> bool:
+        """Claim a transfer or holding (`kind`) before a step with side effects; True if held.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        with self.transaction("claim work") as conn:
+            return claims.claim(conn, kind, row_id, expected_state, owner, lease_seconds)
+
+    def renew(self, kind: str, row_id: str, owner: str, lease_seconds: float) -> bool:
+        """Extend a claim (a heartbeat); False when it is no longer `owner`'s.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        with self.transaction("renew a claim") as conn:
+            return claims.renew(conn, kind, row_id, owner, lease_seconds)
+
+    def release(self, kind: str, row_id: str, owner: str) -> bool:
+        """Give up `owner`'s claim, if it still holds one.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        with self.transaction("release a claim") as conn:
+            return claims.release(conn, kind, row_id, owner)
+
+    def release_owners(self, owners: Sequence[str]) -> int:
+        """Release every claim of owners known to be dead.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        if not owners:
+            return 0
+        with self.transaction("release claims of stopped workers") as conn:
+            return claims.release_owners(conn, owners)
+
+    def holders(self) -> list[claims.Holder]:
+        with self.reading("read claims") as conn:
+            return claims.holders(conn)
+
+    def claimable(self, states: Sequence[State], owner: str, limit: int = 500) -> list[Transfer]:
+        """Transfers in `states` that `owner` could claim now, oldest first."""
+        query = claims.candidates("transfer", [s.value for s in states], owner, limit)
+        with self.reading("list work to claim") as conn:
+            return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
     # -- approvals --------------------------------------------------------------------------
 
@@ -230,10 +361,13 @@ class Store:
             for r in rows
         ]
 
-    def forget_pending(self, keys: Sequence[str]) -> None:
-        with self.transaction() as conn:
-            for i in range(0, len(keys), 500):
-                conn.execute(delete(_P).where(_P.c.key.in_(keys[i : i + 500])))
+    def forget_pending(self, keys: Sequence[str], conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.transaction() as own:
+                self.forget_pending(keys, own)
+            return
+        for i in range(0, len(keys), 500):
+            conn.execute(delete(_P).where(_P.c.key.in_(keys[i : i + 500])))
 
 
 def _queue(conn: Tx, events: Sequence[Draft]) -> None:
@@ -257,4 +391,17 @@ def _queue(conn: Tx, events: Sequence[Draft]) -> None:
         for e in events
     ]
     if rows:
-        conn.execute(_P.insert().prefix_with("OR IGNORE"), rows)
+        conn.execute(insert_ignoring(conn, _P), rows)
+        if conn.dialect.name == "postgresql":
+            # Wakes the other nodes at commit (sent once however often a transaction asks);
+            # only a hint: they poll anyway.
+            conn.exec_driver_sql(f"NOTIFY {WAKE_CHANNEL}")
+
+
+def insert_ignoring(conn: Tx, table: Table) -> Insert:
+    """An INSERT that skips a row whose unique key is stored already (ON CONFLICT DO NOTHING,
+    written the way the connection's database spells it).
+    """
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()

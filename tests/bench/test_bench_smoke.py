@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import pyzipper
 
-from bench import pipeline, run
+from bench import pipeline, run, startup, workers
 from bench.results import Params
 
 EXPECTED = {
@@ -91,3 +91,23 @@ def test_runner_prints_the_table_and_writes_json(
         assert fig["label"] in table and fig["unit"] in table
     assert "pipeline ÷ raw ceiling" in table
     assert not any((tmp_path / "work").iterdir())  # the temporary folder was removed
+
+
+def test_workers_benchmark_reports_each_worker_count(tmp_path: Path) -> None:
+    result = workers.run(Params(files=4, size_bytes=64 * 1024), tmp_path / "workers")
+
+    keys = {f.key for f in result.figures}
+    for n in workers.WORKERS:
+        assert {f"w{n}.files_per_s", f"w{n}.seconds", f"w{n}.vs_single"} <= keys
+    assert "ceiling.raw.files_per_s" in keys
+    assert all(math.isfinite(f.value) and f.value > 0 for f in result.figures)
+    assert next(f.value for f in result.figures if f.key == "w1.vs_single") == 1.0
+
+
+def test_startup_benchmark_reports_each_command_beside_the_floor(tmp_path: Path) -> None:
+    result = startup.run(Params(), tmp_path / "startup")
+    keys = [f.key for f in result.figures]
+    assert keys[0] == "startup.python_floor_ms"
+    assert keys[1:] == [f"startup.{key}_ms" for key, _label, _args in startup.COMMANDS]
+    assert all(math.isfinite(f.value) and f.value > 0 and f.unit == "ms CPU"
+               for f in result.figures)

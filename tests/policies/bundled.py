@@ -10,6 +10,7 @@ from typing import Any
 
 import policies
 from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.delegations import DelegationRegistry
 
 AGREEMENTS_DIR = Path(policies.__file__).parent / "agreements"
@@ -27,7 +28,7 @@ def table(name: str) -> dict[str, Any]:
 
 def agreement(agreement_id: str, *, delegations: bool = True) -> Agreement:
     """A bundled agreement, with its delegation registry attached when it has a scope."""
-    parsed = Agreement.from_mapping(table(f"{agreement_id}.toml"), f"{agreement_id}.toml")
+    parsed = parse_agreement(table(f"{agreement_id}.toml"), f"{agreement_id}.toml")
     if delegations and parsed.scope is not None:
         registry = DelegationRegistry.from_mapping(
             table(parsed.scope.registry), parsed.scope.registry

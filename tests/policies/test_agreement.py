@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.calendar import Period
 from policies.delegations import DelegationRegistry
 from policies.errors import PolicyFileError
@@ -124,7 +124,7 @@ def test_seed_003_period_of_validity(day: dt.date, in_force: bool) -> None:
 def test_a_recorded_renewal_extends_the_period_and_only_then() -> None:
     data = table("shinjuku-immigration-arrears.toml")
     data["renewal"]["renewed"] = [{"until": dt.date(2028, 3, 31), "decided": dt.date(2027, 3, 1)}]
-    renewed = Agreement.from_mapping(data, "x")
+    renewed = parse_agreement(data, "x")
     assert renewed.effective_until == dt.date(2028, 3, 31)
     assert renewed.in_force(dt.date(2027, 4, 1)) and not renewed.in_force(dt.date(2028, 4, 1))
 
@@ -375,10 +375,10 @@ def test_a_broken_agreement_names_the_key_and_a_fix(
     name: str, what: str, mutate: Mutation, key: str
 ) -> None:
     data = table(name)
-    Agreement.from_mapping(table(name), name)  # the unbroken file is valid
+    parse_agreement(table(name), name)  # the unbroken file is valid
     mutate(data)
     with pytest.raises(PolicyFileError) as caught:
-        Agreement.from_mapping(data, name)
+        parse_agreement(data, name)
     keys = [p.key for p in caught.value.problems]
     assert key in keys, (what, keys)
     for problem in caught.value.problems:
@@ -392,7 +392,7 @@ def test_all_problems_are_reported_at_once() -> None:
     data["flows"][0]["witnesses"] = 0
     data["datasets"]["status-change"]["columns"][0]["type"] = "?"
     with pytest.raises(PolicyFileError) as caught:
-        Agreement.from_mapping(data, NHI)
+        parse_agreement(data, NHI)
     assert {"legal_basis", "flows[0].witnesses", "datasets.status-change.columns[0].type"} <= {
         p.key for p in caught.value.problems
     }
@@ -410,7 +410,7 @@ def test_all_problems_are_reported_at_once() -> None:
 )
 def test_garbage_tables_are_refused_not_crashed(garbage: dict[str, Any]) -> None:
     with pytest.raises(PolicyFileError):
-        Agreement.from_mapping(garbage, "garbage")
+        parse_agreement(garbage, "garbage")
 
 
 # --- fuzz: any value anywhere gives a valid agreement or a PolicyFileError, never a crash --------
@@ -459,6 +459,6 @@ def test_any_value_anywhere_is_refused_cleanly(name: str, data: st.DataObject) -
         node = node[part]
     node[path[-1]] = data.draw(_VALUES)
     try:
-        Agreement.from_mapping(table_, name)
+        parse_agreement(table_, name)
     except PolicyFileError as exc:
         assert exc.problems

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 import policies.content
 import policies.tables
 from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.checkdigits import contains_my_number, is_valid_local_government_code
 from policies.content import check_csv, check_file
 from policies.dates import parse_date
@@ -43,7 +44,7 @@ SKILLED_HEADER = [c.name for c in SKILLED.datasets["specified-skilled"].columns]
 def _variant(**scope: str) -> Agreement:
     data = table("isa-nhi-status-loss.toml")
     data["scope"].update(scope)
-    return Agreement.from_mapping(data, "variant").with_delegations(NHI.delegations)  # type: ignore[arg-type]
+    return parse_agreement(data, "variant").with_delegations(NHI.delegations)  # type: ignore[arg-type]
 
 
 # The scope withholds (split), rejects, or judges each row's own date; and seed 001's dataset

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.content import MAX_REASONS, check_csv, check_file
 from policies.reasons import Verdict
 from tests.conftest import COLUMNS
@@ -92,7 +93,7 @@ def test_blank_lines_carry_no_data() -> None:
 def test_an_encoding_the_agreement_does_not_allow() -> None:
     data = table("isa-nhi-status-loss.toml")
     data["datasets"]["status-change"]["encodings"] = ["utf-8"]
-    utf8_only = Agreement.from_mapping(data, "x").with_delegations(NHI.delegations)  # type: ignore[arg-type]
+    utf8_only = parse_agreement(data, "x").with_delegations(NHI.delegations)  # type: ignore[arg-type]
     verdict = nhi(csv_bytes(TARO, encoding="cp932"), utf8_only)
     assert rules(verdict) == ["content.encoding"]
     assert verdict.reasons[0].term == "isa-nhi-status-loss/datasets.status-change.encodings"
@@ -236,7 +237,7 @@ def test_a_municipality_is_covered_only_from_the_day_it_filed() -> None:
 def _variant(**scope: Any) -> Agreement:
     data = table("isa-nhi-status-loss.toml")
     data["scope"].update(scope)
-    return Agreement.from_mapping(data, "variant").with_delegations(NHI.delegations)  # type: ignore[arg-type]
+    return parse_agreement(data, "variant").with_delegations(NHI.delegations)  # type: ignore[arg-type]
 
 
 def test_reject_refuses_the_file_naming_each_uncovered_row() -> None:
@@ -331,7 +332,7 @@ def test_seed_001_category_must_be_one_of_the_eight() -> None:
 def test_allowed_values_are_enforced() -> None:
     data = table("isa-mhlw-specified-skilled.toml")
     data["datasets"]["specified-skilled"]["columns"][10]["allowed"] = ["介護", "建設"]
-    limited = Agreement.from_mapping(data, "x")
+    limited = parse_agreement(data, "x")
     row = list(SKILLED_ROW)
     row[10] = "漁業"
     payload = csv_bytes(row, header=SKILLED_HEADER, encoding="utf-8")

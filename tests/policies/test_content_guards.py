@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.content import check_file
 from policies.errors import PolicyFileError
 from policies.formulas import formula_free, is_formula
@@ -106,7 +107,7 @@ def test_a_sign_inside_text_is_no_formula(value: str) -> None:
 def _with_signed_column(**column: Any) -> Agreement:
     data = table("isa-mhlw-specified-skilled.toml")
     data["datasets"]["specified-skilled"]["columns"][10].update(column)  # 分野, text
-    return Agreement.from_mapping(data, "x")
+    return parse_agreement(data, "x")
 
 
 @pytest.mark.parametrize("value", ["-1200", "+3.5", '"-1,200"', "－1200"])

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.calendar import Period, is_business_day, monthly_due_date
 from policies.schedule import (
     MAX_PERIODS,
@@ -40,7 +41,7 @@ def _months(first: Period, last: Period) -> set[Period]:
 def _variant(**schedule: Any) -> Agreement:
     data = table("isa-nhi-status-loss.toml")
     data["flows"][0]["schedule"].update(schedule)
-    return Agreement.from_mapping(data, "variant")
+    return parse_agreement(data, "variant")
 
 
 @pytest.mark.parametrize(("period", "due"), DUE_DATES)
@@ -95,7 +96,7 @@ def test_next_due(today: dt.date, expected: tuple[Period, dt.date]) -> None:
 def test_nothing_is_due_after_the_agreement_ends() -> None:
     data = table("isa-nhi-status-loss.toml")
     data["valid_until"] = dt.date(2026, 12, 31)
-    ending = Agreement.from_mapping(data, "ending")
+    ending = parse_agreement(data, "ending")
     flow = ending.flow("monthly")
     assert next_due(ending, flow, dt.date(2026, 12, 1)) == (Period(2026, 11), dt.date(2026, 12, 25))
     # 2026-12 would be due 2027-01-28, when the agreement is no longer in force.
@@ -143,7 +144,7 @@ def test_the_walk_is_bounded() -> None:
     data = table("isa-nhi-status-loss.toml")
     data["valid_from"] = dt.date(1990, 1, 1)
     data["flows"][0]["schedule"].update(first_period="1990-01", catch_up_from=dt.date(1990, 1, 1))
-    ancient = Agreement.from_mapping(data, "ancient")
+    ancient = parse_agreement(data, "ancient")
     late = overdue_periods(ancient, ancient.flow("monthly"), set(), dt.date(2026, 1, 1))
     assert len(late) == MAX_PERIODS
 
@@ -151,7 +152,7 @@ def test_the_walk_is_bounded() -> None:
 def test_the_first_period_defaults_to_the_month_the_agreement_began() -> None:
     data = table("isa-nhi-status-loss.toml")
     del data["flows"][0]["schedule"]["first_period"]
-    plain = Agreement.from_mapping(data, "plain")
+    plain = parse_agreement(data, "plain")
     assert first_period(plain, plain.flow("monthly")) == Period(2023, 3)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from policies.admission import applied_terms, check_period, check_reply, find_sender
 from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.approvals import witness_refusal
 from policies.content import check_file
 from policies.designations import check_designations
@@ -74,7 +75,7 @@ def _rejected_scope() -> Reason:
     data = table("isa-nhi-status-loss.toml")
     data["scope"]["outside"] = "reject"
     assert NHI.delegations is not None
-    strict = Agreement.from_mapping(data, "x").with_delegations(NHI.delegations)
+    strict = parse_agreement(data, "x").with_delegations(NHI.delegations)
     return _nhi_file(_csv(ROW.replace("131041", "271004")), strict)
 
 
@@ -160,7 +161,7 @@ def _some(reason: Reason | None) -> Reason:
 def _retention_variant(**retention: object) -> Agreement:
     data = table("shinjuku-immigration-arrears.toml")
     data["retention"].update(retention)
-    return Agreement.from_mapping(data, "x")
+    return parse_agreement(data, "x")
 
 
 TERMS: list[tuple[str, Callable[[], Reason], str, str]] = [

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from policies.agreement import Agreement
+from policies.agreement_file import parse_agreement
 from policies.approvals import USER_PRESENCE, USER_VERIFICATION, key_proof_refusal
 from policies.errors import PolicyFileError
 from policies.handlers import Registry
@@ -47,7 +48,7 @@ def test_the_term_parses_and_defaults_to_no_verification() -> None:
     assert PLAIN.witness_keys == WitnessKeys(require_user_verification=False)
     data = table(f"{NHI}.toml")
     data["witness_keys"] = {"require_user_presence": True, "require_user_verification": True}
-    assert Agreement.from_mapping(data, NHI).witness_keys.require_user_verification
+    assert parse_agreement(data, NHI).witness_keys.require_user_verification
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,7 @@ def test_a_broken_term_names_the_key(body: object, key: str) -> None:
     data = table(f"{NHI}.toml")
     data["witness_keys"] = body
     with pytest.raises(PolicyFileError) as caught:
-        Agreement.from_mapping(data, NHI)
+        parse_agreement(data, NHI)
     assert key in [p.key for p in caught.value.problems]
 
 

@@ -23,6 +23,7 @@ from gateway.evidence.checkpointing import (
     load_or_create_key,
 )
 from tests.audit.ledgers import attack, rewrite_from, transfer_events
+from tests.conftest import wait_for
 
 
 def state(tmp_path: Path) -> Path:
@@ -180,3 +181,23 @@ def test_a_failing_place_does_not_stop_the_others_and_is_retried(tmp_path: Path)
 def test_bad_syslog_targets_are_configuration_errors(target: str) -> None:
     with pytest.raises(ConfigError):
         SyslogSink(target)
+
+
+def test_an_idle_ledger_gets_no_new_checkpoint_however_long_it_waits(tmp_path: Path) -> None:
+    ledger = Ledger.open(state(tmp_path) / "ledger.db")
+    ledger.append(transfer_events(7))
+    service = CheckpointService(ledger, settings(tmp_path, interval_seconds=0.05))
+    service.start()
+    try:
+        wait_for(lambda: service.signed == 1, 10, "the first checkpoint")
+        ticks, notes = service.ticks, len(ledger.checkpoints())
+        service.notify()  # a flush that appended nothing signs nothing either
+        wait_for(lambda: service.ticks >= ticks + 3, 10, "three rounds of the service")
+        assert service.signed == 1
+        assert len(ledger.checkpoints()) == notes
+        ledger.append(transfer_events(1, 7))  # as a command of another process does
+        wait_for(lambda: service.signed == 2, 10, "a checkpoint of the new event")
+    finally:
+        service.stop()
+    sizes = sorted(parse(n, s, None).checkpoint.size for n, s in ledger.checkpoints())
+    assert sizes == [7, 8]

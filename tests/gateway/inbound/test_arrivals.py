@@ -334,7 +334,7 @@ def test_a_refusal_for_a_missing_handler_is_retried_after_the_fix(pair: Pair) ->
     assert after.status is HoldingState.RECEIVED
     kinds = [e.kind for e in pair.recipient.rt.ledger.events()]
     assert kinds == ["holding.refused", "holding.retried", "holding.received",
-                     "holding.remembered"]
+                     "holding.remembered", "holding.receipt_issued"]
 
 
 def test_an_age_sealed_delivery_opens_with_the_configured_identity(pair: Pair) -> None:

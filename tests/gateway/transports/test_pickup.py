@@ -121,3 +121,17 @@ def test_a_changed_host_key_stops_the_source_and_is_recorded(
     assert puller.poll_due() == 0  # logged, not raised; the source is now stopped
     assert os.listdir(remote) == ["c.csv"], "nothing was taken"
     assert "pickup.host_key_refused" in demo.cli("audit", "log", check=True).stdout
+
+
+def test_a_name_with_a_my_number_is_left_on_the_server_and_never_named(
+        demo: Demo, sshd: Sshd, caplog: pytest.LogCaptureFixture) -> None:
+    remote = sshd.folder("outbox")
+    number = "123456789018"  # synthetic: a valid check digit, nobody's number
+    _put(remote, f"申請者-{number}.csv", csv_bytes(GOOD_ROWS), sshd.uid)
+    rt = _configure(demo, sshd, remote)
+    puller = pickup.Pickup(rt)
+    assert puller.poll_once(rt.settings.pickups["city"]) == 0
+    assert os.listdir(remote) == [f"申請者-{number}.csv"], "left there, never pulled"
+    assert "intake.name-my-number" in caplog.text and "name_hmac" in caplog.text
+    assert number not in caplog.text and "申請者" not in caplog.text
+    assert number not in demo.cli("audit", "log", "--json", check=True).stdout

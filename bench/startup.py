@@ -1,0 +1,73 @@
+"""The CLI's start-up: CPU (user + system) of one `tachiai` command, per command, beside an
+interpreter that does nothing (`python -c pass`) measured in the same run as the floor.
+
+Each figure is the minimum of N runs after one warm-up run (the machine is shared, and the
+minimum is the cost without interference). The children compile bytecode once into a cache in
+the work folder, as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set:
+otherwise every run would compile the gateway's sources again and measure that. A command runs
+against a fresh demo gateway up to its work: `approve` and `transfers show` of an unknown id, so
+they load everything approving and showing need.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.results import Figure, Params, Result
+from gateway import bootstrap
+
+NAME = "startup"
+RUNS = 5
+
+#: (figure key, label, command line after `tachiai`); {config} and {key} are filled in.
+COMMANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("help", "tachiai --help", ("--help",)),
+    ("approve", "tachiai approve ID --key KEY",
+     ("approve", "t-000000000000", "--key", "{key}", "--config", "{config}")),
+    ("transfers_list", "tachiai transfers list", ("transfers", "list", "--config", "{config}")),
+    ("transfers_show", "tachiai transfers show ID",
+     ("transfers", "show", "t-000000000000", "--config", "{config}")),
+    ("audit_verify", "tachiai audit verify", ("audit", "verify", "--config", "{config}")),
+    ("audit_prove", "tachiai audit prove SEQ", ("audit", "prove", "0", "--config", "{config}")),
+)
+
+
+def run(params: Params, work_dir: Path) -> Result:
+    """Measure each command's start-up CPU in `work_dir` (which must be empty or absent)."""
+    home = work_dir / "tachiai"
+    bootstrap.init(home, demo=True)
+    fill = {"config": str(home / "tachiai.toml"), "key": str(home / "demo" / "keys" / "suzuki")}
+    tachiai = [sys.executable, "-m", "gateway.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work_dir / "pycache")
+    floor = cpu_seconds([sys.executable, "-c", "pass"], env)
+    figures = [Figure("startup.python_floor_ms", "python -c pass (the floor)", floor * 1000,
+                      "ms CPU", NAME)]
+    for key, label, args in COMMANDS:
+        command = [*tachiai, *(a.format(**fill) for a in args)]
+        figures.append(Figure(f"startup.{key}_ms", label, cpu_seconds(command, env) * 1000,
+                              "ms CPU", NAME))
+    return Result(
+        name=NAME,
+        parameters={"runs": RUNS},
+        figures=tuple(figures),
+        notes=(f"CPU (user + system) of the whole process, the minimum of {RUNS} runs after a "
+               "warm-up, with bytecode cached",),
+    )
+
+
+def cpu_seconds(command: list[str], env: dict[str, str], runs: int = RUNS) -> float:
+    """The least CPU time (user + system, seconds) of `runs` runs of `command`, after one
+    run that is not counted (it fills the bytecode cache)."""
+    best = float("inf")
+    for i in range(runs + 1):
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env)
+        _pid, _status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0  # reaped here: Popen must not wait for it again
+        if i > 0:
+            best = min(best, usage.ru_utime + usage.ru_stime)
+    return best

@@ -1,0 +1,53 @@
+"""The delivery-receipt settings of a `[recipients.PARTY]` table (受領確認): `receipts_dir`,
+`receipt_key` and `receipt_within_hours`.
+
+Parsing only: the folder is where the recipient's signed receipts arrive, the key the
+recipient's public checkpoint key that must have signed them. It never reads the folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from audit.notes import NoteError, NoteVerifier
+from gateway.errors import ConfigError
+
+RECEIPT_KEYS = frozenset({"receipts_dir", "receipt_key", "receipt_within_hours"})
+
+
+def parse_receipts(body: Mapping[str, Any], where: str, lexical: Any) -> dict[str, Any]:
+    """receipts_dir, receipt_key and receipt_within_hours of a [recipients.PARTY] table.
+
+    Raises:
+        ConfigError: one of the folder and the key without the other, or a key that is not a
+            signed-note verifier key.
+    """
+    folder, key = body.get("receipts_dir"), body.get("receipt_key")
+    hours = body.get("receipt_within_hours", 24)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 8760:
+        raise ConfigError(f"{where}.receipt_within_hours must be a number of hours in (0, 8760]")
+    if folder is None and key is None:
+        return {"receipt_within_hours": float(hours)}
+    hint = (
+        'set both: receipts_dir = "…" (where the recipient\'s receipts arrive) and '
+        'receipt_key = "…" (the recipient\'s `tachiai audit public-key` output)'
+    )
+    if folder is None or key is None:
+        missing = "receipt_key" if key is None else "receipts_dir"
+        raise ConfigError(f"{where}.{missing} is missing: receipts need both", hint=hint)
+    if not isinstance(key, str):
+        raise ConfigError(f"{where}.receipt_key must be a string", hint=hint)
+    try:
+        verifier = NoteVerifier.from_text(key)
+    except NoteError as exc:
+        raise ConfigError(
+            f"{where}.receipt_key is not a verifier key ({exc})",
+            hint="paste the recipient's `tachiai audit public-key` output (NAME+KEYID+KEY)",
+        ) from None
+    return {
+        "receipts_dir": lexical(folder, f"{where}.receipts_dir"),
+        "receipt_key": verifier,
+        "receipt_within_hours": float(hours),
+    }
+

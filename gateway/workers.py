@@ -1,0 +1,299 @@
+"""The daemon's workers: lanes of threads that take the outbound steps, each step claimed first.
+
+Threads, not processes: the heavy steps (SHA-256, AES, zlib, SFTP I/O, fsync) run in C code
+that releases the GIL, so threads overlap them much as processes would, while sharing one
+Runtime, whose engine pool gives each thread its own SQLite connection. Lanes: intake (take in,
+check) and sealing each have `[gateway] workers` threads, so sealing an approved file never
+waits behind the intake of others; each recipient's deliveries have one thread of their own, so
+a silent partner holds only its lane and the order per partner is kept. It never decides what
+a step does (gateway.outbound.pipeline does) and never lets one file's error stop the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from gateway.errors import TachiaiError
+from gateway.outbound import internal_errors, pipeline
+from gateway.outbound.intake import IntakeTracker, Outbox
+from gateway.outbound.lifecycle import State
+from gateway.runtime import Runtime
+from gateway.state import claims, clock
+from gateway.state.store import Transfer
+
+log = logging.getLogger(__name__)
+
+INTAKE_STATES = (State.DROPPED, State.QUARANTINED)
+SEAL_STATES = (State.APPROVED,)
+DELIVER_STATES = (State.SEALED,)
+_RETRY_AFTER_ERROR_SECONDS = 30.0  # after a known error (a TachiaiError), as the loop did
+_ERROR_BACKOFF_SECONDS = 1.0  # after an internal error: doubles with each try …
+_ERROR_BACKOFF_MAX_SECONDS = 60.0  # … up to this
+#: How long a stopping daemon waits for running steps before it gives their claims back.
+STOP_WAIT_SECONDS = 20.0
+_GET_TIMEOUT = 0.2  # how often an idle worker looks whether the daemon is stopping
+
+
+@dataclass(frozen=True)
+class Job:
+    """One piece of work for a lane: `key` (a transfer id or an outbox path) is what the
+    dispatcher de-duplicates on; `run` takes the worker's owner id."""
+
+    key: str
+    run: Callable[[str], None]
+
+
+class Lane:
+    """A queue and the threads that work it, in order."""
+
+    def __init__(self, name: str, threads: int, node: str, stopping: threading.Event) -> None:
+        self.name = name
+        self.jobs: queue.Queue[Job] = queue.Queue()
+        self._stopping = stopping
+        self._threads = [
+            threading.Thread(target=self._work, args=(claims.owner_id(node, f"{name}-{i}"),),
+                             name=f"tachiai-{name}-{i}", daemon=True)
+            for i in range(threads)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, deadline: float) -> bool:
+        """Wait until `deadline` (monotonic) for the threads; True when all ended."""
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def _work(self, owner: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = self.jobs.get(timeout=_GET_TIMEOUT)
+            except queue.Empty:
+                continue
+            if self._stopping.is_set():
+                return  # not started: the transfer stays in its recorded state, unclaimed
+            job.run(owner)
+
+
+class Workers:
+    """The lanes of one daemon, the dispatcher that feeds them, and the heartbeat."""
+
+    def __init__(self, rt: Runtime, stopping: threading.Event, wake: threading.Event) -> None:
+        self.rt = rt
+        self.stopping = stopping
+        self.wake = wake
+        self.node = rt.settings.node_name or socket.gethostname()
+        self.owner = claims.owner_id(self.node, "dispatch")
+        self._lock = threading.Lock()
+        self._queued: set[str] = set()  # transfer ids and outbox paths queued or running
+        self._running: dict[str, str] = {}  # transfer id → owner while a step runs (renewed)
+        self._errors: dict[str, int] = {}  # transfer id → internal errors so far
+        self._not_before: dict[str, float] = {}  # transfer id → monotonic time of next try
+        n = rt.settings.workers
+        self.intake = Lane("intake", n, self.node, stopping)
+        self.sealing = Lane("seal", n, self.node, stopping)
+        self.delivery: dict[str, Lane] = {}
+        self._heartbeat = threading.Thread(target=self._beat, name="tachiai-heartbeat",
+                                           daemon=True)
+
+    def start(self) -> None:
+        self.intake.start()
+        self.sealing.start()
+        self._heartbeat.start()
+
+    def release_dead(self) -> int:
+        """Give back the claims of this node's workers that died (kill -9, power loss), so
+        their work resumes now rather than when the lease runs out; how many.
+
+        Raises:
+            StorageError: the state database cannot be written.
+        """
+        dead = [h.owner for h in self.rt.store.holders() if self._dead_here(h.owner)]
+        released = self.rt.store.release_owners(dead)
+        if released:
+            log.info("took back %d claim(s) of stopped workers", released)
+        return released
+
+    def take_in(self, tracker: IntakeTracker) -> None:
+        """Hand every settled outbox entry to the intake lane, once."""
+        ready = tracker.ready()
+        if not ready:
+            return
+        # An entry with an intake intent recorded is its worker's to move (or a failed one's
+        # to retry): taken in again, it would become a second transfer, then "vanished".
+        intents = {t.source_path for t in self.rt.store.in_states([State.DROPPED])}
+        for box, path in ready:
+            tracker.forget(path)
+            if str(path) not in intents:
+                self.submit(box, path)
+
+    def submit(self, box: Outbox, path: Path) -> bool:
+        """Queue one settled outbox entry for intake; False when it is already queued."""
+        key = str(path)
+        with self._lock:
+            if key in self._queued:
+                return False
+            self._queued.add(key)
+        self.intake.jobs.put(Job(key, partial(self._intake, box, path)))
+        return True
+
+    def dispatch(self) -> None:
+        """Queue every claimable transfer that is due on the lane of its next step."""
+        now, now_ns = time.monotonic(), clock.now_ns()
+        for t in self.rt.store.claimable(pipeline.WORK_STATES, self.owner, limit=1000):
+            if self.stopping.is_set():
+                return
+            with self._lock:
+                if t.id in self._queued or self._not_before.get(t.id, 0.0) > now:
+                    continue
+            if not pipeline.due(t, now_ns):
+                continue
+            lane, states = self._lane_for(t)
+            with self._lock:
+                self._queued.add(t.id)
+            lane.jobs.put(Job(t.id, partial(self._advance, t, states)))
+
+    def stop(self, wait_seconds: float = STOP_WAIT_SECONDS) -> None:
+        """Let running steps finish (up to `wait_seconds`), then give back every claim still
+        held; queued work stays in its recorded state."""
+        self.stopping.set()
+        deadline = time.monotonic() + wait_seconds
+        lanes = [self.intake, self.sealing, *self.delivery.values()]
+        finished = all([lane.join(deadline) for lane in lanes])
+        with self._lock:
+            left = dict(self._running)
+        for transfer_id, owner in left.items():
+            try:
+                self.rt.store.release(pipeline.KIND, transfer_id, owner)
+            except TachiaiError as exc:
+                log.error("cannot give back the claim on %s: %s", transfer_id, exc.diagnostics())
+        if not finished:
+            log.warning("stopped with %d step(s) still running; their claims were given back",
+                        len(left))
+
+    # -- the jobs ---------------------------------------------------------------------------
+
+    def _lane_for(self, t: Transfer) -> tuple[Lane, Sequence[State]]:
+        if t.status in INTAKE_STATES:
+            return self.intake, INTAKE_STATES
+        if t.status in SEAL_STATES:
+            return self.sealing, SEAL_STATES
+        lane = self.delivery.get(t.recipient)
+        if lane is None:  # one thread per partner, made when it first has work
+            lane = self.delivery[t.recipient] = Lane(f"deliver-{t.recipient}", 1, self.node,
+                                                     self.stopping)
+            lane.start()
+        return lane, DELIVER_STATES
+
+    def _intake(self, box: Outbox, path: Path, owner: str) -> None:
+        try:
+            # Created already claimed by this worker; its steps follow in `_advance`.
+            transfer = pipeline.take_in(self.rt, box, path, owner=owner, states=())
+        except TachiaiError as exc:
+            log.error("cannot take in a file from %s: %s", box.path, exc.diagnostics())
+            transfer = None
+        except Exception as exc:
+            # A bug must not stop the daemon for every other file (nor at every start while
+            # the file waits). Only the class is logged: an unchecked name may be in the
+            # message, and a name is written nowhere before it is checked.
+            log.error("cannot take in a file from %s: internal error (%s); it is tried again "
+                      "at the next scan", box.path, type(exc).__name__)
+            transfer = None
+        if transfer is None:
+            self._done(str(path))
+            return
+        with self._lock:
+            self._queued.add(transfer.id)
+        self._done(str(path))
+        self._advance(transfer, INTAKE_STATES, owner)
+
+    def _advance(self, t: Transfer, states: Sequence[State], owner: str) -> None:
+        with self._lock:
+            self._running[t.id] = owner
+        try:
+            after = pipeline.advance(self.rt, t, owner=owner, states=states)
+        except TachiaiError as exc:
+            log.error("transfer %s: %s", t.id, exc.diagnostics())
+            self._hold(t.id, _RETRY_AFTER_ERROR_SECONDS)
+        except Exception as exc:  # a bug must not stop the other transfers, nor the daemon
+            log.exception("transfer %s: internal error in step %s", t.id, t.state)
+            self._internal_error(t.id, owner, exc)
+        else:
+            with self._lock:
+                self._errors.pop(t.id, None)
+                self._not_before.pop(t.id, None)
+            if after.state != t.state:
+                log.info("transfer %s (%s) is %s", after.id, after.file_name, after.state)
+        finally:
+            with self._lock:
+                self._running.pop(t.id, None)
+            self._done(t.id)
+
+    def _internal_error(self, transfer_id: str, owner: str, exc: Exception) -> None:
+        with self._lock:
+            tries = self._errors[transfer_id] = self._errors.get(transfer_id, 0) + 1
+        if tries < self.rt.settings.error_attempts:
+            wait = min(_ERROR_BACKOFF_SECONDS * 2 ** (tries - 1), _ERROR_BACKOFF_MAX_SECONDS)
+            log.warning("transfer %s will be tried again in %.0f s (internal error %d of %d)",
+                        transfer_id, wait, tries, self.rt.settings.error_attempts)
+            self._hold(transfer_id, wait)
+            return
+        try:
+            internal_errors.give_up(self.rt, self.rt.store.get(transfer_id), owner,
+                                    pipeline.LEASE_SECONDS, tries, exc)
+            self.rt.flush()
+        except TachiaiError as error:
+            log.error("transfer %s: cannot record its failure: %s", transfer_id,
+                      error.diagnostics())
+            self._hold(transfer_id, _RETRY_AFTER_ERROR_SECONDS)
+            return
+        with self._lock:
+            self._errors.pop(transfer_id, None)
+
+    def _hold(self, transfer_id: str, seconds: float) -> None:
+        with self._lock:
+            self._not_before[transfer_id] = time.monotonic() + seconds
+
+    def _done(self, key: str) -> None:
+        with self._lock:
+            self._queued.discard(key)
+        self.wake.set()  # the next step may be another lane's: dispatch it now
+
+    def _beat(self) -> None:
+        """Renew the lease of every running step (a long upload keeps its claim)."""
+        while not self.stopping.wait(pipeline.LEASE_SECONDS / 4):
+            with self._lock:
+                running = dict(self._running)
+            for transfer_id, owner in running.items():
+                try:
+                    if not self.rt.store.renew(pipeline.KIND, transfer_id, owner,
+                                               pipeline.LEASE_SECONDS):
+                        log.debug("transfer %s: no claim to renew (between steps)", transfer_id)
+                except TachiaiError as exc:
+                    log.warning("cannot renew the claim on %s: %s", transfer_id,
+                                exc.diagnostics())
+
+    def _dead_here(self, owner: str) -> bool:
+        node, pid, _worker = claims.split_owner(owner)
+        return node == self.node and pid is not None and pid != os.getpid() and not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive, so its claims wait for their lease
+    return True

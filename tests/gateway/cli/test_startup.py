@@ -1,0 +1,96 @@
+"""What a command imports on its way to work: the modules it needs, not the whole gateway.
+
+Start-up is most of what a short command costs (an operator approving fifty files pays it fifty
+times), so these tests pin the import set, not a time: the receiving side, the archive and SFTP
+libraries and the spreadsheet writer stay out of `approve` and `transfers list`, and `--help`
+loads no database layer at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gateway import cli
+from gateway.cli import parsers
+from tests.conftest import Demo
+
+# Run a command in-process in a fresh interpreter, then name every module it loaded.
+_PROBE = """
+import json, sys
+from gateway.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+#: Never needed to approve a transfer or list transfers.
+NOT_FOR_OUTBOUND_COMMANDS = ("pyzipper", "paramiko", "watchdog", "openpyxl", "msoffcrypto",
+                             "Cryptodome", "gateway.inbound", "gateway.transports",
+                             "gateway.outbound.sealing", "gateway.outbound.pipeline",
+                             "gateway.daemon", "sqlalchemy.dialects.postgresql")
+
+
+def loaded(*args: str) -> tuple[int, set[str]]:
+    result = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    return int(out["code"] or 0), set(out["modules"])
+
+
+def under(modules: set[str], prefix: str) -> list[str]:
+    return sorted(m for m in modules if m == prefix or m.startswith(prefix + "."))
+
+
+def test_help_loads_no_command_module_nor_any_library() -> None:
+    code, modules = loaded("--help")
+    assert code == 0
+    for prefix in ("sqlalchemy", "sqlmodel", "pydantic", "cryptography", "gateway.runtime",
+                   "gateway.state", "gateway.config", "audit.ledger", "policies.agreement"):
+        assert under(modules, prefix) == [], prefix
+    assert under(modules, "gateway.cli") == ["gateway.cli", "gateway.cli.parsers"]
+
+
+@pytest.mark.parametrize("command", [
+    ("approve", "t-000000000000", "--key", "KEY"),
+    ("approve", "t-000000000000", "t-000000000001", "--key", "KEY"),
+    ("transfers", "list"),
+    ("transfers", "show", "t-000000000000"),
+])
+def test_outbound_commands_load_neither_the_receiving_side_nor_archive_and_sftp_libraries(
+    demo: Demo, command: tuple[str, ...]
+) -> None:
+    args = [a.replace("KEY", str(demo.key("suzuki"))) for a in command]
+    code, modules = loaded(*args, "--config", str(demo.config))
+    assert code in (0, 1, 65), code  # listed, or "no transfer t-…": either way the path ran
+    assert "gateway.runtime" in modules  # the command really reached its work
+    for prefix in NOT_FOR_OUTBOUND_COMMANDS:
+        assert under(modules, prefix) == [], prefix
+
+
+@pytest.mark.parametrize("command", [("audit", "verify"), ("audit", "prove", "0")])
+def test_audit_commands_load_no_state_database_nor_spreadsheet_writer(
+    demo: Demo, command: tuple[str, ...]
+) -> None:
+    _code, modules = loaded(*command, "--config", str(demo.config))
+    assert "audit.ledger" in modules
+    for prefix in ("sqlmodel", "pydantic", "gateway.runtime", "gateway.state.schema",
+                   *NOT_FOR_OUTBOUND_COMMANDS):
+        assert under(modules, prefix) == [], prefix
+
+
+def test_the_help_line_of_every_command_is_its_modules_own() -> None:
+    # `tachiai --help` lists the commands from cli.COMMANDS without importing their modules.
+    full = cli.full_parser()
+    actions = [a for a in full._actions if isinstance(a, argparse._SubParsersAction)]
+    listed = {c.dest: c.help for c in actions[0]._choices_actions}
+    assert listed == {c.name: c.help for c in cli.COMMANDS}
+    assert list(listed) == [c.name for c in cli.COMMANDS]
+    assert parsers.USAGE == 2
