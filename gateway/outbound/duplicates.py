@@ -9,6 +9,7 @@ no state.
 
 from __future__ import annotations
 
+from gateway.exchange.manifest import DUPLICATE_KEY
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state.store import Transfer
@@ -33,7 +34,7 @@ def earlier_delivery(rt: Runtime, transfer: Transfer) -> Transfer | None:
 def statement_lines(rt: Runtime, transfer: Transfer) -> list[str]:
     """The statement's flag line, or nothing when the bytes were never delivered on the flow."""
     earlier = earlier_delivery(rt, transfer)
-    return [] if earlier is None else [f"duplicate-of: {earlier.id}"]
+    return [] if earlier is None else [f"{DUPLICATE_KEY}: {earlier.id}"]
 
 
 def refusal(earlier: Transfer, transfer: Transfer) -> Reason:
