@@ -24,7 +24,7 @@ from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
 from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup
-from gateway.outbound import pipeline, receipts, schedule_sweep
+from gateway.outbound import notices, pipeline, receipts, schedule_sweep
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
@@ -128,6 +128,7 @@ class Daemon:
                 receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
                 self.workers.take_in(self.tracker)
                 self.workers.dispatch()
+                notices.sweep_due(self.rt)  # never raises; expiry, then witnesses and senders told
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second
                 self.rt.heartbeat()  # `tachiai nodes`; written every few seconds, never raises
                 wait = self.settings.poll_seconds

@@ -23,6 +23,9 @@ _KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-ssh-ed25519@", "sk-ecdsa-sha2-nistp256@")
 # checksum itself is verified where the key is used (gateway.identity.age); this only catches
 # typos early.
 _AGE_RECIPIENT = re.compile(r"^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$")
+# A work mail address for notifications: one @, a dotted domain, no space or line break (a line
+# break would let a registry entry add mail headers).
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Handler:
     os_user: str | None = None
     # The person's age X25519 recipient ("age1…"), for flows sealed with the `age` profile.
     age_recipient: str | None = None
+    # Where notifications for this person go (what waits for their approval, their rejected
+    # or delivered files); optional: without it they are told by the command hook only.
+    email: str | None = None
 
     def designated(self, agreement_id: str, role: str, on: dt.date) -> bool:
         """Whether this person holds `role` under the agreement on that day."""
@@ -146,6 +152,11 @@ def _parse_handler(body: Mapping[str, Any], where: str, fail: Any) -> Handler | 
         fail(f"{where}.age_recipient", "not an age X25519 recipient",
              'paste the line `age-keygen -y KEYFILE` prints, e.g. age_recipient = "age1…"')
         ok = False
+    email = body.get("email")
+    if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
+        fail(f"{where}.email", "not a mail address",
+             'write the person\'s work address, e.g. email = "suzuki@example.lg.jp"')
+        ok = False
     if not ok:
         return None
     assert isinstance(name, str) and isinstance(party, str) and isinstance(key, str)
@@ -160,6 +171,7 @@ def _parse_handler(body: Mapping[str, Any], where: str, fail: Any) -> Handler | 
         designated_until=end,
         os_user=os_user,
         age_recipient=age_recipient,
+        email=email,
     )
 
 

@@ -62,6 +62,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("partners", "partners", "recipients' routes"),
     Command("nodes", "nodes",
             "list the daemons (nodes) using this state database and their last heartbeat"),
+    Command("status", "status", "what waits for whom, on one screen"),
 )
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"

@@ -43,6 +43,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                      "named ID.sig: save each statement as DIR/ID (`tachiai transfers statement "
                      f"ID > DIR/ID`), sign it with `ssh-keygen -Y sign -n "
                      f"{approvals.APPROVAL_NAMESPACE} -f KEY DIR/ID`")
+    p.add_argument("--duplicate-ok", action="store_true", help="approve although the same "
+                   "bytes were already delivered on this flow (the statement's duplicate-of line)")
     p.set_defaults(handler=_approve)
 
     p = sub.add_parser("reject", parents=[common], help="stop a transfer, with a reason")
@@ -70,7 +72,7 @@ def _approve(args: argparse.Namespace) -> int:
     transfer = rt.store.get(ids[0])
     signature = signature_from(args, approvals.statement(rt, transfer),
                                approvals.APPROVAL_NAMESPACE)
-    outcome = approvals.approve(rt, ids[0], signature)
+    outcome = approvals.approve(rt, ids[0], signature, duplicate_ok=args.duplicate_ok)
     print(f"approval by {outcome.witness} recorded ({len(outcome.approvals)} of "
           f"{outcome.needed} witness(es))")
     if outcome.approved:
@@ -90,10 +92,12 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
     for transfer_id in ids:
         try:
             if key is not None:
-                outcome = approvals.approve_with_key(rt, transfer_id, key)
+                outcome = approvals.approve_with_key(rt, transfer_id, key,
+                                                     duplicate_ok=args.duplicate_ok)
             else:
                 outcome = approvals.approve(rt, transfer_id, _signature_in(args.signatures,
-                                                                          transfer_id))
+                                                                          transfer_id),
+                                            duplicate_ok=args.duplicate_ok)
         except (CheckFailed, InputError, StateError) as exc:  # this transfer's; go on
             refused += 1
             print(f"{transfer_id}: NOT approved: {_one_line(exc)}", file=sys.stderr)

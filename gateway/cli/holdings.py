@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.cli import table
 from gateway.cli.common import (
     Subparsers,
     group,
@@ -105,23 +106,8 @@ def _list(args: argparse.Namespace) -> int:
         print_json(rows)
         print_footer(args, len(rows), more, "holding(s)")
         return 0
-    if not rows:
-        print("no holdings")
-    for r in rows:
-        flags = [
-            f
-            for f, on in (
-                ("OVERDUE", r["overdue"]),
-                ("superseded", r["superseded_by"]),
-                ("correction to apply", r["correction_pending"]),
-            )
-            if on
-        ]
-        print(
-            f"{r['id']}  {r['state']:<9} {r['agreement'] or '-'}/{r['flow'] or '-'}  "
-            f"{r['file_name'] or r['delivered_name']}  deadline: {r['deadline'] or '-'}"
-            + (f"  [{', '.join(flags)}]" if flags else "")
-        )
+    print(table.render(["id", "state", "agreement/flow", "file", "size", "received", "deadline",
+                        "flags"], [table.holding_row(r) for r in rows]) if rows else "no holdings")
     print_footer(args, len(rows), more, "holding(s)")
     return 0
 

@@ -12,6 +12,7 @@ import getpass
 import sys
 from typing import Any
 
+from gateway.cli import table
 from gateway.cli.common import (
     Subparsers,
     group,
@@ -21,7 +22,7 @@ from gateway.cli.common import (
     print_json,
     runtime_of,
 )
-from gateway.outbound import approvals, failures, replies
+from gateway.outbound import approvals, duplicates, failures, replies
 from gateway.outbound.lifecycle import State
 from gateway.outbound.names import withheld_hmac
 from gateway.outbound.retry import retry
@@ -82,12 +83,9 @@ def _list(args: argparse.Namespace) -> int:
         print_json(rows)
         print_footer(args, len(rows), more, "transfer(s)")
         return 0
-    if not rows:
-        print("no transfers")
-    for r in rows:
-        extra = f" approvals: {', '.join(r['approvals'])}" if r["approvals"] else ""
-        print(f"{r['id']}  {r['state']:<17} {r['agreement']}/{r['flow']}  {r['file_name']}"
-              f"  sender: {r['sender'] or '-'}{extra}")
+    print(table.render(["id", "state", "agreement/flow", "file", "size", "sender", "approvals",
+                        "updated", "reason"], [table.transfer_row(r) for r in rows])
+          if rows else "no transfers")
     print_footer(args, len(rows), more, "transfer(s)")
     return 0
 
@@ -114,6 +112,9 @@ def _show(args: argparse.Namespace) -> int:
     if unlinked is not None:  # a witness's approval is refused until it is linked
         print(f"\nnext: {replies.link_first(unlinked, transfer.id).message}")
     elif data["state"] == State.AWAITING_APPROVAL.value:
+        if (earlier := duplicates.earlier_delivery(rt, transfer)) is not None:
+            print(f"\nnote: the same bytes were delivered as {earlier.id}; approve with "
+                  "--duplicate-ok only if sending them again is intended")
         print(f"\nnext: a witness runs `tachiai approve {data['id']} --key KEY`, or signs "
               f"`tachiai transfers statement {data['id']}` with ssh-keygen -Y sign -n "
               f"{approvals.APPROVAL_NAMESPACE}")

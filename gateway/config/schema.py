@@ -15,7 +15,8 @@ from gateway.errors import ConfigError
 
 #: The top-level tables of tachiai.toml.
 TOP_LEVEL = frozenset(
-    {"gateway", "intake", "sealing", "recipients", "pickup", "inbound", "ledger", "database"}
+    {"gateway", "intake", "sealing", "recipients", "pickup", "inbound", "ledger", "database",
+     "notify"}
 )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from audit.database import postgres_url
 from audit.errors import LedgerStorageError
 from audit.notes import NoteVerifier
+from gateway.config.notify import NotifySettings, parse_notify
 from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
 from gateway.config.routes import (
     MAIL_KEYS,
@@ -202,6 +203,7 @@ class Settings:
     # [gateway] error_attempts: tries of a step that fails with an internal error before its
     # transfer is `failed` (rule internal.error).
     error_attempts: int = 5
+    notify: NotifySettings = field(default_factory=NotifySettings)  # [notify]: config/notify.py
 
     @property
     def database_path(self) -> Path:
@@ -334,6 +336,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
             pickups=pickups,
             inbound=inbound,
+            notify=parse_notify(section("notify"), resolve, path),
             **_ledger_settings(section("ledger"), resolve, path),
         )
     except (TypeError, ValueError) as exc:

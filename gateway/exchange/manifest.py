@@ -28,6 +28,10 @@ MAX_BYTES = 256 * 1024  # far above any real manifest; refuses a planted huge fi
 # halves name it, so it is part of what they exchange.
 APPROVAL_NAMESPACE = "tachiai-approval"
 STATEMENT_HEAD = "tachiai approval statement v1"
+#: The provider's duplicate notice (重複送信): the witnesses approved sending bytes already
+#: delivered on the flow as that transfer. Signed with the rest; nothing for a recipient to
+#: compare it with, so only its form is checked.
+DUPLICATE_KEY = "duplicate-of"
 #: Statement lines that link a transfer to an earlier one (疑義照会・回答, 訂正).
 LINK_KEYS = {"replies_to": "replies-to", "corrects": "corrects"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -301,6 +305,9 @@ def statement_problem(manifest: Manifest) -> str | None:
         if not sep or key in found:
             return "the signed statement has a malformed or repeated line"
         found[key] = value
+    duplicate = found.pop(DUPLICATE_KEY, None)
+    if duplicate is not None and not re.fullmatch(r"t-[0-9a-f]{12}", duplicate):
+        return "the signed statement's duplicate-of line does not name a transfer"
     if found != expected:
         differ = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
         return (

@@ -2,7 +2,11 @@
 event recorded once and handed to the notification command.
 
 Deadlines come from `policies.retention`; the command gets ids, names and dates on stdin, never
-personal data or a secret. A crash may drop a notification, never its event.
+personal data or a secret. A crash may drop a notification, never its event. The hook is run
+by the same runner as the sending side's (`gateway.transports.notify`), `[inbound]
+notify_command` falling back to `[notify] command`; the document keeps its own format
+(`holding-notice/1`), which existing hooks read. With `[notify.mail]`, each handler named on
+the holding who has an `email` is also mailed, once (`gateway.exchange.notices`).
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
+from gateway.errors import PartnerUnavailable
+from gateway.exchange import notices as people
 from gateway.inbound import holdings
 from gateway.inbound.holdings import Holding
 from gateway.runtime import Runtime
 from gateway.state import clock
+from gateway.transports.notify import run_hook
 from policies.retention import disposal_deadline, overdue_holding
 
 log = logging.getLogger(__name__)
@@ -96,8 +102,23 @@ def sweep_holdings(rt: Runtime, today: dt.date | None = None) -> list[Notice]:
         notices.append(_remind(rt, h, notice, min(reached), sorted(done | set(reached))))
     if notices:
         rt.flush()
-        notify(rt.settings.inbound.notify_command, notices)
+        notify(rt.settings.inbound.notify_command or rt.settings.notify.command, notices)
+        people.deliver(rt, [n for notice in notices for n in _to_people(notice)],
+                       channels=("mail",))
     return notices
+
+
+def _to_people(notice: Notice) -> list[people.Notice]:
+    """The mail notices of one reminder or overdue notice: one per handler of the holding."""
+    facts = {"deadline": notice.deadline, "days_left": notice.days_left,
+             "transfer": notice.transfer, "provider": notice.provider}
+    if notice.rule:
+        facts["rule"] = notice.rule
+    command = (f"tachiai holdings certify {notice.holding} --deleted --method TEXT --key KEY "
+               f"(or --returned)")
+    return [people.Notice(notice.kind, notice.holding, notice.agreement, notice.flow,
+                          "overdue" if notice.kind == "holding.overdue" else "held", name,
+                          command, facts, notice.reminder_day or 0) for name in notice.handlers]
 
 
 def notify(command: Sequence[str], notices: Sequence[Notice]) -> int:
@@ -111,25 +132,10 @@ def notify(command: Sequence[str], notices: Sequence[Notice]) -> int:
     failed = 0
     for notice in notices:
         try:
-            done = subprocess.run(
-                list(command),
-                input=notice.as_json(),
-                capture_output=True,
-                timeout=NOTIFY_TIMEOUT_SECONDS,
-                check=False,
-            )
-            ok = done.returncode == 0
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning(
-                "the notification command failed for %s: %s", notice.holding, exc.__class__.__name__
-            )
-            ok = False
-        else:
-            if not ok:
-                log.warning(
-                    "the notification command exited %d for %s", done.returncode, notice.holding
-                )
-        failed += not ok
+            run_hook(command, notice.as_json(), NOTIFY_TIMEOUT_SECONDS)
+        except PartnerUnavailable as exc:
+            log.warning("the notification command failed for %s: %s", notice.holding, exc)
+            failed += 1
     return failed
 
 

@@ -19,7 +19,7 @@ from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 from gateway.exchange.manifest import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import PrivateKey
-from gateway.outbound import replies
+from gateway.outbound import duplicates, replies
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.state import clock
@@ -67,6 +67,7 @@ def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None =
     # A reply (疑義照会・回答) or a correction (訂正) names what it answers, so the witnesses
     # approve the link too; a transfer without one has exactly the lines it always had.
     lines.extend(replies.statement_lines(rt, transfer.id))
+    lines.extend(duplicates.statement_lines(rt, transfer))  # only when already delivered
     if rejection_reason is not None:
         lines.append(f"reason: {' '.join(rejection_reason.split())}")
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -104,14 +105,16 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
         "and have it approved anew", f"{transfer.agreement}/flows.{transfer.flow}.witnesses")
 
 
-def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
+def approve(rt: Runtime, transfer_id: str, signature: str, *,
+            duplicate_ok: bool = False) -> ApprovalOutcome:
     """Check a witness's signature and count it; approve the transfer at quorum.
 
     Raises:
         StateError: the transfer is not waiting for approval.
         SignatureError: the signature is malformed, under another namespace, or over other bytes.
         CheckFailed: the signer may not witness this transfer, or it is a reply (疑義照会・回答)
-            not yet linked to what it answers (the rule is in the message; nothing counted).
+            not yet linked to what it answers (the rule is in the message; nothing counted),
+            or its bytes were already delivered on the flow and `duplicate_ok` is not given.
     """
     transfer = rt.store.get(transfer_id)
     if transfer.status is not State.AWAITING_APPROVAL:
@@ -129,6 +132,9 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
     if unlinked is not None:  # refused before anything is counted
         _refuse(rt, transfer, replies.link_first(unlinked, transfer.id), signed.fingerprint,
                 witness.name if witness else None)
+    if (earlier := duplicates.earlier_delivery(rt, transfer)) is not None and not duplicate_ok:
+        _refuse(rt, transfer, duplicates.refusal(earlier, transfer), signed.fingerprint,
+                witness.name if witness else None)
     now = clock.now_ns()
     with rt.store.transaction() as conn:
         already = rt.store.approvers(conn, transfer.id)
@@ -144,6 +150,7 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
                 "witness": witness.name, "fingerprint": signed.fingerprint,
                 "sha256": transfer.sha256, "statement": message.decode("utf-8"),
                 "signature": signature, "namespace": APPROVAL_NAMESPACE,
+                **({"duplicate_of": earlier.id, "duplicate_ok": True} if earlier else {}),
             }, actor=witness.name, key=f"{transfer.id}:approval:{witness.name}", time_ns=now)]
             if quorum_reached(flow, names, transfer.sender):
                 events.append(event("transfer.approved", transfer, {
@@ -160,7 +167,8 @@ def approve(rt: Runtime, transfer_id: str, signature: str) -> ApprovalOutcome:
     return ApprovalOutcome(transfer, witness.name, names, flow.witnesses)
 
 
-def approve_with_key(rt: Runtime, transfer_id: str, key: PrivateKey) -> ApprovalOutcome:
+def approve_with_key(rt: Runtime, transfer_id: str, key: PrivateKey, *,
+                     duplicate_ok: bool = False) -> ApprovalOutcome:
     """Sign the transfer's statement now with a witness's key (loaded once by the caller for
     any number of transfers) and submit it as `approve` does.
 
@@ -168,7 +176,8 @@ def approve_with_key(rt: Runtime, transfer_id: str, key: PrivateKey) -> Approval
         as `approve`; NotFound when there is no such transfer.
     """
     message = statement(rt, rt.store.get(transfer_id))
-    return approve(rt, transfer_id, sshsig.sign(message, key, APPROVAL_NAMESPACE))
+    return approve(rt, transfer_id, sshsig.sign(message, key, APPROVAL_NAMESPACE),
+                   duplicate_ok=duplicate_ok)
 
 
 def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transfer:

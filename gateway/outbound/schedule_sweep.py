@@ -21,6 +21,7 @@ from policies.agreement import Agreement, Flow
 from policies.calendar import Period
 from policies.schedule import (
     MAX_PERIODS,
+    Overdue,
     due_date,
     first_period,
     overdue_periods,
@@ -33,23 +34,47 @@ SINCE_FILE = "schedule-since"
 _warned: set[str] = set()  # late keys already logged by this process (the ledger has them all)
 
 
-def tracking_since(rt: Runtime, today: dt.date) -> dt.date:
-    """The day deliveries began to be tracked here, recorded on the first sweep."""
+def tracking_since(rt: Runtime, today: dt.date, *, record: bool = True) -> dt.date:
+    """The day deliveries began to be tracked here, recorded on the first sweep (`record`)."""
     path = rt.settings.state_dir / SINCE_FILE
     try:
         return dt.date.fromisoformat(path.read_text(encoding="ascii").strip())
     except FileNotFoundError:
-        write_atomic(path, today.isoformat().encode("ascii"), mode=0o644)
+        if record:
+            write_atomic(path, today.isoformat().encode("ascii"), mode=0o644)
         return today
 
 
 def sweep_late(rt: Runtime, today: dt.date | None = None) -> int:
     """Record `late` for every owed period past its due date; return how many are late now."""
     today = today or clock.today()
-    since = tracking_since(rt, today)
+    drafts: list[Draft] = []
+    for agreement, flow, overdue in late_provisions(rt, today):
+        drafts.append(Draft(
+            key=f"late:{agreement.id}:{flow.id}:{overdue.period}", kind="late",
+            time_ns=clock.now_ns(), subject=f"{agreement.id}/{flow.id}",
+            agreement=agreement.id, actor=None,
+            data={"flow": flow.id, "period": str(overdue.period),
+                  "due": overdue.due.isoformat(), "reason": overdue.reason.as_dict()}))
+    if drafts:
+        rt.store.record(drafts)  # keyed: a period already recorded late is not recorded again
+        rt.flush()
+        new = [d.key for d in drafts if d.key not in _warned]
+        if new:
+            _warned.update(new)
+            log.warning("%d provision(s) are late: %s", len(new),
+                        ", ".join(k.split(":", 1)[1] for k in new[:5]))
+    return len(drafts)
+
+
+def late_provisions(rt: Runtime, today: dt.date, *, record_since: bool = True
+                    ) -> list[tuple[Agreement, Flow, Overdue]]:
+    """Every owed period of our monthly flows past its due date (read-only but for the first
+    sweep's `schedule-since`, which `record_since=False` leaves unwritten)."""
+    since = tracking_since(rt, today, record=record_since)
     delivered_transfers = sorted(
         rt.store.in_states([State.DELIVERED, State.ACKNOWLEDGED]), key=lambda t: t.updated_ns)
-    drafts: list[Draft] = []
+    out: list[tuple[Agreement, Flow, Overdue]] = []
     for agreement, flow in rt.our_flows():
         if not flow.schedule.monthly:
             continue
@@ -62,22 +87,9 @@ def sweep_late(rt: Runtime, today: dt.date | None = None) -> int:
             period = period_for_delivery(agreement, flow, delivered | settled, on)
             if period is not None:
                 delivered.add(period)
-        for overdue in overdue_periods(agreement, flow, delivered, today, since=since):
-            drafts.append(Draft(
-                key=f"late:{agreement.id}:{flow.id}:{overdue.period}", kind="late",
-                time_ns=clock.now_ns(), subject=f"{agreement.id}/{flow.id}",
-                agreement=agreement.id, actor=None,
-                data={"flow": flow.id, "period": str(overdue.period),
-                      "due": overdue.due.isoformat(), "reason": overdue.reason.as_dict()}))
-    if drafts:
-        rt.store.record(drafts)  # keyed: a period already recorded late is not recorded again
-        rt.flush()
-        new = [d.key for d in drafts if d.key not in _warned]
-        if new:
-            _warned.update(new)
-            log.warning("%d provision(s) are late: %s", len(new),
-                        ", ".join(k.split(":", 1)[1] for k in new[:5]))
-    return len(drafts)
+        out.extend((agreement, flow, overdue)
+                   for overdue in overdue_periods(agreement, flow, delivered, today, since=since))
+    return out
 
 
 def _settled(agreement: Agreement, flow: Flow, since: dt.date) -> set[Period]:

@@ -3,7 +3,8 @@ transitions allowed between them.
 
 transfer: dropped ─▶ quarantined ─▶ awaiting_approval ─▶ approved ─▶ sealed ─▶ delivered ─▶
 acknowledged; any step before delivery ─▶ rejected; sealed ─▶ failed ─▶ sealed; a step the
-daemon takes (dropped, quarantined, approved) ─▶ failed after repeated internal errors.
+daemon takes (dropped, quarantined, approved) ─▶ failed after repeated internal errors;
+awaiting_approval ─▶ expired (its approval window passed).
 holding: arriving ─▶ received ─▶ opened ─▶ in_use ─▶ deleted | returned; arriving ─▶ refused ─▶
 arriving. Values only: moving a row is `gateway.state.machine.compare_and_set`.
 """
@@ -28,6 +29,7 @@ class State(StrEnum):
     REJECTED = "rejected"  # kept in the spool with its reasons, never deleted silently
     FAILED = "failed"  # delivery failed after retries (an operator can retry), or a step met
     # repeated internal errors (rule internal.error)
+    EXPIRED = "expired"  # not approved within its approval window; kept in the spool
 
 
 TRANSFERS: Machine[State] = Machine(
@@ -35,13 +37,14 @@ TRANSFERS: Machine[State] = Machine(
     {
         State.DROPPED: frozenset({State.QUARANTINED, State.REJECTED, State.FAILED}),
         State.QUARANTINED: frozenset({State.AWAITING_APPROVAL, State.REJECTED, State.FAILED}),
-        State.AWAITING_APPROVAL: frozenset({State.APPROVED, State.REJECTED}),
+        State.AWAITING_APPROVAL: frozenset({State.APPROVED, State.REJECTED, State.EXPIRED}),
         State.APPROVED: frozenset({State.SEALED, State.REJECTED, State.FAILED}),
         State.SEALED: frozenset({State.DELIVERED, State.FAILED, State.REJECTED}),
         State.FAILED: frozenset({State.SEALED, State.REJECTED}),
         State.DELIVERED: frozenset({State.ACKNOWLEDGED}),
         State.ACKNOWLEDGED: frozenset(),
         State.REJECTED: frozenset(),
+        State.EXPIRED: frozenset(),
     },
     hint="see `tachiai transfers show ID` for its state and what it waits for",
 )

@@ -50,7 +50,9 @@ def _ids(demo: Demo, group: str, *args: str) -> list[str]:
 def test_the_default_is_the_latest_50_oldest_first_with_a_footer(filled: Demo) -> None:
     assert _ids(filled, "transfers") == [f"t-{i:012d}" for i in range(70, 120)]
     text = filled.cli("transfers", "list", check=True).stdout.splitlines()
-    assert len(text) == 51 and text[0].startswith("t-000000000070 ")
+    # A header and its rule (gateway.cli.table), the 50 rows, the footer.
+    assert text[0].split()[:2] == ["id", "state"] and set(text[1]) <= {"-", " "}
+    assert len(text) == 53 and text[2].startswith("t-000000000070 ")
     assert text[-1] == ("… 70 earlier transfer(s) not shown (the latest 50 are); see them with "
                         "--limit 120, --since TIME or --all")
     as_json = filled.cli("transfers", "list", "--json", check=True)

@@ -306,3 +306,10 @@ def test_the_manifest_must_fit_our_agreement_and_party(
     m = _signed(_manifest(**changes), people, "suzuki")
     verdict = verify(m, agreements, registry, party, TODAY)  # type: ignore[arg-type]
     assert [r.rule for r in verdict.reasons] == [rule]
+
+
+def test_the_providers_duplicate_notice_is_accepted_in_form_only() -> None:
+    # outbound.duplicates adds it to a statement when the bytes were delivered before.
+    assert statement_problem(_manifest(statement=_statement() + "duplicate-of: t-0123456789ab\n"
+                                       )) is None
+    assert statement_problem(_manifest(statement=_statement() + "duplicate-of: anything\n"))

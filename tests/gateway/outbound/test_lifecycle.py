@@ -27,4 +27,9 @@ def test_delivery_needs_approval_first() -> None:
 
 
 def test_terminal_states() -> None:
-    assert {State.ACKNOWLEDGED, State.REJECTED} == TERMINAL
+    # `expired`: not approved within the approval window ([notify] approval_window_hours).
+    assert {State.ACKNOWLEDGED, State.REJECTED, State.EXPIRED} == TERMINAL
+
+
+def test_only_a_waiting_transfer_expires() -> None:
+    assert [s for s in State if State.EXPIRED in ALLOWED[s]] == [State.AWAITING_APPROVAL]

@@ -29,7 +29,7 @@ def test_only_listed_holding_transitions_are_allowed(
 
 
 def test_each_lifecycle_names_its_own_terminal_states() -> None:
-    assert {State.ACKNOWLEDGED, State.REJECTED} == TRANSFERS.terminal
+    assert {State.ACKNOWLEDGED, State.REJECTED, State.EXPIRED} == TRANSFERS.terminal
     assert {HoldingState.DELETED, HoldingState.RETURNED} == HOLDINGS.terminal
     assert State.ACKNOWLEDGED in TRANSFERS.allowed[State.DELIVERED]
 

@@ -1,0 +1,64 @@
+"""`tachiai status [--json]`: one screen of what waits for whom.
+
+Parsing and printing only; what is shown is gathered in `gateway.status`. The JSON keys are
+stable; the human view prints each section as a table, and says so when a section is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway.cli.common import Subparsers, print_json, runtime_of
+from gateway.cli.table import render, size, when
+from gateway.status import gather
+
+
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("status", parents=[common], help="what waits for whom, on one screen")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    data = gather(runtime_of(args))
+    if args.json:
+        print_json(data)
+        return 0
+    _section("Awaiting approval (承認待ち)", data["awaiting_approval"],
+             ["id", "agreement/flow", "file", "size", "since", "expires", "approved",
+              "waits for"],
+             lambda r: [r["id"], f"{r['agreement']}/{r['flow']}", r["file_name"],
+                        size(r["size"]), when(r["since"]), when(r["expires"]),
+                        f"{len(r['approvals'])}/{r['required']}",
+                        ", ".join(r["witnesses"]) + (f" [duplicate of {r['duplicate_of']}]"
+                                                     if r["duplicate_of"] else "")])
+    _section("Failed deliveries (送信失敗)", data["failed"],
+             ["id", "agreement/flow", "file", "size", "since", "attempts", "reason"],
+             lambda r: [r["id"], f"{r['agreement']}/{r['flow']}", r["file_name"],
+                        size(r["size"]), when(r["since"]), r["attempts"], r["reason"]])
+    _section("Holdings near or past their deadline (消去・返却期限)", data["holdings"],
+             ["id", "agreement/flow", "state", "deadline", "days left", "handlers"],
+             lambda r: [r["id"], f"{r['agreement']}/{r['flow']}",
+                        r["state"] + (" OVERDUE" if r["overdue"] else ""), r["deadline"],
+                        r["days_left"], r["handlers"]])
+    _section("Late provisions (提供遅延)", data["late"],
+             ["agreement/flow", "period", "due", "rule"],
+             lambda r: [f"{r['agreement']}/{r['flow']}", r["period"], r["due"], r["rule"]])
+    failing = [r for r in data["checkpoints"] if r["failing"]]
+    _section("Checkpoint places failing (チェックポイント)", failing,
+             ["place", "status", "latest"],
+             lambda r: [r["place"], r["status"], when(r["latest"])],
+             empty=f"none ({len(data['checkpoints'])} place(s) checked)")
+    waiting = data["awaiting_approval"]
+    if waiting:
+        print(f"next: a witness runs `tachiai approve {waiting[0]['id']} --key KEY`")
+    return 0
+
+
+def _section(title: str, rows: list[dict[str, Any]], headers: list[str],
+             line: Any, empty: str = "none") -> None:
+    print(f"{title}: {len(rows) if rows else empty}")
+    if rows:
+        print(render(headers, [line(r) for r in rows], indent="  "))
+    print()
