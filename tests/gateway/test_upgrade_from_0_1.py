@@ -33,7 +33,15 @@ def test_a_0_1_gateway_is_migrated_keeps_its_transfers_and_keeps_verifying(demo:
     # What release 0.1 left: its tables, no version table and none of the later ones.
     with contextlib.closing(sqlite3.connect(demo.state_db)) as db:
         db.execute("DROP TABLE alembic_version")
-        db.execute("DROP TABLE nodes")
+        for table in ("nodes", "ledger_moved", "ledger_moved_since"):
+            db.execute(f"DROP TABLE {table}")
+        for index in ("ix_transfers_created", "ix_transfers_state_created",
+                      "ix_holdings_created", "ix_holdings_state_created"):
+            db.execute(f"DROP INDEX {index}")
+        for table, column in (("transfers", "last_error"), ("transfers", "claimed_by"),
+                              ("transfers", "lease_until_ns"), ("holdings", "claimed_by"),
+                              ("holdings", "lease_until_ns")):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.commit()
 
     demo.start()
