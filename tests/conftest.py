@@ -117,7 +117,8 @@ class Demo:
         return json.loads(self.cli(*args, "--json", check=True).stdout)
 
     def transfers(self, state: str | None = None) -> list[dict[str, Any]]:
-        args = ["transfers", "list"] + (["--state", state] if state else [])
+        # Every row: the human list shows the latest 50 by default.
+        args = ["transfers", "list", "--all"] + (["--state", state] if state else [])
         return list(self.json(*args))
 
     def show(self, transfer_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from sqlalchemy import Connection, delete, select
 
 from gateway.state import schema
-from gateway.state.store import Store
+from gateway.state.store import Store, insert_ignoring
 
 _M = schema.LEDGER_MOVED
 _S = schema.LEDGER_MOVED_SINCE
@@ -35,8 +35,8 @@ def begin(store: Store, ledger_size: Callable[[], int]) -> int:
     with store.transaction() as conn:
         size = conn.execute(select(_S.c.size).where(_S.c.id == 1)).scalar()
         if size is None:
-            # OR IGNORE: of two processes starting at once, the first to commit sets it.
-            conn.execute(_S.insert().prefix_with("OR IGNORE"), [{"id": 1, "size": ledger_size()}])
+            # Ignoring a clash: of two processes starting at once, the first to commit sets it.
+            conn.execute(insert_ignoring(conn, _S), [{"id": 1, "size": ledger_size()}])
             size = conn.execute(select(_S.c.size).where(_S.c.id == 1)).scalar_one()
     _begun[store] = int(size)
     return int(size)
@@ -46,7 +46,7 @@ def record(conn: Connection, rows: Iterable[tuple[str, int, bytes]]) -> None:
     """Note moved events (key, seq, leaf hash) in the caller's transaction."""
     values = [{"key": k, "seq": s, "leaf_hash": h} for k, s, h in rows]
     if values:
-        conn.execute(_M.insert().prefix_with("OR IGNORE"), values)
+        conn.execute(insert_ignoring(conn, _M), values)
 
 
 def lookup(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:

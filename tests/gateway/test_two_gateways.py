@@ -148,7 +148,8 @@ def test_send_receive_open_certify_reply_correct_and_overdue(gateways: Any) -> N
     # 4. An inquiry (疑義照会) from nhi-central about a second holding, answered (回答) by isa.
     isa.drop_into("monthly", "status-change-2026-11.csv", data)
     t2 = isa.wait_transfer("status-change-2026-11.csv", "awaiting_approval")
-    isa.ok("approve", t2["id"], "--key", str(key("tanaka")))
+    # The same bytes as the first month's file: the witness says so (the duplicate notice).
+    isa.ok("approve", t2["id"], "--key", str(key("tanaka")), "--duplicate-ok")
     h2 = nhi.wait_holding("monthly", 2)[-1]
     nhi.drop_into("inquiry", "inquiry.csv", csv_bytes(ROWS[:1]))
     inquiry = nhi.wait_transfer("inquiry.csv", "awaiting_approval")

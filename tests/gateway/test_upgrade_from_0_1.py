@@ -17,8 +17,8 @@ from tests.conftest import GOOD_ROWS, Demo, csv_bytes
 pytestmark = pytest.mark.slow
 
 
-def _deliver(demo: Demo, name: str, count: int) -> None:
-    demo.drop(name, csv_bytes(GOOD_ROWS))
+def _deliver(demo: Demo, name: str, rows: list[str], count: int) -> None:
+    demo.drop(name, csv_bytes(rows))
     (transfer,) = [t for t in demo.wait_state("awaiting_approval") if t["file_name"] == name]
     statement = demo.cli("transfers", "statement", str(transfer["id"]), check=True).stdout
     signature = demo.sign_with_ssh_keygen(statement.encode(), "suzuki")
@@ -28,7 +28,7 @@ def _deliver(demo: Demo, name: str, count: int) -> None:
 
 def test_a_0_1_gateway_is_migrated_keeps_its_transfers_and_keeps_verifying(demo: Demo) -> None:
     demo.start()
-    _deliver(demo, "before.csv", 1)
+    _deliver(demo, "before.csv", GOOD_ROWS, 1)
     assert demo.stop() == 0
     # What release 0.1 left: its tables, no version table and none of the later ones.
     with contextlib.closing(sqlite3.connect(demo.state_db)) as db:
@@ -46,7 +46,8 @@ def test_a_0_1_gateway_is_migrated_keeps_its_transfers_and_keeps_verifying(demo:
 
     demo.start()
     assert "upgraded the state database from 0.1" in demo.daemon_log()
-    _deliver(demo, "after.csv", 2)
+    # Other bytes than the first file's: the same bytes again would meet the duplicate notice.
+    _deliver(demo, "after.csv", GOOD_ROWS[:1], 2)
     assert demo.stop() == 0
     assert sorted(t["file_name"] for t in demo.transfers("delivered")) == ["after.csv",
                                                                             "before.csv"]
