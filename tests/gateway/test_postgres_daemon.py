@@ -40,7 +40,8 @@ def test_a_daemon_on_postgres_delivers_verifies_and_is_listed(
     demo: Demo, pg_url: str, tmp_path: Path
 ) -> None:
     _on_postgres(demo, pg_url)
-    files = {f"pg-{n}.csv": csv_bytes(GOOD_ROWS) for n in range(3)}
+    # Each file its own bytes: the same bytes twice would meet the duplicate notice.
+    files = {f"pg-{n}.csv": csv_bytes(GOOD_ROWS * (n + 1)) for n in range(3)}
     demo.start()
     for name, data in files.items():
         demo.drop(name, data)
