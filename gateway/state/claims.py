@@ -87,6 +87,27 @@ def entry_claim(conn: Connection, path: str) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(ENTRY_LOCK_CLASS, func.hashtext(path))))
 
 
+#: The first key of `exclusive` locks (one node at a time on a thing outside the database,
+#: such as a partner's pickup account): "tc" "ex".
+EXCLUSIVE_LOCK_CLASS = 0x74636578 & 0x7FFFFFFF
+
+
+def try_exclusive(conn: Connection, name: str) -> bool:
+    """Take the session lock on `name` for `conn`'s session without waiting (PostgreSQL); True
+    when it is now held. SQLite: always True (one daemon per database)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    key = func.hashtext(name)
+    return bool(conn.execute(select(func.pg_try_advisory_lock(EXCLUSIVE_LOCK_CLASS, key)))
+                .scalar())
+
+
+def end_exclusive(conn: Connection, name: str) -> None:
+    """Give back the session lock `try_exclusive` took on `name`."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_unlock(EXCLUSIVE_LOCK_CLASS, func.hashtext(name))))
+
+
 def renew(conn: Connection, kind: str, row_id: str, owner: str, lease_seconds: float,
           *, at_ns: int | None = None) -> bool:
     """Extend `owner`'s claim; False when it is no longer ours (taken over, or finished)."""

@@ -328,6 +328,35 @@ class Store:
         with self.transaction("release claims of stopped workers") as conn:
             return claims.release_owners(conn, owners)
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Whether this process alone may act on `name` (a thing outside the database, e.g. a
+        partner's pickup account) for the block: on PostgreSQL a session advisory lock, held
+        on a connection of its own and never waited for (False: another node has it now); on
+        SQLite always True, as the daemon lock makes one daemon.
+
+        Raises:
+            StorageError: the database cannot be reached.
+        """
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        with converted("take a lock"):
+            conn = self.engine.connect()
+        try:
+            with converted("take a lock"):
+                held = claims.try_exclusive(conn, name)
+                conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    with converted("give back a lock"):
+                        claims.end_exclusive(conn, name)
+                        conn.commit()
+        finally:
+            conn.close()
+
     def holders(self) -> list[claims.Holder]:
         with self.reading("read claims") as conn:
             return claims.holders(conn)
