@@ -247,3 +247,31 @@ def test_two_nodes_on_postgres_deliver_each_file_once_through_kills_mid_upload(
     # Both nodes delivered, and gw-a was restarted after each of its kills.
     assert "is delivered" in a.log() and "is delivered" in b.log()
     assert len(a.logs) == kills_mid_upload + kills_at_random + 1
+
+
+def test_a_change_on_one_node_wakes_the_other_before_its_next_poll(
+    demo: Demo, pg_url: str
+) -> None:
+    """gw-b polls only once a minute; a file approved elsewhere (another process on the same
+    database) is sealed and delivered by gw-b long before its next poll: the approval's NOTIFY
+    woke it (PostgreSQL LISTEN/NOTIFY; polling stays the truth)."""
+    poll = 60.0
+    cfg = demo.config.read_text(encoding="utf-8").replace(
+        "poll_seconds = 0.05", f"poll_seconds = {poll}")
+    demo.config.write_text(cfg + f'\n[database]\nurl = "{pg_url}"\n', encoding="utf-8")
+    b = Node(demo, "gw-b")
+    b.start()
+    try:
+        assert "listening for work from other nodes" in b.current_log()
+        demo.drop("wake.csv", csv_bytes(GOOD_ROWS))  # taken in at once: inotify, not the poll
+        (waiting,) = wait_for(lambda: demo.transfers("awaiting_approval"), 60,
+                              "the file checked")
+        approved_at = time.monotonic()
+        demo.cli("approve", str(waiting["id"]), "--key", str(demo.key("suzuki")), check=True)
+        # Nothing on gw-b wakes it now but the notification: without it, the file would
+        # wait for the poll a minute after gw-b last looked.
+        wait_for(lambda: demo.transfers("delivered"), poll - (time.monotonic() - approved_at)
+                 - 5, "the file delivered by gw-b before its next poll")
+    finally:
+        assert b.stop() == 0
+    assert "is delivered" in b.log()
