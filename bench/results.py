@@ -35,11 +35,13 @@ class Figure:
 
 @dataclass(frozen=True)
 class Params:
-    """What every benchmark is told: how many files, how large, in which encoding."""
+    """What every benchmark is told: how many files, how large, in which encoding; and an
+    empty PostgreSQL database for the benchmarks that also measure one ("" skips that part)."""
 
     files: int = 200
     size_bytes: int = 1 << 20
     encoding: str = "cp932"
+    postgres_url: str = ""
 
     def __post_init__(self) -> None:
         if self.files < 1:

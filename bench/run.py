@@ -32,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         params = Params(
-            files=args.files, size_bytes=round(args.size_mib * (1 << 20)), encoding=args.encoding
+            files=args.files, size_bytes=round(args.size_mib * (1 << 20)), encoding=args.encoding,
+            postgres_url=args.postgres_url,
         )
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -84,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
         "--work-dir",
         type=Path,
         help="folder for the temporary files (default: the system temp dir)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="",
+        metavar="URL",
+        help="an empty PostgreSQL database (postgresql+psycopg://ROLE@HOST:PORT/DB) on which "
+        "the workers benchmark also runs two nodes; without it that part is skipped",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
     return parser

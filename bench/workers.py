@@ -1,5 +1,10 @@
 """Benchmark `workers`: the whole outbound path run by the daemon's lanes of worker threads
-(gateway.workers) with 1, 2 and 4 workers per lane, on SQLite, N files each.
+(gateway.workers) with 1, 2 and 4 workers per lane, on SQLite, N files each; and, given an
+empty PostgreSQL database (`--postgres-url`), by two nodes sharing it.
+
+The two nodes are two runtimes (each its own engine, node name and lanes of `[gateway] workers`
+threads) in this one process, sharing the spool as nodes on one mount do; each is handed every
+dropped file, as each node's watcher would see it, so the intake claims decide who takes it.
 
 Each run starts from a fresh demo gateway: the files are taken in and checked by the intake
 lane, approved with signatures made here (the witnesses' part, outside the timed span), then
@@ -55,56 +60,86 @@ def run(params: Params, work_dir: Path) -> Result:
             Figure(f"w{n}.vs_single", "÷ single-worker throughput", files_per_s / single, "×",
                    group),
         ]
+    if params.postgres_url:
+        seconds, raw = _one_run(params, work_dir / "pg", 2, nodes=2,
+                                database_url=params.postgres_url)
+        ceiling_s = max(ceiling_s, raw)
+        files_per_s = rate(params.files, seconds)
+        group = "2 nodes on PostgreSQL, 2 workers per lane each"
+        figures += [
+            Figure("pg2.files_per_s", "whole path (intake → delivered)", files_per_s,
+                   "files/s", group),
+            Figure("pg2.seconds", "wall time (approvals not timed)", seconds, "s", group),
+            Figure("pg2.vs_single", "÷ single-worker throughput (SQLite)", files_per_s / single,
+                   "×", group),
+        ]
     raw_files_per_s = rate(params.files, ceiling_s)
     figures.append(Figure("ceiling.raw.files_per_s", "read + SHA-256 + AES-256-CTR",
                           raw_files_per_s, "files/s", "ceilings (same bytes, same run)"))
     return Result(
         name=NAME,
         parameters={"files": params.files, "size_bytes": params.size_bytes,
-                    "encoding": params.encoding, "workers": list(WORKERS), "database": "sqlite"},
+                    "encoding": params.encoding, "workers": list(WORKERS),
+                    "database": "sqlite" + (", postgresql (2 nodes)" if params.postgres_url
+                                            else "")},
         figures=tuple(figures),
         notes=(
             "each worker count runs on a fresh gateway; approvals are signed and stored "
             "between the intake and the sealing span and are not timed",
             f"the machine has {os.cpu_count()} CPU(s); more workers than CPUs only overlap I/O",
+            "two nodes run in one process here (one GIL, one machine's CPUs): a floor for "
+            "two machines" if params.postgres_url else
+            "PostgreSQL not measured (give --postgres-url an empty database)",
         ),
     )
 
 
-def _one_run(params: Params, work_dir: Path, workers: int) -> tuple[float, float]:
-    """(seconds of intake + seal + deliver with `workers`, seconds of the raw ceiling)."""
+def _one_run(params: Params, work_dir: Path, workers: int, *, nodes: int = 1,
+             database_url: str = "") -> tuple[float, float]:
+    """(seconds of intake + seal + deliver with `workers` per lane on each of `nodes`, seconds
+    of the raw ceiling)."""
     home = work_dir / "tachiai"
     bootstrap.init(home, demo=True)
-    settings = dataclasses.replace(load_settings(home / "tachiai.toml"), workers=workers)
-    rt = Runtime.open(settings)
+    base = dataclasses.replace(load_settings(home / "tachiai.toml"), workers=workers,
+                               database_url=database_url)
+    rts = [Runtime.open(dataclasses.replace(base, node_name=f"bench-{n}") if nodes > 1 else base)
+           for n in range(nodes)]
+    rt = rts[0]
     box = Outbox(bootstrap.DEMO_AGREEMENT, bootstrap.DEMO_FLOW,
-                 settings.outbox(bootstrap.DEMO_AGREEMENT, bootstrap.DEMO_FLOW))
+                 base.outbox(bootstrap.DEMO_AGREEMENT, bootstrap.DEMO_FLOW))
     key = load_private_key(home / "demo" / "keys" / WITNESS)
     paths = payload.write_files(box.path, params.files, params.size_bytes, params.encoding)
     os.sync()
     raw = ceiling.read_hash_encrypt(paths)
     stopping, wake = threading.Event(), threading.Event()
-    pool = Workers(rt, stopping, wake)
-    pool.start()
+    pools = [Workers(node, stopping, wake) for node in rts]
+    for pool in pools:
+        pool.start()
     try:
         started = time.perf_counter()
         for path in paths:
-            pool.submit(box, path)
-        _until(rt, pool, wake, State.AWAITING_APPROVAL, params.files)
+            for pool in pools:  # every node sees every dropped file
+                pool.submit(box, path)
+        _until(rt, pools, wake, State.AWAITING_APPROVAL, params.files)
         intake = time.perf_counter() - started
         for t in rt.store.list_transfers(State.AWAITING_APPROVAL):
             signature = sshsig.sign(approvals.statement(rt, t), key, approvals.APPROVAL_NAMESPACE)
             approvals.approve(rt, t.id, signature)
         started = time.perf_counter()
-        _until(rt, pool, wake, State.DELIVERED, params.files)
+        _until(rt, pools, wake, State.DELIVERED, params.files)
         sealing = time.perf_counter() - started
+        if len(rt.store.list_transfers()) != params.files:
+            raise BenchError("a file was taken in twice: the figures would be wrong")
     finally:
-        pool.stop()
-        rt.store.engine.dispose()
+        for pool in pools:
+            pool.stop()
+        for node in rts:
+            node.store.engine.dispose()
     return intake + sealing, raw
 
 
-def _until(rt: Runtime, pool: Workers, wake: threading.Event, state: State, count: int) -> None:
+def _until(rt: Runtime, pools: list[Workers], wake: threading.Event, state: State,
+           count: int) -> None:
     """Dispatch, as the daemon's loop does, until `count` transfers are in `state`.
 
     Raises:
@@ -112,7 +147,8 @@ def _until(rt: Runtime, pool: Workers, wake: threading.Event, state: State, coun
     """
     deadline = time.monotonic() + _TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        pool.dispatch()
+        for pool in pools:
+            pool.dispatch()
         done = rt.store.list_transfers(state)
         if len(done) >= count:
             return

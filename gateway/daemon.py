@@ -28,7 +28,7 @@ from gateway.outbound import notices, pipeline, receipts, schedule_sweep
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
-from gateway.state import clock, daemon_lock
+from gateway.state import clock, daemon_lock, wakeups
 from gateway.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,9 @@ class Daemon:
         self.outboxes = self._prepare_outboxes()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
         self.workers = Workers(self.rt, self.stopping, self.tracker.wake)
+        # PostgreSQL: another node's state change wakes this loop at once (polling stays the
+        # truth; a lost notification costs one poll interval).
+        self.listener = wakeups.Listener(self.rt.store, self.tracker.wake)
 
     def _prepare_outboxes(self) -> list[Outbox]:
         boxes = []
@@ -114,6 +117,8 @@ class Daemon:
                  "SIGTERM", self.settings.party, self.settings.workers)
         last_scan = last_sweep = -1e9
         self.workers.start()
+        if self.listener.start():
+            log.info("listening for work from other nodes")
         try:
             while not self.stopping.is_set():
                 if time.monotonic() - last_sweep >= _SWEEP_SECONDS:
@@ -138,6 +143,7 @@ class Daemon:
                 self.tracker.wake.wait(wait)
                 self.tracker.wake.clear()
         finally:
+            self.listener.stop()
             self.workers.stop()  # running steps finish or give their claims back
             self.tracker.stop_watching()
             self.rt.flush()

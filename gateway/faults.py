@@ -3,16 +3,29 @@
 Set TACHIAI_FAULT_CRASH_AT to a point's name (e.g. "after-seal-write") and the process sends
 itself SIGKILL when it reaches that point. Set TACHIAI_FAULT_FAIL to "STEP:FILE_NAME" (e.g.
 "seal:broken.csv") and that outbound step raises an unexpected error for that file alone.
-Unset, each costs one dictionary lookup.
+Set TACHIAI_FAULT_PAUSE to "POINT:SECONDS" (e.g. "upload-block:3") and the process, the first
+time it reaches that point, logs that it is paused there and sleeps SECONDS: a test can then
+kill it while it is provably inside that step (e.g. mid-upload). Unset, each costs one
+dictionary lookup.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import threading
+import time
+
+log = logging.getLogger(__name__)
 
 ENV = "TACHIAI_FAULT_CRASH_AT"
 FAIL_ENV = "TACHIAI_FAULT_FAIL"
+PAUSE_ENV = "TACHIAI_FAULT_PAUSE"
+#: Where `pause_point` can pause: inside an SFTP upload, after its first block is written.
+PAUSE_POINTS = ("upload-block",)
+#: What a paused process logs, for the test that waits to kill it there.
+PAUSED_MARK = "fault injection: paused at"
 #: The outbound steps `fail_point` can break (gateway.outbound.pipeline).
 STEPS = ("quarantine", "check", "seal", "deliver")
 POINTS = ("after-intent", "after-spool-move", "after-seal-write", "after-deliver",
@@ -42,3 +55,23 @@ def fail_point(step: str, file_name: str) -> None:
     """Raises: InjectedFault when FAIL_ENV names this step and file."""
     if os.environ.get(FAIL_ENV) == f"{step}:{file_name}":
         raise InjectedFault(f"injected fault in step {step}")
+
+
+_paused: set[str] = set()
+_paused_lock = threading.Lock()
+
+
+def pause_point(name: str) -> None:
+    """Sleep the seconds PAUSE_ENV gives for this point, the first time this process is here."""
+    value = os.environ.get(PAUSE_ENV)
+    if not value:
+        return
+    point, _, seconds = value.partition(":")
+    if point != name:
+        return
+    with _paused_lock:
+        if name in _paused:
+            return
+        _paused.add(name)
+    log.warning("%s %s for %s s", PAUSED_MARK, name, seconds)
+    time.sleep(float(seconds or 1))

@@ -251,7 +251,7 @@ class Workers:
             return
         try:
             internal_errors.give_up(self.rt, self.rt.store.get(transfer_id), owner,
-                                    pipeline.LEASE_SECONDS, tries, exc)
+                                    self.rt.settings.lease_seconds, tries, exc)
             self.rt.flush()
         except TachiaiError as error:
             log.error("transfer %s: cannot record its failure: %s", transfer_id,
@@ -272,13 +272,13 @@ class Workers:
 
     def _beat(self) -> None:
         """Renew the lease of every running step (a long upload keeps its claim)."""
-        while not self.stopping.wait(pipeline.LEASE_SECONDS / 4):
+        while not self.stopping.wait(self.rt.settings.lease_seconds / 4):
             with self._lock:
                 running = dict(self._running)
             for transfer_id, owner in running.items():
                 try:
                     if not self.rt.store.renew(pipeline.KIND, transfer_id, owner,
-                                               pipeline.LEASE_SECONDS):
+                                               self.rt.settings.lease_seconds):
                         log.debug("transfer %s: no claim to renew (between steps)", transfer_id)
                 except TachiaiError as exc:
                     log.warning("cannot renew the claim on %s: %s", transfer_id,

@@ -69,6 +69,7 @@ GATEWAY_KEYS = frozenset(
         "node_name",
         "workers",
         "error_attempts",
+        "lease_seconds",
     }
 )
 #: [database]: the state database and the ledger on a PostgreSQL server (several nodes).
@@ -203,6 +204,10 @@ class Settings:
     # [gateway] error_attempts: tries of a step that fails with an internal error before its
     # transfer is `failed` (rule internal.error).
     error_attempts: int = 5
+    # [gateway] lease_seconds: how long a claim on a transfer or holding lasts without a
+    # heartbeat (renewed every quarter of it while a step runs); a dead node's claims are taken
+    # over by another node once it has passed.
+    lease_seconds: float = 60.0
     notify: NotifySettings = field(default_factory=NotifySettings)  # [notify]: config/notify.py
 
     @property
@@ -334,6 +339,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             **_database(section("database"), resolve, path),
             workers=_whole(gw.get("workers", 2), "gateway.workers", path),
             error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
+            lease_seconds=float(gw.get("lease_seconds", 60.0)),
             pickups=pickups,
             inbound=inbound,
             notify=parse_notify(section("notify"), resolve, path),
@@ -348,6 +354,10 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     if not 1 <= settings.workers <= 64 or not 1 <= settings.error_attempts <= 100:
         raise ConfigError(f"{path}: gateway.workers must be in [1, 64] and "
                           "gateway.error_attempts in [1, 100]")
+    if not 2 <= settings.lease_seconds <= 3600:
+        raise ConfigError(f"{path}: gateway.lease_seconds must be in [2, 3600]",
+                          hint="the default, 60, suits most nodes; a dead node's work waits "
+                          "this long before another node takes it over")
     if ":" in settings.node_name:
         raise ConfigError(f"{path}: gateway.node_name must not contain ':' (claims are "
                           "owned as NODE:PID:WORKER)", hint='a short name such as "gw1"')

@@ -17,6 +17,7 @@ import os
 import stat
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from gateway.inbound import holdings, inbox, receipts, unsealing
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.sweep import sweep_holdings
 from gateway.runtime import Runtime
-from gateway.state import clock, holdings_store
+from gateway.state import claims, clock, holdings_store
 from gateway.state.spool import open_regular, sha256_file, sync_dir
 from gateway.state.store import Store
 from policies.reasons import Reason
@@ -51,13 +52,15 @@ def poll_inbound(rt: Runtime) -> int:
     if not rt.settings.inbound.enabled:
         return 0
     taken = 0
+    owner = claims.owner_id(rt.settings.node_name, "inbound")
     try:
         for h in holdings.find(rt, states=[HoldingState.ARRIVING]):
-            _guarded(rt, h.id, lambda h=h: process(rt, h))
+            _guarded(rt, h.id, lambda h=h: _under_claim(rt, h, owner, process))
         for h in holdings.find(rt, states=holdings.DISPOSED, unerased=True):
-            _guarded(rt, h.id, lambda h=h: holdings.erase(rt, h))
+            _guarded(rt, h.id, lambda h=h: _under_claim(rt, h, owner, holdings.erase))
         for arrival in inbox.arrivals(rt):
-            taken += _guarded(rt, arrival.name, lambda a=arrival: take(rt, a) is not None)
+            taken += _guarded(rt, arrival.name,
+                              lambda a=arrival: take(rt, a, owner=owner) is not None)
         if time.monotonic() - _last_sweep.get(rt.store, -1e9) >= SWEEP_SECONDS:
             _last_sweep[rt.store] = time.monotonic()
             sweep_holdings(rt)
@@ -68,8 +71,11 @@ def poll_inbound(rt: Runtime) -> int:
     return taken
 
 
-def take(rt: Runtime, arrival: inbox.Arrival) -> Holding | None:
+def take(rt: Runtime, arrival: inbox.Arrival, *, owner: str | None = None) -> Holding | None:
     """Record the intent, move the parts in, and verify: received, refused, or a duplicate.
+
+    With an `owner` (the daemon), the intent is recorded only if no other worker or node took
+    the delivery in first (None then), already claimed by `owner` until the step ends.
 
     Raises:
         StorageError: the parts cannot be moved (e.g. the inbox is on another file system).
@@ -89,8 +95,25 @@ def take(rt: Runtime, arrival: inbox.Arrival) -> Holding | None:
             }
         ),
     )
-    holdings.create(rt, h)
-    return process(rt, h)
+    if owner is None:
+        holdings.create(rt, h)
+        return process(rt, h)
+    h = h.model_copy(update={"claimed_by": owner, "lease_until_ns":
+                             claims.now_ns() + int(rt.settings.lease_seconds * 1e9)})
+    if not holdings_store.create_arrival(rt.store, h,
+                                         still_there=lambda: os.path.lexists(arrival.sealed)):
+        return None
+    try:
+        return process(rt, h)
+    finally:
+        rt.store.release("holding", h.id, owner)
+
+
+def _under_claim(rt: Runtime, h: Holding, owner: str,
+             step: Callable[[Runtime, Holding], Holding | None]) -> Holding | None:
+    """Run one step on a holding claimed first; None when another worker or node holds it."""
+    with holdings.claimed(rt, h, owner) as mine:
+        return None if mine is None else step(rt, mine)
 
 
 def process(rt: Runtime, h: Holding) -> Holding | None:

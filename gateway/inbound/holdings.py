@@ -110,6 +110,24 @@ def create(rt: Runtime, holding: Holding, events: Sequence[Draft] = ()) -> None:
     holdings_store.create(rt.store, holding, events)
 
 
+@contextlib.contextmanager
+def claimed(rt: Runtime, h: Holding, owner: str) -> Iterator[Holding | None]:
+    """Claim the holding, in the state it was read in, for `owner` before a step with side
+    effects (moving parts in, checking, erasing); yield it as claimed, or None when another
+    worker or node holds it (or moved it meanwhile). The claim is given back after the step.
+
+    Raises:
+        StorageError: the state database cannot be written.
+    """
+    if not rt.store.claim("holding", h.id, h.state, owner, rt.settings.lease_seconds):
+        yield None
+        return
+    try:
+        yield h.model_copy(update={"claimed_by": owner})
+    finally:
+        rt.store.release("holding", h.id, owner)
+
+
 def transition(
     rt: Runtime,
     h: Holding,

@@ -110,13 +110,21 @@ class InboundPickup:
         return fetched
 
     def poll_once(self, route: Route) -> int:
-        """Finish what the journal holds, then fetch everything complete on one account.
+        """Finish what the journal holds, then fetch everything complete on one account; one
+        node at a time per account (a node that finds another polling it fetches nothing).
 
         Raises:
             HostKeyRefused: the server's host key is not a pinned one (recorded first).
             PartnerUnavailable / DeliveryRefused: the server is unreachable or refused us.
             StorageError: a landing folder, the inbox or the journal cannot be written.
         """
+        with self.rt.store.exclusive(f"pickup:{route.name}") as ours:
+            if not ours:
+                log.debug("pickup %s: another node is polling this account", route.name)
+                return 0
+            return self._poll(route)
+
+    def _poll(self, route: Route) -> int:
         with landing.connected(route.endpoint, functools.partial(self._host_key, route)) as session:
             for path, entry in route.journal.entries():
                 self._finish(route, session, path, entry)

@@ -63,9 +63,9 @@ log = logging.getLogger(__name__)
 
 WORK_STATES = (State.DROPPED, State.QUARANTINED, State.APPROVED, State.SEALED)
 KIND = "transfer"  # what a worker claims (gateway.state.claims)
-#: How long a claim lasts without a heartbeat; a worker renews it while a step runs (see
-#: gateway.workers), so only a dead worker's claim expires and is taken over.
-LEASE_SECONDS = 60.0
+# How long a claim lasts without a heartbeat is `[gateway] lease_seconds`; a worker renews it
+# while a step runs (see gateway.workers), so only a dead worker's claim expires and is taken
+# over.
 
 
 def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None,
@@ -98,11 +98,16 @@ def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None
         reasons=json.dumps([r.as_dict() for r in verdict.reasons], ensure_ascii=False),
         created_ns=now, updated_ns=now,
         claimed_by=owner,
-        lease_until_ns=None if owner is None else claims.now_ns() + int(LEASE_SECONDS * 1e9),
+        lease_until_ns=None if owner is None
+        else claims.now_ns() + int(rt.settings.lease_seconds * 1e9),
     )
-    rt.store.create(transfer, [event("transfer.dropped", transfer, {
+    # Claimed for the intake's transaction: another worker or node that saw the same entry
+    # records nothing (it would find the entry gone and reject it as vanished).
+    if not rt.store.create_intake(transfer, [event("transfer.dropped", transfer, {
         "name_hmac": digest, "kind": entry.kind,
-    }, time_ns=now)])
+    }, time_ns=now)], still_there=lambda: os.path.lexists(path)):
+        log.debug("an outbox entry was taken in by another worker")
+        return None
     faults.crash_point("after-intent")
     return advance(rt, transfer, owner=owner, states=states)
 
@@ -123,7 +128,8 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
     }
     while transfer.status in states and (step := steps.get(transfer.status)) is not None:
         if owner is not None:
-            if not rt.store.claim(KIND, transfer.id, transfer.state, owner, LEASE_SECONDS):
+            lease = rt.settings.lease_seconds
+            if not rt.store.claim(KIND, transfer.id, transfer.state, owner, lease):
                 log.debug("transfer %s is claimed by another worker", transfer.id)
                 return transfer
             transfer = transfer.model_copy(update={"claimed_by": owner})
@@ -473,7 +479,8 @@ def erase_password(rt: Runtime, t: Transfer, *, owner: str | None = None) -> Non
     password = rt.spool.folder(t.id) / "password"
     if not os.path.lexists(password):
         return  # nothing to erase: no claim needed
-    if owner is not None and not rt.store.claim(KIND, t.id, t.state, owner, LEASE_SECONDS):
+    lease = rt.settings.lease_seconds
+    if owner is not None and not rt.store.claim(KIND, t.id, t.state, owner, lease):
         return
     try:
         password.unlink(missing_ok=True)

@@ -57,12 +57,55 @@ def claim(conn: Connection, kind: str, row_id: str, expected_state: str, owner: 
     free (unclaimed, ours, or its lease expired). True when the claim is held."""
     table = KINDS[kind]
     now = now_ns() if at_ns is None else at_ns
+    where = (table.c.id == row_id, table.c.state == expected_state, _free(table, owner, now))
+    if conn.dialect.name == "postgresql":
+        # A row another node is claiming or moving right now is locked: skip it at once
+        # rather than wait for its transaction and then find it taken.
+        locked = conn.execute(
+            select(table.c.id).where(*where).with_for_update(skip_locked=True)
+        ).first()
+        if locked is None:
+            return False
     result = conn.execute(
         update(table)
-        .where(table.c.id == row_id, table.c.state == expected_state, _free(table, owner, now))
+        .where(*where)
         .values(claimed_by=owner, lease_until_ns=now + int(lease_seconds * 1e9))
     )
     return result.rowcount == 1
+
+
+#: The first key of intake claims' advisory locks (PostgreSQL's two-key form, a key space apart
+#: from the single bigint keys of the ledger, the signer and migrations): "tc" "in".
+ENTRY_LOCK_CLASS = 0x7463696E & 0x7FFFFFFF
+
+
+def entry_claim(conn: Connection, path: str) -> None:
+    """Hold the outbox entry at `path` for the rest of `conn`'s transaction (PostgreSQL: a
+    transaction-level advisory lock keyed on the path; waits while another node holds it).
+    On SQLite a no-op: one daemon per database, whose write transaction already serialises."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(ENTRY_LOCK_CLASS, func.hashtext(path))))
+
+
+#: The first key of `exclusive` locks (one node at a time on a thing outside the database,
+#: such as a partner's pickup account): "tc" "ex".
+EXCLUSIVE_LOCK_CLASS = 0x74636578 & 0x7FFFFFFF
+
+
+def try_exclusive(conn: Connection, name: str) -> bool:
+    """Take the session lock on `name` for `conn`'s session without waiting (PostgreSQL); True
+    when it is now held. SQLite: always True (one daemon per database)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    key = func.hashtext(name)
+    return bool(conn.execute(select(func.pg_try_advisory_lock(EXCLUSIVE_LOCK_CLASS, key)))
+                .scalar())
+
+
+def end_exclusive(conn: Connection, name: str) -> None:
+    """Give back the session lock `try_exclusive` took on `name`."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_unlock(EXCLUSIVE_LOCK_CLASS, func.hashtext(name))))
 
 
 def renew(conn: Connection, kind: str, row_id: str, owner: str, lease_seconds: float,
@@ -122,8 +165,8 @@ def candidates(kind: str, states: Sequence[str], owner: str, limit: int,
                *, at_ns: int | None = None) -> Select[Any]:
     """The query for rows in `states` that `owner` could claim now, oldest first.
 
-    The one place a dialect may change how candidates are picked (PostgreSQL: add
-    `.with_for_update(skip_locked=True)` inside the claiming transaction).
+    Only a listing: `claim` decides, row by row (on PostgreSQL with `FOR UPDATE SKIP
+    LOCKED`, so two nodes never both act on a row nor wait for each other's).
     """
     table = KINDS[kind]
     now = now_ns() if at_ns is None else at_ns

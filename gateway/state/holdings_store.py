@@ -8,7 +8,7 @@ never personal data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
@@ -16,7 +16,7 @@ from sqlalchemy import update as sql_update
 
 from audit.events import Draft
 from gateway.errors import NotFound, StateError
-from gateway.state import schema
+from gateway.state import claims, schema
 from gateway.state.lifecycles import HOLDINGS, HoldingState
 from gateway.state.machine import compare_and_set
 from gateway.state.schema import Holding
@@ -106,6 +106,28 @@ def create(store: Store, holding: Holding, events: Sequence[Draft] = ()) -> None
         store.record(events, conn)
 
 
+def create_arrival(store: Store, holding: Holding, still_there: Callable[[], bool]) -> bool:
+    """Record the intake of one inbox delivery (`holding.delivered_name`), unless a worker or
+    node took it in first; True when this one did (see `Store.create_intake`, its outbound
+    twin: on PostgreSQL an advisory lock keyed on the delivery holds it for the transaction).
+
+    Raises:
+        StorageError: the state database cannot be written.
+    """
+    with store.transaction("record a holding") as conn:
+        claims.entry_claim(conn, f"inbox:{holding.delivered_name}")
+        taken = conn.execute(
+            select(_H.c.id)
+            .where(_H.c.delivered_name == holding.delivered_name,
+                   _H.c.state == HoldingState.ARRIVING.value)
+            .limit(1)
+        ).first()
+        if taken is not None or not still_there():
+            return False
+        conn.execute(_H.insert(), [holding.model_dump()])
+    return True
+
+
 def update(
     store: Store,
     h: Holding,
@@ -135,6 +157,7 @@ def update(
             f"holding {h.id} changed while being processed",
             hint="look again with `tachiai holdings show ID`",
         ),
+        claimant=h.claimed_by,  # a holding read with a claim moves only while it is ours
     )
     store.record(events, conn)
     return h.model_copy(update=dict(values))

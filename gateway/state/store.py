@@ -14,7 +14,7 @@ compare-and-set on the state they were read in. Database errors are converted to
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,33 @@ class Store:
         with self.transaction() as conn:
             conn.execute(_T.insert(), [transfer.model_dump()])
             _queue(conn, events)
+
+    def create_intake(self, transfer: Transfer, events: Sequence[Draft],
+                      still_there: Callable[[], bool]) -> bool:
+        """Record the intake of one outbox entry (`transfer.source_path`), unless a worker or
+        node took it in first; True when this one did.
+
+        The entry is claimed for the transaction: on PostgreSQL a transaction-level advisory
+        lock keyed on its path, so two nodes seeing the same dropped file never both record it
+        (on SQLite the daemon lock makes one daemon and the write lock does the rest). Under
+        it, an intake already recorded and not yet moved, or an entry gone (`still_there`
+        says it was moved into the spool by the first taker), means the entry is not ours.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        with self.transaction("record an intake") as conn:
+            claims.entry_claim(conn, transfer.source_path)
+            taken = conn.execute(
+                select(_T.c.id)
+                .where(_T.c.source_path == transfer.source_path, _T.c.state == State.DROPPED.value)
+                .limit(1)
+            ).first()
+            if taken is not None or not still_there():
+                return False
+            conn.execute(_T.insert(), [transfer.model_dump()])
+            _queue(conn, events)
+        return True
 
     def get(self, transfer_id: str) -> Transfer:
         """Raises: NotFound when there is no such transfer."""
@@ -300,6 +327,35 @@ class Store:
             return 0
         with self.transaction("release claims of stopped workers") as conn:
             return claims.release_owners(conn, owners)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Whether this process alone may act on `name` (a thing outside the database, e.g. a
+        partner's pickup account) for the block: on PostgreSQL a session advisory lock, held
+        on a connection of its own and never waited for (False: another node has it now); on
+        SQLite always True, as the daemon lock makes one daemon.
+
+        Raises:
+            StorageError: the database cannot be reached.
+        """
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        with converted("take a lock"):
+            conn = self.engine.connect()
+        try:
+            with converted("take a lock"):
+                held = claims.try_exclusive(conn, name)
+                conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    with converted("give back a lock"):
+                        claims.end_exclusive(conn, name)
+                        conn.commit()
+        finally:
+            conn.close()
 
     def holders(self) -> list[claims.Holder]:
         with self.reading("read claims") as conn:

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 import paramiko
 
+from gateway import faults
 from gateway.config.routes import SftpEndpoint, host_fingerprint, key_blob
 from gateway.errors import PartnerUnavailable, TachiaiError
 from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel, Receipt
@@ -303,6 +304,7 @@ class Session:
             view = memoryview(buf)
             while n := src.readinto(buf):
                 dst.write(view[:n])
+                faults.pause_point("upload-block")  # tests: a kill provably mid-upload
         # Leaving the `with` closes the remote file, which waits for every write's status.
 
     def _resume_offset(self, part: str, attrs: paramiko.SFTPAttributes, parcel: Parcel) -> int:

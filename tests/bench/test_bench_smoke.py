@@ -15,6 +15,7 @@ import pyzipper
 
 from bench import pipeline, run, startup, workers
 from bench.results import Params
+from tests.pg import needs_postgres
 
 EXPECTED = {
     "e2e.files_per_s",
@@ -102,6 +103,16 @@ def test_workers_benchmark_reports_each_worker_count(tmp_path: Path) -> None:
     assert "ceiling.raw.files_per_s" in keys
     assert all(math.isfinite(f.value) and f.value > 0 for f in result.figures)
     assert next(f.value for f in result.figures if f.key == "w1.vs_single") == 1.0
+
+
+@needs_postgres
+def test_workers_benchmark_also_runs_two_nodes_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    result = workers.run(Params(files=6, size_bytes=64 * 1024, postgres_url=pg_url),
+                         tmp_path / "workers")
+    keys = {f.key for f in result.figures}
+    assert {"pg2.files_per_s", "pg2.seconds", "pg2.vs_single"} <= keys
+    assert all(math.isfinite(f.value) and f.value > 0 for f in result.figures)
+    assert "postgresql (2 nodes)" in result.parameters["database"]
 
 
 def test_startup_benchmark_reports_each_command_beside_the_floor(tmp_path: Path) -> None:

@@ -73,6 +73,26 @@ def test_compression_level_is_read_and_defaults_to_zlibs_balance(tmp_path: Path)
     assert load_settings(chosen).compression_level == 1
 
 
+def _lease(tmp_path: Path, line: str) -> Path:
+    path = _write(tmp_path, "r/inbox", "r/pw")
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "[gateway]\n", f"[gateway]\n{line}\n", 1), encoding="utf-8")
+    return path
+
+
+def test_lease_seconds_is_read_and_defaults_to_a_minute(tmp_path: Path) -> None:
+    assert load_settings(_write(tmp_path, "r/inbox", "r/pw")).lease_seconds == 60.0
+    assert load_settings(_lease(tmp_path, "lease_seconds = 7.5")).lease_seconds == 7.5
+
+
+@pytest.mark.parametrize("value", ["0", "1", "-5", "86400", '"long"'])
+def test_a_lease_too_short_or_too_long_is_refused_by_name(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(_lease(tmp_path, f"lease_seconds = {value}"))
+    if value != '"long"':
+        assert "gateway.lease_seconds must be in [2, 3600]" in str(err.value)
+
+
 LEDGER_SFTP = """
 [[ledger.sftp]]
 host = "audit.example.lg.jp"
