@@ -35,11 +35,14 @@ class Figure:
 
 @dataclass(frozen=True)
 class Params:
-    """What every benchmark is told: how many files, how large, in which encoding."""
+    """What every benchmark is told: how many files, how large, in which encoding, and whether
+    the run is the full one (benchmarks with a scale of their own, such as the ledger's events or
+    the sealed file's size, take their small quick scale otherwise)."""
 
     files: int = 200
     size_bytes: int = 1 << 20
     encoding: str = "cp932"
+    full: bool = True
 
     def __post_init__(self) -> None:
         if self.files < 1:
