@@ -115,6 +115,18 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
     granted; a step's transition ends the claim, and a step that moves nothing (a delivery to be
     retried) or raises gives it back. Without one (a command, a test) steps run unclaimed.
     """
+    # The ledger is written once, after the steps (however the last one ended): each step's
+    # events are committed with its state change (the outbox in the state database), so a
+    # crash before this flush loses none; the next flush, at the latest `recover` at start,
+    # moves them. One flush costs two durable commits (the ledger, then the state database).
+    try:
+        return _steps(rt, transfer, owner, states)
+    finally:
+        rt.flush()
+
+
+def _steps(rt: Runtime, transfer: Transfer, owner: str | None,
+           states: Collection[State]) -> Transfer:
     steps = {
         State.DROPPED: _quarantine,
         State.QUARANTINED: _check,
@@ -138,7 +150,6 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
         finally:
             if owner is not None and not moved:
                 rt.store.release(KIND, transfer.id, owner)
-            rt.flush()
         if not moved:
             return nxt
         transfer = nxt
