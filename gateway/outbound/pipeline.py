@@ -115,18 +115,21 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
     granted; a step's transition ends the claim, and a step that moves nothing (a delivery to be
     retried) or raises gives it back. Without one (a command, a test) steps run unclaimed.
     """
-    # The ledger is written once, after the steps (however the last one ended): each step's
-    # events are committed with its state change (the outbox in the state database), so a
-    # crash before this flush loses none; the next flush, at the latest `recover` at start,
-    # moves them. One flush costs two durable commits (the ledger, then the state database).
+    # The ledger is written once, after the steps (however the last one ended), and only when
+    # a step ran: each step's events are committed with its state change (the outbox in the
+    # state database), so a crash before this flush loses none; the next flush, at the latest
+    # `recover` at start, moves them. A flush costs two durable commits (ledger, then state).
+    stepped: list[bool] = []
     try:
-        return _steps(rt, transfer, owner, states)
+        return _steps(rt, transfer, owner, states, stepped)
     finally:
-        rt.flush()
+        if stepped:
+            rt.flush()
 
 
-def _steps(rt: Runtime, transfer: Transfer, owner: str | None,
-           states: Collection[State]) -> Transfer:
+def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collection[State],
+           stepped: list[bool]) -> Transfer:
+    """The steps of `advance`; appends to `stepped` before each step it takes."""
     steps = {
         State.DROPPED: _quarantine,
         State.QUARANTINED: _check,
@@ -140,6 +143,7 @@ def _steps(rt: Runtime, transfer: Transfer, owner: str | None,
                 return transfer
             transfer = transfer.model_copy(update={"claimed_by": owner})
         moved = False
+        stepped.append(True)
         try:
             faults.fail_point(step.__name__.lstrip("_"), transfer.file_name)
             nxt = step(rt, transfer)
