@@ -116,14 +116,20 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
     retried) or raises gives it back. Without one (a command, a test) steps run unclaimed.
     """
     # The ledger is written once, after the steps (however the last one ended), and only when
-    # a step ran: each step's events are committed with its state change (the outbox in the
-    # state database), so a crash before this flush loses none; the next flush, at the latest
-    # `recover` at start, moves them. A flush costs two durable commits (ledger, then state).
+    # a step ran and the transfer does not go straight on to another lane's step (sealed → the
+    # partner's delivery lane, whose flush then moves both steps' events). Each step's events
+    # are committed with its state change (the outbox in the state database), so a crash
+    # before a flush loses none: the next flush, at the latest `recover` at start, moves them.
+    # A flush costs two durable commits (the ledger, then the state database's record).
     stepped: list[bool] = []
+    result: Transfer | None = None
     try:
-        return _steps(rt, transfer, owner, states, stepped)
+        result = _steps(rt, transfer, owner, states, stepped)
+        return result
     finally:
-        if stepped:
+        handed_on = (result is not None and result.status in WORK_STATES
+                     and result.status not in states)
+        if stepped and not handed_on:
             rt.flush()
 
 
