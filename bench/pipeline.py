@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import ceiling, payload
+from bench import ceiling, durability, payload
 from bench.results import MB, BenchError, Figure, Params, Result, rate
 from gateway import bootstrap
 from gateway.config.settings import load_settings
@@ -24,10 +24,14 @@ from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state.store import Transfer
+from gateway.workers import DELIVER_STATES, INTAKE_STATES, SEAL_STATES
 from policies.content import check_csv
 
 NAME = "pipeline"
 WITNESS = "suzuki"
+#: The steps run claimed and lane by lane, as the daemon's workers run them (gateway.workers):
+#: each claim is a durable commit, and each lane's advance flushes the ledger once.
+OWNER = "bench:0:worker"
 CHECK_SAMPLE = 20  # files given to check_csv alone; the check is the slow part, see the report
 STAGES = (("intake", "intake + check"), ("approve", "approve"), ("seal", "seal + deliver"))
 
@@ -39,6 +43,7 @@ class _Timings:
     sign: list[float] = field(default_factory=list)
     seal: list[float] = field(default_factory=list)
     cpu_by_stage: dict[str, float] = field(default_factory=dict)
+    durable_by_stage: dict[str, durability.Counts] = field(default_factory=dict)
     total: float = 0.0
     cpu: float = 0.0
     delivered: list[Path] = field(default_factory=list)
@@ -78,6 +83,7 @@ def run(params: Params, work_dir: Path) -> Result:
     figures = [
         *_end_to_end(timings, params.files, total_bytes),
         *_stages(timings, params.files, params.size_bytes),
+        *_durable(timings, params.files),
         Figure(
             "ceiling.raw.mb_per_s",
             "read + SHA-256 + AES-256-CTR",
@@ -155,15 +161,25 @@ def run(params: Params, work_dir: Path) -> Result:
 
 def _run_pipeline(rt: Runtime, box: Outbox, paths: Sequence[Path], key: PrivateKey) -> _Timings:
     timings = _Timings()
+    with durability.counting() as counts:
+        _stages_counted(rt, box, paths, key, timings, counts)
+    return timings
+
+
+def _stages_counted(rt: Runtime, box: Outbox, paths: Sequence[Path], key: PrivateKey,
+                    timings: _Timings, counts: durability.Counts) -> None:
     started = time.perf_counter()
     cpu_started = time.process_time()
     waiting: list[Transfer] = []
     for path in paths:
         t0 = time.perf_counter()
-        transfer = pipeline.take_in(rt, box, path)
+        transfer = pipeline.take_in(rt, box, path, owner=OWNER, states=())
+        if transfer is not None:
+            transfer = pipeline.advance(rt, transfer, owner=OWNER, states=INTAKE_STATES)
         timings.intake.append(time.perf_counter() - t0)
         waiting.append(_expect(transfer, State.AWAITING_APPROVAL, path.name))
     cpu_intake = time.process_time()
+    after_intake = counts.copy()
     approved: list[Transfer] = []
     for transfer in waiting:
         t0 = time.perf_counter()
@@ -177,9 +193,11 @@ def _run_pipeline(rt: Runtime, box: Outbox, paths: Sequence[Path], key: PrivateK
         timings.approve.append(t2 - t0)
         approved.append(_expect(outcome.transfer, State.APPROVED, transfer.file_name))
     cpu_approve = time.process_time()
+    after_approve = counts.copy()
     for transfer in approved:
         t0 = time.perf_counter()
-        done = pipeline.advance(rt, transfer)
+        sealed = pipeline.advance(rt, transfer, owner=OWNER, states=SEAL_STATES)
+        done = pipeline.advance(rt, sealed, owner=OWNER, states=DELIVER_STATES)
         timings.seal.append(time.perf_counter() - t0)
         _expect(done, State.DELIVERED, transfer.file_name)
         timings.delivered.append(Path(done.delivered_path or ""))
@@ -192,7 +210,11 @@ def _run_pipeline(rt: Runtime, box: Outbox, paths: Sequence[Path], key: PrivateK
         "approve": cpu_approve - cpu_intake,
         "seal": cpu_end - cpu_approve,
     }
-    return timings
+    timings.durable_by_stage = {
+        "intake": after_intake,
+        "approve": after_approve.minus(after_intake),
+        "seal": counts.minus(after_approve),
+    }
 
 
 def _check_alone(rt: Runtime, paths: Sequence[Path]) -> float:
@@ -278,6 +300,27 @@ def _stages(t: _Timings, files: int, size: int) -> list[Figure]:
     return out
 
 
+def _durable(t: _Timings, files: int) -> list[Figure]:
+    """Durable commits (state database, ledger) and fsyncs per file, stage by stage."""
+    group = "durability per file (counted in this process)"
+    out = []
+    for key, label in STAGES:
+        counts = t.durable_by_stage[key]
+        state = sum(n for name, n in counts.commits.items() if name != "ledger.db")
+        out += [
+            Figure(f"durable.{key}.state_commits", f"{label}: state database commits",
+                   state / files, "commits", group),
+            Figure(f"durable.{key}.ledger_commits", f"{label}: ledger commits",
+                   counts.commits["ledger.db"] / files, "commits", group),
+            Figure(f"durable.{key}.fsyncs", f"{label}: fsyncs of files and folders",
+                   counts.fsyncs / files, "fsyncs", group),
+        ]
+    total = sum(c.total_commits() + c.fsyncs for c in t.durable_by_stage.values())
+    out.append(Figure("durable.total", "all stages: commits + fsyncs", total / files, "syncs",
+                      group))
+    return out
+
+
 def _p95(values: Sequence[float]) -> float:
     ordered = sorted(values)
     return ordered[max(0, -(-len(ordered) * 95 // 100) - 1)]  # nearest rank
@@ -289,7 +332,8 @@ def _rows(path: Path) -> int:
 
 def _notes(settle_seconds: float, compression: str) -> tuple[str, ...]:
     return (
-        "pipeline functions are called directly (take_in, approvals.approve, advance); the "
+        "pipeline functions are called directly (take_in, approvals.approve, advance), each step "
+        "claimed and lane by lane (intake, seal, delivery) as the daemon's workers take them; the "
         f"daemon's settle timer ({settle_seconds:g} s in the demo config) and its scans are not "
         "used, so no figure includes waiting on purpose",
         "stages run over all files in turn: every intake, then every approval, then every "

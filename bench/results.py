@@ -35,13 +35,16 @@ class Figure:
 
 @dataclass(frozen=True)
 class Params:
-    """What every benchmark is told: how many files, how large, in which encoding; and an
-    empty PostgreSQL database for the benchmarks that also measure one ("" skips that part)."""
+    """What every benchmark is told: how many files, how large, in which encoding, whether the
+    run is the full one (benchmarks with a scale of their own, such as the ledger's events or the
+    sealed file's size, take their small quick scale otherwise), and an empty PostgreSQL database
+    for the benchmarks that also measure one ("" skips that part)."""
 
     files: int = 200
     size_bytes: int = 1 << 20
     encoding: str = "cp932"
     postgres_url: str = ""
+    full: bool = True
 
     def __post_init__(self) -> None:
         if self.files < 1:

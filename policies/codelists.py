@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import pycountry
-
 __all__ = [
     "PERIOD_MAX",
     "StatusOfResidence",
@@ -42,6 +40,10 @@ def is_nationality(text: str) -> bool:
     """True if `text` (NFKC-normalised, trimmed) names a 国籍・地域: an ISO 3166-1 alpha-2 or
     alpha-3 code in capitals, a Japanese name of the shipped list, or 無国籍 / 朝鮮."""
     if len(text) in (2, 3) and text.isascii() and text.isupper():
+        # Imported here: pycountry costs every command that loads an agreement about 40 ms of
+        # start-up CPU, and only a content check with a nationality column needs it.
+        import pycountry
+
         found = (
             pycountry.countries.get(alpha_2=text)
             if len(text) == 2

@@ -89,22 +89,28 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
     key = load_private_key(args.key) if args.key is not None else None  # once, for them all
     rt = runtime_of(args)
     refused = 0
-    for transfer_id in ids:
-        try:
-            if key is not None:
-                outcome = approvals.approve_with_key(rt, transfer_id, key,
-                                                     duplicate_ok=args.duplicate_ok)
-            else:
-                outcome = approvals.approve(rt, transfer_id, _signature_in(args.signatures,
-                                                                          transfer_id),
-                                            duplicate_ok=args.duplicate_ok)
-        except (CheckFailed, InputError, StateError) as exc:  # this transfer's; go on
-            refused += 1
-            print(f"{transfer_id}: NOT approved: {_one_line(exc)}", file=sys.stderr)
-            continue
-        print(f"{transfer_id}: approval by {outcome.witness} recorded "
-              f"({len(outcome.approvals)} of {outcome.needed} witness(es))"
-              + ("; approved, the daemon seals and delivers it now" if outcome.approved else ""))
+    try:
+        for transfer_id in ids:
+            try:
+                if key is not None:
+                    outcome = approvals.approve_with_key(rt, transfer_id, key, flush=False,
+                                                         duplicate_ok=args.duplicate_ok)
+                else:
+                    outcome = approvals.approve(rt, transfer_id,
+                                                _signature_in(args.signatures, transfer_id),
+                                                duplicate_ok=args.duplicate_ok, flush=False)
+            except (CheckFailed, InputError, StateError) as exc:  # this transfer's; go on
+                refused += 1
+                print(f"{transfer_id}: NOT approved: {_one_line(exc)}", file=sys.stderr)
+                continue
+            print(f"{transfer_id}: approval by {outcome.witness} recorded "
+                  f"({len(outcome.approvals)} of {outcome.needed} witness(es))"
+                  + ("; approved, the daemon seals and delivers it now" if outcome.approved
+                     else ""))
+    finally:
+        # Each approval committed with its events; they move into the ledger together, with
+        # one durable append for the batch instead of one per transfer.
+        rt.flush()
     print(f"{len(ids) - refused} of {len(ids)} approval(s) recorded", file=sys.stderr)
     return CheckFailed.exit_code if refused else 0
 

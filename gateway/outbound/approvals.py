@@ -106,8 +106,12 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
 
 
 def approve(rt: Runtime, transfer_id: str, signature: str, *,
-            duplicate_ok: bool = False) -> ApprovalOutcome:
+            duplicate_ok: bool = False, flush: bool = True) -> ApprovalOutcome:
     """Check a witness's signature and count it; approve the transfer at quorum.
+
+    The approval and its events commit together; `flush=False` leaves moving the events into
+    the ledger to the caller (`rt.flush()` once after a batch: the next flush of any process
+    moves them, so nothing is lost if it never comes).
 
     Raises:
         StateError: the transfer is not waiting for approval.
@@ -161,14 +165,15 @@ def approve(rt: Runtime, transfer_id: str, signature: str, *,
     if refusal is not None:
         _refuse(rt, transfer, refusal, signed.fingerprint, witness.name if witness else None)
     assert witness is not None
-    rt.flush()
+    if flush:
+        rt.flush()
     log.info("transfer %s approved by %s (%d of %d)", transfer.id, witness.name, len(names),
              flow.witnesses)
     return ApprovalOutcome(transfer, witness.name, names, flow.witnesses)
 
 
 def approve_with_key(rt: Runtime, transfer_id: str, key: PrivateKey, *,
-                     duplicate_ok: bool = False) -> ApprovalOutcome:
+                     duplicate_ok: bool = False, flush: bool = True) -> ApprovalOutcome:
     """Sign the transfer's statement now with a witness's key (loaded once by the caller for
     any number of transfers) and submit it as `approve` does.
 
@@ -177,7 +182,7 @@ def approve_with_key(rt: Runtime, transfer_id: str, key: PrivateKey, *,
     """
     message = statement(rt, rt.store.get(transfer_id))
     return approve(rt, transfer_id, sshsig.sign(message, key, APPROVAL_NAMESPACE),
-                   duplicate_ok=duplicate_ok)
+                   duplicate_ok=duplicate_ok, flush=flush)
 
 
 def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transfer:

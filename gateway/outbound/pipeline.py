@@ -120,6 +120,27 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
     granted; a step's transition ends the claim, and a step that moves nothing (a delivery to be
     retried) or raises gives it back. Without one (a command, a test) steps run unclaimed.
     """
+    # The ledger is written once, after the steps (however the last one ended), and only when
+    # a step ran and the transfer does not go straight on to another lane's step (sealed → the
+    # partner's delivery lane, whose flush then moves both steps' events). Each step's events
+    # are committed with its state change (the outbox in the state database), so a crash
+    # before a flush loses none: the next flush, at the latest `recover` at start, moves them.
+    # A flush costs two durable commits (the ledger, then the state database's record).
+    stepped: list[bool] = []
+    result: Transfer | None = None
+    try:
+        result = _steps(rt, transfer, owner, states, stepped)
+        return result
+    finally:
+        handed_on = (result is not None and result.status in WORK_STATES
+                     and result.status not in states)
+        if stepped and not handed_on:
+            rt.flush()
+
+
+def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collection[State],
+           stepped: list[bool]) -> Transfer:
+    """The steps of `advance`; appends to `stepped` before each step it takes."""
     steps = {
         State.DROPPED: _quarantine,
         State.QUARANTINED: _check,
@@ -134,6 +155,7 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
                 return transfer
             transfer = transfer.model_copy(update={"claimed_by": owner})
         moved = False
+        stepped.append(True)
         try:
             faults.fail_point(step.__name__.lstrip("_"), transfer.file_name)
             nxt = step(rt, transfer)
@@ -144,7 +166,6 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
         finally:
             if owner is not None and not moved:
                 rt.store.release(KIND, transfer.id, owner)
-            rt.flush()
         if not moved:
             return nxt
         transfer = nxt

@@ -9,8 +9,11 @@ and must give exactly these tables. No query lives here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -18,57 +21,125 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    MetaData,
+    String,
     Table,
     Text,
     UniqueConstraint,
 )
-from sqlmodel import Field, SQLModel
 
 from gateway.state.lifecycles import HoldingState, State
 
 KEY_BYTES = 32  # a holding key: AES-256
 
+METADATA = MetaData()
+
+_R = TypeVar("_R", bound="Row")
+
+
+class Row:
+    """A row of one table as a plain value: built from a query's mapping, written back whole.
+
+    The three methods are all the state code needs of a row: `model_validate` (from a result
+    mapping), `model_dump` (the values to insert) and `model_copy` (a changed copy).
+    """
+
+    __table__: ClassVar[Table]
+
+    @classmethod
+    def model_validate(cls: type[_R], values: Mapping[str, Any]) -> _R:
+        return cls(**values)
+
+    def model_dump(self, *, exclude: Collection[str] = ()) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if f.name not in exclude}
+
+    def model_copy(self: _R, *, update: Mapping[str, Any] | None = None) -> _R:
+        return dataclasses.replace(self, **(update or {}))  # type: ignore[type-var]
+
+
+def _s(name: str, *, nullable: bool = False, **kw: Any) -> Column[Any]:
+    """A text column as release 0.1 made it (VARCHAR without a length)."""
+    return Column(name, String(), nullable=nullable, **kw)
+
+
+def _big(name: str, *, nullable: bool = True, **kw: Any) -> Column[Any]:
+    return Column(name, BigInteger(), nullable=nullable, **kw)
+
+
+def _int(name: str, *, nullable: bool = False, **kw: Any) -> Column[Any]:
+    return Column(name, Integer(), nullable=nullable, **kw)
+
 
 # -- outbound: transfers and their witnesses (立会者) ----------------------------------------
 
 
-class Transfer(SQLModel, table=True):
+TRANSFERS = Table(
+    "transfers", METADATA,
+    _s("id", primary_key=True),
+    _s("agreement", index=True),
+    _s("flow"),
+    _s("recipient"),
+    _s("state", index=True),
+    _s("provider", default=""),
+    _s("file_name"),
+    _s("source_path"),
+    _s("owner", nullable=True),
+    _s("sender", nullable=True),
+    _big("size"),
+    _s("sha256", nullable=True),
+    _s("encoding", nullable=True),
+    _int("rows", nullable=True),
+    _s("reasons", default="[]"),
+    _s("sealed_sha256", nullable=True),
+    _big("sealed_size"),
+    _s("delivered_path", nullable=True),
+    _s("password_path", nullable=True),
+    _int("attempts", default=0),
+    _big("created_ns", nullable=False),
+    _big("updated_ns", nullable=False),
+    # JSON of the last failed delivery attempt (rule, message, hint, attempts, final); added to
+    # older databases by Alembic revision 0004 (gateway/state/migrations).
+    Column("last_error", Text()),
+    # A worker's claim (gateway.state.claims): who acts on it now, and until when.
+    _s("claimed_by", nullable=True),
+    _big("lease_until_ns"),
+    # The lists' order (`transfers list`: the latest first), overall and in one state.
+    Index("ix_transfers_created", "created_ns", "id"),
+    Index("ix_transfers_state_created", "state", "created_ns", "id"),
+)
+
+
+@dataclass(eq=True)
+class Transfer(Row):
     """One outbound file from drop to delivery."""
 
-    __tablename__ = "transfers"
-    # The lists' order (`transfers list`: the latest first), overall and in one state.
-    __table_args__ = (
-        Index("ix_transfers_created", "created_ns", "id"),
-        Index("ix_transfers_state_created", "state", "created_ns", "id"),
-    )
-    id: str = Field(primary_key=True)
-    agreement: str = Field(index=True)
+    __table__: ClassVar[Table] = TRANSFERS
+    id: str
+    agreement: str
     flow: str
     recipient: str
-    state: str = Field(index=True)
-    provider: str = ""
+    state: str
     file_name: str
     source_path: str
+    created_ns: int
+    updated_ns: int
+    provider: str = ""
     owner: str | None = None
     sender: str | None = None
-    size: int | None = Field(default=None, sa_column=Column(BigInteger))
+    size: int | None = None
     sha256: str | None = None
     encoding: str | None = None
     rows: int | None = None
     reasons: str = "[]"
     sealed_sha256: str | None = None
-    sealed_size: int | None = Field(default=None, sa_column=Column(BigInteger))
+    sealed_size: int | None = None
     delivered_path: str | None = None
     password_path: str | None = None
     attempts: int = 0
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    # JSON of the last failed delivery attempt (rule, message, hint, attempts, final); added to
-    # older databases by Alembic revision 0004 (gateway/state/migrations).
-    last_error: str | None = Field(default=None, sa_column=Column(Text))
-    # A worker's claim (gateway.state.claims): who acts on it now, and until when.
+    last_error: str | None = None
     claimed_by: str | None = None
-    lease_until_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    lease_until_ns: int | None = None
 
     @property
     def status(self) -> State:
@@ -84,42 +155,82 @@ class Transfer(SQLModel, table=True):
         return value if isinstance(value, dict) else None
 
 
-class Approval(SQLModel, table=True):
+APPROVALS = Table(
+    "approvals", METADATA,
+    _int("id", primary_key=True),
+    _s("transfer_id", index=True),
+    _s("witness"),
+    _s("fingerprint"),
+    _s("sha256"),
+    _s("signature"),
+    _big("created_ns", nullable=False),
+    UniqueConstraint("transfer_id", "witness"),
+)
+
+
+@dataclass(eq=True)
+class Approval(Row):
     """A witness's signature over a transfer's statement (立会者の承認)."""
 
-    __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("transfer_id", "witness"),)
-    id: int | None = Field(default=None, primary_key=True)
-    transfer_id: str = Field(index=True)
+    __table__: ClassVar[Table] = APPROVALS
+    transfer_id: str
     witness: str
     fingerprint: str
     sha256: str
     signature: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_ns: int
+    id: int | None = None
 
 
-class TransferLink(SQLModel, table=True):
+LINKS = Table(
+    "transfer_links", METADATA,
+    _s("transfer", primary_key=True),
+    _s("relation"),
+    _s("ref"),
+    _s("remote"),
+    _s("ref_flow"),
+    _s("operator"),
+    _big("created_ns", nullable=False),
+)
+
+
+@dataclass(eq=True)
+class TransferLink(Row):
     """An outbound transfer's link to what it answers (疑義照会・回答) or corrects (訂正), fixed
     before approval."""
 
-    __tablename__ = "transfer_links"
-    transfer: str = Field(primary_key=True)
+    __table__: ClassVar[Table] = LINKS
+    transfer: str
     relation: str  # "replies_to" or "corrects"
     ref: str  # what was named here: a holding id or one of our transfer ids
     remote: str  # the transfer id both gateways know it by
     ref_flow: str
     operator: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_ns: int
 
 
-class PendingEvent(SQLModel, table=True):
+PENDING = Table(
+    "pending_events", METADATA,
+    _int("id", primary_key=True),
+    _s("key", unique=True),
+    _s("kind"),
+    _big("time_ns", nullable=False),
+    _s("subject", nullable=True),
+    _s("agreement", nullable=True),
+    _s("actor", nullable=True),
+    _s("data", default="{}"),
+)
+
+
+@dataclass(eq=True)
+class PendingEvent(Row):
     """An event committed with its state change, not yet appended to the ledger."""
 
-    __tablename__ = "pending_events"
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(unique=True)
+    __table__: ClassVar[Table] = PENDING
+    key: str
     kind: str
-    time_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    time_ns: int
+    id: int | None = None
     subject: str | None = None
     agreement: str | None = None
     actor: str | None = None
@@ -129,28 +240,68 @@ class PendingEvent(SQLModel, table=True):
 # -- inbound: holdings (保有データ) until certified deleted or returned (消去・返却) ------------
 
 
-class Holding(SQLModel, table=True):
+HOLDINGS = Table(
+    "holdings", METADATA,
+    _s("id", primary_key=True),
+    _s("state", index=True),
+    _s("agreement", nullable=True, index=True),
+    _s("flow", nullable=True),
+    _s("provider", nullable=True),
+    _s("recipient", nullable=True),
+    _s("transfer", nullable=True, index=True),
+    _s("delivered_name"),
+    _s("file_name", nullable=True),
+    _s("profile", nullable=True),
+    _big("size"),
+    _s("sha256", nullable=True),
+    _big("sealed_size"),
+    _s("sealed_sha256", nullable=True),
+    _s("manifest_sha256", nullable=True),
+    _s("sender", nullable=True),
+    _s("witnesses", default="[]"),
+    _s("handlers", default="[]"),
+    _s("received_on", nullable=True),
+    _s("deadline", nullable=True),
+    _s("replies_to", nullable=True),
+    _s("corrects", nullable=True),
+    _s("superseded_by", nullable=True),
+    _big("applied_ns"),
+    _s("reasons", default="[]"),
+    _s("reminded", default="[]"),
+    _big("overdue_ns"),
+    _int("openings", default=0),
+    _big("erased_ns"),
+    _s("inbox", default="{}"),
+    _big("created_ns", nullable=False),
+    _big("updated_ns", nullable=False),
+    _s("claimed_by", nullable=True),
+    _big("lease_until_ns"),
+    # The lists' order (`holdings list`: the latest first), overall and in one state.
+    Index("ix_holdings_created", "created_ns", "id"),
+    Index("ix_holdings_state_created", "state", "created_ns", "id"),
+)
+
+
+@dataclass(eq=True)
+class Holding(Row):
     """One received file and the terms it is held under."""
 
-    __tablename__ = "holdings"
-    # The lists' order (`holdings list`: the latest first), overall and in one state.
-    __table_args__ = (
-        Index("ix_holdings_created", "created_ns", "id"),
-        Index("ix_holdings_state_created", "state", "created_ns", "id"),
-    )
-    id: str = Field(primary_key=True)
-    state: str = Field(index=True)
-    agreement: str | None = Field(default=None, index=True)
+    __table__: ClassVar[Table] = HOLDINGS
+    id: str
+    state: str
+    delivered_name: str
+    created_ns: int
+    updated_ns: int
+    agreement: str | None = None
     flow: str | None = None
     provider: str | None = None
     recipient: str | None = None
-    transfer: str | None = Field(default=None, index=True)  # the provider's transfer id
-    delivered_name: str
+    transfer: str | None = None  # the provider's transfer id
     file_name: str | None = None
     profile: str | None = None
-    size: int | None = Field(default=None, sa_column=Column(BigInteger))
+    size: int | None = None
     sha256: str | None = None
-    sealed_size: int | None = Field(default=None, sa_column=Column(BigInteger))
+    sealed_size: int | None = None
     sealed_sha256: str | None = None
     manifest_sha256: str | None = None
     sender: str | None = None
@@ -161,17 +312,15 @@ class Holding(SQLModel, table=True):
     replies_to: str | None = None  # the transfer id this one answers (疑義照会・回答)
     corrects: str | None = None  # the transfer id this one corrects (訂正)
     superseded_by: str | None = None  # the holding of a correction to this one
-    applied_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    applied_ns: int | None = None
     reasons: str = "[]"
     reminded: str = "[]"  # reminder days already recorded
-    overdue_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    overdue_ns: int | None = None
     openings: int = 0
-    erased_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    erased_ns: int | None = None
     inbox: str = "{}"  # the names it arrived under: manifest, sealed, password
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     claimed_by: str | None = None  # a worker's claim, as on transfers
-    lease_until_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    lease_until_ns: int | None = None
 
     @property
     def status(self) -> HoldingState:
@@ -186,28 +335,43 @@ class Holding(SQLModel, table=True):
         return value if isinstance(value, list) else []
 
 
-class TermsAcceptance(SQLModel, table=True):
-    """A designated receiving handler's signature over the recipient's obligations."""
+TERMS = Table(
+    "terms_acceptances", METADATA,
+    _int("id", primary_key=True),
+    _s("agreement", index=True),
+    _s("handler"),
+    _s("terms_sha256"),
+    _s("statement"),
+    _s("signature"),
+    _s("fingerprint"),
+    _big("created_ns", nullable=False),
+    UniqueConstraint("agreement", "handler", "terms_sha256"),
+)
 
-    __tablename__ = "terms_acceptances"
-    __table_args__ = (UniqueConstraint("agreement", "handler", "terms_sha256"),)
-    id: int | None = Field(default=None, primary_key=True)
-    agreement: str = Field(index=True)
-    handler: str
-    terms_sha256: str
-    statement: str
-    signature: str
-    fingerprint: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
-class Certificate(SQLModel, table=True):
+CERTIFICATES = Table(
+    "holding_certificates", METADATA,
+    _int("id", primary_key=True),
+    _s("holding", index=True),
+    _s("kind"),
+    _s("handler"),
+    _s("method"),
+    _s("signed_on"),
+    _s("statement"),
+    _s("signature"),
+    _s("fingerprint"),
+    _big("created_ns", nullable=False),
+    UniqueConstraint("holding", "kind"),
+)
+
+
+@dataclass(eq=True)
+class Certificate(Row):
     """A signed certificate of deletion, return or an applied correction (証明)."""
 
-    __tablename__ = "holding_certificates"
-    __table_args__ = (UniqueConstraint("holding", "kind"),)
-    id: int | None = Field(default=None, primary_key=True)
-    holding: str = Field(index=True)
+    __table__: ClassVar[Table] = CERTIFICATES
+    holding: str
     kind: str  # "deleted", "returned" or "applied"
     handler: str
     method: str
@@ -215,123 +379,94 @@ class Certificate(SQLModel, table=True):
     statement: str
     signature: str
     fingerprint: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_ns: int
+    id: int | None = None
 
 
-class HoldingCopy(SQLModel, table=True):
-    """A plaintext copy the gateway wrote into a handler's folder (removed when certified)."""
+COPIES = Table(
+    "holding_copies", METADATA,
+    _int("id", primary_key=True),
+    _s("holding", index=True),
+    _s("handler"),
+    _s("path"),
+    _s("request_sha256", unique=True),  # a signed open request is used once
+    _big("created_ns", nullable=False),
+    _big("removed_ns"),
+)
 
-    __tablename__ = "holding_copies"
-    id: int | None = Field(default=None, primary_key=True)
-    holding: str = Field(index=True)
-    handler: str
-    path: str
-    request_sha256: str = Field(unique=True)  # a signed open request is used once
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    removed_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
-class HoldingKey(SQLModel, table=True):
-    """The key of one holding's encrypted copy; deleting the row erases the copy (暗号化消去)."""
+KEYS = Table(
+    "holding_keys", METADATA,
+    _s("holding", primary_key=True),
+    Column("key", LargeBinary(KEY_BYTES), nullable=False),
+    _big("created_ns", nullable=False),
+)
 
-    __tablename__ = "holding_keys"
-    holding: str = Field(primary_key=True)
-    key: bytes = Field(sa_column=Column(LargeBinary(KEY_BYTES), nullable=False))
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 # -- the onward guard (再提供の禁止): keyed fingerprints of received rows ------------------------
 
 
-class OnwardSource(SQLModel, table=True):
-    """Received data whose rows were fingerprinted: a holding, the agreement and flow it came
-    under, and the party holding it (保有者). Ids only; never a value from the file."""
-
-    __tablename__ = "onward_sources"
-    id: int | None = Field(default=None, primary_key=True)
-    holding: str = Field(unique=True)
-    agreement: str = Field(index=True)
-    flow: str
-    holder: str
-    rows: int = 0
-    skipped: int = 0
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+ONWARD_SOURCES = Table(
+    "onward_sources", METADATA,
+    _int("id", primary_key=True),
+    _s("holding", unique=True),
+    _s("agreement", index=True),
+    _s("flow"),
+    _s("holder"),
+    _int("rows", default=0),
+    _int("skipped", default=0),
+    _big("created_ns", nullable=False),
+)
 
 
-class RowFingerprint(SQLModel, table=True):
-    """One keyed fingerprint (HMAC-SHA256/128) of a received row, and the source it came in.
 
-    The primary key starts with the fingerprint, so it is the index lookups use; without rowid
-    (SQLite) the table is that index, and a row seen twice in one holding is stored once.
-    """
+# One keyed fingerprint (HMAC-SHA256/128) of a received row, and the source it came in. The
+# primary key starts with the fingerprint, so it is the index lookups use; without rowid
+# (SQLite) the table is that index, and a row seen twice in one holding is stored once.
+FINGERPRINTS = Table(
+    "onward_fingerprints", METADATA,
+    Column("fp", LargeBinary(16), primary_key=True),
+    Column("source", Integer, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
 
-    __tablename__ = "onward_fingerprints"
-    __table_args__ = {"sqlite_with_rowid": False}
-    fp: bytes = Field(sa_column=Column(LargeBinary(16), primary_key=True))
-    source: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-
-
-class FingerprintKeyCheck(SQLModel, table=True):
-    """The key check value of the key the stored fingerprints were made with (not the key)."""
-
-    __tablename__ = "onward_key_check"
-    id: int = Field(default=1, primary_key=True)
-    check_value: str
-    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+# The key check value of the key the stored fingerprints were made with (not the key).
+KEY_CHECK = Table(
+    "onward_key_check", METADATA,
+    _int("id", primary_key=True, default=1),
+    _s("check_value"),
+    _big("created_ns", nullable=False),
+)
 
 
 # -- several nodes: the daemons sharing one state database (revision 0002) --------------------
 
+# A daemon (node) and its last heartbeat (the ledger's own tables, which may share the
+# PostgreSQL database, are all named ledger_*).
+NODES = Table(
+    "nodes", METADATA,
+    _s("id", primary_key=True),  # [gateway] node_name, or HOST:PID
+    _s("version"),
+    _big("started_ns", nullable=False),
+    _big("heartbeat_ns", nullable=False),
+)
 
-class GatewayNode(SQLModel, table=True):
-    """A daemon (node) and its last heartbeat (the ledger's own tables, which may share the
-    PostgreSQL database, are all named ledger_*)."""
+# An event the recorder appended and no signed checkpoint covers yet.
+LEDGER_MOVED = Table(
+    "ledger_moved", METADATA,
+    _s("key", primary_key=True),
+    _big("seq", nullable=False, index=True),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+)
 
-    __tablename__ = "nodes"
-    id: str = Field(primary_key=True)  # [gateway] node_name, or HOST:PID
-    version: str
-    started_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    heartbeat_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-def _table(model: type[SQLModel]) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-class MovedEvent(SQLModel, table=True):
-    """An event the recorder appended and no signed checkpoint covers yet."""
-
-    __tablename__ = "ledger_moved"
-    key: str = Field(primary_key=True)
-    seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
-    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
-
-
-class MovedSince(SQLModel, table=True):
-    """The ledger's size when this record began (one row, written once)."""
-
-    __tablename__ = "ledger_moved_since"
-    id: int = Field(default=1, primary_key=True)
-    size: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-
-TRANSFERS = _table(Transfer)
-APPROVALS = _table(Approval)
-LINKS = _table(TransferLink)
-PENDING = _table(PendingEvent)
-HOLDINGS = _table(Holding)
-TERMS = _table(TermsAcceptance)
-CERTIFICATES = _table(Certificate)
-COPIES = _table(HoldingCopy)
-KEYS = _table(HoldingKey)
-ONWARD_SOURCES = _table(OnwardSource)
-FINGERPRINTS = _table(RowFingerprint)
-KEY_CHECK = _table(FingerprintKeyCheck)
-LEDGER_MOVED = _table(MovedEvent)
-LEDGER_MOVED_SINCE = _table(MovedSince)
-NODES = _table(GatewayNode)
+# The ledger's size when this record began (one row, written once).
+LEDGER_MOVED_SINCE = Table(
+    "ledger_moved_since", METADATA,
+    _int("id", primary_key=True, default=1),
+    _big("size", nullable=False),
+)
 
 #: Release 0.1's tables (revision 0001).
 TABLES: tuple[Table, ...] = (

@@ -30,11 +30,13 @@ except SystemExit as exc:
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
-#: Never needed to approve a transfer or list transfers.
+#: Never needed to approve a transfer or list transfers: the state database is SQLAlchemy Core
+#: tables with plain rows, so no ORM, sqlmodel or pydantic either.
 NOT_FOR_OUTBOUND_COMMANDS = ("pyzipper", "paramiko", "watchdog", "openpyxl", "msoffcrypto",
                              "Cryptodome", "gateway.inbound", "gateway.transports",
                              "gateway.outbound.sealing", "gateway.outbound.pipeline",
-                             "gateway.daemon", "sqlalchemy.dialects.postgresql")
+                             "gateway.daemon", "sqlalchemy.dialects.postgresql",
+                             "sqlalchemy.orm", "sqlmodel", "pydantic", "alembic", "pycountry")
 
 
 def loaded(*args: str) -> tuple[int, set[str]]:

@@ -1,0 +1,233 @@
+"""Benchmark `wholepath`: what a sender and a witness wait for, with the daemon running.
+
+A real daemon (`tachiai run`, a child process) on a fresh demo gateway takes N synthetic CSV
+files dropped into its outbox (renamed in, as a careful sender does), checks them, waits for the
+witness, seals and delivers them. The witness approves with the real CLI, twice over on fresh
+files: one `tachiai approve ID --key KEY` per file, then one `tachiai approve ID… --key KEY` for
+them all. Beside it, in the same run on copies of the same files, what an operator does by hand:
+`sha256sum`, `7zz a -tzip -mem=AES256 -p…` and `mv` per file. CPU counts the daemon, every
+`tachiai` command and (for the loop) every tool it runs; the bench's own polling is not counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from bench import payload
+from bench.results import BenchError, Figure, Params, Result, rate
+from gateway import bootstrap
+
+NAME = "wholepath"
+_T = TypeVar("_T")
+WITNESS = "suzuki"
+SETTLE_SECONDS = 0.5  # the demo's 2 s would be waited once per batch; said in the notes
+_TIMEOUT_SECONDS = 600.0
+_PASSWORD = "bench-only-password-not-a-secret"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: The operator's loop, one file at a time: hash it, seal it with 7-Zip, move it out.
+MANUAL_LOOP = r"""
+set -e
+for f in "$SRC"/*.csv; do
+  name=$(basename "$f")
+  sha256sum "$f" > "$WORK/$name.sha256"
+  7zz a -tzip -mem=AES256 -p"$PASSWORD" -bd -y "$WORK/$name.zip" "$f" > /dev/null
+  mv "$WORK/$name.zip" "$DEST/"
+done
+"""
+
+
+def run(params: Params, work_dir: Path) -> Result:
+    """Run the benchmark in `work_dir` (which must be empty or absent).
+
+    Raises:
+        BenchError: a tool is missing, the daemon does not start, or a file is not delivered.
+    """
+    for tool in ("7zz", "sha256sum", "bash"):
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is not installed (scripts/test installs it)")
+    home = work_dir / "tachiai"
+    bootstrap.init(home, demo=True)
+    config = home / "tachiai.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(re.sub(r"settle_seconds = [0-9.]+", f"settle_seconds = {SETTLE_SECONDS}",
+                             text), encoding="utf-8")
+    staging = work_dir / "staging"
+    staging.mkdir()
+    outbox = home / "outbox" / bootstrap.DEMO_AGREEMENT / bootstrap.DEMO_FLOW
+    n = params.files
+    batches = {
+        "single": payload.write_files(_fresh(staging / "single"), n, params.size_bytes,
+                                      params.encoding),
+        "batched": payload.write_files(_fresh(staging / "batched"), n, params.size_bytes,
+                                       params.encoding),
+    }
+    # Distinct bytes in each batch: the same bytes twice on one flow would wait as duplicates.
+    for i, path in enumerate(batches["batched"]):
+        path.write_bytes(payload.csv_bytes(params.size_bytes, params.encoding, (n + i) * 31 + 7,
+                                           payload.row_pool()))
+    manual = _manual_loop(batches["single"], work_dir / "manual")
+    os.sync()
+    tachiai = [sys.executable, "-m", "gateway.cli"]
+    key = home / "demo" / "keys" / WITNESS
+    db = home / "state" / "tachiai.db"
+    log_path = work_dir / "daemon.log"
+    with open(log_path, "wb") as log:
+        daemon = subprocess.Popen([*tachiai, "run", "--config", str(config)], stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: b"tachiai is running" in log_path.read_bytes() or daemon.poll() is not None,
+              "the daemon to start")
+        if daemon.poll() is not None:
+            raise BenchError(f"the daemon exited {daemon.returncode}: "
+                             + log_path.read_text(errors="replace")[-2000:])
+        spans = {}
+        for mode, paths in batches.items():
+            spans[mode] = _one_batch(mode, paths, outbox, db, daemon.pid,
+                                     [*tachiai, "approve"], key, config)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    group = f"whole path, {n} × {params.size_bytes / (1 << 20):g} MiB {params.encoding} CSV"
+    figures = [
+        Figure("manual.files_per_s", "manual loop: sha256sum + 7zz AES-256 ZIP + mv",
+               rate(n, manual[0]), "files/s", group),
+        Figure("manual.cpu_ms_per_file", "manual loop: CPU per file", manual[1] / n * 1000,
+               "ms CPU", group),
+    ]
+    labels = {"single": "one `tachiai approve ID --key` per file",
+              "batched": "one `tachiai approve ID… --key` for all"}
+    for mode, (seconds, daemon_cpu, cli_cpu) in spans.items():
+        figures += [
+            Figure(f"{mode}.files_per_s", f"tachiai, {labels[mode]}", rate(n, seconds),
+                   "files/s", group),
+            Figure(f"{mode}.vs_manual", "  ÷ the manual loop's files/s",
+                   manual[0] / seconds, "×", group),
+            Figure(f"{mode}.daemon_cpu_ms_per_file", "  daemon CPU per file",
+                   daemon_cpu / n * 1000, "ms CPU", group),
+            Figure(f"{mode}.approve_cpu_ms_per_file", "  approve command CPU per file",
+                   cli_cpu / n * 1000, "ms CPU", group),
+        ]
+    return Result(
+        name=NAME,
+        parameters={"files": n, "size_bytes": params.size_bytes, "encoding": params.encoding,
+                    "settle_seconds": SETTLE_SECONDS},
+        figures=tuple(figures),
+        notes=(
+            "tachiai's span runs from the first file renamed into the outbox to the last "
+            f"delivered, through the daemon's settle time ({SETTLE_SECONDS} s, once per batch) "
+            "and the witness's approve command(s); its seals are fsynced, its state and ledger "
+            "durable; the manual loop syncs nothing",
+            "the manual loop seals with 7zz's default (deflate -mx=5), the gateway with deflate "
+            "level 6 (the demo's [sealing])",
+        ),
+    )
+
+
+def _one_batch(mode: str, paths: Sequence[Path], outbox: Path, db: Path, daemon_pid: int,
+               approve: list[str], key: Path, config: Path) -> tuple[float, float, float]:
+    """(seconds from drop to the last delivery, daemon CPU seconds, approve CPU seconds)."""
+    before = _delivered(db)
+    cpu0 = _process_cpu(daemon_pid)
+    children0 = _children_cpu()
+    started = time.perf_counter()
+    for path in paths:
+        os.replace(path, outbox / path.name)
+    waiting = _wait(lambda: _awaiting(db, len(paths)), f"{mode}: files awaiting approval")
+    commands = ([[*approve, t, "--key", str(key), "--config", str(config)] for t in waiting]
+                if mode == "single"
+                else [[*approve, *waiting, "--key", str(key), "--config", str(config)]])
+    for command in commands:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"{' '.join(command[2:4])}… exited {done.returncode}: "
+                             f"{done.stderr.strip()[-500:]}")
+    _wait(lambda: _delivered(db) >= before + len(paths) or None, f"{mode}: files delivered")
+    seconds = time.perf_counter() - started
+    return seconds, _process_cpu(daemon_pid) - cpu0, _children_cpu() - children0
+
+
+def _manual_loop(paths: Sequence[Path], work: Path) -> tuple[float, float]:
+    """(seconds, CPU seconds) of the operator's loop over copies of `paths`."""
+    src, scratch, dest = _fresh(work / "src"), _fresh(work / "scratch"), _fresh(work / "dest")
+    for path in paths:
+        shutil.copyfile(path, src / path.name)
+    os.sync()
+    env = {**os.environ, "SRC": str(src), "WORK": str(scratch), "DEST": str(dest),
+           "PASSWORD": _PASSWORD}
+    children0 = _children_cpu()
+    started = time.perf_counter()
+    subprocess.run(["bash", "-c", MANUAL_LOOP], env=env, check=True, capture_output=True)
+    seconds = time.perf_counter() - started
+    cpu = _children_cpu() - children0
+    if len(list(dest.iterdir())) != len(paths):
+        raise BenchError("the manual loop did not seal every file")
+    shutil.rmtree(work)
+    return seconds, cpu
+
+
+def _awaiting(db: Path, count: int) -> list[str] | None:
+    ids = [r[0] for r in _query(db, "SELECT id FROM transfers WHERE state = 'awaiting_approval' "
+                                    "ORDER BY created_ns")]
+    bad = _query(db, "SELECT file_name, state, reasons FROM transfers "
+                     "WHERE state IN ('rejected', 'failed')")
+    if bad:
+        raise BenchError(f"{bad[0][0]}: {bad[0][1]} {bad[0][2]}")
+    return ids if len(ids) >= count else None
+
+
+def _delivered(db: Path) -> int:
+    rows = _query(db, "SELECT count(*) FROM transfers WHERE state IN ('delivered', "
+                      "'acknowledged')")
+    return int(rows[0][0]) if rows else 0
+
+
+def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        try:
+            return list(conn.execute(sql))
+        except sqlite3.OperationalError:  # not created yet
+            return []
+
+
+def _wait(probe: Callable[[], _T | None], what: str) -> _T:
+    deadline = time.monotonic() + _TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise BenchError(f"timed out after {_TIMEOUT_SECONDS:.0f} s waiting for {what}")
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _fresh(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    return folder
