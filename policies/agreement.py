@@ -251,6 +251,18 @@ class Agreement:
         found = self.groups.get(group)
         return found.party_of(code) if found is not None else None
 
+    def flow_for(self, flow: Flow, provider: str | None, recipient: str | None) -> Flow:
+        """The flow as one member of a group runs it: a flow from or to a party group, with the
+        member in the group's place. Anything else (the flow's own parties, a party that is no
+        member of the flow's group) leaves the flow as it is, so the checks that compare parties
+        still refuse it."""
+        out = flow
+        if provider and provider != flow.provider and self.acts_as(provider, flow.provider):
+            out = dataclasses.replace(out, provider=provider)
+        if recipient and recipient != flow.recipient and self.acts_as(recipient, flow.recipient):
+            out = dataclasses.replace(out, recipient=recipient)
+        return out
+
     def with_groups(self, registry: GroupRegistry) -> Agreement:
         """This agreement with its party groups attached: every member becomes a party of its
         own, with the group's kind and designated roles, its place in the onward chain and its
