@@ -1,6 +1,6 @@
 """Closed code lists that column types are checked against: 国籍・地域 (nationality), 在留資格
-(status of residence) with the longest 在留期間 (period of stay) of each, and the prefecture
-range of 地方公共団体コード.
+(status of residence) with the longest 在留期間 (period of stay) of each. The list of
+地方公共団体コード is policies.local_governments.
 
 The lists are data shipped in `policies/reference/` (each file names its source and date) and the
 ISO 3166-1 codes of pycountry; they are read once, on first use, from this package's own data
@@ -22,7 +22,6 @@ __all__ = [
     "PERIOD_MAX",
     "StatusOfResidence",
     "is_nationality",
-    "is_prefecture_code",
     "period_months_days",
     "status_of_residence",
 ]
@@ -82,11 +81,6 @@ def period_months_days(period: str) -> tuple[int, int] | None:
         raise ValueError("not a period of stay")
     years, months, days = (int(g) if g else 0 for g in match.groups())
     return (years * 12 + months, days)
-
-
-def is_prefecture_code(code: str) -> bool:
-    """True if the first two digits of a 6-digit 地方公共団体コード are a prefecture (01–47)."""
-    return len(code) >= 2 and code[:2].isdigit() and 1 <= int(code[:2]) <= 47
 
 
 # --- private helpers -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from policies.checkdigits import is_valid_local_government_code
+from policies import local_governments
 from policies.errors import FileProblem, PolicyFileError
 
 __all__ = ["Delegation", "DelegationRegistry"]
@@ -117,9 +117,14 @@ def _is_date(value: Any) -> bool:
 
 
 def _is_municipality(code: str) -> bool:
-    # 地方公共団体コード: digits 1–2 the prefecture, 3–5 the body; "000" is the prefecture itself
-    # (130001 東京都), which files no 委任状 under seed 000.
-    return is_valid_local_government_code(code) and code[2:5] != "000"
+    # A municipality of the 総務省 list; a prefecture (130001 東京都) files no 委任状 (seed 000).
+    found = local_governments.lookup(code)
+    return found is not None and not found.is_prefecture
+
+
+def _is_ward_of(area: str, code: object) -> bool:
+    city = local_governments.city_of_ward(area)
+    return city is not None and city.code == code
 
 
 def _parse_entry(body: Any, where: str, fail: Any) -> Delegation | None:
@@ -139,7 +144,8 @@ def _parse_entry(body: Any, where: str, fail: Any) -> Delegation | None:
     if not isinstance(code, str) or not _is_municipality(code):
         fail(
             f"{where}.code",
-            "not a municipality's 6-digit local government code with a valid check digit",
+            "not the 6-digit local government code of a municipality of the 総務省 list "
+            "(policies/reference/local_governments.tsv)",
             'write the code as a string, e.g. code = "131041" (新宿区)',
         )
         ok = False
@@ -167,11 +173,11 @@ def _parse_entry(body: Any, where: str, fail: Any) -> Delegation | None:
         ok = False
     areas = body.get("area_codes", [])
     if not isinstance(areas, list) or not all(
-        isinstance(a, str) and _is_municipality(a) for a in areas
+        isinstance(a, str) and _is_ward_of(a, code) for a in areas
     ):
         fail(
             f"{where}.area_codes",
-            "not a list of valid local government codes",
+            "not a list of codes of this designated city's wards (行政区)",
             'list the wards\' codes, e.g. area_codes = ["141011"]',
         )
         ok = False

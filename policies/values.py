@@ -16,11 +16,11 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from policies import local_governments
 from policies.checkdigits import is_valid_local_government_code
 from policies.codelists import (
     PERIOD_MAX,
     is_nationality,
-    is_prefecture_code,
     period_months_days,
     status_of_residence,
 )
@@ -213,14 +213,14 @@ def _kanji_name(text: str) -> Problem | None:
 
 def _local_government_code(text: str) -> Problem | None:
     if is_valid_local_government_code(text):
-        if is_prefecture_code(text):
+        if local_governments.lookup(text) or local_governments.city_of_ward(text):
             return None
-        # The 総務省 list itself is not shipped (see policies/agreements/README.md): codes
-        # outside the 47 prefectures are the mistakes a check digit cannot catch.
         return Problem(
             "value.local-government-code",
-            "not a local government code (地方公共団体コード): the first two digits must be a "
-            "prefecture, 01–47; look for a mistyped or shifted digit",
+            "not a local government code (地方公共団体コード) of the 総務省 list "
+            f"(as of {local_governments.LIST_DATE}): the check digit fits, but no prefecture, "
+            "municipality or ward of a designated city has this code; look for a mistyped or "
+            "shifted digit, or a code retired by a merger",
         )
     if _SIX_DIGITS.fullmatch(text):
         return Problem(

@@ -74,7 +74,9 @@ def _broken(mutate: Any) -> list[str]:
         (lambda d: d["delegations"][0].update(area_codes=["141012"]), "delegations[0].area_codes"),
         (lambda d: d["delegations"][0].update(note="x"), "delegations[0].note"),
         (lambda d: d["delegations"].append(dict(d["delegations"][0])), "delegations[4].code"),
-        (lambda d: d["delegations"][1].update(area_codes=["131041"]), "delegations[1].code"),
+        # an area that is a municipality (新宿区), or a ward of another city (札幌市中央区)
+        (lambda d: d["delegations"][1].update(area_codes=["131041"]), "delegations[1].area_codes"),
+        (lambda d: d["delegations"][1].update(area_codes=["011011"]), "delegations[1].area_codes"),
         (lambda d: d.pop("agreement"), "agreement"),
         (lambda d: d.update(as_of="yesterday"), "as_of"),
         (lambda d: d.update(extra=1), "extra"),

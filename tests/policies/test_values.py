@@ -29,7 +29,10 @@ VALID: dict[str, list[str]] = {
         "𠮷田 試験",  # an Extension B ideograph
         "ヶ谷 ヱ",
     ],
-    "local-government-code": ["131041", "131016", "011002", "１３１０４１", " 130001 "],
+    "local-government-code": [
+        "131041", "131016", "011002", "１３１０４１", " 130001 ",
+        "141011",  # 横浜市鶴見区: a ward of a designated city, not itself in the list
+    ],
     "residence-card-number": ["AB12345678CD", "ＡＢ１２３４５６７８ＣＤ", " ZZ00000000ZZ "],
     "nationality": ["ベトナム", "韓国", "台湾", "VN", "VNM", "ＶＮＭ", "無国籍", "朝鮮", " 米国 "],
     "sex": ["0", "1", "2", "9", "男", "女", "１", " 2 "],
@@ -87,6 +90,10 @@ INVALID: dict[str, list[tuple[str, str]]] = {
         ("999997", "value.local-government-code"),  # check digit right, no prefecture 99
         ("000001", "value.local-government-code"),
         ("480002", "value.local-government-code"),
+        # check digit right, prefecture right, but no such body in the 総務省 list
+        ("131997", "value.local-government-code"),
+        ("133001", "value.local-government-code"),
+        ("141194", "value.local-government-code"),  # past 横浜市's block of wards
     ],
     "residence-card-number": [
         ("ab12345678cd", "value.residence-card-number"),
