@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from policies import local_governments
 from policies.checkdigits import is_valid_local_government_code
 from policies.errors import FileProblem, PolicyFileError
 
@@ -182,6 +183,10 @@ def _parse_member(
         fail(f"{where}.code", "not a 6-digit local government code with a valid check digit",
              'write the code as a string, e.g. code = "130001" (東京都) or "131016" (千代田区)')
         return None
+    if local_governments.lookup(code) is None:
+        fail(f"{where}.code", f"code {code} is not in the 総務省 list of local governments "
+             f"({local_governments.LIST_DATE})", "correct the code from the list")
+        return None
     if key == "prefecture" and code[2:5] != "000":
         fail(f"{where}.code", "a federation is keyed by its prefecture, not a municipality",
              f'write the prefecture\'s own code, e.g. code = "{code[:2]}000" with its check digit')
@@ -206,6 +211,11 @@ def _parse_member(
     ) or (areas and key != "municipality"):
         fail(f"{where}.area_codes", "not a list of valid local government codes of wards",
              'list the wards\' codes of a municipality, e.g. area_codes = ["141011"]')
+        return None
+    city = [local_governments.city_of_ward(a) for a in areas]
+    if any(c is None or c.code != code for c in city):
+        fail(f"{where}.area_codes", "not wards (行政区) of this municipality",
+             "list only the wards of this designated city")
         return None
     index = code[:2] if key == "prefecture" else code
     for k in (index, *areas):

@@ -9,10 +9,9 @@ arrival — and both read the fan-out lines of the approval statement here. Neve
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-from collections.abc import Callable
 from typing import BinaryIO
 
+from policies import local_governments
 from policies.agreement import Agreement, Flow
 from policies.reasons import Reason
 from policies.splitting import split_csv
@@ -34,11 +33,10 @@ def child_line(
 
 
 def prefecture_of(code: str) -> str | None:
-    """The prefecture (都道府県名) a local government code lies in, from the 総務省 list; None when
-    the list does not know the code (or is not installed: a split then refuses, fail closed)."""
-    lookup = _lookup()
-    found = lookup(code) if lookup is not None else None
-    return None if found is None else str(getattr(found, "prefecture", "")) or None
+    """The prefecture (都道府県名) a local government code lies in, from the 総務省 list (a ward of
+    a designated city, 行政区, by its city); None when the list does not know the code."""
+    found = local_governments.lookup(code) or local_governments.city_of_ward(code)
+    return None if found is None else found.prefecture
 
 
 def member_refusal(
@@ -77,12 +75,3 @@ def _code_column(agreement: Agreement, flow: Flow) -> str | None:
     dataset = agreement.dataset_of(flow)
     codes = [c.name for c in dataset.columns if c.type == "local-government-code"]
     return codes[0] if len(codes) == 1 else None
-
-
-def _lookup() -> Callable[[str], object | None] | None:
-    try:
-        module = importlib.import_module("policies.local_governments")
-    except ModuleNotFoundError:
-        return None
-    found: Callable[[str], object | None] = module.lookup
-    return found

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policies import local_governments
 from policies.errors import PolicyFileError
 from policies.groups import GroupRegistry
 from policies.splitting import split_csv
@@ -35,11 +36,11 @@ PLACES = {
     "271004": "大阪府大阪市テスト町6-6",
     "012025": "北海道函館市サンプル町7-7",  # a municipality with no 委任状 in the sample
 }
-PREFECTURES = {"13": "東京都", "14": "神奈川県", "01": "北海道", "27": "大阪府"}
 
 
 def prefecture_of(code: str) -> str | None:
-    return PREFECTURES.get(code[:2])
+    found = local_governments.lookup(code) or local_governments.city_of_ward(code)
+    return found.prefecture if found is not None else None
 
 
 def row(i: int, code: str, place: str | None = None) -> str:
@@ -94,6 +95,10 @@ def test_members_are_parties_and_inherit_the_onward_chain() -> None:
         (lambda t: t["groups"]["nhi-federations"].update(mismatch="guess"),
          "groups.nhi-federations.mismatch"),
         (lambda t: t.update(colour="red"), "colour"),
+        (lambda t: t["groups"]["municipalities"]["members"][0].update(code="133001"),
+         "groups.municipalities.members[0].code"),  # a fitting check digit, but no such body
+        (lambda t: t["groups"]["municipalities"]["members"][4].update(area_codes=["271021"]),
+         "groups.municipalities.members[4].area_codes"),  # 大阪市's ward listed for 横浜市
     ],
 )
 def test_broken_groups_files_name_the_key(mutate: Any, key: str) -> None:
