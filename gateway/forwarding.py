@@ -16,6 +16,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import CheckFailed, StateError, UsageError
 from gateway.exchange.fanout import prefecture_of
@@ -25,14 +26,14 @@ from gateway.outbound import pipeline
 from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
-from gateway.state import clock, fanouts
+from gateway.state import claims, clock, fanouts
 from gateway.state.fanouts import Child, Fanout
 from gateway.state.spool import write_atomic
 from gateway.state.store import Transfer
 from policies.reasons import Reason
 from policies.splitting import split_csv
 
-__all__ = ["FanoutResult", "forward", "new_fanout_id"]
+__all__ = ["FanoutResult", "forward", "new_fanout_id", "parts_of"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
     stem, dot, ext = (h.file_name or "data.csv").rpartition(".")
     children: list[tuple[Child, Transfer]] = []
+    # Each child is created claimed by this command, so a running daemon leaves it alone until
+    # it is checked here (a claim of a process that died is taken back by the daemon).
+    owner = claims.owner_id(rt.settings.node_name or None, "forward")
     for part in split.parts:
         name = f"{stem or ext}-{part.member.code}.{ext if dot else 'csv'}"
         folder = staging / part.member.party
@@ -101,7 +105,7 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
         write_atomic(path, part.data)
         os.chmod(path, 0o600)
         t = pipeline.take_in(rt, Outbox(agreement.id, flow.id, folder), path, states=(),
-                             provider=party, recipient=part.member.party)
+                             owner=owner, provider=party, recipient=part.member.party)
         if t is None:
             raise StateError(f"the part for {part.member.party} vanished before it was taken in")
         children.append((Child(t.id, part.member.party, part.rows, part.sha256, part.size), t))
@@ -123,12 +127,29 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
     rt.flush()
     # Each child is checked like any file (sender, content, onward, its member's rows only),
     # and waits for the one witnessed decision over the whole fan-out.
-    done = [pipeline.advance(rt, t, states=(State.DROPPED, State.QUARANTINED))
+    done = [pipeline.advance(rt, t, owner=owner, states=(State.DROPPED, State.QUARANTINED))
             for _c, t in children]
     _tidy(staging)
     log.info("holding %s forwarded on %s: %d children, %d rows withheld", h.id, flow.id,
              len(done), split.withheld_total)
     return fanout, done
+
+
+def parts_of(rt: Runtime, holding_id: str) -> list[dict[str, Any]]:
+    """Every fan-out of a holding, each child with its member, rows, digest and state, and the
+    members whose part is not delivered yet (for `tachiai holdings show`)."""
+    out: list[dict[str, Any]] = []
+    for f in fanouts.by_holding(rt.store, holding_id):
+        children = [{"transfer": c.transfer, "member": c.member, "rows": c.rows,
+                     "sha256": c.sha256, "state": rt.store.get(c.transfer).state}
+                    for c in f.children]
+        out.append({
+            "id": f.id, "flow": f.flow, "group": f.group, "split_by": f.split_by,
+            "rows": f.rows, "withheld": dict(f.withheld), "children": children,
+            "undelivered": [c["member"] for c in children
+                            if c["state"] not in ("delivered", "acknowledged")],
+        })
+    return out
 
 
 def _refused(rt: Runtime, h: holdings.Holding, flow: str, column: str,

@@ -150,12 +150,14 @@ def _show(args: argparse.Namespace) -> int:
     h = holdings.get(rt, args.id)
     data = _json(rt, h, clock.today())
     data["certificates"] = certificates_of(rt, h.id)
+    # Forwarded to a party group: each fan-out, and where each member's part stands.
+    data["fanouts"] = forwarding.parts_of(rt, h.id)
     data["thread"] = thread(rt, h)
     if args.json:
         print_json(data)
         return 0
     for key, value in data.items():
-        if key in ("reasons", "certificates", "thread"):
+        if key in ("reasons", "certificates", "thread", "fanouts"):
             continue
         print(f"{key:>18}: {value if value not in (None, []) else '-'}")
     for reason in data["reasons"]:
@@ -166,6 +168,12 @@ def _show(args: argparse.Namespace) -> int:
         )
     for item in data["thread"]:
         print(f"            thread: {item['relation']} {item['id']} ({item['what']})")
+    for f in data["fanouts"]:
+        print(f"           fan-out: {f['id']} on {f['flow']}: {f['rows']} rows, withheld "
+              f"{f['withheld'] or 0}; undelivered: {', '.join(f['undelivered']) or 'none'}")
+        for c in f["children"]:
+            print(f"              part: {c['member']} {c['rows']} rows {c['state']} "
+                  f"({c['transfer']})")
     if h.status is HoldingState.RECEIVED:
         print(
             f"\nnext: a designated receiving handler signs the terms (`tachiai holdings terms "

@@ -112,7 +112,7 @@ def test_check_of_a_configuration_and_the_daemon_say_the_same(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, demo: Path, today: dt.date
 ) -> None:
     code, out, _err = run(capsys, "agreements", "check", "--config", str(demo))
-    assert code == 0 and "handler registry (4 handlers)" in out
+    assert code == 0 and "handler registry (6 handlers)" in out
     path, line = broken_copy(tmp_path, "isa-nhi-status-loss", "witnesses = 1 ", "witnesses = 0 ")
     config = demo.read_text(encoding="utf-8").replace(
         'agreements = ["isa-nhi-status-loss"]', f'agreements = ["{path}"]'
