@@ -234,7 +234,7 @@ BROKEN: list[tuple[str, str, Mutation, str]] = [
         _set("flows/0/schedule/catch_up_from", dt.date(2024, 1, 1)),
         "flows[0].schedule.catch_up_from",
     ),
-    (NHI, "duplicate flow id", lambda d: d["flows"].append(dict(d["flows"][0])), "flows[1].id"),
+    (NHI, "duplicate flow id", lambda d: d["flows"].append(dict(d["flows"][0])), "flows[3].id"),
     (
         NHI,
         "unknown format",
