@@ -13,7 +13,10 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
+import pwd
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state import fanouts
+from tests.conftest import needs_7zz
 from tests.gateway.inbound.test_holdings_pair import (
     AGREEMENT,
     ROOT,
@@ -57,6 +61,7 @@ HOKKAIDO = ["DUMMY SABURO,011002,北海道札幌市サンプル町5-5,1,1975/11/
 MISMATCH = "EXAMPLE SHIRO,131016,神奈川県横浜市テスト町6-6,1,1980/02/03,2026/10/06"
 ROWS = [TOKYO[0], KANAGAWA[0], HOKKAIDO[0], MISMATCH, TOKYO[1], KANAGAWA[1]]
 MEMBERS = ("nhi-federations-01", "nhi-federations-13", "nhi-federations-14")
+TOWNS = ("municipalities-131016", "municipalities-131041")  # 千代田区, 新宿区
 
 @dataclass
 class Chain:
@@ -96,13 +101,24 @@ def chain(tmp_path: Path) -> Chain:
             (tmp_path / "elsewhere" / m / sub).mkdir(parents=True, mode=0o700)
     for sub in ("inbound/inbox", "inbound/passwords"):
         (fed / sub).mkdir(parents=True, mode=0o700)
-    public = generate_ed25519(pair.keys / "ito", "ito@tachiai-test")
     registry = (pair.recipient.root / "registry.toml").read_text(encoding="utf-8")
-    (fed / "registry.toml").write_text(
-        registry + f'\n[[handlers]]\nname = "ito"\nparty = "nhi-federations-13"\nroles = '
-        f'["receive"]\npublic_key = "{public}"\nagreements = ["{AGREEMENT}"]\n'
-        "designated_from = 2023-03-29\n", encoding="utf-8")
-    (fed / "tachiai.toml").write_text(_config("nhi-federations-13", "", ""), encoding="utf-8")
+    me = pwd.getpwuid(os.getuid()).pw_name
+    # The federation of Tokyo: ito receives, mori (the OS user) forwards, abe witnesses.
+    for name, role, os_user in (("ito", "receive", None), ("mori", "send", me),
+                                ("abe", "witness", None)):
+        public = generate_ed25519(pair.keys / name, f"{name}@tachiai-test")
+        registry += (f'\n[[handlers]]\nname = "{name}"\nparty = "nhi-federations-13"\nroles = '
+                     f'["{role}"]\npublic_key = "{public}"\nagreements = ["{AGREEMENT}"]\n'
+                     "designated_from = 2023-03-29\n"
+                     + (f'os_user = "{os_user}"\n' if os_user else ""))
+    (fed / "registry.toml").write_text(registry, encoding="utf-8")
+    towns = "".join(
+        f'\n[recipients.{m}]\ntransport = "local"\ninbox = "../towns/{m}/inbox"\n'
+        f'password_channel = "../towns/{m}/passwords"\n' for m in TOWNS)
+    for m in TOWNS:
+        for sub in ("inbox", "passwords"):
+            (tmp_path / "towns" / m / sub).mkdir(parents=True, mode=0o700)
+    (fed / "tachiai.toml").write_text(_config("nhi-federations-13", "", towns), encoding="utf-8")
     pair.recipient.reopen()
     federation = Side(fed, Runtime.open(load_settings(fed / "tachiai.toml")))
     return Chain(pair, federation, tmp_path)
@@ -172,6 +188,60 @@ def test_a_national_file_reaches_each_federation_with_only_its_prefectures_rows(
     assert held.sha256 == fanout.children[1].sha256 and held.provider == "nhi-central"
     with holdings.plaintext(chain.federation.rt, held) as fh:
         assert fh.read() == csv_bytes(TOKYO)
+    for side in (chain.pair.provider, chain.pair.recipient, chain.federation):
+        assert main(["--config", str(side.root / "tachiai.toml"), "audit", "verify"]) == 0
+
+
+def _forward_to_tokyo(chain: Chain, rows: list[str]) -> holdings.Holding:
+    """isa → nhi-central → the federation of Tokyo: its part, held there."""
+    h = _held(chain, rows)
+    fanout, _children = forwarding.forward(chain.central, h.id, FLOW, CODE)
+    _approve_all(chain, fanout.id)
+    for child in fanout.children:
+        done = pipeline.advance(chain.central, chain.central.store.get(child.transfer))
+        assert done.status is State.DELIVERED, done.reasons
+    arrivals.poll_inbound(chain.federation.rt)
+    (held,) = holdings.find(chain.federation.rt)
+    assert held.status is HoldingState.RECEIVED, held.reasons
+    return held
+
+
+def _opened(tmp: Path, inbox: Path, passwords: Path) -> bytes:
+    """The one delivery in `inbox`, opened with 7zz and its password."""
+    (sealed,) = [p for p in inbox.iterdir() if p.name.endswith(".zip")]
+    (password_file,) = list(passwords.iterdir())
+    out = tmp / inbox.parent.name
+    subprocess.run(["7zz", "x", "-y", f"-o{out}", f"-p{password_file.read_text().strip()}",
+                    str(sealed)], check=True, capture_output=True)
+    (plain,) = list(out.iterdir())
+    return plain.read_bytes()
+
+
+@needs_7zz
+def test_the_federation_splits_again_and_each_municipality_gets_only_its_residents(
+    chain: Chain, tmp_path: Path
+) -> None:
+    tokyo = [TOKYO[0], TOKYO[1], TOKYO[0].replace("TEST TARO", "TEST SABURO")]
+    held = _forward_to_tokyo(chain, [*tokyo, KANAGAWA[0], HOKKAIDO[0], MISMATCH])
+    fed = chain.federation.rt
+    fanout, children = forwarding.forward(fed, held.id, "to-municipalities", CODE)
+    assert [(c.member, c.rows) for c in fanout.children] == [(TOWNS[0], 1), (TOWNS[1], 2)]
+    assert fanout.withheld == {} and fanout.parent_sha256 == held.sha256
+    assert all(t.status is State.AWAITING_APPROVAL for t in children), [t.reasons for t in children]
+    assert {t.provider for t in children} == {"nhi-federations-13"}
+    statement = approvals.statement(fed, children[0])
+    signature = sshsig.sign(statement, load_private_key(chain.pair.key("abe")),
+                            approvals.APPROVAL_NAMESPACE)
+    for t in children:
+        approvals.approve(fed, t.id, signature)
+        assert pipeline.advance(fed, fed.store.get(t.id)).status is State.DELIVERED
+    expected = {TOWNS[0]: [TOKYO[1]], TOWNS[1]: [tokyo[0], tokyo[2]]}
+    for town in TOWNS:
+        folder = chain.base / "towns" / town
+        data = _opened(tmp_path / "opened", folder / "inbox", folder / "passwords")
+        assert data == csv_bytes(expected[town])  # byte for byte, cp932 and CRLF kept
+        codes = {line.split(b",")[1] for line in data.splitlines()[1:]}
+        assert codes == {town.rsplit("-", 1)[1].encode()}  # nobody gets another body's row
     for side in (chain.pair.provider, chain.pair.recipient, chain.federation):
         assert main(["--config", str(side.root / "tachiai.toml"), "audit", "verify"]) == 0
 
