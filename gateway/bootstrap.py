@@ -2,8 +2,10 @@
 for the demo, people.
 
 The demo is the immigration agency (isa) → NHI central association (nhi-central) monthly flow
-of agreement isa-nhi-status-loss, with four synthetic designated handlers, each with a fresh SSH
-key: sato (sender, the OS user who ran init), suzuki and tanaka (witnesses), takahashi (receiver).
+of agreement isa-nhi-status-loss, with six synthetic designated handlers, each with a fresh SSH
+key: sato (sender, the OS user who ran init), suzuki and tanaka (witnesses), takahashi (receiver);
+and at nhi-central, kobayashi (who forwards to the federations, the OS user too) and yamada
+(who witnesses the forwarding).
 `--demo-recipient DEMO` makes the receiving gateway of nhi-central beside such a demo: it takes
 in what the demo delivers, from the demo's recipient folders, into holdings (受領).
 """
@@ -28,7 +30,14 @@ DEMO_PEOPLE = (
     ("suzuki", "isa", ["witness"]),
     ("tanaka", "isa", ["witness"]),
     ("takahashi", "nhi-central", ["receive"]),
+    ("kobayashi", "nhi-central", ["send"]),  # forwards to the federations (記1(3))
+    ("yamada", "nhi-central", ["witness"]),
 )
+#: The federations the demo's receiving gateway forwards to: each a member of the party group
+#: nhi-federations (isa-nhi-status-loss.groups.toml) with a folder of its own.
+DEMO_FEDERATIONS = ("nhi-federations-13", "nhi-federations-14")
+#: The people whose files the OS user who ran init drops or forwards.
+_OS_USER_PEOPLE = ("sato", "kobayashi")
 # Obviously synthetic rows: made-up names, real municipality codes, valid check digits.
 DEMO_ROWS = [
     ("TEST TARO", "131041", "東京都新宿区サンプル町1-1", "1", "1990/04/01", "令和8年10月1日"),
@@ -75,7 +84,8 @@ def init(directory: Path, demo: bool) -> list[str]:
     entries = []
     for name, party, roles in DEMO_PEOPLE:
         public = generate_ed25519(keys / name, f"{name}@tachiai-demo")
-        entries.append(_handler_text(name, party, roles, public, me if name == "sato" else None))
+        os_user = me if name in _OS_USER_PEOPLE else None
+        entries.append(_handler_text(name, party, roles, public, os_user))
     (directory / "demo" / "registry.toml").write_text(
         "# Designated handlers (取扱者の指定) of the demo. Synthetic people, fresh keys.\n\n"
         + "\n".join(entries), encoding="utf-8")
@@ -92,7 +102,7 @@ def init(directory: Path, demo: bool) -> list[str]:
     outbox.mkdir(parents=True, exist_ok=True)
     t = executable()
     return [
-        f"wrote {config} with the demo agreement {DEMO_AGREEMENT} and four demo handlers",
+        f"wrote {config} with the demo agreement {DEMO_AGREEMENT} and six demo handlers",
         f"sato (sender) is your OS user {me!r}; witnesses' keys: {keys}/suzuki, {keys}/tanaka",
         "next:",
         f"  1. start the daemon:      {t} run --config {config}",
@@ -126,11 +136,24 @@ def init_demo_recipient(directory: Path, provider: Path) -> list[str]:
     (directory / "state").mkdir(parents=True, exist_ok=True, mode=0o700)
     (directory / "handlers").mkdir(exist_ok=True, mode=0o700)
     (directory / "registry.toml").write_bytes(registry.read_bytes())
+    (directory / "outbox").mkdir(exist_ok=True, mode=0o700)
     inbox, channel = json.dumps(str(folders / "inbox")), json.dumps(str(folders / "passwords"))
+    routes = []
+    for member in DEMO_FEDERATIONS:
+        for sub in ("inbox", "passwords"):
+            (directory / "federations" / member / sub).mkdir(parents=True, exist_ok=True,
+                                                              mode=0o700)
+        routes.append(f"""
+[recipients.{member}]               # a federation (国保連合会): its own folders, its rows only
+transport = "local"
+inbox = "federations/{member}/inbox"
+password_channel = "federations/{member}/passwords"
+""")
     config.write_text(f"""# The demo's receiving party (受領側). Paths are relative to this file.
 [gateway]
 party = "nhi-central"             # the receiving party (提供先) this gateway acts for
 state_dir = "state"
+outbox_dir = "outbox"
 registry = "registry.toml"        # takahashi (receive) and the provider's witnesses
 agreements = ["{DEMO_AGREEMENT}"]
 
@@ -138,7 +161,7 @@ agreements = ["{DEMO_AGREEMENT}"]
 inbox = {inbox}
 password_channel = {channel}   # a separate route, never the inbox
 handlers_folder = "handlers"      # opened data goes only to handlers/NAME/ (0700)
-""", encoding="utf-8")
+{"".join(routes)}""", encoding="utf-8")
     key = provider / "demo" / "keys" / "takahashi"
     c = f"--config {config}"
     t = executable()

@@ -74,7 +74,8 @@ class Daemon:
             path = self.settings.outbox(agreement.id, flow.id)
             make_outbox(path, self.settings.outbox_dir)
             boxes.append(Outbox(agreement.id, flow.id, path))
-            self.settings.recipient(flow.recipient)  # refuse to start without a delivery route
+            if flow.recipient not in agreement.groups:  # a group's members: each at delivery
+                self.settings.recipient(flow.recipient)  # refuse to start without a route
         boxes.extend(self.pickup.outboxes())  # SFTP pickups land here, then intake as usual
         spool_dev = os.stat(self.rt.spool.root).st_dev
         for box in boxes:

@@ -74,9 +74,9 @@ class Runtime:
                               hint="list it in gateway.agreements of the configuration") from None
 
     def our_flows(self) -> list[tuple[Agreement, Flow]]:
-        """Flows whose provider is the party this gateway acts for."""
+        """Flows whose provider is the party this gateway acts for (or its party group)."""
         return [(a, f) for a in self.agreements.values() for f in a.flows
-                if f.provider == self.settings.party]
+                if a.acts_as(self.settings.party, f.provider)]
 
     def flush(self) -> int:
         # One flush at a time per process: the daemon's workers all flush after their steps,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from policies.delegations import DelegationRegistry
+from policies.groups import GroupRegistry, Member, PartyGroup
 from policies.reasons import Reason
 from policies.terms import (
     Obligation,
@@ -174,6 +175,8 @@ class Agreement:
     obligations: tuple[Obligation, ...] = ()
     clauses: Mapping[str, str] = field(default_factory=dict)
     notes: str = ""
+    # Parties made of members keyed by 地方公共団体コード (attached by the loader, with_groups).
+    groups: Mapping[str, PartyGroup] = field(default_factory=dict)
 
     def flow(self, flow_id: str) -> Flow:
         """Raises: KeyError when the agreement has no such flow."""
@@ -229,6 +232,73 @@ class Agreement:
     ) -> Reason:
         """A reason citing the term `key` of this agreement and its clause."""
         return Reason(rule, message, self.term(key), row, column, self.clause(key))
+
+    def group_of(self, party: str) -> PartyGroup | None:
+        """The group a member party belongs to, or None when `party` is no group's member."""
+        return next((g for g in self.groups.values() if g.member(party) is not None), None)
+
+    def role_of(self, party: str) -> str:
+        """The party a member acts as (its group), or the party itself."""
+        group = self.group_of(party)
+        return group.party if group is not None else party
+
+    def acts_as(self, party: str, role: str) -> bool:
+        """Whether `party` is `role` or one of the members of the group `role`."""
+        return party == role or self.role_of(party) == role
+
+    def party_of(self, group: str, code: str) -> Member | None:
+        """The member of `group` a local government code names, or None (never a guess)."""
+        found = self.groups.get(group)
+        return found.party_of(code) if found is not None else None
+
+    def flow_for(self, flow: Flow, provider: str | None, recipient: str | None) -> Flow:
+        """The flow as one member of a group runs it: a flow from or to a party group, with the
+        member in the group's place. Anything else (the flow's own parties, a party that is no
+        member of the flow's group) leaves the flow as it is, so the checks that compare parties
+        still refuse it."""
+        out = flow
+        if provider and provider != flow.provider and self.acts_as(provider, flow.provider):
+            out = dataclasses.replace(out, provider=provider)
+        if recipient and recipient != flow.recipient and self.acts_as(recipient, flow.recipient):
+            out = dataclasses.replace(out, recipient=recipient)
+        return out
+
+    def with_groups(self, registry: GroupRegistry) -> Agreement:
+        """This agreement with its party groups attached: every member becomes a party of its
+        own, with the group's kind and designated roles, its place in the onward chain and its
+        use of contractors.
+
+        Raises:
+            ValueError: the registry is for another agreement, or names a group that is not a
+                party of it.
+        """
+        if registry.agreement != self.id:
+            raise ValueError(f"the groups file is for {registry.agreement!r}, not {self.id!r}")
+        parties = dict(self.parties)
+        chain = {k: list(v) for k, v in self.onward_chain.items()}
+        contractors = set(self.contractors)
+        for gid, group in registry.groups.items():
+            base = parties.get(gid)
+            if base is None:
+                raise ValueError(f"group {gid!r} is not a party of agreement {self.id}")
+            for m in group.members:
+                if m.party in parties:
+                    raise ValueError(f"member {m.party!r} of {gid} is already a party")
+                parties[m.party] = Party(m.party, m.name, base.kind, None, base.designates)
+                if gid in chain:
+                    chain[m.party] = list(chain[gid])
+                if gid in contractors:
+                    contractors.add(m.party)
+            for nxt in chain.values():
+                if gid in nxt:
+                    nxt.extend(m.party for m in group.members if m.party not in nxt)
+        return dataclasses.replace(
+            self,
+            parties=parties,
+            onward_chain={k: tuple(v) for k, v in chain.items()},
+            contractors=frozenset(contractors),
+            groups=dict(registry.groups),
+        )
 
     def with_delegations(self, registry: DelegationRegistry) -> Agreement:
         """This agreement with its delegation registry attached.

@@ -60,12 +60,15 @@ def onward_refusal(
 
 
 def reachable_parties(agreement: Agreement, start: str) -> tuple[str, ...]:
-    """Every party the data may reach from `start` along the onward chain, in order found."""
+    """Every party the data may reach from `start` along the onward chain, in order found; a
+    group stands for its members (each member is named only where the chain names it alone)."""
     seen: list[str] = []
-    queue = [start]
+    queue = [agreement.role_of(start)]
     while queue:
         holder = queue.pop(0)
         for nxt in agreement.onward_chain.get(holder, ()):
+            if agreement.group_of(nxt) is not None:
+                continue  # a member of a group that the chain names too
             if nxt not in seen and nxt != start:
                 seen.append(nxt)
                 queue.append(nxt)

@@ -25,6 +25,7 @@ from gateway.errors import (
 )
 from gateway.identity.sshkeys import load_private_key
 from gateway.outbound import approvals
+from gateway.runtime import Runtime
 
 #: The name of a transfer's signature in a `--signatures` folder.
 SIGNATURE_SUFFIX = ".sig"
@@ -69,6 +70,10 @@ def _approve(args: argparse.Namespace) -> int:
     if len(ids) > 1:
         return _approve_each(args, ids)
     rt = runtime_of(args)
+    children = approvals.fanout_children(rt, ids[0])
+    if children is not None:
+        # One witnessed decision for a fan-out: its one statement, signed once, for every child.
+        return _approve_fanout(args, rt, children)
     transfer = rt.store.get(ids[0])
     signature = signature_from(args, approvals.statement(rt, transfer),
                                approvals.APPROVAL_NAMESPACE)
@@ -112,6 +117,26 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
         # one durable append for the batch instead of one per transfer.
         rt.flush()
     print(f"{len(ids) - refused} of {len(ids)} approval(s) recorded", file=sys.stderr)
+    return CheckFailed.exit_code if refused else 0
+
+
+def _approve_fanout(args: argparse.Namespace, rt: Runtime, children: list[str]) -> int:
+    statement = approvals.statement(rt, rt.store.get(children[0]))
+    signature = signature_from(args, statement, approvals.APPROVAL_NAMESPACE)
+    refused = 0
+    for transfer_id in children:
+        try:
+            outcome = approvals.approve(rt, transfer_id, signature,
+                                        duplicate_ok=args.duplicate_ok)
+        except (CheckFailed, InputError, StateError) as exc:
+            refused += 1
+            print(f"{transfer_id}: NOT approved: {_one_line(exc)}", file=sys.stderr)
+            continue
+        print(f"{transfer_id}: approval by {outcome.witness} recorded "
+              f"({len(outcome.approvals)} of {outcome.needed} witness(es))"
+              + ("; approved, the daemon seals and delivers it now" if outcome.approved else ""))
+    print(f"{len(children) - refused} of {len(children)} child transfer(s) of the fan-out "
+          "approved", file=sys.stderr)
     return CheckFailed.exit_code if refused else 0
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway import forwarding
 from gateway.cli import table
 from gateway.cli.common import (
     Subparsers,
@@ -81,6 +82,16 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     _signing(p, CERTIFICATE_NAMESPACE)
     p.set_defaults(handler=_certify)
     p = hsub.add_parser(
+        "forward", parents=[common], help="split a holding by local government code and send "
+        "each member of a party group its own rows (one witnessed decision for all)"
+    )
+    p.add_argument("id", help="the holding to forward")
+    p.add_argument("--flow", required=True, help="the flow to a party group, e.g. to-federations")
+    p.add_argument("--split-by", required=True, metavar="COLUMN",
+                   help="the column holding the 地方公共団体コード")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_forward)
+    p = hsub.add_parser(
         "retry", parents=[common], help="check a refused delivery again after fixing the cause"
     )
     p.add_argument("id")
@@ -112,17 +123,41 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forward(args: argparse.Namespace) -> int:
+    rt = runtime_of(args)
+    fanout, children = forwarding.forward(rt, args.id, args.flow, args.split_by)
+    states = {t.id: t for t in children}
+    rows = [{"transfer": c.transfer, "member": c.member, "rows": c.rows, "sha256": c.sha256,
+             "state": states[c.transfer].state if c.transfer in states else None}
+            for c in fanout.children]
+    if args.json:
+        print_json({"fanout": fanout.id, "holding": fanout.holding, "flow": fanout.flow,
+                    "rows": fanout.rows, "withheld": dict(fanout.withheld), "children": rows})
+        return 0
+    print(f"fan-out {fanout.id}: {fanout.rows} row(s) of holding {fanout.holding} split by "
+          f"{fanout.split_by} into {len(rows)} file(s)")
+    print(table.render(["transfer", "member", "rows", "state", "sha256"],
+                       [[r["transfer"], r["member"], str(r["rows"]), str(r["state"]),
+                         str(r["sha256"])[:16]] for r in rows]))
+    for reason, count in sorted(fanout.withheld.items()):
+        print(f"withheld: {count} row(s): {reason}")
+    print(f"next: a witness approves them all at once: tachiai approve {fanout.id} --key KEY")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     rt = runtime_of(args)
     h = holdings.get(rt, args.id)
     data = _json(rt, h, clock.today())
     data["certificates"] = certificates_of(rt, h.id)
+    # Forwarded to a party group: each fan-out, and where each member's part stands.
+    data["fanouts"] = forwarding.parts_of(rt, h.id)
     data["thread"] = thread(rt, h)
     if args.json:
         print_json(data)
         return 0
     for key, value in data.items():
-        if key in ("reasons", "certificates", "thread"):
+        if key in ("reasons", "certificates", "thread", "fanouts"):
             continue
         print(f"{key:>18}: {value if value not in (None, []) else '-'}")
     for reason in data["reasons"]:
@@ -133,6 +168,12 @@ def _show(args: argparse.Namespace) -> int:
         )
     for item in data["thread"]:
         print(f"            thread: {item['relation']} {item['id']} ({item['what']})")
+    for f in data["fanouts"]:
+        print(f"           fan-out: {f['id']} on {f['flow']}: {f['rows']} rows, withheld "
+              f"{f['withheld'] or 0}; undelivered: {', '.join(f['undelivered']) or 'none'}")
+        for c in f["children"]:
+            print(f"              part: {c['member']} {c['rows']} rows {c['state']} "
+                  f"({c['transfer']})")
     if h.status is HoldingState.RECEIVED:
         print(
             f"\nnext: a designated receiving handler signs the terms (`tachiai holdings terms "

@@ -19,7 +19,7 @@ from pathlib import Path
 from gateway.config.routes import UNSAFE_PLAINTEXT, MailRoute, SftpEndpoint
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError
-from policies.agreement import Agreement
+from policies.agreement import Agreement, Flow
 from policies.handlers import Registry
 
 #: Modes a private key or password file may have: readable by its owner only.
@@ -77,42 +77,55 @@ def _flows(
     settings: Settings, agreements: Mapping[str, Agreement], registry: Registry, on: dt.date
 ) -> Iterator[Finding]:
     for agreement in agreements.values():
-        for flow in agreement.flows:
-            if flow.provider != settings.party:
+        for group_flow in agreement.flows:
+            if not agreement.acts_as(settings.party, group_flow.provider):
                 continue
-            where = f"{agreement.id} flow {flow.id}"
-            recipient = settings.recipients.get(flow.recipient)
-            if recipient is None:
-                yield Finding(
-                    f"recipients.{flow.recipient}",
-                    f"{where} goes to {flow.recipient}, which has no route",
-                    f"add a [recipients.{flow.recipient}] table (see docs/partners.md)",
-                )
-                continue
-            # Every profile but age is a ZIP whose password takes a route of its own
-            # (gateway.outbound.sealing.PASSWORD_PROFILES; a test holds the two together).
-            if flow.encryption != "age" and recipient.password_route is None:
-                yield Finding(
-                    f"recipients.{flow.recipient}.password_channel",
-                    f"{where} seals with {flow.encryption}, whose password needs a route "
-                    "of its own, and none is set",
-                    'add password_channel = { kind = "retrieval" } (or a folder, or another '
-                    f"SFTP account) to [recipients.{flow.recipient}]",
-                )
-            if flow.encryption == "age" and not any(
-                h.party == flow.recipient
-                and h.age_recipient is not None
-                and h.designated(agreement.id, "receive", on)
-                for h in registry.handlers
-            ):
-                yield Finding(
-                    f"handlers of {flow.recipient}",
-                    f"{where} seals with age, but no receiving handler of {flow.recipient} "
-                    f"designated for {agreement.id} today has an age_recipient",
-                    'add age_recipient = "age1…" (from `age-keygen -y KEYFILE`) to a receiving '
-                    "handler of that party in the registry",
-                    settings.registry_path,
-                )
+            group = agreement.groups.get(group_flow.recipient)
+            # A flow to a party group goes to each member on its own route (a fan-out's
+            # children, gateway.forwarding): each configured member is checked; a member without
+            # one fails only its own child, at delivery, with the fix.
+            targets = [m.party for m in group.members if m.party in settings.recipients] \
+                if group is not None else [group_flow.recipient]
+            for target in targets:
+                yield from _flow(settings, agreement, group_flow, target, registry, on)
+
+
+def _flow(settings: Settings, agreement: Agreement, group_flow: Flow, target: str,
+          registry: Registry, on: dt.date) -> Iterator[Finding]:
+    flow = agreement.flow_for(group_flow, settings.party, target)
+    where = f"{agreement.id} flow {flow.id}"
+    recipient = settings.recipients.get(flow.recipient)
+    if recipient is None:
+        yield Finding(
+            f"recipients.{flow.recipient}",
+            f"{where} goes to {flow.recipient}, which has no route",
+            f"add a [recipients.{flow.recipient}] table (see docs/partners.md)",
+        )
+        return
+    # Every profile but age is a ZIP whose password takes a route of its own
+    # (gateway.outbound.sealing.PASSWORD_PROFILES; a test holds the two together).
+    if flow.encryption != "age" and recipient.password_route is None:
+        yield Finding(
+            f"recipients.{flow.recipient}.password_channel",
+            f"{where} seals with {flow.encryption}, whose password needs a route "
+            "of its own, and none is set",
+            'add password_channel = { kind = "retrieval" } (or a folder, or another '
+            f"SFTP account) to [recipients.{flow.recipient}]",
+        )
+    if flow.encryption == "age" and not any(
+        h.party == flow.recipient
+        and h.age_recipient is not None
+        and h.designated(agreement.id, "receive", on)
+        for h in registry.handlers
+    ):
+        yield Finding(
+            f"handlers of {flow.recipient}",
+            f"{where} seals with age, but no receiving handler of {flow.recipient} "
+            f"designated for {agreement.id} today has an age_recipient",
+            'add age_recipient = "age1…" (from `age-keygen -y KEYFILE`) to a receiving '
+            "handler of that party in the registry",
+            settings.registry_path,
+        )
 
 
 def _key_files(settings: Settings) -> Iterator[Finding]:

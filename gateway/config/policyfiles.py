@@ -28,10 +28,12 @@ from policies.agreement_file import parse_agreement
 from policies.delegations import DelegationRegistry
 from policies.designations import check_designations
 from policies.errors import FileProblem, PolicyFileError
+from policies.groups import GroupRegistry
 from policies.handlers import Registry
 
 BUNDLED_DIR = Path(policies.__file__).parent / "agreements"
 DELEGATIONS_SUFFIX = ".delegations.toml"
+GROUPS_SUFFIX = ".groups.toml"  # party groups keyed by 地方公共団体コード (policies.groups)
 
 
 @dataclass
@@ -45,8 +47,11 @@ class CheckReport:
 
 
 def bundled_agreement_paths() -> list[Path]:
-    """The bundled agreement files (not their delegation registries)."""
-    return sorted(p for p in BUNDLED_DIR.glob("*.toml") if not p.name.endswith(DELEGATIONS_SUFFIX))
+    """The bundled agreement files (not their delegation registries or groups files)."""
+    return sorted(
+        p for p in BUNDLED_DIR.glob("*.toml")
+        if not p.name.endswith((DELEGATIONS_SUFFIX, GROUPS_SUFFIX))
+    )
 
 
 def agreement_path(ref: str, base: Path) -> Path:
@@ -92,6 +97,8 @@ def check_paths(paths: Sequence[Path], on: dt.date) -> CheckReport:
             _load_agreement(path, report)
         elif kind == "delegations":
             _load_delegations_alone(path, report)
+        elif kind == "groups":
+            _load_groups(path, report)
         elif kind == "handlers":
             registries.append(path)
     for path in registries:
@@ -226,6 +233,8 @@ def _kind_of(path: Path, report: CheckReport) -> str | None:
         return "handlers"
     if "delegations" in data:
         return "delegations"
+    if "groups" in data and "flows" not in data:
+        return "groups"
     return "agreement"
 
 
@@ -262,6 +271,20 @@ def _load_agreement(path: Path, report: CheckReport) -> None:
             )
             return
         agreement = agreement.with_delegations(registry)
+    groups_path = path.parent / f"{agreement.id}{GROUPS_SUFFIX}"
+    if groups_path.exists():
+        groups = _load_groups(groups_path, report)
+        if groups is None:
+            return
+        try:
+            agreement = agreement.with_groups(groups)
+        except ValueError as exc:
+            report.problems.append(
+                FileProblem(str(groups_path), "groups", str(exc),
+                            "name only parties of the agreement, each member once",
+                            locate(_read_text(groups_path), "groups"))
+            )
+            return
     if agreement.id in report.agreements:
         report.problems.append(
             FileProblem(
@@ -288,6 +311,18 @@ def _load_delegations(path: Path, report: CheckReport) -> DelegationRegistry | N
         f"{path}: delegation registry of {registry.agreement} "
         f"({len(registry.entries)} municipalities)"
     )
+    return registry
+
+
+def _load_groups(path: Path, report: CheckReport) -> GroupRegistry | None:
+    try:
+        data, _text = _read_toml(path)
+        registry = GroupRegistry.from_mapping(data, str(path))
+    except PolicyFileError as exc:
+        report.problems.extend(_with_lines(exc.problems, path))
+        return None
+    counts = ", ".join(f"{g} {len(v.members)}" for g, v in registry.groups.items())
+    report.valid.append(f"{path}: party groups of {registry.agreement} ({counts} members)")
     return registry
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InputError, SignatureError
+from gateway.exchange.fanout import CHILD_PREFIX, FANOUT_KEYS, child_line
 from gateway.identity import sshsig
 from policies.agreement import Agreement, Flow
 from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
@@ -243,6 +244,8 @@ def verify(
             f"{manifest.flow!r}; ask the provider which flow they sent on",
         )
     term = agreement.term(f"flows.{flow.id}")
+    # A fan-out's child runs between members of the flow's party groups (国保連合会, 市町村).
+    flow = agreement.flow_for(flow, manifest.provider, manifest.recipient)
     if (manifest.provider, manifest.recipient) != (flow.provider, flow.recipient):
         return _refuse(
             "inbound.parties",
@@ -305,6 +308,8 @@ def statement_problem(manifest: Manifest) -> str | None:
         if not sep or key in found:
             return "the signed statement has a malformed or repeated line"
         found[key] = value
+    if "fanout" in found:
+        return _fanout_problem(manifest, found)
     duplicate = found.pop(DUPLICATE_KEY, None)
     if duplicate is not None and not re.fullmatch(r"t-[0-9a-f]{12}", duplicate):
         return "the signed statement's duplicate-of line does not name a transfer"
@@ -313,6 +318,34 @@ def statement_problem(manifest: Manifest) -> str | None:
         return (
             f"the signed statement and the manifest disagree on {', '.join(differ)}: the "
             "manifest or the file was changed after the witnesses signed"
+        )
+    return None
+
+
+def _fanout_problem(manifest: Manifest, found: dict[str, str]) -> str | None:
+    """Why a fan-out's statement (one for every child, gateway.forwarding) does not list this
+    file as the child for this recipient, or None."""
+    common = {
+        "agreement": manifest.agreement,
+        "flow": manifest.flow,
+        "provider": manifest.provider,
+        "sender": manifest.sender or "-",
+    }
+    if any(found.get(k) != v for k, v in common.items()):
+        differ = sorted(k for k, v in common.items() if found.get(k) != v)
+        return (f"the signed fan-out statement and the manifest disagree on {', '.join(differ)}")
+    missing = [k for k in (*FANOUT_KEYS, "recipient") if k not in found]
+    if missing or manifest.replies_to is not None or manifest.corrects is not None:
+        return "the signed statement's fan-out lines are incomplete"
+    _key, mine = child_line(manifest.recipient, manifest.transfer, 0, manifest.size,
+                            manifest.sha256, manifest.file_name)
+    listed = found.get(f"{CHILD_PREFIX}{manifest.recipient}", "")
+    drop_rows = re.compile(r" rows=\d+ ")
+    if drop_rows.sub(" ", listed) != drop_rows.sub(" ", mine):
+        return (
+            "the signed fan-out statement does not list this file (its transfer, size and "
+            "SHA-256) as the child for this recipient: it was changed or swapped after the "
+            "witnesses signed"
         )
     return None
 

@@ -11,6 +11,7 @@ received | refused) whose checks must be read in the order they run; the inbox l
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -23,8 +24,9 @@ from typing import Any
 
 from gateway.errors import StorageError, TachiaiError
 from gateway.exchange import onward_guard
+from gateway.exchange.fanout import member_refusal
 from gateway.exchange.manifest import Manifest, ManifestError, verify
-from gateway.inbound import holdings, inbox, receipts, unsealing
+from gateway.inbound import erasure, holdings, inbox, receipts, unsealing
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.sweep import sweep_holdings
 from gateway.runtime import Runtime
@@ -238,10 +240,26 @@ def _check(rt: Runtime, h: Holding, folder: Path) -> Holding | tuple[list[Reason
     stored = unsealing.store_at_rest(rt, h, m, folder)
     if stored is not None:
         return [stored], h
+    stray = _foreign_rows(rt, h, m, today)
+    if stray is not None:
+        # Not ours to hold: the copy and its key go at once (区画: no member keeps another's rows).
+        (folder / unsealing.DATA).unlink(missing_ok=True)
+        erasure.destroy_key(rt.store, h.id)
+        return [stray], h
     deadline = disposal_deadline(agreement, today)
     return _register(
         rt, h, m, folder, today.isoformat(), deadline.isoformat() if deadline else None
     )
+
+
+def _foreign_rows(rt: Runtime, h: Holding, m: Manifest, today: dt.date) -> Reason | None:
+    """On a flow to a party group: why the file holds a row of another member (or of none)."""
+    agreement = rt.agreements[m.agreement]
+    flow = agreement.flow(m.flow)
+    if flow.recipient not in agreement.groups:
+        return None
+    with holdings.plaintext(rt, h) as fh:
+        return member_refusal(agreement, flow, flow.recipient, rt.settings.party, fh, today)
 
 
 def _described(rt: Runtime, h: Holding, m: Manifest) -> Holding:

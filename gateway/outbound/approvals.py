@@ -16,13 +16,14 @@ from typing import NoReturn
 from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
+from gateway.exchange.fanout import child_line
 from gateway.exchange.manifest import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import PrivateKey
 from gateway.outbound import duplicates, replies
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
-from gateway.state import clock
+from gateway.state import clock, fanouts
 from gateway.state.store import Approval, Transfer
 from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
 from policies.checkdigits import contains_my_number
@@ -48,9 +49,51 @@ class ApprovalOutcome:
         return self.transfer.status is State.APPROVED
 
 
+def fanout_statement(rt: Runtime, found: fanouts.Fanout, sender: str | None) -> bytes:
+    """The one statement of a fan-out: every child with its member, rows, size and SHA-256.
+
+    Witnesses sign it once; the signature approves every child, and a child whose bytes are
+    not the ones listed is refused before sealing (approval.void) and on arrival.
+    """
+    agreement = rt.agreements[found.agreement]
+    flow = agreement.flow(found.flow)
+    withheld = ",".join(f"{k}={v}" for k, v in sorted(found.withheld.items())) or "none"
+    lines = [
+        "tachiai approval statement v1",
+        f"fanout: {found.id}",
+        f"agreement: {found.agreement}",
+        f"flow: {found.flow}",
+        f"provider: {rt.settings.party}",
+        f"recipient: {flow.recipient}",
+        f"sender: {sender or '-'}",
+        f"fanout-parent-sha256: {found.parent_sha256}",
+        f"fanout-rows: {found.rows}",
+        f"fanout-withheld: {withheld}",
+    ]
+    for child in found.children:
+        t = rt.store.get(child.transfer)
+        key, value = child_line(child.member, t.id, child.rows, child.size, child.sha256,
+                                t.file_name)
+        lines.append(f"{key}: {value}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def fanout_children(rt: Runtime, ref: str) -> list[str] | None:
+    """The child transfers of the fan-out `ref` names (its id, or any child's id), in member
+    order; None when `ref` is neither."""
+    found = fanouts.get(rt.store, ref) if ref.startswith("f-") else fanouts.of_transfer(
+        rt.store, ref)
+    return None if found is None else [c.transfer for c in found.children]
+
+
 def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None = None) -> bytes:
     """The exact bytes a witness signs for this transfer (a rejection adds its reason)."""
-    _agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
+    found = fanouts.of_transfer(rt.store, transfer.id) if rejection_reason is None else None
+    if found is not None:
+        # A fan-out's child: one statement for every child (gateway.forwarding).
+        return fanout_statement(rt, found, transfer.sender)
     title = "rejection" if rejection_reason is not None else "approval"
     lines = [
         f"tachiai {title} statement v1",
@@ -83,6 +126,7 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
     quorum is counted again. None means approved; otherwise the reason it is not.
     """
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     message = statement(rt, transfer.model_copy(update={"sha256": sha256, "size": size}))
     counted: list[str] = []
     today = clock.today()
@@ -127,6 +171,7 @@ def approve(rt: Runtime, transfer_id: str, signature: str, *,
             "approval"), signature, APPROVAL_NAMESPACE, statement(rt, transfer),
             hint="only transfers in state awaiting_approval can be approved")
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     # 疑義照会・回答: a reply is approved only with its link in the statement. Read before the
     # statement is made: a link, once fixed, is never removed.
     unlinked = replies.unlinked_reply(rt, transfer)
@@ -204,6 +249,7 @@ def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transf
             "be rejected"), signature, REJECTION_NAMESPACE,
             statement(rt, transfer, rejection_reason=reason))
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     signed = _verify_or_record(rt, transfer, statement(rt, transfer, rejection_reason=reason),
                                signature, REJECTION_NAMESPACE)
     person = rt.registry.by_key(signed.public_key)

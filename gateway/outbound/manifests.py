@@ -22,7 +22,8 @@ def build(rt: Runtime, t: Transfer, delivered_name: str) -> Manifest:
     Raises:
         ConfigError: the transfer's agreement or flow is no longer loaded.
     """
-    _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    flow = agreement.flow_for(flow, t.provider, t.recipient)
     message = approvals.statement(rt, t)
     signed: list[SignedApproval] = []
     for a in rt.store.approvals(t.id):

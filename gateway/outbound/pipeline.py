@@ -29,6 +29,7 @@ from gateway.errors import (
     StateError,
     StorageError,
 )
+from gateway.exchange.fanout import member_refusal
 from gateway.exchange.onward_guard import inspect_onward
 from gateway.outbound import approvals, failures, manifests, names, pickup, replies
 from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
@@ -49,7 +50,7 @@ from gateway.outbound.sealing import (
     suffix,
 )
 from gateway.runtime import Runtime, event, new_transfer_id
-from gateway.state import claims, clock
+from gateway.state import claims, clock, fanouts
 from gateway.state.spool import copy_private, inspect, open_regular, write_atomic
 from gateway.state.store import Transfer
 from gateway.transports import HostKeyRefused, Parcel
@@ -69,7 +70,8 @@ KIND = "transfer"  # what a worker claims (gateway.state.claims)
 
 
 def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None,
-            states: Collection[State] = WORK_STATES) -> Transfer | None:
+            states: Collection[State] = WORK_STATES, provider: str | None = None,
+            recipient: str | None = None) -> Transfer | None:
     """Record an intake intent, move the entry into the spool, and quarantine it.
 
     With an `owner` (a worker), the transfer is created already claimed by it, so no other
@@ -78,6 +80,8 @@ def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None
     carries only its keyed hash (`name_hmac`), and the checked name first appears in
     `transfer.quarantined`. A refused name is stored nowhere: the transfer records the outbox and
     the hash, finds the entry by it, and is rejected with the name's reasons, the file kept.
+    `provider` and `recipient` name the members of party groups a fan-out's child runs between
+    (gateway.forwarding); they default to the flow's own parties.
     """
     try:
         entry = inspect(path)
@@ -90,7 +94,8 @@ def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None
     now = clock.now_ns()
     transfer = Transfer(
         id=new_transfer_id(), agreement=outbox.agreement, flow=outbox.flow,
-        provider=flow.provider, recipient=flow.recipient, state=State.DROPPED.value,
+        provider=provider or flow.provider, recipient=recipient or flow.recipient,
+        state=State.DROPPED.value,
         file_name=verdict.name or "",
         source_path=str(path) if verdict.accepted else names.withheld_source(outbox.path, digest),
         # A refused name's reasons are kept from here: once the entry is in the spool, its name
@@ -252,7 +257,16 @@ def _intake_reasons(rt: Runtime, kind: str, links: int, size: int) -> list[Reaso
 
 def _check(rt: Runtime, t: Transfer) -> Transfer:
     rt.spool.dropped(t.id).unlink(missing_ok=True)  # left over if we crashed after copying
-    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    agreement, group_flow = rt.agreement_flow(t.agreement, t.flow)
+    flow = agreement.flow_for(group_flow, t.provider, t.recipient)
+    child = None
+    if group_flow.recipient in agreement.groups and t.recipient != group_flow.recipient:
+        # A fan-out's child (gateway.forwarding) is checked once its fan-out is recorded, a
+        # moment after it was taken in: until then it waits.
+        found = fanouts.of_transfer(rt.store, t.id)
+        if found is None:
+            return t
+        child = next(c for c in found.children if c.transfer == t.id)
     today = clock.today()
     reasons: list[Reason] = []
     # A file pulled by an SFTP pickup belongs to the daemon's user: the configuration names
@@ -291,6 +305,17 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
                                 and receiver.kind == "contractor")
     if onward.reasons:
         return _reject(rt, t, list(onward.reasons), sender=sender.name, **changes)
+    if group_flow.recipient in agreement.groups:
+        # A flow to a party group (国保連合会, 市町村): one member per file, its own rows only.
+        with open_regular(rt.spool.payload(t.id)) as fh:
+            stray = member_refusal(agreement, flow, group_flow.recipient, t.recipient, fh, today)
+        if stray is not None:
+            return _reject(rt, t, [stray], sender=sender.name, **changes)
+        if child is not None and (child.sha256, child.size) != (t.sha256, t.size):
+            return _reject(rt, t, [agreement.reason(
+                "fanout.changed", "the file is not the part the fan-out made for "
+                f"{t.recipient} (its SHA-256 differs): it was changed after the split; forward "
+                "the holding again", f"flows.{t.flow}.to")], sender=sender.name, **changes)
     # 疑義照会・回答: a reply is linked while it awaits approval, and approved only once linked;
     # said now, so the sender links it before a witness is asked (nothing is linked yet).
     notices = list(verdict.notices)
@@ -319,6 +344,7 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
 
 def _seal(rt: Runtime, t: Transfer) -> Transfer:
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    flow = agreement.flow_for(flow, t.provider, t.recipient)
     folder = rt.spool.folder(t.id)
     profile = flow.encryption
     out = sealed_path(folder, profile)
@@ -369,7 +395,9 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
 
 
 def _deliver(rt: Runtime, t: Transfer) -> Transfer:
-    _agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
+    # A fan-out's child goes to its member of the group, as its statement names it.
+    flow = agreement.flow_for(flow, t.provider, t.recipient)
     # The party the witnesses' statement named is the flow's; a stored column that says
     # otherwise was changed behind our back and is never followed.
     if t.recipient != flow.recipient:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 #: The newest revision under migrations/versions (tests check that it is Alembic's head).
-HEAD: Final = "0006"
+HEAD: Final = "0007"
 VERSION_TABLE: Final = "alembic_version"
 SCRIPTS: Final = Path(__file__).with_name("migrations")
 #: The PostgreSQL advisory lock of migrations ("tcai:stm"), apart from the ledger's own keys

@@ -492,3 +492,37 @@ LATER_INDEXES: tuple[str, ...] = (
     "ix_holdings_created",
     "ix_holdings_state_created",
 )
+
+
+# -- fan-outs (revision 0007) ---------------------------------------------------------------------
+# A received file split by 地方公共団体コード into one child transfer per member of a party group
+# (gateway.forwarding): the parent holding, and each child with its member, rows and digest.
+# Plain tables on the same metadata: rows hold ids, counts and hashes, never a row of data.
+
+FANOUTS = Table(
+    "fanouts",
+    SQLModel.metadata,
+    Column("id", Text, primary_key=True),
+    Column("holding", Text, nullable=False, index=True),
+    Column("agreement", Text, nullable=False),
+    Column("flow", Text, nullable=False),
+    Column("grp", Text, nullable=False),  # the party group split among
+    Column("split_by", Text, nullable=False),  # the code column
+    Column("parent_sha256", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("withheld", Text, nullable=False),  # JSON: {reason: count}
+    Column("created_by", Text, nullable=True),
+    Column("created_ns", BigInteger, nullable=False),
+)
+FANOUT_CHILDREN = Table(
+    "fanout_children",
+    SQLModel.metadata,
+    Column("transfer", Text, primary_key=True),
+    Column("fanout", Text, nullable=False, index=True),
+    Column("member", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    UniqueConstraint("fanout", "member", name="uq_fanout_children_member"),
+)
+ALL_TABLES = (*ALL_TABLES, FANOUTS, FANOUT_CHILDREN)

@@ -33,7 +33,8 @@ def test_a_0_1_gateway_is_migrated_keeps_its_transfers_and_keeps_verifying(demo:
     # What release 0.1 left: its tables, no version table and none of the later ones.
     with contextlib.closing(sqlite3.connect(demo.state_db)) as db:
         db.execute("DROP TABLE alembic_version")
-        for table in ("nodes", "ledger_moved", "ledger_moved_since"):
+        for table in ("nodes", "ledger_moved", "ledger_moved_since", "fanouts",
+                      "fanout_children"):
             db.execute(f"DROP TABLE {table}")
         for index in ("ix_transfers_created", "ix_transfers_state_created",
                       "ix_holdings_created", "ix_holdings_state_created"):

@@ -161,7 +161,10 @@ def _two_recipients(demo: Demo, silent: SilentServer) -> Path:
     text = BUNDLED.read_text(encoding="utf-8")
     start = text.index("[[flows]]")
     end = text.index("[datasets.")
-    flow = text[start:end].replace('id = "monthly"', 'id = "weekly"').replace(
+    # The monthly flow alone (the forwarding flows to the federations follow it).
+    second = text.find("[[flows]]", start + 1)
+    flow = text[start:second if 0 < second < end else end].replace(
+        'id = "monthly"', 'id = "weekly"').replace(
         'to = "nhi-central"', 'to = "nhi-federations"').replace(
         'onward = ["nhi-federations"]', 'onward = ["municipalities"]')
     flow = "\n".join(line for line in flow.splitlines() if not line.startswith("schedule"))

@@ -62,7 +62,9 @@ def test_seed_000_terms() -> None:
     assert a.delegations is not None and a.delegations.covers("131041", dt.date(2026, 1, 5))
     # 国保中央会 → 国保連合会 → 市町村, each with its contractors, nobody else.
     assert reachable_parties(a, "nhi-central") == ("nhi-federations", "municipalities")
-    assert a.contractors == {"nhi-central", "nhi-federations", "municipalities"}
+    assert {a.role_of(p) for p in a.contractors} == {
+        "nhi-central", "nhi-federations", "municipalities"}
+    assert "nhi-federations-13" in a.contractors  # each member of a group, as its group
 
 
 def test_seed_001_terms() -> None:
@@ -232,7 +234,7 @@ BROKEN: list[tuple[str, str, Mutation, str]] = [
         _set("flows/0/schedule/catch_up_from", dt.date(2024, 1, 1)),
         "flows[0].schedule.catch_up_from",
     ),
-    (NHI, "duplicate flow id", lambda d: d["flows"].append(dict(d["flows"][0])), "flows[1].id"),
+    (NHI, "duplicate flow id", lambda d: d["flows"].append(dict(d["flows"][0])), "flows[3].id"),
     (
         NHI,
         "unknown format",

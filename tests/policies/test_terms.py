@@ -387,7 +387,7 @@ def test_a_designation_must_fit_the_agreement() -> None:
     registry = Registry(
         (
             handler("stranger", "tokyo-bureau", {"send"}),  # not a party of NHI
-            handler("receiver", "nhi-central", {"witness"}, key_suffix="3"),  # provides nothing
+            handler("receiver", "mhlw-insurance", {"witness"}, key_suffix="3"),  # provides nothing
             handler("sender", "isa", {"receive"}, key_suffix="4"),  # receives nothing
         )
     )

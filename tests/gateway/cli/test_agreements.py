@@ -112,7 +112,7 @@ def test_check_of_a_configuration_and_the_daemon_say_the_same(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, demo: Path, today: dt.date
 ) -> None:
     code, out, _err = run(capsys, "agreements", "check", "--config", str(demo))
-    assert code == 0 and "handler registry (4 handlers)" in out
+    assert code == 0 and "handler registry (6 handlers)" in out
     path, line = broken_copy(tmp_path, "isa-nhi-status-loss", "witnesses = 1 ", "witnesses = 0 ")
     config = demo.read_text(encoding="utf-8").replace(
         'agreements = ["isa-nhi-status-loss"]', f'agreements = ["{path}"]'
@@ -143,7 +143,8 @@ def test_show_summarises_terms_flows_and_next_due_dates(
     assert code == 0
     data = json.loads(out)
     assert data["id"] == "isa-nhi-status-loss" and data["legal_basis"] == "appi-61"
-    (flow,) = data["flows"]
+    flow, *onward = data["flows"]
+    assert [f["id"] for f in onward] == ["to-federations", "to-municipalities"]
     assert flow["next_due"][0] == {"period": "2026-10", "due": "2026-11-27"}
     assert flow["next_due"][1] == {"period": "2026-11", "due": "2026-12-25"}
     assert flow["catch_up_from"] == "2022-04-01" and flow["reaches"] == [

@@ -218,6 +218,8 @@ def _registry(demo_registry: Path, keys: Path, age_recipient: str) -> str:
         'name = "takahashi"', f'name = "takahashi"\nage_recipient = "{age_recipient}"'
     )
     for name, party, roles, is_me in EXTRA_PEOPLE:
+        if f'name = "{name}"' in text:
+            continue  # the demo names them already (kobayashi forwards, yamada witnesses)
         public = generate_ed25519(keys / name, f"{name}@tachiai-test")
         text += (
             f'\n[[handlers]]\nname = "{name}"\nparty = "{party}"\nroles = '
