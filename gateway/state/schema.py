@@ -501,7 +501,7 @@ LATER_INDEXES: tuple[str, ...] = (
 
 FANOUTS = Table(
     "fanouts",
-    SQLModel.metadata,
+    METADATA,
     Column("id", Text, primary_key=True),
     Column("holding", Text, nullable=False, index=True),
     Column("agreement", Text, nullable=False),
@@ -516,7 +516,7 @@ FANOUTS = Table(
 )
 FANOUT_CHILDREN = Table(
     "fanout_children",
-    SQLModel.metadata,
+    METADATA,
     Column("transfer", Text, primary_key=True),
     Column("fanout", Text, nullable=False, index=True),
     Column("member", Text, nullable=False),
@@ -525,4 +525,4 @@ FANOUT_CHILDREN = Table(
     Column("size", BigInteger, nullable=False),
     UniqueConstraint("fanout", "member", name="uq_fanout_children_member"),
 )
-ALL_TABLES = (*ALL_TABLES, FANOUTS, FANOUT_CHILDREN)
+ALL_TABLES = (*ALL_TABLES, FANOUTS, FANOUT_CHILDREN)  # revision 0007
