@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from gateway.errors import CheckFailed, InputError, StateError
+from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.runtime import event as transfer_event
@@ -37,15 +38,17 @@ def link_transfer(
     t = rt.store.get(transfer_id)
     if t.status is not State.AWAITING_APPROVAL or rt.store.approvals(t.id):
         _refused(rt, t, operator, Reason(
-            "link.state", f"transfer {t.id} is {t.state}; a link is fixed before any witness "
-            "approves it"))
+            "link.state", N_("transfer {id} is {state}; a link is fixed before any witness "
+                             "approves it").format(id=t.id, state=t.state)))
         raise StateError(
-            f"transfer {t.id} is {t.state}; a link is fixed before any witness approves it",
-            hint="drop the file again to link it",
+            N_("transfer {id} is {state}; a link is fixed before any witness approves it").format(
+                id=t.id, state=t.state),
+            hint=N_("drop the file again to link it"),
         )
     if link_of(rt, t.id) is not None:
-        _refused(rt, t, operator, Reason("link.state", f"transfer {t.id} is already linked"))
-        raise StateError(f"transfer {t.id} is already linked")
+        _refused(rt, t, operator, Reason("link.state", N_("transfer {id} is already linked")
+                                         .format(id=t.id)))
+        raise StateError(N_("transfer {id} is already linked").format(id=t.id))
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     remote, ref_flow, party = _resolve(rt, ref, agreement)
     if relation == "replies_to":
@@ -150,8 +153,9 @@ def link_first(reason: Reason, transfer_id: str) -> Reason:
     any witness approves."""
     return dataclasses.replace(
         reason,
-        message=f"{reason.message}: run `tachiai transfers link {transfer_id} --replies-to "
-        "HOLDING_OR_TRANSFER` first, then approve",
+        message=N_("{message}: run `tachiai transfers link {id} --replies-to "
+                   "HOLDING_OR_TRANSFER` first, then approve").format(message=reason.message,
+                                                                      id=transfer_id),
     )
 
 

@@ -26,6 +26,7 @@ from audit.database import make_engine, sqlite_url
 from audit.errors import LedgerStorageError
 from audit.events import Draft, check_draft
 from gateway.errors import InternalError, NotFound, StateError, StorageError
+from gateway.i18n import N_
 from gateway.state import claims, migrate, schema
 from gateway.state.dberrors import converted
 from gateway.state.lifecycles import TRANSFERS, State
@@ -137,7 +138,8 @@ class Store:
             row = conn.execute(select(_T).where(_T.c.id == transfer_id)).mappings().first()
         if row is None:
             raise NotFound(
-                f"no transfer {transfer_id!r}", hint="list transfers with `tachiai transfers list`"
+                N_("no transfer {id}").format(id=repr(transfer_id)),
+                hint=N_("list transfers with `tachiai transfers list`")
             )
         return Transfer.model_validate(dict(row))
 
