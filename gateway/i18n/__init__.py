@@ -42,6 +42,14 @@ def english() -> None:
     _templates.cache_clear()
 
 
+def reload() -> None:
+    """Read the language from the environment again (a test, or a process that changed it)."""
+    global _forced_english
+    _forced_english = False
+    _translations.cache_clear()
+    _templates.cache_clear()
+
+
 def language() -> str:
     """The language messages are printed in: "ja", or "en" when there is no catalogue for it."""
     info = _translations().info()
