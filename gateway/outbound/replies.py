@@ -63,7 +63,8 @@ def link_transfer(
         refusal = check_correction(agreement, flow, ref_flow, ref)
     if refusal is not None:
         _refused(rt, t, operator, refusal)
-        raise CheckFailed(f"refused: {refusal.message} [{refusal.rule}] (recorded)")
+        raise CheckFailed(N_("refused: {message} [{rule}] (recorded)").format(
+                              message=refusal.message, rule=refusal.rule))
     link = TransferLink(
         transfer=t.id,
         relation=relation,
@@ -77,7 +78,8 @@ def link_transfer(
         # Checked again under the write lock: a witness approving meanwhile signed a statement
         # without the link (it would not count at sealing, but the link must not move under it).
         if not rt.store.unapproved_in(conn, t.id, State.AWAITING_APPROVAL):
-            raise StateError(f"transfer {t.id} was approved or moved on meanwhile; not linked")
+            raise StateError(N_("transfer {id} was approved or moved on meanwhile; not "
+                                "linked").format(id=t.id))
         links.add(conn, link)
         rt.store.record(
             [
@@ -209,15 +211,19 @@ def _resolve(rt: Runtime, ref: str, agreement: Agreement) -> tuple[str, Flow, st
     if ref.startswith("h-"):
         h = holdings_store.get(rt.store, ref)
         if h.status not in (*HELD, *DISPOSED) or h.transfer is None:
-            raise CheckFailed(f"holding {ref} is {h.state}; only received data is answered")
+            raise CheckFailed(N_("holding {ref} is {state}; only received data is answered").format(
+                                  ref=ref, state=h.state))
         if h.agreement != agreement.id or h.flow is None:
-            raise CheckFailed(f"holding {ref} is under {h.agreement}, not {agreement.id}")
+            raise CheckFailed(N_("holding {ref} is under {agreement}, not {id}").format(
+                                  ref=ref, agreement=h.agreement, id=agreement.id))
         return h.transfer, agreement.flow(h.flow), h.provider or ""
     t = rt.store.get(ref)
     if t.agreement != agreement.id:
-        raise CheckFailed(f"transfer {ref} is under {t.agreement}, not {agreement.id}")
+        raise CheckFailed(N_("transfer {ref} is under {agreement}, not {id}").format(
+                              ref=ref, agreement=t.agreement, id=agreement.id))
     if t.status not in (State.DELIVERED, State.ACKNOWLEDGED):
-        raise CheckFailed(f"transfer {ref} is {t.state}; only a delivered transfer is linked")
+        raise CheckFailed(N_("transfer {ref} is {state}; only a delivered transfer is "
+                             "linked").format(ref=ref, state=t.state))
     return t.id, agreement.flow(t.flow), t.recipient
 
 

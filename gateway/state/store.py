@@ -73,12 +73,13 @@ class Store:
             try:
                 self.engine = make_engine(url, password_file=password_file)
             except LedgerStorageError as exc:
-                raise StorageError(f"cannot open the state database: {exc}") from None
+                raise StorageError(N_("cannot open the state database: {exc}").format(
+                                       exc=exc)) from None
         elif path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.engine = make_engine(sqlite_url(path))
         else:
-            raise InternalError("a state database needs a path or a URL")
+            raise InternalError(N_("a state database needs a path or a URL"))
         wait_ms = max(0, int(busy_timeout_seconds * 1000))
         if self.engine.dialect.name == "sqlite":
 
@@ -379,7 +380,8 @@ def _queue(conn: Tx, events: Sequence[Draft]) -> None:
         try:
             check_draft(draft)
         except ValueError as exc:
-            raise InternalError(f"event {draft.kind} cannot be stored exactly: {exc}") from exc
+            raise InternalError(N_("event {kind} cannot be stored exactly: {exc}").format(
+                                    kind=draft.kind, exc=exc)) from exc
     rows: list[Mapping[str, Any]] = [
         {
             "key": e.key,
