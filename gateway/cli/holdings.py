@@ -26,7 +26,7 @@ from gateway.cli.common import (
     runtime_of,
     signature_from,
 )
-from gateway.cli.messages import reason_text
+from gateway.cli.messages import label, reason_text
 from gateway.i18n import N_, _
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
@@ -127,7 +127,7 @@ def _show(args: argparse.Namespace) -> int:
     for key, value in data.items():
         if key in ("reasons", "certificates", "thread"):
             continue
-        print(f"{key:>18}: {value if value not in (None, []) else '-'}")
+        print(f"{label(key, 18)}: {value if value not in (None, []) else '-'}")
     for reason in data["reasons"]:
         print(_("            reason: {rule}: {message}").format(rule=reason['rule'],
                                                                  message=reason_text(reason)))

@@ -22,7 +22,8 @@ from gateway.cli.common import (
     print_json,
     runtime_of,
 )
-from gateway.cli.messages import reason_text
+from gateway.cli.messages import label, reason_text
+from gateway.cli.messages import place as where
 from gateway.i18n import N_, _, wording
 from gateway.outbound import approvals, duplicates, failures, replies
 from gateway.outbound.lifecycle import State
@@ -103,9 +104,9 @@ def _show(args: argparse.Namespace) -> int:
     for key, value in data.items():
         if key in ("reasons", "last_error"):
             continue
-        print(f"{key:>15}: {value if value is not None else '-'}")
+        print(f"{label(key, 15)}: {value if value is not None else '-'}")
     for reason in data["reasons"]:
-        place = ", ".join(f"{k} {reason[k]}" for k in ("row", "column") if k in reason)
+        place = where(reason)
         print(_("         reason: {rule}{place}: {message}").format(
             rule=reason['rule'], place=_(" at {place}").format(place=place) if place else "",
             message=reason_text(reason)))
