@@ -34,7 +34,10 @@ TRANSFER_STATES: Final = {
     "transfer.acknowledged": "受領確認済み (acknowledged)",
     "transfer.rejected": "拒否 (rejected)",
     "transfer.failed": "送付失敗 (delivery failed)",
+    "transfer.expired": "承認期限切れ (expired)",
 }
+#: The rule of an approval held because the same bytes were already delivered on the flow.
+DUPLICATE_RULE: Final = "approval.duplicate-file"
 HOLDING_CLOSED: Final = {"holding.deleted": "消去 (deleted)", "holding.returned": "返却 (returned)"}
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -112,6 +115,9 @@ class TransferRow:
     state: str = ""
     delivered_ns: int | None = None
     retries: int = 0
+    expired_ns: int | None = None  # not approved within the approval window
+    duplicate_ns: int | None = None  # first flagged as bytes already delivered (重複送信の確認)
+    duplicate_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,17 @@ class Report:
             if t.delivered_ns is not None
             and self.period.start_ns <= t.delivered_ns < self.period.end_ns
         ]
+
+    def expired(self) -> list[TransferRow]:
+        """Transfers that expired in the period: not approved within the approval window."""
+        return [t for t in self.transfers if t.expired_ns is not None
+                and self.period.start_ns <= t.expired_ns < self.period.end_ns]
+
+    def duplicates(self) -> list[TransferRow]:
+        """Transfers first flagged in the period as bytes already delivered on the flow (the
+        duplicate notice): held for a witness's explicit decision, approved or not."""
+        return [t for t in self.transfers if t.duplicate_ns is not None
+                and self.period.start_ns <= t.duplicate_ns < self.period.end_ns]
 
     def open_transfers(self) -> list[TransferRow]:
         """Transfers still unfinished (or failed) at the end of the period."""
@@ -280,6 +297,11 @@ class _Builder:
             who = str(d.get("witness") or ev.actor or "")
             if who and who not in t.witnesses:
                 t.witnesses.append(who)
+            if d.get("duplicate_of"):
+                t.duplicate_of = str(d["duplicate_of"])
+                self._duplicate(t, ev)
+        elif ev.kind == "transfer.expired":
+            t.expired_ns = ev.time_ns
         elif ev.kind == "transfer.delivered":
             t.delivered_ns = ev.time_ns
             if d.get("late") is True and in_period:
@@ -292,6 +314,8 @@ class _Builder:
             self._rejection(ev, tid)
         elif ev.kind == "approval.refused" and in_period:
             reason = _mapping(d.get("reason"))
+            if reason.get("rule") == DUPLICATE_RULE:
+                self._duplicate(t, ev)
             self.report.refusals.append(
                 Refusal(
                     tid,
@@ -301,6 +325,11 @@ class _Builder:
                     str(reason.get("message", "")),
                 )
             )
+
+    @staticmethod
+    def _duplicate(t: TransferRow, ev: Event) -> None:
+        if t.duplicate_ns is None:
+            t.duplicate_ns = ev.time_ns
 
     def _rejection(self, ev: Event, tid: str) -> None:
         reasons = ev.data.get("reasons")

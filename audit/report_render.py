@@ -112,6 +112,9 @@ def sections(r: Report) -> list[Section]:
                 ["拒否 (rejections)", str(len({x.transfer for x in r.rejections}))],
                 ["承認の拒否 (refused approvals)", str(len(r.refusals))],
                 ["期限後の提供 (late provisions)", str(len(r.late))],
+                ["承認期限切れ (transfers expired unapproved)", str(len(r.expired()))],
+                ["重複送信の確認 (duplicate notices: bytes already delivered)",
+                 str(len(r.duplicates()))],
                 [
                     "期間末に保有中 (holdings not yet deleted or returned)",
                     str(sum(1 for h in r.holdings if not h.closed)),

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from gateway.errors import UsageError
+from gateway.i18n import N_
 from gateway.identity.sshkeys import generate_ed25519
 
 DEMO_AGREEMENT = "isa-nhi-status-loss"
@@ -68,16 +69,17 @@ def init(directory: Path, demo: bool) -> list[str]:
     directory = directory.absolute()
     config = directory / "tachiai.toml"
     if config.exists():
-        raise UsageError(f"{config} already exists",
-                         hint="use another directory, or remove it to start over")
+        raise UsageError(N_("{config} already exists").format(config=config),
+                         hint=N_("use another directory, or remove it to start over"))
     for sub in ("state", "outbox"):
         (directory / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
     if not demo:
         (directory / "registry.toml").write_text(_EMPTY_REGISTRY, encoding="utf-8")
         config.write_text(_config_text(party="my-party", agreements=[], registry="registry.toml",
                                        recipients=""), encoding="utf-8")
-        return [f"wrote {config}", "next: add agreements, handlers (registry.toml) and "
-                "recipients, then run `tachiai agreements check` and `tachiai run`"]
+        return [N_("wrote {config}").format(config=config),
+                N_("next: add agreements, handlers (registry.toml) and recipients, then run "
+                   "`tachiai agreements check` and `tachiai run`")]
     keys = directory / "demo" / "keys"
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     me = pwd.getpwuid(os.getuid()).pw_name
@@ -102,15 +104,22 @@ def init(directory: Path, demo: bool) -> list[str]:
     outbox.mkdir(parents=True, exist_ok=True)
     t = executable()
     return [
-        f"wrote {config} with the demo agreement {DEMO_AGREEMENT} and six demo handlers",
-        f"sato (sender) is your OS user {me!r}; witnesses' keys: {keys}/suzuki, {keys}/tanaka",
-        "next:",
-        f"  1. start the daemon:      {t} run --config {config}",
-        f"  2. drop a file (as sato):  cp {samples}/status-change-2026-10.csv {outbox}/",
-        f"  3. see it wait:           {t} transfers list --config {config}",
-        f"  4. approve as a witness:  {t} approve ID --key {keys}/suzuki --config {config}",
-        f"  5. find the delivery:     ls {recipient_dir}/inbox {recipient_dir}/passwords",
-        f"  6. check the ledger:      {t} audit verify --config {config}",
+        N_("wrote {config} with the demo agreement {agreement} and six demo handlers").format(
+            config=config, agreement=DEMO_AGREEMENT),
+        N_("sato (sender) is your OS user {user}; witnesses' keys: {keys}/suzuki, "
+           "{keys}/tanaka").format(user=repr(me), keys=keys),
+        N_("next:"),
+        N_("  1. start the daemon:      {t} run --config {config}").format(t=t, config=config),
+        N_("  2. drop a file (as sato):  cp {samples}/status-change-2026-10.csv {outbox}/").format(
+            samples=samples, outbox=outbox),
+        N_("  3. see it wait:           {t} transfers list --config {config}").format(
+            t=t, config=config),
+        N_("  4. approve as a witness:  {t} approve ID --key {keys}/suzuki --config {config}")
+        .format(t=t, keys=keys, config=config),
+        N_("  5. find the delivery:     ls {recipient}/inbox {recipient}/passwords").format(
+            recipient=recipient_dir),
+        N_("  6. check the ledger:      {t} audit verify --config {config}").format(
+            t=t, config=config),
     ]
 
 
@@ -126,13 +135,15 @@ def init_demo_recipient(directory: Path, provider: Path) -> list[str]:
     directory, provider = directory.absolute(), provider.absolute()
     config = directory / "tachiai.toml"
     if config.exists():
-        raise UsageError(f"{config} already exists",
-                         hint="use another directory, or remove it to start over")
+        raise UsageError(N_("{config} already exists").format(config=config),
+                         hint=N_("use another directory, or remove it to start over"))
     registry = provider / "demo" / "registry.toml"
     folders = provider / "demo" / "recipients" / "nhi-central"
     if not registry.is_file() or not (folders / "inbox").is_dir():
-        raise UsageError(f"{provider} is not a demo gateway made by `tachiai init DIR --demo`",
-                         hint=f"run `tachiai init {provider} --demo` first")
+        raise UsageError(N_("{provider} is not a demo gateway made by `tachiai init DIR "
+                            "--demo`").format(provider=provider),
+                         hint=N_("run `tachiai init {provider} --demo` first").format(
+                                  provider=provider))
     (directory / "state").mkdir(parents=True, exist_ok=True, mode=0o700)
     (directory / "handlers").mkdir(exist_ok=True, mode=0o700)
     (directory / "registry.toml").write_bytes(registry.read_bytes())
@@ -166,14 +177,17 @@ handlers_folder = "handlers"      # opened data goes only to handlers/NAME/ (070
     c = f"--config {config}"
     t = executable()
     return [
-        f"wrote {config}: nhi-central receives what the demo at {provider} delivers",
-        "next (the demo's own daemon runs too, and sends a file as its README says):",
-        f"  1. start this daemon:     {t} run {c}",
-        f"  2. see the holding:       {t} holdings list {c}",
-        f"  3. accept the terms:      {t} holdings terms ID --key {key} {c}",
-        f"  4. open the data:         {t} holdings open ID --key {key} {c}",
-        f"  5. certify its deletion:  {t} holdings certify ID --deleted --method TEXT "
-        f"--key {key} {c}",
+        N_("wrote {config}: nhi-central receives what the demo at {provider} delivers").format(
+            config=config, provider=provider),
+        N_("next (the demo's own daemon runs too, and sends a file as its README says):"),
+        N_("  1. start this daemon:     {t} run {c}").format(t=t, c=c),
+        N_("  2. see the holding:       {t} holdings list {c}").format(t=t, c=c),
+        N_("  3. accept the terms:      {t} holdings terms ID --key {key} {c}").format(
+            t=t, key=key, c=c),
+        N_("  4. open the data:         {t} holdings open ID --key {key} {c}").format(
+            t=t, key=key, c=c),
+        N_("  5. certify its deletion:  {t} holdings certify ID --deleted --method TEXT "
+           "--key {key} {c}").format(t=t, key=key, c=c),
     ]
 
 

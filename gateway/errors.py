@@ -28,6 +28,8 @@ Exit codes (also listed by `tachiai --help`):
 
 from __future__ import annotations
 
+from gateway.i18n import N_
+
 
 class TachiaiError(Exception):
     """The root of every error the gateway raises on purpose."""
@@ -81,7 +83,7 @@ class PartnerUnavailable(TachiaiError):
     """A partner's server or an external place cannot be reached right now."""
 
     exit_code = 69
-    default_hint = (
+    default_hint = N_(
         "the transfer stays queued and is retried; check the partner's address and network"
     )
 
@@ -95,21 +97,21 @@ class PartnerRefused(TachiaiError):
     """
 
     exit_code = 1
-    default_hint = "fix the cause named above (with the partner if it is theirs), then retry"
+    default_hint = N_("fix the cause named above (with the partner if it is theirs), then retry")
 
 
 class InternalError(TachiaiError):
     """A bug: something that the code assumes can never happen did."""
 
     exit_code = 70
-    default_hint = "please report this with the daemon's log; no file has been deleted"
+    default_hint = N_("please report this with the daemon's log; no file has been deleted")
 
 
 class StorageError(TachiaiError):
     """The database, the spool or a folder could not be read or written."""
 
     exit_code = 74
-    default_hint = "check free space and permissions of the state directory, then retry"
+    default_hint = N_("check free space and permissions of the state directory, then retry")
 
 
 class StateError(TachiaiError):
@@ -121,11 +123,11 @@ class StateError(TachiaiError):
 class AlreadyRunning(StateError):
     """Another daemon holds the state directory: one daemon per SQLite state, by construction."""
 
-    default_hint = "stop the other daemon first, or see `systemctl status tachiai`"
+    default_hint = N_("stop the other daemon first, or see `systemctl status tachiai`")
 
 
 class ConfigError(TachiaiError):
     """The configuration, an agreement or the handler registry is invalid."""
 
     exit_code = 78
-    default_hint = "run `tachiai agreements check` and fix the files it names"
+    default_hint = N_("run `tachiai agreements check` and fix the files it names")

@@ -12,6 +12,7 @@ import datetime as dt
 from policies.agreement import Agreement, Flow
 from policies.handlers import Handler, Registry
 from policies.reasons import Reason
+from policies.wording import R_
 
 
 def find_sender(
@@ -22,8 +23,8 @@ def find_sender(
     if os_user is None:
         return agreement.reason(
             "sender.unknown",
-            "the file's owner has no user name on this "
-            "system; drop files as your own designated user",
+            R_("the file's owner has no user name on this "
+               "system; drop files as your own designated user"),
             key,
         )
     for handler in registry.by_os_user(os_user):
@@ -31,9 +32,9 @@ def find_sender(
             return handler
     return agreement.reason(
         "sender.not-designated",
-        f"the file's owner is not a designated sender (取扱者) of party {flow.provider} for this "
-        "agreement on this date; ask the administrator to designate them in the handler registry, "
-        "or have a designated sender drop the file",
+        R_("the file's owner is not a designated sender (取扱者) of party {party} for this "
+           "agreement on this date; ask the administrator to designate them in the handler "
+           "registry, or have a designated sender drop the file", party=flow.provider),
         key,
     )
 
@@ -48,9 +49,9 @@ def find_named_sender(
         return handler
     return agreement.reason(
         "sender.not-designated",
-        f"the pickup names {name!r}, who is not a designated sender (取扱者) of party "
-        f"{flow.provider} for this agreement on this date; correct the pickup's handler or the "
-        "designation in the handler registry",
+        R_("the pickup names {name}, who is not a designated sender (取扱者) of party "
+           "{party} for this agreement on this date; correct the pickup's handler or the "
+           "designation in the handler registry", name=repr(name), party=flow.provider),
         f"flows.{flow.id}.from",
     )
 
@@ -61,17 +62,19 @@ def check_period(agreement: Agreement, on: dt.date) -> Reason | None:
     if agreement.in_force(on):
         return None
     until = agreement.effective_until
-    until_text = until.isoformat() if until else "open"
+    until_text = until.isoformat() if until else R_("open")
     renewal = ""
     if agreement.renewal is not None and until is not None and on > until:
-        renewal = (
-            f"; it is renewed {agreement.renewal.every}: once the renewal is decided, "
-            "record it under [renewal] renewed in the agreement file"
+        renewal = R_(
+            "; it is renewed {every}: once the renewal is decided, "
+            "record it under [renewal] renewed in the agreement file",
+            every=agreement.renewal.every,
         )
     return agreement.reason(
         "agreement.out-of-term",
-        f"the agreement is in force from {agreement.valid_from.isoformat()} to {until_text}; "
-        f"provide within that period or have the agreement renewed{renewal}",
+        R_("the agreement is in force from {start} to {end}; "
+           "provide within that period or have the agreement renewed{renewal}",
+           start=agreement.valid_from.isoformat(), end=until_text, renewal=renewal),
         "valid_from..valid_until",
     )
 
@@ -105,8 +108,9 @@ def check_reply(agreement: Agreement, flow: Flow, replying_to: Flow | None) -> R
     if replying_to is None or replying_to.id != flow.reply_to:
         return agreement.reason(
             "reply.unlinked",
-            f"flow {flow.id} ({flow.kind}) must answer a transfer of flow {flow.reply_to}; "
-            "name the transfer it replies to",
+            R_("flow {flow} ({kind}) must answer a transfer of flow {reply_to}; "
+               "name the transfer it replies to", flow=flow.id, kind=flow.kind,
+               reply_to=flow.reply_to),
             f"flows.{flow.id}.reply_to",
         )
     return None
@@ -122,13 +126,13 @@ def check_correction(
     if not agreement.corrections:
         return agreement.reason(
             "correction.not-agreed",
-            "the agreement provides for no corrections (訂正); send the data anew instead",
+            R_("the agreement provides for no corrections (訂正); send the data anew instead"),
             "corrections",
         )
     if not ref.startswith("t-"):
         return agreement.reason(
             "correction.not-ours",
-            "a correction names the delivered transfer of ours it corrects",
+            R_("a correction names the delivered transfer of ours it corrects"),
             "corrections",
         )
     if flow.recipient != corrected.recipient or (
@@ -136,8 +140,8 @@ def check_correction(
     ):
         return agreement.reason(
             "correction.flow",
-            f"a correction of flow {corrected.id} goes "
-            "on that flow (or a correction flow) to the same party",
+            R_("a correction of flow {flow} goes "
+               "on that flow (or a correction flow) to the same party", flow=corrected.id),
             f"flows.{flow.id}",
         )
     return None

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from policies.agreement import Agreement, Flow
 from policies.handlers import Handler
 from policies.reasons import Reason
+from policies.wording import R_
 
 # Authenticator flags in a security key's signature (PROTOCOL.u2f; WebAuthn §6.1 "flags").
 USER_PRESENCE = 0x01
@@ -31,20 +32,21 @@ def witness_refusal(
     """Why this signer cannot count as a witness of this transfer, or None when they can."""
     term = f"{agreement.id}/flows.{flow.id}.witnesses"
     if witness is None:
-        return Reason("approval.unknown-key", "the signing key belongs to no designated handler; "
-                      "sign with your own registered key", term)
+        return Reason("approval.unknown-key", R_("the signing key belongs to no designated "
+                      "handler; sign with your own registered key"), term)
     if witness.name == sender:
-        return Reason("approval.self", "the sender cannot witness their own transfer; "
-                      "another designated witness must approve it", term)
+        return Reason("approval.self", R_("the sender cannot witness their own transfer; "
+                      "another designated witness must approve it"), term)
     if witness.party != flow.provider:
-        return Reason("approval.wrong-party", f"witnesses must belong to the providing party "
-                      f"{flow.provider}", term)
+        return Reason("approval.wrong-party", R_("witnesses must belong to the providing party "
+                      "{party}", party=flow.provider), term)
     if not witness.designated(agreement.id, "witness", on):
-        return Reason("approval.not-designated", "the signer is not a designated witness for "
-                      "this agreement on this date; ask the administrator to designate them", term)
+        return Reason("approval.not-designated", R_("the signer is not a designated witness for "
+                      "this agreement on this date; ask the administrator to designate them"),
+                      term)
     if witness.name in already:
-        return Reason("approval.duplicate", "this witness has already approved this transfer; "
-                      "another witness is needed", term)
+        return Reason("approval.duplicate", R_("this witness has already approved this transfer; "
+                      "another witness is needed"), term)
     return None
 
 
@@ -65,17 +67,17 @@ def key_proof_refusal(agreement: Agreement, sk_flags: int | None) -> Reason | No
     """
     term = f"{agreement.id}/witness_keys"
     if sk_flags is not None and not sk_flags & USER_PRESENCE:
-        return Reason("approval.user-presence", "the security key was not touched when it "
-                      "signed (user presence flag clear); sign again and touch the key", term)
+        return Reason("approval.user-presence", R_("the security key was not touched when it "
+                      "signed (user presence flag clear); sign again and touch the key"), term)
     if not agreement.witness_keys.require_user_verification:
         return None
     if sk_flags is None:
-        return Reason("approval.user-verification", "this agreement requires user "
+        return Reason("approval.user-verification", R_("this agreement requires user "
                       "verification (PIN or biometric) on a security key, and a key file "
-                      "cannot show it; sign with your registered security key", term)
+                      "cannot show it; sign with your registered security key"), term)
     if not sk_flags & USER_VERIFICATION:
-        return Reason("approval.user-verification", "the security key signed without user "
+        return Reason("approval.user-verification", R_("the security key signed without user "
                       "verification (PIN or biometric), which this agreement requires; make "
                       "the key with `ssh-keygen -t ed25519-sk -O verify-required` and sign "
-                      "again, entering the PIN", term)
+                      "again, entering the PIN"), term)
     return None

@@ -33,6 +33,7 @@ from policies.tables import (
     csv_batches,
 )
 from policies.values import MY_NUMBER_FREE_TYPES, all_valid, check_value
+from policies.wording import R_
 from policies.xlsxfile import xlsx_records
 
 __all__ = ["MAX_REASONS", "check_csv", "check_file"]
@@ -108,8 +109,8 @@ def _check(stream: BinaryIO, dataset: Dataset, cite: Cite, extra: _Extra | None)
         (
             cite.reason(
                 "content.encoding",
-                f"the file is not valid text in any encoding the agreement allows "
-                f"({allowed}); save it again as CSV in one of them",
+                R_("the file is not valid text in any encoding the agreement allows "
+                   "({allowed}); save it again as CSV in one of them", allowed=allowed),
                 "encodings",
             ),
         ),
@@ -146,14 +147,14 @@ class _Judge:
         column = self.column
         if not cell.strip():
             if column.required:
-                return ("value.empty", "a required value is empty; fill it in", "columns")
+                return ("value.empty", R_("a required value is empty; fill it in"), "columns")
             return None
         if is_formula(cell, allow_sign=column.allow_sign):
             return (
                 FORMULA_RULE,
-                "the cell starts with =, +, - or @ (also after spaces or a TAB), which a "
-                "spreadsheet runs as a formula (CSV injection); remove that character — a column "
-                "of signed numbers needs allow_sign = true in the agreement",
+                R_("the cell starts with =, +, - or @ (also after spaces or a TAB), which a "
+                   "spreadsheet runs as a formula (CSV injection); remove that character — a "
+                   "column of signed numbers needs allow_sign = true in the agreement"),
                 "columns",
             )
         found = check_value(column.type, cell, max_length=column.max_length, today=self.today)
@@ -163,13 +164,14 @@ class _Judge:
             assert column.allowed is not None
             return (
                 "value.not-allowed",
-                f"not one of the values the agreement lists: {', '.join(column.allowed)}",
+                R_("not one of the values the agreement lists: {values}",
+                   values=", ".join(column.allowed)),
                 "columns",
             )
         if self.categories is not None and _norm(cell) not in self.categories:
             return (
                 "value.category",
-                f"not a category (区分) of this dataset; use one of: {self.ids}",
+                R_("not a category (区分) of this dataset; use one of: {ids}", ids=self.ids),
                 "categories",
             )
         return None
@@ -297,7 +299,8 @@ class _Run:
 
     def empty(self) -> Reason:
         return self.cite.reason(
-            "content.empty", "the file is empty; it needs at least the header row", "columns"
+            "content.empty", R_("the file is empty; it needs at least the header row"),
+            "columns"
         )
 
     def header(self, cells: tuple[str, ...], span: tuple[int, int] | None) -> bool:
@@ -315,7 +318,8 @@ class _Run:
         self.reasons.append(
             Reason(
                 "content.more",
-                f"stopped after {MAX_REASONS} problems; fix these and drop the file again",
+                R_("stopped after {count} problems; fix these and drop the file again",
+                   count=MAX_REASONS),
             )
         )
         self.stopped = True
@@ -449,8 +453,8 @@ class _Run:
             problems.append(
                 self.cite.reason(
                     "content.row.width",
-                    f"the row has {len(cells)} fields, the agreement "
-                    f"{self.width}; check separators and quoting",
+                    R_("the row has {fields} fields, the agreement {width}; check "
+                       "separators and quoting", fields=len(cells), width=self.width),
                     "columns",
                     row=row,
                 )
@@ -484,8 +488,8 @@ class _Run:
         return [
             self.cite.reason(
                 "content.my-number",
-                "a 12-digit number with a valid 個人番号 (My Number) check "
-                "digit appears; this agreement forbids My Number data — remove it",
+                R_("a 12-digit number with a valid 個人番号 (My Number) check "
+                   "digit appears; this agreement forbids My Number data — remove it"),
                 "my_number",
                 row=row,
                 column=self.dataset.columns[i].name if i is not None and i < self.width else None,
@@ -531,9 +535,9 @@ class _Run:
             self.reasons.append(
                 extra.agreement.reason(
                     "schedule.before-catch-up",
-                    f"the row reports an event before "
-                    f"{schedule.catch_up_from.isoformat()}, the earliest day this agreement's "
-                    "provision reaches back to; remove the row",
+                    R_("the row reports an event before {day}, the earliest day this "
+                       "agreement's provision reaches back to; remove the row",
+                       day=schedule.catch_up_from.isoformat()),
                     f"flows.{extra.flow.id}.schedule",
                     row=row,
                     column=column,
@@ -577,8 +581,8 @@ class _Run:
             notices.append(
                 extra.agreement.reason(
                     "schedule.catch-up",
-                    f"{self.catch_up} rows report events before the first "
-                    "period: a catch-up provision (初回の提供)",
+                    R_("{count} rows report events before the first "
+                       "period: a catch-up provision (初回の提供)", count=self.catch_up),
                     f"flows.{extra.flow.id}.schedule",
                 )
             )

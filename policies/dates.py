@@ -12,6 +12,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
+from policies.wording import R_
+
 __all__ = ["ERAS", "Era", "parse_date"]
 
 
@@ -89,7 +91,7 @@ def parse_date(text: str) -> date:
         era = _ERA_BY_INITIAL[match["era"]]
     era_year = 1 if match["y"] == "元" else int(match["y"])
     if era_year < 1:
-        raise ValueError("an era year (和暦の年) starts at 1 (元年); 0 is not a year")
+        raise ValueError(R_("an era year (和暦の年) starts at 1 (元年); 0 is not a year"))
     day = _calendar_day(era.offset + era_year, int(match["m"]), int(match["d"]))
     _check_inside_era(era, day)
     return day
@@ -98,15 +100,15 @@ def parse_date(text: str) -> date:
 # --- private helpers -----------------------------------------------------------------------------
 
 _MAX_DATE_CHARS = 40
-_NOT_A_DATE = (
+_NOT_A_DATE = R_(
     "not a recognised date: write YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or a Japanese era date "
     "(和暦) such as 令和5年3月29日 or R5.3.29"
 )
 _COMPACT_FIRST_YEAR = 1873
 _COMPACT_LAST_YEAR = 2199
-_COMPACT_RANGE = (
-    f"an 8-digit date (YYYYMMDD) must name a year from {_COMPACT_FIRST_YEAR} to "
-    f"{_COMPACT_LAST_YEAR}; check that this column holds dates"
+_COMPACT_RANGE = R_(
+    "an 8-digit date (YYYYMMDD) must name a year from {first} to {last}; check that this "
+    "column holds dates", first=_COMPACT_FIRST_YEAR, last=_COMPACT_LAST_YEAR
 )
 _ERA_BY_NAME = {era.name: era for era in ERAS}
 _ERA_BY_INITIAL = {era.initial: era for era in ERAS}
@@ -130,16 +132,18 @@ def _calendar_day(year: int, month: int, day: int) -> date:
         return date(year, month, day)
     except ValueError:
         # date()'s own message is generic, but build ours so nothing of the input can leak.
-        raise ValueError("no such day in the calendar: check the year, month and day") from None
+        raise ValueError(R_("no such day in the calendar: check the year, month and day")) from None
 
 
 def _check_inside_era(era: Era, day: date) -> None:
     if day < era.first_day:
         if era.initial == "M":
             raise ValueError(
-                "明治 dates before 明治6年1月1日 (1873-01-01) are lunisolar and not accepted; "
-                "give the Gregorian date instead"
+                R_("明治 dates before 明治6年1月1日 (1873-01-01) are lunisolar and not accepted; "
+                   "give the Gregorian date instead")
             )
-        raise ValueError(f"before the {era.name} era began ({era.first_day.isoformat()})")
+        raise ValueError(R_("before the {era} era began ({day})", era=era.name,
+                              day=era.first_day.isoformat()))
     if era.last_day is not None and day > era.last_day:
-        raise ValueError(f"after the {era.name} era ended ({era.last_day.isoformat()})")
+        raise ValueError(R_("after the {era} era ended ({day})", era=era.name,
+                              day=era.last_day.isoformat()))

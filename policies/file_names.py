@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
+from policies.wording import R_
 
 # Characters and names Windows refuses or treats as paths: the name becomes the ZIP entry name
 # that the recipient's extractor writes, so `a\..\..\x` or `CON` must never reach it.
@@ -48,17 +49,18 @@ def check_name(raw: bytes) -> NameVerdict:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
         return NameVerdict(None, (Reason(
-            "intake.name-not-utf8", "the file name is not valid UTF-8 (it was probably written "
-            "in Shift_JIS); rename the file with a UTF-8 name and drop it again"),))
+            "intake.name-not-utf8", R_("the file name is not valid UTF-8 (it was probably written "
+            "in Shift_JIS); rename the file with a UTF-8 name and drop it again")),))
     reasons: list[Reason] = []
     if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in name):
         reasons.append(Reason(
-            "intake.name-control", "the file name has control or invisible formatting "
-            "characters (a line break, a tab, a direction override); rename it"))
+            "intake.name-control", R_("the file name has control or invisible formatting "
+            "characters (a line break, a tab, a direction override); rename it")))
     if contains_my_number(name):
         reasons.append(Reason(
-            "intake.name-my-number", "the file name holds what looks like a My Number (個人番号); "
-            "a file name is kept in the evidence, so rename it without personal data"))
+            "intake.name-my-number", R_("the file name holds what looks like a My Number "
+            "(個人番号); a file name is kept in the evidence, so rename it without personal "
+            "data")))
     reasons.extend(_windows_reasons(name, len(raw)))
     return NameVerdict(None if reasons else name, tuple(reasons))
 
@@ -67,10 +69,10 @@ def _windows_reasons(name: str, size: int) -> list[Reason]:
     stem = name.split(".")[0].upper()
     if (_WINDOWS_FORBIDDEN & set(name) or name.endswith((".", " "))
             or stem in _WINDOWS_RESERVED):
-        return [Reason("intake.file-name", "the file name has characters or a form that "
+        return [Reason("intake.file-name", R_("the file name has characters or a form that "
                        'Windows cannot store (\\ / : * ? " < > |, a trailing dot or space, or a '
-                       "reserved name such as CON); rename it")]
+                       "reserved name such as CON); rename it"))]
     if size > MAX_NAME_BYTES:
-        return [Reason("intake.file-name", f"the file name is longer than {MAX_NAME_BYTES} "
-                       "bytes and could not be delivered; shorten it")]
+        return [Reason("intake.file-name", R_("the file name is longer than {limit} "
+                       "bytes and could not be delivered; shorten it", limit=MAX_NAME_BYTES))]
     return []

@@ -27,6 +27,7 @@ from policies.tables import (
     candidate_encodings,
     csv_records,
 )
+from policies.wording import R_
 from policies.xlsxfile import xlsx_records
 
 __all__ = [
@@ -258,7 +259,8 @@ def read_table(
         if encoding is None:
             raise TableError(
                 "content.encoding",
-                f"the file is not valid text in any of {', '.join(encodings)}",
+                R_("the file is not valid text in any of {encodings}",
+                   encodings=", ".join(encodings)),
             )
         records = _decoded(csv_records(stream, encoding, limits))
     else:

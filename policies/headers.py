@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from policies.agreement import Agreement, Dataset
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
+from policies.wording import R_
 
 __all__ = ["Cite", "check_header"]
 
@@ -61,7 +62,7 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
         out.append(
             cite.reason(
                 "content.my-number",
-                "a 12-digit number with a valid 個人番号 check digit appears in the header",
+                R_("a 12-digit number with a valid 個人番号 check digit appears in the header"),
                 "my_number",
                 row=1,
             )
@@ -75,8 +76,8 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
             out.append(
                 cite.reason(
                     "content.header.space",
-                    "the header cell of this column has a leading or trailing space; the header "
-                    "must equal the column name exactly — delete the space",
+                    R_("the header cell of this column has a leading or trailing space; the "
+                       "header must equal the column name exactly — delete the space"),
                     "columns",
                     row=1,
                     column=name,
@@ -90,8 +91,8 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
         out.append(
             cite.reason(
                 "content.header.absent",
-                "the first row names none of the agreement's columns; if it is data, the "
-                f"header row is missing — add it first: {', '.join(want)}",
+                R_("the first row names none of the agreement's columns; if it is data, the "
+                   "header row is missing — add it first: {columns}", columns=", ".join(want)),
                 "columns",
                 row=1,
             )
@@ -103,8 +104,9 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
             out.append(
                 cite.reason(
                     "content.header.extra",
-                    f"header cell {position} is not a column of the agreement: remove that "
-                    f"column or correct its name; the agreement lists {len(want)} columns",
+                    R_("header cell {position} is not a column of the agreement: remove that "
+                       "column or correct its name; the agreement lists {count} columns",
+                       position=position, count=len(want)),
                     "columns",
                     row=1,
                 )
@@ -114,7 +116,7 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
             out.append(
                 cite.reason(
                     "content.header.missing",
-                    "column required by the agreement is missing; add it",
+                    R_("column required by the agreement is missing; add it"),
                     "columns",
                     row=1,
                     column=name,
@@ -124,7 +126,8 @@ def check_header(cells: tuple[str, ...], dataset: Dataset, cite: Cite) -> list[R
         out.append(
             cite.reason(
                 "content.header.order",
-                f"the columns are not in the agreement's order (or repeat); use: {', '.join(want)}",
+                R_("the columns are not in the agreement's order (or repeat); use: {columns}",
+                   columns=", ".join(want)),
                 "columns",
                 row=1,
             )

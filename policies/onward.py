@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from policies.agreement import Agreement
 from policies.reasons import Reason
+from policies.wording import R_
 
 __all__ = ["onward_refusal", "reachable_parties"]
 
@@ -33,7 +34,8 @@ def onward_refusal(
     if holder not in agreement.parties:
         return agreement.reason(
             "onward.unknown-holder",
-            f"{holder} is not a party of this agreement and holds no data under it",
+            R_("{holder} is not a party of this agreement and holds no data under it",
+               holder=holder),
             "onward",
         )
     if provider is not None and to == provider and not to_contractor:
@@ -44,17 +46,17 @@ def onward_refusal(
             return None
         return agreement.reason(
             "onward.contractor",
-            f"{holder} may not entrust the data to a contractor "
-            "(委託事業者) under this agreement; keep the work in-house or amend the agreement",
+            R_("{holder} may not entrust the data to a contractor (委託事業者) under this "
+               "agreement; keep the work in-house or amend the agreement", holder=holder),
             "onward.contractors",
         )
     if to in agreement.onward_chain.get(holder, ()):
         return None
-    allowed = ", ".join(agreement.onward_chain.get(holder, ())) or "nobody"
+    allowed = ", ".join(agreement.onward_chain.get(holder, ())) or R_("nobody")
     return agreement.reason(
         "onward.forbidden",
-        f"{holder} may pass this data on only to: {allowed}; providing it "
-        f"to {to} is forbidden (再提供の禁止)",
+        R_("{holder} may pass this data on only to: {allowed}; providing it "
+           "to {to} is forbidden (再提供の禁止)", holder=holder, allowed=allowed, to=to),
         f"onward.chain.{holder}",
     )
 

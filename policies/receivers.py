@@ -12,6 +12,7 @@ import datetime as dt
 
 from policies.handlers import Handler, Registry
 from policies.reasons import Reason
+from policies.wording import R_
 
 RECEIVE = "receive"  # the role a receiving handler holds in the registry
 
@@ -46,16 +47,20 @@ def receiver_refusal(
     """
     rule = f"{action}.not-designated"
     term = f"{agreement_id}/parties" if agreement_id is not None else None
-    signer = f"the key {key}" if key else "the signer"
-    wanted = f"a designated receiving handler (受信担当) of {party}"
+    signer = R_("the key {key}", key=key) if key else R_("the signer")
     if receiver is None:
-        return Reason(rule, f"{signer} belongs to no registered handler, so it is not {wanted}; "
-                      "sign with your own registered key", term)
+        return Reason(rule, R_("{signer} belongs to no registered handler, so it is not a "
+                               "designated receiving handler (受信担当) of {party}; sign with your "
+                               "own registered key", signer=signer, party=party), term)
     if receiver.party != party:
-        return Reason(rule, f"{signer} belongs to party {receiver.party}, so it is not {wanted}; "
-                      f"only a receiving handler of {party} may sign this", term)
+        return Reason(rule, R_("{signer} belongs to party {other}, so it is not a designated "
+                               "receiving handler (受信担当) of {party}; only a receiving handler "
+                               "of {party} may sign this", signer=signer, other=receiver.party,
+                               party=party), term)
     if agreement_id is None or not receiver.designated(agreement_id, RECEIVE, on):
-        return Reason(rule, f"{signer} is not {wanted} for {agreement_id or 'this agreement'} "
-                      f"on {on.isoformat()}; ask the administrator to designate them with the "
-                      "receive role", term)
+        return Reason(rule, R_("{signer} is not a designated receiving handler (受信担当) of "
+                               "{party} for {agreement} on {day}; ask the administrator to "
+                               "designate them with the receive role", signer=signer, party=party,
+                               agreement=agreement_id or R_("this agreement"),
+                               day=on.isoformat()), term)
     return None

@@ -11,6 +11,7 @@ import datetime as dt
 
 from policies.agreement import Agreement
 from policies.reasons import Reason
+from policies.wording import R_
 
 __all__ = ["disposal_deadline", "disposal_refusal", "overdue_holding"]
 
@@ -37,8 +38,9 @@ def overdue_holding(agreement: Agreement, received_on: dt.date, today: dt.date) 
     then = agreement.retention.then if agreement.retention else "delete"
     return agreement.reason(
         "retention.overdue",
-        f"data received on {received_on.isoformat()} had to be disposed of "
-        f"({then}) by {deadline.isoformat()}; dispose of it now and certify it",
+        R_("data received on {received} had to be disposed of ({then}) by {deadline}; dispose "
+           "of it now and certify it", received=received_on.isoformat(), then=then,
+           deadline=deadline.isoformat()),
         "retention",
     )
 
@@ -54,20 +56,21 @@ def disposal_refusal(agreement: Agreement, method: str, certified: bool) -> Reas
     if method not in {"delete", "return"}:
         return agreement.reason(
             "retention.method",
-            "a holding is disposed of by deleting it or returning it",
+            R_("a holding is disposed of by deleting it or returning it"),
             "retention.then",
         )
     if retention.then != "delete-or-return" and retention.then != method:
         return agreement.reason(
             "retention.method",
-            f"the agreement requires the data to be {retention.then}d, not {method}d",
+            R_("the agreement requires the data to be {then}d, not {method}d",
+               then=retention.then, method=method),
             "retention.then",
         )
     if retention.certificate and not certified:
         return agreement.reason(
             "retention.certificate",
-            "the agreement requires a designated handler's signed "
-            "certificate of the disposal; sign it with `tachiai holdings`",
+            R_("the agreement requires a designated handler's signed "
+               "certificate of the disposal; sign it with `tachiai holdings`"),
             "retention.certificate",
         )
     return None

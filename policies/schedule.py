@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from policies.agreement import Agreement, Flow
 from policies.calendar import Period, add_business_days, last_business_day
 from policies.reasons import Reason
+from policies.wording import R_
 
 __all__ = [
     "MAX_PERIODS",
@@ -139,9 +140,9 @@ def overdue_periods(
                     due,
                     agreement.reason(
                         "schedule.late",
-                        f"the provision for {period} was due by {due.isoformat()} "
-                        f"({flow.schedule.words}) and has not been delivered; deliver it now and "
-                        "record why it was late",
+                        R_("the provision for {period} was due by {due} ({schedule}) and has "
+                           "not been delivered; deliver it now and record why it was late",
+                           period=period, due=due.isoformat(), schedule=flow.schedule.words),
                         key,
                     ),
                 )

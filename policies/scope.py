@@ -17,6 +17,7 @@ from policies.dates import parse_date
 from policies.delegations import DelegationRegistry
 from policies.reasons import Reason
 from policies.terms import Scope
+from policies.wording import R_
 
 __all__ = ["ScopeRule", "scope_rule"]
 
@@ -51,9 +52,12 @@ class ScopeRule:
         """The rejection of one uncovered row (outside = "reject")."""
         return self.agreement.reason(
             "scope.not-delegated",
-            "this row is for a municipality that had not filed a 委任状 (delegation) on the "
-            f"{'date of the row' if self.date_index is not None else 'day of provision'}; the "
-            "agreement covers only municipalities in the delegation registry — remove the row",
+            (R_("this row is for a municipality that had not filed a 委任状 (delegation) on the "
+                "date of the row; the agreement covers only municipalities in the delegation "
+                "registry — remove the row") if self.date_index is not None else
+             R_("this row is for a municipality that had not filed a 委任状 (delegation) on the "
+                "day of provision; the agreement covers only municipalities in the delegation "
+                "registry — remove the row")),
             "scope",
             row=row,
             column=self.scope.column,
@@ -63,8 +67,9 @@ class ScopeRule:
         """The record of rows withheld (outside = "split"): a count, never the rows."""
         return self.agreement.reason(
             "scope.withheld",
-            f"{withheld} of {rows} rows are for municipalities outside the delegation registry "
-            "(委任状) and were withheld; only covered rows are provided",
+            R_("{withheld} of {rows} rows are for municipalities outside the delegation "
+               "registry (委任状) and were withheld; only covered rows are provided",
+               withheld=withheld, rows=rows),
             "scope",
             column=self.scope.column,
         )
@@ -80,9 +85,9 @@ def scope_rule(agreement: Agreement, flow: Flow, dataset: Dataset) -> ScopeRule 
         # Fail closed: without the registry no row can be shown to be covered.
         return agreement.reason(
             "scope.no-registry",
-            f"the delegation registry ({scope.registry}) is not loaded, "
-            "so no row can be shown to be covered; the administrator must install it beside "
-            "the agreement",
+            R_("the delegation registry ({registry}) is not loaded, "
+               "so no row can be shown to be covered; the administrator must install it beside "
+               "the agreement", registry=scope.registry),
             "scope",
         )
     names = [unicodedata.normalize("NFKC", c).strip() for c in dataset.header]
@@ -96,7 +101,7 @@ def scope_rule(agreement: Agreement, flow: Flow, dataset: Dataset) -> ScopeRule 
     except ValueError:
         return agreement.reason(
             "scope.column",
-            "the dataset has no column the scope names; correct the agreement file",
+            R_("the dataset has no column the scope names; correct the agreement file"),
             "scope.column",
         )
     return ScopeRule(agreement, scope, agreement.delegations, code_index, date_index)

@@ -9,6 +9,7 @@ import unicodedata
 
 from policies.codelists import period_months_days, status_of_residence
 from policies.values import PERIOD_OF_STAY, Problem
+from policies.wording import R_
 
 __all__ = ["check_period_for_status"]
 
@@ -32,18 +33,18 @@ def check_period_for_status(status: str, period: str) -> Problem | None:
         if longest is None:
             return Problem(
                 "value.period-for-status",
-                "this 在留資格 is granted for an indefinite period (無期限) only; write 無期限",
+                R_("this 在留資格 is granted for an indefinite period (無期限) only; write 無期限"),
             )
         return Problem(
             "value.period-for-status",
-            f"無期限 is not a period of stay of this 在留資格; its longest is {found.longest} "
-            "(入管法施行規則 別表第二)",
+            R_("無期限 is not a period of stay of this 在留資格; its longest is {longest} "
+               "(入管法施行規則 別表第二)", longest=found.longest),
         )
     if _days(given) > _days(longest):
         return Problem(
             "value.period-for-status",
-            f"longer than {found.longest}, the longest period of stay (在留期間) of this 在留資格 "
-            "(入管法施行規則 別表第二); check both cells",
+            R_("longer than {longest}, the longest period of stay (在留期間) of this 在留資格 "
+               "(入管法施行規則 別表第二); check both cells", longest=found.longest),
         )
     return None
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from itertools import accumulate, repeat
 from typing import BinaryIO
 
+from policies.wording import R_
+
 __all__ = [
     "LIMITS",
     "Batch",
@@ -184,7 +186,8 @@ def csv_batches(
         if number + count > limits.max_rows:
             raise TableError(
                 "content.too-many-rows",
-                f"the file has more than {limits.max_rows} rows; split it into several files",
+                R_("the file has more than {rows} rows; split it into several files",
+                   rows=limits.max_rows),
                 limits.max_rows + 1,
             )
         # Only the file's first record may carry the UTF-8 signature.
@@ -219,15 +222,15 @@ def csv_batches(
         except csv.Error as exc:
             raise TableError(
                 "content.csv-syntax",
-                f"the CSV cannot be parsed "
-                f"({_csv_error(exc)}); check quoting and line endings (RFC 4180)",
+                R_("the CSV cannot be parsed ({problem}); check quoting and line endings "
+                   "(RFC 4180)", problem=_csv_error(exc)),
                 number + max(reader.line_num, 1),
             ) from None
         if len(rows) != count or reader.line_num != count:
             raise TableError(
                 "content.csv-syntax",
-                "a row contains a line break outside double "
-                "quotes; check quoting and line endings (RFC 4180)",
+                R_("a row contains a line break outside double "
+                "quotes; check quoting and line endings (RFC 4180)"),
                 number + 1,
             )
         yield Batch(number + 1, count, start, raw, ends, parsed=rows)
@@ -277,9 +280,8 @@ def _regions(
         if len(pending) > limits.max_record_bytes:
             raise TableError(
                 "content.row.too-long",
-                f"a row is longer than "
-                f"{limits.max_record_bytes} bytes; look for a double quote that "
-                "is never closed",
+                R_("a row is longer than {limit} bytes; look for a double quote that "
+                   "is never closed", limit=limits.max_record_bytes),
             )
         if eof:
             if pending:
@@ -357,7 +359,7 @@ def _csv_error(exc: csv.Error) -> str:
     # The csv module's messages describe structure ("unexpected end of data"), not content.
     msg = str(exc)
     if "field larger" in msg:
-        return "field larger than allowed"
+        return R_("field larger than allowed")
     if "new-line" in msg:
-        return "a line break inside an unquoted field"
+        return R_("a line break inside an unquoted field")
     return msg

@@ -25,6 +25,7 @@ from policies.codelists import (
     status_of_residence,
 )
 from policies.dates import parse_date
+from policies.wording import R_
 
 __all__ = [
     "MAX_AGE_YEARS",
@@ -95,7 +96,8 @@ def check_value(
         raise ValueError(f"unknown column type {type_name!r}") from None
     trimmed = value.strip()
     if not trimmed:
-        return Problem("value.empty", "the cell is empty or blank; fill it in or leave the row out")
+        return Problem("value.empty",
+                       R_("the cell is empty or blank; fill it in or leave the row out"))
     if len(trimmed) != len(value) and _CONTROL.search(value):
         # The trimming is for spaces around a value: a TAB or line break there is refused as
         # it is inside (a leading TAB also turns the rest into a formula in a spreadsheet).
@@ -105,7 +107,8 @@ def check_value(
     limit = max_length if max_length is not None else default_limit
     if limit is not None and len(trimmed) > limit:
         return Problem(
-            "value.too-long", f"longer than {limit} characters allowed for a {type_name} column"
+            "value.too-long", R_("longer than {limit} characters allowed for a {type} column",
+                                 limit=limit, type=type_name)
         )
     # ASCII is already NFKC-stable; skipping normalize() keeps the common path cheap.
     text = trimmed if trimmed.isascii() else unicodedata.normalize("NFKC", trimmed)
@@ -182,8 +185,8 @@ def _has_control(text: str) -> bool:
 def _control_problem() -> Problem:
     return Problem(
         "value.control-character",
-        "contains a control character (TAB, line break, escape, bidirectional override or "
-        "similar); remove it",
+        R_("contains a control character (TAB, line break, escape, bidirectional override or "
+        "similar); remove it"),
     )
 
 
@@ -191,11 +194,11 @@ def _latin_name(text: str) -> Problem | None:
     if _LATIN_NAME.fullmatch(text):
         return None
     if _ANY_DIGIT.search(text):
-        return Problem("value.latin-name", "a Latin-letter name (氏名(英字)) has no digits")
+        return Problem("value.latin-name", R_("a Latin-letter name (氏名(英字)) has no digits"))
     return Problem(
         "value.latin-name",
-        "expected a name in Latin letters (氏名(英字)): A-Z, a-z, spaces and , . - ' only, "
-        "without accents or other scripts",
+        R_("expected a name in Latin letters (氏名(英字)): A-Z, a-z, spaces and , . - ' only, "
+        "without accents or other scripts"),
     )
 
 
@@ -203,11 +206,11 @@ def _kanji_name(text: str) -> Problem | None:
     if _KANJI_NAME.fullmatch(text):
         return None
     if _ANY_DIGIT.search(text):
-        return Problem("value.kanji-name", "a name (氏名(漢字)) has no digits")
+        return Problem("value.kanji-name", R_("a name (氏名(漢字)) has no digits"))
     return Problem(
         "value.kanji-name",
-        "expected a name (氏名(漢字)) in kanji, kana, Latin letters and spaces; 外字 "
-        "(private-use characters) and symbols must be replaced by standard characters",
+        R_("expected a name (氏名(漢字)) in kanji, kana, Latin letters and spaces; 外字 "
+        "(private-use characters) and symbols must be replaced by standard characters"),
     )
 
 
@@ -217,21 +220,22 @@ def _local_government_code(text: str) -> Problem | None:
             return None
         return Problem(
             "value.local-government-code",
-            "not a local government code (地方公共団体コード) of the 総務省 list "
-            f"(as of {local_governments.LIST_DATE}): the check digit fits, but no prefecture, "
-            "municipality or ward of a designated city has this code; look for a mistyped or "
-            "shifted digit, or a code retired by a merger",
+            R_("not a local government code (地方公共団体コード) of the 総務省 list (as of "
+               "{date}): the check digit fits, but no prefecture, municipality or ward of a "
+               "designated city has this code; look for a mistyped or shifted digit, or a code "
+               "retired by a merger",
+               date=local_governments.LIST_DATE),
         )
     if _SIX_DIGITS.fullmatch(text):
         return Problem(
             "value.local-government-code",
-            "the check digit (6th digit) of this local government code (地方公共団体コード) "
-            "does not match; look for a mistyped digit",
+            R_("the check digit (6th digit) of this local government code (地方公共団体コード) "
+            "does not match; look for a mistyped digit"),
         )
     return Problem(
         "value.local-government-code",
-        "expected a 6-digit local government code (地方公共団体コード) including its check "
-        "digit; a 5-digit code lacks the check digit",
+        R_("expected a 6-digit local government code (地方公共団体コード) including its check "
+        "digit; a 5-digit code lacks the check digit"),
     )
 
 
@@ -240,8 +244,8 @@ def _residence_card_number(text: str) -> Problem | None:
         return None
     return Problem(
         "value.residence-card-number",
-        "expected a residence card number (在留カード番号): 2 uppercase letters, 8 digits, "
-        "2 uppercase letters, without spaces; lowercase letters are not accepted",
+        R_("expected a residence card number (在留カード番号): 2 uppercase letters, 8 digits, "
+        "2 uppercase letters, without spaces; lowercase letters are not accepted"),
     )
 
 
@@ -252,8 +256,9 @@ def _nationality(text: str) -> Problem | None:
         return _control_problem()
     return Problem(
         "value.nationality",
-        "not a nationality or region (国籍・地域) of the list: write the name as on the residence "
-        "card (e.g. ベトナム, 韓国, 台湾), an ISO 3166-1 code in capitals (VN, VNM), or 無国籍",
+        R_("not a nationality or region (国籍・地域) of the list: write the name as on the "
+           "residence card (e.g. ベトナム, 韓国, 台湾), an ISO 3166-1 code in capitals (VN, VNM), "
+           "or 無国籍"),
     )
 
 
@@ -262,8 +267,8 @@ def _sex(text: str) -> Problem | None:
         return None
     return Problem(
         "value.sex",
-        "expected sex (性別) as an ISO/IEC 5218 code (0 not known, 1 male, 2 female, "
-        "9 not applicable) or 男 / 女",
+        R_("expected sex (性別) as an ISO/IEC 5218 code (0 not known, 1 male, 2 female, "
+        "9 not applicable) or 男 / 女"),
     )
 
 
@@ -272,7 +277,7 @@ def _date(text: str) -> Problem | None:
         parse_date(text)
     except ValueError as error:
         # parse_date's messages never repeat the input, so its reason is safe to pass on.
-        return Problem("value.date", f"expected a date (年月日): {error}")
+        return Problem("value.date", R_("expected a date (年月日): {error}", error=error))
     return None
 
 
@@ -280,16 +285,16 @@ def _birth_date(text: str, today: dt.date | None) -> Problem | None:
     try:
         day = parse_date(text)
     except ValueError as error:
-        return Problem("value.date", f"expected a date (年月日): {error}")
+        return Problem("value.date", R_("expected a date (年月日): {error}", error=error))
     if today is None:
         return None
     if day > today:
-        return Problem("value.birth-date", "a birth date (生年月日) in the future; correct it")
+        return Problem("value.birth-date", R_("a birth date (生年月日) in the future; correct it"))
     if day.year < today.year - MAX_AGE_YEARS:
         return Problem(
             "value.birth-date",
-            f"a birth date (生年月日) more than {MAX_AGE_YEARS} years ago; look for a mistyped "
-            "year or era (元号)",
+            R_("a birth date (生年月日) more than {years} years ago; look for a mistyped "
+               "year or era (元号)", years=MAX_AGE_YEARS),
         )
     return None
 
@@ -301,8 +306,8 @@ def _status_of_residence(text: str) -> Problem | None:
         return _control_problem()
     return Problem(
         "value.status-of-residence",
-        "not a 在留資格 of 入管法 別表第一・第二: write it as on the residence card, e.g. "
-        "特定技能1号, 技術・人文知識・国際業務, 永住者, 特定活動",
+        R_("not a 在留資格 of 入管法 別表第一・第二: write it as on the residence card, e.g. "
+        "特定技能1号, 技術・人文知識・国際業務, 永住者, 特定活動"),
     )
 
 
@@ -315,14 +320,15 @@ def _period_of_stay(text: str) -> Problem | None:
         if given[1] > _PERIOD_DAYS_MAX or given[0] > _PERIOD_LIMIT[0]:
             return Problem(
                 "value.period-of-stay",
-                f"longer than any period of stay (在留期間): at most {PERIOD_MAX} or "
-                f"{_PERIOD_DAYS_MAX}日, or 無期限 (入管法施行規則 別表第二)",
+                R_("longer than any period of stay (在留期間): at most {longest} or {days}日, "
+                   "or 無期限 (入管法施行規則 別表第二)", longest=PERIOD_MAX,
+                   days=_PERIOD_DAYS_MAX),
             )
         return None
     return Problem(
         "value.period-of-stay",
-        "expected a period of stay (在留期間) such as 5年, 1年6月, 6月, 90日 or 無期限, "
-        "without spaces",
+        R_("expected a period of stay (在留期間) such as 5年, 1年6月, 6月, 90日 or 無期限, "
+        "without spaces"),
     )
 
 

@@ -20,6 +20,7 @@ import openpyxl
 
 from policies.checkdigits import contains_my_number
 from policies.tables import LIMITS, Limits, Record, TableError
+from policies.wording import R_
 from policies.xlsxparts import PROLOG_BYTES, PackageScan, check_prolog, corrupt, scan_package
 
 __all__ = ["xlsx_records"]
@@ -48,16 +49,16 @@ def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
         if not sheets:
             raise TableError(
                 "content.xlsx.no-sheet",
-                "the workbook has no worksheet; put the data on the first sheet",
+                R_("the workbook has no worksheet; put the data on the first sheet"),
             )
         if len(book.sheetnames) > 1 or scan.sheets > 1:
             # Only the first sheet is checked; a second one (hidden or not) would travel
             # sealed and unchecked — a way around every content term and the onward guard.
             raise TableError(
                 "content.xlsx.sheets",
-                f"the workbook has {max(len(book.sheetnames), scan.sheets)} sheets; the "
-                "agreement's data is one "
-                "sheet: delete the other sheets and drop the file again",
+                R_("the workbook has {sheets} sheets; the agreement's data is one "
+                   "sheet: delete the other sheets and drop the file again",
+                   sheets=max(len(book.sheetnames), scan.sheets)),
             )
         seen = False
         for record in _rows(sheets[0], limits):
@@ -69,10 +70,10 @@ def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
             # a cell beyond the columns read): it would travel unchecked.
             raise TableError(
                 "content.my-number",
-                "a 12-digit number with a valid 個人番号 (My Number) check digit appears in "
+                R_("a 12-digit number with a valid 個人番号 (My Number) check digit appears in "
                 "the workbook's cell text outside the rows read (an unused string or a far "
                 "column); this agreement forbids My Number data — copy the data into a new "
-                "workbook",
+                "workbook"),
             )
     finally:
         book.close()
@@ -95,14 +96,14 @@ def _check_container(stream: BinaryIO, limits: Limits) -> PackageScan:
         # seed 003: the password is set by tachiai when it seals, after the content is checked.
         raise TableError(
             "content.xlsx.encrypted",
-            "the workbook is password-protected or in "
+            R_("the workbook is password-protected or in "
             "the old .xls format; drop the unprotected .xlsx: tachiai sets the "
-            "workbook and ZIP passwords itself when it seals the transfer",
+            "workbook and ZIP passwords itself when it seals the transfer"),
         )
     if not head.startswith(b"PK\x03\x04"):
         raise TableError(
             "content.xlsx.not-xlsx",
-            "the file is not an Excel workbook (.xlsx); save it as .xlsx (Excel ブック)",
+            R_("the file is not an Excel workbook (.xlsx); save it as .xlsx (Excel ブック)"),
         )
     stream.seek(0)
     try:
@@ -124,30 +125,30 @@ def _check_sizes(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
     if len(infos) > limits.max_xlsx_members:
         raise TableError(
             "content.xlsx.too-large",
-            f"the workbook has more than "
-            f"{limits.max_xlsx_members} parts; it is not a plain data sheet",
+            R_("the workbook has more than {parts} parts; it is not a plain data sheet",
+               parts=limits.max_xlsx_members),
         )
     # zipfile stops each member at its declared size, so the declared sizes bound what we inflate.
     total = sum(i.file_size for i in infos)
     if total > limits.max_xlsx_uncompressed:
         raise TableError(
             "content.xlsx.too-large",
-            f"the workbook unpacks to more than "
-            f"{limits.max_xlsx_uncompressed >> 20} MiB; split the data",
+            R_("the workbook unpacks to more than {mib} MiB; split the data",
+               mib=limits.max_xlsx_uncompressed >> 20),
         )
     for info in infos:
         if info.flag_bits & 0x1:
             raise TableError(
                 "content.xlsx.encrypted",
-                "a part of the workbook is encrypted; drop the unprotected .xlsx",
+                R_("a part of the workbook is encrypted; drop the unprotected .xlsx"),
             )
         if info.file_size > (1 << 20) and info.file_size > limits.max_xlsx_ratio * max(
             info.compress_size, 1
         ):
             raise TableError(
                 "content.xlsx.too-large",
-                "a part of the workbook is compressed "
-                "far beyond what a spreadsheet compresses to (a zip bomb?)",
+                R_("a part of the workbook is compressed "
+                "far beyond what a spreadsheet compresses to (a zip bomb?)"),
             )
 
 
@@ -158,7 +159,8 @@ def _rows(sheet: Any, limits: Limits) -> Iterator[Record]:
             if number > limits.max_rows:
                 raise TableError(
                     "content.too-many-rows",
-                    f"the sheet has more than {limits.max_rows} rows; split it into several files",
+                    R_("the sheet has more than {rows} rows; split it into several files",
+                       rows=limits.max_rows),
                     number,
                 )
             cells = [_text(v) for v in values]

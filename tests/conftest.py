@@ -26,6 +26,10 @@ import pytest
 # The PostgreSQL server fixtures (`postgres`, `pg_url`), for every test package.
 pytest_plugins = ("tests.pg",)
 
+# English messages for this process and every `tachiai` it starts, whatever the machine's locale:
+# tests that read the words assert the English ones; tests/gateway/test_i18n.py chooses others.
+os.environ["LANGUAGE"] = "C"
+
 ROOT = Path(__file__).resolve().parent.parent
 AGREEMENT = "isa-nhi-status-loss"
 FLOW = "monthly"

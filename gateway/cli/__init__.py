@@ -26,6 +26,7 @@ from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
 from gateway.cli.parsers import USAGE, Subparsers, common_parser
 from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
 from gateway.errors import __doc__ as _EXIT_CODES_DOC
+from gateway.i18n import _, wording
 from policies.errors import PolicyFileError
 
 log = logging.getLogger("tachiai")
@@ -91,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolicyFileError as exc:
         return _report(ConfigError("\n  ".join(str(p) for p in exc.problems)))
     except LedgerIntegrityError as exc:
-        print(f"tachiai: the ledger is NOT intact: {exc}", file=sys.stderr)
+        print(_("tachiai: the ledger is NOT intact: {problem}").format(problem=wording(str(exc))),
+              file=sys.stderr)
         return CheckFailed.exit_code
     except (LedgerStorageError, AuditError) as exc:
         return _report(StorageError(str(exc)))
@@ -108,8 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("internal error")
             hint = None
         else:
-            hint = f"{InternalError.default_hint}; run it again with --verbose for the trace"
-        return _report(InternalError(f"internal error: {exc.__class__.__name__}", hint=hint))
+            hint = _("{hint}; run it again with --verbose for the trace").format(
+                hint=wording(InternalError.default_hint))
+        return _report(InternalError(
+            _("internal error: {kind}").format(kind=exc.__class__.__name__), hint=hint))
 
 
 def version() -> str:
@@ -143,7 +147,10 @@ class _Version(argparse.Action):
 
 
 def _report(error: TachiaiError) -> int:
-    print(f"tachiai: {error.diagnostics()}", file=sys.stderr)
+    # Imported here: `tachiai --help` loads no module of the CLI but its parsers.
+    from gateway.cli.messages import diagnostics
+
+    print(f"tachiai: {diagnostics(error)}", file=sys.stderr)
     return error.exit_code
 
 

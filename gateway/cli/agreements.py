@@ -26,6 +26,7 @@ from gateway.config.policyfiles import (
 )
 from gateway.config.settings import config_path_from
 from gateway.errors import CheckFailed, NotFound
+from gateway.i18n import _, wording
 from gateway.state import clock
 from policies.agreement import (
     ENCRYPTION_PROFILES,
@@ -86,8 +87,8 @@ def find_agreement(args: argparse.Namespace, agreement_id: str) -> Agreement:
         return load_agreements([agreement_id], BUNDLED_DIR)[agreement_id]
     known = ", ".join(p.stem for p in bundled_agreement_paths())
     raise NotFound(
-        f"no agreement {agreement_id!r}",
-        hint=f"use a configured agreement id, or a bundled one: {known}",
+        _("no agreement {id}").format(id=repr(agreement_id)),
+        hint=_("use a configured agreement id, or a bundled one: {known}").format(known=known),
     )
 
 
@@ -126,11 +127,13 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{a['id']}: {a['purpose']}")
         for f in a["flows"]:
             print(
-                f"  flow {f['id']}: {f['from']} → {f['to']} ({f['dataset']}, "
-                f"{f['witnesses']} witness(es), {f['encryption']})"
+                _("  flow {id}: {provider} → {recipient} ({dataset}, {witnesses} witness(es), "
+                  "{encryption})").format(id=f['id'], provider=f['from'], recipient=f['to'],
+                                          dataset=f['dataset'], witnesses=f['witnesses'],
+                                          encryption=f['encryption'])
             )
             if f["outbox"]:
-                print(f"    outbox: {f['outbox']}")
+                print(_("    outbox: {path}").format(path=f['outbox']))
     return 0
 
 
@@ -148,17 +151,18 @@ def _check(args: argparse.Namespace) -> int:
     if report.problems:
         raise problems_error(report.problems, CheckFailed)
     print(
-        f"all valid: {len(report.agreements)} agreement(s)"
-        f"{'' if report.warnings else ', no warnings'}"
+        (_("all valid: {count} agreement(s)") if report.warnings
+         else _("all valid: {count} agreement(s), no warnings")).format(
+            count=len(report.agreements))
     )
     return 0
 
 
 def _print_report(report: CheckReport) -> None:
     for line in report.valid:
-        print(f"ok: {line}")
+        print(_("ok: {line}").format(line=wording(str(line))))
     for warning in report.warnings:
-        print(f"warning: {warning}")
+        print(_("warning: {warning}").format(warning=wording(str(warning))))
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -263,79 +267,91 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     """The summary as text for a person."""
     out = [
         f"{s['id']}: {s['title']}",
-        f"  references: {', '.join(s['references']) or '-'}",
-        f"  concluded {s['concluded'] or '-'}; in force {s['valid_from']} to "
-        f"{s['effective_until'] or '(no end)'}"
-        f"{'' if s['in_force_today'] else ' — NOT in force today'}",
+        _("  references: {references}").format(references=", ".join(s['references']) or "-"),
+        _("  concluded {concluded}; in force {start} to {end}").format(
+            concluded=s['concluded'] or "-", start=s['valid_from'],
+            end=s['effective_until'] or _("(no end)"))
+        + ("" if s['in_force_today'] else _(" — NOT in force today")),
     ]
     if s["renewal"]:
-        done = ", ".join(r["until"] for r in s["renewal"]["renewed"]) or "none recorded yet"
-        out.append(f"  renewal: {s['renewal']['every']} (renewed until: {done})")
+        done = ", ".join(r["until"] for r in s["renewal"]["renewed"]) or _("none recorded yet")
+        out.append(_("  renewal: {every} (renewed until: {done})").format(
+            every=s['renewal']['every'], done=done))
     out += [
-        f"  purpose: {s['purpose']}",
-        f"  legal basis: {s['legal_basis_words']}"
-        f"{' — ' + s['legal_basis_text'] if s['legal_basis_text'] else ''}",
-        "  parties:",
+        _("  purpose: {purpose}").format(purpose=s['purpose']),
+        _("  legal basis: {basis}").format(basis=s['legal_basis_words'])
+        + (" — " + s['legal_basis_text'] if s['legal_basis_text'] else ""),
+        _("  parties:"),
     ]
     for p in s["parties"]:
-        extra = f"; designates {', '.join(p['designates'])}" if p["designates"] else ""
+        extra = (_("; designates {parties}").format(parties=", ".join(p['designates']))
+                 if p["designates"] else "")
         out.append(f"    {p['id']}: {p['name']} ({p['kind']}{extra})")
-    out.append("  flows:")
+    out.append(_("  flows:"))
     for f in s["flows"]:
         out.append(
-            f"    {f['id']}: {f['from']} → {f['to']}, {f['kind']} ({f['kind_words']}), "
-            f"dataset {f['dataset']}"
+            _("    {id}: {provider} → {recipient}, {kind} ({kind_words}), dataset {dataset}")
+            .format(id=f['id'], provider=f['from'], recipient=f['to'], kind=f['kind'],
+                    kind_words=f['kind_words'], dataset=f['dataset'])
         )
-        out.append(f"      schedule: {f['schedule']}")
+        out.append(_("      schedule: {schedule}").format(schedule=f['schedule']))
         for due in f["next_due"]:
-            out.append(f"      due: period {due['period']} by {due['due']}")
+            out.append(_("      due: period {period} by {due}").format(period=due['period'],
+                                                                     due=due['due']))
         out.append(
-            f"      {f['witnesses']} witness(es) besides the sender; "
-            f"{ENCRYPTION_PROFILES[f['encryption']]}; medium: {MEDIA[f['medium']]}"
+            _("      {witnesses} witness(es) besides the sender; {encryption}; medium: {medium}")
+            .format(witnesses=f['witnesses'], encryption=ENCRYPTION_PROFILES[f['encryption']],
+                    medium=MEDIA[f['medium']])
         )
         out.append(
-            f"      onward: {', '.join(f['onward']) or 'nobody'}"
-            f"{'; replies to ' + f['reply_to'] if f['reply_to'] else ''}"
+            _("      onward: {parties}").format(parties=", ".join(f['onward']) or _("nobody"))
+            + (_("; replies to {flow}").format(flow=f['reply_to']) if f['reply_to'] else "")
         )
     for d in s["datasets"]:
         fmt = d["format"] + (f", {' / '.join(d['encodings'])}" if d["encodings"] else "")
         out.append(
-            f"  dataset {d['id']} ({fmt}; My Number {d['my_number']}): "
-            + ", ".join(c["name"] for c in d["columns"])
+            _("  dataset {id} ({format}; My Number {my_number}): {columns}").format(
+                id=d['id'], format=fmt, my_number=d['my_number'],
+                columns=", ".join(c["name"] for c in d["columns"]))
         )
         for c in d["categories"]:
-            out.append(f"    category {c['id']}: {c['name']}")
+            out.append(_("    category {id}: {name}").format(id=c['id'], name=c['name']))
     if s["scope"]:
         sc = s["scope"]
         out.append(
-            f"  scope (委任状): rows by {sc['column']}; outside rows: {sc['outside']}; "
-            f"registry {sc['registry']} ({sc['municipalities']} municipalities, as of "
-            f"{sc['registry_as_of'] or '-'})"
+            _("  scope (委任状): rows by {column}; outside rows: {outside}; registry {registry} "
+              "({count} municipalities, as of {as_of})").format(
+                column=sc['column'], outside=sc['outside'], registry=sc['registry'],
+                count=sc['municipalities'], as_of=sc['registry_as_of'] or "-")
         )
-    chain = "; ".join(f"{k} → {', '.join(v) or 'nobody'}" for k, v in s["onward"]["chain"].items())
+    chain = "; ".join(f"{k} → {', '.join(v) or _('nobody')}"
+                      for k, v in s["onward"]["chain"].items())
     out.append(
-        f"  onward: {chain or 'nobody'}; contractors allowed for: "
-        f"{', '.join(s['onward']['contractors']) or 'nobody'}"
+        _("  onward: {chain}; contractors allowed for: {contractors}").format(
+            chain=chain or _("nobody"),
+            contractors=", ".join(s['onward']['contractors']) or _("nobody"))
     )
     if s["retention"]:
         r = s["retention"]
         out.append(
-            f"  retention: {RETENTION_THEN[r['then']]} {RETENTION_AFTER[r['after']]}"
-            f"{', within ' + str(r['max_days']) + ' days' if r['max_days'] else ''}"
-            f"{', certified' if r['certificate'] else ''}"
+            _("  retention: {then} {after}").format(then=RETENTION_THEN[r['then']],
+                                                    after=RETENTION_AFTER[r['after']])
+            + (_(", within {days} days").format(days=r['max_days']) if r['max_days'] else "")
+            + (_(", certified") if r['certificate'] else "")
         )
     if s["report"]:
         out.append(
-            f"  handling report: {REPORT_EVERY[s['report']['every']]}, to {s['report']['to']}"
+            _("  handling report: {every}, to {to}").format(
+                every=REPORT_EVERY[s['report']['every']], to=s['report']['to'])
         )
     if s["corrections"]:
-        out.append("  corrections: the recipient applies corrections (訂正に応じる)")
+        out.append(_("  corrections: the recipient applies corrections (訂正に応じる)"))
     for o in s["obligations"]:
         out.append(
-            f"  obligation of {o['party']}: {o['text']}"
-            f"{'' if o['text'] == OBLIGATIONS[o['id']] else ' — ' + OBLIGATIONS[o['id']]}"
+            _("  obligation of {party}: {text}").format(party=o['party'], text=o['text'])
+            + ("" if o['text'] == OBLIGATIONS[o['id']] else " — " + OBLIGATIONS[o['id']])
         )
-    out.append("  My Number (個人番号): forbidden in every dataset")
+    out.append(_("  My Number (個人番号): forbidden in every dataset"))
     return out
 
 

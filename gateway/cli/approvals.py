@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli.common import Subparsers, runtime_of, signature_from
+from gateway.cli.messages import diagnostics
 from gateway.errors import (
     CheckFailed,
     InputError,
@@ -23,6 +24,7 @@ from gateway.errors import (
     TachiaiError,
     UsageError,
 )
+from gateway.i18n import _
 from gateway.identity.sshkeys import load_private_key
 from gateway.outbound import approvals
 from gateway.runtime import Runtime
@@ -63,10 +65,10 @@ def _approve(args: argparse.Namespace) -> int:
     if args.signatures is not None:
         return _approve_each(args, ids or _signed_in(args.signatures))
     if not ids:
-        raise UsageError("name the transfer(s) to approve", hint="tachiai approve ID --key KEY")
+        raise UsageError(_("name the transfer(s) to approve"), hint="tachiai approve ID --key KEY")
     if args.signature is not None and len(ids) > 1:
-        raise UsageError("--signature is one transfer's signature",
-                         hint="for several, use --key KEY or --signatures DIR")
+        raise UsageError(_("--signature is one transfer's signature"),
+                         hint=_("for several, use --key KEY or --signatures DIR"))
     if len(ids) > 1:
         return _approve_each(args, ids)
     rt = runtime_of(args)
@@ -78,19 +80,22 @@ def _approve(args: argparse.Namespace) -> int:
     signature = signature_from(args, approvals.statement(rt, transfer),
                                approvals.APPROVAL_NAMESPACE)
     outcome = approvals.approve(rt, ids[0], signature, duplicate_ok=args.duplicate_ok)
-    print(f"approval by {outcome.witness} recorded ({len(outcome.approvals)} of "
-          f"{outcome.needed} witness(es))")
+    print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
+        witness=outcome.witness, count=len(outcome.approvals), needed=outcome.needed))
     if outcome.approved:
-        print(f"transfer {ids[0]} is approved; the daemon seals and delivers it now")
+        print(_("transfer {id} is approved; the daemon seals and delivers it now").format(
+            id=ids[0]))
     else:
-        print(f"next: {outcome.needed - len(outcome.approvals)} more witness(es) must approve")
+        print(_("next: {count} more witness(es) must approve").format(
+            count=outcome.needed - len(outcome.approvals)))
     return 0
 
 
 def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
     """Approve several transfers, each on its own: one line each, exit 1 if any was refused."""
     if not ids:
-        raise UsageError(f"no signatures (*{SIGNATURE_SUFFIX}) in {args.signatures}")
+        raise UsageError(_("no signatures (*{suffix}) in {folder}").format(
+            suffix=SIGNATURE_SUFFIX, folder=args.signatures))
     key = load_private_key(args.key) if args.key is not None else None  # once, for them all
     rt = runtime_of(args)
     refused = 0
@@ -106,17 +111,22 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
                                                 duplicate_ok=args.duplicate_ok, flush=False)
             except (CheckFailed, InputError, StateError) as exc:  # this transfer's; go on
                 refused += 1
-                print(f"{transfer_id}: NOT approved: {_one_line(exc)}", file=sys.stderr)
+                print(_("{id}: NOT approved: {problem}").format(id=transfer_id,
+                                                                 problem=_one_line(exc)),
+                      file=sys.stderr)
                 continue
-            print(f"{transfer_id}: approval by {outcome.witness} recorded "
-                  f"({len(outcome.approvals)} of {outcome.needed} witness(es))"
-                  + ("; approved, the daemon seals and delivers it now" if outcome.approved
+            print(_("{id}: approval by {witness} recorded ({count} of {needed} witness(es))")
+                  .format(id=transfer_id, witness=outcome.witness,
+                          count=len(outcome.approvals), needed=outcome.needed)
+                  + (_("; approved, the daemon seals and delivers it now") if outcome.approved
                      else ""))
     finally:
         # Each approval committed with its events; they move into the ledger together, with
         # one durable append for the batch instead of one per transfer.
         rt.flush()
-    print(f"{len(ids) - refused} of {len(ids)} approval(s) recorded", file=sys.stderr)
+    print(_("{recorded} of {total} approval(s) recorded").format(recorded=len(ids) - refused,
+                                                               total=len(ids)),
+          file=sys.stderr)
     return CheckFailed.exit_code if refused else 0
 
 
@@ -130,11 +140,15 @@ def _approve_fanout(args: argparse.Namespace, rt: Runtime, children: list[str]) 
                                         duplicate_ok=args.duplicate_ok)
         except (CheckFailed, InputError, StateError) as exc:
             refused += 1
-            print(f"{transfer_id}: NOT approved: {_one_line(exc)}", file=sys.stderr)
+            print(_("{id}: NOT approved: {problem}").format(id=transfer_id,
+                                                             problem=_one_line(exc)),
+                  file=sys.stderr)
             continue
-        print(f"{transfer_id}: approval by {outcome.witness} recorded "
-              f"({len(outcome.approvals)} of {outcome.needed} witness(es))"
-              + ("; approved, the daemon seals and delivers it now" if outcome.approved else ""))
+        print(_("{id}: approval by {witness} recorded ({count} of {needed} witness(es))")
+              .format(id=transfer_id, witness=outcome.witness, count=len(outcome.approvals),
+                      needed=outcome.needed)
+              + (_("; approved, the daemon seals and delivers it now") if outcome.approved
+                 else ""))
     print(f"{len(children) - refused} of {len(children)} child transfer(s) of the fan-out "
           "approved", file=sys.stderr)
     return CheckFailed.exit_code if refused else 0
@@ -149,7 +163,8 @@ def _signed_in(folder: Path) -> list[str]:
     try:
         names = sorted(p.name for p in folder.iterdir() if p.name.endswith(SIGNATURE_SUFFIX))
     except OSError as exc:
-        raise InputError(f"cannot read the folder {folder}: {exc.strerror}") from exc
+        raise InputError(_("cannot read the folder {folder}: {error}").format(
+            folder=folder, error=exc.strerror)) from exc
     return [n.removesuffix(SIGNATURE_SUFFIX) for n in names]
 
 
@@ -159,14 +174,14 @@ def _signature_in(folder: Path, transfer_id: str) -> str:
     try:
         return path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the signature {path}: "
-                         f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}",
-                         hint="sign the statement saved as DIR/ID with ssh-keygen -Y sign"
+        raise InputError(_("cannot read the signature {path}: {error}").format(
+            path=path, error=getattr(exc, 'strerror', None) or exc.__class__.__name__),
+                         hint=_("sign the statement saved as DIR/ID with ssh-keygen -Y sign")
                          ) from exc
 
 
 def _one_line(error: TachiaiError) -> str:
-    return " ".join(error.diagnostics().split())
+    return " ".join(diagnostics(error).split())
 
 
 def _reject(args: argparse.Namespace) -> int:
@@ -176,5 +191,5 @@ def _reject(args: argparse.Namespace) -> int:
                                                          rejection_reason=args.reason),
                                approvals.REJECTION_NAMESPACE)
     approvals.reject(rt, args.id, signature, args.reason)
-    print(f"transfer {args.id} rejected; its file stays in the spool")
+    print(_("transfer {id} rejected; its file stays in the spool").format(id=args.id))
     return 0

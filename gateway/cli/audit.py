@@ -38,6 +38,7 @@ from gateway.evidence.checkpointing import (
 )
 from gateway.evidence.ledger_copy import copy_ledger
 from gateway.evidence.ledgers import open_ledger
+from gateway.i18n import _, wording
 from gateway.state import clock
 
 
@@ -182,11 +183,13 @@ def _verify(args: argparse.Namespace) -> int:
     key, notes = _trust(args)
     with _progress(ledger, sys.stderr) as progress:
         report = ledger.verify(progress, checkpoints=notes, key=key, deep=args.deep)
-    print(f"the ledger is intact: {report.size} events, root {report.root.hex()}")
+    print(_("the ledger is intact: {size} events, root {root}").format(
+        size=report.size, root=report.root.hex()))
     print(
-        f"checked: every event's bytes, hash and indexed fields, the tree, {report.heads} "
-        f"tree head(s){' and canonical form' if args.deep else ''} "
-        f"({report.seconds:.2f} s)"
+        (_("checked: every event's bytes, hash and indexed fields, the tree, {heads} tree "
+           "head(s) and canonical form ({seconds} s)") if args.deep else
+         _("checked: every event's bytes, hash and indexed fields, the tree, {heads} tree "
+           "head(s) ({seconds} s)")).format(heads=report.heads, seconds=f"{report.seconds:.2f}")
     )
     _print_trust(report, key)
     return 0
@@ -198,25 +201,29 @@ def _prove(args: argparse.Namespace) -> int:
     chosen = _covering(ledger, notes, key, args.seq)
     proof = proofs.prove(ledger, args.seq, chosen)
     print(json.dumps(proof.to_json(), ensure_ascii=False, indent=2))
-    print(f"event {args.seq} proven against {chosen.describe()}", file=sys.stderr)
+    print(_("event {seq} proven against {checkpoint}").format(
+        seq=args.seq, checkpoint=chosen.describe()), file=sys.stderr)
     return 0
 
 
 def _check_proof(args: argparse.Namespace) -> int:
     key = _key_file(args.public_key) if args.public_key else _configured_key(args)
     if key is None:
-        raise UsageError("give the ledger's public key: --public-key ledger.pub")
+        raise UsageError(_("give the ledger's public key: --public-key ledger.pub"))
     try:
         proof = proofs.load(_read(args.proof))
         checked = proofs.check(proof, key)
     except proofs.ProofError as exc:
-        raise CheckFailed(f"the proof does NOT hold: {exc}") from None
+        raise CheckFailed(_("the proof does NOT hold: {problem}").format(
+            problem=wording(str(exc)))) from None
     ev, cp = checked.event, checked.checkpoint.checkpoint
     print(
-        f"the proof holds: event {ev.seq} ({ev.kind}, {ev.subject or '-'}, "
-        f"{clock.iso(ev.time_ns)}) is in the ledger {cp.origin}"
+        _("the proof holds: event {seq} ({kind}, {subject}, {time}) is in the ledger "
+          "{origin}").format(seq=ev.seq, kind=ev.kind, subject=ev.subject or "-",
+                             time=clock.iso(ev.time_ns), origin=cp.origin)
     )
-    print(f"as signed by {key.to_text()} at {format_time(cp.time_ns)} (tree size {cp.size})")
+    print(_("as signed by {key} at {time} (tree size {size})").format(
+        key=key.to_text(), time=format_time(cp.time_ns), size=cp.size))
     return 0
 
 
@@ -292,14 +299,16 @@ def _checkpoint(args: argparse.Namespace) -> int:
     finally:
         missed = service.close()  # remote places write in the background: wait for them
     if signed is None:
-        print("nothing new to sign: the last checkpoint covers every event")
+        print(_("nothing new to sign: the last checkpoint covers every event"))
     else:
         written = [s.name for s in service.sinks if s.name not in missed]
-        print(f"signed {signed.describe()}; written to {', '.join(written) or 'the ledger only'}")
+        print(_("signed {checkpoint}; written to {places}").format(
+            checkpoint=signed.describe(), places=", ".join(written) or _("the ledger only")))
     if missed:
         print(
-            f"WARNING: not written to {', '.join(missed)} (see the log above); the "
-            "ledger keeps it, and the next checkpoint that reaches it there supersedes it",
+            _("WARNING: not written to {places} (see the log above); the ledger keeps it, "
+              "and the next checkpoint that reaches it there supersedes it").format(
+                places=", ".join(missed)),
             file=sys.stderr,
         )
     return 0
@@ -314,16 +323,16 @@ def _copy(args: argparse.Namespace) -> int:
         password_file = settings.database_password_file
     dest: Path = args.destination
     if dest.exists():
-        raise UsageError(f"{dest} already exists")
+        raise UsageError(_("{path} already exists").format(path=dest))
     events = copy_ledger(source, dest, password_file=password_file)
-    counted = f" ({events} events)" if events is not None else ""
+    counted = _(" ({count} events)").format(count=events) if events is not None else ""
     checkpoints = dest.absolute().parent / "checkpoints"
     print(
-        f"copied the ledger{counted} to {dest}; an auditor verifies it against the checkpoints "
-        f"copied beside it (before the ledger) and the gateway's public key "
-        f"(`{bootstrap.executable()} audit public-key > ledger.pub`): "
-        f"`{bootstrap.executable()} audit verify --ledger {dest} --checkpoint {checkpoints} "
-        "--public-key ledger.pub`"
+        _("copied the ledger{counted} to {dest}; an auditor verifies it against the "
+          "checkpoints copied beside it (before the ledger) and the gateway's public key "
+          "(`{tachiai} audit public-key > ledger.pub`): `{tachiai} audit verify --ledger {dest} "
+          "--checkpoint {checkpoints} --public-key ledger.pub`").format(
+            counted=counted, dest=dest, tachiai=bootstrap.executable(), checkpoints=checkpoints)
     )
     return 0
 
@@ -378,9 +387,9 @@ def _trust(
     try:
         notes, offered = read_places(places)
     except FileNotFoundError as exc:
-        raise NotFound(f"no checkpoints at {exc.filename}") from None
+        raise NotFound(_("no checkpoints at {path}").format(path=exc.filename)) from None
     except (OSError, NoteError) as exc:
-        raise InputError(f"cannot read the checkpoints: {exc}") from None
+        raise InputError(_("cannot read the checkpoints: {problem}").format(problem=exc)) from None
     key: NoteVerifier | None = None
     if args.public_key:
         key = _key_file(args.public_key)
@@ -390,8 +399,8 @@ def _trust(
         key = offered
         if not quiet:
             print(
-                f"note: using the public key found beside the checkpoints, {key.to_text()}; "
-                "compare it with the key you were given",
+                _("note: using the public key found beside the checkpoints, {key}; compare "
+                  "it with the key you were given").format(key=key.to_text()),
                 file=sys.stderr,
             )
     return key, notes
@@ -409,42 +418,46 @@ def _key_file(path: Path) -> NoteVerifier:
     try:
         return NoteVerifier.from_text(_read(path))
     except NoteError as exc:
-        raise InputError(f"{path} is not a ledger public key: {exc}") from None
+        raise InputError(_("{path} is not a ledger public key: {problem}").format(
+            path=path, problem=exc)) from None
 
 
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NotFound(f"no file {path}") from None
+        raise NotFound(_("no file {path}").format(path=path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+        raise InputError(_("cannot read {path}: {problem}").format(path=path,
+                                                                    problem=exc)) from None
 
 
 def _print_trust(report: VerifyReport, key: NoteVerifier | None) -> None:
     latest = report.latest_signed
     if key is None:
         print(
-            "WARNING: no trusted public key was given, so no checkpoint signature was "
-            "checked. This shows the ledger is consistent in itself, not that it is the one "
-            "the gateway signed: pass --public-key (the ledger.pub you were given) and "
-            "--checkpoint (the copies kept outside the database)."
+            _("WARNING: no trusted public key was given, so no checkpoint signature was "
+              "checked. This shows the ledger is consistent in itself, not that it is the one "
+              "the gateway signed: pass --public-key (the ledger.pub you were given) and "
+              "--checkpoint (the copies kept outside the database).")
         )
     elif latest is None:
         print(
-            f"WARNING: no checkpoint signed by {key.to_text()} was found, so nothing shows "
-            "this ledger is the one the gateway signed; pass --checkpoint"
+            _("WARNING: no checkpoint signed by {key} was found, so nothing shows this "
+              "ledger is the one the gateway signed; pass --checkpoint").format(key=key.to_text())
         )
     else:
         cp = latest.checkpoint
         print(
-            f"signed: {len(report.signed)} checkpoint(s) by {key.to_text()} match; the "
-            f"latest, {format_time(cp.time_ns)}, covers {cp.size} events ({latest.source})"
+            _("signed: {count} checkpoint(s) by {key} match; the latest, {time}, covers "
+              "{size} events ({source})").format(count=len(report.signed), key=key.to_text(),
+                                                 time=format_time(cp.time_ns), size=cp.size,
+                                                 source=latest.source)
         )
         if report.size > cp.size:
             print(
-                f"events {cp.size}..{report.size - 1} came after the latest checkpoint and "
-                "are not yet covered by a signature"
+                _("events {first}..{last} came after the latest checkpoint and are not yet "
+                  "covered by a signature").format(first=cp.size, last=report.size - 1)
             )
 
 
@@ -462,9 +475,9 @@ def _covering(
             best = signed
     if best is None:
         raise StateError(
-            f"no signed checkpoint covers event {seq} yet",
-            hint="wait for the daemon's next checkpoint (about a second), or run "
-            "`tachiai audit checkpoint` on the gateway",
+            _("no signed checkpoint covers event {seq} yet").format(seq=seq),
+            hint=_("wait for the daemon's next checkpoint (about a second), or run "
+                   "`tachiai audit checkpoint` on the gateway"),
         )
     return best
 
@@ -493,11 +506,13 @@ def _export_options(p: argparse.ArgumentParser, *, encodings: bool) -> None:
 
 def _check_output(args: argparse.Namespace, *, binary: bool, files: tuple[str, ...]) -> None:
     if args.output and args.format not in files:
-        raise UsageError(f"--output is for --format {', '.join(files)}")
+        raise UsageError(_("--output is for --format {formats}").format(formats=", ".join(files)))
     if binary and not args.output and sys.stdout.isatty():
         raise UsageError(
-            f"--format {args.format} is binary and is not written to a terminal",
-            hint=f"add --output FILE.{args.format}, or redirect the output to a file",
+            _("--format {format} is binary and is not written to a terminal").format(
+                format=args.format),
+            hint=_("add --output FILE.{format}, or redirect the output to a file").format(
+                format=args.format),
         )
 
 
@@ -507,11 +522,13 @@ def _export(args: argparse.Namespace, write: Callable[[IO[bytes]], object]) -> o
         return export.emit(write, args.output, sys.stdout.buffer)
     except export.UnencodableCell as exc:
         raise InputError(
-            f"the export was refused: {exc}",
-            hint="use --encoding utf-8-sig (the default), or --replace to write ? in its place",
+            _("the export was refused: {problem}").format(problem=exc),
+            hint=_("use --encoding utf-8-sig (the default), or --replace to write ? in its "
+                   "place"),
         ) from None
     except OSError as exc:
-        raise InputError(f"cannot write {args.output}: {exc.strerror}") from None
+        raise InputError(_("cannot write {path}: {problem}").format(
+            path=args.output, problem=exc.strerror)) from None
 
 
 EVENT_COLUMNS = ("seq", "time", "kind", "subject", "agreement", "actor", "data")
@@ -538,7 +555,8 @@ def _table(events: Iterator[Event]) -> None:
             f"{actor or '-'}"
         )
         count += 1
-    print(f"({count} event{'s' if count != 1 else ''})", file=sys.stderr)
+    print(_("(1 event)") if count == 1 else _("({count} events)").format(count=count),
+          file=sys.stderr)
 
 
 def _json_array(events: Iterator[Event]) -> None:
@@ -557,5 +575,5 @@ def _csv(events: Iterator[Event], out: IO[bytes], encoding: str, replace: bool) 
     replaced = export.write_csv(out, EVENT_COLUMNS, _rows(events), encoding=encoding,
                                 replace=replace)
     if replaced:
-        print(f"WARNING: {replaced} character(s) that {encoding} cannot hold were written as ?",
-              file=sys.stderr)
+        print(_("WARNING: {count} character(s) that {encoding} cannot hold were written as ?")
+              .format(count=replaced, encoding=encoding), file=sys.stderr)

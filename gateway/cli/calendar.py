@@ -11,6 +11,7 @@ import argparse
 from gateway.cli.agreements import find_agreement
 from gateway.cli.common import Subparsers, print_json
 from gateway.errors import InputError, NotFound, UsageError
+from gateway.i18n import _
 from gateway.state import clock
 from policies.calendar import Period
 from policies.schedule import MAX_PERIODS, due_dates, first_period, next_due
@@ -45,21 +46,22 @@ def _calendar(args: argparse.Namespace) -> int:
         flow = agreement.flow(args.flow)
     except KeyError:
         raise NotFound(
-            f"agreement {agreement.id} has no flow {args.flow!r}",
-            hint=f"use one of: {', '.join(f.id for f in agreement.flows)}",
+            _("agreement {agreement} has no flow {flow}").format(agreement=agreement.id,
+                                                                 flow=repr(args.flow)),
+            hint=_("use one of: {flows}").format(flows=", ".join(f.id for f in agreement.flows)),
         ) from None
     if not flow.schedule.monthly:
         raise InputError(
-            f"flow {flow.id} has no monthly schedule ({flow.schedule.words}), so "
-            "it has no due dates"
+            _("flow {flow} has no monthly schedule ({schedule}), so it has no due dates").format(
+                flow=flow.id, schedule=flow.schedule.words)
         )
     if not 1 <= args.months <= MAX_PERIODS:
-        raise UsageError(f"--months must be 1 to {MAX_PERIODS}")
+        raise UsageError(_("--months must be 1 to {most}").format(most=MAX_PERIODS))
     if args.start is not None:
         try:
             start = Period.parse(args.start)
         except ValueError as exc:
-            raise UsageError(f"--from: {exc}") from None
+            raise UsageError(_("--from: {problem}").format(problem=exc)) from None
     else:
         upcoming = next_due(agreement, flow, clock.today())
         start = upcoming[0] if upcoming is not None else first_period(agreement, flow)
@@ -72,6 +74,7 @@ def _calendar(args: argparse.Namespace) -> int:
         return 0
     print(f"{agreement.id} / {flow.id}: {flow.schedule.words}")
     for period, due in rows:
-        note = "" if agreement.in_force(due) else "  (agreement not in force)"
-        print(f"  {period}  due {due.isoformat()} ({_WEEKDAYS[due.weekday()]}){note}")
+        note = "" if agreement.in_force(due) else _("  (agreement not in force)")
+        print(_("  {period}  due {due} ({weekday}){note}").format(
+            period=period, due=due.isoformat(), weekday=_WEEKDAYS[due.weekday()], note=note))
     return 0

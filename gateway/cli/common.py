@@ -20,6 +20,7 @@ from gateway.cli.parsers import common_parser as common_parser
 from gateway.cli.parsers import group as group
 from gateway.config.settings import Settings, config_path_from, load_settings
 from gateway.errors import InputError, UsageError
+from gateway.i18n import _
 from gateway.state import clock
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ def signature_from(args: argparse.Namespace, message: bytes, namespace: str) -> 
     try:
         return Path(args.signature).read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read signature file {args.signature}: {exc}") from exc
+        raise InputError(_("cannot read signature file {path}: {error}").format(
+            path=args.signature, error=exc)) from exc
 
 
 #: How many rows a list shows unless told otherwise: the latest ones.
@@ -76,11 +78,11 @@ def paging_of(args: argparse.Namespace) -> tuple[int | None, int | None]:
         UsageError: a limit below 1 or a time that is not ISO 8601.
     """
     if args.limit < 1:
-        raise UsageError("--limit must be 1 or more", hint="or give --all")
+        raise UsageError(_("--limit must be 1 or more"), hint=_("or give --all"))
     try:
         since = clock.parse_since(args.since) if args.since else None
     except ValueError as exc:
-        raise UsageError(f"--since: {exc}") from None
+        raise UsageError(_("--since: {problem}").format(problem=exc)) from None
     return since, None if args.all else args.limit
 
 
@@ -89,8 +91,9 @@ def print_footer(args: argparse.Namespace, shown: int, more: int, what: str) -> 
     so the JSON stays one array of the same objects)."""
     if more <= 0:
         return
-    print(f"… {more} earlier {what} not shown (the latest {shown} are); see them with "
-          f"--limit {shown + more}, --since TIME or --all",
+    print(_("… {more} earlier {what} not shown (the latest {shown} are); see them with "
+            "--limit {total}, --since TIME or --all").format(
+              more=more, what=_(what), shown=shown, total=shown + more),
           file=sys.stderr if args.json else sys.stdout)
 
 

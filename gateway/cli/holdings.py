@@ -27,6 +27,8 @@ from gateway.cli.common import (
     runtime_of,
     signature_from,
 )
+from gateway.cli.messages import label, reason_text
+from gateway.i18n import N_, _
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
 from gateway.inbound import holdings
@@ -115,11 +117,12 @@ def _list(args: argparse.Namespace) -> int:
         rows = [r for r in rows if r["overdue"]]
     if args.json:
         print_json(rows)
-        print_footer(args, len(rows), more, "holding(s)")
+        print_footer(args, len(rows), more, N_("holding(s)"))
         return 0
-    print(table.render(["id", "state", "agreement/flow", "file", "size", "received", "deadline",
-                        "flags"], [table.holding_row(r) for r in rows]) if rows else "no holdings")
-    print_footer(args, len(rows), more, "holding(s)")
+    print(table.render([_("id"), _("state"), _("agreement/flow"), _("file"), _("size"),
+                        _("received"), _("deadline"), _("flags")],
+                       [table.holding_row(r) for r in rows]) if rows else _("no holdings"))
+    print_footer(args, len(rows), more, N_("holding(s)"))
     return 0
 
 
@@ -159,15 +162,18 @@ def _show(args: argparse.Namespace) -> int:
     for key, value in data.items():
         if key in ("reasons", "certificates", "thread", "fanouts"):
             continue
-        print(f"{key:>18}: {value if value not in (None, []) else '-'}")
+        print(f"{label(key, 18)}: {value if value not in (None, []) else '-'}")
     for reason in data["reasons"]:
-        print(f"            reason: {reason['rule']}: {reason['message']}")
+        print(_("            reason: {rule}: {message}").format(rule=reason['rule'],
+                                                                 message=reason_text(reason)))
     for c in data["certificates"]:
         print(
-            f"       certificate: {c['kind']} by {c['handler']} on {c['signed_on']}: {c['method']}"
+            _("       certificate: {kind} by {handler} on {day}: {method}").format(
+                kind=c['kind'], handler=c['handler'], day=c['signed_on'], method=c['method'])
         )
     for item in data["thread"]:
-        print(f"            thread: {item['relation']} {item['id']} ({item['what']})")
+        print(_("            thread: {relation} {id} ({what})").format(
+            relation=item['relation'], id=item['id'], what=item['what']))
     for f in data["fanouts"]:
         print(f"           fan-out: {f['id']} on {f['flow']}: {f['rows']} rows, withheld "
               f"{f['withheld'] or 0}; undelivered: {', '.join(f['undelivered']) or 'none'}")
@@ -176,9 +182,9 @@ def _show(args: argparse.Namespace) -> int:
                   f"({c['transfer']})")
     if h.status is HoldingState.RECEIVED:
         print(
-            f"\nnext: a designated receiving handler signs the terms (`tachiai holdings terms "
-            f"{h.id} --key KEY`, once per agreement), then `tachiai holdings open {h.id} --key "
-            "KEY`"
+            "\n" + _("next: a designated receiving handler signs the terms (`tachiai holdings "
+                     "terms {id} --key KEY`, once per agreement), then `tachiai holdings open "
+                     "{id} --key KEY`").format(id=h.id)
         )
     return 0
 
@@ -193,7 +199,8 @@ def _terms(args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(statement)  # the handler sees what they sign
     sys.stdout.flush()
     name = sign_terms(rt, h.id, signature_from(args, statement, TERMS_NAMESPACE))
-    print(f"\nthe recipient's obligations under {h.agreement} are signed by {name} (recorded)")
+    print("\n" + _("the recipient's obligations under {agreement} are signed by {name} "
+                   "(recorded)").format(agreement=h.agreement, name=name))
     return 0
 
 
@@ -204,9 +211,10 @@ def _open(args: argparse.Namespace) -> int:
     statement = open_request(h, now.isoformat())
     signature = sshsig.sign(statement, load_private_key(args.key), OPEN_NAMESPACE)
     path = open_holding(rt, h.id, statement, signature)
-    print(f"holding {h.id} opened into {path} (mode 0600; recorded)")
+    print(_("holding {id} opened into {path} (mode 0600; recorded)").format(id=h.id, path=path))
     if h.superseded_by:
-        print(f"note: it was corrected by {h.superseded_by}; use that one for new work")
+        print(_("note: it was corrected by {id}; use that one for new work").format(
+            id=h.superseded_by))
     return 0
 
 
@@ -220,11 +228,11 @@ def _certify(args: argparse.Namespace) -> int:
         return 0
     signature = signature_from(args, statement, CERTIFICATE_NAMESPACE)
     after = certify(rt, h.id, args.kind, args.method, today, signature)
-    print(f"holding {h.id}: {KINDS[args.kind]} certified (recorded)")
+    print(_("holding {id}: {kind} certified (recorded)").format(id=h.id, kind=KINDS[args.kind]))
     if after.erased_ns is not None:
         print(
-            "the gateway's own copies are erased: the key is destroyed and the encrypted "
-            "copy removed"
+            _("the gateway's own copies are erased: the key is destroyed and the encrypted "
+              "copy removed")
         )
     return 0
 
@@ -232,7 +240,8 @@ def _certify(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace) -> int:
     rt = runtime_of(args)
     after = retry(rt, args.id, getpass.getuser())
-    print(f"holding {after.id} is {after.state}; the daemon checks it again next")
+    print(_("holding {id} is {state}; the daemon checks it again next").format(
+        id=after.id, state=after.state))
     return 0
 
 

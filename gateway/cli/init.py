@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gateway import bootstrap
 from gateway.cli.common import Subparsers
+from gateway.i18n import wording
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -28,5 +29,5 @@ def _init(args: argparse.Namespace) -> int:
     else:
         lines = bootstrap.init(args.directory, args.demo)
     for line in lines:
-        print(line)
+        print(wording(line))
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from gateway.cli.common import Subparsers, print_json, settings_of
+from gateway.i18n import _
 from gateway.runtime import open_store
 from gateway.state import clock
 from gateway.state.nodes import HEARTBEAT_SECONDS, STALE_AFTER_BEATS, NodeStatus, list_nodes
@@ -31,7 +32,7 @@ def _nodes(args: argparse.Namespace) -> int:
         print_json([_json(n) for n in found])
         return 0
     if not found:
-        print("no node has written a heartbeat yet (start one with `tachiai run`)")
+        print(_("no node has written a heartbeat yet (start one with `tachiai run`)"))
         return 0
     print(f"{'NODE':<32} {'VERSION':<10} {'LAST HEARTBEAT':<26} {'AGE':>8}  STATUS")
     for n in found:
@@ -41,8 +42,8 @@ def _nodes(args: argparse.Namespace) -> int:
             f"{n.age_seconds:>7.0f}s  {status}"
         )
     print(
-        f"(a heartbeat every {HEARTBEAT_SECONDS:.0f} s; stale after "
-        f"{HEARTBEAT_SECONDS * STALE_AFTER_BEATS:.0f} s without one)"
+        _("(a heartbeat every {every} s; stale after {stale} s without one)").format(
+            every=f"{HEARTBEAT_SECONDS:.0f}", stale=f"{HEARTBEAT_SECONDS * STALE_AFTER_BEATS:.0f}")
     )
     return 0
 

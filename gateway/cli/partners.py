@@ -12,6 +12,7 @@ import argparse
 
 from gateway.cli.common import Subparsers, group, print_json, runtime_of
 from gateway.errors import CheckFailed, PartnerUnavailable
+from gateway.i18n import _
 from gateway.outbound.partner_tests import TESTED, probe_partner
 from gateway.transports.probe import ProbeResult
 
@@ -47,4 +48,5 @@ def _print(result: ProbeResult, as_json: bool) -> None:
     print(f"{result.party}: {result.route}")
     for step in result.steps:
         print(f"  {'ok' if step.ok else 'FAILED':<6} {step.name} ({step.seconds * 1000:.0f} ms)")
-    print(f"outcome: {result.outcome} (recorded in the ledger as {TESTED})")
+    print(_("outcome: {outcome} (recorded in the ledger as {kind})").format(
+        outcome=result.outcome, kind=TESTED))

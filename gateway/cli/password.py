@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli.common import Subparsers, runtime_of, signature_from
+from gateway.i18n import _
 from gateway.outbound.passwords import PASSWORD_NAMESPACE, hand_out, request_statement
 
 
@@ -49,7 +50,8 @@ def _password(args: argparse.Namespace) -> int:
     signature = signature_from(args, statement, PASSWORD_NAMESPACE)
     name = hand_out(rt, t.id, signature, _show)
     print(
-        f"password of {t.id} handed to {name} (recorded); it is now erased from the gateway",
+        _("password of {id} handed to {name} (recorded); it is now erased from the gateway")
+        .format(id=t.id, name=name),
         file=sys.stderr,
     )
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from gateway.cli.common import Subparsers, settings_of
+from gateway.i18n import english
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -21,5 +22,6 @@ def _run(args: argparse.Namespace) -> int:
     # other command would otherwise pay at start-up (measured with -X importtime).
     from gateway import daemon
 
+    english()  # the daemon's log is read with journald and grep: English, whatever LANG says
     daemon.run(settings_of(args))
     return 0

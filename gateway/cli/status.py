@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.cli.common import Subparsers, print_json, runtime_of
 from gateway.cli.table import render, size, when
+from gateway.i18n import _, wording
 from gateway.status import gather
 
 
@@ -25,40 +26,45 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    _section("Awaiting approval (承認待ち)", data["awaiting_approval"],
-             ["id", "agreement/flow", "file", "size", "since", "expires", "approved",
-              "waits for"],
+    _section(_("Awaiting approval (承認待ち)"), data["awaiting_approval"],
+             [_("id"), _("agreement/flow"), _("file"), _("size"), _("since"), _("expires"),
+              _("approved"), _("waits for")],
              lambda r: [r["id"], f"{r['agreement']}/{r['flow']}", r["file_name"],
                         size(r["size"]), when(r["since"]), when(r["expires"]),
                         f"{len(r['approvals'])}/{r['required']}",
-                        ", ".join(r["witnesses"]) + (f" [duplicate of {r['duplicate_of']}]"
-                                                     if r["duplicate_of"] else "")])
-    _section("Failed deliveries (送信失敗)", data["failed"],
-             ["id", "agreement/flow", "file", "size", "since", "attempts", "reason"],
+                        ", ".join(r["witnesses"])
+                        + (_(" [duplicate of {id}]").format(id=r['duplicate_of'])
+                           if r["duplicate_of"] else "")])
+    _section(_("Failed deliveries (送信失敗)"), data["failed"],
+             [_("id"), _("agreement/flow"), _("file"), _("size"), _("since"), _("attempts"),
+              _("reason")],
              lambda r: [r["id"], f"{r['agreement']}/{r['flow']}", r["file_name"],
-                        size(r["size"]), when(r["since"]), r["attempts"], r["reason"]])
-    _section("Holdings near or past their deadline (消去・返却期限)", data["holdings"],
-             ["id", "agreement/flow", "state", "deadline", "days left", "handlers"],
+                        size(r["size"]), when(r["since"]), r["attempts"],
+                        wording(str(r["reason"] or ""))])
+    _section(_("Holdings near or past their deadline (消去・返却期限)"), data["holdings"],
+             [_("id"), _("agreement/flow"), _("state"), _("deadline"), _("days left"),
+              _("handlers")],
              lambda r: [r["id"], f"{r['agreement']}/{r['flow']}",
-                        r["state"] + (" OVERDUE" if r["overdue"] else ""), r["deadline"],
+                        r["state"] + (_(" OVERDUE") if r["overdue"] else ""), r["deadline"],
                         r["days_left"], r["handlers"]])
-    _section("Late provisions (提供遅延)", data["late"],
-             ["agreement/flow", "period", "due", "rule"],
+    _section(_("Late provisions (提供遅延)"), data["late"],
+             [_("agreement/flow"), _("period"), _("due"), _("rule")],
              lambda r: [f"{r['agreement']}/{r['flow']}", r["period"], r["due"], r["rule"]])
     failing = [r for r in data["checkpoints"] if r["failing"]]
-    _section("Checkpoint places failing (チェックポイント)", failing,
-             ["place", "status", "latest"],
+    _section(_("Checkpoint places failing (チェックポイント)"), failing,
+             [_("place"), _("status"), _("latest")],
              lambda r: [r["place"], r["status"], when(r["latest"])],
-             empty=f"none ({len(data['checkpoints'])} place(s) checked)")
+             empty=_("none ({count} place(s) checked)").format(count=len(data['checkpoints'])))
     waiting = data["awaiting_approval"]
     if waiting:
-        print(f"next: a witness runs `tachiai approve {waiting[0]['id']} --key KEY`")
+        print(_("next: a witness runs `tachiai approve {id} --key KEY`").format(
+            id=waiting[0]['id']))
     return 0
 
 
 def _section(title: str, rows: list[dict[str, Any]], headers: list[str],
-             line: Any, empty: str = "none") -> None:
-    print(f"{title}: {len(rows) if rows else empty}")
+             line: Any, empty: str | None = None) -> None:
+    print(f"{title}: {len(rows) if rows else empty or _('none')}")
     if rows:
         print(render(headers, [line(r) for r in rows], indent="  "))
     print()

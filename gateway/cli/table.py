@@ -12,6 +12,8 @@ from typing import Any
 
 from wcwidth import wcswidth
 
+from gateway.i18n import _
+
 _UNITS = ("B", "kB", "MB", "GB", "TB")
 
 
@@ -68,17 +70,18 @@ def transfer_row(r: Mapping[str, Any]) -> list[object]:
     reason = "-"
     if reasons:
         first = reasons[0]
-        place = " ".join(f"{k} {first[k]}" for k in ("row", "column") if k in first)
+        words = {"row": _("row {row}"), "column": _("column {column}")}
+        place = " ".join(words[k].format(**{k: first[k]}) for k in ("row", "column") if k in first)
         more = f" (+{len(reasons) - 1})" if len(reasons) > 1 else ""
-        reason = f"{first['rule']}{' at ' + place if place else ''}{more}"
+        reason = f"{first['rule']}{_(' at {place}').format(place=place) if place else ''}{more}"
     return [r["id"], r["state"], f"{r['agreement']}/{r['flow']}", r["file_name"], size(r["size"]),
             r["sender"], r["approvals"], when(r["updated"]), reason]
 
 
 def holding_row(r: Mapping[str, Any]) -> list[object]:
     """A line of `holdings list` from its JSON object, with its flags."""
-    flags = [f for f, on in (("OVERDUE", r["overdue"]), ("superseded", r["superseded_by"]),
-                             ("correction to apply", r["correction_pending"])) if on]
+    flags = [f for f, on in ((_("OVERDUE"), r["overdue"]), (_("superseded"), r["superseded_by"]),
+                             (_("correction to apply"), r["correction_pending"])) if on]
     return [r["id"], r["state"], f"{r['agreement'] or '-'}/{r['flow'] or '-'}",
             r["file_name"] or r["delivered_name"], size(r["size"]), r["received_on"],
             r["deadline"], flags]

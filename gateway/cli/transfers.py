@@ -22,6 +22,9 @@ from gateway.cli.common import (
     print_json,
     runtime_of,
 )
+from gateway.cli.messages import label, reason_text
+from gateway.cli.messages import place as where
+from gateway.i18n import N_, _, wording
 from gateway.outbound import approvals, duplicates, failures, replies
 from gateway.outbound.lifecycle import State
 from gateway.outbound.names import withheld_hmac
@@ -81,12 +84,13 @@ def _list(args: argparse.Namespace) -> int:
     rows = [_json(rt, t, witnesses[t.id]) for t in page]
     if args.json:
         print_json(rows)
-        print_footer(args, len(rows), more, "transfer(s)")
+        print_footer(args, len(rows), more, N_("transfer(s)"))
         return 0
-    print(table.render(["id", "state", "agreement/flow", "file", "size", "sender", "approvals",
-                        "updated", "reason"], [table.transfer_row(r) for r in rows])
-          if rows else "no transfers")
-    print_footer(args, len(rows), more, "transfer(s)")
+    print(table.render([_("id"), _("state"), _("agreement/flow"), _("file"), _("size"), _("sender"),
+                        _("approvals"), _("updated"), _("reason")],
+                       [table.transfer_row(r) for r in rows])
+          if rows else _("no transfers"))
+    print_footer(args, len(rows), more, N_("transfer(s)"))
     return 0
 
 
@@ -100,24 +104,27 @@ def _show(args: argparse.Namespace) -> int:
     for key, value in data.items():
         if key in ("reasons", "last_error"):
             continue
-        print(f"{key:>15}: {value if value is not None else '-'}")
+        print(f"{label(key, 15)}: {value if value is not None else '-'}")
     for reason in data["reasons"]:
-        place = ", ".join(f"{k} {reason[k]}" for k in ("row", "column") if k in reason)
-        print(f"         reason: {reason['rule']}{' at ' + place if place else ''}: "
-              f"{reason['message']}")
+        place = where(reason)
+        print(_("         reason: {rule}{place}: {message}").format(
+            rule=reason['rule'], place=_(" at {place}").format(place=place) if place else "",
+            message=reason_text(reason)))
         if reason.get("hint"):
-            print(f"           next: {reason['hint']}")
+            print(_("           next: {hint}").format(hint=wording(reason['hint'])))
     unlinked = (replies.unlinked_reply(rt, transfer)
                 if transfer.status is State.AWAITING_APPROVAL else None)
     if unlinked is not None:  # a witness's approval is refused until it is linked
-        print(f"\nnext: {replies.link_first(unlinked, transfer.id).message}")
+        print("\n" + _("next: {hint}").format(
+            hint=wording(replies.link_first(unlinked, transfer.id).message)))
     elif data["state"] == State.AWAITING_APPROVAL.value:
         if (earlier := duplicates.earlier_delivery(rt, transfer)) is not None:
-            print(f"\nnote: the same bytes were delivered as {earlier.id}; approve with "
-                  "--duplicate-ok only if sending them again is intended")
-        print(f"\nnext: a witness runs `tachiai approve {data['id']} --key KEY`, or signs "
-              f"`tachiai transfers statement {data['id']}` with ssh-keygen -Y sign -n "
-              f"{approvals.APPROVAL_NAMESPACE}")
+            print("\n" + _("note: the same bytes were delivered as {earlier}; approve with "
+                         "--duplicate-ok only if sending them again is intended").format(
+                             earlier=earlier.id))
+        print("\n" + _("next: a witness runs `tachiai approve {id} --key KEY`, or signs "
+                     "`tachiai transfers statement {id}` with ssh-keygen -Y sign -n "
+                     "{namespace}").format(id=data['id'], namespace=approvals.APPROVAL_NAMESPACE))
     return 0
 
 
@@ -131,7 +138,8 @@ def _statement(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace) -> int:
     rt = runtime_of(args)
     after = retry(rt, args.id, getpass.getuser())
-    print(f"transfer {after.id} is {after.state} again; the daemon delivers it next")
+    print(_("transfer {id} is {state} again; the daemon delivers it next").format(
+        id=after.id, state=after.state))
     return 0
 
 
@@ -142,8 +150,10 @@ def _link(args: argparse.Namespace) -> int:
     )
     link = replies.link_transfer(rt, args.id, relation, ref, getpass.getuser())
     print(
-        f"transfer {link.transfer} {relation.replace('_', ' ')} {ref} (transfer "
-        f"{link.remote}); the witnesses' statement now names it"
+        (_("transfer {id} replies to {ref} (transfer {remote}); the witnesses' statement now "
+           "names it") if relation == "replies_to" else
+         _("transfer {id} corrects {ref} (transfer {remote}); the witnesses' statement now "
+           "names it")).format(id=link.transfer, ref=ref, remote=link.remote)
     )
     return 0
 

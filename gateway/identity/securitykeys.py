@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from gateway.errors import KeyFileError
+from gateway.i18n import N_
 
 #: FIDO2 security key types (PROTOCOL.u2f): the private half never leaves the token.
 SK_ED25519 = "sk-ssh-ed25519@openssh.com"
@@ -79,6 +80,7 @@ def security_key_from_blob(blob: bytes, key_type: str, hint: str) -> SecurityKey
     application = fields[-1]
     if not 0 < len(application) <= _SK_MAX_APPLICATION:
         raise KeyFileError(
-            f"the {key_type} public key names no (or an overlong) application", hint=hint
+            N_("the {key_type} public key names no (or an overlong) "
+               "application").format(key_type=key_type), hint=hint
         )
     return SecurityKey(inner, application)

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway.errors import KeyFileError
+from gateway.i18n import N_
 from gateway.identity.securitykeys import (
     SK_ECDSA,
     SK_ED25519,
@@ -55,8 +56,9 @@ _PUBLIC_CLASSES = (
     ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey, SecurityKey
 )
 _MAX_KEY_FILE = 64 * 1024
-_COPY_HINT = "copy the whole single line of the .pub file again, unchanged"
-_NEW_KEY_HINT = "make a new key with `ssh-keygen -t ed25519 -f PATH` and register its public key"
+_COPY_HINT = N_("copy the whole single line of the .pub file again, unchanged")
+_NEW_KEY_HINT = N_(
+    "make a new key with `ssh-keygen -t ed25519 -f PATH` and register its public key")
 
 
 def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
@@ -70,8 +72,10 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
     data = _read_private_file(path)
     if b"-----BEGIN" not in data:
         raise KeyFileError(
-            f"{path} is not a private key file (no OpenSSH or PEM private key inside)",
-            hint="give the private key file (e.g. ~/.ssh/id_ed25519), not the .pub file",
+            N_("{path} is not a private key file (no OpenSSH or PEM private "
+               "key inside)").format(path=path),
+            hint=N_("give the private key file (e.g. ~/.ssh/id_ed25519), not the "
+                    ".pub file"),
         )
     try:
         key = _parse_private(data, passphrase)
@@ -80,26 +84,32 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
         # "passphrase given, but not encrypted"; the second is harmless.
         if passphrase is None:
             raise KeyFileError(
-                f"the private key {path} is protected by a passphrase",
-                hint="give the key's passphrase, or sign with `ssh-keygen -Y sign` instead",
+                N_("the private key {path} is protected by a passphrase").format(
+                    path=path),
+                hint=N_("give the key's passphrase, or sign with `ssh-keygen -Y "
+                        "sign` instead"),
             ) from None
         try:
             key = _parse_private(data, None)
         except (TypeError, ValueError, UnsupportedAlgorithm, NotImplementedError):
-            raise KeyFileError(f"{path} is damaged", hint=_NEW_KEY_HINT) from None
+            raise KeyFileError(N_("{path} is damaged").format(path=path),
+                               hint=_NEW_KEY_HINT) from None
     except (ValueError, UnsupportedAlgorithm, NotImplementedError):
         if passphrase is not None:
             raise KeyFileError(
-                f"the private key {path} could not be decrypted or read",
-                hint="check the passphrase; if it is right, the file is damaged",
+                N_("the private key {path} could not be decrypted or read").format(
+                    path=path),
+                hint=N_("check the passphrase; if it is right, the file is damaged"),
             ) from None
         raise KeyFileError(
-            f"{path} is damaged or holds a key type the gateway cannot read",
+            N_("{path} is damaged or holds a key type the gateway cannot "
+               "read").format(path=path),
             hint=_NEW_KEY_HINT,
         ) from None
     _check_key_kind(key, str(path))
     if not isinstance(key, _PRIVATE_CLASSES):  # pragma: no cover - _check_key_kind refused it
-        raise KeyFileError(f"{path} holds a public key, not a private key", hint=_NEW_KEY_HINT)
+        raise KeyFileError(N_("{path} holds a public key, not a private key").format(
+                               path=path), hint=_NEW_KEY_HINT)
     return key
 
 
@@ -135,8 +145,10 @@ def parse_public_key(line: str) -> PublicKey:
     parts = line.strip().split(maxsplit=2)
     if len(parts) < 2:
         raise KeyFileError(
-            "this is not an SSH public key line (expected 'TYPE BASE64 [COMMENT]')",
-            hint="copy the whole single line of the .pub file, e.g. ~/.ssh/id_ed25519.pub",
+            N_("this is not an SSH public key line (expected 'TYPE BASE64 "
+               "[COMMENT]')"),
+            hint=N_("copy the whole single line of the .pub file, e.g. "
+                    "~/.ssh/id_ed25519.pub"),
         )
     key_type, b64 = parts[0], parts[1]
     if key_type not in KEY_TYPES:
@@ -145,7 +157,8 @@ def parse_public_key(line: str) -> PublicKey:
         blob = base64.b64decode(b64.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error):
         raise KeyFileError(
-            "the public key line is damaged (its second field is not valid base64)",
+            N_("the public key line is damaged (its second field is not "
+               "valid base64)"),
             hint=_COPY_HINT,
         ) from None
     return public_key_from_blob(blob, expected_type=key_type)
@@ -162,7 +175,9 @@ def public_key_from_blob(blob: bytes, expected_type: str | None = None) -> Publi
         _unaccepted_type(key_type)
     if expected_type is not None and key_type != expected_type:
         raise KeyFileError(
-            f"the public key line says {expected_type} but holds a {key_type} key",
+            N_("the public key line says {expected_type} but holds a "
+               "{key_type} key").format(
+                expected_type=expected_type, key_type=key_type),
             hint=_COPY_HINT,
         )
     key: object
@@ -174,15 +189,17 @@ def public_key_from_blob(blob: bytes, expected_type: str | None = None) -> Publi
             key = serialization.load_ssh_public_key(line)
         except Exception:  # untrusted bytes: ValueError, also NotImplementedError, TypeError...
             raise KeyFileError(
-                f"the {key_type} public key is malformed", hint=_COPY_HINT
+                N_("the {key_type} public key is malformed").format(
+                    key_type=key_type), hint=_COPY_HINT
             ) from None
     _check_key_kind(key, "the public key")
     if not isinstance(key, _PUBLIC_CLASSES):  # pragma: no cover - _check_key_kind refused it
-        raise KeyFileError("the public key is of a type not accepted", hint=_NEW_KEY_HINT)
+        raise KeyFileError(N_("the public key is of a type not accepted"), hint=_NEW_KEY_HINT)
     # Refuse non-canonical encodings (e.g. padded mpints), so one key has exactly one line.
     if public_key_blob(key) != blob:
         raise KeyFileError(
-            f"the {key_type} public key is not in canonical form",
+            N_("the {key_type} public key is not in canonical form").format(
+                key_type=key_type),
             hint=_COPY_HINT,
         )
     return key
@@ -210,15 +227,16 @@ def generate_ed25519(path: Path, comment: str) -> str:
     """
     if not comment.isprintable():
         raise KeyFileError(
-            "the key comment must be one line of printable characters",
-            hint="use a comment like 'name@office'",
+            N_("the key comment must be one line of printable characters"),
+            hint=N_("use a comment like 'name@office'"),
         )
     pub_path = path.with_name(path.name + ".pub")
     for existing in (path, pub_path):
         if os.path.lexists(existing):
             raise KeyFileError(
-                f"{existing} already exists; refusing to overwrite a key file",
-                hint="choose another file name, or move the old key away yourself",
+                N_("{existing} already exists; refusing to overwrite a key file").format(
+                    existing=existing),
+                hint=N_("choose another file name, or move the old key away yourself"),
             )
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
@@ -242,34 +260,42 @@ def _read_private_file(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise KeyFileError(f"there is no key file at {path}", hint=_NEW_KEY_HINT) from None
+        raise KeyFileError(N_("there is no key file at {path}").format(
+                               path=path), hint=_NEW_KEY_HINT) from None
     except OSError as err:
         raise KeyFileError(
-            f"cannot open the key file {path}: {err.strerror}",
-            hint="check the path and that you may read the file",
+            N_("cannot open the key file {path}: {strerror}").format(
+                path=path, strerror=err.strerror),
+            hint=N_("check the path and that you may read the file"),
         ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"{path} is not a regular file", hint="give the private key file")
+            raise KeyFileError(N_("{path} is not a regular file").format(
+                                   path=path), hint=N_("give the private key file"))
         if info.st_mode & 0o077:
             # Like OpenSSH's "UNPROTECTED PRIVATE KEY FILE": any group/other access is refused.
             raise KeyFileError(
-                f"the private key {path} is accessible by other users "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); it is refused",
-                hint=f"run `chmod 600 {path}`, and if others may have copied it, make a new key",
+                N_("the private key {path} is accessible by other users (mode "
+                   "{S_IMODE:04o}); it is refused").format(
+                    path=path, S_IMODE=stat.S_IMODE(info.st_mode)),
+                hint=N_("run `chmod 600 {path}`, and if others may have copied it, "
+                        "make a new key").format(path=path),
             )
         if info.st_size > _MAX_KEY_FILE:
-            raise KeyFileError(f"{path} is too large to be a key file", hint=_NEW_KEY_HINT)
+            raise KeyFileError(N_("{path} is too large to be a key file").format(
+                                   path=path), hint=_NEW_KEY_HINT)
         chunks: list[bytes] = []
         while chunk := os.read(fd, _MAX_KEY_FILE + 1):
             chunks.append(chunk)
             if sum(map(len, chunks)) > _MAX_KEY_FILE:
-                raise KeyFileError(f"{path} is too large to be a key file", hint=_NEW_KEY_HINT)
+                raise KeyFileError(N_("{path} is too large to be a key file").format(
+                                       path=path), hint=_NEW_KEY_HINT)
         return b"".join(chunks)
     except OSError as err:
         raise KeyFileError(
-            f"cannot read the key file {path}: {err.strerror}", hint="check the file"
+            N_("cannot read the key file {path}: {strerror}").format(
+                path=path, strerror=err.strerror), hint=N_("check the file")
         ) from None
     finally:
         os.close(fd)
@@ -289,13 +315,15 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         fd = os.open(path, flags, mode)
     except FileExistsError:
         raise KeyFileError(
-            f"{path} already exists; refusing to overwrite a key file",
-            hint="choose another file name, or move the old key away yourself",
+            N_("{path} already exists; refusing to overwrite a key file").format(
+                path=path),
+            hint=N_("choose another file name, or move the old key away yourself"),
         ) from None
     except OSError as err:
         raise KeyFileError(
-            f"cannot create {path}: {err.strerror}",
-            hint="check that the folder exists and is yours",
+            N_("cannot create {path}: {strerror}").format(
+                path=path, strerror=err.strerror),
+            hint=N_("check that the folder exists and is yours"),
         ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -306,7 +334,8 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     except OSError as err:
         path.unlink(missing_ok=True)
         raise KeyFileError(
-            f"cannot write {path}: {err.strerror}", hint="check free space"
+            N_("cannot write {path}: {strerror}").format(
+                path=path, strerror=err.strerror), hint=N_("check free space")
         ) from None
 
 
@@ -324,7 +353,8 @@ def _check_key_kind(key: object, what: str) -> None:
     if isinstance(key, SecurityKey):
         if isinstance(key.key, ed25519.Ed25519PublicKey) or isinstance(key.key.curve, ec.SECP256R1):
             return
-        raise KeyFileError(f"{what} is a security key on a curve OpenSSH does not use",
+        raise KeyFileError(N_("{what} is a security key on a curve OpenSSH does not use").format(
+                               what=what),
                            hint=_NEW_KEY_HINT)
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return
@@ -332,18 +362,22 @@ def _check_key_kind(key: object, what: str) -> None:
         if isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1):
             return
         raise KeyFileError(
-            f"{what} uses the curve {key.curve.name}, which SSH does not use", hint=_NEW_KEY_HINT
+            N_("{what} uses the curve {name}, which SSH does not use").format(
+                what=what, name=key.curve.name), hint=_NEW_KEY_HINT
         )
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         if MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
             return
         raise KeyFileError(
-            f"{what} is an RSA key of {key.key_size} bits; "
-            f"accepted are {MIN_RSA_BITS} to {MAX_RSA_BITS} bits",
+            N_("{what} is an RSA key of {key_size} bits; accepted are "
+               "{MIN_RSA_BITS} to {MAX_RSA_BITS} bits").format(
+                what=what, key_size=key.key_size, MIN_RSA_BITS=MIN_RSA_BITS,
+                MAX_RSA_BITS=MAX_RSA_BITS),
             hint=_NEW_KEY_HINT,
         )
     raise KeyFileError(
-        f"{what} is of a type the gateway does not accept (accepted: {', '.join(KEY_TYPES)})",
+        N_("{what} is of a type the gateway does not accept (accepted: "
+           "{value})").format(what=what, value=', '.join(KEY_TYPES)),
         hint=_NEW_KEY_HINT,
     )
 
@@ -351,11 +385,11 @@ def _check_key_kind(key: object, what: str) -> None:
 def _blob_type(blob: bytes) -> str:
     """The key type name at the start of a public key blob: string(type) (RFC 4253 §6.6)."""
     if len(blob) < 4:
-        raise KeyFileError("the public key is truncated (no key type)", hint=_COPY_HINT)
+        raise KeyFileError(N_("the public key is truncated (no key type)"), hint=_COPY_HINT)
     (length,) = struct.unpack(">I", blob[:4])
     raw = blob[4 : 4 + length]
     if not 0 < length <= 64 or len(raw) != length or not all(0x21 <= c <= 0x7E for c in raw):
-        raise KeyFileError("the public key is malformed (unreadable key type)", hint=_COPY_HINT)
+        raise KeyFileError(N_("the public key is malformed (unreadable key type)"), hint=_COPY_HINT)
     return raw.decode("ascii")
 
 
@@ -363,6 +397,7 @@ def _unaccepted_type(key_type: str) -> NoReturn:
     """Refuse a key type by name; the name is untrusted, so it is shown escaped and short."""
     shown = repr(key_type if len(key_type) <= 60 else key_type[:60] + "…")
     raise KeyFileError(
-        f"SSH key type {shown} is not accepted (accepted: {', '.join(KEY_TYPES)})",
+        N_("SSH key type {shown} is not accepted (accepted: {value})").format(
+            shown=shown, value=', '.join(KEY_TYPES)),
         hint=_NEW_KEY_HINT,
     )

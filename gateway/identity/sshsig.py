@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from gateway.errors import KeyFileError, SignatureError
+from gateway.i18n import N_
 from gateway.identity.securitykeys import SK_ECDSA, SK_ED25519, SecurityKey
 from gateway.identity.sshkeys import (
     PrivateKey,
@@ -42,7 +43,7 @@ _BEGIN = "-----BEGIN SSH SIGNATURE-----"
 _END = "-----END SSH SIGNATURE-----"
 _LINE = 70  # ssh-keygen wraps the base64 body at 70 columns
 _MAX_ARMOR = 64 * 1024
-_RESEND = "send the complete .sig file that `ssh-keygen -Y sign` wrote, unchanged"
+_RESEND = N_("send the complete .sig file that `ssh-keygen -Y sign` wrote, unchanged")
 _RSA_HASHES: dict[str, hashes.HashAlgorithm] = {
     "rsa-sha2-256": hashes.SHA256(),
     "rsa-sha2-512": hashes.SHA512(),
@@ -129,14 +130,16 @@ def verify(message: bytes, armored: str | bytes, namespace: str) -> Signed:
     reader = _Reader(_dearmor(armored))
     if reader.take(len(_MAGIC), "the SSHSIG preamble") != _MAGIC:
         raise SignatureError(
-            "this is not an SSH signature: the data inside the armor does not start with SSHSIG",
+            N_("this is not an SSH signature: the data inside the armor "
+               "does not start with SSHSIG"),
             hint=_RESEND,
         )
     version = reader.uint32("the version")
     if version != _VERSION:
         raise SignatureError(
-            f"SSH signature version {version} is not supported (only version {_VERSION})",
-            hint="sign again with OpenSSH's `ssh-keygen -Y sign`",
+            N_("SSH signature version {version} is not supported (only "
+               "version {VERSION})").format(version=version, VERSION=_VERSION),
+            hint=N_("sign again with OpenSSH's `ssh-keygen -Y sign`"),
         )
     key_blob = reader.string("the public key")
     found_ns = reader.string("the namespace")
@@ -148,9 +151,10 @@ def verify(message: bytes, armored: str | bytes, namespace: str) -> Signed:
     raw = sig_reader.string("the signature value")
     if sig_type.startswith(b"webauthn-"):
         raise SignatureError(
-            f"the signature algorithm {_show(sig_type)} (a security key used through a web "
-            "browser) is not accepted",
-            hint="sign with `ssh-keygen -Y sign` and the security key plugged into this computer",
+            N_("the signature algorithm {show} (a security key used through "
+               "a web browser) is not accepted").format(show=_show(sig_type)),
+            hint=N_("sign with `ssh-keygen -Y sign` and the security key plugged "
+                    "into this computer"),
         )
     sk: tuple[int, int] | None = None
     if sig_type in _SK_TYPES:  # PROTOCOL.u2f: the token's flags and counter follow
@@ -161,21 +165,25 @@ def verify(message: bytes, armored: str | bytes, namespace: str) -> Signed:
     if found_ns != expected_ns:
         found = _show(found_ns)
         raise SignatureError(
-            f"the signature was made for the namespace {found}, "
-            f"but namespace {namespace!r} is expected here",
-            hint=f"sign again with `ssh-keygen -Y sign -n {namespace} -f KEY FILE`",
+            N_("the signature was made for the namespace {found}, but "
+               "namespace {namespace} is expected here").format(
+                found=found, namespace=repr(namespace)),
+            hint=N_("sign again with `ssh-keygen -Y sign -n {namespace} -f KEY "
+                    "FILE`").format(namespace=namespace),
         )
     if hash_name.decode("ascii", "replace") not in HASH_ALGORITHMS:
         raise SignatureError(
-            f"the signature uses the hash algorithm {_show(hash_name)}, which is not accepted "
-            f"(accepted: {', '.join(HASH_ALGORITHMS)})",
-            hint="sign again with a current OpenSSH `ssh-keygen -Y sign`",
+            N_("the signature uses the hash algorithm {show}, which is not "
+               "accepted (accepted: {value})").format(
+                show=_show(hash_name), value=', '.join(HASH_ALGORITHMS)),
+            hint=N_("sign again with a current OpenSSH `ssh-keygen -Y sign`"),
         )
     try:
         key = public_key_from_blob(key_blob)
     except KeyFileError as err:
         raise SignatureError(
-            f"the public key inside the signature is unusable: {err}", hint=err.hint
+            N_("the public key inside the signature is unusable: {err}").format(
+                err=err), hint=err.hint
         ) from None
     digest = hashlib.new(hash_name.decode("ascii"), message).digest()
     data = _signed_data(found_ns, reserved, hash_name, digest)
@@ -204,8 +212,9 @@ class _Reader:
         """The next `count` bytes, or SignatureError naming `part` if there are fewer."""
         if count > len(self._data) - self._pos:
             raise SignatureError(
-                f"the SSH signature is truncated or malformed: {part} is cut short "
-                f"(inside {self._where})",
+                N_("the SSH signature is truncated or malformed: {part} is cut "
+                   "short (inside {where})").format(
+                    part=part, where=self._where),
                 hint=_RESEND,
             )
         chunk = self._data[self._pos : self._pos + count]
@@ -225,41 +234,49 @@ class _Reader:
         """Refuse bytes left over after the last field."""
         if self._pos != len(self._data):
             raise SignatureError(
-                f"the SSH signature is malformed: {len(self._data) - self._pos} unexpected "
-                f"bytes follow {part}",
+                N_("the SSH signature is malformed: {value} unexpected bytes "
+                   "follow {part}").format(
+                    value=len(self._data) - self._pos, part=part),
                 hint=_RESEND,
             )
 
 
 def _dearmor(armored: str | bytes) -> bytes:
     """The binary blob inside "-----BEGIN SSH SIGNATURE-----" armor (PROTOCOL.sshsig §Armored)."""
-    not_sig = "this is not an SSH signature"
+    not_sig = N_("this is not an SSH signature")
     hint = _RESEND
     if isinstance(armored, bytes):
         try:
             armored = armored.decode("ascii")
         except UnicodeDecodeError:
-            raise SignatureError(f"{not_sig}: it contains non-ASCII bytes", hint=hint) from None
+            raise SignatureError(N_("{not_sig}: it contains non-ASCII bytes").format(
+                                     not_sig=not_sig), hint=hint) from None
     if not armored.strip():
-        raise SignatureError(f"{not_sig}: it is empty", hint=hint)
+        raise SignatureError(N_("{not_sig}: it is empty").format(
+                                 not_sig=not_sig), hint=hint)
     if len(armored) > _MAX_ARMOR:
-        raise SignatureError(f"{not_sig}: it is far too large for one", hint=hint)
+        raise SignatureError(N_("{not_sig}: it is far too large for one").format(
+                                 not_sig=not_sig), hint=hint)
     if not armored.isascii():
-        raise SignatureError(f"{not_sig}: it contains non-ASCII characters", hint=hint)
+        raise SignatureError(N_("{not_sig}: it contains non-ASCII characters").format(
+                                 not_sig=not_sig), hint=hint)
     lines = [line.strip() for line in armored.strip().splitlines()]
     if lines[0] != _BEGIN:
-        raise SignatureError(f"{not_sig}: it does not start with {_BEGIN}", hint=hint)
+        raise SignatureError(N_("{not_sig}: it does not start with {BEGIN}").format(
+                                 not_sig=not_sig, BEGIN=_BEGIN), hint=hint)
     if _END not in lines:
-        raise SignatureError(f"the SSH signature is truncated: {_END} is missing", hint=hint)
+        raise SignatureError(N_("the SSH signature is truncated: {END} is missing").format(
+                                 END=_END), hint=hint)
     if lines.index(_END) != len(lines) - 1:
-        raise SignatureError(f"the SSH signature has extra text after {_END}", hint=hint)
+        raise SignatureError(N_("the SSH signature has extra text after {END}").format(
+                                 END=_END), hint=hint)
     body = "".join(lines[1:-1])
     try:
         return binascii.a2b_base64(body, strict_mode=True)
     except binascii.Error:
         raise SignatureError(
-            "the SSH signature is damaged: the text between the BEGIN and END lines is not "
-            "valid base64",
+            N_("the SSH signature is damaged: the text between the BEGIN "
+               "and END lines is not valid base64"),
             hint=hint,
         ) from None
 
@@ -279,10 +296,12 @@ def _check_security_key(
     flags, counter = sk
     if not flags & USER_PRESENCE:
         raise SignatureError(
-            "the security key signature does not show user presence (flag 0x01 is clear): "
-            "the key was not touched when it signed, so it approves nothing",
-            hint="sign again with `ssh-keygen -Y sign` and touch the security key when it "
-            "blinks (do not make the key with -O no-touch-required)",
+            N_("the security key signature does not show user presence "
+               "(flag 0x01 is clear): the key was not touched when it "
+               "signed, so it approves nothing"),
+            hint=N_("sign again with `ssh-keygen -Y sign` and touch the security "
+                    "key when it blinks (do not make the key with -O "
+                    "no-touch-required)"),
         )
     signed = (
         hashlib.sha256(key.application).digest()
@@ -318,8 +337,10 @@ def _check_signature(
         else:  # RFC 8332 §3
             if sig_type == b"ssh-rsa":
                 raise SignatureError(
-                    "the RSA signature uses SHA-1 (ssh-rsa), which is no longer accepted",
-                    hint="sign again with a current OpenSSH `ssh-keygen -Y sign` (rsa-sha2-512)",
+                    N_("the RSA signature uses SHA-1 (ssh-rsa), which is no longer "
+                       "accepted"),
+                    hint=N_("sign again with a current OpenSSH `ssh-keygen -Y sign` "
+                            "(rsa-sha2-512)"),
                 )
             hash_alg = _RSA_HASHES.get(sig_type.decode("ascii", "replace"))
             if hash_alg is None:
@@ -336,17 +357,20 @@ def _check_signature(
 def _mismatch() -> NoReturn:
     """The signature is well formed but was not made by this key over these bytes."""
     raise SignatureError(
-        "the signature does not match this message: it was made over other bytes "
-        "(perhaps another transfer's statement, or an older version of this one)",
-        hint="have the witness sign exactly this statement again with `ssh-keygen -Y sign`",
+        N_("the signature does not match this message: it was made over "
+           "other bytes (perhaps another transfer's statement, or an "
+           "older version of this one)"),
+        hint=N_("have the witness sign exactly this statement again with "
+                "`ssh-keygen -Y sign`"),
     )
 
 
 def _wrong_algorithm(found: bytes, expected: str) -> NoReturn:
     """The signature algorithm does not belong to the key inside the signature."""
     raise SignatureError(
-        f"the signature algorithm {_show(found)} does not fit this key (expected {expected})",
-        hint="sign again with a current OpenSSH `ssh-keygen -Y sign`",
+        N_("the signature algorithm {show} does not fit this key "
+           "(expected {expected})").format(show=_show(found), expected=expected),
+        hint=N_("sign again with a current OpenSSH `ssh-keygen -Y sign`"),
     )
 
 
@@ -355,8 +379,8 @@ def _read_mpint(reader: _Reader, name: str) -> int:
     raw = reader.string(f"the ECDSA value {name}")
     if not raw or raw[0] & 0x80 or (raw[0] == 0 and (len(raw) == 1 or not raw[1] & 0x80)):
         raise SignatureError(
-            f"the SSH signature is malformed: the ECDSA value {name} is not a canonical "
-            "positive number",
+            N_("the SSH signature is malformed: the ECDSA value {name} is "
+               "not a canonical positive number").format(name=name),
             hint=_RESEND,
         )
     return int.from_bytes(raw, "big")
@@ -382,8 +406,8 @@ def _namespace_bytes(namespace: str) -> bytes:
     """The namespace as UTF-8; it must not be empty (ssh-keygen requires one too)."""
     if not namespace or not namespace.isprintable():
         raise SignatureError(
-            "the signature namespace must be a non-empty printable name",
-            hint="this is a bug in the caller; please report it",
+            N_("the signature namespace must be a non-empty printable name"),
+            hint=N_("this is a bug in the caller; please report it"),
         )
     return namespace.encode("utf-8")
 

@@ -26,6 +26,7 @@ from gateway.errors import StorageError, TachiaiError
 from gateway.exchange import onward_guard
 from gateway.exchange.fanout import member_refusal
 from gateway.exchange.manifest import Manifest, ManifestError, verify
+from gateway.i18n import N_
 from gateway.inbound import erasure, holdings, inbox, receipts, unsealing
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.sweep import sweep_holdings
@@ -173,9 +174,10 @@ def _move_in(h: Holding, folder: Path) -> None:
             os.rename(source, target)  # moves a planted link itself, never what it points at
         except OSError as exc:
             raise StorageError(
-                f"cannot move {Path(source).name} into the holdings folder: {exc.strerror}",
-                hint="put the inbound inbox and password folder on the state directory's file "
-                "system, writable by the gateway",
+                N_("cannot move {name} into the holdings folder: {strerror}").format(
+                    name=Path(source).name, strerror=exc.strerror),
+                hint=N_("put the inbound inbox and password folder on the state "
+                        "directory's file system, writable by the gateway"),
             ) from exc
         sync_dir(Path(source).parent)
     sync_dir(folder)

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from gateway.errors import UsageError
+from gateway.i18n import N_
 from gateway.inbound import holdings
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.signers import (
@@ -68,7 +69,8 @@ def certify(
         record_refusal(rt, h, "certify", Reason("certify.method", message), None, None)
         raise UsageError(
             message,
-            hint='e.g. --method "shredded the DVD; deleted the files from the processing server"',
+            hint=N_("e.g. --method \"shredded the DVD; deleted the files from the "
+                    "processing server\""),
         )
     if kind == "applied":
         if h.corrects is None or h.status not in (*holdings.HELD, *holdings.DISPOSED):

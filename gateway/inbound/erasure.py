@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import StorageError
+from gateway.i18n import N_
 from gateway.state import keys_store, schema
 from gateway.state.spool import sync_dir
 from gateway.state.store import Store
@@ -100,7 +101,8 @@ class RestWriter:
             self._fh: BinaryIO = os.fdopen(fd, "wb")
             self._fh.write(MAGIC + self._prefix)
         except OSError as exc:
-            raise StorageError(f"cannot write {path.name}: {exc.strerror or exc}") from exc
+            raise StorageError(N_("cannot write {name}: {value}").format(
+                                   name=path.name, value=exc.strerror or exc)) from exc
 
     @property
     def sha256(self) -> str:
@@ -131,7 +133,8 @@ class RestWriter:
             self._fh.close()
             os.replace(self._tmp, self.path)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.path.name}: {exc.strerror or exc}") from exc
+            raise StorageError(N_("cannot write {name}: {value}").format(
+                                   name=self.path.name, value=exc.strerror or exc)) from exc
         sync_dir(self.path.parent)
 
     def abort(self) -> None:
@@ -159,7 +162,8 @@ class RestWriter:
         try:
             self._fh.write(self._aead.encrypt(nonce, plain, self._aad))
         except OSError as exc:
-            raise StorageError(f"cannot write {self.path.name}: {exc.strerror or exc}") from exc
+            raise StorageError(N_("cannot write {name}: {value}").format(
+                                   name=self.path.name, value=exc.strerror or exc)) from exc
         self._counter += 1
 
 
@@ -198,10 +202,11 @@ def read_plain(path: Path, key: bytes, holding: str) -> Iterator[bytes]:
                 counter += 1
                 chunk = nxt
     except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise StorageError(N_("cannot read {path}: {value}").format(
+                               path=path, value=exc.strerror or exc)) from exc
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     if counter >= 1 << 32:
-        raise StorageError("the held file is too large for one encrypted copy")
+        raise StorageError(N_("the held file is too large for one encrypted copy"))
     return prefix + counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from audit.events import Draft
 from gateway.errors import StateError, StorageError
+from gateway.i18n import N_
 from gateway.inbound import erasure
 from gateway.runtime import Runtime
 from gateway.state import clock, holdings_store
@@ -231,8 +232,8 @@ def plaintext(rt: Runtime, h: Holding) -> Iterator[BinaryIO]:
     key = erasure.key_of(rt.store, h.id)
     if key is None:
         raise StateError(
-            f"holding {h.id} has no key: its copy was erased",
-            hint="see `tachiai holdings show ID` for the certificate",
+            N_("holding {id} has no key: its copy was erased").format(id=h.id),
+            hint=N_("see `tachiai holdings show ID` for the certificate"),
         )
     path = folder_of(rt, h.id) / "data.enc"
     raw = _ChunkReader(lambda: erasure.read_plain(path, key, h.id), h.size or 0)
@@ -254,7 +255,8 @@ def erase(rt: Runtime, h: Holding) -> Holding:
         StorageError: the database or the folder cannot be written.
     """
     if h.status not in DISPOSED:
-        raise StateError(f"holding {h.id} is {h.state}; only a certified holding is erased")
+        raise StateError(N_("holding {id} is {state}; only a certified holding is erased").format(
+                             id=h.id, state=h.state))
     destroyed = erasure.destroy_key(rt.store, h.id)
     folder = folder_of(rt, h.id)
     removed_spool = False
@@ -307,7 +309,8 @@ def _remove_copy(path: Path) -> bool:
     except FileNotFoundError:
         return False
     except OSError as exc:
-        raise StorageError(f"cannot remove the opened copy {path}: {exc.strerror}") from exc
+        raise StorageError(N_("cannot remove the opened copy {path}: {strerror}").format(
+                               path=path, strerror=exc.strerror)) from exc
 
 
 class _ChunkReader(io.RawIOBase):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gateway.errors import StorageError
 from gateway.exchange.manifest import SUFFIX
+from gateway.i18n import N_
 from gateway.runtime import Runtime
 from gateway.state.spool import refuse_linked
 
@@ -47,7 +48,8 @@ def arrivals(rt: Runtime) -> list[Arrival]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise StorageError(f"cannot list the inbox {inbox}: {exc.strerror}") from exc
+        raise StorageError(N_("cannot list the inbox {inbox}: {strerror}").format(
+                               inbox=inbox, strerror=exc.strerror)) from exc
     found = []
     for name in names:
         sealed_name = name[: -len(SUFFIX)]

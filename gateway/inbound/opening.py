@@ -16,6 +16,7 @@ import secrets
 from pathlib import Path
 
 from gateway.errors import StateError, StorageError
+from gateway.i18n import N_
 from gateway.inbound import erasure, holdings
 from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.signers import agreement_of, held, holding_statement, refuse, signer
@@ -165,16 +166,17 @@ def _handler_folder(rt: Runtime, handler: Handler) -> Path:
     base = rt.settings.inbound.handlers_folder
     if base is None:
         raise StateError(
-            "this gateway has no [inbound] handlers_folder",
-            hint='set handlers_folder = "…" under [inbound]',
+            N_("this gateway has no [inbound] handlers_folder"),
+            hint=N_("set handlers_folder = \"…\" under [inbound]"),
         )
     folder = base / handler.name
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         if os.path.realpath(folder) != str(folder) or not folder.is_dir():
             raise StorageError(
-                f"{folder} passes through a symbolic link; nothing was written",
-                hint="remove the link and check who made it",
+                N_("{folder} passes through a symbolic link; nothing was written").format(
+                    folder=folder),
+                hint=N_("remove the link and check who made it"),
             )
         os.chmod(folder, 0o700)
         if handler.os_user and os.geteuid() == 0:
@@ -184,7 +186,8 @@ def _handler_folder(rt: Runtime, handler: Handler) -> Path:
     except KeyError:
         pass  # no such OS user here: the folder stays the gateway's, still 0700
     except OSError as exc:
-        raise StorageError(f"cannot prepare {folder}: {exc.strerror}") from exc
+        raise StorageError(N_("cannot prepare {folder}: {strerror}").format(
+                               folder=folder, strerror=exc.strerror)) from exc
     return folder
 
 
@@ -219,8 +222,9 @@ def _write_plain(rt: Runtime, h: Holding, target: Path, handler: Handler) -> Non
             os.fsync(out.fileno())
         if (size, digest.hexdigest()) != (h.size, h.sha256):
             raise StorageError(
-                f"the copy of {h.id} does not decrypt to the received bytes; nothing was released",
-                hint="tell security",
+                N_("the copy of {id} does not decrypt to the received bytes; "
+                   "nothing was released").format(id=h.id),
+                hint=N_("tell security"),
             )
         if handler.os_user and os.geteuid() == 0:
 

@@ -26,6 +26,7 @@ from gateway.config.settings import InboundPickupSource, Settings
 from gateway.errors import ConfigError
 from gateway.exchange.manifest import SUFFIX
 from gateway.exchange.uploads import is_upload_name
+from gateway.i18n import N_
 from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.state.spool import refuse_linked
@@ -326,9 +327,10 @@ def _prepare(route: Route) -> None:
     if os.stat(route.folder).st_dev != os.stat(route.target).st_dev:
         key = "inbound.inbox" if route.kind == "delivery" else "inbound.password_channel"
         raise ConfigError(
-            f"{key} ({route.target}) is on another file system than gateway.state_dir",
-            hint="put them on one file system, so fetched files are moved in by an atomic "
-            "rename (never seen half-written)",
+            N_("{key} ({target}) is on another file system than "
+               "gateway.state_dir").format(key=key, target=route.target),
+            hint=N_("put them on one file system, so fetched files are moved in "
+                    "by an atomic rename (never seen half-written)"),
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from gateway.errors import CheckFailed, StateError
+from gateway.i18n import N_
 from gateway.identity import sshsig
 from gateway.inbound import holdings
 from gateway.inbound.holdings import Holding, HoldingState
@@ -131,7 +132,8 @@ def refuse(
         signed.fingerprint if signed else None,
         handler.name if handler else None,
     )
-    raise CheckFailed(f"refused: {reason.message} [{reason.rule}] (recorded)")
+    raise CheckFailed(N_("refused: {message} [{rule}] (recorded)").format(
+                          message=reason.message, rule=reason.rule))
 
 
 def refuse_state(

@@ -19,6 +19,7 @@ import pyzipper
 from gateway.errors import ConfigError, KeyFileError
 from gateway.exchange.limits import MAX_WORKBOOK
 from gateway.exchange.manifest import Manifest
+from gateway.i18n import N_
 from gateway.identity import age
 from gateway.inbound import erasure
 from gateway.inbound.holdings import Holding
@@ -170,10 +171,13 @@ def _open_age(rt: Runtime, sealed: Path, out: _Limited) -> Reason | None:
         )
     try:
         if os.stat(path).st_mode & 0o077:
-            raise ConfigError(f"{path} is readable by other users", hint=f"chmod 600 {path}")
+            raise ConfigError(N_("{path} is readable by other users").format(
+                                  path=path), hint=N_("chmod 600 {path}").format(
+                                                                             path=path))
         identities = age.parse_identities(path.read_text(encoding="ascii"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the age identity {path}: {exc}") from exc
+        raise ConfigError(N_("cannot read the age identity {path}: {exc}").format(
+                              path=path, exc=exc)) from exc
     except KeyFileError as exc:
         raise ConfigError(f"{path}: {exc}", hint=exc.hint) from exc
     try:

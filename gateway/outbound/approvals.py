@@ -18,6 +18,7 @@ from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
 from gateway.exchange.fanout import child_line
 from gateway.exchange.manifest import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
+from gateway.i18n import N_
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import PrivateKey
 from gateway.outbound import duplicates, replies
@@ -144,9 +145,11 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
     if quorum_reached(flow, counted, transfer.sender):
         return None
     return Reason(
-        "approval.missing", f"only {len(counted)} of {flow.witnesses} required witness "
-        "signature(s) verify over the bytes to be sent; nothing was sent. Drop the file again "
-        "and have it approved anew", f"{transfer.agreement}/flows.{transfer.flow}.witnesses")
+        "approval.missing", N_("only {count} of {needed} required witness signature(s) verify "
+                               "over the bytes to be sent; nothing was sent. Drop the file again "
+                               "and have it approved anew").format(count=len(counted),
+                                                                   needed=flow.witnesses),
+        f"{transfer.agreement}/flows.{transfer.flow}.witnesses")
 
 
 def approve(rt: Runtime, transfer_id: str, signature: str, *,
@@ -167,9 +170,10 @@ def approve(rt: Runtime, transfer_id: str, signature: str, *,
     transfer = rt.store.get(transfer_id)
     if transfer.status is not State.AWAITING_APPROVAL:
         _refuse_state(rt, transfer, Reason(
-            "approval.state", f"transfer {transfer.id} is {transfer.state}, not awaiting "
-            "approval"), signature, APPROVAL_NAMESPACE, statement(rt, transfer),
-            hint="only transfers in state awaiting_approval can be approved")
+            "approval.state", N_("transfer {id} is {state}, not awaiting approval").format(
+                id=transfer.id, state=transfer.state)), signature, APPROVAL_NAMESPACE,
+            statement(rt, transfer),
+            hint=N_("only transfers in state awaiting_approval can be approved"))
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     # 疑義照会・回答: a reply is approved only with its link in the statement. Read before the
@@ -239,14 +243,14 @@ def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transf
     """
     transfer = rt.store.get(transfer_id)
     if contains_my_number(reason):
-        message = "the reason contains what looks like a My Number (個人番号)"
+        message = N_("the reason contains what looks like a My Number (個人番号)")
         # Recorded without the reason: it holds the very number refused here.
         _record_refusal(rt, transfer, Reason("rejection.personal-data", message), None, None)
-        raise UsageError(message, hint="describe the problem without personal data")
+        raise UsageError(message, hint=N_("describe the problem without personal data"))
     if transfer.status not in _REJECTABLE:
         _refuse_state(rt, transfer, Reason(
-            "rejection.state", f"transfer {transfer.id} is {transfer.state} and can no longer "
-            "be rejected"), signature, REJECTION_NAMESPACE,
+            "rejection.state", N_("transfer {id} is {state} and can no longer be rejected")
+            .format(id=transfer.id, state=transfer.state)), signature, REJECTION_NAMESPACE,
             statement(rt, transfer, rejection_reason=reason))
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
@@ -258,8 +262,8 @@ def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transf
         person.designated(agreement.id, "witness", today)
         or person.designated(agreement.id, "send", today)
     ):
-        _refuse(rt, transfer, Reason("rejection.not-designated", "only a designated sender or "
-                                     "witness of the providing party can reject a transfer"),
+        _refuse(rt, transfer, Reason("rejection.not-designated", N_("only a designated sender or "
+                                     "witness of the providing party can reject a transfer")),
                 signed.fingerprint, person.name if person else None)
     assert person is not None
     reason_text = " ".join(reason.split())
@@ -287,7 +291,8 @@ def _verify_or_record(
 def _refuse(rt: Runtime, transfer: Transfer, reason: Reason, fingerprint: str | None,
             signer: str | None) -> None:
     _record_refusal(rt, transfer, reason, fingerprint, signer)
-    raise CheckFailed(f"refused: {reason.message} [{reason.rule}]")
+    raise CheckFailed(N_("refused: {message} [{rule}]").format(message=reason.message,
+                                                               rule=reason.rule))
 
 
 def _refuse_state(rt: Runtime, transfer: Transfer, reason: Reason, signature: str,

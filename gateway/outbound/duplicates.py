@@ -10,6 +10,7 @@ no state.
 from __future__ import annotations
 
 from gateway.exchange.manifest import DUPLICATE_KEY
+from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state.store import Transfer
@@ -40,7 +41,8 @@ def statement_lines(rt: Runtime, transfer: Transfer) -> list[str]:
 def refusal(earlier: Transfer, transfer: Transfer) -> Reason:
     """Why an approval without `--duplicate-ok` does not count."""
     return Reason(
-        "approval.duplicate-file", f"the same bytes (SHA-256) were already delivered on this flow "
-        f"as transfer {earlier.id}; if sending them again is intended, approve with "
-        f"`tachiai approve {transfer.id} --duplicate-ok`, otherwise reject it",
+        "approval.duplicate-file", N_(
+            "the same bytes (SHA-256) were already delivered on this flow as transfer "
+            "{earlier}; if sending them again is intended, approve with `tachiai approve {id} "
+            "--duplicate-ok`, otherwise reject it").format(earlier=earlier.id, id=transfer.id),
         f"{transfer.agreement}/flows.{transfer.flow}")

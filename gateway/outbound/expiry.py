@@ -13,6 +13,7 @@ import json
 import logging
 
 from gateway.errors import StateError
+from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.state import clock
@@ -46,9 +47,10 @@ def expire_overdue(rt: Runtime, now_ns: int | None = None) -> list[Transfer]:
             continue
         hours = rt.settings.notify.window_hours(transfer.agreement, transfer.flow)
         _agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
-        reason = Reason("approval.window", f"not approved by {flow.witnesses} witness(es) within "
-                        f"the approval window of {hours:g} hour(s); the file stays in the spool. "
-                        "Drop it again to have it approved anew", "notify.approval_window_hours")
+        reason = Reason("approval.window", N_(
+            "not approved by {witnesses} witness(es) within the approval window of {hours} "
+            "hour(s); the file stays in the spool. Drop it again to have it approved anew").format(
+                witnesses=flow.witnesses, hours=f"{hours:g}"), "notify.approval_window_hours")
         approved_by = [a.witness for a in rt.store.approvals(transfer.id)]
         try:
             after = rt.store.transition(transfer, State.EXPIRED, [event(

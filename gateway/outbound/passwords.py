@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.errors import CheckFailed, StateError, StorageError
+from gateway.i18n import N_
 from gateway.identity import sshsig
 from gateway.outbound.delivery import delivered_name
 from gateway.outbound.lifecycle import State
@@ -71,20 +72,22 @@ def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[st
     t = rt.store.get(transfer_id)
     if t.status not in (State.DELIVERED, State.ACKNOWLEDGED):
         raise StateError(
-            f"transfer {t.id} is {t.state}; a password is handed out only after delivery",
-            hint="wait until `tachiai transfers show ID` says delivered",
+            N_("transfer {id} is {state}; a password is handed out only "
+               "after delivery").format(id=t.id, state=t.state),
+            hint=N_("wait until `tachiai transfers show ID` says delivered"),
         )
     path = rt.spool.folder(t.id) / RETRIEVABLE
     if t.password_path != RETRIEVAL_MARK:
         raise StateError(
-            f"the password of {t.id} was not kept for retrieval (its route: "
-            f"{t.password_path or 'none'})"
+            N_("the password of {id} was not kept for retrieval (its route: "
+               "{value})").format(id=t.id, value=t.password_path or 'none')
         )
     if not path.exists():
         raise StateError(
-            f"the password of {t.id} was already retrieved and erased",
-            hint="see `tachiai audit log` for who retrieved it; if it is lost, the "
-            "sender must send the file again",
+            N_("the password of {id} was already retrieved and erased").format(
+                id=t.id),
+            hint=N_("see `tachiai audit log` for who retrieved it; if it is "
+                    "lost, the sender must send the file again"),
         )
     statement = request_statement(rt, t)
     signed = sshsig.verify(statement, signature, PASSWORD_NAMESPACE)
@@ -112,8 +115,9 @@ def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[st
         )
         rt.flush()
         raise CheckFailed(
-            f"refused: {refusal.message} [{refusal.rule}]; nothing was handed out (recorded)",
-            hint="ask the administrator to designate you with the receive role",
+            N_("refused: {message} [{rule}]; nothing was handed out "
+               "(recorded)").format(message=refusal.message, rule=refusal.rule),
+            hint=N_("ask the administrator to designate you with the receive role"),
         )
     assert handler is not None  # receiver_refusal refuses a key that is nobody's
     rt.store.record(
@@ -137,7 +141,8 @@ def retrieve_password(rt: Runtime, transfer_id: str, signature: str) -> tuple[st
     try:
         return handler.name, path.read_bytes()
     except OSError as exc:
-        raise StateError(f"the password of {t.id} cannot be read: {exc.strerror}") from exc
+        raise StateError(N_("the password of {id} cannot be read: {strerror}").format(
+                             id=t.id, strerror=exc.strerror)) from exc
 
 
 def erase(rt: Runtime, transfer_id: str) -> None:
@@ -150,5 +155,7 @@ def erase(rt: Runtime, transfer_id: str) -> None:
         (rt.spool.folder(transfer_id) / RETRIEVABLE).unlink(missing_ok=True)
     except OSError as exc:
         raise StorageError(
-            f"the password of {transfer_id} was handed out but cannot be erased: {exc.strerror}"
+            N_("the password of {transfer_id} was handed out but cannot be "
+               "erased: {strerror}").format(
+                transfer_id=transfer_id, strerror=exc.strerror)
         ) from exc

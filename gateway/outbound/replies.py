@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from gateway.errors import CheckFailed, InputError, StateError
+from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.runtime import event as transfer_event
@@ -37,15 +38,17 @@ def link_transfer(
     t = rt.store.get(transfer_id)
     if t.status is not State.AWAITING_APPROVAL or rt.store.approvals(t.id):
         _refused(rt, t, operator, Reason(
-            "link.state", f"transfer {t.id} is {t.state}; a link is fixed before any witness "
-            "approves it"))
+            "link.state", N_("transfer {id} is {state}; a link is fixed before any witness "
+                             "approves it").format(id=t.id, state=t.state)))
         raise StateError(
-            f"transfer {t.id} is {t.state}; a link is fixed before any witness approves it",
-            hint="drop the file again to link it",
+            N_("transfer {id} is {state}; a link is fixed before any witness approves it").format(
+                id=t.id, state=t.state),
+            hint=N_("drop the file again to link it"),
         )
     if link_of(rt, t.id) is not None:
-        _refused(rt, t, operator, Reason("link.state", f"transfer {t.id} is already linked"))
-        raise StateError(f"transfer {t.id} is already linked")
+        _refused(rt, t, operator, Reason("link.state", N_("transfer {id} is already linked")
+                                         .format(id=t.id)))
+        raise StateError(N_("transfer {id} is already linked").format(id=t.id))
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     remote, ref_flow, party = _resolve(rt, ref, agreement)
     if relation == "replies_to":
@@ -60,7 +63,8 @@ def link_transfer(
         refusal = check_correction(agreement, flow, ref_flow, ref)
     if refusal is not None:
         _refused(rt, t, operator, refusal)
-        raise CheckFailed(f"refused: {refusal.message} [{refusal.rule}] (recorded)")
+        raise CheckFailed(N_("refused: {message} [{rule}] (recorded)").format(
+                              message=refusal.message, rule=refusal.rule))
     link = TransferLink(
         transfer=t.id,
         relation=relation,
@@ -74,7 +78,8 @@ def link_transfer(
         # Checked again under the write lock: a witness approving meanwhile signed a statement
         # without the link (it would not count at sealing, but the link must not move under it).
         if not rt.store.unapproved_in(conn, t.id, State.AWAITING_APPROVAL):
-            raise StateError(f"transfer {t.id} was approved or moved on meanwhile; not linked")
+            raise StateError(N_("transfer {id} was approved or moved on meanwhile; not "
+                                "linked").format(id=t.id))
         links.add(conn, link)
         rt.store.record(
             [
@@ -150,8 +155,9 @@ def link_first(reason: Reason, transfer_id: str) -> Reason:
     any witness approves."""
     return dataclasses.replace(
         reason,
-        message=f"{reason.message}: run `tachiai transfers link {transfer_id} --replies-to "
-        "HOLDING_OR_TRANSFER` first, then approve",
+        message=N_("{message}: run `tachiai transfers link {id} --replies-to "
+                   "HOLDING_OR_TRANSFER` first, then approve").format(message=reason.message,
+                                                                      id=transfer_id),
     )
 
 
@@ -205,15 +211,19 @@ def _resolve(rt: Runtime, ref: str, agreement: Agreement) -> tuple[str, Flow, st
     if ref.startswith("h-"):
         h = holdings_store.get(rt.store, ref)
         if h.status not in (*HELD, *DISPOSED) or h.transfer is None:
-            raise CheckFailed(f"holding {ref} is {h.state}; only received data is answered")
+            raise CheckFailed(N_("holding {ref} is {state}; only received data is answered").format(
+                                  ref=ref, state=h.state))
         if h.agreement != agreement.id or h.flow is None:
-            raise CheckFailed(f"holding {ref} is under {h.agreement}, not {agreement.id}")
+            raise CheckFailed(N_("holding {ref} is under {agreement}, not {id}").format(
+                                  ref=ref, agreement=h.agreement, id=agreement.id))
         return h.transfer, agreement.flow(h.flow), h.provider or ""
     t = rt.store.get(ref)
     if t.agreement != agreement.id:
-        raise CheckFailed(f"transfer {ref} is under {t.agreement}, not {agreement.id}")
+        raise CheckFailed(N_("transfer {ref} is under {agreement}, not {id}").format(
+                              ref=ref, agreement=t.agreement, id=agreement.id))
     if t.status not in (State.DELIVERED, State.ACKNOWLEDGED):
-        raise CheckFailed(f"transfer {ref} is {t.state}; only a delivered transfer is linked")
+        raise CheckFailed(N_("transfer {ref} is {state}; only a delivered transfer is "
+                             "linked").format(ref=ref, state=t.state))
     return t.id, agreement.flow(t.flow), t.recipient
 
 

@@ -7,6 +7,7 @@ It never delivers, re-seals or touches the spool itself.
 from __future__ import annotations
 
 from gateway.errors import StateError
+from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.state import clock
@@ -22,13 +23,16 @@ def retry(rt: Runtime, transfer_id: str, operator: str) -> Transfer:
     t = rt.store.get(transfer_id)
     if t.status is not State.FAILED:
         raise StateError(
-            f"transfer {t.id} is {t.state}, not failed", hint="only failed transfers can be retried"
+            N_("transfer {id} is {state}, not failed").format(
+                id=t.id, state=t.state), hint=N_("only failed transfers can be retried")
         )
     if t.sealed_sha256 is None:
         # Failed before it was sealed (rule internal.error): there is nothing to deliver.
         raise StateError(
-            f"transfer {t.id} failed before it was sealed, so it cannot be delivered",
-            hint="report the error with the daemon's log, then drop the file again",
+            N_("transfer {id} failed before it was sealed, so it cannot be "
+               "delivered").format(id=t.id),
+            hint=N_("report the error with the daemon's log, then drop the file "
+                    "again"),
         )
     now = clock.now_ns()
     after = rt.store.transition(

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.errors import AlreadyRunning, StorageError
+from gateway.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
         # O_CLOEXEC: a child (ssh-keygen, 7zz, age) must never inherit, and so outlive, the lock.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise StorageError(f"cannot open the daemon lock {path}: {exc.strerror or exc}") from exc
+        raise StorageError(N_("cannot open the daemon lock {path}: {value}").format(
+                               path=path, value=exc.strerror or exc)) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -73,15 +75,21 @@ def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
         os.close(fd)
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
             raise StorageError(
-                f"cannot lock {path}: {exc.strerror or exc}",
+                N_("cannot lock {path}: {value}").format(
+                    path=path, value=exc.strerror or exc),
             ) from exc
         raise AlreadyRunning(
-            f"another tachiai daemon (PID {holder or 'unknown: it is starting'}) already runs "
-            f"on the state directory {state_dir} (lock {file_name}); one daemon per state "
-            "directory, or per node on PostgreSQL, so this one did not start",
-            hint=f"stop that daemon first (`kill {holder or 'PID'}`, or `systemctl stop "
-            "tachiai` if systemd runs it), or see `systemctl status tachiai`; to run a second "
-            "gateway, give it a state_dir of its own ([gateway] node_name on PostgreSQL)",
+            N_("another tachiai daemon (PID {value}) already runs on the "
+               "state directory {state_dir} (lock {file_name}); one daemon "
+               "per state directory, or per node on PostgreSQL, so this one "
+               "did not start").format(
+                value=holder or 'unknown: it is starting', state_dir=state_dir,
+                file_name=file_name),
+            hint=N_("stop that daemon first (`kill {value}`, or `systemctl stop "
+                    "tachiai` if systemd runs it), or see `systemctl status "
+                    "tachiai`; to run a second gateway, give it a state_dir of "
+                    "its own ([gateway] node_name on PostgreSQL)").format(
+                     value=holder or 'PID'),
         ) from None
     try:
         os.ftruncate(fd, 0)
@@ -89,7 +97,8 @@ def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
         os.fsync(fd)
     except OSError as exc:
         os.close(fd)
-        raise StorageError(f"cannot write the daemon lock {path}: {exc.strerror or exc}") from exc
+        raise StorageError(N_("cannot write the daemon lock {path}: {value}").format(
+                               path=path, value=exc.strerror or exc)) from exc
     log.debug("holding the daemon lock %s (PID %d)", path, os.getpid())
     return DaemonLock(path, fd)
 

@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from gateway.errors import ConfigError, StorageError
+from gateway.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +41,28 @@ def read(path: Path, size: int, what: str) -> bytes:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise StorageError(f"cannot open {what} {path}: {exc.strerror}") from exc
+        raise StorageError(N_("cannot open {what} {path}: {strerror}").format(
+                               what=what, path=path, strerror=exc.strerror)) from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{what} {path} is not a regular file")
+            raise ConfigError(N_("{what} {path} is not a regular file").format(
+                                  what=what, path=path))
         if info.st_mode & 0o077:
-            raise ConfigError(f"{what} {path} can be read by other users",
-                              hint=f"chmod 600 {path}, and find out who may have read it")
+            raise ConfigError(N_("{what} {path} can be read by other users").format(
+                                  what=what, path=path),
+                              hint=N_("chmod 600 {path}, and find out who may have read it").format(
+                                       path=path))
         data = os.read(fd, size + 1)
     except OSError as exc:
-        raise StorageError(f"cannot read {what} {path}: {exc.strerror}") from exc
+        raise StorageError(N_("cannot read {what} {path}: {strerror}").format(
+                               what=what, path=path, strerror=exc.strerror)) from exc
     finally:
         os.close(fd)
     if len(data) != size:
-        raise ConfigError(f"{what} {path} is not {size} bytes long",
-                          hint="restore it from the state directory's backup")
+        raise ConfigError(N_("{what} {path} is not {size} bytes long").format(
+                              what=what, path=path, size=size),
+                          hint=N_("restore it from the state directory's backup"))
     return data
 
 
@@ -88,6 +95,7 @@ def create(path: Path, size: int, what: str) -> bytes:
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        raise StorageError(f"cannot create {what} {path}: {exc.strerror}") from exc
+        raise StorageError(N_("cannot create {what} {path}: {strerror}").format(
+                               what=what, path=path, strerror=exc.strerror)) from exc
     log.info("created %s %s", what, path)  # the path, never the key
     return key

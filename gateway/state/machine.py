@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Table, update
 
 from gateway.errors import StateError
+from gateway.i18n import N_
 
 S = TypeVar("S", bound=StrEnum)
 
@@ -34,7 +35,8 @@ class Machine(Generic[S]):
         """Raises: StateError when `target` cannot follow `current`."""
         if target not in self.allowed[current]:
             raise StateError(
-                f"a {self.what} in state {current.value} cannot become {target.value}",
+                N_("a {what} in state {value} cannot become {value2}").format(
+                    what=self.what, value=current.value, value2=target.value),
                 hint=self.hint,
             )
 

@@ -26,6 +26,7 @@ from audit.database import make_engine, sqlite_url
 from audit.errors import LedgerStorageError
 from audit.events import Draft, check_draft
 from gateway.errors import InternalError, NotFound, StateError, StorageError
+from gateway.i18n import N_
 from gateway.state import claims, migrate, schema
 from gateway.state.dberrors import converted
 from gateway.state.lifecycles import TRANSFERS, State
@@ -72,12 +73,13 @@ class Store:
             try:
                 self.engine = make_engine(url, password_file=password_file)
             except LedgerStorageError as exc:
-                raise StorageError(f"cannot open the state database: {exc}") from None
+                raise StorageError(N_("cannot open the state database: {exc}").format(
+                                       exc=exc)) from None
         elif path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.engine = make_engine(sqlite_url(path))
         else:
-            raise InternalError("a state database needs a path or a URL")
+            raise InternalError(N_("a state database needs a path or a URL"))
         wait_ms = max(0, int(busy_timeout_seconds * 1000))
         if self.engine.dialect.name == "sqlite":
 
@@ -164,7 +166,8 @@ class Store:
             row = conn.execute(select(_T).where(_T.c.id == transfer_id)).mappings().first()
         if row is None:
             raise NotFound(
-                f"no transfer {transfer_id!r}", hint="list transfers with `tachiai transfers list`"
+                N_("no transfer {id}").format(id=repr(transfer_id)),
+                hint=N_("list transfers with `tachiai transfers list`")
             )
         return Transfer.model_validate(dict(row))
 
@@ -433,7 +436,8 @@ def _queue(conn: Tx, events: Sequence[Draft]) -> None:
         try:
             check_draft(draft)
         except ValueError as exc:
-            raise InternalError(f"event {draft.kind} cannot be stored exactly: {exc}") from exc
+            raise InternalError(N_("event {kind} cannot be stored exactly: {exc}").format(
+                                    kind=draft.kind, exc=exc)) from exc
     rows: list[Mapping[str, Any]] = [
         {
             "key": e.key,

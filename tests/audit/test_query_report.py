@@ -297,3 +297,31 @@ def test_html_report_escapes_everything(tmp_path: Path) -> None:
         build(ledger, "agreement-a", Period.parse("2026-10"), now_ns=0, verification=None)
     )
     assert "\\|" in md
+
+
+def test_the_report_counts_expired_transfers_and_duplicate_notices(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "l.db")
+    dup = {"rule": "approval.duplicate-file", "message": "the same bytes were delivered"}
+    ledger.append([
+        # t-1: never approved, expired by the approval window (承認期限切れ) in the period.
+        ev("transfer.checked", "t-1", at("2026-10-05"), "handler-s", sender="handler-s"),
+        ev("transfer.expired", "t-1", at("2026-10-08"), "handler-s", required=1),
+        # t-2: the same bytes again; one witness is held by the notice, another approves anyway.
+        ev("transfer.checked", "t-2", at("2026-11-02"), "handler-s", sender="handler-s"),
+        ev("approval.refused", "t-2", at("2026-11-02", 11), "handler-w", reason=dup),
+        ev("approval.accepted", "t-2", at("2026-11-03"), "handler-x", witness="handler-x",
+           duplicate_of="t-0", duplicate_ok=True),
+        # t-3: approved without a notice; t-4 expired after the period ended.
+        ev("approval.accepted", "t-3", at("2026-11-04"), "handler-x", witness="handler-x"),
+        ev("transfer.checked", "t-4", at("2026-12-30"), "handler-s", sender="handler-s"),
+        ev("transfer.expired", "t-4", at("2027-01-02"), "handler-s", required=1),
+    ])
+    report = build(ledger, "agreement-a", Period.parse("2026-Q3"), now_ns=at("2027-01-05"),
+                   verification=None)
+    assert [t.id for t in report.expired()] == ["t-1"]
+    assert [t.id for t in report.duplicates()] == ["t-2"]
+    assert report.duplicates()[0].duplicate_of == "t-0"
+    assert {t.id: t.state for t in report.transfers}["t-1"] == "承認期限切れ (expired)"
+    text = markdown(report)
+    assert "| 承認期限切れ (transfers expired unapproved) | 1 |" in text
+    assert "| 重複送信の確認 (duplicate notices: bytes already delivered) | 1 |" in text

@@ -1,0 +1,150 @@
+"""The words a person reads, in their language (日本語 or English), through gettext.
+
+`_()` translates a message of the command line in the `tachiai` domain; the language comes from
+the standard environment (LANGUAGE, LC_ALL, LC_MESSAGES, LANG), English when none names a
+language with a catalogue. `N_()` only marks a message for the catalogue: the text stays English
+where it is made (an error raised by domain code, a default hint) and the command line
+translates it where it prints it, with `wording()`. The daemon (`tachiai run`) calls
+`english()`: its log is read with journald and grep, and stays English always. JSON output is
+never translated. This module imports nothing of the gateway, policies or audit.
+"""
+
+from __future__ import annotations
+
+import gettext
+import re
+import string
+from functools import cache
+from pathlib import Path
+
+#: The gettext domain and where its catalogues are (gateway/locale/LANG/LC_MESSAGES/).
+DOMAIN = "tachiai"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+
+_forced_english = False
+
+
+def _(message: str) -> str:
+    """`message` in the reader's language, or unchanged when it has no translation."""
+    return _translations().gettext(message)
+
+
+def N_(message: str) -> str:
+    """Mark `message` for the catalogue without translating it (it is translated where printed)."""
+    return message
+
+
+def english() -> None:
+    """Speak English in this process from now on, whatever the environment says (the daemon)."""
+    global _forced_english
+    _forced_english = True
+    _translations.cache_clear()
+    _templates.cache_clear()
+
+
+def reload() -> None:
+    """Read the language from the environment again (a test, or a process that changed it)."""
+    global _forced_english
+    _forced_english = False
+    _translations.cache_clear()
+    _templates.cache_clear()
+
+
+def language() -> str:
+    """The language messages are printed in: "ja", or "en" when there is no catalogue for it."""
+    info = _translations().info()
+    return info.get("language", "en") or "en"
+
+
+def wording(text: str) -> str:
+    """Translate English text that marked code made: a message itself, or a marked template
+    filled in (a refusal reason from `policies`, an error from domain code).
+
+    The filled-in values are found by matching the text against each template of the catalogue,
+    the most specific first; each value is translated the same way (a reason inside "refused:
+    {message}"), so the translation may put them in any order. Text that matches nothing is
+    returned unchanged, so an untranslated message is never lost.
+    """
+    if not text:
+        return text
+    translated = _translations().gettext(text)
+    if translated != text:
+        return translated
+    for template, pattern, fields in _templates():
+        found = pattern.fullmatch(text)
+        if found is None:
+            continue
+        values = {name: wording(found.group(name)) for name in fields}
+        return _fill(_translations().gettext(template), values)
+    if "\n" in text:  # several messages, one a line (a configuration's problems)
+        return "\n".join(wording(line) for line in text.split("\n"))
+    return text
+
+
+# -- private ------------------------------------------------------------------------------------
+
+
+@cache
+def _translations() -> gettext.NullTranslations:
+    if _forced_english:
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, LOCALE_DIR, fallback=True)
+
+
+@cache
+def _templates() -> list[tuple[str, re.Pattern[str], tuple[str, ...]]]:
+    """Every message id of the current catalogue that has named fields, as a pattern that finds
+    their values, the longest literal text first. Empty in English."""
+    catalog = getattr(_translations(), "_catalog", None)  # GNUTranslations keeps its ids there
+    if not catalog:
+        return []
+    out = []
+    for msgid in catalog:
+        if not isinstance(msgid, str) or "{" not in msgid:
+            continue
+        compiled = _pattern(msgid)
+        if compiled is not None:
+            out.append((len(_literal(msgid)), msgid, *compiled))
+    out.sort(key=lambda t: -t[0])
+    return [(msgid, pattern, fields) for _n, msgid, pattern, fields in out]
+
+
+def _pattern(template: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+    """A regular expression that matches `template` filled in, or None when the template has
+    too little text of its own to be told apart from any other text."""
+    if len(re.findall(r"[A-Za-z]{3,}", _literal(template))) < 1:
+        return None
+    parts: list[str] = []
+    fields: list[str] = []
+    try:
+        for literal, name, _spec, _conv in string.Formatter().parse(template):
+            parts.append(re.escape(literal))
+            if name is None:
+                continue
+            if not name.isidentifier():
+                return None
+            if name in fields:
+                parts.append(f"(?P={name})")
+            else:
+                fields.append(name)
+                parts.append(f"(?P<{name}>.+?)")
+    except ValueError:
+        return None
+    return re.compile("".join(parts), re.DOTALL), tuple(fields)
+
+
+def _literal(template: str) -> str:
+    try:
+        return "".join(lit for lit, *_rest in string.Formatter().parse(template))
+    except ValueError:
+        return template
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """`template` with each field replaced by its value, already formatted (specs ignored)."""
+    out = []
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        out.append(literal)
+        if name is not None:
+            out.append(values.get(name, "{" + name + "}"))
+    return "".join(out)
