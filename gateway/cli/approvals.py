@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.cli.common import Subparsers, runtime_of, signature_from
@@ -98,17 +99,40 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
             suffix=SIGNATURE_SUFFIX, folder=args.signatures))
     key = load_private_key(args.key) if args.key is not None else None  # once, for them all
     rt = runtime_of(args)
+
+    def one(transfer_id: str) -> approvals.ApprovalOutcome:
+        if key is not None:
+            return approvals.approve_with_key(rt, transfer_id, key, flush=False,
+                                              duplicate_ok=args.duplicate_ok)
+        return approvals.approve(rt, transfer_id, _signature_in(args.signatures, transfer_id),
+                                 duplicate_ok=args.duplicate_ok, flush=False)
+
+    refused = _each(rt, ids, one)
+    print(_("{recorded} of {total} approval(s) recorded").format(recorded=len(ids) - refused,
+                                                               total=len(ids)),
+          file=sys.stderr)
+    return CheckFailed.exit_code if refused else 0
+
+
+def _approve_fanout(args: argparse.Namespace, rt: Runtime, children: list[str]) -> int:
+    statement = approvals.statement(rt, rt.store.get(children[0]))
+    signature = signature_from(args, statement, approvals.APPROVAL_NAMESPACE)
+    refused = _each(rt, children, lambda transfer_id: approvals.approve(
+        rt, transfer_id, signature, duplicate_ok=args.duplicate_ok, flush=False))
+    print(f"{len(children) - refused} of {len(children)} child transfer(s) of the fan-out "
+          "approved", file=sys.stderr)
+    return CheckFailed.exit_code if refused else 0
+
+
+def _each(rt: Runtime, ids: list[str], approve: Callable[[str], approvals.ApprovalOutcome]) -> int:
+    """Approve each transfer on its own, a line each; how many were refused. Each approval
+    commits with its events, and they move into the ledger together at the end: one durable
+    append for the batch instead of one per transfer."""
     refused = 0
     try:
         for transfer_id in ids:
             try:
-                if key is not None:
-                    outcome = approvals.approve_with_key(rt, transfer_id, key, flush=False,
-                                                         duplicate_ok=args.duplicate_ok)
-                else:
-                    outcome = approvals.approve(rt, transfer_id,
-                                                _signature_in(args.signatures, transfer_id),
-                                                duplicate_ok=args.duplicate_ok, flush=False)
+                outcome = approve(transfer_id)
             except (CheckFailed, InputError, StateError) as exc:  # this transfer's; go on
                 refused += 1
                 print(_("{id}: NOT approved: {problem}").format(id=transfer_id,
@@ -121,37 +145,8 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
                   + (_("; approved, the daemon seals and delivers it now") if outcome.approved
                      else ""))
     finally:
-        # Each approval committed with its events; they move into the ledger together, with
-        # one durable append for the batch instead of one per transfer.
         rt.flush()
-    print(_("{recorded} of {total} approval(s) recorded").format(recorded=len(ids) - refused,
-                                                               total=len(ids)),
-          file=sys.stderr)
-    return CheckFailed.exit_code if refused else 0
-
-
-def _approve_fanout(args: argparse.Namespace, rt: Runtime, children: list[str]) -> int:
-    statement = approvals.statement(rt, rt.store.get(children[0]))
-    signature = signature_from(args, statement, approvals.APPROVAL_NAMESPACE)
-    refused = 0
-    for transfer_id in children:
-        try:
-            outcome = approvals.approve(rt, transfer_id, signature,
-                                        duplicate_ok=args.duplicate_ok)
-        except (CheckFailed, InputError, StateError) as exc:
-            refused += 1
-            print(_("{id}: NOT approved: {problem}").format(id=transfer_id,
-                                                             problem=_one_line(exc)),
-                  file=sys.stderr)
-            continue
-        print(_("{id}: approval by {witness} recorded ({count} of {needed} witness(es))")
-              .format(id=transfer_id, witness=outcome.witness, count=len(outcome.approvals),
-                      needed=outcome.needed)
-              + (_("; approved, the daemon seals and delivers it now") if outcome.approved
-                 else ""))
-    print(f"{len(children) - refused} of {len(children)} child transfer(s) of the fan-out "
-          "approved", file=sys.stderr)
-    return CheckFailed.exit_code if refused else 0
+    return refused
 
 
 def _signed_in(folder: Path) -> list[str]:

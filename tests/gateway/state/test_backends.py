@@ -34,25 +34,7 @@ from gateway.state.lifecycles import HoldingState, State
 from gateway.state.schema import Holding, TransferLink
 from gateway.state.store import Approval, Store, Transfer
 from tests.conftest import wait_for
-from tests.pg import ROLE, PostgresServer, bin_dir, needs_postgres
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=pytest.mark.skipif(bin_dir() is None, reason="PostgreSQL is not installed"),
-        ),
-    ]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """("sqlite", path) or ("postgres", url) of a fresh state database."""
-    if request.param == "sqlite":
-        yield "sqlite", str(tmp_path / "state.db")
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    yield "postgres", server.url(server.create_database())
+from tests.pg import ROLE, PostgresServer, needs_postgres
 
 
 def _open(backend: tuple[str, str], busy: float = 60.0) -> Store:

@@ -21,28 +21,19 @@ from gateway.state import claims, migrate
 from gateway.state.lifecycles import State
 from gateway.state.schema import TRANSFERS
 from gateway.state.store import Store, Transfer
-from tests.pg import PostgresServer, bin_dir
 
 DUMP = Path(__file__).with_name("data") / "state-0.1.sql"
 A, B = "node-a:1:w0", "node-b:2:w0"
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=pytest.mark.skipif(bin_dir() is None, reason="PostgreSQL is not installed"),
-        ),
-    ]
-)
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Store]]:
-    if request.param == "sqlite":
-        first, second = Store(tmp_path / "state.db"), Store(tmp_path / "state.db")
+@pytest.fixture
+def stores(backend: tuple[str, str]) -> Iterator[tuple[Store, Store]]:
+    """Two stores on one fresh database, as two workers or two nodes hold them."""
+    kind, where = backend
+    if kind == "sqlite":
+        first, second = Store(Path(where)), Store(Path(where))
     else:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        url = server.url(server.create_database())
-        first, second = Store(url=url), Store(url=url)
+        first, second = Store(url=where), Store(url=where)
     yield first, second
     first.engine.dispose()
     second.engine.dispose()
