@@ -148,6 +148,7 @@ class Late:
     due: str
     transfer: str  # the late delivery, or "" while nothing has been delivered
     reason: str = ""
+    member: str = ""  # on a flow to a party group: the member whose part is late
 
 
 @dataclass
@@ -161,6 +162,39 @@ class HoldingRow:
     closed_ns: int | None = None
     closed_by: str = ""
     overdue_events: int = 0
+    party: str = ""  # whose data: ours, or on a gateway of partitions (区画) one member's
+    rows: int | None = None
+    openings: int = 0
+    erased: bool = False
+    refused_requests: int = 0
+
+
+@dataclass(frozen=True)
+class MemberPart:
+    """One party's part of the holdings (区画ごとの取扱状況): what it received and what became
+    of it."""
+
+    party: str
+    files: int
+    rows: int
+    held: int
+    opened: int
+    certified: int
+    erased: int
+    refused_requests: int
+
+
+@dataclass
+class FanoutRow:
+    """A held file split among a party group's members (`fanout.created`): each member's part,
+    its rows and the transfer that carries it."""
+
+    id: str
+    holding: str
+    flow: str
+    time_ns: int
+    withheld: dict[str, int] = field(default_factory=dict)
+    children: list[tuple[str, int, str]] = field(default_factory=list)  # member, rows, transfer
 
 
 @dataclass
@@ -176,7 +210,26 @@ class Report:
     refusals: list[Refusal] = field(default_factory=list)
     late: list[Late] = field(default_factory=list)
     holdings: list[HoldingRow] = field(default_factory=list)
+    fanouts: list[FanoutRow] = field(default_factory=list)
     events_in_period: int = 0
+
+    def member_parts(self) -> list[MemberPart]:
+        """Each party's part of the holdings, by party id (one line per partition)."""
+        out = []
+        for party in sorted({h.party for h in self.holdings}):
+            mine = [h for h in self.holdings if h.party == party]
+            received = [h for h in mine if h.received_ns is not None]
+            certified = [h for h in received if h.closed and h.closed_by]
+            out.append(MemberPart(
+                party or "—", len(received), sum(h.rows or 0 for h in received),
+                sum(1 for h in received if not h.closed), sum(1 for h in received if h.openings),
+                len(certified), sum(1 for h in received if h.erased),
+                sum(h.refused_requests for h in mine)))
+        return out
+
+    def delivered_ns(self, transfer: str) -> int | None:
+        """When a transfer of this ledger was delivered (None: not by the period's end)."""
+        return next((t.delivered_ns for t in self.transfers if t.id == transfer), None)
 
     def delivered(self) -> list[TransferRow]:
         return [
@@ -259,12 +312,16 @@ class _Builder:
                     self._late(ev)
             elif ev.kind.startswith("holding."):
                 self._holding(ev)
+            elif ev.kind == "fanout.created":
+                self._fanout(ev, in_period)
             elif ev.subject and (
                 ev.kind.startswith(("transfer.", "approval.", "password."))
                 or ev.kind == "delivery.retry"
             ):
                 self._transfer(ev, in_period)
         report = self.report
+        # A fan-out's parts are shown with their delivery, whenever that was.
+        self.active.update(tr for f in report.fanouts for _m, _r, tr in f.children)
         report.transfers = [t for i, t in self.transfers.items() if i in self.active]
         period_start = report.period.start_ns
         report.holdings = [
@@ -349,10 +406,32 @@ class _Builder:
                 )
             )
 
+    def _fanout(self, ev: Event, in_period: bool) -> None:
+        d = ev.data
+        if not in_period:
+            return
+        withheld = _mapping(d.get("withheld"))
+        children = d.get("children")
+        self.report.fanouts.append(FanoutRow(
+            str(d.get("fanout", "")), str(d.get("holding", ev.subject or "")),
+            str(d.get("flow", "")), ev.time_ns,
+            {str(k): _int(v) or 0 for k, v in withheld.items()},
+            [(str(c.get("member", "")), _int(c.get("rows")) or 0, str(c.get("transfer", "")))
+             for c in (children if isinstance(children, list) else []) if isinstance(c, dict)]))
+
     def _holding(self, ev: Event) -> None:
         hid = ev.subject or str(ev.data.get("holding", ""))
         h = self.holdings.setdefault(hid, HoldingRow(hid))
         d = ev.data
+        h.party = str(d.get("party", h.party))
+        if ev.kind == "holding.opened":
+            h.openings += 1
+        elif ev.kind == "holding.erased":
+            h.erased = True
+        elif ev.kind == "holding.remembered":
+            h.rows = _int(d.get("rows"))
+        elif ev.kind == "holding.request_refused":
+            h.refused_requests += 1
         h.transfer = str(d.get("transfer", h.transfer))
         h.deadline = str(d.get("deadline", h.deadline))
         # Deletion or return is certified by a handler's signature: `holding.certified` with
@@ -385,6 +464,7 @@ class _Builder:
                 str(d.get("due", "")),
                 str(d.get("transfer", "")),
                 str(_mapping(d.get("reason")).get("message", "")),
+                str(d.get("member", "")),
             )
         )
 

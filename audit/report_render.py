@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from audit.checkpoints import format_time
 from audit.export import Sheet
-from audit.report import Report, when
+from audit.report import MemberPart, Report, when
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -197,7 +197,7 @@ def sections(r: Report) -> list[Section]:
             [
                 [
                     when(x.time_ns),
-                    x.flow,
+                    f"{x.flow} → {x.member}" if x.member else x.flow,
                     x.period or "—",
                     x.due or "—",
                     x.transfer or "未提供 (not provided)",
@@ -251,7 +251,41 @@ def sections(r: Report) -> list[Section]:
             f"- tachiai audit report --ledger 写し.db --agreement {r.agreement} --period …",
         ],
     )
-    return [head, summary, transfers, rejections, refusals, late, holdings, overdue, how]
+    extra_late = [_fanouts(r)] if r.fanouts else []
+    # One line per partition (区画) only where this gateway holds several parties' data.
+    parts = r.member_parts()
+    extra_holdings = [_member_parts(parts)] if len(parts) > 1 else []
+    return [head, summary, transfers, rejections, refusals, late, *extra_late, holdings,
+            *extra_holdings, overdue, how]
+
+
+def _fanouts(r: Report) -> Section:
+    """5-2: each fan-out of the period, one line per member's part and whether it arrived."""
+    rows = []
+    for f in r.fanouts:
+        for member, count, transfer in f.children:
+            done = r.delivered_ns(transfer)
+            rows.append([f.id, f.holding, f.flow, member, str(count), transfer,
+                         when(done) if done is not None else "未送付 (not delivered)"])
+    withheld = [f"- {f.id}: 保留した行 (rows withheld) "
+                + ", ".join(f"{k}={v}" for k, v in sorted(f.withheld.items()))
+                for f in r.fanouts if f.withheld]
+    return Section("5-2. 分割提供の各部分 (each member's part of a fan-out)", withheld,
+                   table=(["分割ID", "元の保有", "フロー", "提供先 (member)", "行数", "転送ID",
+                           "送付"], rows))
+
+
+def _member_parts(parts: list[MemberPart]) -> Section:
+    """6-2: each partition's (区画) holdings, received to certified."""
+    return Section(
+        "6-2. 区画ごとの取扱状況 (each member's part)",
+        ["- 区画ごとにアクセス制御: 各区画のデータは、その団体の指定された受信担当者だけが"
+         "開封し、消去・返却を証明します。"],
+        table=(["区画 (party)", "受領ファイル", "行数", "保有中", "開封済み", "消去・返却の証明",
+                "消去済み", "拒否した要求"],
+               [[x.party, str(x.files), str(x.rows), str(x.held), str(x.opened),
+                 str(x.certified), str(x.erased), str(x.refused_requests)] for x in parts]),
+    )
 
 
 def _evidence(r: Report) -> list[str]:

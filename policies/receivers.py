@@ -9,6 +9,7 @@ the gateway does that and then asks here.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from policies.handlers import Handler, Registry
 from policies.reasons import Reason
@@ -37,13 +38,16 @@ def receiver_refusal(
     *,
     action: str = RECEIVE,
     key: str | None = None,
+    partitions: Collection[str] = (),
 ) -> Reason | None:
     """Why this signer is not a designated receiving handler of `party` on that day, or None.
 
     `receiver` is the handler the verified signing key belongs to (None: nobody's); `action`
     prefixes the rule (`open.not-designated`), so a refusal names what was asked; `key` (a
     fingerprint) names the signer in the message when given. No agreement means nobody is
-    designated (fail closed).
+    designated (fail closed). `partitions` are the parties whose data this gateway holds side by
+    side (区画, seed 004): a handler of one of them asking about another's data is refused with
+    the rule `ACTION.partition`, so the attempt reads as what it is.
     """
     rule = f"{action}.not-designated"
     term = f"{agreement_id}/parties" if agreement_id is not None else None
@@ -52,6 +56,12 @@ def receiver_refusal(
         return Reason(rule, R_("{signer} belongs to no registered handler, so it is not a "
                                "designated receiving handler (受信担当) of {party}; sign with your "
                                "own registered key", signer=signer, party=party), term)
+    if receiver.party != party and receiver.party in partitions:
+        return Reason(f"{action}.partition", R_(
+            "the data belongs to the partition (区画) of {party}; {signer} belongs to {other}, "
+            "and no member sees another's data here (区画ごとのアクセス制御); only a designated "
+            "receiving handler of {party} may sign this", signer=signer, other=receiver.party,
+            party=party), term)
     if receiver.party != party:
         return Reason(rule, R_("{signer} belongs to party {other}, so it is not a designated "
                                "receiving handler (受信担当) of {party}; only a receiving handler "

@@ -31,7 +31,7 @@ from gateway.cli.messages import label, reason_text
 from gateway.i18n import N_, _
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
-from gateway.inbound import holdings
+from gateway.inbound import holdings, partitions
 from gateway.inbound.certificates import (
     CERTIFICATE_NAMESPACE,
     KINDS,
@@ -43,7 +43,7 @@ from gateway.inbound.holdings import Holding, HoldingState
 from gateway.inbound.opening import OPEN_NAMESPACE, open_holding, open_request
 from gateway.inbound.retry import retry
 from gateway.inbound.signers import agreement_of
-from gateway.inbound.terms import TERMS_NAMESPACE, sign_terms, terms_statement
+from gateway.inbound.terms import TERMS_NAMESPACE, holder, sign_terms, terms_statement
 from gateway.outbound.replies import thread
 from gateway.runtime import Runtime
 from gateway.state import clock
@@ -56,6 +56,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--overdue", action="store_true", help="only those past their deadline "
                    "(every one of them: they are few, and none may be missed)")
     p.add_argument("--state", choices=[s.value for s in HoldingState])
+    p.add_argument("--member", metavar="PARTY", help="only the holdings of this party: on a "
+                   "gateway of partitions (区画), one member's")
     paging_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_list)
@@ -111,10 +113,17 @@ def _list(args: argparse.Namespace) -> int:
     if args.overdue:  # overdue is decided per row (deadline and today), so all are read
         states = [s for s in (states or holdings.HELD) if s in holdings.HELD]
         limit = None
+    if args.member:  # one member's part: filtered per row, then the latest of them
+        partitions.require_member(rt, args.member)
+        keep, limit = limit, None
     page, more = holdings.latest(rt, states=states, since_ns=since, limit=limit)
     rows = [_json(rt, h, today) for h in page]
     if args.overdue:
         rows = [r for r in rows if r["overdue"]]
+    if args.member:
+        rows = [r for r in rows if r["recipient"] == args.member]
+        more = max(0, len(rows) - keep) if keep is not None else 0
+        rows = rows[-keep:] if keep else rows
     if args.json:
         print_json(rows)
         print_footer(args, len(rows), more, N_("holding(s)"))
@@ -192,7 +201,7 @@ def _show(args: argparse.Namespace) -> int:
 def _terms(args: argparse.Namespace) -> int:
     rt = runtime_of(args)
     h = holdings.get(rt, args.id)
-    statement = terms_statement(agreement_of(rt, h), rt.settings.party)
+    statement = terms_statement(agreement_of(rt, h), holder(rt, h))
     if args.statement:
         sys.stdout.buffer.write(statement)
         return 0

@@ -70,6 +70,7 @@ GATEWAY_KEYS = frozenset(
         "workers",
         "error_attempts",
         "lease_seconds",
+        "partitions",
     }
 )
 #: [database]: the state database and the ledger on a PostgreSQL server (several nodes).
@@ -209,6 +210,16 @@ class Settings:
     # over by another node once it has passed.
     lease_seconds: float = 60.0
     notify: NotifySettings = field(default_factory=NotifySettings)  # [notify]: config/notify.py
+    # [gateway] partitions: the members of a party group whose data this gateway also holds,
+    # each in its own partition (区画, seed 004): a delivery to one of them is received here,
+    # its holding belongs to that member, and only that member's receiving handlers open or
+    # certify it.
+    partitions: tuple[str, ...] = ()
+
+    def holder_of(self, recipient: str | None) -> str:
+        """The party a delivery to `recipient` is held for here: that member when it is one of
+        our partitions, else this gateway's own party (so a stranger is still not ours)."""
+        return recipient if recipient and recipient in self.partitions else self.party
 
     @property
     def database_path(self) -> Path:
@@ -340,6 +351,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             workers=_whole(gw.get("workers", 2), "gateway.workers", path),
             error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
             lease_seconds=float(gw.get("lease_seconds", 60.0)),
+            partitions=_partitions(gw.get("partitions", []), party, path),
             pickups=pickups,
             inbound=inbound,
             notify=parse_notify(section("notify"), resolve, path),
@@ -362,6 +374,18 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
         raise ConfigError(f"{path}: gateway.node_name must not contain ':' (claims are "
                           "owned as NODE:PID:WORKER)", hint='a short name such as "gw1"')
     return settings
+
+
+def _partitions(value: Any, party: str, path: Path) -> tuple[str, ...]:
+    """[gateway] partitions: distinct party ids, none of them the gateway's own party."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) \
+            or len(set(value)) != len(value) or party in value:
+        raise ConfigError(
+            f"{path}: gateway.partitions must be a list of distinct member parties other than "
+            "gateway.party",
+            hint='e.g. partitions = ["municipalities-131016", "municipalities-131041"]',
+        )
+    return tuple(value)
 
 
 def _node_name(value: Any, path: Path) -> str:

@@ -209,7 +209,10 @@ def _check(rt: Runtime, h: Holding, folder: Path) -> Holding | tuple[list[Reason
     duplicate = _duplicate(rt, h, m, folder)
     if duplicate is None or isinstance(duplicate, tuple):
         return duplicate
-    verdict = verify(m, rt.agreements, rt.registry, rt.settings.party, today)
+    # On a gateway that holds several members' data, the delivery is held for the member it
+    # names when that member is one of our partitions (区画); anyone else is still not ours.
+    party = rt.settings.holder_of(m.recipient)
+    verdict = verify(m, rt.agreements, rt.registry, party, today)
     if verdict.reasons:
         return list(verdict.reasons), h
     h = h.model_copy(update={"witnesses": holdings.dumps(list(verdict.witnesses))})
@@ -226,13 +229,13 @@ def _check(rt: Runtime, h: Holding, folder: Path) -> Holding | tuple[list[Reason
         ], h
     agreement = rt.agreements[m.agreement]
     handlers = [
-        x.name for x in designated_receivers(rt.registry, agreement.id, rt.settings.party, today)
+        x.name for x in designated_receivers(rt.registry, agreement.id, party, today)
     ]
     if not handlers:
         return [
             agreement.reason(
                 "inbound.no-handler",
-                f"no designated receiving handler (受信担当) of {rt.settings.party} for "
+                f"no designated receiving handler (受信担当) of {party} for "
                 f"{agreement.id} today; nobody could open it. Designate one in the registry, "
                 "then `tachiai holdings retry ID`",
                 "parties",
@@ -261,7 +264,8 @@ def _foreign_rows(rt: Runtime, h: Holding, m: Manifest, today: dt.date) -> Reaso
     if flow.recipient not in agreement.groups:
         return None
     with holdings.plaintext(rt, h) as fh:
-        return member_refusal(agreement, flow, flow.recipient, rt.settings.party, fh, today)
+        return member_refusal(agreement, flow, flow.recipient,
+                              rt.settings.holder_of(m.recipient), fh, today)
 
 
 def _described(rt: Runtime, h: Holding, m: Manifest) -> Holding:
@@ -273,7 +277,7 @@ def _described(rt: Runtime, h: Holding, m: Manifest) -> Holding:
             "agreement": m.agreement if known else None,
             "flow": m.flow,
             "provider": m.provider,
-            "recipient": rt.settings.party,
+            "recipient": rt.settings.holder_of(m.recipient),
             "transfer": m.transfer,
             "file_name": m.file_name,
             "profile": m.profile,

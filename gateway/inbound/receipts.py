@@ -51,7 +51,7 @@ def _write(rt: Runtime, h: Holding, folder: Path) -> Path:
         agreement=h.agreement or "",
         flow=h.flow or "",
         provider=h.provider or "",
-        recipient=rt.settings.party,
+        recipient=h.recipient or rt.settings.party,
         sealed_sha256=h.sealed_sha256 or "",
         sealed_size=h.sealed_size if h.sealed_size is not None else -1,
         holding=h.id,

@@ -87,8 +87,8 @@ def held(rt: Runtime, holding_id: str, doing: str, action: str) -> Holding:
 def signer(
     rt: Runtime, h: Holding, statement: bytes, signature: str, namespace: str, action: str
 ) -> tuple[Handler, sshsig.Signed]:
-    """The designated receiving handler (受信担当) of our party who signed, or a recorded
-    refusal.
+    """The designated receiving handler (受信担当) of the holding's party who signed, or a
+    recorded refusal.
 
     Raises:
         SignatureError: the signature is malformed or over other bytes (recorded).
@@ -101,9 +101,11 @@ def signer(
         record_refusal(rt, h, action, Reason(f"{action}.signature", str(exc)), None, None)
         raise
     handler = rt.registry.by_key(signed.public_key)
+    # A holding belongs to one party: ours, or on a gateway of partitions (区画) the member it
+    # was delivered for; only that party's receiving handlers may sign about it.
     refusal = receiver_refusal(
-        handler, rt.settings.party, h.agreement, clock.today(), action=action,
-        key=signed.fingerprint,
+        handler, h.recipient or rt.settings.party, h.agreement, clock.today(), action=action,
+        key=signed.fingerprint, partitions=(rt.settings.party, *rt.settings.partitions),
     )
     if refusal is not None:
         refuse(rt, h, action, refusal, signed, handler)

@@ -51,9 +51,15 @@ def terms_statement(agreement: Agreement, party: str) -> bytes:
         + ("accepted and applied (訂正に応じる)" if agreement.corrections else "none agreed"),
     ]
     for ob in agreement.obligations:
-        if ob.party == party:
+        # A member of a party group (国保連合会 of one prefecture, one 市町村) owes its group's.
+        if agreement.acts_as(party, ob.party):
             lines.append(f"obligation: {ob.id} {OBLIGATIONS[ob.id]}: {one_line(ob.text)}")
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def holder(rt: Runtime, h: holdings.Holding) -> str:
+    """The party a holding is held for: its member on a gateway of partitions, else ours."""
+    return h.recipient or rt.settings.party
 
 
 def sign_terms(rt: Runtime, holding_id: str, signature: str) -> str:
@@ -65,7 +71,7 @@ def sign_terms(rt: Runtime, holding_id: str, signature: str) -> str:
     """
     h = holdings.get(rt, holding_id)
     agreement = agreement_of(rt, h)
-    statement = terms_statement(agreement, rt.settings.party)
+    statement = terms_statement(agreement, holder(rt, h))
     handler, signed = signer(rt, h, statement, signature, TERMS_NAMESPACE, "terms")
     digest = hashlib.sha256(statement).hexdigest()
     now = clock.now_ns()
@@ -111,7 +117,8 @@ def terms_signed(rt: Runtime, agreement: Agreement, handler: Handler) -> bool:
     Raises:
         StorageError: the state database cannot be read.
     """
-    statement = terms_statement(agreement, rt.settings.party)
+    # The signer was checked to be a handler of the holding's party (its partition, 区画).
+    statement = terms_statement(agreement, handler.party)
     digest = hashlib.sha256(statement).hexdigest()
     for signature in holdings_store.terms_signatures(
         rt.store, agreement.id, handler.name, digest
