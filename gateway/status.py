@@ -1,5 +1,6 @@
 """What waits for whom (`tachiai status`): approvals by witness, failed deliveries, holdings near
-or past their deadline, late provisions, and checkpoint places that fail.
+or past their deadline, late provisions (on a flow to a party group, per member), and checkpoint
+places that fail.
 
 Gathered from both halves, which never import each other, so it lives above them; read-only
 (it records no event and writes no state). Values are ids, names, times, counts and reasons —
@@ -42,8 +43,12 @@ def gather(rt: Runtime, today: dt.date | None = None) -> dict[str, list[dict[str
         "failed": [_failed(rt, t) for t in rt.store.in_states([State.FAILED])],
         "holdings": _holdings(rt, today),
         "late": [{"agreement": a.id, "flow": f.id, "period": str(o.period),
-                  "due": o.due.isoformat(), "rule": o.reason.rule}
-                 for a, f, o in schedule_sweep.late_provisions(rt, today, record_since=False)],
+                  "due": o.due.isoformat(), "rule": o.reason.rule, "member": None}
+                 for a, f, o in schedule_sweep.late_provisions(rt, today, record_since=False)]
+        # On a flow to a party group, each member's part (or the whole period) on its own.
+        + [{"agreement": a.id, "flow": f.id, "period": str(p.period), "due": p.due.isoformat(),
+            "rule": p.reason.rule, "member": p.member or None}
+           for a, f, p in schedule_sweep.late_member_parts(rt, today, record_since=False)],
         "checkpoints": [{"place": p.place, "status": p.status, "failing": p.failing,
                          "latest": clock.iso(p.latest_ns) if p.latest_ns else None}
                         for p in places(rt.settings, rt.ledger)],

@@ -8,7 +8,7 @@ fills. Pure: "today" and what was delivered are arguments; it never reads the cl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from policies.agreement import Agreement, Flow
@@ -18,10 +18,12 @@ from policies.wording import R_
 
 __all__ = [
     "MAX_PERIODS",
+    "LatePart",
     "Overdue",
     "due_date",
     "due_dates",
     "first_period",
+    "late_parts",
     "next_due",
     "overdue_periods",
     "period_for_delivery",
@@ -169,6 +171,66 @@ def period_for_delivery(
             return period
         period = period.next()
     return None
+
+
+@dataclass(frozen=True)
+class LatePart:
+    """On a monthly flow to a party group (国保連合会, 市町村): a member's part of a period not
+    delivered by the period's due date; `member` is "" when nothing was forwarded at all."""
+
+    period: Period
+    due: dt.date
+    member: str
+    reason: Reason
+
+
+#: One fan-out on the flow: the day it was made, and each member's part with the day it was
+#: delivered (None: not yet).
+Parts = tuple[dt.date, Mapping[str, dt.date | None]]
+
+
+def late_parts(
+    agreement: Agreement,
+    flow: Flow,
+    fanouts: Sequence[Parts],
+    today: dt.date,
+    *,
+    since: dt.date | None = None,
+    settled: Collection[Period] = (),
+) -> list[LatePart]:
+    """Each member's part of a monthly group flow that is late, oldest period first.
+
+    Each fan-out fills the oldest owed period by the day it was made (as a delivery does on a
+    flow to one party); `settled` periods were handled before tracking began. A period past its
+    due date that no fan-out filled is late as a whole (member ""); a filled one is late for
+    every member whose part was not delivered by its due date and still is not. A member with
+    no rows in the file has no part and owes nothing.
+    """
+    if not flow.schedule.monthly:
+        return []
+    filled: dict[Period, Mapping[str, dt.date | None]] = {}
+    for made, parts in sorted(fanouts, key=lambda f: f[0]):
+        period = period_for_delivery(agreement, flow, {*settled, *filled}, made)
+        if period is not None:
+            filled[period] = parts
+    out = [LatePart(o.period, o.due, "", o.reason)
+           for o in overdue_periods(agreement, flow, filled, today, since=since)]
+    key = f"flows.{flow.id}.schedule"
+    for period, parts in filled.items():
+        due = due_date(agreement, flow, period)
+        if due >= today or (since is not None and due < since):
+            continue
+        for member, delivered in sorted(parts.items()):
+            if delivered is None:
+                out.append(LatePart(period, due, member, agreement.reason(
+                    "schedule.part-late",
+                    R_("{member}'s part of the provision for {period} was due by {due} "
+                       "({schedule}) and has not been delivered; see why with `tachiai "
+                       "transfers show`, deliver it now and record why it was late",
+                       member=member, period=period, due=due.isoformat(),
+                       schedule=flow.schedule.words),
+                    key)))
+    return sorted(out, key=lambda x: (x.period, x.member))
 
 
 # --- private helpers -----------------------------------------------------------------------------

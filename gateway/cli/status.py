@@ -49,7 +49,9 @@ def _status(args: argparse.Namespace) -> int:
                         r["days_left"], r["handlers"]])
     _section(_("Late provisions (提供遅延)"), data["late"],
              [_("agreement/flow"), _("period"), _("due"), _("rule")],
-             lambda r: [f"{r['agreement']}/{r['flow']}", r["period"], r["due"], r["rule"]])
+             lambda r: [f"{r['agreement']}/{r['flow']}"
+                        + (f" → {r['member']}" if r.get("member") else ""),
+                        r["period"], r["due"], r["rule"]])
     failing = [r for r in data["checkpoints"] if r["failing"]]
     _section(_("Checkpoint places failing (チェックポイント)"), failing,
              [_("place"), _("status"), _("latest")],

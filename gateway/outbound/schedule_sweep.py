@@ -4,7 +4,9 @@ Which periods were delivered is derived from the delivered transfers (each fills
 owed period, per `policies.schedule.period_for_delivery`); lateness is decided by
 `policies.schedule.overdue_periods`. Counting starts on the day this gateway first swept
 (`<state>/schedule-since`), so a new installation does not call every past month late.
-Events are keyed by agreement, flow and period: sweeping again never records one twice.
+Events are keyed by agreement, flow and period: sweeping again never records one twice. On a
+flow to a party group (国保連合会, 市町村) each fan-out fills a period and each member's part is
+late on its own (`policies.schedule.late_parts`): the event names the member.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import logging
 from audit.events import Draft
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import clock, fanouts
 from gateway.state.spool import write_atomic
 from policies.agreement import Agreement, Flow
 from policies.calendar import Period
 from policies.schedule import (
     MAX_PERIODS,
+    LatePart,
     Overdue,
     due_date,
     first_period,
+    late_parts,
     overdue_periods,
     period_for_delivery,
 )
@@ -56,6 +60,13 @@ def sweep_late(rt: Runtime, today: dt.date | None = None) -> int:
             agreement=agreement.id, actor=None,
             data={"flow": flow.id, "period": str(overdue.period),
                   "due": overdue.due.isoformat(), "reason": overdue.reason.as_dict()}))
+    for agreement, flow, part in late_member_parts(rt, today):
+        drafts.append(Draft(
+            key=f"late:{agreement.id}:{flow.id}:{part.period}:{part.member or '*'}",
+            kind="late", time_ns=clock.now_ns(), subject=f"{agreement.id}/{flow.id}",
+            agreement=agreement.id, actor=None,
+            data={"flow": flow.id, "period": str(part.period), "due": part.due.isoformat(),
+                  "member": part.member, "reason": part.reason.as_dict()}))
     if drafts:
         rt.store.record(drafts)  # keyed: a period already recorded late is not recorded again
         rt.flush()
@@ -76,8 +87,8 @@ def late_provisions(rt: Runtime, today: dt.date, *, record_since: bool = True
         rt.store.in_states([State.DELIVERED, State.ACKNOWLEDGED]), key=lambda t: t.updated_ns)
     out: list[tuple[Agreement, Flow, Overdue]] = []
     for agreement, flow in rt.our_flows():
-        if not flow.schedule.monthly:
-            continue
+        if not flow.schedule.monthly or flow.recipient in agreement.groups:
+            continue  # a group flow is late per member: late_member_parts
         settled = _settled(agreement, flow, since)
         delivered: set[Period] = set()
         for t in delivered_transfers:
@@ -89,6 +100,29 @@ def late_provisions(rt: Runtime, today: dt.date, *, record_since: bool = True
                 delivered.add(period)
         out.extend((agreement, flow, overdue)
                    for overdue in overdue_periods(agreement, flow, delivered, today, since=since))
+    return out
+
+
+def late_member_parts(rt: Runtime, today: dt.date, *, record_since: bool = True
+                      ) -> list[tuple[Agreement, Flow, LatePart]]:
+    """On our monthly flows to a party group: each period nothing was forwarded for, and each
+    member's part not delivered, past the due date (read-only but for `schedule-since`)."""
+    out: list[tuple[Agreement, Flow, LatePart]] = []
+    for agreement, flow in rt.our_flows():
+        if not flow.schedule.monthly or flow.recipient not in agreement.groups:
+            continue
+        since = tracking_since(rt, today, record=record_since)
+        made = []
+        for f in fanouts.on_flow(rt.store, agreement.id, flow.id):
+            parts: dict[str, dt.date | None] = {}
+            for child in f.children:
+                t = rt.store.get(child.transfer)
+                parts[child.member] = (
+                    dt.datetime.fromtimestamp(t.updated_ns / 1e9, clock.JST).date()
+                    if t.status in (State.DELIVERED, State.ACKNOWLEDGED) else None)
+            made.append((dt.datetime.fromtimestamp(f.created_ns / 1e9, clock.JST).date(), parts))
+        out.extend((agreement, flow, part) for part in late_parts(
+            agreement, flow, made, today, since=since, settled=_settled(agreement, flow, since)))
     return out
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from gateway.state import schema
 from gateway.state.store import Store, Tx
 
-__all__ = ["Child", "Fanout", "by_holding", "get", "of_transfer", "record"]
+__all__ = ["Child", "Fanout", "by_holding", "get", "of_transfer", "on_flow", "record"]
 
 _F = schema.FANOUTS
 _C = schema.FANOUT_CHILDREN
@@ -92,6 +92,16 @@ def by_holding(store: Store, holding_id: str) -> list[Fanout]:
     with store.reading("read the fan-outs") as conn:
         ids = conn.execute(
             select(_F.c.id).where(_F.c.holding == holding_id).order_by(_F.c.created_ns)
+        ).scalars().all()
+    return [f for f in (get(store, i) for i in ids) if f is not None]
+
+
+def on_flow(store: Store, agreement: str, flow: str) -> list[Fanout]:
+    """Every fan-out made on one flow of an agreement, oldest first (for lateness per member)."""
+    with store.reading("read the fan-outs") as conn:
+        ids = conn.execute(
+            select(_F.c.id).where(_F.c.agreement == agreement, _F.c.flow == flow)
+            .order_by(_F.c.created_ns)
         ).scalars().all()
     return [f for f in (get(store, i) for i in ids) if f is not None]
 
