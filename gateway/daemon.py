@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -93,8 +94,10 @@ class Daemon:
         self.stopping.set()
         self.tracker.wake.set()
 
-    def run(self) -> None:
-        """Run until stopped. Raises only for errors that make running impossible."""
+    def run(self, on_start: Callable[[Runtime], object] | None = None) -> None:
+        """Run until stopped; `on_start` runs once before any work (the recovery of commands
+        that run beside the daemon, such as an interrupted `holdings forward`). Raises only for
+        errors that make running impossible."""
         offset = clock.enable_test_offset()
         if offset:
             log.warning(
@@ -106,6 +109,8 @@ class Daemon:
         # Claims of this node's workers that died are taken back now; the workers then resume
         # every unfinished step (a lease held elsewhere is taken over once it expires).
         self.workers.release_dead()
+        if on_start is not None:
+            on_start(self.rt)
         recovered = pipeline.recover(self.rt, owner=self.workers.owner, states=())
         if recovered:
             log.info("resuming %d unfinished transfer(s)", recovered)
@@ -178,8 +183,9 @@ def make_outbox(path: Path, root: Path) -> None:
             os.chmod(folder, OUTBOX_MODE & 0o777)
 
 
-def run(settings: Settings) -> None:
-    """Lock the state directory, then run the daemon until it is stopped.
+def run(settings: Settings, on_start: Callable[[Runtime], object] | None = None) -> None:
+    """Lock the state directory, then run the daemon until it is stopped (`on_start`: see
+    `Daemon.run`).
 
     Raises:
         AlreadyRunning: another daemon holds this state directory (nothing was touched).
@@ -191,4 +197,4 @@ def run(settings: Settings) -> None:
         daemon = Daemon(settings)
         signal.signal(signal.SIGTERM, daemon.stop)
         signal.signal(signal.SIGINT, daemon.stop)
-        daemon.run()
+        daemon.run(on_start)

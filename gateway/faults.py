@@ -31,6 +31,10 @@ STEPS = ("quarantine", "check", "seal", "deliver")
 POINTS = ("after-intent", "after-spool-move", "after-seal-write", "after-deliver",
           # gateway.evidence.recorder: the events are in the ledger, not yet in its record
           "after-ledger-append")
+#: `tachiai holdings forward` (gateway.forwarding): after its intent is written, after each
+#: child is taken in, after the fan-out is recorded, after each child is checked.
+FANOUT_POINTS = ("fanout-after-intent", "fanout-after-child", "fanout-after-record",
+                 "fanout-after-check")
 #: The receiving side's SFTP pickup (gateway.inbound.pickup): after the download is synced and
 #: journalled, and after the files are renamed into the inbox and recorded; both come before
 #: the remote copies are removed.

@@ -20,8 +20,9 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     # Imported here: the daemon pulls in watchdog and openpyxl, about 0.25 s that every
     # other command would otherwise pay at start-up (measured with -X importtime).
-    from gateway import daemon
+    from gateway import daemon, forwarding
 
     english()  # the daemon's log is read with journald and grep: English, whatever LANG says
-    daemon.run(settings_of(args))
+    # A `holdings forward` killed mid-way is finished or undone before the workers start.
+    daemon.run(settings_of(args), on_start=forwarding.recover)
     return 0

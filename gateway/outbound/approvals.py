@@ -174,6 +174,7 @@ def approve(rt: Runtime, transfer_id: str, signature: str, *,
                 id=transfer.id, state=transfer.state)), signature, APPROVAL_NAMESPACE,
             statement(rt, transfer),
             hint=N_("only transfers in state awaiting_approval can be approved"))
+    _require_whole_fanout(rt, transfer, signature)
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     # 疑義照会・回答: a reply is approved only with its link in the statement. Read before the
@@ -293,6 +294,34 @@ def _refuse(rt: Runtime, transfer: Transfer, reason: Reason, fingerprint: str | 
     _record_refusal(rt, transfer, reason, fingerprint, signer)
     raise CheckFailed(N_("refused: {message} [{rule}]").format(message=reason.message,
                                                                rule=reason.rule))
+
+
+#: Where every child of a fan-out must stand before any of them is approved: checked, and
+#: waiting for (or past) the one decision.
+_CHECKED = (State.AWAITING_APPROVAL, State.APPROVED, State.SEALED, State.DELIVERED,
+            State.ACKNOWLEDGED)
+
+
+def _require_whole_fanout(rt: Runtime, transfer: Transfer, signature: str) -> None:
+    """A fan-out's child is approved only when every child is checked: never a partial
+    fan-out (a forward killed mid-way is finished or undone by `gateway.forwarding.recover`).
+
+    Raises:
+        StateError: a child is not checked or was rejected (recorded as approval.refused).
+    """
+    found = fanouts.of_transfer(rt.store, transfer.id)
+    if found is None:
+        return
+    for child in found.children:
+        sibling = transfer if child.transfer == transfer.id else rt.store.get(child.transfer)
+        if sibling.status not in _CHECKED:
+            _refuse_state(rt, transfer, Reason("fanout.incomplete", N_(
+                "fan-out {fanout} is not whole: the part for {member} ({id}) is {state}; no "
+                "part is approved until every part is checked").format(
+                    fanout=found.id, member=child.member, id=sibling.id, state=sibling.state)),
+                signature, APPROVAL_NAMESPACE, statement(rt, transfer),
+                hint=N_("run `tachiai holdings forward HOLDING` again to finish it, or reject "
+                        "the fan-out and forward the holding anew"))
 
 
 def _refuse_state(rt: Runtime, transfer: Transfer, reason: Reason, signature: str,
