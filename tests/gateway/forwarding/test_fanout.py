@@ -334,3 +334,21 @@ def test_the_cli_forwards_and_one_approval_covers_every_child(
     assert {rt.store.get(c["transfer"]).state for c in out["children"]} == {"approved"}
     with pytest.raises(StateError, match="forwarded on flow"):
         forwarding.forward(rt, h.id, FLOW, CODE)
+
+
+def test_a_fanout_whose_every_child_was_rejected_may_be_forwarded_anew(chain: Chain) -> None:
+    h = _held(chain, ROWS)
+    config = str(chain.pair.recipient.root / "tachiai.toml")
+    first, _children = forwarding.forward(chain.central, h.id, FLOW, CODE)
+    for child in first.children[:2]:
+        assert main(["--config", config, "reject", child.transfer, "--key",
+                     str(chain.pair.key("yamada")), "--reason", "the wrong month"]) == 0
+    rt = chain.pair.recipient.reopen()
+    with pytest.raises(StateError, match="forwarded on flow"):  # one child still stands
+        forwarding.forward(rt, h.id, FLOW, CODE)
+    assert main(["--config", config, "reject", first.children[2].transfer, "--key",
+                 str(chain.pair.key("yamada")), "--reason", "the wrong month"]) == 0
+    rt = chain.pair.recipient.reopen()
+    again, children = forwarding.forward(rt, h.id, FLOW, CODE)
+    assert again.id != first.id and [c.member for c in again.children] == list(MEMBERS)
+    assert {t.status for t in children} == {State.AWAITING_APPROVAL}
