@@ -44,7 +44,7 @@ from gateway.state.fanouts import Child, Fanout
 from gateway.state.spool import write_atomic
 from gateway.state.store import Transfer
 from policies.reasons import Reason
-from policies.splitting import split_csv
+from policies.splitting import split_file
 
 __all__ = ["INTENT", "FanoutResult", "forward", "new_fanout_id", "parts_of", "recover"]
 
@@ -109,7 +109,7 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
                          hint="see `tachiai holdings show ID`; reject its children to start again")
     with holdings.plaintext(rt, h) as fh:
         data = fh.read()
-    split = split_csv(data, agreement, agreement.dataset_of(flow), flow.recipient, column,
+    split = split_file(data, agreement, agreement.dataset_of(flow), flow.recipient, column,
                       clock.today(), prefecture_of=prefecture_of)
     if split.refused or not split.parts:
         reasons = list(split.reasons) or [agreement.reason(

@@ -9,6 +9,11 @@ disagrees with the column the group ties it to (住居地 must lie in the code's
 nobody: it is withheld and counted by reason, or the whole file is refused where the group says
 so — never sent to a guessed member. Pure: it reads the bytes it is given and returns values;
 reasons carry counts and row numbers, never a cell.
+
+A workbook (.xlsx) cannot be cut byte for byte: `split_xlsx` writes each part again as a new
+workbook with the same sheet name, the header and each row's cell values and types (text stays
+text, numbers numbers, dates dates), without the original's styles, widths or properties; the
+same rows always give the same bytes. `split_file` picks the one the dataset's format needs.
 """
 
 from __future__ import annotations
@@ -17,16 +22,26 @@ import datetime as dt
 import hashlib
 import io
 import unicodedata
+import warnings
+import zipfile
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from policies.agreement import Agreement, Dataset
 from policies.groups import Member, PartyGroup, normal_code
 from policies.reasons import Reason
-from policies.tables import TableError, Undecodable, candidate_encodings, csv_records
+from policies.tables import Record, TableError, Undecodable, candidate_encodings, csv_records
 
-__all__ = ["WITHHELD_REASONS", "Part", "Split", "split_csv"]
+__all__ = ["HOW", "WITHHELD_REASONS", "Part", "Split", "split_csv", "split_file", "split_xlsx"]
+
+#: How each format's parts are made (for the fan-out statement and the docs).
+HOW = {
+    "csv": "byte for byte (the header's and each row's bytes as they were)",
+    "xlsx": "written again: the same sheet name, header, cell values and types; not byte for "
+            "byte (no styles, widths or properties)",
+}
 
 #: Why a row was withheld (the keys of `Split.withheld`).
 WITHHELD_REASONS = {
@@ -75,6 +90,42 @@ class Split:
         return sum(self.withheld.values())
 
 
+def split_file(
+    data: bytes,
+    agreement: Agreement,
+    dataset: Dataset,
+    group: str,
+    column: str,
+    on: dt.date | None = None,
+    *,
+    prefecture_of: Callable[[str], str | None] | None = None,
+) -> Split:
+    """Split `data` as its dataset's format allows: a CSV byte for byte, a workbook written
+    again part by part (see `split_csv`, `split_xlsx`)."""
+    how = split_xlsx if dataset.format == "xlsx" else split_csv
+    return how(data, agreement, dataset, group, column, on, prefecture_of=prefecture_of)
+
+
+def split_xlsx(
+    data: bytes,
+    agreement: Agreement,
+    dataset: Dataset,
+    group: str,
+    column: str,
+    on: dt.date | None = None,
+    *,
+    prefecture_of: Callable[[str], str | None] | None = None,
+) -> Split:
+    """Split the workbook `data` of `dataset` (its first sheet) by the code in `column` among
+    the members of `group`, as `split_csv` does; each part is a new workbook (see the module)."""
+    ready = _ready(agreement, dataset, group, column, prefecture_of, "xlsx")
+    if isinstance(ready, Split):
+        return ready
+    found, code_at, tie_at, refuse = ready
+    return _Cutter(agreement, found, column, code_at, tie_at, prefecture_of, on,
+                   refuse).run_xlsx(data)
+
+
 def split_csv(
     data: bytes,
     agreement: Agreement,
@@ -92,15 +143,41 @@ def split_csv(
     code, for the group's tie column; without it a group that has a tie column refuses to split
     (fail closed: a check that cannot be made is not skipped).
     """
+    ready = _ready(agreement, dataset, group, column, prefecture_of, "csv")
+    if isinstance(ready, Split):
+        return ready
+    found, code_at, tie_at, refuse = ready
+    for encoding in candidate_encodings(data[:3], dataset.encodings):
+        try:
+            return _Cutter(agreement, found, column, code_at, tie_at, prefecture_of, on,
+                           refuse).run(data, encoding)
+        except Undecodable:
+            continue
+    return refuse.one("split.encoding", "the file is not text in any encoding the agreement "
+                      "allows; it cannot be split", f"datasets.{dataset.id}.encodings")
+
+
+# --- private helpers -----------------------------------------------------------------------------
+
+
+def _ready(
+    agreement: Agreement,
+    dataset: Dataset,
+    group: str,
+    column: str,
+    prefecture_of: Callable[[str], str | None] | None,
+    fmt: str,
+) -> Split | tuple[PartyGroup, int, int | None, _Refusals]:
+    """The group, the code's and the tie column's places, or the refusal to split at all."""
     refuse = _Refusals(agreement, group, column)
     found = agreement.groups.get(group)
     if found is None:
         return refuse.one("split.group", f"{group} is not a party group of this agreement; "
                           "name a group from the agreement's groups file", "groups")
-    if dataset.format != "csv":
+    if dataset.format != fmt:
         return refuse.one("split.format", f"dataset {dataset.id} is {dataset.format}; only CSV "
-                          "can be split byte for byte — send the workbook whole to one member, "
-                          "or agree a CSV dataset", f"datasets.{dataset.id}.format")
+                          "and Excel (.xlsx) datasets can be split — send the file whole to "
+                          "one member, or agree a CSV dataset", f"datasets.{dataset.id}.format")
     names = [_norm(c) for c in dataset.header]
     if _norm(column) not in names:
         return refuse.one("split.column", f"the dataset has no column {column!r}; name its "
@@ -121,17 +198,7 @@ def split_csv(
                               "no row's code can be checked against its address; install it",
                               "groups")
         tie_at = names.index(_norm(found.tie_column))
-    for encoding in candidate_encodings(data[:3], dataset.encodings):
-        try:
-            return _Cutter(agreement, found, column, code_at, tie_at, prefecture_of, on,
-                           refuse).run(data, encoding)
-        except Undecodable:
-            continue
-    return refuse.one("split.encoding", "the file is not text in any encoding the agreement "
-                      "allows; it cannot be split", f"datasets.{dataset.id}.encodings")
-
-
-# --- private helpers -----------------------------------------------------------------------------
+    return found, code_at, tie_at, refuse
 
 
 def _norm(text: str) -> str:
@@ -177,23 +244,48 @@ class _Cutter:
         self.registry = agreement.delegations if group.key == "municipality" else None
 
     def run(self, data: bytes, encoding: str) -> Split:
-        header: bytes | None = None
-        chunks: dict[str, list[bytes]] = {}
+        """A CSV: each part is the header's bytes and its rows' bytes, as they were."""
+
+        def rows() -> Iterator[tuple[Record, bytes]]:
+            for record in csv_records(io.BytesIO(data), encoding):
+                assert record.span is not None
+                yield record, data[record.span[0]:record.span[1]]
+
+        return self._cut(rows(), lambda header, chunks: header + b"".join(chunks), encoding)
+
+    def run_xlsx(self, data: bytes) -> Split:
+        """A workbook: each part a new workbook of the header and its rows' typed values."""
+        # Imported here: openpyxl costs every command that never splits a workbook its start-up.
+        from policies.xlsxfile import xlsx_cells
+
+        title = ""
+
+        def rows() -> Iterator[tuple[Record, tuple[Any, ...]]]:
+            nonlocal title
+            for sheet, record, values in xlsx_cells(io.BytesIO(data)):
+                title = sheet
+                yield record, values
+
+        return self._cut(rows(), lambda header, chunks: _workbook(title, header, chunks), None)
+
+    def _cut(self, records: Iterator[tuple[Record, Any]],
+             join: Callable[[Any, list[Any]], bytes], encoding: str | None) -> Split:
+        header: Any = None
+        chunks: dict[str, list[Any]] = {}
         counts: Counter[str] = Counter()
         withheld: Counter[str] = Counter()
         rows = 0
         width = 0
         try:
-            for record in csv_records(io.BytesIO(data), encoding):
-                assert record.span is not None
-                raw = data[record.span[0]:record.span[1]]
+            for record, raw in records:
                 if header is None:
                     header, width = raw, len(record.cells)
                     continue
                 if record.blank:
                     continue
                 rows += 1
-                if len(record.cells) != width:
+                if len(record.cells) > width or (encoding is not None
+                                                 and len(record.cells) != width):
                     return self.refuse.one("split.row.width", f"the row has "
                                            f"{len(record.cells)} fields, the header {width}",
                                            "datasets", row=record.row)
@@ -216,12 +308,14 @@ class _Cutter:
                                    "datasets")
         order = {m.party: i for i, m in enumerate(self.group.members)}
         parts = tuple(
-            Part(self.group.member(p) or _never(p), counts[p], header + b"".join(chunks[p]))
+            Part(self.group.member(p) or _never(p), counts[p], join(header, chunks[p]))
             for p in sorted(chunks, key=order.__getitem__)
         )
         return Split(self.group.party, self.column, rows, parts, dict(withheld), encoding)
 
     def member_of(self, cells: tuple[str, ...]) -> tuple[Member | None, str]:
+        # A workbook's row drops its trailing empty cells: a missing cell is an empty one.
+        cells = cells + ("",) * (max(self.code_at, self.tie_at or 0) + 1 - len(cells))
         code = normal_code(cells[self.code_at])
         member = self.group.party_of(code)
         if member is None:
@@ -235,6 +329,53 @@ class _Cutter:
                 and not self.registry.covers(code, self.on):
             return None, "not-delegated"
         return member, ""
+
+
+#: Every part of a written workbook carries this time, so the same rows give the same bytes.
+_FIXED_TIME = dt.datetime(2000, 1, 1)
+
+
+def _workbook(title: str, header: Sequence[Any], rows: list[Sequence[Any]]) -> bytes:
+    """A new workbook of one sheet `title`: the header, then the rows, each value with its
+    type (text that looks like a formula stays text)."""
+    import openpyxl  # here: see run_xlsx
+    from openpyxl.cell import WriteOnlyCell
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet(title or "Sheet1")
+    for values in (header, *rows):
+        cells = []
+        for value in values:
+            cell = WriteOnlyCell(sheet, value)
+            if isinstance(value, str) and value.startswith("="):
+                cell.data_type = "s"  # never a formula: the value as the sender wrote it
+            cells.append(cell)
+        sheet.append(cells)
+    book.properties.creator = "tachiai"
+    book.properties.created = _FIXED_TIME
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        book.save(out)
+    return _fixed(out.getvalue())
+
+
+def _fixed(package: bytes) -> bytes:
+    """The package again with every entry's time and the document's modified time fixed."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(package)) as src, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "docProps/core.xml":
+                start = body.find(b"<dcterms:modified")
+                end = body.find(b"</dcterms:modified>")
+                if start >= 0 and end > start:
+                    body = (body[:start] + b'<dcterms:modified xsi:type="dcterms:W3CDTF">'
+                            + _FIXED_TIME.isoformat().encode() + b"Z" + body[end:])
+            dst.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)), body,
+                         compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
 
 
 def _never(party: str) -> Member:

@@ -23,7 +23,7 @@ from policies.tables import LIMITS, Limits, Record, TableError
 from policies.wording import R_
 from policies.xlsxparts import PROLOG_BYTES, PackageScan, check_prolog, corrupt, scan_package
 
-__all__ = ["xlsx_records"]
+__all__ = ["xlsx_cells", "xlsx_records"]
 
 
 def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
@@ -33,6 +33,20 @@ def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
 
     Raises (while iterating):
         TableError: the bytes are not a workbook we may open, or exceed the limits.
+    """
+    for _title, record, _values in xlsx_cells(stream, limits):
+        yield record
+
+
+def xlsx_cells(
+    stream: BinaryIO, limits: Limits = LIMITS
+) -> Iterator[tuple[str, Record, tuple[Any, ...]]]:
+    """Each row of the first worksheet as `xlsx_records` gives it, with the sheet's title and
+    the row's typed values (as many as its cells: text, numbers, dates, booleans), for writing
+    a part of the sheet again (`policies.splitting`).
+
+    Raises (while iterating):
+        TableError: as `xlsx_records`.
     """
     stream.seek(0)
     scan = _check_container(stream, limits)
@@ -61,10 +75,11 @@ def xlsx_records(stream: BinaryIO, limits: Limits = LIMITS) -> Iterator[Record]:
                    sheets=max(len(book.sheetnames), scan.sheets)),
             )
         seen = False
-        for record in _rows(sheets[0], limits):
+        title = str(sheets[0].title)
+        for record, values in _rows(sheets[0], limits):
             if scan.deferred and not seen:
                 seen = contains_my_number(",".join(record.cells))
-            yield record
+            yield title, record, values
         if scan.deferred and not seen:
             # The package holds a My Number in cell text that no row shows (an unused string,
             # a cell beyond the columns read): it would travel unchecked.
@@ -152,7 +167,7 @@ def _check_sizes(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
             )
 
 
-def _rows(sheet: Any, limits: Limits) -> Iterator[Record]:
+def _rows(sheet: Any, limits: Limits) -> Iterator[tuple[Record, tuple[Any, ...]]]:
     try:
         rows = sheet.iter_rows(values_only=True, max_col=limits.max_columns)
         for number, values in enumerate(rows, start=1):
@@ -166,7 +181,7 @@ def _rows(sheet: Any, limits: Limits) -> Iterator[Record]:
             cells = [_text(v) for v in values]
             while cells and cells[-1] == "":
                 cells.pop()
-            yield Record(number, tuple(cells))
+            yield Record(number, tuple(cells)), tuple(values[:len(cells)])
     except TableError:
         raise
     except Exception:  # openpyxl parses the sheet lazily, failing here

@@ -14,7 +14,7 @@ from typing import BinaryIO
 from policies import local_governments
 from policies.agreement import Agreement, Flow
 from policies.reasons import Reason
-from policies.splitting import split_csv
+from policies.splitting import split_file
 
 __all__ = ["CHILD_PREFIX", "FANOUT_KEYS", "child_line", "member_refusal", "prefecture_of"]
 
@@ -57,7 +57,7 @@ def member_refusal(
             "fanout.column", f"the dataset of flow {flow.id} has no local government code "
             "column to check the rows against", f"datasets.{flow.dataset}.columns")
     stream.seek(0)
-    result = split_csv(stream.read(), agreement, agreement.dataset_of(flow), group, column, on,
+    result = split_file(stream.read(), agreement, agreement.dataset_of(flow), group, column, on,
                        prefecture_of=prefecture_of)
     if result.refused:
         return result.reasons[0]

@@ -29,6 +29,7 @@ from gateway.state.store import Approval, Transfer
 from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
+from policies.splitting import HOW
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ def fanout_statement(rt: Runtime, found: fanouts.Fanout, sender: str | None) -> 
         f"fanout-rows: {found.rows}",
         f"fanout-withheld: {withheld}",
     ]
+    if agreement.dataset_of(flow).format == "xlsx":
+        # A workbook cannot be cut byte for byte: the witnesses see that each part was written
+        # again (policies.splitting.split_xlsx), its bytes being the ones listed below.
+        lines.append(f"fanout-parts: {HOW['xlsx']}")
     for child in found.children:
         t = rt.store.get(child.transfer)
         key, value = child_line(child.member, t.id, child.rows, child.size, child.sha256,

@@ -8,9 +8,12 @@ address disagree, or whose code names nobody, goes to nobody.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import io
 from typing import Any
 
+import openpyxl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +21,8 @@ from hypothesis import strategies as st
 from policies import local_governments
 from policies.errors import PolicyFileError
 from policies.groups import GroupRegistry
-from policies.splitting import split_csv
+from policies.splitting import split_csv, split_file
+from policies.xlsxfile import xlsx_records
 from tests.policies.bundled import agreement, table
 
 AGREEMENT = agreement("isa-nhi-status-loss")
@@ -237,3 +241,82 @@ def test_every_row_goes_to_its_own_member_exactly_once_or_is_withheld(
         [i for i in mismatched if i < len(rows)
          and AGREEMENT.party_of(group, codes[i]) is not None
          and (group == "nhi-federations" or codes[i] != "131130")])
+
+
+# -- workbooks (.xlsx): each part written again, values and types kept ----------------------------
+
+WORKBOOK = dataclasses.replace(DATASET, format="xlsx", encodings=())
+
+
+def xlsx(rows: list[list[Any]], title: str = "資格喪失") -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = title
+    sheet.append(list(DATASET.header))
+    for values in rows:
+        sheet.append(values)
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"  # text the sender typed, not a formula
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def xrow(i: int, code: str, place: str | None = None) -> list[Any]:
+    return [f"TEST PERSON{i}", code, place or PLACES[code], "1", dt.datetime(1990, 4, 1),
+            dt.datetime(2026, 10, 1 + i % 28)]
+
+
+def cells(data: bytes) -> tuple[str, list[list[Any]]]:
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    (sheet,) = book.worksheets
+    return sheet.title, [[c.value for c in r] for r in sheet.iter_rows()]
+
+
+def test_a_workbook_is_split_into_workbooks_with_the_same_sheet_values_and_types() -> None:
+    rows = [xrow(0, "131016"), xrow(1, "141003"), xrow(2, "131041", PLACES["141003"]),
+            xrow(3, "131041"), [*xrow(4, "271004"), None, None]]
+    rows[3][3] = 2  # a number stays a number, text stays text
+    rows[1][0] = "=HYPERLINK(\"x\")"  # text that looks like a formula stays text
+    data = xlsx(rows)
+    result = split_file(data, AGREEMENT, WORKBOOK, "nhi-federations", CODE, ON,
+                        prefecture_of=prefecture_of)
+    assert not result.refused and result.rows == 5 and result.withheld == {"mismatch": 1}
+    expected = {"nhi-federations-13": [rows[0], rows[3]], "nhi-federations-14": [rows[1]],
+                "nhi-federations-27": [rows[4][:6]]}
+    assert [(p.member.party, p.rows) for p in result.parts] == [
+        (m, len(r)) for m, r in expected.items()]
+    for part in result.parts:
+        title, got = cells(part.data)
+        assert title == "資格喪失"
+        assert got == [list(DATASET.header), *expected[part.member.party]]
+        assert [type(v) for r in got[1:] for v in r] == [
+            type(v) for r in expected[part.member.party] for v in r]
+    book = openpyxl.load_workbook(io.BytesIO(result.parts[1].data))
+    assert book.worksheets[0]["A2"].data_type == "s"  # never a formula
+    # The same rows give the same bytes: a part's digest can be listed, and derived again.
+    again = split_file(data, AGREEMENT, WORKBOOK, "nhi-federations", CODE, ON,
+                       prefecture_of=prefecture_of)
+    assert [p.sha256 for p in again.parts] == [p.sha256 for p in result.parts]
+    # A part's rows are checked like any workbook's: they read back as the original's records.
+    original = list(xlsx_records(io.BytesIO(data)))
+    tokyo = list(xlsx_records(io.BytesIO(result.parts[0].data)))
+    assert [r.cells for r in tokyo] == [original[0].cells, original[1].cells,
+                                        original[4].cells]
+
+
+def test_what_is_not_a_workbook_or_names_nobody_is_refused_or_withheld() -> None:
+    assert split_file(b"PK", AGREEMENT, WORKBOOK, "nhi-federations", CODE, ON,
+                      prefecture_of=prefecture_of).reasons[0].rule.startswith("content.xlsx")
+    assert split_file(csv([row(0, "131016")]), AGREEMENT, WORKBOOK, "nhi-federations", CODE,
+                      ON, prefecture_of=prefecture_of).refused
+    result = split_file(xlsx([xrow(0, "131016"), xrow(1, "999999", "東京都")]), AGREEMENT,
+                        WORKBOOK, "nhi-federations", CODE, ON, prefecture_of=prefecture_of)
+    assert result.withheld == {"no-member": 1} and [p.rows for p in result.parts] == [1]
+    two = openpyxl.Workbook()
+    two.create_sheet("hidden")
+    out = io.BytesIO()
+    two.save(out)
+    assert split_file(out.getvalue(), AGREEMENT, WORKBOOK, "nhi-federations", CODE, ON,
+                      prefecture_of=prefecture_of).reasons[0].rule == "content.xlsx.sheets"
