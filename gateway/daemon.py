@@ -55,6 +55,7 @@ class Daemon:
         for warning in routes.warnings:
             log.warning("UNSAFE: %s", warning)
         self.stopping = threading.Event()
+        self.recover: Callable[[Runtime], object] | None = None  # set by run()
         self.pickup = Pickup(self.rt)
         self.inbound_pickup = InboundPickup(self.rt)  # [inbound.pickup.NAME]: SFTP into the inbox
         # Signed checkpoints (issue 4), kept outside the database: at least every second.
@@ -94,10 +95,10 @@ class Daemon:
         self.stopping.set()
         self.tracker.wake.set()
 
-    def run(self, on_start: Callable[[Runtime], object] | None = None) -> None:
-        """Run until stopped; `on_start` runs once before any work (the recovery of commands
-        that run beside the daemon, such as an interrupted `holdings forward`). Raises only for
-        errors that make running impossible."""
+    def run(self, recover: Callable[[Runtime], object] | None = None) -> None:
+        """Run until stopped; `recover` runs before any work and then with each sweep: the
+        recovery of commands that run beside the daemon (an interrupted `holdings forward`).
+        Raises only for errors that make running impossible."""
         offset = clock.enable_test_offset()
         if offset:
             log.warning(
@@ -109,8 +110,9 @@ class Daemon:
         # Claims of this node's workers that died are taken back now; the workers then resume
         # every unfinished step (a lease held elsewhere is taken over once it expires).
         self.workers.release_dead()
-        if on_start is not None:
-            on_start(self.rt)
+        self.recover = recover
+        if recover is not None:
+            recover(self.rt)
         recovered = pipeline.recover(self.rt, owner=self.workers.owner, states=())
         if recovered:
             log.info("resuming %d unfinished transfer(s)", recovered)
@@ -161,6 +163,11 @@ class Daemon:
             schedule_sweep.sweep_late(self.rt)
         except TachiaiError as exc:
             log.error("the schedule sweep failed: %s", exc.diagnostics())
+        if self.recover is not None:
+            try:
+                self.recover(self.rt)  # a command killed while the daemon runs
+            except TachiaiError as exc:
+                log.error("recovering an interrupted command failed: %s", exc.diagnostics())
 
 
 def make_outbox(path: Path, root: Path) -> None:
@@ -183,8 +190,8 @@ def make_outbox(path: Path, root: Path) -> None:
             os.chmod(folder, OUTBOX_MODE & 0o777)
 
 
-def run(settings: Settings, on_start: Callable[[Runtime], object] | None = None) -> None:
-    """Lock the state directory, then run the daemon until it is stopped (`on_start`: see
+def run(settings: Settings, recover: Callable[[Runtime], object] | None = None) -> None:
+    """Lock the state directory, then run the daemon until it is stopped (`recover`: see
     `Daemon.run`).
 
     Raises:
@@ -197,4 +204,4 @@ def run(settings: Settings, on_start: Callable[[Runtime], object] | None = None)
         daemon = Daemon(settings)
         signal.signal(signal.SIGTERM, daemon.stop)
         signal.signal(signal.SIGINT, daemon.stop)
-        daemon.run(on_start)
+        daemon.run(recover)

@@ -10,9 +10,10 @@ writes a row to the ledger: hashes, counts and member ids only.
 
 A forward killed mid-way is finished or undone, never repeated: an intent file names the fan-out
 before its first child exists, and `recover` (run by the next `holdings forward` of the holding
-and by the daemon at start) either checks the children of a recorded fan-out that were left
-before their check, or rejects every child of an unrecorded one (`fanout.interrupted`) and
-removes its staged parts, so no second set of children and no partial fan-out is ever approved.
+and by the daemon, at start and with each sweep) either checks the children of a recorded
+fan-out that were left before their check, or rejects every child of an unrecorded one
+(`fanout.interrupted`) and removes its staged parts, so no second set of children and no partial
+fan-out is ever approved.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ def _run(args: argparse.Namespace) -> int:
     from gateway import daemon, forwarding
 
     english()  # the daemon's log is read with journald and grep: English, whatever LANG says
-    # A `holdings forward` killed mid-way is finished or undone before the workers start.
-    daemon.run(settings_of(args), on_start=forwarding.recover)
+    # A `holdings forward` killed mid-way is finished or undone: before the workers start, and
+    # with each sweep while the daemon runs.
+    daemon.run(settings_of(args), recover=forwarding.recover)
     return 0
