@@ -320,3 +320,30 @@ def test_what_is_not_a_workbook_or_names_nobody_is_refused_or_withheld() -> None
     two.save(out)
     assert split_file(out.getvalue(), AGREEMENT, WORKBOOK, "nhi-federations", CODE, ON,
                       prefecture_of=prefecture_of).reasons[0].rule == "content.xlsx.sheets"
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    codes=st.lists(st.sampled_from(sorted(PLACES)), max_size=12),
+    mismatched=st.sets(st.integers(0, 11)),
+    group=st.sampled_from(["nhi-federations", "municipalities"]),
+)
+def test_every_workbook_row_goes_to_its_own_member_exactly_once_or_is_withheld(
+    codes: list[str], mismatched: set[int], group: str
+) -> None:
+    other = {"13": "141003", "14": "011002", "01": "271004", "27": "131016"}
+    rows = [xrow(i, c, PLACES[other[c[:2]]] if i in mismatched else None)
+            for i, c in enumerate(codes)]
+    result = split_file(xlsx(rows), AGREEMENT, WORKBOOK, group, CODE, ON,
+                        prefecture_of=prefecture_of)
+    assert not result.refused and result.rows == len(rows)
+    assert sum(p.rows for p in result.parts) + result.withheld_total == len(rows)
+    sent: list[list[Any]] = []
+    for part in result.parts:
+        _title, got = cells(part.data)
+        assert got[0] == list(DATASET.header) and len(got) == part.rows + 1
+        for values in got[1:]:
+            assert AGREEMENT.party_of(group, values[1]) == part.member  # only its own rows
+        sent.extend(got[1:])
+    # Each row sent at most once, its values and types unchanged (each row's name is its own).
+    assert all(s in rows for s in sent) and len({s[0] for s in sent}) == len(sent)
