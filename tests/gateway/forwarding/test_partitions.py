@@ -21,6 +21,7 @@ from audit.report import Period, build
 from audit.report_render import markdown
 from gateway import forwarding
 from gateway.cli import main
+from gateway.config import deliverability
 from gateway.config.settings import load_settings
 from gateway.errors import CheckFailed, ConfigError
 from gateway.identity import sshsig
@@ -226,3 +227,12 @@ def test_partitions_are_distinct_members_other_than_the_gateway(tmp_path: Path) 
             "agreements = [", f"partitions = {bad}\nagreements = [", 1), encoding="utf-8")
         with pytest.raises(ConfigError, match=r"gateway\.partitions"):
             load_settings(path)
+
+
+def test_a_gateway_of_partitions_can_start(chain: Chain, shared: Shared) -> None:
+    """What the daemon checks before it starts finds nothing wrong with partitions."""
+    rt = shared.rt
+    found = deliverability.check(rt.settings, rt.agreements, rt.registry, clock.today())
+    assert list(found.problems) == [], found.problems
+    assert rt.settings.holder_of(CHIYODA) == CHIYODA
+    assert rt.settings.holder_of("municipalities-132012") == "municipalities"  # not ours
