@@ -128,9 +128,14 @@ def _list(args: argparse.Namespace) -> int:
         print_json(rows)
         print_footer(args, len(rows), more, N_("holding(s)"))
         return 0
-    print(table.render([_("id"), _("state"), _("agreement/flow"), _("file"), _("size"),
-                        _("received"), _("deadline"), _("flags")],
-                       [table.holding_row(r) for r in rows]) if rows else _("no holdings"))
+    headers = [_("id"), _("state"), _("agreement/flow"), _("file"), _("size"), _("received"),
+               _("deadline"), _("flags")]
+    lines = [table.holding_row(r) for r in rows]
+    if rt.settings.partitions:  # several members' data here: whose each holding is (区画)
+        headers.insert(1, _("member"))
+        lines = [[line[0], r["recipient"] or "-", *line[1:]] for line, r in zip(lines, rows,
+                                                                                strict=True)]
+    print(table.render(headers, lines) if rows else _("no holdings"))
     print_footer(args, len(rows), more, N_("holding(s)"))
     return 0
 

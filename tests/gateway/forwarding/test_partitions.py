@@ -215,6 +215,10 @@ def test_holdings_list_filters_by_member(
     assert main(["--config", config, "holdings", "list", "--member", SHINJUKU, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["id"], r["recipient"]) for r in rows] == [(held[SHINJUKU].id, SHINJUKU)]
+    assert main(["--config", config, "holdings", "list"]) == 0
+    table = capsys.readouterr().out
+    for town in TOWNS:  # the member each holding belongs to is a column of its own
+        assert f"{held[town].id}  {town}  received" in table
     assert main(["--config", config, "holdings", "list", "--member", "nhi-federations-01"]) != 0
     err = capsys.readouterr().err
     assert "nhi-federations-01" in err and "partitions" in err
