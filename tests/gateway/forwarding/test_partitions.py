@@ -240,3 +240,22 @@ def test_a_gateway_of_partitions_can_start(chain: Chain, shared: Shared) -> None
     assert list(found.problems) == [], found.problems
     assert rt.settings.holder_of(CHIYODA) == CHIYODA
     assert rt.settings.holder_of("municipalities-132012") == "municipalities"  # not ours
+
+
+def test_the_cli_refuses_another_members_handler_naming_the_rule(
+    chain: Chain, shared: Shared, capsys: pytest.CaptureFixture[str]
+) -> None:
+    held = _received(chain, shared)
+    config = str(shared.side.root / "tachiai.toml")
+    key = str(shared.keys / "kudo")
+    capsys.readouterr()
+    assert main(["--config", config, "holdings", "open", held[SHINJUKU].id, "--key", key]) != 0
+    err = capsys.readouterr().err
+    assert "open.partition" in err and SHINJUKU in err and "recorded" in err
+    assert main(["--config", config, "holdings", "certify", held[SHINJUKU].id, "--deleted",
+                 "--method", "deleted the file", "--key", key]) != 0
+    assert "certify.partition" in capsys.readouterr().err
+    rt = shared.side.reopen()
+    assert holdings.get(rt, held[SHINJUKU].id).status is HoldingState.RECEIVED
+    assert not (shared.side.handlers / "kudo").exists() or not any(
+        (shared.side.handlers / "kudo").iterdir())
