@@ -23,6 +23,11 @@ LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 
 _forced_english = False
 
+#: Fields that hold a name, never words: a key of a file, a path, an id. `wording` leaves their
+#: values as they are (a key `id` must not become the label 「ID」).
+VERBATIM = frozenset({"key", "where", "path", "file", "id", "rule", "config", "url", "host",
+                      "port", "user", "pid", "party", "agreement", "flow", "name"})
+
 
 def _(message: str) -> str:
     """`message` in the reader's language, or unchanged when it has no translation."""
@@ -63,7 +68,9 @@ def wording(text: str) -> str:
     The filled-in values are found by matching the text against each template of the catalogue,
     the most specific first; each value is translated the same way (a reason inside "refused:
     {message}"), so the translation may put them in any order. Text that matches nothing is
-    returned unchanged, so an untranslated message is never lost.
+    returned unchanged, so an untranslated message is never lost. Several lines are translated
+    one by one, each keeping its indentation; a line "PLACE: message" that matches nothing (a
+    path before a message made elsewhere) keeps its place and has its message translated.
     """
     if not text:
         return text
@@ -74,14 +81,25 @@ def wording(text: str) -> str:
         found = pattern.fullmatch(text)
         if found is None:
             continue
-        values = {name: wording(found.group(name)) for name in fields}
+        values = {name: found.group(name) if name in VERBATIM else wording(found.group(name))
+                  for name in fields}
         return _fill(_translations().gettext(template), values)
     if "\n" in text:  # several messages, one a line (a configuration's problems)
-        return "\n".join(wording(line) for line in text.split("\n"))
+        return "\n".join(_indented(line) for line in text.split("\n"))
+    place, colon, rest = text.partition(": ")
+    if colon and rest and " " not in place:
+        translated = wording(rest)
+        if translated != rest:
+            return place + colon + translated
     return text
 
 
 # -- private ------------------------------------------------------------------------------------
+
+
+def _indented(line: str) -> str:
+    body = line.lstrip(" ")
+    return line[: len(line) - len(body)] + wording(body)
 
 
 @cache
@@ -130,7 +148,10 @@ def _pattern(template: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
                 parts.append(f"(?P<{name}>.+?)")
     except ValueError:
         return None
-    return re.compile("".join(parts), re.DOTALL), tuple(fields)
+    # A field spans lines only where the template itself has several (a list of problems); a
+    # one-line template must not swallow the lines after it.
+    flags = re.DOTALL if "\n" in template else 0
+    return re.compile("".join(parts), flags), tuple(fields)
 
 
 def _literal(template: str) -> str:
