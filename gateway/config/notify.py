@@ -22,9 +22,12 @@ from gateway.i18n import N_
 NOTIFY_KEYS = frozenset(
     {
         "mail", "command", "command_timeout_seconds", "remind_after_hours",
-        "approval_window_hours", "flow_windows", "sweep_seconds",
+        "approval_window_hours", "flow_windows", "sweep_seconds", "language",
     }
 )
+#: The languages a notice is written in: Japanese (the default: the people told are the staff
+#: of Japanese public bodies), English, or both in one mail, Japanese first.
+LANGUAGES = ("ja", "en", "ja+en")
 #: The relay's settings: a recipient's mail route without `to` (addresses come from the registry).
 NOTIFY_MAIL_KEYS = MAIL_KEYS - {"to", "max_size"}
 _MAX_HOURS = 24 * 366
@@ -38,7 +41,8 @@ class NotifySettings:
     expires; `flow_windows` overrides it per flow ("AGREEMENT/FLOW" = hours). The window is the
     providing gateway's operating rule, not a term agreed with the recipient, so it lives here
     and not in the agreement (確認書). `remind_after_hours` (0 = never) repeats a reminder to
-    the witnesses each time that long has passed without a decision.
+    the witnesses each time that long has passed without a decision. `language` is what a mail
+    and the hook's `title` are written in (one of LANGUAGES).
     """
 
     mail: MailRoute | None = None
@@ -48,6 +52,7 @@ class NotifySettings:
     approval_window_hours: float = 0.0
     flow_windows: Mapping[str, float] = field(default_factory=dict)
     sweep_seconds: float = 30.0
+    language: str = "ja"
 
     @property
     def channels(self) -> bool:
@@ -92,6 +97,11 @@ def parse_notify(body: Mapping[str, Any], resolve: Resolve, path: Path) -> Notif
         raise ConfigError(N_('{path}: notify.flow_windows must map "AGREEMENT/FLOW" to '
                              "hours").format(path=path),
                           hint=N_('e.g. flow_windows = { "isa-nhi-status-loss/monthly" = 48 }'))
+    language = body.get("language", "ja")
+    if language not in LANGUAGES:
+        raise ConfigError(N_("{path}: notify.language {language} is not one of {choices}").format(
+                              path=path, language=repr(language), choices=", ".join(LANGUAGES)),
+                          hint=N_('"ja" (the default), "en", or "ja+en" for both in one mail'))
     return NotifySettings(
         mail=mail,
         command=tuple(command),
@@ -101,6 +111,7 @@ def parse_notify(body: Mapping[str, Any], resolve: Resolve, path: Path) -> Notif
         flow_windows={str(k): _number(windows, k, 0.0, path, 0, _MAX_HOURS, "notify.flow_windows")
                       for k in windows},
         sweep_seconds=_number(body, "sweep_seconds", 30.0, path, 0.05, 3600),
+        language=str(language),
     )
 
 
