@@ -19,7 +19,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "nodes",
         parents=[common],
-        help="list the daemons (nodes) using this state database and their last heartbeat",
+        help=_("list the daemons (nodes) using this state database and their last heartbeat"),
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_nodes)

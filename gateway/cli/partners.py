@@ -22,10 +22,10 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = psub.add_parser(
         "test",
         parents=[common],
-        help="connect, authenticate and write/remove a probe file (or send a test mail); "
-        "exit 0 works, 69 unreachable, 1 refused",
+        help=_("connect, authenticate and write/remove a probe file (or send a test mail); exit "
+               "0 works, 69 unreachable, 1 refused"),
     )
-    p.add_argument("name", help="the recipient party, as in [recipients.NAME]")
+    p.add_argument("name", help=_("the recipient party, as in [recipients.NAME]"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_test)
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 #: The gettext domain and where its catalogues are (gateway/locale/LANG/LC_MESSAGES/).
 DOMAIN = "tachiai"
+#: The catalogue of argparse's own words ("usage:", "options", "error:"), beside ours.
+ARGPARSE_DOMAIN = "argparse"
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 
 _forced_english = False
@@ -45,6 +47,17 @@ def english() -> None:
     _forced_english = True
     _translations.cache_clear()
     _templates.cache_clear()
+
+
+def argparse_words() -> None:
+    """Have argparse word its usage, headings and errors in the reader's language too.
+
+    argparse translates with the module-level `gettext.gettext`, that is in the process's
+    global text domain: this points that domain at our `argparse` catalogue (a small file,
+    read only when a message is looked up). Call it before the parser is built.
+    """
+    gettext.bindtextdomain(ARGPARSE_DOMAIN, str(LOCALE_DIR))
+    gettext.textdomain(ARGPARSE_DOMAIN)
 
 
 def reload() -> None:
