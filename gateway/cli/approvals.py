@@ -122,8 +122,8 @@ def _approve_fanout(args: argparse.Namespace, rt: Runtime, children: list[str]) 
     signature = signature_from(args, statement, approvals.APPROVAL_NAMESPACE)
     refused = _each(rt, children, lambda transfer_id: approvals.approve(
         rt, transfer_id, signature, duplicate_ok=args.duplicate_ok, flush=False))
-    print(f"{len(children) - refused} of {len(children)} child transfer(s) of the fan-out "
-          "approved", file=sys.stderr)
+    print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
+        approved=len(children) - refused, count=len(children)), file=sys.stderr)
     return CheckFailed.exit_code if refused else 0
 
 

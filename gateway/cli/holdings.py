@@ -28,7 +28,7 @@ from gateway.cli.common import (
     signature_from,
 )
 from gateway.cli.messages import label, reason_text
-from gateway.i18n import N_, _
+from gateway.i18n import N_, _, wording
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
 from gateway.inbound import holdings
@@ -141,14 +141,16 @@ def _forward(args: argparse.Namespace) -> int:
         print_json({"fanout": fanout.id, "holding": fanout.holding, "flow": fanout.flow,
                     "rows": fanout.rows, "withheld": dict(fanout.withheld), "children": rows})
         return 0
-    print(f"fan-out {fanout.id}: {fanout.rows} row(s) of holding {fanout.holding} split by "
-          f"{fanout.split_by} into {len(rows)} file(s)")
-    print(table.render(["transfer", "member", "rows", "state", "sha256"],
+    print(_("fan-out {id}: {rows} row(s) of holding {holding} split by {column} into {count} "
+            "file(s)").format(id=fanout.id, rows=fanout.rows, holding=fanout.holding,
+                              column=fanout.split_by, count=len(rows)))
+    print(table.render([_("transfer"), _("member"), _("rows"), _("state"), _("sha256")],
                        [[r["transfer"], r["member"], str(r["rows"]), str(r["state"]),
                          str(r["sha256"])[:16]] for r in rows]))
     for reason, count in sorted(fanout.withheld.items()):
-        print(f"withheld: {count} row(s): {reason}")
-    print(f"next: a witness approves them all at once: tachiai approve {fanout.id} --key KEY")
+        print(_("withheld: {count} row(s): {reason}").format(count=count, reason=wording(reason)))
+    print(_("next: a witness approves them all at once: tachiai approve {id} --key KEY").format(
+        id=fanout.id))
     return 0
 
 
@@ -179,11 +181,13 @@ def _show(args: argparse.Namespace) -> int:
         print(_("            thread: {relation} {id} ({what})").format(
             relation=item['relation'], id=item['id'], what=item['what']))
     for f in data["fanouts"]:
-        print(f"           fan-out: {f['id']} on {f['flow']}: {f['rows']} rows, withheld "
-              f"{f['withheld'] or 0}; undelivered: {', '.join(f['undelivered']) or 'none'}")
+        print(_("           fan-out: {id} on {flow}: {rows} rows, withheld {withheld}; "
+                "undelivered: {undelivered}").format(
+                    id=f['id'], flow=f['flow'], rows=f['rows'], withheld=f['withheld'] or 0,
+                    undelivered=', '.join(f['undelivered']) or _('none')))
         for c in f["children"]:
-            print(f"              part: {c['member']} {c['rows']} rows {c['state']} "
-                  f"({c['transfer']})")
+            print(_("              part: {member} {rows} rows {state} ({transfer})").format(
+                member=c['member'], rows=c['rows'], state=c['state'], transfer=c['transfer']))
     if h.status is HoldingState.RECEIVED:
         print(
             "\n" + _("next: a designated receiving handler signs the terms (`tachiai holdings "

@@ -12,7 +12,7 @@ import argparse
 
 from gateway.cli.common import Subparsers, group, print_json, runtime_of
 from gateway.errors import CheckFailed, PartnerUnavailable
-from gateway.i18n import _
+from gateway.i18n import _, wording
 from gateway.outbound.partner_tests import TESTED, probe_partner
 from gateway.transports.probe import ProbeResult
 
@@ -45,8 +45,10 @@ def _print(result: ProbeResult, as_json: bool) -> None:
     if as_json:
         print_json(result.ledger_data())
         return
-    print(f"{result.party}: {result.route}")
+    print(f"{result.party}: {wording(result.route)}")
     for step in result.steps:
-        print(f"  {'ok' if step.ok else 'FAILED':<6} {step.name} ({step.seconds * 1000:.0f} ms)")
+        print(_("  {outcome} {step} ({ms} ms)").format(
+            outcome=(_("ok") if step.ok else _("FAILED")).ljust(6), step=step.name,
+            ms=f"{step.seconds * 1000:.0f}"))
     print(_("outcome: {outcome} (recorded in the ledger as {kind})").format(
         outcome=result.outcome, kind=TESTED))

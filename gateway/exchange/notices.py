@@ -20,6 +20,7 @@ from audit.errors import AuditError
 from audit.events import Draft
 from audit.query import Query, search
 from gateway.errors import StorageError, TachiaiError
+from gateway.i18n import N_
 from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.transports.notify import run_hook, send_mail
@@ -191,7 +192,8 @@ def _sent_keys(rt: Runtime, subject: str) -> set[str]:
     try:
         keys = {ev.key for ev in search(rt.ledger, Query(kind="notice.sent", subject=subject))}
     except AuditError as exc:
-        raise StorageError(f"cannot read the ledger for sent notices: {exc}") from exc
+        raise StorageError(
+            N_("cannot read the ledger for sent notices: {exc}").format(exc=exc)) from exc
     keys.update(d.key for d in rt.store.pending() if d.kind == "notice.sent")
     return keys
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.errors import PartnerRefused
+from gateway.i18n import N_
 
 
 class DeliveryRefused(PartnerRefused):
@@ -24,7 +25,7 @@ class DeliveryRefused(PartnerRefused):
     fixing the cause.
     """
 
-    default_hint = (
+    default_hint = N_(
         "fix the cause named above (with the partner if it is theirs), then run "
         "`tachiai transfers retry ID`"
     )

@@ -22,6 +22,7 @@ from email.utils import formatdate
 
 from gateway.config.routes import MailRoute
 from gateway.errors import PartnerUnavailable, StorageError
+from gateway.i18n import N_
 from gateway.transports import DeliveryRefused, Parcel, Receipt
 
 _BODY = """\
@@ -73,7 +74,8 @@ class MailTransport:
             message = self._message(parcel)
         except OSError as exc:
             raise StorageError(
-                f"cannot read the sealed file {parcel.path.name}: {exc.strerror or exc}"
+                N_("cannot read the sealed file {name}: {value}").format(
+                    name=parcel.path.name, value=exc.strerror or exc)
             ) from exc
         with converted(route), relay_session(route) as (smtp, tls):
             if committing is not None:
@@ -187,7 +189,8 @@ def converted(route: MailRoute) -> Iterator[None]:
     except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
         raise PartnerUnavailable(
-            f"mail to the relay {route.relay}:{route.port} failed: {reason}"
+            N_("mail to the relay {relay}:{port} failed: {reason}").format(
+                relay=route.relay, port=route.port, reason=reason)
         ) from exc
 
 

@@ -30,6 +30,7 @@ import paramiko
 from gateway import faults
 from gateway.config.routes import SftpEndpoint, host_fingerprint, key_blob
 from gateway.errors import PartnerUnavailable, TachiaiError
+from gateway.i18n import N_
 from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel, Receipt
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ class Session:
             # Connection refused or reset, timeouts, a dropped session: try again later.
             reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
             raise PartnerUnavailable(
-                f"SFTP to {ep.host}:{ep.port} failed while trying to {doing}: {reason}"
+                N_("SFTP to {host}:{port} failed while trying to {doing}: {reason}").format(
+                    host=ep.host, port=ep.port, doing=doing, reason=reason)
             ) from exc
 
     # -- connection -------------------------------------------------------------------------
@@ -186,8 +188,8 @@ class Session:
         if not transport.is_active() or not getattr(transport, "initial_kex_done", True):
             # start_client returns quietly when its timeout passes before the key exchange.
             raise PartnerUnavailable(
-                f"{ep.host}:{ep.port} did not finish the SSH handshake within "
-                f"{ep.timeout_seconds:g} s"
+                N_("{host}:{port} did not finish the SSH handshake within {timeout_seconds:g} "
+                   "s").format(host=ep.host, port=ep.port, timeout_seconds=ep.timeout_seconds)
             )
         offered = transport.get_remote_server_key()
         self.fingerprint = host_fingerprint(offered.asbytes())
@@ -198,7 +200,8 @@ class Session:
         self.on_step("authenticated")
         sftp = paramiko.SFTPClient.from_transport(transport)
         if sftp is None:  # pragma: no cover - paramiko returns None only without a session
-            raise PartnerUnavailable(f"{ep.host}:{ep.port} opened no SFTP session")
+            raise PartnerUnavailable(N_("{host}:{port} opened no SFTP session").format(
+                                         host=ep.host, port=ep.port))
         sftp.get_channel().settimeout(ep.timeout_seconds)
         self._sftp = sftp
 
@@ -241,8 +244,8 @@ class Session:
             uploaded = self.sftp.stat(part)
         if uploaded.st_size != parcel.size:
             raise PartnerUnavailable(
-                f"the upload to {ep.host} has {uploaded.st_size} bytes, not {parcel.size}; it "
-                "is sent again"
+                N_("the upload to {host} has {st_size} bytes, not {size}; it is sent again").format(
+                    host=ep.host, st_size=uploaded.st_size, size=parcel.size)
             )
         with self.converted("check the upload's SHA-256", part):
             hashed = self._server_hash(part)
@@ -250,7 +253,8 @@ class Session:
             with self.converted("remove a damaged upload", part):
                 self.sftp.remove(part)
             raise PartnerUnavailable(
-                f"the upload to {ep.host} arrived with another SHA-256; it is sent again"
+                N_("the upload to {host} arrived with another SHA-256; it is sent again").format(
+                    host=ep.host)
             )
         if committing is not None:
             committing(ep.url(parcel.name))
@@ -281,7 +285,8 @@ class Session:
                 self.sftp.chmod(part, mode)
                 fh.write(data)
             if self.sftp.stat(part).st_size != len(data):
-                raise PartnerUnavailable(f"a short write to {ep.host}; it is sent again")
+                raise PartnerUnavailable(N_("a short write to {host}; it is sent again").format(
+                                             host=ep.host))
             self._rename(part, final)
         return Receipt(
             "sftp",
@@ -439,7 +444,8 @@ def _load_key(path: Path) -> paramiko.PKey:
     Raises:
         DeliveryRefused: the key file is missing, too open, or unreadable.
     """
-    hint = f"make the key with `ssh-keygen -t ed25519 -f {path}` and `chmod 600 {path}`"
+    hint = N_("make the key with `ssh-keygen -t ed25519 -f {path}` and `chmod 600 "
+              "{path}`").format(path=path)
     try:
         info = os.stat(path)
     except OSError as exc:
