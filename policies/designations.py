@@ -38,10 +38,10 @@ def check_designations(
         for agreement_id in sorted(handler.agreements):
             agreement = agreements.get(agreement_id)
             if agreement is None:
-                warnings.append(
-                    f"{source}: handler {handler.name} is designated under "
-                    f"{agreement_id}, which this gateway does not load"
-                )
+                warnings.append(R_(
+                    "{source}: handler {name} is designated under {agreement}, which this "
+                    "gateway does not load", source=source, name=handler.name,
+                    agreement=agreement_id))
                 continue
             problem = _role_problem(agreement, handler.party, handler.roles)
             if problem is not None:

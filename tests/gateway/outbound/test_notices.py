@@ -304,3 +304,28 @@ def test_an_unknown_notice_language_is_refused(demo: Demo) -> None:
         load_settings(demo.config)
     demo.config.write_text(text, encoding="utf-8")
     assert load_settings(demo.config).notify.language == "ja"  # the default
+
+
+def test_every_fact_a_notice_carries_has_a_label_in_both_languages() -> None:
+    """A fact added to a notice without a label would reach a Japanese mail as its English key."""
+    import ast
+
+    from gateway.exchange import notices as people
+
+    root = Path(people.__file__).resolve().parents[1]
+    keys: set[str] = set()
+    for source in (root / "outbound" / "notices.py", root / "inbound" / "sweep.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "facts" and isinstance(node.slice, ast.Constant):
+                keys.add(str(node.slice.value))
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Dict):
+                target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+                if isinstance(target, ast.Name) and target.id == "facts":
+                    keys.update(str(k.value) for k in node.value.keys
+                                if isinstance(k, ast.Constant))
+    keys |= {"rule", "row", "column"}  # a rejection's reasons
+    assert {"size", "rows", "sender", "expires", "deadline", "days_left"} <= keys
+    labels = people._LABELS
+    assert sorted(keys - set(labels)) == []
+    assert [k for k in keys if not _has_japanese(labels[k][0])] == []
