@@ -48,7 +48,7 @@ def _print(result: ProbeResult, as_json: bool) -> None:
     print(f"{result.party}: {wording(result.route)}")
     for step in result.steps:
         print(_("  {outcome} {step} ({ms} ms)").format(
-            outcome=(_("ok") if step.ok else _("FAILED")).ljust(6), step=step.name,
+            outcome=(_("ok") if step.ok else _("FAILED")).ljust(6), step=wording(step.name),
             ms=f"{step.seconds * 1000:.0f}"))
     print(_("outcome: {outcome} (recorded in the ledger as {kind})").format(
         outcome=result.outcome, kind=TESTED))

@@ -126,7 +126,7 @@ class Recipient:
         if self.transport == "mail" and self.mail is not None:
             return N_("mail via {relay}:{port} to {to}").format(
                        relay=self.mail.relay, port=self.mail.port, to=', '.join(self.mail.to))
-        return f"folder {self.inbox}"
+        return N_("folder {inbox}").format(inbox=self.inbox)
 
     def require_password_route(self) -> PasswordRoute:
         """Raises: ConfigError when a ZIP must go to this party but no password route is set."""

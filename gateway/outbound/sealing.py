@@ -192,8 +192,9 @@ def seal_workbook_zip(
                 plain.write(chunk)
                 if plain.tell() > MAX_WORKBOOK:
                     raise SealRefused(
-                        f"the workbook is over {MAX_WORKBOOK} bytes, too large to encrypt",
-                        hint="split the workbook, or agree a zip-aes256 or age profile",
+                        N_("the workbook is over {max_workbook} bytes, too large to "
+                           "encrypt").format(max_workbook=MAX_WORKBOOK),
+                        hint=N_("split the workbook, or agree a zip-aes256 or age profile"),
                     )
     except OSError as exc:
         raise StorageError(
@@ -205,9 +206,9 @@ def seal_workbook_zip(
         OOXMLFile(plain).encrypt(workbook_password, encrypted)
     except (EncryptionError, FileFormatError, ValueError, KeyError, OSError) as exc:
         raise SealRefused(
-            "the file cannot be encrypted as an Excel workbook (is it an unencrypted .xlsx?): "
-            f"{exc.__class__.__name__}",
-            hint="drop the workbook as saved by Excel, without a password of its own",
+            N_("the file cannot be encrypted as an Excel workbook (is it an unencrypted .xlsx?): "
+               "{name}").format(name=exc.__class__.__name__),
+            hint=N_("drop the workbook as saved by Excel, without a password of its own"),
         ) from None
     del plain
     encrypted.seek(0)

@@ -102,6 +102,7 @@ def refuse_links(folder: Path, what: str) -> None:
     real = os.path.realpath(folder)
     if real != str(folder):
         raise DeliveryRefused(
-            f"{what} ({folder}) passes through a symbolic link (to {real}); nothing was written",
-            hint="configure the real folder, without links, and check who made the link",
+            N_("{what} ({folder}) passes through a symbolic link (to {real}); nothing was "
+               "written").format(what=what, folder=folder, real=real),
+            hint=N_("configure the real folder, without links, and check who made the link"),
         )

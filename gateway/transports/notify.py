@@ -43,7 +43,8 @@ def send_mail(route: MailRoute, to: str, subject: str, body: str, message_id: st
     with converted(route), relay_session(route) as (smtp, _tls):
         refused = smtp.send_message(msg)
     if refused:
-        raise DeliveryRefused(f"the relay {route.relay} refused the address of a notice")
+        raise DeliveryRefused(N_("the relay {relay} refused the address of a notice").format(
+                                  relay=route.relay))
 
 
 def run_hook(command: Sequence[str], document: bytes, timeout_seconds: float) -> None:

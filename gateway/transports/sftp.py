@@ -129,20 +129,24 @@ class Session:
             raise
         except paramiko.AuthenticationException as exc:
             raise DeliveryRefused(
-                f"the SFTP server {ep.host}:{ep.port} refused our key for user {ep.user}",
-                hint=f"check that the public key of {ep.key_file} is in the partner's "
-                "authorized_keys, then run `tachiai transfers retry ID`",
+                N_("the SFTP server {host}:{port} refused our key for user {user}").format(
+                    host=ep.host, port=ep.port, user=ep.user),
+                hint=N_("check that the public key of {key_file} is in the partner's "
+                        "authorized_keys, then run `tachiai transfers retry ID`").format(
+                         key_file=ep.key_file),
             ) from exc
         except PermissionError as exc:
             raise DeliveryRefused(
-                f"permission denied by the SFTP server ({doing} {where})",
-                hint="ask the partner to let this account write (and rename) in the folder, "
-                "then run `tachiai transfers retry ID`",
+                N_("permission denied by the SFTP server ({doing} {where})").format(
+                    doing=doing, where=where),
+                hint=N_("ask the partner to let this account write (and rename) in the folder, "
+                        "then run `tachiai transfers retry ID`"),
             ) from exc
         except FileNotFoundError as exc:
             raise DeliveryRefused(
-                f"no such file or folder on the SFTP server ({doing} {where})",
-                hint="check remote_dir in the configuration with the partner",
+                N_("no such file or folder on the SFTP server ({doing} {where})").format(
+                    doing=doing, where=where),
+                hint=N_("check remote_dir in the configuration with the partner"),
             ) from exc
         except (paramiko.SSHException, paramiko.SFTPError, EOFError, OSError) as exc:
             # Connection refused or reset, timeouts, a dropped session: try again later.
@@ -263,8 +267,8 @@ class Session:
             placed = self.sftp.stat(final)
         if placed.st_size != parcel.size:
             raise DeliveryRefused(
-                f"after the rename, {final} on {ep.host} has "
-                f"{placed.st_size} bytes, not {parcel.size}"
+                N_("after the rename, {final} on {host} has {st_size} bytes, not {size}").format(
+                    final=final, host=ep.host, st_size=placed.st_size, size=parcel.size)
             )
         details.update({"resumed_from": offset, "server_sha256": hashed is not None})
         self._put_manifest(parcel)
@@ -337,10 +341,10 @@ class Session:
             if hashed is None or hashed == parcel.sha256:
                 return
         raise DeliveryRefused(
-            f"{final} on {self.endpoint.host} already exists with other bytes; nothing was "
-            "overwritten",
-            hint="ask the partner what that file is; move it away, then run "
-            "`tachiai transfers retry ID`",
+            N_("{final} on {host} already exists with other bytes; nothing was overwritten").format(
+                final=final, host=self.endpoint.host),
+            hint=N_("ask the partner what that file is; move it away, then run `tachiai "
+                    "transfers retry ID`"),
         )
 
     def _server_hash(self, path: str) -> str | None:
@@ -450,19 +454,21 @@ def _load_key(path: Path) -> paramiko.PKey:
         info = os.stat(path)
     except OSError as exc:
         raise DeliveryRefused(
-            f"the SFTP key file {path} cannot be read: {exc.strerror}", hint=hint
+            N_("the SFTP key file {path} cannot be read: {strerror}").format(
+                path=path, strerror=exc.strerror), hint=hint
         ) from None
     if info.st_mode & 0o077:
         raise DeliveryRefused(
-            f"the SFTP key file {path} is accessible by other users (mode "
-            f"{stat.S_IMODE(info.st_mode):04o}); it is refused",
+            N_("the SFTP key file {path} is accessible by other users (mode {s_imode:04o}); it "
+               "is refused").format(path=path, s_imode=stat.S_IMODE(info.st_mode)),
             hint=hint,
         )
     try:
         key: Any = paramiko.PKey.from_path(path)
     except (paramiko.SSHException, OSError, ValueError, TypeError) as exc:
         raise DeliveryRefused(
-            f"the SFTP key file {path} is not a usable private key ({exc.__class__.__name__})",
+            N_("the SFTP key file {path} is not a usable private key ({name})").format(
+                path=path, name=exc.__class__.__name__),
             hint=hint,
         ) from None
     return key
