@@ -388,8 +388,8 @@ def _onward_of(
         p.fail(
             f"{where}onward",
             R_("disagrees with [onward.chain] for {recipient}", recipient=recipient),
-            R_("remove it, or make it equal onward.chain.{recipient} ({value})",
-               recipient=recipient, value=', '.join(declared) or 'nobody'),
+            R_("remove it, or make it equal onward.chain.{recipient} ({parties})",
+               recipient=recipient, parties=", ".join(declared) or R_("nobody")),
         )
     return declared
 
