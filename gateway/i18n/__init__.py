@@ -90,7 +90,10 @@ def wording(text: str) -> str:
     translated = _translations().gettext(text)
     if translated != text:
         return translated
-    for template, pattern, fields in _templates():
+    for template, pieces in _templates():
+        if not all(piece in text for piece in pieces):
+            continue  # cheap: most templates share no text with this one
+        pattern, fields = _compiled(template)
         found = pattern.fullmatch(text)
         if found is None:
             continue
@@ -123,9 +126,11 @@ def _translations() -> gettext.NullTranslations:
 
 
 @cache
-def _templates() -> list[tuple[str, re.Pattern[str], tuple[str, ...]]]:
-    """Every message id of the current catalogue that has named fields, as a pattern that finds
-    their values, the longest literal text first. Empty in English."""
+def _templates() -> list[tuple[str, tuple[str, ...]]]:
+    """Every message id of the current catalogue that has named fields and enough text of its
+    own to be told apart, with its literal pieces, the longest literal text first. Empty in
+    English. Their patterns are compiled only when a text contains every piece (`_compiled`):
+    compiling a thousand of them would cost every command that prints a message."""
     catalog = getattr(_translations(), "_catalog", None)  # GNUTranslations keeps its ids there
     if not catalog:
         return []
@@ -133,45 +138,46 @@ def _templates() -> list[tuple[str, re.Pattern[str], tuple[str, ...]]]:
     for msgid in catalog:
         if not isinstance(msgid, str) or "{" not in msgid:
             continue
-        compiled = _pattern(msgid)
-        if compiled is not None:
-            out.append((len(_literal(msgid)), msgid, *compiled))
+        pieces = _pieces(msgid)
+        if pieces is not None:
+            out.append((sum(len(p) for p in pieces), msgid, pieces))
     out.sort(key=lambda t: -t[0])
-    return [(msgid, pattern, fields) for _n, msgid, pattern, fields in out]
+    return [(msgid, pieces) for _n, msgid, pieces in out]
 
 
-def _pattern(template: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
-    """A regular expression that matches `template` filled in, or None when the template has
-    too little text of its own to be told apart from any other text."""
-    if len(re.findall(r"[A-Za-z]{3,}", _literal(template))) < 1:
-        return None
-    parts: list[str] = []
-    fields: list[str] = []
+def _pieces(template: str) -> tuple[str, ...] | None:
+    """The literal text between the fields of `template`, or None when it cannot be a pattern:
+    a field that is not a name, or too little text of its own to be told apart from any other
+    text."""
     try:
-        for literal, name, _spec, _conv in string.Formatter().parse(template):
-            parts.append(re.escape(literal))
-            if name is None:
-                continue
-            if not name.isidentifier():
-                return None
-            if name in fields:
-                parts.append(f"(?P={name})")
-            else:
-                fields.append(name)
-                parts.append(f"(?P<{name}>.+?)")
+        parsed = list(string.Formatter().parse(template))
     except ValueError:
         return None
+    if any(name is not None and not name.isidentifier() for _lit, name, _s, _c in parsed):
+        return None
+    if len(re.findall(r"[A-Za-z]{3,}", "".join(lit for lit, *_rest in parsed))) < 1:
+        return None
+    return tuple(lit for lit, *_rest in parsed if lit)
+
+
+@cache
+def _compiled(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A regular expression that matches `template` filled in, and the names of its fields."""
+    parts: list[str] = []
+    fields: list[str] = []
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name is None:
+            continue
+        if name in fields:
+            parts.append(f"(?P={name})")
+        else:
+            fields.append(name)
+            parts.append(f"(?P<{name}>.+?)")
     # A field spans lines only where the template itself has several (a list of problems); a
     # one-line template must not swallow the lines after it.
     flags = re.DOTALL if "\n" in template else 0
     return re.compile("".join(parts), flags), tuple(fields)
-
-
-def _literal(template: str) -> str:
-    try:
-        return "".join(lit for lit, *_rest in string.Formatter().parse(template))
-    except ValueError:
-        return template
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
