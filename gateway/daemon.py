@@ -23,6 +23,7 @@ from gateway.config.settings import Settings
 from gateway.errors import ConfigError, TachiaiError
 from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
 from gateway.evidence.ledger_guard import LedgerGuard
+from gateway.i18n import N_
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup
 from gateway.outbound import notices, pipeline, receipts, schedule_sweep
@@ -83,9 +84,10 @@ class Daemon:
         for box in boxes:
             if os.stat(box.path).st_dev != spool_dev:
                 raise ConfigError(
-                    f"outbox {box.path} is on another file system than the spool",
-                    hint="put gateway.state_dir and gateway.outbox_dir on one file system, so "
-                    "files are moved in by an atomic rename",
+                    N_("outbox {path} is on another file system than the spool").format(
+                        path=box.path),
+                    hint=N_("put gateway.state_dir and gateway.outbox_dir on one file system, so "
+                            "files are moved in by an atomic rename"),
                 )
         return boxes
 

@@ -11,24 +11,29 @@ answered and said no, or its host key changed: nothing changes until a person ac
 exits 1, like any check that said no: the partner's check (its permissions, its size limit, its
 pinned host key) refused, and the input we sent was well formed, so it is not 65.
 
-Exit codes (also listed by `tachiai --help`):
-    0   success
-    1   a check failed: a file was rejected, a signature refused, the ledger is not intact,
-        a partner refused a delivery (permanently: fix the cause, then retry by hand)
-    2   usage error: a wrong command line
-    65  bad input from a person or a partner (a malformed signature, key or
-        manifest, an unknown id)
-    69  a partner or an external place is unreachable (transient: retried by itself)
-    70  an internal error (a bug: please report it with the log)
-    74  storage failed (database, spool or file system)
-    75  the request is out of order for the current state; retry after the state changes
-        (also: another daemon already runs on the same state directory)
-    78  configuration or agreement files are invalid
+Exit codes: `EXIT_CODES` below, which `tachiai --help` lists.
 """
 
 from __future__ import annotations
 
 from gateway.i18n import N_
+
+#: The exit codes, as `tachiai --help` lists them (translated where it prints them).
+EXIT_CODES = N_(
+    "exit codes:\n"
+    "    0   success\n"
+    "    1   a check failed: a file was rejected, a signature refused, the ledger is not intact,\n"
+    "        a partner refused a delivery (permanently: fix the cause, then retry by hand)\n"
+    "    2   usage error: a wrong command line\n"
+    "    65  bad input from a person or a partner (a malformed signature, key or\n"
+    "        manifest, an unknown id)\n"
+    "    69  a partner or an external place is unreachable (transient: retried by itself)\n"
+    "    70  an internal error (a bug: please report it with the log)\n"
+    "    74  storage failed (database, spool or file system)\n"
+    "    75  the request is out of order for the current state; retry after the state changes\n"
+    "        (also: another daemon already runs on the same state directory)\n"
+    "    78  configuration or agreement files are invalid\n"
+)
 
 
 class TachiaiError(Exception):

@@ -19,6 +19,7 @@ from gateway.config.settings import Settings
 from gateway.errors import ConfigError, StorageError
 from gateway.evidence import recorder
 from gateway.evidence.ledgers import open_ledger
+from gateway.i18n import N_
 from gateway.state import clock, nodes
 from gateway.state.spool import Spool
 from gateway.state.store import Store, Transfer
@@ -47,8 +48,8 @@ class Runtime:
             settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:  # e.g. a file where the folder should be, or no permission
             raise StorageError(
-                f"cannot create the state directory {settings.state_dir}: "
-                f"{exc.strerror or exc.__class__.__name__}"
+                N_("cannot create the state directory {state_dir}: {value}").format(
+                    state_dir=settings.state_dir, value=exc.strerror or exc.__class__.__name__)
             ) from exc
         return cls(
             settings=settings,
@@ -70,8 +71,10 @@ class Runtime:
             agreement = self.agreements[agreement_id]
             return agreement, agreement.flow(flow_id)
         except KeyError:
-            raise ConfigError(f"agreement {agreement_id!r} flow {flow_id!r} is not loaded",
-                              hint="list it in gateway.agreements of the configuration") from None
+            raise ConfigError(N_("agreement {agreement_id} flow {flow_id} is not loaded").format(
+                                  agreement_id=repr(agreement_id), flow_id=repr(flow_id)),
+                              hint=N_("list it in gateway.agreements of the configuration"),
+                              ) from None
 
     def our_flows(self) -> list[tuple[Agreement, Flow]]:
         """Flows whose provider is the party this gateway acts for (or its party group)."""

@@ -36,6 +36,7 @@ from policies.terms import (
     Scope,
     WitnessKeys,
 )
+from policies.wording import R_
 
 __all__ = ["TermsReader", "parse_schedule"]
 
@@ -48,27 +49,28 @@ def parse_schedule(raw: Any, where: str, p: Problems) -> Schedule:
     if raw is None:
         return Schedule()
     if not isinstance(raw, dict):
-        p.fail(where, "not a table", 'write schedule = { every = "month", due = "…" }')
+        p.fail(where, R_("not a table"), R_('write schedule = { every = "month", due = "…" }'))
         return Schedule()
     _known(raw, {"every", "due", "first_period", "catch_up_from"}, where, p)
     every = raw.get("every", "as-needed")
     if not known(every, SCHEDULE_KINDS):
-        p.fail(f"{where}.every", "unknown schedule", f"use one of: {', '.join(SCHEDULE_KINDS)}")
+        p.fail(f"{where}.every", R_("unknown schedule"), R_("use one of: {choices}",
+                                                        choices=', '.join(SCHEDULE_KINDS)))
         return Schedule()
     due = raw.get("due")
     rules = DUE_RULES if every == "month" else EVENT_DUE_RULES if every == "event" else {}
     if every == "month" and not known(due, rules):
         p.fail(
             f"{where}.due",
-            "a monthly schedule needs a due-date rule",
-            f"use one of: {', '.join(DUE_RULES)}",
+            R_("a monthly schedule needs a due-date rule"),
+            R_("use one of: {choices}", choices=', '.join(DUE_RULES)),
         )
         due = None
     elif every != "month" and due is not None and not known(due, rules):
         p.fail(
             f"{where}.due",
-            f"not a due rule for an {every} schedule",
-            f"use one of: {', '.join(rules)}" if rules else "remove due",
+            R_("not a due rule for an {every} schedule", every=every),
+            R_("use one of: {choices}", choices=', '.join(rules)) if rules else R_("remove due"),
         )
         due = None
     first: Period | None = None
@@ -76,16 +78,16 @@ def parse_schedule(raw: Any, where: str, p: Problems) -> Schedule:
         try:
             first = Period.parse(str(raw["first_period"]))
         except ValueError:
-            p.fail(f"{where}.first_period", "not a month", 'write first_period = "2023-04"')
+            p.fail(f"{where}.first_period", R_("not a month"), R_('write first_period = "2023-04"'))
     catch_up = raw.get("catch_up_from")
     if catch_up is not None and not _is_date(catch_up):
-        p.fail(f"{where}.catch_up_from", "not a date", "write catch_up_from = 2022-04-01")
+        p.fail(f"{where}.catch_up_from", R_("not a date"), R_("write catch_up_from = 2022-04-01"))
         catch_up = None
     if every != "month" and (first is not None or catch_up is not None):
         p.fail(
             where,
-            "first_period and catch_up_from apply to monthly schedules only",
-            'remove them or set every = "month"',
+            R_("first_period and catch_up_from apply to monthly schedules only"),
+            R_('remove them or set every = "month"'),
         )
     if (
         first is not None
@@ -94,8 +96,8 @@ def parse_schedule(raw: Any, where: str, p: Problems) -> Schedule:
     ):
         p.fail(
             f"{where}.catch_up_from",
-            "after the first period begins",
-            "the first provision reaches back, so catch_up_from comes before first_period",
+            R_("after the first period begins"),
+            R_("the first provision reaches back, so catch_up_from comes before first_period"),
         )
     return Schedule(str(every), due, first, catch_up)
 
@@ -113,7 +115,7 @@ class TermsReader:
         if raw is None:
             return None
         if not isinstance(raw, dict):
-            self.p.fail(key, "not a table", f"write [{key}]")
+            self.p.fail(key, R_("not a table"), R_("write [{key}]", key=key))
             return None
         _known(raw, keys, key, self.p)
         return raw
@@ -123,8 +125,8 @@ class TermsReader:
             return True
         self.p.fail(
             key,
-            "names no party of this agreement",
-            f"use one of: {', '.join(sorted(self.parties))}",
+            R_("names no party of this agreement"),
+            R_("use one of: {choices}", choices=', '.join(sorted(self.parties))),
         )
         return False
 
@@ -136,7 +138,7 @@ class TermsReader:
         chain: dict[str, tuple[str, ...]] = {}
         body = raw.get("chain", {})
         if not isinstance(body, dict):
-            self.p.fail("onward.chain", "not a table", "write [onward.chain]")
+            self.p.fail("onward.chain", R_("not a table"), R_("write [onward.chain]"))
             body = {}
         for holder, targets in body.items():
             key = f"onward.chain.{holder}"
@@ -145,7 +147,7 @@ class TermsReader:
             if not isinstance(targets, list) or not all(self.party(t, key) for t in targets):
                 continue
             if holder in targets:
-                self.p.fail(key, "lists the holder itself", "list only other parties")
+                self.p.fail(key, R_("lists the holder itself"), R_("list only other parties"))
             chain[holder] = tuple(targets)
         contractors = raw.get("contractors", [])
         if not isinstance(contractors, list) or not all(
@@ -165,8 +167,8 @@ class TermsReader:
             if isinstance(recipient, str) and chain.setdefault(recipient, onward) != onward:
                 self.p.fail(
                     "flows",
-                    f"flows to {recipient} disagree on onward",
-                    "state the chain once in [onward.chain]",
+                    R_("flows to {recipient} disagree on onward", recipient=recipient),
+                    R_("state the chain once in [onward.chain]"),
                 )
         return chain
 
@@ -178,26 +180,31 @@ class TermsReader:
         every = raw.get("every")
         if not known(every, RENEWAL_KINDS):
             self.p.fail(
-                "renewal.every", "unknown renewal", f"use one of: {', '.join(RENEWAL_KINDS)}"
+                "renewal.every", R_("unknown renewal"), R_("use one of: {choices}",
+                                                       choices=', '.join(RENEWAL_KINDS))
             )
             return None
         if valid_until is None:
             self.p.fail(
                 "renewal",
-                "an agreement without an end is never renewed",
-                "set valid_until, or remove [renewal]",
+                R_("an agreement without an end is never renewed"),
+                R_("set valid_until, or remove [renewal]"),
             )
             return None
         records: list[RenewalRecord] = []
         previous = valid_until
         renewed = raw.get("renewed", [])
         if not isinstance(renewed, list):
-            self.p.fail("renewal.renewed", "not a list", "write renewed = [{ until = … }]")
+            self.p.fail("renewal.renewed", R_("not a list"), R_("write renewed = [{ until = … }]"))
             renewed = []
         for i, body in enumerate(renewed):
             key = f"renewal.renewed[{i}]"
             if not isinstance(body, dict) or not _is_date(body.get("until")):
-                self.p.fail(f"{key}.until", "missing or not a date", "write until = 2028-03-31")
+                self.p.fail(
+                    f"{key}.until",
+                    R_("missing or not a date"),
+                    R_("write until = 2028-03-31"),
+                )
                 continue
             _known(body, {"until", "decided", "reference"}, key, self.p)
             until = body["until"]
@@ -206,12 +213,13 @@ class TermsReader:
                 # 次年度以降も同様: each renewal adds the next fiscal year (April–March), no gap.
                 self.p.fail(
                     f"{key}.until",
-                    f"a fiscal-year renewal after {previous} runs to {expected}",
-                    f"write until = {expected}",
+                    R_("a fiscal-year renewal after {previous} runs to {expected}",
+                       previous=previous, expected=expected),
+                    R_("write until = {expected}", expected=expected),
                 )
             decided = body.get("decided")
             if decided is not None and not _is_date(decided):
-                self.p.fail(f"{key}.decided", "not a date", "write decided = 2027-03-15")
+                self.p.fail(f"{key}.decided", R_("not a date"), R_("write decided = 2027-03-15"))
                 decided = None
             records.append(RenewalRecord(until, decided, str(body.get("reference", ""))))
             previous = until
@@ -233,23 +241,25 @@ class TermsReader:
         ):
             self.p.fail(
                 "scope.flows",
-                "not a list of this agreement's flow ids",
-                f"use some of: {', '.join(by_id)}",
+                R_("not a list of this agreement's flow ids"),
+                R_("use some of: {choices}", choices=', '.join(by_id)),
             )
             flow_ids = []
         column = raw.get("column")
         outside = raw.get("outside", "reject")
         if not known(outside, SCOPE_OUTSIDE):
-            self.p.fail("scope.outside", "unknown", f"use one of: {', '.join(SCOPE_OUTSIDE)}")
+            self.p.fail("scope.outside", R_("unknown"), R_("use one of: {choices}",
+                                                       choices=', '.join(SCOPE_OUTSIDE)))
         as_of = raw.get("as_of", "provision")
         if not known(as_of, SCOPE_AS_OF):
-            self.p.fail("scope.as_of", "unknown", f"use one of: {', '.join(SCOPE_AS_OF)}")
+            self.p.fail("scope.as_of", R_("unknown"), R_("use one of: {choices}",
+                                                     choices=', '.join(SCOPE_AS_OF)))
         date_column = raw.get("date_column")
         if (as_of == "row") != (date_column is not None):
             self.p.fail(
                 "scope.date_column",
-                'needed exactly when as_of = "row"',
-                "name the date column each row is judged on, or remove it",
+                R_('needed exactly when as_of = "row"'),
+                R_("name the date column each row is judged on, or remove it"),
             )
         for fid in flow_ids:
             dataset = datasets.get(by_id[fid].dataset)
@@ -260,15 +270,16 @@ class TermsReader:
                 # Splitting must send covered rows byte for byte; a workbook cannot be cut so.
                 self.p.fail(
                     "scope.outside",
-                    f"split needs a CSV dataset; {dataset.id} is {dataset.format}",
-                    'use outside = "reject" for workbooks',
+                    R_("split needs a CSV dataset; {id} is {format}",
+                       id=dataset.id, format=dataset.format),
+                    R_('use outside = "reject" for workbooks'),
                 )
         registry = raw.get("registry")
         if not isinstance(registry, str) or not _REGISTRY_NAME.fullmatch(registry):
             self.p.fail(
                 "scope.registry",
-                "not a file name beside the agreement",
-                'write registry = "AGREEMENT-ID.delegations.toml" (no folders)',
+                R_("not a file name beside the agreement"),
+                R_('write registry = "AGREEMENT-ID.delegations.toml" (no folders)'),
             )
             registry = ""
         return Scope(
@@ -285,16 +296,16 @@ class TermsReader:
         if found is None or found.type != "local-government-code":
             self.p.fail(
                 "scope.column",
-                f"not a local-government-code column of {dataset.id}",
-                "name the column holding each row's 地方公共団体コード",
+                R_("not a local-government-code column of {id}", id=dataset.id),
+                R_("name the column holding each row's 地方公共団体コード"),
             )
         if date_column is not None:
             found = dataset.column(date_column) if isinstance(date_column, str) else None
             if found is None or found.type != "date":
                 self.p.fail(
                     "scope.date_column",
-                    f"not a date column of {dataset.id}",
-                    "name a column of type date",
+                    R_("not a date column of {id}", id=dataset.id),
+                    R_("name a column of type date"),
                 )
 
     def retention(self) -> Retention | None:
@@ -304,18 +315,24 @@ class TermsReader:
             return None
         then, after = raw.get("then"), raw.get("after", "use")
         if not known(then, RETENTION_THEN):
-            self.p.fail("retention.then", "unknown", f"use one of: {', '.join(RETENTION_THEN)}")
+            self.p.fail("retention.then", R_("unknown"), R_("use one of: {choices}",
+                                                        choices=', '.join(RETENTION_THEN)))
         if not known(after, RETENTION_AFTER):
-            self.p.fail("retention.after", "unknown", f"use one of: {', '.join(RETENTION_AFTER)}")
+            self.p.fail("retention.after", R_("unknown"), R_("use one of: {choices}",
+                                                         choices=', '.join(RETENTION_AFTER)))
         certificate = raw.get("certificate", True)
         if not isinstance(certificate, bool):
-            self.p.fail("retention.certificate", "not true or false", "write certificate = true")
+            self.p.fail(
+                "retention.certificate",
+                R_("not true or false"),
+                R_("write certificate = true"),
+            )
             certificate = True
         max_days = raw.get("max_days")
         if max_days is not None and (
             not isinstance(max_days, int) or isinstance(max_days, bool) or max_days < 1
         ):
-            self.p.fail("retention.max_days", "not a positive number of days", "e.g. 90")
+            self.p.fail("retention.max_days", R_("not a positive number of days"), R_("e.g. 90"))
             max_days = None
         return Retention(str(then), str(after), certificate, max_days)
 
@@ -326,7 +343,8 @@ class TermsReader:
             return None
         every = raw.get("every")
         if not known(every, REPORT_EVERY):
-            self.p.fail("report.every", "unknown", f"use one of: {', '.join(REPORT_EVERY)}")
+            self.p.fail("report.every", R_("unknown"), R_("use one of: {choices}",
+                                                      choices=', '.join(REPORT_EVERY)))
         to = raw.get("to")
         self.party(to, "report.to")
         return Report(str(every), str(to))
@@ -340,15 +358,15 @@ class TermsReader:
         if presence is not True:
             self.p.fail(
                 "witness_keys.require_user_presence",
-                "user presence (a touch of the security key) is always required",
-                "write require_user_presence = true, or leave it out",
+                R_("user presence (a touch of the security key) is always required"),
+                R_("write require_user_presence = true, or leave it out"),
             )
         verification = raw.get("require_user_verification", False)
         if not isinstance(verification, bool):
             self.p.fail(
                 "witness_keys.require_user_verification",
-                "not true or false",
-                "write require_user_verification = true",
+                R_("not true or false"),
+                R_("write require_user_verification = true"),
             )
             verification = False
         return WitnessKeys(require_user_verification=verification)
@@ -357,7 +375,7 @@ class TermsReader:
         """corrections = true: the recipient applies corrections (訂正に応じる)."""
         value = self.data.get("corrections", False)
         if not isinstance(value, bool):
-            self.p.fail("corrections", "not true or false", "write corrections = true")
+            self.p.fail("corrections", R_("not true or false"), R_("write corrections = true"))
             return False
         return value
 
@@ -368,7 +386,8 @@ class TermsReader:
 def _known(body: Mapping[str, Any], keys: set[str], where: str, p: Problems) -> None:
     for key in body:
         if key not in keys:
-            p.fail(f"{where}.{key}", "unknown key", f"use some of: {', '.join(sorted(keys))}")
+            p.fail(f"{where}.{key}", R_("unknown key"), R_("use some of: {choices}",
+                                                       choices=', '.join(sorted(keys))))
 
 
 def _is_date(value: Any) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 from policies import local_governments
 from policies.errors import FileProblem, PolicyFileError
+from policies.wording import R_
 
 __all__ = ["Delegation", "DelegationRegistry"]
 
@@ -81,18 +82,23 @@ class DelegationRegistry:
         known = {"agreement", "source", "as_of", "delegations"}
         for key in data:
             if key not in known:
-                fail(key, "unknown key", f"remove it or use one of: {', '.join(sorted(known))}")
+                fail(key, R_("unknown key"), R_("remove it or use one of: {choices}",
+                                            choices=', '.join(sorted(known))))
         agreement = data.get("agreement")
         if not isinstance(agreement, str) or not agreement:
-            fail("agreement", "missing", 'name the agreement id, e.g. agreement = "isa-nhi-…"')
+            fail(
+                "agreement",
+                R_("missing"),
+                R_('name the agreement id, e.g. agreement = "isa-nhi-…"'),
+            )
             agreement = ""
         as_of = data.get("as_of")
         if as_of is not None and not _is_date(as_of):
-            fail("as_of", "not a date", "write as_of = 2026-10-01")
+            fail("as_of", R_("not a date"), R_("write as_of = 2026-10-01"))
             as_of = None
         raw = data.get("delegations")
         if not isinstance(raw, list):
-            fail("delegations", "missing", "add one [[delegations]] table per municipality")
+            fail("delegations", R_("missing"), R_("add one [[delegations]] table per municipality"))
             raise PolicyFileError(problems)
         entries: list[tuple[int, Delegation]] = []
         for i, body in enumerate(raw):
@@ -129,36 +135,40 @@ def _is_ward_of(area: str, code: object) -> bool:
 
 def _parse_entry(body: Any, where: str, fail: Any) -> Delegation | None:
     if not isinstance(body, dict):
-        fail(where, "not a table", "write [[delegations]]")
+        fail(where, R_("not a table"), R_("write [[delegations]]"))
         return None
     ok = True
     for key in body:
         if key not in {"code", "name", "filed", "withdrawn", "area_codes"}:
             fail(
                 f"{where}.{key}",
-                "unknown key",
-                "use code, name, filed, withdrawn and area_codes only",
+                R_("unknown key"),
+                R_("use code, name, filed, withdrawn and area_codes only"),
             )
             ok = False
     code = body.get("code")
     if not isinstance(code, str) or not _is_municipality(code):
         fail(
             f"{where}.code",
-            "not the 6-digit local government code of a municipality of the 総務省 list "
-            "(policies/reference/local_governments.tsv)",
-            'write the code as a string, e.g. code = "131041" (新宿区)',
+            R_("not the 6-digit local government code of a municipality of the 総務省 list "
+               "(policies/reference/local_governments.tsv)"),
+            R_('write the code as a string, e.g. code = "131041" (新宿区)'),
         )
         ok = False
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
-        fail(f"{where}.name", "missing", 'write the municipality\'s name, e.g. name = "新宿区"')
+        fail(
+            f"{where}.name",
+            R_("missing"),
+            R_('write the municipality\'s name, e.g. name = "新宿区"'),
+        )
         ok = False
     filed = body.get("filed")
     if not _is_date(filed):
         fail(
             f"{where}.filed",
-            "missing or not a date",
-            "write the day the 委任状 was filed, e.g. filed = 2023-04-01",
+            R_("missing or not a date"),
+            R_("write the day the 委任状 was filed, e.g. filed = 2023-04-01"),
         )
         ok = False
     withdrawn = body.get("withdrawn")
@@ -167,8 +177,8 @@ def _parse_entry(body: Any, where: str, fail: Any) -> Delegation | None:
     ):
         fail(
             f"{where}.withdrawn",
-            "not a date after the filing date",
-            "write the first day the 委任状 no longer applies, after filed",
+            R_("not a date after the filing date"),
+            R_("write the first day the 委任状 no longer applies, after filed"),
         )
         ok = False
     areas = body.get("area_codes", [])
@@ -177,8 +187,8 @@ def _parse_entry(body: Any, where: str, fail: Any) -> Delegation | None:
     ):
         fail(
             f"{where}.area_codes",
-            "not a list of codes of this designated city's wards (行政区)",
-            'list the wards\' codes, e.g. area_codes = ["141011"]',
+            R_("not a list of codes of this designated city's wards (行政区)"),
+            R_('list the wards\' codes, e.g. area_codes = ["141011"]'),
         )
         ok = False
     if not ok or not isinstance(filed, dt.date):
@@ -193,7 +203,7 @@ def _check_unique(entries: list[tuple[int, Delegation]], fail: Any) -> None:
             if code in seen:
                 fail(
                     f"delegations[{i}].code",
-                    f"code {code} is already listed",
-                    "list each municipality once; record a re-filing by removing `withdrawn`",
+                    R_("code {code} is already listed", code=code),
+                    R_("list each municipality once; record a re-filing by removing `withdrawn`"),
                 )
             seen[code] = i

@@ -15,6 +15,7 @@ from policies.agreement import Agreement
 from policies.errors import FileProblem
 from policies.handlers import Registry
 from policies.onward import reachable_parties
+from policies.wording import R_
 
 __all__ = ["check_designations"]
 
@@ -37,10 +38,10 @@ def check_designations(
         for agreement_id in sorted(handler.agreements):
             agreement = agreements.get(agreement_id)
             if agreement is None:
-                warnings.append(
-                    f"{source}: handler {handler.name} is designated under "
-                    f"{agreement_id}, which this gateway does not load"
-                )
+                warnings.append(R_(
+                    "{source}: handler {name} is designated under {agreement}, which this "
+                    "gateway does not load", source=source, name=handler.name,
+                    agreement=agreement_id))
                 continue
             problem = _role_problem(agreement, handler.party, handler.roles)
             if problem is not None:
@@ -60,9 +61,9 @@ def _role_problem(
     if party not in agreement.parties:
         return (
             "party",
-            f"party {party} is not a party of {agreement.id}",
-            f"use one of: {', '.join(sorted(agreement.parties))}, or remove "
-            f"{agreement.id} from the handler's agreements",
+            R_("party {party} is not a party of {id}", party=party, id=agreement.id),
+            R_("use one of: {choices}, or remove {id} from the handler's agreements",
+               choices=', '.join(sorted(agreement.parties)), id=agreement.id),
         )
     providers = {f.provider for f in agreement.flows}
     receivers = {f.recipient for f in agreement.flows}
@@ -71,15 +72,15 @@ def _role_problem(
     if {"send", "witness"} & roles and party not in providers:
         return (
             "roles",
-            f"party {party} provides on no flow of {agreement.id}, so it has "
-            "nothing to send or witness",
-            "remove send and witness from the roles",
+            R_("party {party} provides on no flow of {id}, so it has nothing to send or witness",
+               party=party, id=agreement.id),
+            R_("remove send and witness from the roles"),
         )
     if "receive" in roles and party not in receivers:
         return (
             "roles",
-            f"party {party} receives on no flow of {agreement.id}",
-            "remove receive from the roles",
+            R_("party {party} receives on no flow of {id}", party=party, id=agreement.id),
+            R_("remove receive from the roles"),
         )
     return None
 
@@ -101,15 +102,17 @@ def _coverage(
             continue
         if designated(flow.provider, "send") == 0:
             out.append(
-                f"{agreement.id}/flows.{flow.id}: no designated sender of "
-                f"{flow.provider} on {on}; files dropped there will be rejected"
+                R_("{id}/flows.{id2}: no designated sender of {provider} on {on}; files dropped "
+                   "there will be rejected",
+                   id=agreement.id, id2=flow.id, provider=flow.provider, on=on)
             )
         if designated(flow.provider, "witness") < flow.witnesses:
             out.append(
-                f"{agreement.id}/flows.{flow.id}: needs {flow.witnesses} witness(es) of "
-                f"{flow.provider} besides the sender, the registry designates "
-                f"{designated(flow.provider, 'witness')} on {on}; no transfer can be "
-                "approved"
+                R_("{id}/flows.{id2}: needs {witnesses} witness(es) of {provider} besides the "
+                   "sender, the registry designates {designated} on {on}; no transfer can be "
+                   "approved",
+                   id=agreement.id, id2=flow.id, witnesses=flow.witnesses, provider=flow.provider,
+                   designated=designated(flow.provider, 'witness'), on=on)
             )
     for pid, body in agreement.parties.items():
         if party is not None and pid != party:
@@ -117,7 +120,8 @@ def _coverage(
         for role in sorted(body.designates):
             if designated(pid, role) == 0:
                 out.append(
-                    f"{agreement.id}/parties.{pid}: the agreement requires designated "
-                    f"handlers (取扱者の指定) for {role}; none on {on}"
+                    R_("{id}/parties.{pid}: the agreement requires designated handlers "
+                       "(取扱者の指定) for {role}; none on {on}",
+                       id=agreement.id, pid=pid, role=role, on=on)
                 )
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from policies.wording import R_
+
 
 @dataclass(frozen=True)
 class FileProblem:
@@ -22,7 +24,8 @@ class FileProblem:
 
     def __str__(self) -> str:
         where = self.source if self.line is None else f"{self.source}:{self.line}"
-        return f"{where}: {self.key}: {self.message} (fix: {self.fix})"
+        return R_("{where}: {key}: {message} (fix: {fix})",
+                  where=where, key=self.key, message=self.message, fix=self.fix)
 
 
 class PolicyFileError(Exception):
@@ -30,8 +33,8 @@ class PolicyFileError(Exception):
 
     def __init__(self, problems: list[FileProblem]) -> None:
         self.problems = tuple(problems)
-        first = str(problems[0]) if problems else "invalid policy file"
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = str(problems[0]) if problems else R_("invalid policy file")
+        more = R_(" (and {count} more)", count=len(problems) - 1) if len(problems) > 1 else ""
         super().__init__(first + more)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from policies import local_governments
 from policies.checkdigits import is_valid_local_government_code
 from policies.errors import FileProblem, PolicyFileError
+from policies.wording import R_
 
 __all__ = ["KEYS", "GroupRegistry", "Member", "PartyGroup", "normal_code"]
 
@@ -95,14 +96,22 @@ class GroupRegistry:
 
         for key in data:
             if key not in {"agreement", "source", "groups"}:
-                fail(key, "unknown key", "remove it or use one of: agreement, groups, source")
+                fail(
+                    key,
+                    R_("unknown key"),
+                    R_("remove it or use one of: agreement, groups, source"),
+                )
         agreement = data.get("agreement")
         if not isinstance(agreement, str) or not agreement:
-            fail("agreement", "missing", 'name the agreement id, e.g. agreement = "isa-nhi-…"')
+            fail(
+                "agreement",
+                R_("missing"),
+                R_('name the agreement id, e.g. agreement = "isa-nhi-…"'),
+            )
             agreement = ""
         raw = data.get("groups")
         if not isinstance(raw, dict) or not raw:
-            fail("groups", "missing", "add one [groups.PARTY] table per party group")
+            fail("groups", R_("missing"), R_("add one [groups.PARTY] table per party group"))
             raise PolicyFileError(problems)
         groups: dict[str, PartyGroup] = {}
         seen: dict[str, str] = {}
@@ -131,29 +140,32 @@ _MEMBER_KEYS = frozenset({"code", "name", "party", "area_codes"})
 def _parse_group(party: str, body: Any, fail: Any, seen: dict[str, str]) -> PartyGroup | None:
     where = f"groups.{party}"
     if not isinstance(body, dict):
-        fail(where, "not a table", f"write [groups.{party}]")
+        fail(where, R_("not a table"), R_("write [groups.{party}]", party=party))
         return None
     ok = True
     for key in body:
         if key not in _GROUP_KEYS:
-            fail(f"{where}.{key}", "unknown key", f"use one of: {', '.join(sorted(_GROUP_KEYS))}")
+            fail(f"{where}.{key}", R_("unknown key"), R_("use one of: {choices}",
+                                                     choices=', '.join(sorted(_GROUP_KEYS))))
             ok = False
     key = body.get("key")
     if key not in KEYS:
-        fail(f"{where}.key", "not a known key", f"write key = one of: {', '.join(KEYS)}")
+        fail(f"{where}.key", R_("not a known key"), R_("write key = one of: {choices}",
+                                                   choices=', '.join(KEYS)))
         return None
     mismatch = body.get("mismatch", "withhold")
     if mismatch not in ("withhold", "refuse"):
-        fail(f"{where}.mismatch", "not withhold or refuse",
-             'write mismatch = "withhold" (the row is kept back) or "refuse" (the whole file)')
+        fail(f"{where}.mismatch", R_("not withhold or refuse"),
+             R_('write mismatch = "withhold" (the row is kept back) or "refuse" (the whole file)'))
         ok = False
     tie = body.get("tie_column")
     if tie is not None and (not isinstance(tie, str) or not tie.strip()):
-        fail(f"{where}.tie_column", "not a column name", 'write tie_column = "住居地"')
+        fail(f"{where}.tie_column", R_("not a column name"), R_('write tie_column = "住居地"'))
         ok = False
     raw = body.get("members")
     if not isinstance(raw, list) or not raw:
-        fail(f"{where}.members", "missing", f"add one [[groups.{party}.members]] per member")
+        fail(f"{where}.members", R_("missing"), R_("add one [[groups.{party}.members]] per member",
+                                               party=party))
         return None
     members: list[Member] = []
     prefix = f"{where}.members"
@@ -172,60 +184,72 @@ def _parse_member(
     group: str, key: str, body: Any, where: str, fail: Any, seen: dict[str, str]
 ) -> Member | None:
     if not isinstance(body, dict):
-        fail(where, "not a table", "write one table per member")
+        fail(where, R_("not a table"), R_("write one table per member"))
         return None
     for k in body:
         if k not in _MEMBER_KEYS:
-            fail(f"{where}.{k}", "unknown key", f"use one of: {', '.join(sorted(_MEMBER_KEYS))}")
+            fail(f"{where}.{k}", R_("unknown key"), R_("use one of: {choices}",
+                                                   choices=', '.join(sorted(_MEMBER_KEYS))))
             return None
     code = body.get("code")
     if not isinstance(code, str) or not is_valid_local_government_code(code):
-        fail(f"{where}.code", "not a 6-digit local government code with a valid check digit",
-             'write the code as a string, e.g. code = "130001" (東京都) or "131016" (千代田区)')
+        fail(f"{where}.code", R_("not a 6-digit local government code with a valid check digit"),
+             R_('write the code as a string, e.g. code = "130001" (東京都) or "131016" (千代田区)'))
         return None
     if local_governments.lookup(code) is None:
-        fail(f"{where}.code", f"code {code} is not in the 総務省 list of local governments "
-             f"({local_governments.LIST_DATE})", "correct the code from the list")
+        fail(
+            f"{where}.code",
+            R_("code {code} is not in the 総務省 list of local governments "
+               "({list_date})", code=code, list_date=local_governments.LIST_DATE),
+            R_("correct the code from the list"),
+        )
         return None
     if key == "prefecture" and code[2:5] != "000":
-        fail(f"{where}.code", "a federation is keyed by its prefecture, not a municipality",
-             f'write the prefecture\'s own code, e.g. code = "{code[:2]}000" with its check digit')
+        fail(f"{where}.code", R_("a federation is keyed by its prefecture, not a municipality"),
+             R_('write the prefecture\'s own code, e.g. code = "{code}000" with its check digit',
+                code=code[:2]))
         return None
     if key == "municipality" and code[2:5] == "000":
-        fail(f"{where}.code", "a prefecture's code in a group keyed by municipality",
-             "write the municipality's code, e.g. 131016 (千代田区)")
+        fail(f"{where}.code", R_("a prefecture's code in a group keyed by municipality"),
+             R_("write the municipality's code, e.g. 131016 (千代田区)"))
         return None
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
-        fail(f"{where}.name", "missing", 'write the body\'s name, e.g. name = "千代田区"')
+        fail(f"{where}.name", R_("missing"), R_('write the body\'s name, e.g. name = "千代田区"'))
         return None
     default = f"{group}-{code[:2] if key == 'prefecture' else code}"
     party = body.get("party", default)
     if not isinstance(party, str) or not party or not party.replace("-", "").isalnum() \
             or party != party.lower():
-        fail(f"{where}.party", "not a valid party id", f'write party = "{default}"')
+        fail(f"{where}.party", R_("not a valid party id"), R_('write party = "{default}"',
+                                                          default=default))
         return None
     areas = body.get("area_codes", [])
     if not isinstance(areas, list) or not all(
         isinstance(a, str) and is_valid_local_government_code(a) for a in areas
     ) or (areas and key != "municipality"):
-        fail(f"{where}.area_codes", "not a list of valid local government codes of wards",
-             'list the wards\' codes of a municipality, e.g. area_codes = ["141011"]')
+        fail(f"{where}.area_codes", R_("not a list of valid local government codes of wards"),
+             R_('list the wards\' codes of a municipality, e.g. area_codes = ["141011"]'))
         return None
     city = [local_governments.city_of_ward(a) for a in areas]
     if any(c is None or c.code != code for c in city):
-        fail(f"{where}.area_codes", "not wards (行政区) of this municipality",
-             "list only the wards of this designated city")
+        fail(f"{where}.area_codes", R_("not wards (行政区) of this municipality"),
+             R_("list only the wards of this designated city"))
         return None
     index = code[:2] if key == "prefecture" else code
     for k in (index, *areas):
         if f"{group}:{k}" in seen:
-            fail(f"{where}.code", f"code {code} is already a member of {group}",
-                 "list each body once")
+            fail(f"{where}.code", R_("code {code} is already a member of {group}",
+                                     code=code, group=group),
+                 R_("list each body once"))
             return None
         seen[f"{group}:{k}"] = party
     if f"party:{party}" in seen:
-        fail(f"{where}.party", f"party {party} is already used", "give each member its own id")
+        fail(
+            f"{where}.party",
+            R_("party {party} is already used", party=party),
+            R_("give each member its own id"),
+        )
         return None
     seen[f"party:{party}"] = party
     return Member(party, code, str(name), tuple(str(a) for a in areas))

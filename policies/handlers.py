@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.errors import FileProblem, PolicyFileError
+from policies.wording import R_
 
 ROLES = frozenset({"send", "witness", "receive", "audit", "administer"})
 # OpenSSH public key types start so; "sk-" are FIDO2 security keys (sk-ssh-ed25519@openssh.com,
@@ -86,13 +87,13 @@ class Registry:
 
         raw = data.get("handlers")
         if not isinstance(raw, list):
-            fail("handlers", "missing", "add one [[handlers]] table per designated person")
+            fail("handlers", R_("missing"), R_("add one [[handlers]] table per designated person"))
             raise PolicyFileError(problems)
         out: list[Handler] = []
         for i, body in enumerate(raw):
             where = f"handlers[{i}]"
             if not isinstance(body, dict):
-                fail(where, "not a table", "write [[handlers]]")
+                fail(where, R_("not a table"), R_("write [[handlers]]"))
                 continue
             handler = _parse_handler(body, where, fail)
             if handler is not None:
@@ -111,51 +112,55 @@ def _parse_handler(body: Mapping[str, Any], where: str, fail: Any) -> Handler | 
     ok = True
     name = body.get("name")
     if not isinstance(name, str) or not name.isidentifier():
-        fail(f"{where}.name", "missing or not a simple name",
-             'use letters, digits and _ only, e.g. name = "sato"')
+        fail(f"{where}.name", R_("missing or not a simple name"),
+             R_('use letters, digits and _ only, e.g. name = "sato"'))
         ok = False
     party = body.get("party")
     if not isinstance(party, str) or not party:
-        fail(f"{where}.party", "missing", 'name the party id, e.g. party = "isa"')
+        fail(f"{where}.party", R_("missing"), R_('name the party id, e.g. party = "isa"'))
         ok = False
     roles = body.get("roles")
     if not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles):
-        fail(f"{where}.roles", "missing or unknown role",
-             f"use some of: {', '.join(sorted(ROLES))}")
+        fail(f"{where}.roles", R_("missing or unknown role"),
+             R_("use some of: {choices}", choices=', '.join(sorted(ROLES))))
         ok = False
     key = body.get("public_key")
     if not isinstance(key, str) or len(key.split()) < 2 or not key.startswith(_KEY_PREFIXES):
-        fail(f"{where}.public_key", "missing or not an OpenSSH public key",
-             "paste the line of the person's KEY.pub")
+        fail(f"{where}.public_key", R_("missing or not an OpenSSH public key"),
+             R_("paste the line of the person's KEY.pub"))
         ok = False
     agreements = body.get("agreements")
     if not isinstance(agreements, list) or not agreements:
-        fail(f"{where}.agreements", "missing",
-             "list the agreement ids the designation covers")
+        fail(f"{where}.agreements", R_("missing"),
+             R_("list the agreement ids the designation covers"))
         ok = False
     start = body.get("designated_from")
     end = body.get("designated_until")
     if not isinstance(start, dt.date):
-        fail(f"{where}.designated_from", "missing or not a date",
-             "write designated_from = 2026-06-01")
+        fail(f"{where}.designated_from", R_("missing or not a date"),
+             R_("write designated_from = 2026-06-01"))
         ok = False
     if end is not None and not isinstance(end, dt.date):
-        fail(f"{where}.designated_until", "not a date", "write designated_until = 2027-03-31")
+        fail(
+            f"{where}.designated_until",
+            R_("not a date"),
+            R_("write designated_until = 2027-03-31"),
+        )
         ok = False
     os_user = body.get("os_user")
     if os_user is not None and not isinstance(os_user, str):
-        fail(f"{where}.os_user", "not a string", 'write os_user = "username"')
+        fail(f"{where}.os_user", R_("not a string"), R_('write os_user = "username"'))
         ok = False
     age_recipient = body.get("age_recipient")
     if age_recipient is not None and (not isinstance(age_recipient, str)
                                       or not _AGE_RECIPIENT.match(age_recipient)):
-        fail(f"{where}.age_recipient", "not an age X25519 recipient",
-             'paste the line `age-keygen -y KEYFILE` prints, e.g. age_recipient = "age1…"')
+        fail(f"{where}.age_recipient", R_("not an age X25519 recipient"),
+             R_('paste the line `age-keygen -y KEYFILE` prints, e.g. age_recipient = "age1…"'))
         ok = False
     email = body.get("email")
     if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
-        fail(f"{where}.email", "not a mail address",
-             'write the person\'s work address, e.g. email = "suzuki@example.lg.jp"')
+        fail(f"{where}.email", R_("not a mail address"),
+             R_('write the person\'s work address, e.g. email = "suzuki@example.lg.jp"'))
         ok = False
     if not ok:
         return None
@@ -180,10 +185,10 @@ def _check_unique(handlers: Iterable[Handler], fail: Any) -> None:
     keys: set[tuple[str, ...]] = set()
     for h in handlers:
         if h.name in names:
-            fail(f"handlers.{h.name}", "duplicate name", "give each person one entry")
+            fail(f"handlers.{h.name}", R_("duplicate name"), R_("give each person one entry"))
         if _key_identity(h.public_key) in keys:
             # One key, one person: otherwise a single person could count as two witnesses.
-            fail(f"handlers.{h.name}.public_key", "key already used by another handler",
-                 "each person needs their own key")
+            fail(f"handlers.{h.name}.public_key", R_("key already used by another handler"),
+                 R_("each person needs their own key"))
         names.add(h.name)
         keys.add(_key_identity(h.public_key))

@@ -13,6 +13,7 @@ from typing import Any
 from policies.agreement import Agreement
 from policies.errors import Problems, known
 from policies.terms import OBLIGATIONS, Obligation
+from policies.wording import R_
 
 __all__ = ["TERM_HEADS", "parse_clauses", "parse_obligations"]
 
@@ -43,33 +44,35 @@ def parse_obligations(
     """[[obligations]], each tied to the term that enforces it."""
     raw = data.get("obligations", [])
     if not isinstance(raw, list):
-        p.fail("obligations", "not a list", "write one [[obligations]] table each")
+        p.fail("obligations", R_("not a list"), R_("write one [[obligations]] table each"))
         return ()
     out: list[Obligation] = []
     for i, body in enumerate(raw):
         key = f"obligations[{i}]"
         if not isinstance(body, dict):
-            p.fail(key, "not a table", "write [[obligations]]")
+            p.fail(key, R_("not a table"), R_("write [[obligations]]"))
             continue
         for extra in set(body) - {"id", "party", "text"}:
-            p.fail(f"{key}.{extra}", "unknown key", "use id, party and text only")
+            p.fail(f"{key}.{extra}", R_("unknown key"), R_("use id, party and text only"))
         oid, party = body.get("id"), body.get("party")
         if not known(oid, OBLIGATIONS):
-            p.fail(f"{key}.id", "unknown obligation", f"use one of: {', '.join(OBLIGATIONS)}")
+            p.fail(f"{key}.id", R_("unknown obligation"), R_("use one of: {choices}",
+                                                         choices=', '.join(OBLIGATIONS)))
             continue
         if not known(party, agreement.parties):
             p.fail(
                 f"{key}.party",
-                "names no party of this agreement",
-                f"use one of: {', '.join(sorted(agreement.parties))}",
+                R_("names no party of this agreement"),
+                R_("use one of: {choices}", choices=', '.join(sorted(agreement.parties))),
             )
             continue
         missing = _missing_term(str(oid), str(party), agreement)
         if missing is not None:
-            p.fail(f"{key}.id", f"{oid} has no term to enforce it: {missing[0]}", missing[1])
+            p.fail(f"{key}.id", R_("{oid} has no term to enforce it: {missing}",
+                                   oid=oid, missing=missing[0]), missing[1])
         text = body.get("text", OBLIGATIONS[str(oid)])
         if not isinstance(text, str) or not text.strip():
-            p.fail(f"{key}.text", "not a non-empty string", 'write text = "…" or remove it')
+            p.fail(f"{key}.text", R_("not a non-empty string"), R_('write text = "…" or remove it'))
             text = OBLIGATIONS[str(oid)]
         out.append(Obligation(str(oid), str(party), text))
     return tuple(out)
@@ -79,7 +82,7 @@ def parse_clauses(data: Mapping[str, Any], agreement: Agreement, p: Problems) ->
     """[clauses]: where the signed text states each term, keyed by term key."""
     raw = data.get("clauses", {})
     if not isinstance(raw, dict):
-        p.fail("clauses", "not a table", '[clauses] then "scope" = "記 1(3)"')
+        p.fail("clauses", R_("not a table"), R_('[clauses] then "scope" = "記 1(3)"'))
         return {}
     ids: dict[str, set[str]] = {
         "flows": {f.id for f in agreement.flows},
@@ -95,8 +98,8 @@ def parse_clauses(data: Mapping[str, Any], agreement: Agreement, p: Problems) ->
         if not ok or not isinstance(text, str):
             p.fail(
                 f"clauses.{key}",
-                "cites no term of this agreement",
-                'key a clause by a term, e.g. "scope" or "flows.monthly.schedule"',
+                R_("cites no term of this agreement"),
+                R_('key a clause by a term, e.g. "scope" or "flows.monthly.schedule"'),
             )
             continue
         out[key] = text
@@ -109,19 +112,19 @@ def parse_clauses(data: Mapping[str, Any], agreement: Agreement, p: Problems) ->
 def _missing_term(oid: str, party: str, a: Agreement) -> tuple[str, str] | None:
     """What term an obligation lacks, as (problem, fix), or None when it is enforceable."""
     if oid == "report" and a.report is None:
-        return "no [report] table", 'add [report] with every = "on-request" and to = "…"'
+        return R_("no [report] table"), R_('add [report] with every = "on-request" and to = "…"')
     if oid == "deletion-or-return" and a.retention is None:
-        return "no [retention] table", 'add [retention] with then = "delete-or-return"'
+        return R_("no [retention] table"), R_('add [retention] with then = "delete-or-return"')
     if oid == "corrections" and not a.corrections:
-        return "corrections is not true", "set corrections = true"
+        return R_("corrections is not true"), R_("set corrections = true")
     if oid == "no-onward" and (a.onward_chain.get(party) or party in a.contractors):
         return (
-            f"the onward chain lets {party} pass the data on",
-            f"empty onward.chain.{party} and remove it from onward.contractors",
+            R_("the onward chain lets {party} pass the data on", party=party),
+            R_("empty onward.chain.{party} and remove it from onward.contractors", party=party),
         )
     if oid == "handlers-limited" and not a.parties[party].designates:
         return (
-            f"party {party} designates no handlers",
-            f'set designates = ["receive"] (or the roles) in [parties.{party}]',
+            R_("party {party} designates no handlers", party=party),
+            R_('set designates = ["receive"] (or the roles) in [parties.{party}]', party=party),
         )
     return None

@@ -24,15 +24,18 @@ from typing import Any
 
 from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
 from gateway.cli.parsers import USAGE, Subparsers, common_parser
-from gateway.errors import CheckFailed, ConfigError, InternalError, StorageError, TachiaiError
-from gateway.errors import __doc__ as _EXIT_CODES_DOC
-from gateway.i18n import _, wording
+from gateway.errors import (
+    EXIT_CODES,
+    CheckFailed,
+    ConfigError,
+    InternalError,
+    StorageError,
+    TachiaiError,
+)
+from gateway.i18n import N_, _, argparse_words, wording
 from policies.errors import PolicyFileError
 
 log = logging.getLogger("tachiai")
-
-EPILOG = "exit codes:\n" + (_EXIT_CODES_DOC or "").split("Exit codes (also listed by "
-                                                          "`tachiai --help`):\n")[-1]
 
 
 
@@ -48,28 +51,30 @@ class Command:
 
 #: Every command, in the order `tachiai --help` lists them.
 COMMANDS: tuple[Command, ...] = (
-    Command("init", "init", "create a configuration and folders"),
-    Command("run", "run", "run the daemon in the foreground"),
-    Command("agreements", "agreements", "agreements (確認書)"),
+    Command("init", "init", N_("create a configuration and folders")),
+    Command("run", "run", N_("run the daemon in the foreground")),
+    Command("agreements", "agreements", N_("agreements (確認書)")),
     Command("calendar", "calendar",
-            "due dates of a monthly flow (翌月の最終業務日の一業務日前 etc.)"),
-    Command("transfers", "transfers", "outbound transfers"),
-    Command("approve", "approvals", "approve transfers as a witness"),
-    Command("reject", "approvals", "stop a transfer, with a reason"),
+            N_("due dates of a monthly flow (翌月の最終業務日の一業務日前 etc.)")),
+    Command("transfers", "transfers", N_("outbound transfers")),
+    Command("approve", "approvals", N_("approve transfers as a witness")),
+    Command("reject", "approvals", N_("stop a transfer, with a reason")),
     Command("audit", "audit",
-            "verify, prove, query and report on the ledger (works on a copy: --ledger PATH)"),
-    Command("password", "password", "retrieve a delivered file's password as a receiving handler"),
-    Command("holdings", "holdings", "received data (保有データ)"),
-    Command("partners", "partners", "recipients' routes"),
+            N_("verify, prove, query and report on the ledger (works on a copy: --ledger PATH)")),
+    Command("password", "password",
+            N_("retrieve a delivered file's password as a receiving handler")),
+    Command("holdings", "holdings", N_("received data (保有データ)")),
+    Command("partners", "partners", N_("recipients' routes")),
     Command("nodes", "nodes",
-            "list the daemons (nodes) using this state database and their last heartbeat"),
-    Command("status", "status", "what waits for whom, on one screen"),
+            N_("list the daemons (nodes) using this state database and their last heartbeat")),
+    Command("status", "status", N_("what waits for whom, on one screen")),
 )
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argparse_words()  # argparse's own words ("usage:", "error:") in the reader's language
     parser = _parser(argv)
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
@@ -174,7 +179,7 @@ def full_parser(modules: str | None = None) -> argparse.ArgumentParser:
                     registered.add(command.module)
                     import_module(f"gateway.cli.{command.module}").register(sub, common)
             else:
-                sub.add_parser(command.name, help=command.help, add_help=False)
+                sub.add_parser(command.name, help=_(command.help), add_help=False)
 
     return _top(add)
 
@@ -185,7 +190,7 @@ def _stubs() -> argparse.ArgumentParser:
     importing any command module."""
     def add(sub: Subparsers, _common: argparse.ArgumentParser) -> None:
         for command in COMMANDS:
-            p = sub.add_parser(command.name, help=command.help, add_help=False)
+            p = sub.add_parser(command.name, help=_(command.help), add_help=False)
             p.set_defaults(chosen_module=command.module)
 
     return _top(add)
@@ -194,11 +199,11 @@ def _stubs() -> argparse.ArgumentParser:
 def _top(add: Callable[[Subparsers, argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
     common = common_parser()
     parser = argparse.ArgumentParser(
-        prog="tachiai", parents=[common], epilog=EPILOG,
+        prog="tachiai", parents=[common], epilog=_(EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="tachiai: witnessed, encrypted, audited file exchange under a data-sharing "
-                    "agreement (確認書).")
-    parser.add_argument("--version", action=_Version, help="print the version and exit")
+        description=_("tachiai: witnessed, encrypted, audited file exchange under a data-sharing "
+                      "agreement (確認書)."))
+    parser.add_argument("--version", action=_Version, help=_("print the version and exit"))
     sub = parser.add_subparsers(metavar="COMMAND")
     add(sub, common)
     return parser

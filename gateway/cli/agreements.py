@@ -44,27 +44,27 @@ NEXT_DUE_COUNT = 3
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    _agreements, asub = group(sub, "agreements", common, help="agreements (確認書)")
-    p = asub.add_parser("list", parents=[common], help="agreements and their flows")
+    _agreements, asub = group(sub, "agreements", common, help=_("agreements (確認書)"))
+    p = asub.add_parser("list", parents=[common], help=_("agreements and their flows"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_list)
     p = asub.add_parser(
         "check",
         parents=[common],
-        help="validate agreement, delegation and handler registry files; exit 1 on any problem",
+        help=_("validate agreement, delegation and handler registry files; exit 1 on any problem"),
     )
     p.add_argument(
         "paths",
         nargs="*",
         type=Path,
-        help="files to check (default: the configured agreements and registry)",
+        help=_("files to check (default: the configured agreements and registry)"),
     )
     p.add_argument(
-        "--bundled", action="store_true", help="check the agreements bundled with tachiai"
+        "--bundled", action="store_true", help=_("check the agreements bundled with tachiai")
     )
     p.set_defaults(handler=_check)
     p = asub.add_parser(
-        "show", parents=[common], help="the terms, flows and next due dates of one agreement"
+        "show", parents=[common], help=_("the terms, flows and next due dates of one agreement")
     )
     p.add_argument("id")
     p.add_argument("--json", action="store_true")

@@ -35,28 +35,31 @@ SIGNATURE_SUFFIX = ".sig"
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("approve", parents=[common], help="approve transfers as a witness")
-    p.add_argument("id", nargs="*", help="the transfers to approve (with --signatures: default "
-                   "every ID.sig in the folder)")
+    p = sub.add_parser("approve", parents=[common], help=_("approve transfers as a witness"))
+    p.add_argument("id", nargs="*", help=_("the transfers to approve (with --signatures: default "
+                                           "every ID.sig in the folder)"))
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--key", type=Path, help="your SSH private key: read once, sign each "
-                     "transfer's statement and submit it")
-    how.add_argument("--signature", type=Path, help="a signature made with `ssh-keygen -Y sign "
-                     f"-n {approvals.APPROVAL_NAMESPACE} -f KEY STATEMENT_FILE` (one ID)")
-    how.add_argument("--signatures", type=Path, metavar="DIR", help="a folder of signatures "
-                     "named ID.sig: save each statement as DIR/ID (`tachiai transfers statement "
-                     f"ID > DIR/ID`), sign it with `ssh-keygen -Y sign -n "
-                     f"{approvals.APPROVAL_NAMESPACE} -f KEY DIR/ID`")
-    p.add_argument("--duplicate-ok", action="store_true", help="approve although the same "
-                   "bytes were already delivered on this flow (the statement's duplicate-of line)")
+    how.add_argument("--key", type=Path, help=_("your SSH private key: read once, sign each "
+                                                "transfer's statement and submit it"))
+    how.add_argument("--signature", type=Path, help=_(
+        "a signature made with `ssh-keygen -Y sign -n {namespace} -f KEY STATEMENT_FILE` (one "
+        "ID)").format(namespace=approvals.APPROVAL_NAMESPACE))
+    how.add_argument("--signatures", type=Path, metavar="DIR", help=_(
+        "a folder of signatures named ID.sig: save each statement as DIR/ID (`tachiai transfers "
+        "statement ID > DIR/ID`), sign it with `ssh-keygen -Y sign -n {namespace} -f KEY "
+        "DIR/ID`").format(namespace=approvals.APPROVAL_NAMESPACE))
+    p.add_argument("--duplicate-ok", action="store_true", help=_(
+        "approve although the same bytes were already delivered on this flow (the statement's "
+        "duplicate-of line)"))
     p.set_defaults(handler=_approve)
 
-    p = sub.add_parser("reject", parents=[common], help="stop a transfer, with a reason")
+    p = sub.add_parser("reject", parents=[common], help=_("stop a transfer, with a reason"))
     p.add_argument("id")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--key", type=Path, help="your SSH private key")
-    how.add_argument("--signature", type=Path, help="a signature over the rejection statement, "
-                     f"namespace {approvals.REJECTION_NAMESPACE}")
+    how.add_argument("--key", type=Path, help=_("your SSH private key"))
+    how.add_argument("--signature", type=Path, help=_(
+        "a signature over the rejection statement, namespace {namespace}").format(
+            namespace=approvals.REJECTION_NAMESPACE))
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=_reject)
 
@@ -119,8 +122,8 @@ def _approve_fanout(args: argparse.Namespace, rt: Runtime, children: list[str]) 
     signature = signature_from(args, statement, approvals.APPROVAL_NAMESPACE)
     refused = _each(rt, children, lambda transfer_id: approvals.approve(
         rt, transfer_id, signature, duplicate_ok=args.duplicate_ok, flush=False))
-    print(f"{len(children) - refused} of {len(children)} child transfer(s) of the fan-out "
-          "approved", file=sys.stderr)
+    print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
+        approved=len(children) - refused, count=len(children)), file=sys.stderr)
     return CheckFailed.exit_code if refused else 0
 
 

@@ -47,15 +47,15 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         sub,
         "audit",
         common,
-        help="verify, prove, query and report on the ledger (works on a copy: --ledger PATH)",
+        help=_("verify, prove, query and report on the ledger (works on a copy: --ledger PATH)"),
     )
     ledger = argparse.ArgumentParser(add_help=False)
     ledger.add_argument(
         "--ledger",
         metavar="PATH|URL",
-        help="a copy of the ledger (read-only; default: the configured ledger), or the URL of "
-        "a ledger on PostgreSQL, postgresql://USER@HOST/DB (password from PGPASSWORD or "
-        "PGPASSFILE, never in the URL)",
+        help=_("a copy of the ledger (read-only; default: the configured ledger), or the URL of "
+               "a ledger on PostgreSQL, postgresql://USER@HOST/DB (password from PGPASSWORD or "
+               "PGPASSFILE, never in the URL)"),
     )
     trust = argparse.ArgumentParser(add_help=False)
     trust.add_argument(
@@ -64,59 +64,59 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="signed checkpoints kept outside the database: a checkpoint folder, "
-        "a file of checkpoints or a syslog file (repeatable)",
+        help=_("signed checkpoints kept outside the database: a checkpoint folder, a file of "
+               "checkpoints or a syslog file (repeatable)"),
     )
     trust.add_argument(
         "--public-key",
         type=Path,
         metavar="FILE",
-        help="the ledger's public key (ledger.pub) you were given",
+        help=_("the ledger's public key (ledger.pub) you were given"),
     )
 
-    p = usub.add_parser("log", parents=[common, ledger], help="the ledger's events in order")
+    p = usub.add_parser("log", parents=[common, ledger], help=_("the ledger's events in order"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_log)
 
     p = usub.add_parser(
         "verify",
         parents=[common, ledger, trust],
-        help="recompute every hash and check every signed checkpoint",
+        help=_("recompute every hash and check every signed checkpoint"),
     )
     p.add_argument(
         "--deep",
         action="store_true",
-        help="also re-parse every event and insist on its canonical form (slower)",
+        help=_("also re-parse every event and insist on its canonical form (slower)"),
     )
     p.set_defaults(handler=_verify)
 
     p = usub.add_parser(
         "prove",
         parents=[common, ledger, trust],
-        help="an inclusion proof of one event, as JSON (RFC 9162)",
+        help=_("an inclusion proof of one event, as JSON (RFC 9162)"),
     )
-    p.add_argument("seq", type=int, help="the event's sequence number")
+    p.add_argument("seq", type=int, help=_("the event's sequence number"))
     p.set_defaults(handler=_prove)
 
-    p = usub.add_parser("check-proof", parents=[common], help="check an inclusion proof offline")
+    p = usub.add_parser("check-proof", parents=[common], help=_("check an inclusion proof offline"))
     p.add_argument("proof", type=Path)
     p.add_argument(
         "--public-key",
         type=Path,
         metavar="FILE",
-        help="the ledger's public key (ledger.pub) you were given",
+        help=_("the ledger's public key (ledger.pub) you were given"),
     )
     p.set_defaults(handler=_check_proof)
 
-    p = usub.add_parser("query", parents=[common, ledger], help="find events")
+    p = usub.add_parser("query", parents=[common, ledger], help=_("find events"))
     p.add_argument("--agreement")
-    p.add_argument("--party", help="a party named in the event (provider, recipient)")
-    p.add_argument("--person", help="the handler who acted (the event's actor)")
-    p.add_argument("--kind", help="an event kind, or a family such as transfer.*")
-    p.add_argument("--subject", help="a transfer or holding id")
-    p.add_argument("--sha256", help="a file's SHA-256 (64 hex digits)")
-    p.add_argument("--since", help="from this date or time (JST unless given)")
-    p.add_argument("--until", help="before this time; a date includes the whole day")
+    p.add_argument("--party", help=_("a party named in the event (provider, recipient)"))
+    p.add_argument("--person", help=_("the handler who acted (the event's actor)"))
+    p.add_argument("--kind", help=_("an event kind, or a family such as transfer.*"))
+    p.add_argument("--subject", help=_("a transfer or holding id"))
+    p.add_argument("--sha256", help=_("a file's SHA-256 (64 hex digits)"))
+    p.add_argument("--since", help=_("from this date or time (JST unless given)"))
+    p.add_argument("--until", help=_("before this time; a date includes the whole day"))
     p.add_argument("--limit", type=int)
     p.add_argument("--format", choices=("table", "json", "csv", "xlsx"), default="table")
     _export_options(p, encodings=True)
@@ -125,39 +125,40 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = usub.add_parser(
         "report",
         parents=[common, ledger, trust],
-        help="the handling report (取扱状況報告) of an agreement",
+        help=_("the handling report (取扱状況報告) of an agreement"),
     )
     p.add_argument("--agreement", required=True)
     p.add_argument(
         "--period",
         required=True,
-        help="YYYY-MM, YYYY-Qn (fiscal quarter: Q1 = April–June) or YYYY (fiscal year)",
+        help=_("YYYY-MM, YYYY-Qn (fiscal quarter: Q1 = April–June) or YYYY (fiscal year)"),
     )
     p.add_argument("--format", choices=("md", "html", "xlsx"), default="md")
     _export_options(p, encodings=False)
     p.add_argument(
         "--no-verify",
         action="store_true",
-        help="skip verifying the ledger first (the report then says so)",
+        help=_("skip verifying the ledger first (the report then says so)"),
     )
     p.set_defaults(handler=_report)
 
     p = usub.add_parser(
         "public-key",
         parents=[common],
-        help="print the ledger's public key for auditors (on the gateway)",
+        help=_("print the ledger's public key for auditors (on the gateway)"),
     )
     p.set_defaults(handler=_public_key)
 
     p = usub.add_parser(
         "checkpoint",
         parents=[common],
-        help="sign a checkpoint now and write it out (on the gateway)",
+        help=_("sign a checkpoint now and write it out (on the gateway)"),
     )
     p.set_defaults(handler=_checkpoint)
 
     p = usub.add_parser(
-        "copy", parents=[common, ledger], help="make a consistent copy of the ledger for an auditor"
+        "copy", parents=[common, ledger], help=_("make a consistent copy of the ledger for an "
+                                                 "auditor")
     )
     p.add_argument("destination", type=Path)
     p.set_defaults(handler=_copy)
@@ -487,20 +488,20 @@ def _export_options(p: argparse.ArgumentParser, *, encodings: bool) -> None:
         "--output",
         type=Path,
         metavar="FILE",
-        help="write the export to FILE (required for xlsx on a terminal)",
+        help=_("write the export to FILE (required for xlsx on a terminal)"),
     )
     if encodings:
         p.add_argument(
             "--encoding",
             choices=export.CSV_ENCODINGS,
             default="utf-8-sig",
-            help="CSV encoding: utf-8-sig (UTF-8 with BOM, the default) or cp932 (Shift_JIS)",
+            help=_("CSV encoding: utf-8-sig (UTF-8 with BOM, the default) or cp932 (Shift_JIS)"),
         )
         p.add_argument(
             "--replace",
             action="store_true",
-            help="write ? for characters the encoding cannot hold (and count them) instead "
-            "of refusing",
+            help=_("write ? for characters the encoding cannot hold (and count them) instead of "
+                   "refusing"),
         )
 
 

@@ -23,17 +23,18 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "calendar",
         parents=[common],
-        help="due dates of a monthly flow (翌月の最終業務日の一業務日前 etc.)",
+        help=_("due dates of a monthly flow (翌月の最終業務日の一業務日前 etc.)"),
     )
-    p.add_argument("id", help="agreement id")
-    p.add_argument("--flow", required=True, help="flow id, e.g. monthly")
+    p.add_argument("id", help=_("agreement id"))
+    p.add_argument("--flow", required=True, help=_("flow id, e.g. monthly"))
     p.add_argument(
         "--from",
         dest="start",
         metavar="YYYY-MM",
-        help="first period to list (default: the next one due)",
+        help=_("first period to list (default: the next one due)"),
     )
-    p.add_argument("--months", type=int, default=12, help=f"how many periods (1–{MAX_PERIODS})")
+    p.add_argument("--months", type=int, default=12,
+                   help=_("how many periods (1–{max_periods})").format(max_periods=MAX_PERIODS))
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_calendar)
 

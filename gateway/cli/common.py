@@ -65,10 +65,11 @@ DEFAULT_LIMIT = 50
 def paging_options(p: argparse.ArgumentParser) -> None:
     """`--limit N`, `--since TIME` and `--all` of a list that shows the latest rows."""
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N",
-                   help=f"show the latest N (default {DEFAULT_LIMIT})")
-    p.add_argument("--since", metavar="TIME", help="only those created at or after TIME "
-                   "(ISO date or date and time, JST unless given)")
-    p.add_argument("--all", action="store_true", help="show every one")
+                   help=_("show the latest N (default {default_limit})").format(
+                            default_limit=DEFAULT_LIMIT))
+    p.add_argument("--since", metavar="TIME", help=_("only those created at or after TIME (ISO "
+                                                     "date or date and time, JST unless given)"))
+    p.add_argument("--all", action="store_true", help=_("show every one"))
 
 
 def paging_of(args: argparse.Namespace) -> tuple[int | None, int | None]:

@@ -28,7 +28,7 @@ from gateway.cli.common import (
     signature_from,
 )
 from gateway.cli.messages import label, reason_text
-from gateway.i18n import N_, _
+from gateway.i18n import N_, _, wording
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
 from gateway.inbound import holdings, partitions
@@ -50,53 +50,57 @@ from gateway.state import clock
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    _holdings, hsub = group(sub, "holdings", common, help="received data (保有データ)")
+    _holdings, hsub = group(sub, "holdings", common, help=_("received data (保有データ)"))
     p = hsub.add_parser("list", parents=[common],
-                        help="the latest holdings (50 unless told), oldest first")
-    p.add_argument("--overdue", action="store_true", help="only those past their deadline "
-                   "(every one of them: they are few, and none may be missed)")
+                        help=_("the latest holdings (50 unless told), oldest first"))
+    p.add_argument("--overdue", action="store_true", help=_("only those past their deadline "
+                                                            "(every one of them: they are few, "
+                                                            "and none may be missed)"))
     p.add_argument("--state", choices=[s.value for s in HoldingState])
     p.add_argument("--member", metavar="PARTY", help="only the holdings of this party: on a "
                    "gateway of partitions (区画), one member's")
     paging_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_list)
-    p = hsub.add_parser("show", parents=[common], help="one holding, its thread and certificates")
+    p = hsub.add_parser("show", parents=[common], help=_("one holding, its thread and "
+                                                         "certificates"))
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_show)
     p = hsub.add_parser(
-        "terms", parents=[common], help="sign the recipient's obligations before opening data"
+        "terms", parents=[common], help=_("sign the recipient's obligations before opening data")
     )
-    p.add_argument("id", help="a holding under the agreement whose terms you sign")
+    p.add_argument("id", help=_("a holding under the agreement whose terms you sign"))
     _signing(p, TERMS_NAMESPACE)
     p.set_defaults(handler=_terms)
-    p = hsub.add_parser("open", parents=[common], help="release a holding into your own folder")
+    p = hsub.add_parser("open", parents=[common], help=_("release a holding into your own folder"))
     p.add_argument("id")
-    p.add_argument("--key", type=Path, required=True, help="your SSH private key")
+    p.add_argument("--key", type=Path, required=True, help=_("your SSH private key"))
     p.set_defaults(handler=_open)
     p = hsub.add_parser(
-        "certify", parents=[common], help="certify deletion, return or an applied correction"
+        "certify", parents=[common], help=_("certify deletion, return or an applied correction")
     )
     p.add_argument("id")
     kind = p.add_mutually_exclusive_group(required=True)
     for name in KINDS:
         kind.add_argument(f"--{name}", dest="kind", action="store_const", const=name)
-    p.add_argument("--method", required=True, help="how it was done, in one line")
+    p.add_argument("--method", required=True, help=_("how it was done, in one line"))
     _signing(p, CERTIFICATE_NAMESPACE)
     p.set_defaults(handler=_certify)
     p = hsub.add_parser(
-        "forward", parents=[common], help="split a holding by local government code and send "
-        "each member of a party group its own rows (one witnessed decision for all)"
+        "forward", parents=[common], help=_("split a holding by local government code and send "
+                                            "each member of a party group its own rows (one "
+                                            "witnessed decision for all)")
     )
-    p.add_argument("id", help="the holding to forward")
-    p.add_argument("--flow", required=True, help="the flow to a party group, e.g. to-federations")
+    p.add_argument("id", help=_("the holding to forward"))
+    p.add_argument("--flow", required=True, help=_("the flow to a party group, e.g. "
+                                                   "to-federations"))
     p.add_argument("--split-by", required=True, metavar="COLUMN",
-                   help="the column holding the 地方公共団体コード")
+                   help=_("the column holding the 地方公共団体コード"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_forward)
     p = hsub.add_parser(
-        "retry", parents=[common], help="check a refused delivery again after fixing the cause"
+        "retry", parents=[common], help=_("check a refused delivery again after fixing the cause")
     )
     p.add_argument("id")
     p.set_defaults(handler=_retry)
@@ -151,14 +155,16 @@ def _forward(args: argparse.Namespace) -> int:
         print_json({"fanout": fanout.id, "holding": fanout.holding, "flow": fanout.flow,
                     "rows": fanout.rows, "withheld": dict(fanout.withheld), "children": rows})
         return 0
-    print(f"fan-out {fanout.id}: {fanout.rows} row(s) of holding {fanout.holding} split by "
-          f"{fanout.split_by} into {len(rows)} file(s)")
-    print(table.render(["transfer", "member", "rows", "state", "sha256"],
+    print(_("fan-out {id}: {rows} row(s) of holding {holding} split by {column} into {count} "
+            "file(s)").format(id=fanout.id, rows=fanout.rows, holding=fanout.holding,
+                              column=fanout.split_by, count=len(rows)))
+    print(table.render([_("transfer"), _("member"), _("rows"), _("state"), _("sha256")],
                        [[r["transfer"], r["member"], str(r["rows"]), str(r["state"]),
                          str(r["sha256"])[:16]] for r in rows]))
     for reason, count in sorted(fanout.withheld.items()):
-        print(f"withheld: {count} row(s): {reason}")
-    print(f"next: a witness approves them all at once: tachiai approve {fanout.id} --key KEY")
+        print(_("withheld: {count} row(s): {reason}").format(count=count, reason=wording(reason)))
+    print(_("next: a witness approves them all at once: tachiai approve {id} --key KEY").format(
+        id=fanout.id))
     return 0
 
 
@@ -189,11 +195,13 @@ def _show(args: argparse.Namespace) -> int:
         print(_("            thread: {relation} {id} ({what})").format(
             relation=item['relation'], id=item['id'], what=item['what']))
     for f in data["fanouts"]:
-        print(f"           fan-out: {f['id']} on {f['flow']}: {f['rows']} rows, withheld "
-              f"{f['withheld'] or 0}; undelivered: {', '.join(f['undelivered']) or 'none'}")
+        print(_("           fan-out: {id} on {flow}: {rows} rows, withheld {withheld}; "
+                "undelivered: {undelivered}").format(
+                    id=f['id'], flow=f['flow'], rows=f['rows'], withheld=f['withheld'] or 0,
+                    undelivered=', '.join(f['undelivered']) or _('none')))
         for c in f["children"]:
-            print(f"              part: {c['member']} {c['rows']} rows {c['state']} "
-                  f"({c['transfer']})")
+            print(_("              part: {member} {rows} rows {state} ({transfer})").format(
+                member=c['member'], rows=c['rows'], state=c['state'], transfer=c['transfer']))
     if h.status is HoldingState.RECEIVED:
         print(
             "\n" + _("next: a designated receiving handler signs the terms (`tachiai holdings "
@@ -264,16 +272,17 @@ def _retry(args: argparse.Namespace) -> int:
 
 def _signing(p: argparse.ArgumentParser, namespace: str) -> None:
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--key", type=Path, help="your SSH private key: sign and submit")
+    how.add_argument("--key", type=Path, help=_("your SSH private key: sign and submit"))
     how.add_argument(
         "--signature",
         type=Path,
-        help=f"a signature made with `ssh-keygen -Y sign -n {namespace} -f KEY STATEMENT_FILE`",
+        help=_("a signature made with `ssh-keygen -Y sign -n {namespace} -f KEY "
+               "STATEMENT_FILE`").format(namespace=namespace),
     )
     how.add_argument(
         "--statement",
         action="store_true",
-        help="print the statement to sign with ssh-keygen, and stop",
+        help=_("print the statement to sign with ssh-keygen, and stop"),
     )
 
 

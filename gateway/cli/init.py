@@ -10,16 +10,17 @@ from pathlib import Path
 
 from gateway import bootstrap
 from gateway.cli.common import Subparsers
-from gateway.i18n import wording
+from gateway.i18n import _, wording
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("init", parents=[common], help="create a configuration and folders")
+    p = sub.add_parser("init", parents=[common], help=_("create a configuration and folders"))
     p.add_argument("directory", type=Path)
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--demo", action="store_true", help="add the demo agreement, people and keys")
+    kind.add_argument("--demo", action="store_true", help=_("add the demo agreement, people and "
+                                                            "keys"))
     kind.add_argument("--demo-recipient", type=Path, metavar="DEMO",
-                      help="the receiving gateway (nhi-central) of the demo made at DEMO")
+                      help=_("the receiving gateway (nhi-central) of the demo made at DEMO"))
     p.set_defaults(handler=_init)
 
 

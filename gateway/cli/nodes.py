@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.cli import table
 from gateway.cli.common import Subparsers, print_json, settings_of
 from gateway.i18n import _
 from gateway.runtime import open_store
@@ -19,7 +20,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "nodes",
         parents=[common],
-        help="list the daemons (nodes) using this state database and their last heartbeat",
+        help=_("list the daemons (nodes) using this state database and their last heartbeat"),
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_nodes)
@@ -34,13 +35,10 @@ def _nodes(args: argparse.Namespace) -> int:
     if not found:
         print(_("no node has written a heartbeat yet (start one with `tachiai run`)"))
         return 0
-    print(f"{'NODE':<32} {'VERSION':<10} {'LAST HEARTBEAT':<26} {'AGE':>8}  STATUS")
-    for n in found:
-        status = "stale" if n.stale else "alive"
-        print(
-            f"{n.id:<32} {n.version:<10} {clock.iso(n.heartbeat_ns):<26} "
-            f"{n.age_seconds:>7.0f}s  {status}"
-        )
+    print(table.render(
+        [_("NODE"), _("VERSION"), _("LAST HEARTBEAT"), _("AGE"), _("STATUS")],
+        [[n.id, n.version, clock.iso(n.heartbeat_ns), f"{n.age_seconds:.0f}s",
+          _("stale") if n.stale else _("alive")] for n in found]))
     print(
         _("(a heartbeat every {every} s; stale after {stale} s without one)").format(
             every=f"{HEARTBEAT_SECONDS:.0f}", stale=f"{HEARTBEAT_SECONDS * STALE_AFTER_BEATS:.0f}")

@@ -1,7 +1,8 @@
 """The command line's parser pieces: the options every command accepts and command groups.
 
 Imported by `tachiai --help` and every command before it knows which one runs, so it imports
-argparse and nothing of the gateway: a slow import here slows every command.
+argparse and nothing of the gateway but `i18n` (gettext, already loaded by the command line):
+a slow import here slows every command.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from gateway.i18n import _
 
 #: A command's handler: takes the parsed arguments, returns the exit code.
 Handler = Callable[[argparse.Namespace], int]
@@ -28,9 +31,9 @@ def common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a subcommand must not reset an option given before it (`tachiai --config X run`).
     common.add_argument("--config", default=argparse.SUPPRESS,
-                        help="configuration file (default ./tachiai.toml or $TACHIAI_CONFIG)")
+                        help=_("configuration file (default ./tachiai.toml or $TACHIAI_CONFIG)"))
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log debug messages")
+                        help=_("log debug messages"))
     return common
 
 

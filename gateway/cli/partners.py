@@ -12,7 +12,7 @@ import argparse
 
 from gateway.cli.common import Subparsers, group, print_json, runtime_of
 from gateway.errors import CheckFailed, PartnerUnavailable
-from gateway.i18n import _
+from gateway.i18n import _, wording
 from gateway.outbound.partner_tests import TESTED, probe_partner
 from gateway.transports.probe import ProbeResult
 
@@ -22,10 +22,10 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = psub.add_parser(
         "test",
         parents=[common],
-        help="connect, authenticate and write/remove a probe file (or send a test mail); "
-        "exit 0 works, 69 unreachable, 1 refused",
+        help=_("connect, authenticate and write/remove a probe file (or send a test mail); exit "
+               "0 works, 69 unreachable, 1 refused"),
     )
-    p.add_argument("name", help="the recipient party, as in [recipients.NAME]")
+    p.add_argument("name", help=_("the recipient party, as in [recipients.NAME]"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_test)
 
@@ -45,8 +45,10 @@ def _print(result: ProbeResult, as_json: bool) -> None:
     if as_json:
         print_json(result.ledger_data())
         return
-    print(f"{result.party}: {result.route}")
+    print(f"{result.party}: {wording(result.route)}")
     for step in result.steps:
-        print(f"  {'ok' if step.ok else 'FAILED':<6} {step.name} ({step.seconds * 1000:.0f} ms)")
+        print(_("  {outcome} {step} ({ms} ms)").format(
+            outcome=(_("ok") if step.ok else _("FAILED")).ljust(6), step=wording(step.name),
+            ms=f"{step.seconds * 1000:.0f}"))
     print(_("outcome: {outcome} (recorded in the ledger as {kind})").format(
         outcome=result.outcome, kind=TESTED))

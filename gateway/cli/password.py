@@ -20,21 +20,22 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "password",
         parents=[common],
-        help="retrieve a delivered file's password as a receiving handler",
+        help=_("retrieve a delivered file's password as a receiving handler"),
     )
     p.add_argument("id")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--key", type=Path, help="your SSH private key: sign the request and ask")
+    how.add_argument("--key", type=Path, help=_("your SSH private key: sign the request and ask"))
     how.add_argument(
         "--signature",
         type=Path,
-        help="a signature over the request made with "
-        f"`ssh-keygen -Y sign -n {PASSWORD_NAMESPACE} -f KEY REQUEST_FILE`",
+        help=_("a signature over the request made with `ssh-keygen -Y sign -n "
+               "{password_namespace} -f KEY REQUEST_FILE`").format(
+                 password_namespace=PASSWORD_NAMESPACE),
     )
     how.add_argument(
         "--statement",
         action="store_true",
-        help="print the request statement to sign with ssh-keygen, and stop",
+        help=_("print the request statement to sign with ssh-keygen, and stop"),
     )
     p.set_defaults(handler=_password)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 
 from gateway.cli.common import Subparsers, settings_of
-from gateway.i18n import english
+from gateway.i18n import _, english
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("run", parents=[common], help="run the daemon in the foreground")
+    p = sub.add_parser("run", parents=[common], help=_("run the daemon in the foreground"))
     p.set_defaults(handler=_run, trace_bugs=True)
 
 

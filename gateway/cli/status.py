@@ -16,7 +16,7 @@ from gateway.status import gather
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("status", parents=[common], help="what waits for whom, on one screen")
+    p = sub.add_parser("status", parents=[common], help=_("what waits for whom, on one screen"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_status)
 

@@ -35,39 +35,40 @@ from gateway.state.store import Transfer
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    _transfers, tsub = group(sub, "transfers", common, help="outbound transfers")
+    _transfers, tsub = group(sub, "transfers", common, help=_("outbound transfers"))
     p = tsub.add_parser("list", parents=[common],
-                        help="the latest transfers (50 unless told), oldest first")
+                        help=_("the latest transfers (50 unless told), oldest first"))
     p.add_argument("--state", choices=[s.value for s in State])
     paging_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_list)
-    p = tsub.add_parser("show", parents=[common], help="one transfer")
+    p = tsub.add_parser("show", parents=[common], help=_("one transfer"))
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_show)
-    p = tsub.add_parser("statement", parents=[common], help="the exact bytes a witness signs")
+    p = tsub.add_parser("statement", parents=[common], help=_("the exact bytes a witness signs"))
     p.add_argument("id")
     p.set_defaults(handler=_statement)
 
     p = tsub.add_parser(
-        "retry", parents=[common], help="put a failed transfer back in line for delivery"
+        "retry", parents=[common], help=_("put a failed transfer back in line for delivery")
     )
     p.add_argument("id")
     p.set_defaults(handler=_retry)
 
     p = tsub.add_parser(
-        "link", parents=[common], help="name what a transfer answers or corrects, before approval"
+        "link", parents=[common], help=_("name what a transfer answers or corrects, before "
+                                         "approval")
     )
     p.add_argument("id")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--replies-to",
         metavar="HOLDING_OR_TRANSFER",
-        help="the holding (or our transfer) this one answers (疑義照会・回答)",
+        help=_("the holding (or our transfer) this one answers (疑義照会・回答)"),
     )
     how.add_argument(
-        "--corrects", metavar="TRANSFER", help="our delivered transfer this one corrects (訂正)"
+        "--corrects", metavar="TRANSFER", help=_("our delivered transfer this one corrects (訂正)")
     )
     p.set_defaults(handler=_link)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from gateway.config.routes import UNSAFE_PLAINTEXT, MailRoute, SftpEndpoint
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError
+from gateway.i18n import N_
 from policies.agreement import Agreement, Flow
 from policies.handlers import Registry
 
@@ -37,7 +38,8 @@ class Finding:
 
     def __str__(self) -> str:
         where = f"{self.source}: " if self.source is not None else ""
-        return f"{where}{self.key}: {self.problem} (fix: {self.fix})"
+        return N_("{where}{key}: {problem} (fix: {fix})").format(
+                   where=where, key=self.key, problem=self.problem, fix=self.fix)
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ class Deliverability:
         if self.problems:
             lines = "\n".join(f"  {p}" for p in self.problems)
             raise ConfigError(
-                f"{config}: {len(self.problems)} route(s) cannot deliver:\n{lines}",
-                hint="fix each key named above, then run `tachiai agreements check` again",
+                N_("{config}: {count} route(s) cannot deliver:\n{lines}").format(
+                    config=config, count=len(self.problems), lines=lines),
+                hint=N_("fix each key named above, then run `tachiai agreements check` again"),
             )
 
 
@@ -64,8 +67,9 @@ def check(
     problems = list(_flows(settings, agreements, registry, on))
     problems.extend(_key_files(settings))
     warnings = [
-        f"recipients.{party}: starttls = \"off\" with {UNSAFE_PLAINTEXT} = true: the subject "
-        f"and the sealed file go to {r.mail.relay}:{r.mail.port} in clear"
+        N_('recipients.{party}: starttls = "off" with {unsafe_plaintext} = true: the subject and '
+           "the sealed file go to {relay}:{port} in clear").format(
+            party=party, unsafe_plaintext=UNSAFE_PLAINTEXT, relay=r.mail.relay, port=r.mail.port)
         for party, r in settings.recipients.items()
         if r.mail is not None and r.mail.starttls == "off" and not r.mail.on_loopback
         and not r.mail.implicit_tls
@@ -98,8 +102,10 @@ def _flow(settings: Settings, agreement: Agreement, group_flow: Flow, target: st
     if recipient is None:
         yield Finding(
             f"recipients.{flow.recipient}",
-            f"{where} goes to {flow.recipient}, which has no route",
-            f"add a [recipients.{flow.recipient}] table (see docs/partners.md)",
+            N_("{where} goes to {recipient}, which has no route").format(
+                where=where, recipient=flow.recipient),
+            N_("add a [recipients.{recipient}] table (see docs/partners.md)").format(
+                recipient=flow.recipient),
         )
         return
     # Every profile but age is a ZIP whose password takes a route of its own
@@ -107,10 +113,10 @@ def _flow(settings: Settings, agreement: Agreement, group_flow: Flow, target: st
     if flow.encryption != "age" and recipient.password_route is None:
         yield Finding(
             f"recipients.{flow.recipient}.password_channel",
-            f"{where} seals with {flow.encryption}, whose password needs a route "
-            "of its own, and none is set",
-            'add password_channel = { kind = "retrieval" } (or a folder, or another '
-            f"SFTP account) to [recipients.{flow.recipient}]",
+            N_("{where} seals with {encryption}, whose password needs a route of its own, and "
+               "none is set").format(where=where, encryption=flow.encryption),
+            N_('add password_channel = {{ kind = "retrieval" }} (or a folder, or another SFTP '
+               "account) to [recipients.{recipient}]").format(recipient=flow.recipient),
         )
     if flow.encryption == "age" and not any(
         h.party == flow.recipient
@@ -120,10 +126,11 @@ def _flow(settings: Settings, agreement: Agreement, group_flow: Flow, target: st
     ):
         yield Finding(
             f"handlers of {flow.recipient}",
-            f"{where} seals with age, but no receiving handler of {flow.recipient} "
-            f"designated for {agreement.id} today has an age_recipient",
-            'add age_recipient = "age1…" (from `age-keygen -y KEYFILE`) to a receiving '
-            "handler of that party in the registry",
+            N_("{where} seals with age, but no receiving handler of {recipient} designated for "
+               "{id} today has an age_recipient").format(
+                where=where, recipient=flow.recipient, id=agreement.id),
+            N_('add age_recipient = "age1…" (from `age-keygen -y KEYFILE`) to a receiving '
+               "handler of that party in the registry"),
             settings.registry_path,
         )
 
@@ -161,9 +168,9 @@ def _mail(route: MailRoute, where: str) -> Iterator[Finding]:
     if route.ca_file is not None and not os.access(route.ca_file, os.R_OK):
         yield Finding(
             f"{where}.ca_file",
-            f"{route.ca_file} is missing or not readable",
-            "put the relay's CA certificate (PEM) there, or remove ca_file to use the "
-            "system's CAs",
+            N_("{ca_file} is missing or not readable").format(ca_file=route.ca_file),
+            N_("put the relay's CA certificate (PEM) there, or remove ca_file to use the "
+               "system's CAs"),
         )
 
 
@@ -174,23 +181,28 @@ def private_file_problem(path: Path) -> tuple[str, str] | None:
         info = path.stat()
     except FileNotFoundError:
         return (
-            f"{path} does not exist",
-            f"create it (`ssh-keygen -t ed25519 -N '' -f {path}` for an SSH key) or correct "
-            "the path",
+            N_("{path} does not exist").format(path=path),
+            N_("create it (`ssh-keygen -t ed25519 -N '' -f {path}` for an SSH key) or correct "
+               "the path").format(path=path),
         )
     except OSError as exc:
-        return f"{path} cannot be read: {exc.strerror}", "check the folders' permissions"
+        return (N_("{path} cannot be read: {strerror}").format(path=path, strerror=exc.strerror),
+                N_("check the folders' permissions"))
     if not stat.S_ISREG(info.st_mode):
-        return f"{path} is not a regular file", "point the key at the file itself"
+        return (N_("{path} is not a regular file").format(path=path),
+                N_("point the key at the file itself"))
     mode = stat.S_IMODE(info.st_mode)
     if mode not in PRIVATE_MODES:
         return (
-            f"{path} has mode {mode:04o}: a private file must be readable by its owner only",
-            f"chmod 600 {path}",
+            N_("{path} has mode {mode:04o}: a private file must be readable by its owner "
+               "only").format(path=path, mode=mode),
+            N_("chmod 600 {path}").format(path=path),
         )
     if not os.access(path, os.R_OK):
         return (
-            f"{path} is not readable by this user (uid {os.getuid()})",
-            f"chown it to the user the daemon runs as, e.g. chown tachiai {path}",
+            N_("{path} is not readable by this user (uid {uid})").format(
+                path=path, uid=os.getuid()),
+            N_("chown it to the user the daemon runs as, e.g. chown tachiai {path}").format(
+                path=path),
         )
     return None

@@ -17,13 +17,17 @@ from typing import Any
 from gateway.config.routes import MAIL_KEYS, MailRoute, Resolve, parse_mail
 from gateway.config.schema import only
 from gateway.errors import ConfigError
+from gateway.i18n import N_
 
 NOTIFY_KEYS = frozenset(
     {
         "mail", "command", "command_timeout_seconds", "remind_after_hours",
-        "approval_window_hours", "flow_windows", "sweep_seconds",
+        "approval_window_hours", "flow_windows", "sweep_seconds", "language",
     }
 )
+#: The languages a notice is written in: Japanese (the default: the people told are the staff
+#: of Japanese public bodies), English, or both in one mail, Japanese first.
+LANGUAGES = ("ja", "en", "ja+en")
 #: The relay's settings: a recipient's mail route without `to` (addresses come from the registry).
 NOTIFY_MAIL_KEYS = MAIL_KEYS - {"to", "max_size"}
 _MAX_HOURS = 24 * 366
@@ -37,7 +41,8 @@ class NotifySettings:
     expires; `flow_windows` overrides it per flow ("AGREEMENT/FLOW" = hours). The window is the
     providing gateway's operating rule, not a term agreed with the recipient, so it lives here
     and not in the agreement (確認書). `remind_after_hours` (0 = never) repeats a reminder to
-    the witnesses each time that long has passed without a decision.
+    the witnesses each time that long has passed without a decision. `language` is what a mail
+    and the hook's `title` are written in (one of LANGUAGES).
     """
 
     mail: MailRoute | None = None
@@ -47,6 +52,7 @@ class NotifySettings:
     approval_window_hours: float = 0.0
     flow_windows: Mapping[str, float] = field(default_factory=dict)
     sweep_seconds: float = 30.0
+    language: str = "ja"
 
     @property
     def channels(self) -> bool:
@@ -65,30 +71,37 @@ def parse_notify(body: Mapping[str, Any], resolve: Resolve, path: Path) -> Notif
         ConfigError: an unknown key, or a value out of range, naming `notify.KEY` and the fix.
     """
     if not isinstance(body, dict):
-        raise ConfigError(f"{path}: [notify] must be a table")
+        raise ConfigError(N_("{path}: [notify] must be a table").format(path=path))
     only(body, NOTIFY_KEYS, f"{path}: notify")
     mail = None
     raw_mail = body.get("mail")
     if raw_mail is not None:
         if not isinstance(raw_mail, dict):
-            raise ConfigError(f"{path}: notify.mail must be a table",
-                              hint='write [notify.mail] with relay = "…" and from = "…"')
+            raise ConfigError(N_("{path}: notify.mail must be a table").format(path=path),
+                              hint=N_('write [notify.mail] with relay = "…" and from = "…"'))
         only(raw_mail, NOTIFY_MAIL_KEYS, f"{path}: notify.mail")
         try:
             # The recipient's parser checks relay, TLS and login; `to` is filled per person.
             route = parse_mail({**raw_mail, "to": [str(raw_mail.get("from", "x@x"))]},
                                "notify.mail", resolve)
         except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+            raise ConfigError(f"{path}: {exc}",
+                              hint=exc.hint) from None
         mail = dataclasses.replace(route, to=())
     command = body.get("command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) and c for c in command):
-        raise ConfigError(f"{path}: notify.command must be a list of strings",
-                          hint='e.g. command = ["/usr/local/bin/tachiai-notify", "--json"]')
+        raise ConfigError(N_("{path}: notify.command must be a list of strings").format(path=path),
+                          hint=N_('e.g. command = ["/usr/local/bin/tachiai-notify", "--json"]'))
     windows = body.get("flow_windows", {})
     if not isinstance(windows, dict) or not all("/" in k for k in windows):
-        raise ConfigError(f"{path}: notify.flow_windows must map \"AGREEMENT/FLOW\" to hours",
-                          hint='e.g. flow_windows = { "isa-nhi-status-loss/monthly" = 48 }')
+        raise ConfigError(N_('{path}: notify.flow_windows must map "AGREEMENT/FLOW" to '
+                             "hours").format(path=path),
+                          hint=N_('e.g. flow_windows = { "isa-nhi-status-loss/monthly" = 48 }'))
+    language = body.get("language", "ja")
+    if language not in LANGUAGES:
+        raise ConfigError(N_("{path}: notify.language {language} is not one of {choices}").format(
+                              path=path, language=repr(language), choices=", ".join(LANGUAGES)),
+                          hint=N_('"ja" (the default), "en", or "ja+en" for both in one mail'))
     return NotifySettings(
         mail=mail,
         command=tuple(command),
@@ -98,6 +111,7 @@ def parse_notify(body: Mapping[str, Any], resolve: Resolve, path: Path) -> Notif
         flow_windows={str(k): _number(windows, k, 0.0, path, 0, _MAX_HOURS, "notify.flow_windows")
                       for k in windows},
         sweep_seconds=_number(body, "sweep_seconds", 30.0, path, 0.05, 3600),
+        language=str(language),
     )
 
 
@@ -105,6 +119,8 @@ def _number(body: Mapping[str, Any], key: str, default: float, path: Path, low: 
             high: float, table: str = "notify") -> float:
     value = body.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"{path}: {table}.{key} must be a number from {low:g} to {high:g}",
-                          hint="hours may have a fraction, e.g. 0.5 for half an hour")
+        raise ConfigError(N_("{path}: {table}.{key} must be a number from {low:g} to "
+                             "{high:g}").format(path=path, table=table, key=key, low=low,
+                                                high=high),
+                          hint=N_("hours may have a fraction, e.g. 0.5 for half an hour"))
     return float(value)

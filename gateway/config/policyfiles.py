@@ -23,6 +23,7 @@ import policies
 from gateway.config import deliverability
 from gateway.config.settings import Settings
 from gateway.errors import CheckFailed, ConfigError
+from gateway.i18n import N_
 from policies.agreement import Agreement
 from policies.agreement_file import parse_agreement
 from policies.delegations import DelegationRegistry
@@ -134,8 +135,8 @@ def check_configured(settings: Settings, on: dt.date) -> CheckReport:
     report.warnings.extend(found.warnings)
     if not found.problems and settings.recipients:
         report.valid.append(
-            f"routes: every flow of {settings.party} can be delivered "
-            f"({', '.join(sorted(settings.recipients))})"
+            N_("routes: every flow of {party} can be delivered ({recipients})").format(
+                party=settings.party, recipients=', '.join(sorted(settings.recipients)))
         )
     return report
 
@@ -171,8 +172,9 @@ def problems_error(
     """One error listing every problem: the same words for the daemon and for the check."""
     lines = "\n".join(f"  {p}" for p in problems)
     return cls(
-        f"{len(problems)} problem(s) in agreement or registry files:\n{lines}",
-        hint="fix each line named above, then run `tachiai agreements check` again",
+        N_("{count} problem(s) in agreement or registry files:\n{lines}").format(
+            count=len(problems), lines=lines),
+        hint=N_("fix each line named above, then run `tachiai agreements check` again"),
     )
 
 
@@ -188,7 +190,8 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         return tomllib.loads(text), text
     except FileNotFoundError:
         raise PolicyFileError(
-            [FileProblem(str(path), "(file)", "no such file", "check the path or the agreement id")]
+            [FileProblem(str(path), "(file)", N_("no such file"), N_("check the path or the "
+                                                                 "agreement id"))]
         ) from None
     except tomllib.TOMLDecodeError as exc:
         found = _TOML_LINE.search(str(exc))
@@ -198,14 +201,14 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
                     str(path),
                     "(syntax)",
                     str(exc),
-                    "fix the TOML syntax at that line",
+                    N_("fix the TOML syntax at that line"),
                     int(found.group(1)) if found else None,
                 )
             ]
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyFileError(
-            [FileProblem(str(path), "(file)", str(exc), "make the file readable UTF-8 text")]
+            [FileProblem(str(path), "(file)", str(exc), N_("make the file readable UTF-8 text"))]
         ) from exc
 
 
@@ -250,8 +253,9 @@ def _load_agreement(path: Path, report: CheckReport) -> None:
             FileProblem(
                 str(path),
                 "id",
-                f"a bundled agreement is found by its id, but this file is named {path.name}",
-                f"rename the file to {agreement.id}.toml",
+                N_("a bundled agreement is found by its id, but this file is named {name}").format(
+                    name=path.name),
+                N_("rename the file to {id}.toml").format(id=agreement.id),
                 locate(_text, "id"),
             )
         )
@@ -264,8 +268,10 @@ def _load_agreement(path: Path, report: CheckReport) -> None:
                 FileProblem(
                     str(path.parent / agreement.scope.registry),
                     "agreement",
-                    f"the registry is for {registry.agreement}, not {agreement.id}",
-                    f'set agreement = "{agreement.id}" or point scope.registry elsewhere',
+                    N_("the registry is for {agreement}, not {id}").format(
+                        agreement=registry.agreement, id=agreement.id),
+                    N_('set agreement = "{id}" or point scope.registry elsewhere').format(
+                        id=agreement.id),
                     locate(_read_text(path.parent / agreement.scope.registry), "agreement"),
                 )
             )
@@ -281,7 +287,7 @@ def _load_agreement(path: Path, report: CheckReport) -> None:
         except ValueError as exc:
             report.problems.append(
                 FileProblem(str(groups_path), "groups", str(exc),
-                            "name only parties of the agreement, each member once",
+                            N_("name only parties of the agreement, each member once"),
                             locate(_read_text(groups_path), "groups"))
             )
             return
@@ -290,14 +296,14 @@ def _load_agreement(path: Path, report: CheckReport) -> None:
             FileProblem(
                 str(path),
                 "id",
-                "the same agreement id is loaded twice",
-                "list each agreement once",
+                N_("the same agreement id is loaded twice"),
+                N_("list each agreement once"),
                 locate(_text, "id"),
             )
         )
         return
     report.agreements[agreement.id] = agreement
-    report.valid.append(f"{path}: agreement {agreement.id}")
+    report.valid.append(N_("{path}: agreement {id}").format(path=path, id=agreement.id))
 
 
 def _load_delegations(path: Path, report: CheckReport) -> DelegationRegistry | None:
@@ -308,8 +314,8 @@ def _load_delegations(path: Path, report: CheckReport) -> DelegationRegistry | N
         report.problems.extend(_with_lines(exc.problems, path))
         return None
     report.valid.append(
-        f"{path}: delegation registry of {registry.agreement} "
-        f"({len(registry.entries)} municipalities)"
+        N_("{path}: delegation registry of {agreement} ({count} municipalities)").format(
+            path=path, agreement=registry.agreement, count=len(registry.entries))
     )
     return registry
 
@@ -322,14 +328,16 @@ def _load_groups(path: Path, report: CheckReport) -> GroupRegistry | None:
         report.problems.extend(_with_lines(exc.problems, path))
         return None
     counts = ", ".join(f"{g} {len(v.members)}" for g, v in registry.groups.items())
-    report.valid.append(f"{path}: party groups of {registry.agreement} ({counts} members)")
+    report.valid.append(N_("{path}: party groups of {agreement} ({counts} members)").format(
+                            path=path, agreement=registry.agreement, counts=counts))
     return registry
 
 
 def _load_delegations_alone(path: Path, report: CheckReport) -> None:
     registry = _load_delegations(path, report)
     if registry is not None and registry.as_of is None:
-        report.warnings.append(f"{path}: no as_of date; record when the list was last updated")
+        report.warnings.append(N_("{path}: no as_of date; record when the list was last "
+                                  "updated").format(path=path))
 
 
 def _check_handlers(path: Path, report: CheckReport, on: dt.date, party: str | None) -> None:
@@ -342,7 +350,8 @@ def _check_handlers(path: Path, report: CheckReport, on: dt.date, party: str | N
     errors, warnings = check_designations(report.agreements, registry, str(path), on, party)
     report.problems.extend(_with_lines(errors, path))
     report.warnings.extend(warnings)
-    report.valid.append(f"{path}: handler registry ({len(registry.handlers)} handlers)")
+    report.valid.append(N_("{path}: handler registry ({count} handlers)").format(
+                            path=path, count=len(registry.handlers)))
 
 
 _ARRAY_HEADER = re.compile(r"\[\[\s*([^\]]+?)\s*\]\]")

@@ -12,6 +12,7 @@ from typing import Any
 
 from audit.notes import NoteError, NoteVerifier
 from gateway.errors import ConfigError
+from gateway.i18n import N_
 
 RECEIPT_KEYS = frozenset({"receipts_dir", "receipt_key", "receipt_within_hours"})
 
@@ -26,24 +27,26 @@ def parse_receipts(body: Mapping[str, Any], where: str, lexical: Any) -> dict[st
     folder, key = body.get("receipts_dir"), body.get("receipt_key")
     hours = body.get("receipt_within_hours", 24)
     if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 8760:
-        raise ConfigError(f"{where}.receipt_within_hours must be a number of hours in (0, 8760]")
+        raise ConfigError(N_("{where}.receipt_within_hours must be a number of hours in "
+                             "(0, 8760]").format(where=where))
     if folder is None and key is None:
         return {"receipt_within_hours": float(hours)}
     hint = (
-        'set both: receipts_dir = "…" (where the recipient\'s receipts arrive) and '
-        'receipt_key = "…" (the recipient\'s `tachiai audit public-key` output)'
+        N_('set both: receipts_dir = "…" (where the recipient\'s receipts arrive) and '
+           'receipt_key = "…" (the recipient\'s `tachiai audit public-key` output)')
     )
     if folder is None or key is None:
         missing = "receipt_key" if key is None else "receipts_dir"
-        raise ConfigError(f"{where}.{missing} is missing: receipts need both", hint=hint)
+        raise ConfigError(N_("{where}.{missing} is missing: receipts need both").format(
+                              where=where, missing=missing), hint=hint)
     if not isinstance(key, str):
-        raise ConfigError(f"{where}.receipt_key must be a string", hint=hint)
+        raise ConfigError(N_("{where}.receipt_key must be a string").format(where=where), hint=hint)
     try:
         verifier = NoteVerifier.from_text(key)
     except NoteError as exc:
         raise ConfigError(
-            f"{where}.receipt_key is not a verifier key ({exc})",
-            hint="paste the recipient's `tachiai audit public-key` output (NAME+KEYID+KEY)",
+            N_("{where}.receipt_key is not a verifier key ({exc})").format(where=where, exc=exc),
+            hint=N_("paste the recipient's `tachiai audit public-key` output (NAME+KEYID+KEY)"),
         ) from None
     return {
         "receipts_dir": lexical(folder, f"{where}.receipts_dir"),

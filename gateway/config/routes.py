@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway.config.schema import only
 from gateway.errors import ConfigError, KeyFileError
+from gateway.i18n import N_
 from gateway.identity.sshkeys import parse_public_key
 
 Resolve = Callable[[Any, str], Path]
@@ -102,7 +103,7 @@ class PasswordRoute:
             return f"folder {self.folder}"
         if self.kind == "sftp" and self.sftp is not None:
             return self.sftp.url()
-        return "retrieval by a designated receiving handler (`tachiai password ID --key KEY`)"
+        return N_("retrieval by a designated receiving handler (`tachiai password ID --key KEY`)")
 
 
 def parse_sftp(
@@ -124,19 +125,20 @@ def parse_sftp(
     remote_dir = _text(body, "remote_dir", where)
     if not remote_dir.startswith("/") or "\n" in remote_dir:
         raise ConfigError(
-            f"{where}.remote_dir must be an absolute path on the server",
-            hint='e.g. remote_dir = "/inbox"',
+            N_("{where}.remote_dir must be an absolute path on the server").format(where=where),
+            hint=N_('e.g. remote_dir = "/inbox"'),
         )
     key_file = resolve(body.get("key_file"), f"{where}.key_file")
     pinned = body.get("known_hosts")
     lines = [pinned] if isinstance(pinned, str) else pinned
     if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
         raise ConfigError(
-            f"{where}.known_hosts is missing: the host key of {host_pattern(host, port)} "
-            "must be pinned",
-            hint=f"run `{keyscan(host, port, 'known_hosts')}`, check the fingerprint "
-            "(`ssh-keygen -lf known_hosts`) against the one the partner gave you by another "
-            'channel, then set known_hosts = "known_hosts"',
+            N_("{where}.known_hosts is missing: the host key of {host_pattern} must be "
+               "pinned").format(where=where, host_pattern=host_pattern(host, port)),
+            hint=N_("run `{keyscan}`, check the fingerprint (`ssh-keygen -lf known_hosts`) "
+                    "against the one the partner gave you by another channel, then set "
+                    'known_hosts = "known_hosts"').format(
+                     keyscan=keyscan(host, port, 'known_hosts')),
         )
     known_file = None
     if len(lines) == 1 and len(lines[0].split()) == 1:
@@ -173,15 +175,18 @@ def _known_hosts_file(file: Path, host: str, port: int, where: str) -> list[str]
         ConfigError: the file is missing or unreadable, or holds no entry for the server.
     """
     fix = (
-        f"run `{keyscan(host, port, file)}` and check the fingerprint (`ssh-keygen -lf "
-        f"{file}`) against the one the partner gave you by another channel"
+        N_("run `{keyscan}` and check the fingerprint (`ssh-keygen -lf {file}`) against the one "
+           "the partner gave you by another channel").format(
+            keyscan=keyscan(host, port, file), file=file)
     )
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{where}: the known_hosts file {file} is missing", hint=fix) from None
+        raise ConfigError(N_("{where}: the known_hosts file {file} is missing").format(
+                              where=where, file=file), hint=fix) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot read the known_hosts file {file}: {exc}") from exc
+        raise ConfigError(N_("{where}: cannot read the known_hosts file {file}: {exc}").format(
+                              where=where, file=file, exc=exc)) from exc
     found = [
         line.strip()
         for line in text.splitlines()
@@ -191,8 +196,9 @@ def _known_hosts_file(file: Path, host: str, port: int, where: str) -> list[str]
     ]
     if not found:
         raise ConfigError(
-            f"{where}: {file} pins no host key for {host_pattern(host, port)} "
-            "(known_hosts names a server on a port other than 22 as [host]:port)",
+            N_("{where}: {file} pins no host key for {host_pattern} (known_hosts names a server "
+               "on a port other than 22 as [host]:port)").format(
+                where=where, file=file, host_pattern=host_pattern(host, port)),
             hint=fix,
         )
     return found
@@ -223,22 +229,25 @@ def parse_relay(text: str, where: str) -> tuple[str, int | None, bool]:
     """
     # A bare IPv6 address does not match (its colons are not a port): it must be in brackets.
     hint = (
-        'write relay = "smtp://relay.example.lg.jp:587" (or "relay.example.lg.jp:25", '
-        '"[2001:db8::25]:25", "smtps://relay.example.lg.jp:465")'
+        N_('write relay = "smtp://relay.example.lg.jp:587" (or "relay.example.lg.jp:25", '
+           '"[2001:db8::25]:25", "smtps://relay.example.lg.jp:465")')
     )
     found = _RELAY.fullmatch(text.strip())
     scheme = found.group("scheme") if found else None
     if found is None or scheme not in (None, "smtp", "smtps"):
-        raise ConfigError(f"{where}.relay {text!r} is not a mail relay address", hint=hint)
+        raise ConfigError(N_("{where}.relay {text} is not a mail relay address").format(
+                              where=where, text=repr(text)), hint=hint)
     host = found.group("v6") or found.group("host")
     if found.group("v6"):
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ConfigError(f"{where}.relay {text!r}: not an IPv6 address", hint=hint) from None
+            raise ConfigError(N_("{where}.relay {text}: not an IPv6 address").format(
+                                  where=where, text=repr(text)), hint=hint) from None
     port = int(found.group("port")) if found.group("port") else None
     if port is not None and not 1 <= port <= 65535:
-        raise ConfigError(f"{where}.relay {text!r}: the port must be from 1 to 65535", hint=hint)
+        raise ConfigError(N_("{where}.relay {text}: the port must be from 1 to 65535").format(
+                              where=where, text=repr(text)), hint=hint)
     return host, port, scheme == "smtps"
 
 
@@ -261,47 +270,53 @@ def parse_mail(body: Mapping[str, Any], where: str, resolve: Resolve) -> MailRou
         or not all(isinstance(a, str) and "@" in a and "\n" not in a for a in to_list)
     ):
         raise ConfigError(
-            f"{where}.to must be one or more mail addresses",
-            hint='e.g. to = ["kanri@example.go.jp"]',
+            N_("{where}.to must be one or more mail addresses").format(where=where),
+            hint=N_('e.g. to = ["kanri@example.go.jp"]'),
         )
     sender = _text(body, "from", where)
     if "@" not in sender or "\n" in sender:
-        raise ConfigError(f"{where}.from must be a mail address")
+        raise ConfigError(N_("{where}.from must be a mail address").format(where=where))
     relay, relay_port, implicit = parse_relay(_text(body, "relay", where), where)
     port = relay_port or (465 if implicit else 25)
     if "port" in body:
         given = _int(body["port"], f"{where}.port", 1, 65535)
         if relay_port is not None and given != relay_port:
             raise ConfigError(
-                f"{where}.port {given} disagrees with the port in relay ({relay_port})",
-                hint="give the port once: in relay or in port",
+                N_("{where}.port {given} disagrees with the port in relay ({relay_port})").format(
+                    where=where, given=given, relay_port=relay_port),
+                hint=N_("give the port once: in relay or in port"),
             )
         port = given
     loopback = is_loopback(relay)
     starttls = body.get("starttls", "opportunistic" if loopback else "required")
     if starttls not in STARTTLS_MODES:
         raise ConfigError(
-            f"{where}.starttls must be one of {', '.join(STARTTLS_MODES)}",
-            hint='"required" (the default off loopback) refuses a relay without STARTTLS',
+            N_("{where}.starttls must be one of {choices}").format(
+                where=where, choices=', '.join(STARTTLS_MODES)),
+            hint=N_('"required" (the default off loopback) refuses a relay without STARTTLS'),
         )
     unsafe = body.get(UNSAFE_PLAINTEXT, False)
     if not isinstance(unsafe, bool):
-        raise ConfigError(f"{where}.{UNSAFE_PLAINTEXT} must be true or false")
+        raise ConfigError(N_("{where}.{unsafe_plaintext} must be true or false").format(
+                              where=where, unsafe_plaintext=UNSAFE_PLAINTEXT))
     if implicit and starttls == "off":
         raise ConfigError(
-            f"{where}: smtps:// is TLS from the first byte; starttls = \"off\" contradicts it",
-            hint='use smtp:// for a plain relay, or remove starttls = "off"',
+            N_('{where}: smtps:// is TLS from the first byte; starttls = "off" contradicts '
+               "it").format(where=where),
+            hint=N_('use smtp:// for a plain relay, or remove starttls = "off"'),
         )
     if starttls == "off" and not loopback and not implicit and not unsafe:
         raise ConfigError(
-            f"{where}.starttls = \"off\" sends the subject (file name, transfer id) and the "
-            f"sealed file in clear to {relay}, which is not on this machine",
-            hint=f'use starttls = "required", or, only on a closed network, add '
-            f"{UNSAFE_PLAINTEXT} = true (logged as a warning at every start)",
+            N_('{where}.starttls = "off" sends the subject (file name, transfer id) and the '
+               "sealed file in clear to {relay}, which is not on this machine").format(
+                where=where, relay=relay),
+            hint=N_('use starttls = "required", or, only on a closed network, add '
+                    "{unsafe_plaintext} = true (logged as a warning at every start)").format(
+                     unsafe_plaintext=UNSAFE_PLAINTEXT),
         )
     user = body.get("user")
     if user is not None and not isinstance(user, str):
-        raise ConfigError(f"{where}.user must be a string")
+        raise ConfigError(N_("{where}.user must be a string").format(where=where))
     password_file = (
         resolve(body["password_file"], f"{where}.password_file")
         if "password_file" in body
@@ -309,7 +324,8 @@ def parse_mail(body: Mapping[str, Any], where: str, resolve: Resolve) -> MailRou
     )
     if (user is None) != (password_file is None):
         raise ConfigError(
-            f"{where}: give both user and password_file for a relay login, or neither"
+            N_("{where}: give both user and password_file for a relay login, or neither").format(
+                where=where)
         )
     return MailRoute(
         relay=relay,
@@ -336,8 +352,8 @@ def parse_password_route(raw: Any, where: str, resolve: Resolve) -> PasswordRout
         return PasswordRoute("folder", folder=resolve(raw, where))
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"{where} must be a folder path or a table with a kind",
-            hint='e.g. password_channel = { kind = "retrieval" }',
+            N_("{where} must be a folder path or a table with a kind").format(where=where),
+            hint=N_('e.g. password_channel = { kind = "retrieval" }'),
         )
     kind = raw.get("kind")
     if kind == "folder":
@@ -349,8 +365,9 @@ def parse_password_route(raw: Any, where: str, resolve: Resolve) -> PasswordRout
         only(raw, PASSWORD_KEYS["retrieval"], where)
         return PasswordRoute("retrieval")
     raise ConfigError(
-        f"{where}.kind must be one of {', '.join(PASSWORD_KINDS)}",
-        hint='e.g. password_channel = { kind = "folder", path = "passwords" }',
+        N_("{where}.kind must be one of {choices}").format(
+            where=where, choices=', '.join(PASSWORD_KINDS)),
+        hint=N_('e.g. password_channel = { kind = "folder", path = "passwords" }'),
     )
 
 
@@ -374,16 +391,18 @@ def check_separate(
         if any(a == b or a in b.parents or b in a.parents for a, b in pairs):
             # PPAP: a password beside its ZIP protects nothing.
             raise ConfigError(
-                f"{where}: the password channel and the inbox are the same place",
-                hint="give password_channel a folder outside the inbox (a separate route)",
+                N_("{where}: the password channel and the inbox are the same place").format(
+                    where=where),
+                hint=N_("give password_channel a folder outside the inbox (a separate route)"),
             )
     # One account reaches both: whoever holds its key (or breaks into it) gets file and
     # password together. A separate account or host is required, not just another folder.
     if password.sftp is not None and sftp is not None and password.sftp.account == sftp.account:
         raise ConfigError(
-            f"{where}: the password goes to the same SFTP account "
-            f"({sftp.user}@{sftp.host}:{sftp.port}) as the file: the same place",
-            hint="use another account or another host for password_channel",
+            N_("{where}: the password goes to the same SFTP account ({user}@{host}:{port}) as "
+               "the file: the same place").format(
+                where=where, user=sftp.user, host=sftp.host, port=sftp.port),
+            hint=N_("use another account or another host for password_channel"),
         )
 
 
@@ -406,28 +425,33 @@ def _pinned_key(line: str, host: str, port: int, where: str) -> str:
     fields = line.split()
     if fields and fields[0].startswith("@"):
         raise ConfigError(
-            f"{where}: markers like {fields[0]} are not supported",
-            hint="pin the server's own host key line",
+            N_("{where}: markers like {fields} are not supported").format(
+                where=where, fields=fields[0]),
+            hint=N_("pin the server's own host key line"),
         )
     if len(fields) >= 2 and _is_key_type(fields[0]):
         key_fields = fields[:2]
     elif len(fields) >= 3 and _is_key_type(fields[1]):
         if not _host_matches(fields[0], host, port):
             raise ConfigError(
-                f"{where}: the entry is for {fields[0]!r}, not for {host}:{port} "
-                f"(known_hosts writes it {host_pattern(host, port)}: [host]:port off port 22)",
-                hint=f"pin the line for this server: `{keyscan(host, port, 'known_hosts')}`",
+                N_("{where}: the entry is for {fields}, not for {host}:{port} (known_hosts "
+                   "writes it {host_pattern}: [host]:port off port 22)").format(
+                    where=where, fields=repr(fields[0]), host=host, port=port,
+                    host_pattern=host_pattern(host, port)),
+                hint=N_("pin the line for this server: `{keyscan}`").format(
+                         keyscan=keyscan(host, port, 'known_hosts')),
             )
         key_fields = fields[1:3]
     else:
         raise ConfigError(
-            f"{where}: not a known_hosts line ([HOST] TYPE BASE64)",
-            hint="copy the server's line from known_hosts or ssh-keyscan",
+            N_("{where}: not a known_hosts line ([HOST] TYPE BASE64)").format(where=where),
+            hint=N_("copy the server's line from known_hosts or ssh-keyscan"),
         )
     try:
         parse_public_key(" ".join(key_fields))
     except KeyFileError as exc:
-        raise ConfigError(f"{where}: {exc}", hint=exc.hint) from None
+        raise ConfigError(f"{where}: {exc}",
+                          hint=exc.hint) from None
     return " ".join(key_fields)
 
 
@@ -454,17 +478,19 @@ def _host_matches(patterns: str, host: str, port: int) -> bool:
 def _text(body: Mapping[str, Any], key: str, where: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}.{key} is missing", hint=f'set {key} = "…" in [{where}]')
+        raise ConfigError(N_("{where}.{key} is missing").format(where=where, key=key),
+                          hint=N_('set {key} = "…" in [{where}]').format(key=key, where=where))
     return value.strip()
 
 
 def _int(value: Any, where: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{where} must be a whole number from {low} to {high}")
+        raise ConfigError(N_("{where} must be a whole number from {low} to {high}").format(
+                              where=where, low=low, high=high))
     return value
 
 
 def _float(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{where} must be a positive number of seconds")
+        raise ConfigError(N_("{where} must be a positive number of seconds").format(where=where))
     return float(value)

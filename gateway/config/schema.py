@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.i18n import N_
 
 #: The top-level tables of tachiai.toml.
 TOP_LEVEL = frozenset(
@@ -28,11 +29,14 @@ def only(body: Mapping[str, Any], known: Collection[str], where: str) -> None:
     """
     for key in body:
         if key not in known:
-            raise ConfigError(f"{where}.{key} is not a setting", hint=suggestion(key, known))
+            raise ConfigError(N_("{where}.{key} is not a setting").format(where=where, key=key),
+                              hint=suggestion(key, known))
 
 
 def suggestion(key: str, known: Collection[str]) -> str:
     """"did you mean X?" when a setting is close to `key`, then the settings of the table."""
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-    listed = f"the settings here are: {', '.join(sorted(known))}"
-    return f"did you mean {close[0]!r}? {listed}" if close else listed
+    listed = N_("the settings here are: {known}").format(known=', '.join(sorted(known)))
+    if not close:
+        return listed
+    return N_("did you mean {close}? {listed}").format(close=repr(close[0]), listed=listed)

@@ -42,6 +42,7 @@ from gateway.config.sources import (
     parse_pickup,
 )
 from gateway.errors import ConfigError
+from gateway.i18n import N_
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -124,16 +125,18 @@ class Recipient:
         if self.transport == "sftp" and self.sftp is not None:
             return self.sftp.url()
         if self.transport == "mail" and self.mail is not None:
-            return f"mail via {self.mail.relay}:{self.mail.port} to {', '.join(self.mail.to)}"
-        return f"folder {self.inbox}"
+            return N_("mail via {relay}:{port} to {to}").format(
+                       relay=self.mail.relay, port=self.mail.port, to=', '.join(self.mail.to))
+        return N_("folder {inbox}").format(inbox=self.inbox)
 
     def require_password_route(self) -> PasswordRoute:
         """Raises: ConfigError when a ZIP must go to this party but no password route is set."""
         if self.password_route is None:
             raise ConfigError(
-                f"recipient {self.party} gets password-protected files but has no password_channel",
-                hint='add password_channel = { kind = "retrieval" } (or a folder or another '
-                f"SFTP account) to [recipients.{self.party}]",
+                N_("recipient {party} gets password-protected files but has no "
+                   "password_channel").format(party=self.party),
+                hint=N_('add password_channel = {{ kind = "retrieval" }} (or a folder or another '
+                        "SFTP account) to [recipients.{party}]").format(party=self.party),
             )
         return self.password_route
 
@@ -251,8 +254,10 @@ class Settings:
             return self.recipients[party]
         except KeyError:
             raise ConfigError(
-                f"no delivery is configured for recipient party {party!r}",
-                hint=f"add a [recipients.{party}] table to {self.config_path}",
+                N_("no delivery is configured for recipient party {party}").format(
+                    party=repr(party)),
+                hint=N_("add a [recipients.{party}] table to {config_path}").format(
+                         party=party, config_path=self.config_path),
             ) from None
 
 
@@ -271,11 +276,11 @@ def load_settings(path: Path) -> Settings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"no configuration at {path}",
-            hint="run `tachiai init DIR --demo` to create one, or pass --config PATH",
+            N_("no configuration at {path}").format(path=path),
+            hint=N_("run `tachiai init DIR --demo` to create one, or pass --config PATH"),
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+        raise ConfigError(N_("cannot read {path}: {exc}").format(path=path, exc=exc)) from exc
     return _settings_from(raw, path)
 
 
@@ -292,14 +297,15 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     def section(name: str) -> Mapping[str, Any]:
         value = raw.get(name, {})
         if not isinstance(value, dict):
-            raise ConfigError(f"{path}: [{name}] must be a table")
+            raise ConfigError(N_("{path}: [{name}] must be a table").format(path=path, name=name))
         if name in tables:
             only(value, tables[name], f"{path}: {name}")
         return value
 
     def resolve(value: Any, key: str) -> Path:
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{path}: {key} must be a path", hint=f'set {key} = "…"')
+            raise ConfigError(N_("{path}: {key} must be a path").format(path=path, key=key),
+                              hint=N_('set {key} = "…"').format(key=key))
         return (base / value).resolve()
 
     gw = section("gateway")
@@ -308,20 +314,23 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     party = gw.get("party")
     if not isinstance(party, str) or not party:
         raise ConfigError(
-            f"{path}: gateway.party is missing",
-            hint='name the party this gateway acts for, e.g. party = "isa"',
+            N_("{path}: gateway.party is missing").format(path=path),
+            hint=N_('name the party this gateway acts for, e.g. party = "isa"'),
         )
     agreements = gw.get("agreements", [])
     if not isinstance(agreements, list) or not all(isinstance(a, str) for a in agreements):
-        raise ConfigError(f"{path}: gateway.agreements must be a list of ids or paths")
+        raise ConfigError(N_("{path}: gateway.agreements must be a list of ids or paths").format(
+                              path=path))
     compression = sealing.get("compression", "deflate")
     if compression not in COMPRESSIONS:
-        raise ConfigError(f"{path}: sealing.compression must be one of {', '.join(COMPRESSIONS)}")
+        raise ConfigError(N_("{path}: sealing.compression must be one of {choices}").format(
+                              path=path, choices=', '.join(COMPRESSIONS)))
     level = sealing.get("compression_level", 6)
     if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 9:
         raise ConfigError(
-            f"{path}: sealing.compression_level must be a whole number from 1 to 9",
-            hint="1 seals fastest, 9 makes the smallest files; 6 is zlib's usual balance",
+            N_("{path}: sealing.compression_level must be a whole number from 1 to 9").format(
+                path=path),
+            hint=N_("1 seals fastest, 9 makes the smallest files; 6 is zlib's usual balance"),
         )
     recipients = {
         pid: _recipient(pid, body, resolve, path) for pid, body in section("recipients").items()
@@ -358,21 +367,25 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             **_ledger_settings(section("ledger"), resolve, path),
         )
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: a number in [intake] is not a number ({exc})") from exc
+        raise ConfigError(N_("{path}: a number in [intake] is not a number ({exc})").format(
+                              path=path, exc=exc)) from exc
     if settings.max_file_size <= 0 or settings.settle_seconds < 0:
-        raise ConfigError(f"{path}: intake limits must be positive")
+        raise ConfigError(N_("{path}: intake limits must be positive").format(path=path))
     if not 0 < settings.busy_timeout_seconds <= 3600:
-        raise ConfigError(f"{path}: gateway.busy_timeout_seconds must be in (0, 3600]")
+        raise ConfigError(N_("{path}: gateway.busy_timeout_seconds must be in (0, 3600]").format(
+                              path=path))
     if not 1 <= settings.workers <= 64 or not 1 <= settings.error_attempts <= 100:
-        raise ConfigError(f"{path}: gateway.workers must be in [1, 64] and "
-                          "gateway.error_attempts in [1, 100]")
+        raise ConfigError(N_("{path}: gateway.workers must be in [1, 64] and "
+                             "gateway.error_attempts in [1, 100]").format(path=path))
     if not 2 <= settings.lease_seconds <= 3600:
-        raise ConfigError(f"{path}: gateway.lease_seconds must be in [2, 3600]",
-                          hint="the default, 60, suits most nodes; a dead node's work waits "
-                          "this long before another node takes it over")
+        raise ConfigError(N_("{path}: gateway.lease_seconds must be in [2, 3600]").format(
+                              path=path),
+                          hint=N_("the default, 60, suits most nodes; a dead node's work waits "
+                                  "this long before another node takes it over"))
     if ":" in settings.node_name:
-        raise ConfigError(f"{path}: gateway.node_name must not contain ':' (claims are "
-                          "owned as NODE:PID:WORKER)", hint='a short name such as "gw1"')
+        raise ConfigError(N_("{path}: gateway.node_name must not contain ':' (claims are owned "
+                             "as NODE:PID:WORKER)").format(path=path),
+                          hint=N_('a short name such as "gw1"'))
     return settings
 
 
@@ -391,8 +404,8 @@ def _partitions(value: Any, party: str, path: Path) -> tuple[str, ...]:
 def _node_name(value: Any, path: Path) -> str:
     if not isinstance(value, str) or len(value) > 200 or not value.isprintable():
         raise ConfigError(
-            f"{path}: gateway.node_name must be a short printable name",
-            hint='e.g. node_name = "gw-a"; leave it out to use HOST:PID',
+            N_("{path}: gateway.node_name must be a short printable name").format(path=path),
+            hint=N_('e.g. node_name = "gw-a"; leave it out to use HOST:PID'),
         )
     return value
 
@@ -406,21 +419,21 @@ def _database(db: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]
     """
     url = db.get("url", "")
     if not isinstance(url, str):
-        raise ConfigError(f"{path}: database.url must be a string")
+        raise ConfigError(N_("{path}: database.url must be a string").format(path=path))
     if url:
         try:
             postgres_url(url)
         except LedgerStorageError as exc:
             raise ConfigError(
                 f"{path}: database.url: {exc}",
-                hint='e.g. url = "postgresql://tachiai@db.example.lg.jp/tachiai" with '
-                'password_file = "/etc/tachiai/db-password"; see docs/operations.md',
+                hint=N_('e.g. url = "postgresql://tachiai@db.example.lg.jp/tachiai" with '
+                        'password_file = "/etc/tachiai/db-password"; see docs/operations.md'),
             ) from None
     password_file = db.get("password_file")
     if password_file is not None and not url:
         raise ConfigError(
-            f"{path}: database.password_file is set but database.url is not",
-            hint="set database.url, or remove the [database] table to keep SQLite",
+            N_("{path}: database.password_file is set but database.url is not").format(path=path),
+            hint=N_("set database.url, or remove the [database] table to keep SQLite"),
         )
     return {
         "database_url": url,
@@ -433,8 +446,8 @@ def _database(db: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]
 def _whole(value: Any, key: str, path: Path) -> int:
     """Raises: ConfigError when `value` is not a whole number."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{path}: {key} must be a whole number",
-                          hint=f"e.g. {key.split('.')[1]} = 2")
+        raise ConfigError(N_("{path}: {key} must be a whole number").format(path=path, key=key),
+                          hint=N_("e.g. {name} = 2").format(name=key.split('.')[1]))
     return value
 
 
@@ -444,19 +457,20 @@ def _ledger_settings(ledger: Mapping[str, Any], resolve: Any, path: Path) -> dic
     dirs = ledger.get("checkpoint_dirs", [])
     if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
         raise ConfigError(
-            f"{path}: ledger.checkpoint_dirs must be a list of folders",
-            hint='e.g. checkpoint_dirs = ["/mnt/audit/checkpoints"]',
+            N_("{path}: ledger.checkpoint_dirs must be a list of folders").format(path=path),
+            hint=N_('e.g. checkpoint_dirs = ["/mnt/audit/checkpoints"]'),
         )
     syslog = ledger.get("syslog", "")
     if not isinstance(syslog, str):
         raise ConfigError(
-            f"{path}: ledger.syslog must be a string",
-            hint='"" (off), "/dev/log", "udp://host:514" or "tcp://host:514"',
+            N_("{path}: ledger.syslog must be a string").format(path=path),
+            hint=N_('"" (off), "/dev/log", "udp://host:514" or "tcp://host:514"'),
         )
     interval = float(ledger.get("checkpoint_interval_seconds", 1.0))
     if not 0 < interval <= 1.0:
         # Issue 4: a checkpoint at least every second while events arrive.
-        raise ConfigError(f"{path}: ledger.checkpoint_interval_seconds must be in (0, 1]")
+        raise ConfigError(N_("{path}: ledger.checkpoint_interval_seconds must be in (0, 1]").format(
+                              path=path))
     key = ledger.get("checkpoint_key")
     return {
         "ledger_checkpoint_key": resolve(key, "ledger.checkpoint_key") if key else None,
@@ -476,22 +490,25 @@ def _ledger_sftp(raw: Any, resolve: Any, path: Path) -> tuple[SftpEndpoint, ...]
         ConfigError: not a list of tables, an unknown or invalid key, or one folder twice.
     """
     hint = (
-        "write one [[ledger.sftp]] table (two brackets) per place, with host, user, "
-        "key_file, known_hosts and remote_dir"
+        N_("write one [[ledger.sftp]] table (two brackets) per place, with host, user, key_file, "
+           "known_hosts and remote_dir")
     )
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
-        raise ConfigError(f"{path}: ledger.sftp must be a list of tables", hint=hint)
+        raise ConfigError(N_("{path}: ledger.sftp must be a list of tables").format(path=path),
+                          hint=hint)
     endpoints: list[SftpEndpoint] = []
     for index, body in enumerate(raw):
         where = f"ledger.sftp[{index}]"
         try:
             endpoint = parse_sftp(body, where, resolve)
         except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}", hint=exc.hint) from None
+            raise ConfigError(f"{path}: {exc}",
+                              hint=exc.hint) from None
         if any(e.url() == endpoint.url() for e in endpoints):
             raise ConfigError(
-                f"{path}: {where} names {endpoint.url()} a second time",
-                hint="list each remote folder once",
+                N_("{path}: {where} names {url} a second time").format(
+                    path=path, where=where, url=endpoint.url()),
+                hint=N_("list each remote folder once"),
             )
         endpoints.append(endpoint)
     return tuple(endpoints)
@@ -501,12 +518,13 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
     """One [recipients.PARTY] table; refuses a password route equal to the delivery route."""
     where = f"recipients.{pid}"
     if not isinstance(body, dict):
-        raise ConfigError(f"{path}: [{where}] must be a table")
+        raise ConfigError(N_("{path}: [{where}] must be a table").format(path=path, where=where))
     transport = body.get("transport", "local")
     if transport not in TRANSPORTS:
         raise ConfigError(
-            f"{path}: {where}.transport {transport!r} is not supported",
-            hint=f"use one of: {', '.join(TRANSPORTS)}",
+            N_("{path}: {where}.transport {transport} is not supported").format(
+                path=path, where=where, transport=repr(transport)),
+            hint=N_("use one of: {choices}").format(choices=', '.join(TRANSPORTS)),
         )
 
     def lexical(value: Any, key: str) -> Path:
@@ -534,10 +552,11 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
             check_separate(inbox, sftp, route, where)
         attempts = body.get("attempts", 5)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
-            raise ConfigError(f"{where}.attempts must be a whole number from 1 to 100")
+            raise ConfigError(N_("{where}.attempts must be a whole number from 1 to 100").format(
+                                  where=where))
         manifest = body.get("manifest", True)
         if not isinstance(manifest, bool):
-            raise ConfigError(f"{where}.manifest must be true or false")
+            raise ConfigError(N_("{where}.manifest must be true or false").format(where=where))
         receipts = parse_receipts(body, where, lexical)
     except ConfigError as exc:
         if str(exc).startswith(str(path)):
@@ -564,7 +583,9 @@ def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
         if value is None:
             return None
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{path}: inbound.{key} must be a path", hint=f'set {key} = "…"')
+            raise ConfigError(N_("{path}: inbound.{key} must be a path").format(path=path,
+                                                                                key=key),
+                              hint=N_('set {key} = "…"').format(key=key))
         # Lexical, like a recipient's folders: a link planted later is refused where used.
         return Path(os.path.normpath(path.parent / value))
 
@@ -585,40 +606,41 @@ def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
     if inbox is None:
         if body:
             raise ConfigError(
-                f"{path}: [inbound] has no inbox",
-                hint='set inbox = "…", the folder files are delivered into',
+                N_("{path}: [inbound] has no inbox").format(path=path),
+                hint=N_('set inbox = "…", the folder files are delivered into'),
             )
         return Inbound()
     if passwords is not None and (passwords == inbox or inbox in passwords.parents):
         raise ConfigError(
-            f"{path}: inbound.password_channel is the inbox or inside it",
-            hint="the password must never travel with the file it opens: give "
-            "it a folder of its own",
+            N_("{path}: inbound.password_channel is the inbox or inside it").format(path=path),
+            hint=N_("the password must never travel with the file it opens: give it a folder of "
+                    "its own"),
         )
     if handlers is not None and (handlers == inbox or inbox in handlers.parents):
         raise ConfigError(
-            f"{path}: inbound.handlers_folder is inside the inbox",
-            hint="opened data must never be where partners deliver",
+            N_("{path}: inbound.handlers_folder is inside the inbox").format(path=path),
+            hint=N_("opened data must never be where partners deliver"),
         )
     command = body.get("notify_command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) and c for c in command):
         raise ConfigError(
-            f"{path}: inbound.notify_command must be a list of strings",
-            hint='e.g. notify_command = ["/usr/local/bin/tachiai-notify"]',
+            N_("{path}: inbound.notify_command must be a list of strings").format(path=path),
+            hint=N_('e.g. notify_command = ["/usr/local/bin/tachiai-notify"]'),
         )
     days = body.get("remind_days", [14, 3, 0])
     if not isinstance(days, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 3650 for d in days
     ):
         raise ConfigError(
-            f"{path}: inbound.remind_days must be a list of whole days (0 = on the deadline)",
-            hint="e.g. remind_days = [14, 3, 0]",
+            N_("{path}: inbound.remind_days must be a list of whole days (0 = on the "
+               "deadline)").format(path=path),
+            hint=N_("e.g. remind_days = [14, 3, 0]"),
         )
     pickups = body.get("pickup", {})
     if not isinstance(pickups, dict) or not all(isinstance(t, dict) for t in pickups.values()):
         raise ConfigError(
-            f"{path}: inbound.pickup must hold tables [inbound.pickup.NAME]",
-            hint="one table per provider's SFTP server",
+            N_("{path}: inbound.pickup must hold tables [inbound.pickup.NAME]").format(path=path),
+            hint=N_("one table per provider's SFTP server"),
         )
     sources = {
         name: parse_inbound_pickup(name, t, resolve, path, passwords) for name, t in pickups.items()

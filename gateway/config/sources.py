@@ -20,6 +20,7 @@ from gateway.config.routes import (
 )
 from gateway.config.schema import only
 from gateway.errors import ConfigError
+from gateway.i18n import N_
 
 __all__ = [
     "SFTP_KEYS",
@@ -82,8 +83,9 @@ def parse_inbound_pickup(
     try:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
             raise ConfigError(
-                f"[{where}]: the name must be letters, digits, '.', '_' or '-'",
-                hint="it names the source's folders under gateway.state_dir",
+                N_("[{where}]: the name must be letters, digits, '.', '_' or '-'").format(
+                    where=where),
+                hint=N_("it names the source's folders under gateway.state_dir"),
             )
         only(body, SFTP_KEYS | PICKUP_KEYS | {"password_channel"}, where)
         after, done_dir, interval = after_rule(body, where)
@@ -94,15 +96,15 @@ def parse_inbound_pickup(
             pw_where = f"{where}.password_channel"
             if not isinstance(channel, dict) or channel.get("kind", "sftp") != "sftp":
                 raise ConfigError(
-                    f"{pw_where} must be a table of an SFTP account",
-                    hint=f"[{pw_where}] with host, user, key_file, known_hosts "
-                    "and remote_dir of the password account",
+                    N_("{pw_where} must be a table of an SFTP account").format(pw_where=pw_where),
+                    hint=N_("[{pw_where}] with host, user, key_file, known_hosts and remote_dir "
+                            "of the password account").format(pw_where=pw_where),
                 )
             if passwords is None:
                 raise ConfigError(
-                    f"{pw_where} needs inbound.password_channel",
-                    hint='set password_channel = "…" in [inbound]: the local '
-                    "folder fetched passwords are put in",
+                    N_("{pw_where} needs inbound.password_channel").format(pw_where=pw_where),
+                    hint=N_('set password_channel = "…" in [inbound]: the local folder fetched '
+                            "passwords are put in"),
                 )
             password_sftp = parse_sftp(channel, pw_where, resolve, extra={"kind"})
             check_separate(None, sftp, PasswordRoute("sftp", sftp=password_sftp), where)
@@ -125,10 +127,12 @@ def check_password_accounts(sources: Collection[InboundPickupSource], path: Path
         if source.password_sftp is not None and source.password_sftp.account in files:
             ep = source.password_sftp
             raise ConfigError(
-                f"{path}: inbound.pickup.{source.name}.password_channel is the SFTP account "
-                f"({ep.user}@{ep.host}:{ep.port}) files are fetched from by "
-                f"inbound.pickup.{files[ep.account]}: the same place",
-                hint="use another account or another host for password_channel",
+                N_("{path}: inbound.pickup.{name}.password_channel is the SFTP account "
+                   "({user}@{host}:{port}) files are fetched from by inbound.pickup.{files}: the "
+                   "same place").format(
+                    path=path, name=source.name, user=ep.user, host=ep.host, port=ep.port,
+                    files=files[ep.account]),
+                hint=N_("use another account or another host for password_channel"),
             )
 
 
@@ -141,15 +145,17 @@ def after_rule(body: Mapping[str, Any], where: str) -> tuple[str, str | None, fl
     after = body.get("after", "delete")
     done_dir = body.get("done_dir")
     if after not in PICKUP_AFTER:
-        raise ConfigError(f"{where}.after must be one of {', '.join(PICKUP_AFTER)}")
+        raise ConfigError(N_("{where}.after must be one of {choices}").format(
+                              where=where, choices=', '.join(PICKUP_AFTER)))
     if after == "rename" and (not isinstance(done_dir, str) or not done_dir.startswith("/")):
         raise ConfigError(
-            f"{where}.done_dir must be an absolute folder on the server",
-            hint='e.g. done_dir = "/outbox/done"',
+            N_("{where}.done_dir must be an absolute folder on the server").format(where=where),
+            hint=N_('e.g. done_dir = "/outbox/done"'),
         )
     interval = body.get("interval_seconds", 60.0)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise ConfigError(f"{where}.interval_seconds must be a positive number")
+        raise ConfigError(N_("{where}.interval_seconds must be a positive number").format(
+                              where=where))
     return str(after), done_dir if after == "rename" else None, float(interval)
 
 
@@ -157,15 +163,15 @@ def parse_pickup(name: str, body: Any, resolve: Any, path: Path) -> PickupSource
     """One [pickup.NAME] table: an SFTP outbox, the flow it feeds and the sender it stands for."""
     where = f"pickup.{name}"
     if not isinstance(body, dict):
-        raise ConfigError(f"{path}: [{where}] must be a table")
+        raise ConfigError(N_("{path}: [{where}] must be a table").format(path=path, where=where))
     try:
         only(body, SFTP_KEYS | SENDER_PICKUP_KEYS, where)
         for key in ("agreement", "flow", "handler"):
             if not isinstance(body.get(key), str) or not body[key]:
                 raise ConfigError(
-                    f"{where}.{key} is missing",
-                    hint="name the agreement, the flow, and the designated sender "
-                    "(送信担当) the pulled files are attributed to",
+                    N_("{where}.{key} is missing").format(where=where, key=key),
+                    hint=N_("name the agreement, the flow, and the designated sender (送信担当) "
+                            "the pulled files are attributed to"),
                 )
         after, done_dir, interval = after_rule(body, where)
         sftp = parse_sftp(body, where, resolve, extra=SENDER_PICKUP_KEYS)

@@ -29,6 +29,7 @@ from audit.checkpoints import (
 from audit.notes import NoteVerifier
 from gateway.config.routes import SftpEndpoint
 from gateway.errors import PartnerRefused, PartnerUnavailable
+from gateway.i18n import N_
 
 if TYPE_CHECKING:
     from gateway.transports.sftp import Session
@@ -332,7 +333,8 @@ class SftpSink:
                 session.sftp.chmod(part, 0o644)
                 fh.write(data)
             if session.sftp.stat(part).st_size != len(data):
-                raise PartnerUnavailable(f"a short write to {self.name}{name}")
+                raise PartnerUnavailable(N_("a short write to {name}{name2}").format(
+                                             name=self.name, name2=name))
             try:
                 # posix-rename@openssh.com: atomic, and replaces the target.
                 session.sftp.posix_rename(part, final)

@@ -39,6 +39,7 @@ from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, KeyFileError, StorageError
 from gateway.evidence.checkpoint_sftp import SftpSink
+from gateway.i18n import N_
 from gateway.state import clock
 
 if TYPE_CHECKING:
@@ -144,14 +145,15 @@ class SyslogSink:
             host, _, port = rest.rpartition(":")
             if scheme not in ("udp", "tcp") or not host or not port.isdigit():
                 raise ConfigError(
-                    f"ledger syslog {target!r} is not udp://HOST:PORT, "
-                    "tcp://HOST:PORT or a socket path"
+                    N_("ledger syslog {target} is not udp://HOST:PORT, tcp://HOST:PORT or a "
+                       "socket path").format(target=repr(target))
                 )
             self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
             self.kind = socket.SOCK_STREAM if scheme == "tcp" else socket.SOCK_DGRAM
             self.address = (host.strip("[]"), int(port))
         elif not target.startswith("/"):
-            raise ConfigError(f"ledger syslog {target!r} is not an absolute socket path")
+            raise ConfigError(N_("ledger syslog {target} is not an absolute socket path").format(
+                                  target=repr(target)))
 
     def publish(self, signed: SignedCheckpoint, verifier: NoteVerifier) -> None:
         message = f"<{self.PRIORITY}>tachiai[{os.getpid()}]: {syslog_line(signed)}".encode()
@@ -399,7 +401,8 @@ def load_or_create_key(path: Path, name: str) -> NoteSigner:
             tmp.unlink(missing_ok=True)
         _write_atomic(path.with_name(PUBLIC_KEY_FILE), signer.verifier().to_text() + "\n", 0o644)
     except OSError as exc:
-        raise StorageError(f"cannot make the ledger signing key {path}: {exc}") from exc
+        raise StorageError(N_("cannot make the ledger signing key {path}: {exc}").format(
+                               path=path, exc=exc)) from exc
     log.info("made the ledger signing key %s (public key %s)", path, signer.verifier().to_text())
     return signer
 
@@ -411,12 +414,14 @@ def load_key(path: Path) -> NoteSigner:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise KeyFileError(f"cannot read the ledger signing key {path}: {exc}") from None
+        raise KeyFileError(N_("cannot read the ledger signing key {path}: {exc}").format(
+                               path=path, exc=exc)) from None
     try:
         mode = os.fstat(fd).st_mode
         if mode & 0o077:
             raise KeyFileError(
-                f"the ledger signing key {path} is readable by others", hint=f"chmod 600 {path}"
+                N_("the ledger signing key {path} is readable by others").format(path=path),
+                hint=N_("chmod 600 {path}").format(path=path)
             )
         text = os.read(fd, 4096).decode("ascii", "replace")
     finally:
@@ -424,7 +429,8 @@ def load_key(path: Path) -> NoteSigner:
     try:
         return NoteSigner.from_text(text)
     except NoteError as exc:
-        raise KeyFileError(f"{path} is not a ledger signing key: {exc}") from None
+        raise KeyFileError(N_("{path} is not a ledger signing key: {exc}").format(
+                               path=path, exc=exc)) from None
 
 
 def public_key(settings: CheckpointSettings) -> NoteVerifier:
@@ -443,7 +449,8 @@ def _sinks(settings: CheckpointSettings) -> list[CheckpointSink]:
         try:
             sinks.append(SyslogSink(settings.syslog))
         except OSError as exc:
-            raise ConfigError(f"cannot open syslog {settings.syslog}: {exc}") from exc
+            raise ConfigError(N_("cannot open syslog {syslog}: {exc}").format(
+                                  syslog=settings.syslog, exc=exc)) from exc
     return sinks
 
 

@@ -15,6 +15,7 @@ from audit.database import is_postgres_url
 from audit.errors import AuditError
 from audit.ledger import Ledger
 from gateway.errors import NotFound, StorageError
+from gateway.i18n import N_
 
 
 def copy_ledger(location: str, dest: Path, *, password_file: Path | None = None) -> int | None:
@@ -36,10 +37,11 @@ def copy_ledger(location: str, dest: Path, *, password_file: Path | None = None)
             finally:
                 ledger.close()
         except AuditError as exc:
-            raise StorageError(f"cannot copy the ledger to {dest}: {exc}") from exc
+            raise StorageError(N_("cannot copy the ledger to {dest}: {exc}").format(
+                                   dest=dest, exc=exc)) from exc
     source = Path(location)
     if not source.is_file():
-        raise NotFound(f"no ledger at {source}")
+        raise NotFound(N_("no ledger at {source}").format(source=source))
     try:
         src = sqlite3.connect(f"file:{source.resolve()}?mode=ro", uri=True)
         try:
@@ -53,7 +55,7 @@ def copy_ledger(location: str, dest: Path, *, password_file: Path | None = None)
             src.close()
     except sqlite3.Error as exc:
         raise StorageError(
-            f"cannot copy the ledger to {dest}: {exc}",
-            hint="check that the destination's folder exists and is writable, then retry",
+            N_("cannot copy the ledger to {dest}: {exc}").format(dest=dest, exc=exc),
+            hint=N_("check that the destination's folder exists and is writable, then retry"),
         ) from exc
     return None

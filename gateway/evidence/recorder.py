@@ -17,6 +17,7 @@ from audit.ledger import Ledger
 from audit.merkle import leaf_hash
 from gateway import faults
 from gateway.errors import StorageError
+from gateway.i18n import N_
 from gateway.state import moved
 from gateway.state.store import Store
 
@@ -38,7 +39,7 @@ def flush(store: Store, ledger: Ledger) -> int:
         try:
             seqs = ledger.append(drafts)
         except AuditError as exc:
-            raise StorageError(f"cannot append to the ledger: {exc}") from exc
+            raise StorageError(N_("cannot append to the ledger: {exc}").format(exc=exc)) from exc
         faults.crash_point("after-ledger-append")
         # The leaf hash is computed from our own draft, never read back from the ledger: an
         # event planted under the same key with other bytes then fails the guard's comparison.

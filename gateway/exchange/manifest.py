@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.errors import InputError, SignatureError
 from gateway.exchange.fanout import CHILD_PREFIX, FANOUT_KEYS, child_line
+from gateway.i18n import N_
 from gateway.identity import sshsig
 from policies.agreement import Agreement, Flow
 from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
@@ -69,7 +70,7 @@ class ManifestError(InputError):
     parses but does not verify is a verdict of `verify`, never this error.
     """
 
-    default_hint = "ask the provider to send the file (and its manifest) again"
+    default_hint = N_("ask the provider to send the file (and its manifest) again")
 
     def __init__(self, rule: str, message: str) -> None:
         super().__init__(message)
@@ -148,18 +149,22 @@ class Manifest:
             ManifestError: anything else (rule `manifest.malformed` or `manifest.format`).
         """
         if len(data) > MAX_BYTES:
-            raise ManifestError("manifest.malformed", f"the manifest is over {MAX_BYTES} bytes")
+            raise ManifestError("manifest.malformed", N_(
+                "the manifest is over {max_bytes} bytes").format(max_bytes=MAX_BYTES))
         try:
             raw = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise ManifestError("manifest.malformed", f"the manifest is not JSON: {exc}") from None
+            raise ManifestError("manifest.malformed", N_(
+                "the manifest is not JSON: {exc}").format(exc=exc)) from None
         if not isinstance(raw, dict) or set(raw) != _KEYS:
             raise ManifestError(
-                "manifest.malformed", "the manifest does not have exactly the keys of a v1 manifest"
+                "manifest.malformed", N_("the manifest does not have exactly the keys of a v1 "
+                                         "manifest")
             )
         if raw["format"] != FORMAT:
             raise ManifestError(
-                "manifest.format", f"the manifest format is {raw['format']!r}, not {FORMAT!r}"
+                "manifest.format", N_("the manifest format is {found}, not {expected}").format(
+                                       found=repr(raw['format']), expected=repr(FORMAT))
             )
         approvals = raw["approvals"]
         if not isinstance(approvals, list) or not all(
@@ -168,7 +173,7 @@ class Manifest:
             and all(isinstance(v, str) for v in a.values())
             for a in approvals
         ):
-            raise ManifestError("manifest.malformed", "the manifest's approvals are malformed")
+            raise ManifestError("manifest.malformed", N_("the manifest's approvals are malformed"))
         try:
             manifest = cls(
                 transfer=_text(raw, "transfer", _ID),
@@ -196,7 +201,7 @@ class Manifest:
             raise ManifestError("manifest.malformed", str(exc)) from None
         if manifest.to_bytes() != data:
             # One meaning, one encoding: what we keep and hash is what the witnesses' data says.
-            raise ManifestError("manifest.malformed", "the manifest is not in canonical form")
+            raise ManifestError("manifest.malformed", N_("the manifest is not in canonical form"))
         return manifest
 
 

@@ -20,6 +20,7 @@ from audit.errors import AuditError
 from audit.events import Draft
 from audit.query import Query, search
 from gateway.errors import StorageError, TachiaiError
+from gateway.i18n import N_
 from gateway.runtime import Runtime
 from gateway.state import clock
 from gateway.transports.notify import run_hook, send_mail
@@ -44,6 +45,36 @@ _WORDS: Mapping[str, tuple[str, str]] = {
     "holding.overdue": ("保有データの消去・返却期限を過ぎています",
                         "a holding is past its deadline for deletion or return"),
 }
+#: What the commands of `next` are for, by kind of notice (Japanese, English).
+_NEXT: Mapping[str, tuple[str, str]] = {
+    "approval.waiting": ("明細を確認し、承認するか拒否してください",
+                         "read the statement, then approve or reject"),
+    "transfer.rejected": ("理由 (ルールと行・列) を確認し、ファイルを直して置き直してください",
+                          "see the reasons (rule, row, column), correct the file, drop it again"),
+    "transfer.expired": ("承認を受けるには、ファイルを改めて置いてください",
+                         "to have it approved anew, drop the file again"),
+    "transfer.failed": ("原因を取り除いた後、運用担当者が再試行します",
+                        "an operator retries once the cause is fixed"),
+    "holding.reminder": ("消去または返却の後、その証明に署名してください",
+                         "once the data is deleted or returned, sign its certificate"),
+}
+#: The labels of the lines a person reads (Japanese, English); English keeps the document's key.
+_LABELS: Mapping[str, tuple[str, str]] = {
+    "id": ("番号", "id"), "agreement": ("確認書", "agreement"), "flow": ("フロー", "flow"),
+    "state": ("状態", "state"), "size": ("大きさ (バイト)", "size"), "rows": ("行数", "rows"),
+    "sender": ("送信者", "sender"), "approvals": ("承認済みの数", "approvals"),
+    "required": ("必要な承認の数", "required"),
+    "waiting_since": ("承認待ちの開始", "waiting_since"), "expires": ("承認期限", "expires"),
+    "duplicate_of": ("同じ内容の送付済みの提供", "duplicate_of"),
+    "reasons": ("理由", "reasons"), "reason_count": ("理由の数", "reason_count"),
+    "attempts": ("送付の試行回数", "attempts"), "at": ("日時", "at"),
+    "deadline": ("期限", "deadline"), "days_left": ("残り日数", "days_left"),
+    "transfer": ("提供", "transfer"), "provider": ("提供元", "provider"),
+    "rule": ("ルール", "rule"),
+    "row": ("行", "row"), "column": ("列", "column"), "next": ("次の操作", "next"),
+}
+_FOOTER = ("この通知には個人情報もファイルの内容も含まれていません。",
+           "This notice carries no personal data and no file content.")
 
 
 @dataclass(frozen=True)
@@ -56,38 +87,52 @@ class Notice:
     flow: str
     state: str
     to: str  # the handler's name in the registry
-    next: str  # the command to run next ("" when nothing is to be done)
+    next: str  # the commands to run next, "; " between them ("" when nothing is to be done)
     facts: Mapping[str, Any] = field(default_factory=dict)
     round: int = 0  # reminders: which one; part of the key
 
     def key(self, channel: str) -> str:
         return f"notice:{self.subject}:{self.kind}:{self.round}:{self.to}:{channel}"
 
-    def document(self) -> dict[str, Any]:
-        """What the hook gets, as JSON (documented in docs/notifications.md)."""
+    def document(self, language: str = "ja") -> dict[str, Any]:
+        """What the hook gets, as JSON (documented in docs/notifications.md): machine keys and
+        values, and `title`, the one line a person reads, in `language`."""
         return {
             "tachiai": FORMAT, "kind": self.kind, "subject": self.subject,
             "agreement": self.agreement, "flow": self.flow, "state": self.state, "to": self.to,
             "next": self.next, "round": self.round, "facts": dict(self.facts),
+            "title": self.title(language),
         }
 
-    def subject_line(self) -> str:
-        ja, en = _WORDS[self.kind]
-        return f"[tachiai] {ja} / {en}: {self.subject} ({self.agreement}/{self.flow})"
+    def title(self, language: str = "ja") -> str:
+        """What happened, in one line: Japanese, English, or both ("ja / en")."""
+        return " / ".join(_WORDS[self.kind][i] for i in _indexes(language))
 
-    def text(self) -> str:
-        """The mail's body: the same facts as the document, for a person to read."""
-        ja, en = _WORDS[self.kind]
-        lines = [f"{ja}。", f"{en}.", "", f"  id / 番号:           {self.subject}",
-                 f"  agreement / 確認書:  {self.agreement}", f"  flow / 提供:        {self.flow}",
-                 f"  state / 状態:        {self.state}"]
-        for key, value in sorted(self.facts.items()):
-            lines.append(f"  {key}: {_plain(value)}")
+    def subject_line(self, language: str = "ja") -> str:
+        return f"[tachiai] {self.title(language)}: {self.subject} ({self.agreement}/{self.flow})"
+
+    def text(self, language: str = "ja") -> str:
+        """The mail's body: the same facts as the document, for a person to read; with both
+        languages, the Japanese part first and the English part after it."""
+        parts = ["\n".join(self._lines(i)) for i in _indexes(language)]
+        return "\n\n----\n\n".join(parts) + "\n"
+
+    def _lines(self, i: int) -> list[str]:
+        """The body in one language: 0 Japanese, 1 English."""
+        words = _WORDS[self.kind][i]
+        lines = [words + ("。" if i == 0 else "."), ""]
+        rows = [("id", self.subject), ("agreement", self.agreement), ("flow", self.flow),
+                ("state", self.state)]
+        rows += [(key, _plain(value, i)) for key, value in sorted(self.facts.items())]
+        lines += [f"  {_label(key, i)}: {value}" for key, value in rows]
         if self.next:
-            lines += ["", "next / 次の操作:", f"  {self.next}"]
-        lines += ["", "This notice carries no personal data and no file content.",
-                  "この通知には個人情報もファイルの内容も含まれていません。"]
-        return "\n".join(lines) + "\n"
+            why = _NEXT.get(self.kind.replace("approval.reminder", "approval.waiting")
+                            .replace("holding.overdue", "holding.reminder"))
+            heading = _label("next", i) + (f" ({why[i]})" if why else "")
+            lines += ["", heading + ":"]
+            lines += [f"  {command.strip()}" for command in self.next.split("; ")]
+        lines += ["", _FOOTER[i]]
+        return lines
 
 
 def deliver(rt: Runtime, notices: Iterable[Notice],
@@ -116,12 +161,13 @@ def deliver(rt: Runtime, notices: Iterable[Notice],
                 if channel == "mail":
                     if cfg.mail is None or person is None or person.email is None:
                         continue
-                    send_mail(cfg.mail, person.email, notice.subject_line(), notice.text(),
-                              key.replace(":", ".").replace("@", "."))
+                    send_mail(cfg.mail, person.email, notice.subject_line(cfg.language),
+                              notice.text(cfg.language), key.replace(":", ".").replace("@", "."))
                 else:
                     if not cfg.command:
                         continue
-                    run_hook(cfg.command, json.dumps(notice.document(), ensure_ascii=False,
+                    document = notice.document(cfg.language)
+                    run_hook(cfg.command, json.dumps(document, ensure_ascii=False,
                                                      sort_keys=True).encode("utf-8"),
                              cfg.command_timeout_seconds)
             except TachiaiError as exc:
@@ -146,14 +192,23 @@ def _sent_keys(rt: Runtime, subject: str) -> set[str]:
     try:
         keys = {ev.key for ev in search(rt.ledger, Query(kind="notice.sent", subject=subject))}
     except AuditError as exc:
-        raise StorageError(f"cannot read the ledger for sent notices: {exc}") from exc
+        raise StorageError(
+            N_("cannot read the ledger for sent notices: {exc}").format(exc=exc)) from exc
     keys.update(d.key for d in rt.store.pending() if d.kind == "notice.sent")
     return keys
 
 
-def _plain(value: Any) -> str:
+def _indexes(language: str) -> tuple[int, ...]:
+    return {"ja": (0,), "en": (1,)}.get(language, (0, 1))
+
+
+def _label(key: str, i: int) -> str:
+    return _LABELS[key][i] if key in _LABELS else key
+
+
+def _plain(value: Any, i: int = 1) -> str:
     if isinstance(value, list | tuple):
-        return ", ".join(_plain(v) for v in value) or "-"
+        return ", ".join(_plain(v, i) for v in value) or "-"
     if isinstance(value, dict):
-        return " ".join(f"{k}={_plain(v)}" for k, v in value.items())
+        return " ".join(f"{_label(k, i)}={_plain(v, i)}" for k, v in value.items())
     return "-" if value is None else str(value)

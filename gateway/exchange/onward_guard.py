@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gateway.errors import ConfigError, InputError
+from gateway.i18n import N_
 from gateway.runtime import Runtime
 from gateway.state import clock, fingerprint_store, keyfiles
 from gateway.state.fingerprint_store import Source as _Source
@@ -215,11 +216,13 @@ def _key(rt: Runtime, *, create: bool) -> bytes:
     if not path.exists() and (stored is not None or not create):
         if stored is None:
             # Not reached: the guard looks for a key only when something was remembered.
-            raise ConfigError(f"the fingerprint key {path} does not exist yet")
+            raise ConfigError(N_("the fingerprint key {path} does not exist yet").format(path=path))
         raise ConfigError(
-            f"the fingerprint key {path} is missing, but fingerprints made with it are stored",
-            hint="restore the key file from the state directory's backup; a new key would "
-            "match none of the received data, so the onward guard refuses to run without it",
+            N_("the fingerprint key {path} is missing, but fingerprints made with it are "
+               "stored").format(path=path),
+            hint=N_("restore the key file from the state directory's backup; a new key would "
+                    "match none of the received data, so the onward guard refuses to run without "
+                    "it"),
         )
     key = keyfiles.load_or_create(path, KEY_BYTES, "the fingerprint key")
     check = key_check(key)
@@ -227,8 +230,9 @@ def _key(rt: Runtime, *, create: bool) -> bytes:
         stored = fingerprint_store.keep_key_check(rt.store, check, clock.now_ns())
     if stored != check:
         raise ConfigError(
-            f"the fingerprint key {path} is not the key the stored fingerprints were made with",
-            hint="restore the original key file from the state directory's backup",
+            N_("the fingerprint key {path} is not the key the stored fingerprints were made "
+               "with").format(path=path),
+            hint=N_("restore the original key file from the state directory's backup"),
         )
     return key
 
@@ -239,8 +243,9 @@ def _received(stream: BinaryIO, dataset_format: str) -> tuple[RowKeys, Iterator[
     def failed(exc: TableError, done: str) -> InputError:
         row = f" (row {exc.row})" if exc.row is not None else ""
         return InputError(
-            f"cannot read the received file to fingerprint its rows: {exc.message}{row}",
-            hint=f"{done}; check the file",
+            N_("cannot read the received file to fingerprint its rows: {message}{row}").format(
+                message=exc.message, row=row),
+            hint=N_("{done}; check the file").format(done=done),
         )
 
     try:

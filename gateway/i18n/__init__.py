@@ -19,9 +19,16 @@ from pathlib import Path
 
 #: The gettext domain and where its catalogues are (gateway/locale/LANG/LC_MESSAGES/).
 DOMAIN = "tachiai"
+#: The catalogue of argparse's own words ("usage:", "options", "error:"), beside ours.
+ARGPARSE_DOMAIN = "argparse"
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 
 _forced_english = False
+
+#: Fields that hold a name, never words: a key of a file, a path, an id. `wording` leaves their
+#: values as they are (a key `id` must not become the label 「ID」).
+VERBATIM = frozenset({"key", "where", "path", "file", "id", "rule", "config", "url", "host",
+                      "port", "user", "pid", "party", "agreement", "flow", "name"})
 
 
 def _(message: str) -> str:
@@ -40,6 +47,17 @@ def english() -> None:
     _forced_english = True
     _translations.cache_clear()
     _templates.cache_clear()
+
+
+def argparse_words() -> None:
+    """Have argparse word its usage, headings and errors in the reader's language too.
+
+    argparse translates with the module-level `gettext.gettext`, that is in the process's
+    global text domain: this points that domain at our `argparse` catalogue (a small file,
+    read only when a message is looked up). Call it before the parser is built.
+    """
+    gettext.bindtextdomain(ARGPARSE_DOMAIN, str(LOCALE_DIR))
+    gettext.textdomain(ARGPARSE_DOMAIN)
 
 
 def reload() -> None:
@@ -63,25 +81,41 @@ def wording(text: str) -> str:
     The filled-in values are found by matching the text against each template of the catalogue,
     the most specific first; each value is translated the same way (a reason inside "refused:
     {message}"), so the translation may put them in any order. Text that matches nothing is
-    returned unchanged, so an untranslated message is never lost.
+    returned unchanged, so an untranslated message is never lost. Several lines are translated
+    one by one, each keeping its indentation; a line "PLACE: message" that matches nothing (a
+    path before a message made elsewhere) keeps its place and has its message translated.
     """
     if not text:
         return text
     translated = _translations().gettext(text)
     if translated != text:
         return translated
-    for template, pattern, fields in _templates():
+    for template, pieces in _templates():
+        if not all(piece in text for piece in pieces):
+            continue  # cheap: most templates share no text with this one
+        pattern, fields = _compiled(template)
         found = pattern.fullmatch(text)
         if found is None:
             continue
-        values = {name: wording(found.group(name)) for name in fields}
+        values = {name: found.group(name) if name in VERBATIM else wording(found.group(name))
+                  for name in fields}
         return _fill(_translations().gettext(template), values)
     if "\n" in text:  # several messages, one a line (a configuration's problems)
-        return "\n".join(wording(line) for line in text.split("\n"))
+        return "\n".join(_indented(line) for line in text.split("\n"))
+    place, colon, rest = text.partition(": ")
+    if colon and rest and " " not in place:
+        translated = wording(rest)
+        if translated != rest:
+            return place + colon + translated
     return text
 
 
 # -- private ------------------------------------------------------------------------------------
+
+
+def _indented(line: str) -> str:
+    body = line.lstrip(" ")
+    return line[: len(line) - len(body)] + wording(body)
 
 
 @cache
@@ -92,9 +126,11 @@ def _translations() -> gettext.NullTranslations:
 
 
 @cache
-def _templates() -> list[tuple[str, re.Pattern[str], tuple[str, ...]]]:
-    """Every message id of the current catalogue that has named fields, as a pattern that finds
-    their values, the longest literal text first. Empty in English."""
+def _templates() -> list[tuple[str, tuple[str, ...]]]:
+    """Every message id of the current catalogue that has named fields and enough text of its
+    own to be told apart, with its literal pieces, the longest literal text first. Empty in
+    English. Their patterns are compiled only when a text contains every piece (`_compiled`):
+    compiling a thousand of them would cost every command that prints a message."""
     catalog = getattr(_translations(), "_catalog", None)  # GNUTranslations keeps its ids there
     if not catalog:
         return []
@@ -102,42 +138,46 @@ def _templates() -> list[tuple[str, re.Pattern[str], tuple[str, ...]]]:
     for msgid in catalog:
         if not isinstance(msgid, str) or "{" not in msgid:
             continue
-        compiled = _pattern(msgid)
-        if compiled is not None:
-            out.append((len(_literal(msgid)), msgid, *compiled))
+        pieces = _pieces(msgid)
+        if pieces is not None:
+            out.append((sum(len(p) for p in pieces), msgid, pieces))
     out.sort(key=lambda t: -t[0])
-    return [(msgid, pattern, fields) for _n, msgid, pattern, fields in out]
+    return [(msgid, pieces) for _n, msgid, pieces in out]
 
 
-def _pattern(template: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
-    """A regular expression that matches `template` filled in, or None when the template has
-    too little text of its own to be told apart from any other text."""
-    if len(re.findall(r"[A-Za-z]{3,}", _literal(template))) < 1:
+def _pieces(template: str) -> tuple[str, ...] | None:
+    """The literal text between the fields of `template`, or None when it cannot be a pattern:
+    a field that is not a name, or too little text of its own to be told apart from any other
+    text."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
         return None
+    if any(name is not None and not name.isidentifier() for _lit, name, _s, _c in parsed):
+        return None
+    if len(re.findall(r"[A-Za-z]{3,}", "".join(lit for lit, *_rest in parsed))) < 1:
+        return None
+    return tuple(lit for lit, *_rest in parsed if lit)
+
+
+@cache
+def _compiled(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A regular expression that matches `template` filled in, and the names of its fields."""
     parts: list[str] = []
     fields: list[str] = []
-    try:
-        for literal, name, _spec, _conv in string.Formatter().parse(template):
-            parts.append(re.escape(literal))
-            if name is None:
-                continue
-            if not name.isidentifier():
-                return None
-            if name in fields:
-                parts.append(f"(?P={name})")
-            else:
-                fields.append(name)
-                parts.append(f"(?P<{name}>.+?)")
-    except ValueError:
-        return None
-    return re.compile("".join(parts), re.DOTALL), tuple(fields)
-
-
-def _literal(template: str) -> str:
-    try:
-        return "".join(lit for lit, *_rest in string.Formatter().parse(template))
-    except ValueError:
-        return template
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name is None:
+            continue
+        if name in fields:
+            parts.append(f"(?P={name})")
+        else:
+            fields.append(name)
+            parts.append(f"(?P<{name}>.+?)")
+    # A field spans lines only where the template itself has several (a list of problems); a
+    # one-line template must not swallow the lines after it.
+    flags = re.DOTALL if "\n" in template else 0
+    return re.compile("".join(parts), flags), tuple(fields)
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

@@ -6,6 +6,10 @@ Pure Python, without GNU gettext's tools. `scripts/catalog` runs `main()`: it re
 is dropped) and compiles the `.mo` beside it. Both are shipped in the package; a test holds the
 `.mo` equal to the compiled `.po`. Only what this project writes is handled: no plural forms
 and no contexts (Japanese has no plural; messages say "witness(es)").
+
+A second catalogue, `argparse`, holds the words of Python's own argparse ("usage:", "options",
+"error:" …), extracted from the running interpreter's argparse module; `i18n.argparse_words()`
+makes argparse read it. Its few plural messages (ngettext) stay English.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.i18n import DOMAIN, LOCALE_DIR
+from gateway.i18n import ARGPARSE_DOMAIN, DOMAIN, LOCALE_DIR
 
 #: The functions that mark a message: `_` and `N_` (gateway), `R_` (policies' reasons).
 MARKERS = ("_", "N_", "R_")
@@ -48,8 +52,16 @@ class CatalogError(ValueError):
     """A `.po` file that cannot be read: the line and what is wrong with it."""
 
 
-def po_path(language: str = "ja") -> Path:
-    return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+def po_path(language: str = "ja", domain: str = DOMAIN) -> Path:
+    return LOCALE_DIR / language / "LC_MESSAGES" / f"{domain}.po"
+
+
+def argparse_source() -> Path:
+    """The running interpreter's argparse module, whose `_()` messages the second catalogue
+    translates."""
+    import argparse  # here: only the catalogue's maintenance reads it as a file
+
+    return Path(argparse.__file__)
 
 
 def extract(root: Path = ROOT, sources: Iterable[str] = SOURCES) -> dict[str, list[str]]:
@@ -65,19 +77,18 @@ def extract(root: Path = ROOT, sources: Iterable[str] = SOURCES) -> dict[str, li
     found: dict[str, list[str]] = {}
     for source in sources:
         for path in sorted((root / source).rglob("*.py")):
-            relative = path.relative_to(root).as_posix()
-            tree = ast.parse(path.read_text(encoding="utf-8"), relative)
-            for node in ast.walk(tree):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                        and node.func.id in MARKERS and node.args):
-                    continue
-                arg = node.args[0]
-                if isinstance(arg, ast.Name | ast.Subscript | ast.Attribute | ast.Call):
-                    continue  # a value marked where it was made (`N_`), translated here
-                if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
-                    raise CatalogError(f"{relative}:{node.lineno}: {node.func.id}() needs a "
-                                       "string literal; use named fields and .format()")
-                found.setdefault(arg.value, []).append(f"{relative}:{node.lineno}")
+            _extract_file(path, path.relative_to(root).as_posix(), MARKERS, found)
+    return found
+
+
+def extract_argparse() -> dict[str, list[str]]:
+    """The messages argparse translates with `_()` (its plural ones, ngettext, are left out).
+
+    Raises:
+        CatalogError: a marker without a literal (argparse changed how it words its messages).
+    """
+    found: dict[str, list[str]] = {}
+    _extract_file(argparse_source(), "argparse.py", ("_",), found)
     return found
 
 
@@ -163,16 +174,18 @@ def compile_mo(entries: dict[str, Entry]) -> bytes:
             + ids + b"".join(value + b"\0" for _key, value in pairs))
 
 
-def regenerate(language: str = "ja", root: Path = ROOT) -> tuple[int, int]:
+def regenerate(language: str = "ja", root: Path = ROOT,
+               domain: str = DOMAIN) -> tuple[int, int]:
     """Rewrite the `.po` from the source and compile the `.mo`; (messages, untranslated).
 
     Raises:
         CatalogError: a marker without a literal, or an unreadable `.po`.
     """
-    po = po_path(language)
+    po = po_path(language, domain)
     old = read_po(po.read_text(encoding="utf-8")) if po.exists() else {}
     entries = []
-    for msgid, places in extract(root).items():
+    marked = extract(root) if domain == DOMAIN else extract_argparse()
+    for msgid, places in marked.items():
         kept = old.get(msgid)
         entries.append(Entry(msgid, kept.msgstr if kept else "", places,
                              kept.fuzzy if kept else False))
@@ -186,13 +199,31 @@ def regenerate(language: str = "ja", root: Path = ROOT) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     languages = (argv if argv is not None else sys.argv[1:]) or ["ja"]
     for language in languages:
-        total, missing = regenerate(language)
-        print(f"{po_path(language).relative_to(ROOT)}: {total} message(s), "
-              f"{missing} without a translation")
+        for domain in (DOMAIN, ARGPARSE_DOMAIN):
+            total, missing = regenerate(language, domain=domain)
+            print(f"{po_path(language, domain).relative_to(ROOT)}: {total} message(s), "
+                  f"{missing} without a translation")
     return 0
 
 
 # -- private ------------------------------------------------------------------------------------
+
+
+def _extract_file(path: Path, relative: str, markers: Iterable[str],
+                  found: dict[str, list[str]]) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"), relative)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in markers and node.args):
+            continue
+        arg = node.args[0]
+        if isinstance(arg, ast.Name | ast.Subscript | ast.Attribute | ast.Call):
+            continue  # a value marked where it was made (`N_`), translated here
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+            raise CatalogError(f"{relative}:{node.lineno}: {node.func.id}() needs a "
+                               "string literal; use named fields and .format()")
+        found.setdefault(arg.value, []).append(f"{relative}:{node.lineno}")
+
 
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
 

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.errors import InputError, KeyFileError
+from gateway.i18n import N_
 
 VERSION_LINE = b"age-encryption.org/v1"
 RECIPIENT_HRP = "age"
@@ -61,8 +62,8 @@ def parse_recipient(text: str) -> X25519PublicKey:
     hrp, data = _bech32_decode(text.strip(), "an age recipient")
     if hrp != RECIPIENT_HRP or len(data) != 32:
         raise KeyFileError(
-            "this is not an age X25519 recipient (expected age1… of 32 bytes)",
-            hint="copy the recipient line `age-keygen -y` prints, unchanged",
+            N_("this is not an age X25519 recipient (expected age1… of 32 bytes)"),
+            hint=N_("copy the recipient line `age-keygen -y` prints, unchanged"),
         )
     return X25519PublicKey.from_public_bytes(data)
 
@@ -93,14 +94,14 @@ def parse_identities(text: str) -> list[X25519PrivateKey]:
         hrp, data = _bech32_decode(line, "an age identity")
         if hrp != IDENTITY_HRP or len(data) != 32 or line != line.upper():
             raise KeyFileError(
-                "an identity file line is not an age X25519 secret key",
-                hint="give the file `age-keygen -o FILE` wrote",
+                N_("an identity file line is not an age X25519 secret key"),
+                hint=N_("give the file `age-keygen -o FILE` wrote"),
             )
         keys.append(X25519PrivateKey.from_private_bytes(data))
     if not keys:
         raise KeyFileError(
-            "the identity file holds no age secret key",
-            hint="give the file `age-keygen -o FILE` wrote",
+            N_("the identity file holds no age secret key"),
+            hint=N_("give the file `age-keygen -o FILE` wrote"),
         )
     return keys
 
@@ -122,8 +123,8 @@ def encrypt(
     """
     if not recipients:
         raise AgeError(
-            "an age file needs at least one recipient",
-            hint="register an age_recipient for a receiving handler",
+            N_("an age file needs at least one recipient"),
+            hint=N_("register an age_recipient for a receiving handler"),
         )
     file_key = os.urandom(16)
     header = _header(file_key, recipients)
@@ -163,12 +164,12 @@ def decrypt(src: BinaryIO, dst: BinaryIO, identities: Iterable[X25519PrivateKey]
     expected = hmac.new(_hkdf(file_key, b"", b"header"), mac_input, hashlib.sha256).digest()
     if not hmac.compare_digest(expected, mac):
         raise AgeError(
-            "the age header's MAC does not verify: the file was altered",
-            hint="ask the sender to send the file again",
+            N_("the age header's MAC does not verify: the file was altered"),
+            hint=N_("ask the sender to send the file again"),
         )
     nonce = src.read(16)
     if len(nonce) != 16:
-        raise AgeError("the age file is truncated (no payload nonce)", hint=_AGAIN)
+        raise AgeError(N_("the age file is truncated (no payload nonce)"), hint=_AGAIN)
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
     digest = hashlib.sha256()
     size = 0
@@ -178,17 +179,18 @@ def decrypt(src: BinaryIO, dst: BinaryIO, identities: Iterable[X25519PrivateKey]
         nxt = src.read(CHUNK + _TAG) if len(chunk) == CHUNK + _TAG else b""
         last = not nxt
         if len(chunk) < _TAG:
-            raise AgeError("the age payload is truncated", hint=_AGAIN)
+            raise AgeError(N_("the age payload is truncated"), hint=_AGAIN)
         try:
             plain = aead.decrypt(_chunk_nonce(counter, last), chunk, None)
         except InvalidTag:
             raise AgeError(
-                f"chunk {counter} of the age payload fails authentication: the "
-                "file was altered or truncated",
+                N_("chunk {counter} of the age payload fails authentication: the file was "
+                   "altered or truncated").format(counter=counter),
                 hint=_AGAIN,
             ) from None
         if last and not plain and counter > 0:
-            raise AgeError("the age payload ends with an empty chunk (not allowed)", hint=_AGAIN)
+            raise AgeError(N_("the age payload ends with an empty chunk (not allowed)"),
+                           hint=_AGAIN)
         dst.write(plain)
         digest.update(plain)
         size += len(plain)
@@ -198,7 +200,7 @@ def decrypt(src: BinaryIO, dst: BinaryIO, identities: Iterable[X25519PrivateKey]
         chunk = nxt
 
 
-_AGAIN = "ask the sender to send the file again"
+_AGAIN = N_("ask the sender to send the file again")
 
 
 @dataclass(frozen=True)
@@ -246,13 +248,13 @@ def _wrap_x25519(file_key: bytes, recipient: X25519PublicKey) -> tuple[bytes, by
         shared = ephemeral.exchange(recipient)
     except ValueError:
         raise KeyFileError(
-            "the age recipient is a low-order point and cannot be used",
-            hint="register a key made by age-keygen",
+            N_("the age recipient is a low-order point and cannot be used"),
+            hint=N_("register a key made by age-keygen"),
         ) from None
     if shared == bytes(32):
         raise KeyFileError(
-            "the age recipient is a low-order point and cannot be used",
-            hint="register a key made by age-keygen",
+            N_("the age recipient is a low-order point and cannot be used"),
+            hint=N_("register a key made by age-keygen"),
         )
     wrap_key = _hkdf(shared, share + theirs, _X25519_LABEL)
     return share, ChaCha20Poly1305(wrap_key).encrypt(bytes(12), file_key, None)
@@ -262,29 +264,30 @@ def _unwrap(stanzas: Sequence[_Stanza], identities: Sequence[X25519PrivateKey]) 
     for stanza in stanzas:
         if stanza.kind == b"scrypt" and len(stanzas) != 1:
             # age v1: an scrypt stanza must be the only one.
-            raise AgeError("the age header mixes a passphrase stanza with others", hint=_AGAIN)
+            raise AgeError(N_("the age header mixes a passphrase stanza with others"), hint=_AGAIN)
     for stanza in stanzas:
         if stanza.kind != b"X25519":
             continue  # other recipient types and grease are ignored
         if len(stanza.args) != 1 or len(stanza.body) != 32:
-            raise AgeError("an X25519 stanza of the age header is malformed", hint=_AGAIN)
+            raise AgeError(N_("an X25519 stanza of the age header is malformed"), hint=_AGAIN)
         share = _unb64(stanza.args[0], "an X25519 share")
         if len(share) != 32:
-            raise AgeError("an X25519 stanza of the age header is malformed", hint=_AGAIN)
+            raise AgeError(N_("an X25519 stanza of the age header is malformed"), hint=_AGAIN)
         for identity in identities:
             ours = identity.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
             try:
                 shared = identity.exchange(X25519PublicKey.from_public_bytes(share))
             except ValueError:
-                raise AgeError("an X25519 stanza carries a low-order point", hint=_AGAIN) from None
+                raise AgeError(N_("an X25519 stanza carries a low-order point"),
+                               hint=_AGAIN) from None
             wrap_key = _hkdf(shared, share + ours, _X25519_LABEL)
             try:
                 return ChaCha20Poly1305(wrap_key).decrypt(bytes(12), stanza.body, None)
             except InvalidTag:
                 continue
     raise AgeError(
-        "the age file is not encrypted to any of the given identities",
-        hint="use the identity whose recipient the sender encrypted to",
+        N_("the age file is not encrypted to any of the given identities"),
+        hint=N_("use the identity whose recipient the sender encrypted to"),
     )
 
 
@@ -298,13 +301,14 @@ def _read_header(src: BinaryIO) -> tuple[list[_Stanza], bytes, bytes]:
         consumed += len(raw)
         if not raw.endswith(b"\n") or consumed > _MAX_HEADER:
             raise AgeError(
-                "this is not an age file, or its header is truncated or too large", hint=_AGAIN
+                N_("this is not an age file, or its header is truncated or too large"), hint=_AGAIN
             )
         return raw[:-1]
 
     if line() != VERSION_LINE:
         raise AgeError(
-            f"this is not an age v1 file (the first line is not {VERSION_LINE.decode()})",
+            N_("this is not an age v1 file (the first line is not {line})").format(
+                line=VERSION_LINE.decode()),
             hint=_AGAIN,
         )
     seen = [VERSION_LINE]
@@ -314,23 +318,24 @@ def _read_header(src: BinaryIO) -> tuple[list[_Stanza], bytes, bytes]:
         seen.append(current)
         parts = current[3:].split(b" ")
         if not all(_VCHAR.match(p) for p in parts):
-            raise AgeError("an age header stanza line is malformed", hint=_AGAIN)
+            raise AgeError(N_("an age header stanza line is malformed"), hint=_AGAIN)
         body = b""
         while True:
             body_line = line()
             seen.append(body_line)
             if len(body_line) > _COLUMNS:
-                raise AgeError("an age header stanza body line is too long", hint=_AGAIN)
+                raise AgeError(N_("an age header stanza body line is too long"), hint=_AGAIN)
             body += body_line
             if len(body_line) < _COLUMNS:
                 break
         stanzas.append(_Stanza(parts[0], tuple(parts[1:]), _unb64(body, "a stanza body")))
         current = line()
     if not current.startswith(b"--- ") or not stanzas:
-        raise AgeError("the age header is malformed (no recipients, or no MAC line)", hint=_AGAIN)
+        raise AgeError(N_("the age header is malformed (no recipients, or no MAC line)"),
+                       hint=_AGAIN)
     mac = _unb64(current[4:], "the header MAC")
     if len(mac) != 32:
-        raise AgeError("the age header MAC has the wrong length", hint=_AGAIN)
+        raise AgeError(N_("the age header MAC has the wrong length"), hint=_AGAIN)
     return stanzas, b"\n".join(seen) + b"\n---", mac
 
 
@@ -342,7 +347,7 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
 def _chunk_nonce(counter: int, last: bool) -> bytes:
     """STREAM nonce: 11-byte big-endian chunk counter, then 0x01 for the last chunk."""
     if counter >= 1 << 88:
-        raise AgeError("the file is too large for one age payload", hint=_AGAIN)
+        raise AgeError(N_("the file is too large for one age payload"), hint=_AGAIN)
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
@@ -365,13 +370,16 @@ def _b64(data: bytes) -> bytes:
 def _unb64(data: bytes, what: str) -> bytes:
     """Strict unpadded base64: padding, stray characters and non-canonical tails are refused."""
     if b"=" in data or b"\r" in data:
-        raise AgeError(f"{what} in the age header is not canonical base64", hint=_AGAIN)
+        raise AgeError(N_("{what} in the age header is not canonical base64").format(what=what),
+                       hint=_AGAIN)
     try:
         decoded = base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise AgeError(f"{what} in the age header is not valid base64", hint=_AGAIN) from None
+        raise AgeError(N_("{what} in the age header is not valid base64").format(what=what),
+                       hint=_AGAIN) from None
     if _b64(decoded) != data:
-        raise AgeError(f"{what} in the age header is not canonical base64", hint=_AGAIN)
+        raise AgeError(N_("{what} in the age header is not canonical base64").format(what=what),
+                       hint=_AGAIN)
     return decoded
 
 
@@ -418,7 +426,8 @@ def _bech32_encode(hrp: str, data: bytes) -> str:
 def _bech32_decode(text: str, what: str) -> tuple[str, bytes]:
     """Decode Bech32 (BIP 173; age lifts the 90-character limit). Mixed case is refused."""
     bad = KeyFileError(
-        f"this is not {what} (damaged Bech32 text)", hint="copy the whole line again, unchanged"
+        N_("this is not {what} (damaged Bech32 text)").format(what=what),
+        hint=N_("copy the whole line again, unchanged")
     )
     if text.lower() != text and text.upper() != text:
         raise bad

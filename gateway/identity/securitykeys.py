@@ -54,7 +54,8 @@ def security_key_blob(key: SecurityKey) -> bytes:
 def security_key_from_blob(blob: bytes, key_type: str, hint: str) -> SecurityKey:
     """Decode a security key's public blob; every fault is a KeyFileError. Canonical form is
     checked by the caller, by encoding the result again."""
-    malformed = KeyFileError(f"the {key_type} public key is malformed", hint=hint)
+    malformed = KeyFileError(N_("the {key_type} public key is malformed").format(key_type=key_type),
+                             hint=hint)
     fields: list[bytes] = []
     pos = 0
     while pos < len(blob):

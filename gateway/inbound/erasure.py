@@ -177,9 +177,9 @@ def read_plain(path: Path, key: bytes, holding: str) -> Iterator[bytes]:
     aead = AESGCM(key)
     aad = MAGIC + holding.encode("utf-8")
     damaged = StorageError(
-        f"the encrypted copy {path} fails authentication: it was altered, truncated or "
-        "belongs to another holding; nothing was released",
-        hint="tell security; the provider can send the data again",
+        N_("the encrypted copy {path} fails authentication: it was altered, truncated or belongs "
+           "to another holding; nothing was released").format(path=path),
+        hint=N_("tell security; the provider can send the data again"),
     )
     try:
         with open(path, "rb") as fh:

@@ -73,11 +73,11 @@ def held(rt: Runtime, holding_id: str, doing: str, action: str) -> Holding:
     h = holdings.get(rt, holding_id)
     if h.status not in holdings.HELD:
         hint = (
-            "it did not verify and is never released"
+            N_("it did not verify and is never released")
             if h.status is HoldingState.REFUSED
-            else "it was certified and the gateway's copies are erased"
+            else N_("it was certified and the gateway's copies are erased")
             if h.status in holdings.DISPOSED
-            else "it is still being checked"
+            else N_("it is still being checked")
         )
         refuse_state(rt, h, action, f"{action}.state",
                      f"holding {h.id} is {h.state} and cannot be {doing}: {hint}")

@@ -114,8 +114,8 @@ def _to_people(notice: Notice) -> list[people.Notice]:
              "transfer": notice.transfer, "provider": notice.provider}
     if notice.rule:
         facts["rule"] = notice.rule
-    command = (f"tachiai holdings certify {notice.holding} --deleted --method TEXT --key KEY "
-               f"(or --returned)")
+    command = (f"tachiai holdings certify {notice.holding} --deleted --method TEXT --key KEY; "
+               f"tachiai holdings certify {notice.holding} --returned --method TEXT --key KEY")
     return [people.Notice(notice.kind, notice.holding, notice.agreement, notice.flow,
                           "overdue" if notice.kind == "holding.overdue" else "held", name,
                           command, facts, notice.reminder_day or 0) for name in notice.handlers]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gateway.config.settings import Recipient
 from gateway.errors import ConfigError
+from gateway.i18n import N_
 from gateway.transports import Parcel, PasswordChannel, Receipt, Transport
 from gateway.transports.local import LocalTransport
 from gateway.transports.password_channels import channel_for
@@ -55,7 +56,8 @@ def transport_for(recipient: Recipient) -> Transport:
 
         return MailTransport(recipient.party, recipient.mail)
     raise ConfigError(
-        f"recipient {recipient.party}: transport {recipient.transport!r} is not fully configured"
+        N_("recipient {party}: transport {transport} is not fully configured").format(
+            party=recipient.party, transport=repr(recipient.transport))
     )
 
 

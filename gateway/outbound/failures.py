@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import PartnerRefused, PartnerUnavailable
+from gateway.i18n import N_
 from gateway.state.store import Transfer
 
 RULE_HOST_KEY = "delivery.host-key"
@@ -41,16 +42,18 @@ def describe(
     retry = f"`tachiai transfers retry {t.id}`"
     hint = exc.hint.replace("`tachiai transfers retry ID`", retry)
     if not final:
-        hint = f"{hint} (attempt {attempts} of {limit})"
+        hint = N_("{hint} (attempt {attempts} of {limit})").format(hint=hint, attempts=attempts,
+                                                                  limit=limit)
     elif isinstance(exc, PartnerUnavailable):
-        hint = (
-            f"the transfer is failed after {attempts} attempt(s) and is not retried by itself; "
-            f"check the partner's address and network (or ask the partner), then run {retry}"
-        )
+        hint = N_("the transfer is failed after {attempts} attempt(s) and is not retried by "
+                  "itself; check the partner's address and network (or ask the partner), then "
+                  "run {retry}").format(attempts=attempts, retry=retry)
+    elif retry in hint:
+        hint = N_("the transfer is failed and is not retried by itself; {hint}").format(
+            hint=hint)
     else:
-        hint = f"the transfer is failed and is not retried by itself; {hint}"
-        if retry not in hint:
-            hint += f"; then run {retry}"
+        hint = N_("the transfer is failed and is not retried by itself; {hint}; then run "
+                  "{retry}").format(hint=hint, retry=retry)
     return {
         "rule": rule,
         "message": str(exc),

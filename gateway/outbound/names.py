@@ -14,6 +14,7 @@ from hashlib import sha256
 from pathlib import Path
 
 from gateway.errors import StorageError
+from gateway.i18n import N_
 from gateway.state import keyfiles
 
 KEY_BYTES = 32
@@ -53,7 +54,8 @@ def find_withheld(key: bytes, source_path: str) -> Path | None:
     try:
         entries = os.listdir(os.fsencode(folder))
     except OSError as exc:
-        raise StorageError(f"cannot list outbox {folder}: {exc.strerror}") from exc
+        raise StorageError(N_("cannot list outbox {folder}: {strerror}").format(
+                               folder=folder, strerror=exc.strerror)) from exc
     for raw in entries:
         if hmac.compare_digest(name_hmac(key, raw), digest):
             return Path(os.fsdecode(os.path.join(os.fsencode(folder), raw)))

@@ -117,9 +117,10 @@ def waiting_notices(rt: Runtime, transfer: Transfer, now_ns: int) -> list[Notice
     if cfg.remind_after_hours > 0:
         round_ = int((now_ns - transfer.updated_ns) // (cfg.remind_after_hours * _HOUR_NS))
     kind = "approval.reminder" if round_ else "approval.waiting"
+    # Commands only, "; " between them: the mail says what they are for, in its language.
     command = (f"tachiai transfers statement {transfer.id}; tachiai approve {transfer.id} "
-               f"--key KEY{' --duplicate-ok' if earlier else ''} (or tachiai reject "
-               f"{transfer.id} --key KEY --reason TEXT)")
+               f"--key KEY{' --duplicate-ok' if earlier else ''}; tachiai reject "
+               f"{transfer.id} --key KEY --reason TEXT")
     on = dt.datetime.fromtimestamp(now_ns / 1e9, clock.JST).date()
     return [Notice(kind, transfer.id, transfer.agreement, transfer.flow, transfer.state, w.name,
                    command, facts, round_) for w in witnesses_of(rt, transfer, on)]
@@ -140,10 +141,9 @@ def sender_notice(transfer: Transfer) -> Notice:
         facts["attempts"] = transfer.attempts
     nxt = {
         "transfer.rejected": f"tachiai transfers show {transfer.id}",
-        "transfer.expired": f"tachiai transfers show {transfer.id}; drop the file again to have "
-                            "it approved anew",
-        "transfer.failed": f"tachiai transfers show {transfer.id}; an operator runs tachiai "
-                           f"transfers retry {transfer.id} once the cause is fixed",
+        "transfer.expired": f"tachiai transfers show {transfer.id}",
+        "transfer.failed": f"tachiai transfers show {transfer.id}; tachiai transfers retry "
+                           f"{transfer.id}",
         "transfer.delivered": "",
     }[kind]
     return Notice(kind, transfer.id, transfer.agreement, transfer.flow, transfer.state,

@@ -31,6 +31,7 @@ from gateway.errors import (
 )
 from gateway.exchange.fanout import member_refusal
 from gateway.exchange.onward_guard import inspect_onward
+from gateway.i18n import N_
 from gateway.outbound import approvals, failures, manifests, names, pickup, replies
 from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
 from gateway.outbound.intake import Outbox
@@ -371,8 +372,10 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
             if rt.settings.compression == "deflate":
                 data["compression_level"] = rt.settings.compression_level
         else:
-            raise ConfigError(f"agreement {t.agreement} flow {t.flow}: encryption {profile!r} "
-                              f"is not supported (supported: {', '.join(PROFILES)})")
+            raise ConfigError(N_("agreement {agreement} flow {flow}: encryption {profile} is not "
+                                 "supported (supported: {profiles})").format(
+                                  agreement=t.agreement, flow=t.flow, profile=repr(profile),
+                                  profiles=', '.join(PROFILES)))
     except SealRefused as exc:
         return _reject(rt, t, [Reason("seal.refused", f"{exc} ({exc.hint})",
                                       f"{t.agreement}/flows.{t.flow}.encryption")])
@@ -441,7 +444,8 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
         try:
             document = (folder / "password").read_bytes()
         except OSError as exc:
-            raise StorageError(f"cannot read the password in the spool: {exc.strerror}") from exc
+            raise StorageError(N_("cannot read the password in the spool: {strerror}").format(
+                                   strerror=exc.strerror)) from exc
     issued = None
     try:
         if document is not None:

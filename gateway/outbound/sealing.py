@@ -24,6 +24,7 @@ import pyzipper
 
 from gateway.errors import ConfigError, InputError, StorageError
 from gateway.exchange.limits import MAX_WORKBOOK
+from gateway.i18n import N_
 from gateway.identity import age
 from gateway.state.spool import CHUNK, open_regular, sha256_file, sync_dir
 from policies.handlers import Registry
@@ -63,9 +64,10 @@ def age_recipients(
     ]
     if not found:
         raise ConfigError(
-            f"no designated receiving handler of {party} has an age key for {agreement_id}",
-            hint='add age_recipient = "age1…" (from `age-keygen -y`) to a receiving '
-            "handler of that party in the registry",
+            N_("no designated receiving handler of {party} has an age key for "
+               "{agreement_id}").format(party=party, agreement_id=agreement_id),
+            hint=N_('add age_recipient = "age1…" (from `age-keygen -y`) to a receiving handler '
+                    "of that party in the registry"),
         )
     return found
 
@@ -89,7 +91,8 @@ def sealed_intact(path: Path, size: int, sha256: str) -> bool:
         seen, digest = sha256_file(path)
         return seen == size and digest == sha256
     except OSError as exc:
-        raise StorageError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        raise StorageError(N_("cannot read {name}: {value}").format(
+                               name=path.name, value=exc.strerror or exc)) from exc
 
 
 def suffix(profile: str) -> str:
@@ -122,7 +125,8 @@ def seal_zip(
         with open_regular(payload) as src:
             return _zip_stream(src, entry_name, out, password, compression, level)
     except OSError as exc:
-        raise StorageError(f"cannot seal into {out.name}: {exc.strerror or exc}") from exc
+        raise StorageError(N_("cannot seal into {name}: {value}").format(
+                               name=out.name, value=exc.strerror or exc)) from exc
 
 
 def seal_age(payload: Path, out: Path, recipients: Sequence[str]) -> Sealed:
@@ -152,7 +156,8 @@ def seal_age(payload: Path, out: Path, recipients: Sequence[str]) -> Sealed:
         os.replace(tmp, out)
         sync_dir(out.parent)
     except OSError as exc:
-        raise StorageError(f"cannot seal into {out.name}: {exc.strerror or exc}") from exc
+        raise StorageError(N_("cannot seal into {name}: {value}").format(
+                               name=out.name, value=exc.strerror or exc)) from exc
     return Sealed(plain.hexdigest(), size, counted.sha256, counted.size)
 
 
@@ -187,11 +192,13 @@ def seal_workbook_zip(
                 plain.write(chunk)
                 if plain.tell() > MAX_WORKBOOK:
                     raise SealRefused(
-                        f"the workbook is over {MAX_WORKBOOK} bytes, too large to encrypt",
-                        hint="split the workbook, or agree a zip-aes256 or age profile",
+                        N_("the workbook is over {max_workbook} bytes, too large to "
+                           "encrypt").format(max_workbook=MAX_WORKBOOK),
+                        hint=N_("split the workbook, or agree a zip-aes256 or age profile"),
                     )
     except OSError as exc:
-        raise StorageError(f"cannot read the payload: {exc.strerror or exc}") from exc
+        raise StorageError(
+            N_("cannot read the payload: {value}").format(value=exc.strerror or exc)) from exc
     plain_size = plain.tell()
     encrypted = io.BytesIO()
     try:
@@ -199,16 +206,17 @@ def seal_workbook_zip(
         OOXMLFile(plain).encrypt(workbook_password, encrypted)
     except (EncryptionError, FileFormatError, ValueError, KeyError, OSError) as exc:
         raise SealRefused(
-            "the file cannot be encrypted as an Excel workbook (is it an unencrypted .xlsx?): "
-            f"{exc.__class__.__name__}",
-            hint="drop the workbook as saved by Excel, without a password of its own",
+            N_("the file cannot be encrypted as an Excel workbook (is it an unencrypted .xlsx?): "
+               "{name}").format(name=exc.__class__.__name__),
+            hint=N_("drop the workbook as saved by Excel, without a password of its own"),
         ) from None
     del plain
     encrypted.seek(0)
     try:
         sealed = _zip_stream(encrypted, entry_name, out, zip_password, compression, level)
     except OSError as exc:
-        raise StorageError(f"cannot seal into {out.name}: {exc.strerror or exc}") from exc
+        raise StorageError(N_("cannot seal into {name}: {value}").format(
+                               name=out.name, value=exc.strerror or exc)) from exc
     return Sealed(digest.hexdigest(), plain_size, sealed.sealed_sha256, sealed.sealed_size)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import update as sql_update
 
 from audit.events import Draft
 from gateway.errors import NotFound, StateError
+from gateway.i18n import N_
 from gateway.state import claims, schema
 from gateway.state.lifecycles import HOLDINGS, HoldingState
 from gateway.state.machine import compare_and_set
@@ -34,7 +35,8 @@ def get(store: Store, holding_id: str) -> Holding:
         row = conn.execute(select(_H).where(_H.c.id == holding_id)).mappings().first()
     if row is None:
         raise NotFound(
-            f"no holding {holding_id!r}", hint="list holdings with `tachiai holdings list`"
+            N_("no holding {id}").format(id=repr(holding_id)),
+            hint=N_("list holdings with `tachiai holdings list`"),
         )
     return Holding.model_validate(dict(row))
 
@@ -154,8 +156,8 @@ def update(
         h.state,
         values,
         StateError(
-            f"holding {h.id} changed while being processed",
-            hint="look again with `tachiai holdings show ID`",
+            N_("holding {id} changed while being processed").format(id=h.id),
+            hint=N_("look again with `tachiai holdings show ID`"),
         ),
         claimant=h.claimed_by,  # a holding read with a claim moves only while it is ours
     )

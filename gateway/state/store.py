@@ -259,8 +259,8 @@ class Store:
             transfer.state,
             values,
             StateError(
-                f"transfer {transfer.id} changed state while being processed",
-                hint="look again with `tachiai transfers show ID`",
+                N_("transfer {id} changed state while being processed").format(id=transfer.id),
+                hint=N_("look again with `tachiai transfers show ID`"),
             ),
             claimant=transfer.claimed_by,
         )
@@ -284,7 +284,8 @@ class Store:
                 transfer.id,
                 transfer.state,
                 values,
-                StateError(f"transfer {transfer.id} changed state while being processed"),
+                StateError(N_("transfer {id} changed state while being processed").format(
+                               id=transfer.id)),
                 claimant=transfer.claimed_by,
             )
             _queue(conn, events)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.errors import PartnerRefused
+from gateway.i18n import N_
 
 
 class DeliveryRefused(PartnerRefused):
@@ -24,7 +25,7 @@ class DeliveryRefused(PartnerRefused):
     fixing the cause.
     """
 
-    default_hint = (
+    default_hint = N_(
         "fix the cause named above (with the partner if it is theirs), then run "
         "`tachiai transfers retry ID`"
     )
@@ -43,14 +44,16 @@ class HostKeyRefused(DeliveryRefused):
         self.expected = expected
         self.offered = offered
         super().__init__(
-            f"the SSH host key of {host}:{port} is not the pinned one: expected "
-            f"{' or '.join(expected)}, the server offered {offered}; nothing was sent or fetched",
-            hint="ask the partner, by another channel, for their host key fingerprint; if it "
-            "really changed, replace the entry for "
-            f"{host if port == 22 else f'[{host}]:{port}'} in known_hosts with the new key "
-            f"(`ssh-keyscan -p {port} {host}`, checked against that fingerprint; then "
-            "`tachiai transfers retry ID` for a failed delivery; pickups and checkpoint places "
-            "try again by themselves); otherwise this may be an attack: tell security",
+            N_("the SSH host key of {host}:{port} is not the pinned one: expected {expected}, "
+               "the server offered {offered}; nothing was sent or fetched").format(
+                host=host, port=port, expected=" or ".join(expected), offered=offered),
+            hint=N_("ask the partner, by another channel, for their host key fingerprint; if it "
+                    "really changed, replace the entry for {entry} in known_hosts with the new "
+                    "key (`ssh-keyscan -p {port} {host}`, checked against that fingerprint; then "
+                    "`tachiai transfers retry ID` for a failed delivery; pickups and checkpoint "
+                    "places try again by themselves); otherwise this may be an attack: tell "
+                    "security").format(entry=host if port == 22 else f"[{host}]:{port}",
+                                       port=port, host=host),
         )
 
 

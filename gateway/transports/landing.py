@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from audit.events import Draft
 from gateway.config.routes import SftpEndpoint
 from gateway.errors import PartnerRefused, PartnerUnavailable, StorageError, TachiaiError
+from gateway.i18n import N_
 from gateway.state import clock
 from gateway.state.spool import sync_dir, write_atomic
 from gateway.transports import HostKeyRefused
@@ -112,7 +113,8 @@ def fetch(session: Session, remote: Remote, folder: Path) -> str | None:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        raise StorageError(f"cannot write into {folder}: {exc.strerror or exc}") from exc
+        raise StorageError(N_("cannot write into {folder}: {value}").format(
+                               folder=folder, value=exc.strerror or exc)) from exc
     if got != remote.size or after != (remote.size, remote.mtime):
         part.unlink(missing_ok=True)
         return None
@@ -140,12 +142,13 @@ def land(folder: Path, name: str, target: Path) -> None:
         os.rename(part, target)  # moves the entry itself, never what a link points at
     except OSError as exc:
         hint = (
-            "put gateway.state_dir and the folder on one file system"
+            N_("put gateway.state_dir and the folder on one file system")
             if exc.errno == errno.EXDEV
             else None
         )
         raise StorageError(
-            f"cannot move a fetched file into {target.parent}: {exc.strerror}", hint=hint
+            N_("cannot move a fetched file into {parent}: {strerror}").format(
+                parent=target.parent, strerror=exc.strerror), hint=hint
         ) from exc
     sync_dir(target.parent)
     sync_dir(folder)
@@ -190,7 +193,8 @@ class Journal:
         try:
             write_atomic(path, raw, mode=0o600)
         except OSError as exc:
-            raise StorageError(f"cannot write the journal {self.folder}: {exc.strerror}") from exc
+            raise StorageError(N_("cannot write the journal {folder}: {strerror}").format(
+                                   folder=self.folder, strerror=exc.strerror)) from exc
         return path
 
     def entries(self) -> list[tuple[Path, dict[str, Any]]]:
@@ -200,7 +204,8 @@ class Journal:
             try:
                 found.append((path, dict(json.loads(path.read_text(encoding="utf-8")))))
             except (OSError, ValueError) as exc:
-                raise StorageError(f"cannot read the journal entry {path}: {exc}") from exc
+                raise StorageError(N_("cannot read the journal entry {path}: {exc}").format(
+                                       path=path, exc=exc)) from exc
         return found
 
     def done(self, path: Path) -> None:

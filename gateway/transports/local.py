@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.errors import PartnerUnavailable
+from gateway.i18n import N_
 from gateway.state.spool import sync_dir
 from gateway.transports import DeliveryRefused, Parcel, Receipt
 
@@ -71,7 +72,8 @@ class LocalTransport:
                 _place(self.inbox, parcel.manifest_name, parcel.manifest)
         except OSError as exc:
             raise PartnerUnavailable(
-                f"cannot deliver to the inbox of {self.party}: {exc.strerror or exc}"
+                N_("cannot deliver to the inbox of {party}: {value}").format(
+                    party=self.party, value=exc.strerror or exc)
             ) from exc
         return Receipt(self.kind, str(target), {})
 
@@ -100,6 +102,7 @@ def refuse_links(folder: Path, what: str) -> None:
     real = os.path.realpath(folder)
     if real != str(folder):
         raise DeliveryRefused(
-            f"{what} ({folder}) passes through a symbolic link (to {real}); nothing was written",
-            hint="configure the real folder, without links, and check who made the link",
+            N_("{what} ({folder}) passes through a symbolic link (to {real}); nothing was "
+               "written").format(what=what, folder=folder, real=real),
+            hint=N_("configure the real folder, without links, and check who made the link"),
         )

@@ -22,6 +22,7 @@ from email.utils import formatdate
 
 from gateway.config.routes import MailRoute
 from gateway.errors import PartnerUnavailable, StorageError
+from gateway.i18n import N_
 from gateway.transports import DeliveryRefused, Parcel, Receipt
 
 _BODY = """\
@@ -65,22 +66,25 @@ class MailTransport:
         route = self.route
         if parcel.size > route.max_bytes:
             raise DeliveryRefused(
-                f"the sealed file is {parcel.size} bytes, over the mail limit of {route.max_bytes}",
-                hint="send it by SFTP or a local folder instead, or raise "
-                "max_size if the relay allows larger mails",
+                N_("the sealed file is {size} bytes, over the mail limit of {max_bytes}").format(
+                    size=parcel.size, max_bytes=route.max_bytes),
+                hint=N_("send it by SFTP or a local folder instead, or raise max_size if the "
+                        "relay allows larger mails"),
             )
         try:
             message = self._message(parcel)
         except OSError as exc:
             raise StorageError(
-                f"cannot read the sealed file {parcel.path.name}: {exc.strerror or exc}"
+                N_("cannot read the sealed file {name}: {value}").format(
+                    name=parcel.path.name, value=exc.strerror or exc)
             ) from exc
         with converted(route), relay_session(route) as (smtp, tls):
             if committing is not None:
                 committing(f"mail:{message['Message-ID']}")
             refused = smtp.send_message(message)
         if refused:
-            raise DeliveryRefused(f"the relay {route.relay} refused: {', '.join(refused)}")
+            raise DeliveryRefused(N_("the relay {relay} refused: {refused}").format(
+                                      relay=route.relay, refused=', '.join(refused)))
         return Receipt(
             "mail",
             f"mail to {', '.join(route.to)}",
@@ -146,10 +150,10 @@ def relay_session(route: MailRoute) -> Iterator[tuple[smtplib.SMTP, bool]]:
             tls = True
         elif not tls and route.starttls == "required":
             raise DeliveryRefused(
-                f"the relay {route.relay}:{route.port} does not offer STARTTLS, which "
-                "the configuration requires",
-                hint="ask the relay's operator to enable "
-                'STARTTLS, or set starttls = "opportunistic" if the network is closed',
+                N_("the relay {relay}:{port} does not offer STARTTLS, which the configuration "
+                   "requires").format(relay=route.relay, port=route.port),
+                hint=N_("ask the relay's operator to enable STARTTLS, or set starttls = "
+                        '"opportunistic" if the network is closed'),
             )
         if route.user is not None and route.password_file is not None:
             smtp.login(route.user, _read_secret(route))
@@ -176,18 +180,21 @@ def converted(route: MailRoute) -> Iterator[None]:
         raise error(f"the relay {route.relay} answered {exc.smtp_code}: {text}") from exc
     except smtplib.SMTPRecipientsRefused as exc:
         raise DeliveryRefused(
-            f"the relay {route.relay} refused every recipient: {', '.join(exc.recipients)}"
+            N_("the relay {relay} refused every recipient: {recipients}").format(
+                relay=route.relay, recipients=', '.join(exc.recipients))
         ) from exc
     except ssl.SSLCertVerificationError as exc:
         raise DeliveryRefused(
-            f"the certificate of the relay {route.relay} does not verify: {exc.verify_message}",
-            hint="set ca_file to the relay's CA certificate; "
-            "if the certificate changed unexpectedly, tell security",
+            N_("the certificate of the relay {relay} does not verify: {verify_message}").format(
+                relay=route.relay, verify_message=exc.verify_message),
+            hint=N_("set ca_file to the relay's CA certificate; if the certificate changed "
+                    "unexpectedly, tell security"),
         ) from exc
     except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
         raise PartnerUnavailable(
-            f"mail to the relay {route.relay}:{route.port} failed: {reason}"
+            N_("mail to the relay {relay}:{port} failed: {reason}").format(
+                relay=route.relay, port=route.port, reason=reason)
         ) from exc
 
 
@@ -209,9 +216,11 @@ def _read_secret(route: MailRoute) -> str:
         info = route.password_file.stat()
         if info.st_mode & 0o077:
             raise DeliveryRefused(
-                f"{route.password_file} is readable by other users; refused",
-                hint=f"chmod 600 {route.password_file}",
+                N_("{password_file} is readable by other users; refused").format(
+                    password_file=route.password_file),
+                hint=N_("chmod 600 {password_file}").format(password_file=route.password_file),
             )
         return route.password_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise DeliveryRefused(f"cannot read {route.password_file}: {exc.strerror}") from exc
+        raise DeliveryRefused(N_("cannot read {password_file}: {strerror}").format(
+            password_file=route.password_file, strerror=exc.strerror)) from exc

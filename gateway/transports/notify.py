@@ -16,6 +16,7 @@ from email.utils import formatdate
 
 from gateway.config.routes import MailRoute
 from gateway.errors import PartnerUnavailable
+from gateway.i18n import N_
 from gateway.transports import DeliveryRefused
 from gateway.transports.mail import converted, relay_session
 
@@ -42,7 +43,8 @@ def send_mail(route: MailRoute, to: str, subject: str, body: str, message_id: st
     with converted(route), relay_session(route) as (smtp, _tls):
         refused = smtp.send_message(msg)
     if refused:
-        raise DeliveryRefused(f"the relay {route.relay} refused the address of a notice")
+        raise DeliveryRefused(N_("the relay {relay} refused the address of a notice").format(
+                                  relay=route.relay))
 
 
 def run_hook(command: Sequence[str], document: bytes, timeout_seconds: float) -> None:
@@ -57,13 +59,16 @@ def run_hook(command: Sequence[str], document: bytes, timeout_seconds: float) ->
         done = subprocess.run(list(command), input=document, capture_output=True,
                               timeout=timeout_seconds, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise PartnerUnavailable(f"the notification command did not finish within "
-                                 f"{timeout_seconds:g} s", hint="make it return quickly, or "
-                                 "raise notify.command_timeout_seconds") from exc
+        raise PartnerUnavailable(N_("the notification command did not finish within "
+                                    "{timeout_seconds:g} s").format(
+                                     timeout_seconds=timeout_seconds),
+                                 hint=N_("make it return quickly, or raise "
+                                         "notify.command_timeout_seconds")) from exc
     except OSError as exc:
-        raise PartnerUnavailable(f"the notification command cannot run: "
-                                 f"{exc.strerror or exc.__class__.__name__}",
-                                 hint="check the path in the configuration's command") from exc
+        raise PartnerUnavailable(N_("the notification command cannot run: {value}").format(
+                                     value=exc.strerror or exc.__class__.__name__),
+                                 hint=N_("check the path in the configuration's command")) from exc
     if done.returncode != 0:
-        raise PartnerUnavailable(f"the notification command exited {done.returncode}",
-                                 hint="run it by hand with the document on stdin to see why")
+        raise PartnerUnavailable(N_("the notification command exited {returncode}").format(
+                                     returncode=done.returncode),
+                                 hint=N_("run it by hand with the document on stdin to see why"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gateway.config.routes import PasswordRoute, SftpEndpoint
 from gateway.errors import PartnerUnavailable
+from gateway.i18n import N_
 from gateway.state.spool import write_atomic
 from gateway.transports import Parcel, Receipt
 from gateway.transports.local import refuse_links
@@ -40,7 +41,8 @@ class FolderChannel:
             write_atomic(path, document, mode=0o600)
         except OSError as exc:
             raise PartnerUnavailable(
-                f"cannot write the password to {self.folder}: {exc.strerror or exc}"
+                N_("cannot write the password to {folder}: {value}").format(
+                    folder=self.folder, value=exc.strerror or exc)
             ) from exc
         return Receipt(self.kind, str(path), {})
 
@@ -78,7 +80,8 @@ class RetrievalChannel:
             write_atomic(self.spool_folder / RETRIEVABLE, document, mode=0o600)
         except OSError as exc:
             raise PartnerUnavailable(
-                f"cannot keep the password for retrieval: {exc.strerror or exc}"
+                N_("cannot keep the password for retrieval: {value}").format(
+                    value=exc.strerror or exc)
             ) from exc
         return Receipt(self.kind, "awaiting retrieval by a designated receiving handler", {})
 

@@ -19,6 +19,7 @@ from email.utils import formatdate, make_msgid
 
 from gateway.config.settings import Recipient
 from gateway.errors import PartnerUnavailable, TachiaiError
+from gateway.i18n import N_
 from gateway.transports import DeliveryRefused, HostKeyRefused
 from gateway.transports.mail import converted, relay_session
 from gateway.transports.sftp import Session
@@ -121,8 +122,8 @@ def _step_failing(clock: _Clock, pending: Callable[[], str]) -> Iterator[None]:
 
 def _sftp(recipient: Recipient, result: ProbeResult) -> None:
     assert recipient.sftp is not None
-    order = ["connect", "check the host key", "authenticate", "write a probe file",
-             "remove the probe file"]
+    order = [N_("connect"), N_("check the host key"), N_("authenticate"),
+             N_("write a probe file"), N_("remove the probe file")]
     clock = _Clock(result, {"connected": order[0], "host key pinned": order[1],
                             "authenticated": order[2]})
     with (
@@ -139,7 +140,7 @@ def _sftp(recipient: Recipient, result: ProbeResult) -> None:
 def _mail(recipient: Recipient, result: ProbeResult) -> None:
     route = recipient.mail
     assert route is not None
-    order = ["connect to the relay (TLS, login)", "send a test mail"]
+    order = [N_("connect to the relay (TLS, login)"), N_("send a test mail")]
     clock = _Clock(result, {})
     message = EmailMessage()
     message["From"] = route.sender
@@ -156,14 +157,15 @@ def _mail(recipient: Recipient, result: ProbeResult) -> None:
         clock.done(order[0] + ("" if tls else " without TLS"))
         refused = smtp.send_message(message)
         if refused:
-            raise DeliveryRefused(f"the relay {route.relay} refused: {', '.join(refused)}")
+            raise DeliveryRefused(N_("the relay {relay} refused: {refused}").format(
+                                      relay=route.relay, refused=', '.join(refused)))
         clock.done(order[1])
 
 
 def _local(recipient: Recipient, result: ProbeResult) -> None:
     folder = recipient.inbox
     assert folder is not None
-    order = ["write a probe file", "remove the probe file"]
+    order = [N_("write a probe file"), N_("remove the probe file")]
     clock = _Clock(result, {})
     path = folder / probe_name()
     with _step_failing(clock, lambda: order[len(result.steps)]):
@@ -178,7 +180,8 @@ def _local(recipient: Recipient, result: ProbeResult) -> None:
             clock.done(order[1])
         except OSError as exc:
             raise DeliveryRefused(
-                f"cannot write in the folder {folder}: {exc.strerror or exc}",
-                hint="create the folder, and let the daemon's user write in it (for systemd, "
-                "add it to ReadWritePaths of tachiai.service)",
+                N_("cannot write in the folder {folder}: {value}").format(
+                    folder=folder, value=exc.strerror or exc),
+                hint=N_("create the folder, and let the daemon's user write in it (for systemd, "
+                        "add it to ReadWritePaths of tachiai.service)"),
             ) from exc

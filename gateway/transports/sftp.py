@@ -30,6 +30,7 @@ import paramiko
 from gateway import faults
 from gateway.config.routes import SftpEndpoint, host_fingerprint, key_blob
 from gateway.errors import PartnerUnavailable, TachiaiError
+from gateway.i18n import N_
 from gateway.transports import DeliveryRefused, HostKeyRefused, Parcel, Receipt
 
 log = logging.getLogger(__name__)
@@ -128,26 +129,31 @@ class Session:
             raise
         except paramiko.AuthenticationException as exc:
             raise DeliveryRefused(
-                f"the SFTP server {ep.host}:{ep.port} refused our key for user {ep.user}",
-                hint=f"check that the public key of {ep.key_file} is in the partner's "
-                "authorized_keys, then run `tachiai transfers retry ID`",
+                N_("the SFTP server {host}:{port} refused our key for user {user}").format(
+                    host=ep.host, port=ep.port, user=ep.user),
+                hint=N_("check that the public key of {key_file} is in the partner's "
+                        "authorized_keys, then run `tachiai transfers retry ID`").format(
+                         key_file=ep.key_file),
             ) from exc
         except PermissionError as exc:
             raise DeliveryRefused(
-                f"permission denied by the SFTP server ({doing} {where})",
-                hint="ask the partner to let this account write (and rename) in the folder, "
-                "then run `tachiai transfers retry ID`",
+                N_("permission denied by the SFTP server ({doing} {where})").format(
+                    doing=doing, where=where),
+                hint=N_("ask the partner to let this account write (and rename) in the folder, "
+                        "then run `tachiai transfers retry ID`"),
             ) from exc
         except FileNotFoundError as exc:
             raise DeliveryRefused(
-                f"no such file or folder on the SFTP server ({doing} {where})",
-                hint="check remote_dir in the configuration with the partner",
+                N_("no such file or folder on the SFTP server ({doing} {where})").format(
+                    doing=doing, where=where),
+                hint=N_("check remote_dir in the configuration with the partner"),
             ) from exc
         except (paramiko.SSHException, paramiko.SFTPError, EOFError, OSError) as exc:
             # Connection refused or reset, timeouts, a dropped session: try again later.
             reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
             raise PartnerUnavailable(
-                f"SFTP to {ep.host}:{ep.port} failed while trying to {doing}: {reason}"
+                N_("SFTP to {host}:{port} failed while trying to {doing}: {reason}").format(
+                    host=ep.host, port=ep.port, doing=doing, reason=reason)
             ) from exc
 
     # -- connection -------------------------------------------------------------------------
@@ -186,8 +192,8 @@ class Session:
         if not transport.is_active() or not getattr(transport, "initial_kex_done", True):
             # start_client returns quietly when its timeout passes before the key exchange.
             raise PartnerUnavailable(
-                f"{ep.host}:{ep.port} did not finish the SSH handshake within "
-                f"{ep.timeout_seconds:g} s"
+                N_("{host}:{port} did not finish the SSH handshake within {timeout_seconds:g} "
+                   "s").format(host=ep.host, port=ep.port, timeout_seconds=ep.timeout_seconds)
             )
         offered = transport.get_remote_server_key()
         self.fingerprint = host_fingerprint(offered.asbytes())
@@ -198,7 +204,8 @@ class Session:
         self.on_step("authenticated")
         sftp = paramiko.SFTPClient.from_transport(transport)
         if sftp is None:  # pragma: no cover - paramiko returns None only without a session
-            raise PartnerUnavailable(f"{ep.host}:{ep.port} opened no SFTP session")
+            raise PartnerUnavailable(N_("{host}:{port} opened no SFTP session").format(
+                                         host=ep.host, port=ep.port))
         sftp.get_channel().settimeout(ep.timeout_seconds)
         self._sftp = sftp
 
@@ -241,8 +248,8 @@ class Session:
             uploaded = self.sftp.stat(part)
         if uploaded.st_size != parcel.size:
             raise PartnerUnavailable(
-                f"the upload to {ep.host} has {uploaded.st_size} bytes, not {parcel.size}; it "
-                "is sent again"
+                N_("the upload to {host} has {st_size} bytes, not {size}; it is sent again").format(
+                    host=ep.host, st_size=uploaded.st_size, size=parcel.size)
             )
         with self.converted("check the upload's SHA-256", part):
             hashed = self._server_hash(part)
@@ -250,7 +257,8 @@ class Session:
             with self.converted("remove a damaged upload", part):
                 self.sftp.remove(part)
             raise PartnerUnavailable(
-                f"the upload to {ep.host} arrived with another SHA-256; it is sent again"
+                N_("the upload to {host} arrived with another SHA-256; it is sent again").format(
+                    host=ep.host)
             )
         if committing is not None:
             committing(ep.url(parcel.name))
@@ -259,8 +267,8 @@ class Session:
             placed = self.sftp.stat(final)
         if placed.st_size != parcel.size:
             raise DeliveryRefused(
-                f"after the rename, {final} on {ep.host} has "
-                f"{placed.st_size} bytes, not {parcel.size}"
+                N_("after the rename, {final} on {host} has {st_size} bytes, not {size}").format(
+                    final=final, host=ep.host, st_size=placed.st_size, size=parcel.size)
             )
         details.update({"resumed_from": offset, "server_sha256": hashed is not None})
         self._put_manifest(parcel)
@@ -281,7 +289,8 @@ class Session:
                 self.sftp.chmod(part, mode)
                 fh.write(data)
             if self.sftp.stat(part).st_size != len(data):
-                raise PartnerUnavailable(f"a short write to {ep.host}; it is sent again")
+                raise PartnerUnavailable(N_("a short write to {host}; it is sent again").format(
+                                             host=ep.host))
             self._rename(part, final)
         return Receipt(
             "sftp",
@@ -332,10 +341,10 @@ class Session:
             if hashed is None or hashed == parcel.sha256:
                 return
         raise DeliveryRefused(
-            f"{final} on {self.endpoint.host} already exists with other bytes; nothing was "
-            "overwritten",
-            hint="ask the partner what that file is; move it away, then run "
-            "`tachiai transfers retry ID`",
+            N_("{final} on {host} already exists with other bytes; nothing was overwritten").format(
+                final=final, host=self.endpoint.host),
+            hint=N_("ask the partner what that file is; move it away, then run `tachiai "
+                    "transfers retry ID`"),
         )
 
     def _server_hash(self, path: str) -> str | None:
@@ -439,24 +448,27 @@ def _load_key(path: Path) -> paramiko.PKey:
     Raises:
         DeliveryRefused: the key file is missing, too open, or unreadable.
     """
-    hint = f"make the key with `ssh-keygen -t ed25519 -f {path}` and `chmod 600 {path}`"
+    hint = N_("make the key with `ssh-keygen -t ed25519 -f {path}` and `chmod 600 "
+              "{path}`").format(path=path)
     try:
         info = os.stat(path)
     except OSError as exc:
         raise DeliveryRefused(
-            f"the SFTP key file {path} cannot be read: {exc.strerror}", hint=hint
+            N_("the SFTP key file {path} cannot be read: {strerror}").format(
+                path=path, strerror=exc.strerror), hint=hint
         ) from None
     if info.st_mode & 0o077:
         raise DeliveryRefused(
-            f"the SFTP key file {path} is accessible by other users (mode "
-            f"{stat.S_IMODE(info.st_mode):04o}); it is refused",
+            N_("the SFTP key file {path} is accessible by other users (mode {s_imode:04o}); it "
+               "is refused").format(path=path, s_imode=stat.S_IMODE(info.st_mode)),
             hint=hint,
         )
     try:
         key: Any = paramiko.PKey.from_path(path)
     except (paramiko.SSHException, OSError, ValueError, TypeError) as exc:
         raise DeliveryRefused(
-            f"the SFTP key file {path} is not a usable private key ({exc.__class__.__name__})",
+            N_("the SFTP key file {path} is not a usable private key ({name})").format(
+                path=path, name=exc.__class__.__name__),
             hint=hint,
         ) from None
     return key

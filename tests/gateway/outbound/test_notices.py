@@ -45,7 +45,7 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
     server.stop()
 
 
-def with_notify(demo: Demo, smtp: SmtpServer, hook_out: Path) -> None:
+def with_notify(demo: Demo, smtp: SmtpServer, hook_out: Path, language: str = "ja+en") -> None:
     registry = demo.root / "demo" / "registry.toml"
     text = registry.read_text(encoding="utf-8")
     for name, address in EMAILS.items():
@@ -60,6 +60,7 @@ command = [{json.dumps(sys.executable)}, {json.dumps(str(hook))}, {json.dumps(st
 remind_after_hours = 1
 approval_window_hours = 2
 sweep_seconds = 0.2
+language = "{language}"
 
 [notify.mail]
 relay = "127.0.0.1:{smtp.port}"
@@ -113,7 +114,10 @@ def test_witnesses_senders_reminders_expiry_and_duplicates(
         "tachiai": "notice/1", "kind": "approval.waiting", "subject": tid,
         "agreement": "isa-nhi-status-loss", "flow": "monthly", "state": "awaiting_approval",
         "to": "suzuki", "round": 0, "next": docs[0]["next"], "facts": docs[0]["facts"],
+        "title": "承認待ちの送信があります / a transfer awaits your approval",
     }
+    assert docs[0]["next"] == (f"tachiai transfers statement {tid}; tachiai approve {tid} --key "
+                               f"KEY; tachiai reject {tid} --key KEY --reason TEXT")
     assert docs[0]["facts"]["required"] == 1 and docs[0]["facts"]["rows"] == 2
     assert "expires" in docs[0]["facts"]
     demo.wait_ledger()
@@ -239,3 +243,89 @@ def test_each_notice_is_sent_once_per_channel_across_restarts(
     # Another round is another notice; a person without an address gets the hook only.
     later = dataclasses.replace(notice, round=0, kind="holding.overdue", to="takahashi")
     assert [c for _n, c in deliver(rt, [later])] == ["command"]
+
+
+def _holding_notice() -> Notice:
+    return Notice("holding.reminder", "h-0123456789ab", "isa-nhi-status-loss", "monthly", "held",
+                  "suzuki", "tachiai holdings certify h-0123456789ab --deleted --method TEXT "
+                  "--key KEY; tachiai holdings certify h-0123456789ab --returned --method TEXT "
+                  "--key KEY", {"deadline": "2026-12-31", "days_left": 3, "rule": "retention"})
+
+
+def _has_japanese(text: str) -> bool:
+    return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "ja+en"])
+def test_a_mail_is_written_in_the_configured_language(
+    demo: Demo, smtp: SmtpServer, tmp_path: Path, language: str
+) -> None:
+    hook_out = tmp_path / "hook.jsonl"
+    with_notify(demo, smtp, hook_out, language)
+    rt = Runtime.open(load_settings(demo.config))
+    assert rt.settings.notify.language == language
+    assert [c for _n, c in deliver(rt, [_holding_notice()])] == ["mail", "command"]
+    [received] = smtp.received
+    mail = received.message()
+    body = mail.get_content().replace("\r\n", "\n")  # an ASCII body travels with CRLF
+    japanese = ["保有データの消去・返却期限が近づいています。", "確認書: isa-nhi-status-loss",
+                "残り日数: 3", "ルール: retention",
+                "次の操作 (消去または返却の後、その証明に署名してください):",
+                "この通知には個人情報もファイルの内容も含まれていません。"]
+    english = ["a holding's deadline for deletion or return is near.",
+               "agreement: isa-nhi-status-loss", "days_left: 3", "rule: retention",
+               "next (once the data is deleted or returned, sign its certificate):",
+               "This notice carries no personal data and no file content."]
+    for line in japanese:
+        assert (line in body) == (language != "en"), line
+    for line in english:
+        assert (line in body) == (language != "ja"), line
+    if language == "en":
+        assert not _has_japanese(body + str(mail["Subject"]))
+    if language == "ja":
+        assert "deadline for deletion" not in str(mail["Subject"])
+    if language == "ja+en":
+        assert body.index("保有データ") < body.index("a holding's deadline")
+    # Every command stands on its own line, whatever the language, exactly as it is run.
+    assert ("\n  tachiai holdings certify h-0123456789ab --deleted --method TEXT --key KEY\n"
+            "  tachiai holdings certify h-0123456789ab --returned --method TEXT --key KEY\n"
+            ) in body
+    # The hook's keys never change with the language; only its title is words for a person.
+    [document] = hook_documents(hook_out)
+    assert document["kind"] == "holding.reminder" and document["facts"]["days_left"] == 3
+    assert document["title"] == _holding_notice().title(language)
+    assert _has_japanese(document["title"]) == (language != "en")
+
+
+def test_an_unknown_notice_language_is_refused(demo: Demo) -> None:
+    text = demo.config.read_text(encoding="utf-8")
+    demo.config.write_text(text + '\n[notify]\nlanguage = "jp"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"notify\.language 'jp' is not one of ja, en, ja\+en"):
+        load_settings(demo.config)
+    demo.config.write_text(text, encoding="utf-8")
+    assert load_settings(demo.config).notify.language == "ja"  # the default
+
+
+def test_every_fact_a_notice_carries_has_a_label_in_both_languages() -> None:
+    """A fact added to a notice without a label would reach a Japanese mail as its English key."""
+    import ast
+
+    from gateway.exchange import notices as people
+
+    root = Path(people.__file__).resolve().parents[1]
+    keys: set[str] = set()
+    for source in (root / "outbound" / "notices.py", root / "inbound" / "sweep.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "facts" and isinstance(node.slice, ast.Constant):
+                keys.add(str(node.slice.value))
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Dict):
+                target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+                if isinstance(target, ast.Name) and target.id == "facts":
+                    keys.update(str(k.value) for k in node.value.keys
+                                if isinstance(k, ast.Constant))
+    keys |= {"rule", "row", "column"}  # a rejection's reasons
+    assert {"size", "rows", "sender", "expires", "deadline", "days_left"} <= keys
+    labels = people._LABELS
+    assert sorted(keys - set(labels)) == []
+    assert [k for k in keys if not _has_japanese(labels[k][0])] == []
