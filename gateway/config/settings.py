@@ -394,9 +394,9 @@ def _partitions(value: Any, party: str, path: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) \
             or len(set(value)) != len(value) or party in value:
         raise ConfigError(
-            f"{path}: gateway.partitions must be a list of distinct member parties other than "
-            "gateway.party",
-            hint='e.g. partitions = ["municipalities-131016", "municipalities-131041"]',
+            N_("{path}: gateway.partitions must be a list of distinct member parties other than "
+               "gateway.party").format(path=path),
+            hint=N_('e.g. partitions = ["municipalities-131016", "municipalities-131041"]'),
         )
     return tuple(value)
 
