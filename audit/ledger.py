@@ -11,7 +11,6 @@ are read together to see that the sequence can neither fork nor gap.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import threading
@@ -19,7 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,7 +26,8 @@ from audit import schema
 from audit.checkpoints import SignedCheckpoint
 from audit.database import make_engine, settled_copy, sqlite_url
 from audit.errors import LedgerIntegrityError, LedgerStorageError
-from audit.events import Draft, Event, check_draft, encode, parse
+from audit.events import Draft, Event, check_draft, parse
+from audit.lite import HEAD_ROW, LAST_SEQ, known_keys, stage, tail
 from audit.notes import NoteVerifier
 from audit.tiles import TILE_HEIGHT, Frontier, frontier_at, range_hash
 from audit.verify import VerifyReport, verify
@@ -183,46 +182,16 @@ class Ledger:
                 if conn.dialect.name == "postgresql":
                     conn.exec_driver_sql(schema.POSTGRES_WRITER_LOCK)
                 known = _known_keys(conn, [d.key for t in batch for d, _ in t.drafts])
-                frontier = _tail(conn)
-                size = frontier.size
-                rows: list[tuple[Any, ...]] = []
-                leaves: list[bytes] = []
-                for ticket in batch:
-                    ticket.seqs = []
-                    for draft, data in ticket.drafts:
-                        if draft.key in known:
-                            ticket.seqs.append(known[draft.key])
-                            continue
-                        body = encode(size, draft, data)
-                        leaf = hashlib.sha256(b"\x00" + body).digest()
-                        rows.append(
-                            (
-                                size,
-                                draft.key,
-                                draft.time_ns,
-                                draft.kind,
-                                draft.subject or "",
-                                draft.agreement or "",
-                                draft.actor or "",
-                                body,
-                                leaf,
-                            )
-                        )
-                        leaves.append(leaf)
-                        known[draft.key] = size
-                        ticket.seqs.append(size)
-                        size += 1
-                if rows:
+                seqs, (rows, done, head) = stage([t.drafts for t in batch], known, _tail(conn))
+                for ticket, mine in zip(batch, seqs, strict=True):
+                    ticket.seqs = mine
+                if head is not None:
                     # Driver-level statements: this is the hot path, and these are fixed.
                     mark = _mark(conn)
-                    done = frontier.extend(leaves)
                     conn.exec_driver_sql(_insert("ledger_events", 9, mark), rows)
                     if done:
                         conn.exec_driver_sql(_insert("ledger_nodes", 3, mark), done)
-                    conn.exec_driver_sql(
-                        _insert("ledger_heads", 3, mark),
-                        [(size, b"".join(frontier.hashes), max(r[2] for r in rows))],
-                    )
+                    conn.exec_driver_sql(_insert("ledger_heads", 3, mark), [head])
         except (SQLAlchemyError, LedgerIntegrityError, ValueError) as exc:
             error: BaseException = exc
             if isinstance(exc, SQLAlchemyError):
@@ -438,16 +407,8 @@ def _event_at(seq: int, body: bytes) -> Event:
 
 
 def _known_keys(conn: Connection, keys: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    mark = _mark(conn)
-    for i in range(0, len(keys), 500):
-        chunk = tuple(keys[i : i + 500])
-        sql = (
-            f"SELECT key, seq FROM ledger_events WHERE key IN "  # noqa: S608
-            f"({', '.join([mark] * len(chunk))})"
-        )
-        out.update({str(k): int(s) for k, s in conn.exec_driver_sql(sql, chunk)})
-    return out
+    return known_keys(lambda sql, params: list(conn.exec_driver_sql(sql, params)), keys,
+                      _mark(conn))
 
 
 def _mark(conn: Connection) -> str:
@@ -459,21 +420,4 @@ def _insert(table: str, columns: int, mark: str) -> str:
 
 
 def _tail(conn: Connection) -> Frontier:
-    row = conn.exec_driver_sql(
-        "SELECT size, frontier FROM ledger_heads ORDER BY size DESC LIMIT 1"
-    ).first()
-    last = conn.exec_driver_sql("SELECT MAX(seq) FROM ledger_events").scalar()
-    size = 0 if row is None else int(row[0])
-    if (last is None and size) or (last is not None and int(last) != size - 1):
-        raise LedgerIntegrityError(
-            f"the ledger's events end at {last} but its last tree head records {size} "
-            "events: run `tachiai audit verify`",
-            seq=size,
-        )
-    if row is None:
-        return Frontier()
-    blob = bytes(row[1])
-    try:
-        return Frontier(size, [blob[i : i + 32] for i in range(0, len(blob), 32)])
-    except ValueError as exc:
-        raise LedgerIntegrityError(f"the tree head at size {size} is malformed", seq=size) from exc
+    return tail(conn.exec_driver_sql(HEAD_ROW).first(), conn.exec_driver_sql(LAST_SEQ).scalar())

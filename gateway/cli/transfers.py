@@ -31,7 +31,7 @@ from gateway.outbound.names import withheld_hmac
 from gateway.outbound.retry import retry
 from gateway.runtime import Runtime
 from gateway.state import clock
-from gateway.state.store import Transfer
+from gateway.state.rows import Transfer
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -77,7 +77,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     since, limit = paging_of(args)
-    rt = runtime_of(args)
+    rt = runtime_of(args, lite=True)
     page, more = rt.store.latest_transfers(State(args.state) if args.state else None,
                                            since_ns=since, limit=limit)
     witnesses = rt.store.witnesses_of([t.id for t in page])
@@ -95,7 +95,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    rt = runtime_of(args)
+    rt = runtime_of(args, lite=True)
     transfer = rt.store.get(args.id)
     data = _json(rt, transfer)
     if args.json:
@@ -129,7 +129,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _statement(args: argparse.Namespace) -> int:
-    rt = runtime_of(args)
+    rt = runtime_of(args, lite=True)
     sys.stdout.buffer.write(approvals.statement(rt, rt.store.get(args.id)))
     sys.stdout.buffer.flush()
     return 0

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.database import postgres_url
 from audit.errors import LedgerStorageError
 from audit.notes import NoteVerifier
 from gateway.config.notify import NotifySettings, parse_notify
@@ -384,6 +383,10 @@ def _database(db: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]
     if not isinstance(url, str):
         raise ConfigError(f"{path}: database.url must be a string")
     if url:
+        # Imported here: it loads the database layer, which a SQLite gateway's short commands
+        # never need (tests/gateway/cli/test_startup.py).
+        from audit.database import postgres_url
+
         try:
             postgres_url(url)
         except LedgerStorageError as exc:

@@ -7,17 +7,31 @@ prove` start with the ledger alone.
 
 from __future__ import annotations
 
-from audit.ledger import Ledger
+from typing import TYPE_CHECKING, cast
+
+from audit.lite import LiteLedger
 from gateway.config.settings import Settings
 
+if TYPE_CHECKING:
+    from audit.ledger import Ledger
 
-def open_ledger(settings: Settings, *, read_only: bool = False) -> Ledger:
+
+def open_ledger(settings: Settings, *, read_only: bool = False, lite: bool = False) -> Ledger:
     """The ledger: ledger.db under state_dir, or in the [database] url's database beside the
     state (their table names differ).
+
+    `lite` (SQLite only, for a short command that appends and reads the size): through
+    `audit.lite` when the ledger exists already, typed as the Ledger for that command.
 
     Raises:
         LedgerStorageError: it cannot be opened (read-only: there is none yet).
     """
+    if lite and not read_only and not settings.database_url:
+        found = LiteLedger.open(settings.ledger_path)
+        if found is not None:
+            return cast("Ledger", found)
+    from audit.ledger import Ledger
+
     if settings.database_url:
         return Ledger.connect(
             settings.database_url,

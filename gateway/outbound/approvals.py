@@ -25,7 +25,7 @@ from gateway.outbound import duplicates, replies
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.state import clock, fanouts
-from gateway.state.store import Approval, Transfer
+from gateway.state.rows import Approval, Transfer
 from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason

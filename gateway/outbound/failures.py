@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import PartnerRefused, PartnerUnavailable
-from gateway.state.store import Transfer
+from gateway.state.rows import Transfer
 
 RULE_HOST_KEY = "delivery.host-key"
 RULE_REFUSED = "delivery.refused"
