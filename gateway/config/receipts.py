@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from audit.notes import NoteError, NoteVerifier
 from gateway.errors import ConfigError
 
 RECEIPT_KEYS = frozenset({"receipts_dir", "receipt_key", "receipt_within_hours"})
@@ -38,6 +37,10 @@ def parse_receipts(body: Mapping[str, Any], where: str, lexical: Any) -> dict[st
         raise ConfigError(f"{where}.{missing} is missing: receipts need both", hint=hint)
     if not isinstance(key, str):
         raise ConfigError(f"{where}.receipt_key must be a string", hint=hint)
+    # Imported here: the signed-note code loads `cryptography`, which a configuration without
+    # receipts (and every short command reading it) never needs.
+    from audit.notes import NoteError, NoteVerifier
+
     try:
         verifier = NoteVerifier.from_text(key)
     except NoteError as exc:

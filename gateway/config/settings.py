@@ -15,10 +15,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit.errors import LedgerStorageError
-from audit.notes import NoteVerifier
 from gateway.config.notify import NotifySettings, parse_notify
 from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
 from gateway.config.routes import (
@@ -41,6 +40,9 @@ from gateway.config.sources import (
     parse_pickup,
 )
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from audit.notes import NoteVerifier
 
 __all__ = [
     "DEFAULT_CONFIG",

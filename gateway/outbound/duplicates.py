@@ -9,7 +9,7 @@ no state.
 
 from __future__ import annotations
 
-from gateway.exchange.manifest import DUPLICATE_KEY
+from gateway.exchange.words import DUPLICATE_KEY
 from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime

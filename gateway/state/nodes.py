@@ -12,7 +12,6 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import TachiaiError
@@ -36,7 +35,7 @@ class Node:
     """
 
     id: str
-    version: str
+    version: str  # "" until the first heartbeat reads it
     started_ns: int
     last_beat: float = field(default=float("-inf"), compare=False)
 
@@ -57,7 +56,7 @@ def this_node(name: str = "") -> Node:
     """This process as a node: `name` ([gateway] node_name) or HOST:PID."""
     return Node(
         id=name or f"{socket.gethostname()}:{os.getpid()}",
-        version=_version(),
+        version="",  # read at the first heartbeat: package metadata costs a command start-up
         started_ns=_wall_ns(),
     )
 
@@ -70,6 +69,7 @@ def heartbeat(store: Store, node: Node, *, force: bool = False) -> bool:
     if not force and now - node.last_beat < HEARTBEAT_SECONDS:
         return False
     node.last_beat = now
+    node.version = node.version or _version()
     row = {
         "id": node.id,
         "version": node.version,
@@ -143,6 +143,8 @@ def _wall_ns() -> int:
 
 
 def _version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("tachiai")
     except metadata.PackageNotFoundError:
