@@ -24,8 +24,9 @@ from gateway.cli.common import (
 )
 from gateway.cli.messages import label, reason_text
 from gateway.cli.messages import place as where
+from gateway.exchange.words import APPROVAL_NAMESPACE
 from gateway.i18n import N_, _, wording
-from gateway.outbound import approvals, duplicates, failures, replies
+from gateway.outbound import duplicates, failures, replies
 from gateway.outbound.lifecycle import State
 from gateway.outbound.names import withheld_hmac
 from gateway.outbound.retry import retry
@@ -124,11 +125,15 @@ def _show(args: argparse.Namespace) -> int:
                              earlier=earlier.id))
         print("\n" + _("next: a witness runs `tachiai approve {id} --key KEY`, or signs "
                      "`tachiai transfers statement {id}` with ssh-keygen -Y sign -n "
-                     "{namespace}").format(id=data['id'], namespace=approvals.APPROVAL_NAMESPACE))
+                     "{namespace}").format(id=data['id'], namespace=APPROVAL_NAMESPACE))
     return 0
 
 
 def _statement(args: argparse.Namespace) -> int:
+    # Imported here: approving loads the signature code (`cryptography`), which the lists and
+    # `show` never need.
+    from gateway.outbound import approvals
+
     rt = runtime_of(args, lite=True)
     sys.stdout.buffer.write(approvals.statement(rt, rt.store.get(args.id)))
     sys.stdout.buffer.flush()
