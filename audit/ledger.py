@@ -26,10 +26,10 @@ from audit import schema
 from audit.checkpoints import SignedCheckpoint
 from audit.database import make_engine, settled_copy, sqlite_url
 from audit.errors import LedgerIntegrityError, LedgerStorageError
-from audit.events import Draft, Event, check_draft, parse
-from audit.lite import HEAD_ROW, LAST_SEQ, known_keys, stage, tail
+from audit.events import Draft, Event, check_draft
+from audit.lite import HEAD_ROW, LAST_SEQ, HashReader, event_at, known_keys, stage, tail
 from audit.notes import NoteVerifier
-from audit.tiles import TILE_HEIGHT, Frontier, frontier_at, range_hash
+from audit.tiles import Frontier
 from audit.verify import VerifyReport, verify
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ class Ledger:
             for seq, body in conn.execute(
                 text(sql + " ORDER BY seq"), {"start": start, "stop": stop}
             ):
-                yield _event_at(int(seq), bytes(body))
+                yield event_at(int(seq), bytes(body))
 
     def event(self, seq: int) -> tuple[Event, bytes]:
         """One event and its stored leaf hash.
@@ -273,7 +273,7 @@ class Ledger:
             ).first()
         if row is None:
             raise LedgerIntegrityError(f"event {seq} is not in the ledger", seq=seq)
-        return _event_at(seq, bytes(row[0])), bytes(row[1])
+        return event_at(seq, bytes(row[0])), bytes(row[1])
 
     def checkpoints(self) -> list[tuple[str, str]]:
         """The signed checkpoints kept in the ledger, as (note, source), oldest first."""
@@ -289,7 +289,8 @@ class Ledger:
             LedgerStorageError: when the database cannot be read.
         """
         with self._reading() as conn:
-            yield HashReader(conn)
+            yield HashReader(lambda sql, params: conn.exec_driver_sql(sql, params).all(),
+                             _mark(conn))
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -316,62 +317,6 @@ class Ledger:
         return verify(self, progress=progress, checkpoints=checkpoints, key=key, deep=deep)
 
 
-class HashReader:
-    """Stored leaf hashes and tree nodes over one connection: a `tiles.NodeSource`."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def hashes(self, level: int, start: int, stop: int) -> list[bytes]:
-        """Raises: LookupError when any hash in [start, stop) of `level` is not stored."""
-        m = _mark(self.conn)
-        if level == 0:
-            sql = (
-                f"SELECT seq, leaf_hash FROM ledger_events WHERE seq >= {m} "  # noqa: S608
-                f"AND seq < {m} ORDER BY seq"
-            )
-            params: tuple[int, ...] = (start, stop)
-        elif level % TILE_HEIGHT == 0:
-            sql = (
-                f"SELECT idx, hash FROM ledger_nodes WHERE level = {m} "  # noqa: S608
-                f"AND idx >= {m} AND idx < {m} ORDER BY idx"
-            )
-            params = (level, start, stop)
-        else:
-            raise LookupError(f"level {level} is not stored")
-        rows = self.conn.exec_driver_sql(sql, params).all()
-        if len(rows) != stop - start or (rows and (rows[0][0], rows[-1][0]) != (start, stop - 1)):
-            raise LookupError(f"level {level} hashes {start}..{stop - 1} are not all stored")
-        return [bytes(r[1]) for r in rows]
-
-    def root_at(self, size: int) -> bytes:
-        """MTH of the first `size` events (§2.1.1). Raises: LookupError (hashes missing)."""
-        return range_hash(self, 0, size)
-
-    def frontier_at(self, size: int) -> Frontier:
-        """Raises: LookupError when hashes are missing."""
-        return frontier_at(self, size)
-
-    def head_frontier(self, size: int) -> bytes | None:
-        """The frontier stored with the tree head at `size`, if a commit ended there."""
-        value = self.conn.execute(
-            text("SELECT frontier FROM ledger_heads WHERE size = :s"), {"s": size}
-        ).scalar()
-        return None if value is None else bytes(value)
-
-    def leaf_hashes(self, start: int, stop: int) -> Iterator[tuple[int, bytes, bytes]]:
-        """(seq, body, stored leaf hash) for seq in [start, stop), in order."""
-        rows = self.conn.execute(
-            text(
-                "SELECT seq, body, leaf_hash FROM ledger_events WHERE seq >= :a AND seq < :b "
-                "ORDER BY seq"
-            ),
-            {"a": start, "b": stop},
-        )
-        for seq, body, leaf in rows:
-            yield int(seq), bytes(body), bytes(leaf)
-
-
 def _ensure_origin(conn: Connection) -> None:
     if conn.execute(select(schema.meta.c.value).where(schema.meta.c.name == "origin")).first():
         return
@@ -392,18 +337,6 @@ def _storage_error(doing: str, exc: SQLAlchemyError) -> LedgerStorageError:
     # The driver's words ("database is locked", "unable to open database file") help the
     # operator and carry no event content.
     return LedgerStorageError(f"cannot {doing}: {getattr(exc, 'orig', None) or exc}")
-
-
-def _event_at(seq: int, body: bytes) -> Event:
-    try:
-        event = parse(body)
-    except ValueError as exc:
-        raise LedgerIntegrityError(f"event {seq} is malformed: {exc}", seq=seq) from exc
-    if event.seq != seq:
-        raise LedgerIntegrityError(
-            f"event {seq} is out of place: its bytes say seq {event.seq}", seq=seq
-        )
-    return event
 
 
 def _known_keys(conn: Connection, keys: list[str]) -> dict[str, int]:

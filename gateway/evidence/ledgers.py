@@ -20,14 +20,15 @@ def open_ledger(settings: Settings, *, read_only: bool = False, lite: bool = Fal
     """The ledger: ledger.db under state_dir, or in the [database] url's database beside the
     state (their table names differ).
 
-    `lite` (SQLite only, for a short command that appends and reads the size): through
-    `audit.lite` when the ledger exists already, typed as the Ledger for that command.
+    `lite` (SQLite only, for a short command: `approve` appends, `audit verify|prove` read):
+    through `audit.lite` when the ledger exists already, typed as the Ledger for the methods
+    that command uses (append, size, events, reader, checkpoints, verify).
 
     Raises:
         LedgerStorageError: it cannot be opened (read-only: there is none yet).
     """
-    if lite and not read_only and not settings.database_url:
-        found = LiteLedger.open(settings.ledger_path)
+    if lite and not settings.database_url:
+        found = LiteLedger.open(settings.ledger_path, read_only=read_only)
         if found is not None:
             return cast("Ledger", found)
     from audit.ledger import Ledger
