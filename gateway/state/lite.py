@@ -225,23 +225,27 @@ class LiteStore:
         target: State,
         events: Sequence[Draft],
         conn: sqlite3.Connection | None = None,
+        *,
+        keep_claim: bool = False,
         **changes: Any,
     ) -> Transfer:
         """As `Store.transition`: move a transfer on from the state it was read in, with its
-        events, atomically (a claimed transfer only while the claim is its reader's).
+        events, atomically (a claimed transfer only while the claim is its reader's, which
+        the move ends unless `keep_claim`).
 
         Raises:
             StateError: when the move is not allowed or another process moved it first.
         """
         TRANSFERS.require_transition(transfer.status, target)
         values = {**changes, "state": target.value}
-        if transfer.claimed_by is not None:
+        if transfer.claimed_by is not None and not keep_claim:
             values.update(claimed_by=None, lease_until_ns=None)
         if "updated_ns" not in values:
             values["updated_ns"] = max((e.time_ns for e in events), default=transfer.updated_ns)
         if conn is None:
             with self.transaction() as own:
-                return self.transition(transfer, target, events, own, **changes)
+                return self.transition(transfer, target, events, own, keep_claim=keep_claim,
+                                       **changes)
         _compare_and_set(conn, transfer, values, StateError(
             f"transfer {transfer.id} changed state while being processed",
             hint="look again with `tachiai transfers show ID`",
