@@ -375,8 +375,8 @@ def _compare_and_set(conn: sqlite3.Connection, transfer: Transfer, values: Mappi
                      conflict: StateError) -> None:
     """As `gateway.state.machine.compare_and_set` on the transfers table."""
     unknown = set(values) - set(COLUMNS["transfers"])
-    if unknown:
-        raise InternalError(N_("no transfer column {names}").format(names=sorted(unknown)))
+    if unknown:  # a bug, as the Store's "unconsumed column names": never built into the SQL
+        raise ValueError(f"no transfer column {sorted(unknown)}")
     sql = (f"UPDATE transfers SET {', '.join(f'{k} = ?' for k in values)} "  # noqa: S608
            "WHERE id = ? AND state = ?")
     params = [*values.values(), transfer.id, transfer.state]
