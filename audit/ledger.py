@@ -11,7 +11,6 @@ are read together to see that the sequence can neither fork nor gap.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import threading
@@ -19,7 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,9 +26,10 @@ from audit import schema
 from audit.checkpoints import SignedCheckpoint
 from audit.database import make_engine, settled_copy, sqlite_url
 from audit.errors import LedgerIntegrityError, LedgerStorageError
-from audit.events import Draft, Event, check_draft, encode, parse
+from audit.events import Draft, Event, check_draft
+from audit.lite import HEAD_ROW, LAST_SEQ, HashReader, event_at, known_keys, stage, tail
 from audit.notes import NoteVerifier
-from audit.tiles import TILE_HEIGHT, Frontier, frontier_at, range_hash
+from audit.tiles import Frontier
 from audit.verify import VerifyReport, verify
 
 log = logging.getLogger(__name__)
@@ -183,46 +182,16 @@ class Ledger:
                 if conn.dialect.name == "postgresql":
                     conn.exec_driver_sql(schema.POSTGRES_WRITER_LOCK)
                 known = _known_keys(conn, [d.key for t in batch for d, _ in t.drafts])
-                frontier = _tail(conn)
-                size = frontier.size
-                rows: list[tuple[Any, ...]] = []
-                leaves: list[bytes] = []
-                for ticket in batch:
-                    ticket.seqs = []
-                    for draft, data in ticket.drafts:
-                        if draft.key in known:
-                            ticket.seqs.append(known[draft.key])
-                            continue
-                        body = encode(size, draft, data)
-                        leaf = hashlib.sha256(b"\x00" + body).digest()
-                        rows.append(
-                            (
-                                size,
-                                draft.key,
-                                draft.time_ns,
-                                draft.kind,
-                                draft.subject or "",
-                                draft.agreement or "",
-                                draft.actor or "",
-                                body,
-                                leaf,
-                            )
-                        )
-                        leaves.append(leaf)
-                        known[draft.key] = size
-                        ticket.seqs.append(size)
-                        size += 1
-                if rows:
+                seqs, (rows, done, head) = stage([t.drafts for t in batch], known, _tail(conn))
+                for ticket, mine in zip(batch, seqs, strict=True):
+                    ticket.seqs = mine
+                if head is not None:
                     # Driver-level statements: this is the hot path, and these are fixed.
                     mark = _mark(conn)
-                    done = frontier.extend(leaves)
                     conn.exec_driver_sql(_insert("ledger_events", 9, mark), rows)
                     if done:
                         conn.exec_driver_sql(_insert("ledger_nodes", 3, mark), done)
-                    conn.exec_driver_sql(
-                        _insert("ledger_heads", 3, mark),
-                        [(size, b"".join(frontier.hashes), max(r[2] for r in rows))],
-                    )
+                    conn.exec_driver_sql(_insert("ledger_heads", 3, mark), [head])
         except (SQLAlchemyError, LedgerIntegrityError, ValueError) as exc:
             error: BaseException = exc
             if isinstance(exc, SQLAlchemyError):
@@ -290,7 +259,7 @@ class Ledger:
             for seq, body in conn.execute(
                 text(sql + " ORDER BY seq"), {"start": start, "stop": stop}
             ):
-                yield _event_at(int(seq), bytes(body))
+                yield event_at(int(seq), bytes(body))
 
     def event(self, seq: int) -> tuple[Event, bytes]:
         """One event and its stored leaf hash.
@@ -304,7 +273,7 @@ class Ledger:
             ).first()
         if row is None:
             raise LedgerIntegrityError(f"event {seq} is not in the ledger", seq=seq)
-        return _event_at(seq, bytes(row[0])), bytes(row[1])
+        return event_at(seq, bytes(row[0])), bytes(row[1])
 
     def checkpoints(self) -> list[tuple[str, str]]:
         """The signed checkpoints kept in the ledger, as (note, source), oldest first."""
@@ -320,7 +289,8 @@ class Ledger:
             LedgerStorageError: when the database cannot be read.
         """
         with self._reading() as conn:
-            yield HashReader(conn)
+            yield HashReader(lambda sql, params: conn.exec_driver_sql(sql, params).all(),
+                             _mark(conn))
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -347,62 +317,6 @@ class Ledger:
         return verify(self, progress=progress, checkpoints=checkpoints, key=key, deep=deep)
 
 
-class HashReader:
-    """Stored leaf hashes and tree nodes over one connection: a `tiles.NodeSource`."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def hashes(self, level: int, start: int, stop: int) -> list[bytes]:
-        """Raises: LookupError when any hash in [start, stop) of `level` is not stored."""
-        m = _mark(self.conn)
-        if level == 0:
-            sql = (
-                f"SELECT seq, leaf_hash FROM ledger_events WHERE seq >= {m} "  # noqa: S608
-                f"AND seq < {m} ORDER BY seq"
-            )
-            params: tuple[int, ...] = (start, stop)
-        elif level % TILE_HEIGHT == 0:
-            sql = (
-                f"SELECT idx, hash FROM ledger_nodes WHERE level = {m} "  # noqa: S608
-                f"AND idx >= {m} AND idx < {m} ORDER BY idx"
-            )
-            params = (level, start, stop)
-        else:
-            raise LookupError(f"level {level} is not stored")
-        rows = self.conn.exec_driver_sql(sql, params).all()
-        if len(rows) != stop - start or (rows and (rows[0][0], rows[-1][0]) != (start, stop - 1)):
-            raise LookupError(f"level {level} hashes {start}..{stop - 1} are not all stored")
-        return [bytes(r[1]) for r in rows]
-
-    def root_at(self, size: int) -> bytes:
-        """MTH of the first `size` events (§2.1.1). Raises: LookupError (hashes missing)."""
-        return range_hash(self, 0, size)
-
-    def frontier_at(self, size: int) -> Frontier:
-        """Raises: LookupError when hashes are missing."""
-        return frontier_at(self, size)
-
-    def head_frontier(self, size: int) -> bytes | None:
-        """The frontier stored with the tree head at `size`, if a commit ended there."""
-        value = self.conn.execute(
-            text("SELECT frontier FROM ledger_heads WHERE size = :s"), {"s": size}
-        ).scalar()
-        return None if value is None else bytes(value)
-
-    def leaf_hashes(self, start: int, stop: int) -> Iterator[tuple[int, bytes, bytes]]:
-        """(seq, body, stored leaf hash) for seq in [start, stop), in order."""
-        rows = self.conn.execute(
-            text(
-                "SELECT seq, body, leaf_hash FROM ledger_events WHERE seq >= :a AND seq < :b "
-                "ORDER BY seq"
-            ),
-            {"a": start, "b": stop},
-        )
-        for seq, body, leaf in rows:
-            yield int(seq), bytes(body), bytes(leaf)
-
-
 def _ensure_origin(conn: Connection) -> None:
     if conn.execute(select(schema.meta.c.value).where(schema.meta.c.name == "origin")).first():
         return
@@ -425,29 +339,9 @@ def _storage_error(doing: str, exc: SQLAlchemyError) -> LedgerStorageError:
     return LedgerStorageError(f"cannot {doing}: {getattr(exc, 'orig', None) or exc}")
 
 
-def _event_at(seq: int, body: bytes) -> Event:
-    try:
-        event = parse(body)
-    except ValueError as exc:
-        raise LedgerIntegrityError(f"event {seq} is malformed: {exc}", seq=seq) from exc
-    if event.seq != seq:
-        raise LedgerIntegrityError(
-            f"event {seq} is out of place: its bytes say seq {event.seq}", seq=seq
-        )
-    return event
-
-
 def _known_keys(conn: Connection, keys: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    mark = _mark(conn)
-    for i in range(0, len(keys), 500):
-        chunk = tuple(keys[i : i + 500])
-        sql = (
-            f"SELECT key, seq FROM ledger_events WHERE key IN "  # noqa: S608
-            f"({', '.join([mark] * len(chunk))})"
-        )
-        out.update({str(k): int(s) for k, s in conn.exec_driver_sql(sql, chunk)})
-    return out
+    return known_keys(lambda sql, params: list(conn.exec_driver_sql(sql, params)), keys,
+                      _mark(conn))
 
 
 def _mark(conn: Connection) -> str:
@@ -459,21 +353,4 @@ def _insert(table: str, columns: int, mark: str) -> str:
 
 
 def _tail(conn: Connection) -> Frontier:
-    row = conn.exec_driver_sql(
-        "SELECT size, frontier FROM ledger_heads ORDER BY size DESC LIMIT 1"
-    ).first()
-    last = conn.exec_driver_sql("SELECT MAX(seq) FROM ledger_events").scalar()
-    size = 0 if row is None else int(row[0])
-    if (last is None and size) or (last is not None and int(last) != size - 1):
-        raise LedgerIntegrityError(
-            f"the ledger's events end at {last} but its last tree head records {size} "
-            "events: run `tachiai audit verify`",
-            seq=size,
-        )
-    if row is None:
-        return Frontier()
-    blob = bytes(row[1])
-    try:
-        return Frontier(size, [blob[i : i + 32] for i in range(0, len(blob), 32)])
-    except ValueError as exc:
-        raise LedgerIntegrityError(f"the tree head at size {size} is malformed", seq=size) from exc
+    return tail(conn.exec_driver_sql(HEAD_ROW).first(), conn.exec_driver_sql(LAST_SEQ).scalar())

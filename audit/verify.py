@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from audit.checkpoints import SignedCheckpoint, format_time, parse
 from audit.errors import LedgerIntegrityError, LedgerStorageError
 from audit.events import HEADER, decode
@@ -74,7 +72,8 @@ def verify(
         LedgerIntegrityError: naming the first bad event (its seq), tree head or checkpoint.
         LedgerStorageError: when the database cannot be read.
     """
-    started = time.perf_counter()
+    from sqlalchemy.exc import SQLAlchemyError  # loaded already by the ledger's engine
+
     try:
         raw = ledger.engine.raw_connection()
     # A raw connection's failure comes unwrapped from the driver (psycopg: server unreachable).
@@ -83,13 +82,32 @@ def verify(
             f"cannot read the ledger: {getattr(exc, 'orig', None) or exc}"
         ) from exc
     try:
+        return verify_over(raw, postgres=ledger.engine.dialect.name == "postgresql",
+                           progress=progress, checkpoints=checkpoints, key=key, deep=deep)
+    finally:
+        raw.close()
+
+
+def verify_over(
+    raw: Any,
+    *,
+    postgres: bool,
+    progress: Callable[[int], None] | None = None,
+    checkpoints: Sequence[tuple[str, str]] = (),
+    key: NoteVerifier | None = None,
+    deep: bool = False,
+) -> VerifyReport:
+    """`verify` over a DB-API connection to the ledger's database (the caller closes it):
+    the ledger's engine's, or sqlite3's own (audit.lite).
+
+    Raises:
+        as `verify`.
+    """
+    started = time.perf_counter()
+    try:
         cur = raw.cursor()
         # One read transaction, so a writer appending meanwhile cannot split what we read.
-        cur.execute(
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
-            if ledger.engine.dialect.name == "postgresql"
-            else "BEGIN"
-        )
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ" if postgres else "BEGIN")
         origin = _one(cur, "SELECT value FROM ledger_meta WHERE name = 'origin'")
         heads = {int(s): bytes(f) for s, f in _all(cur, "SELECT size, frontier FROM ledger_heads")}
         nodes = {
@@ -102,7 +120,7 @@ def verify(
         ]
         signed = _checkpoints([*checkpoints, *notes], key, origin)
         walk = _Walk(heads, nodes, signed, deep)
-        if ledger.engine.dialect.name == "postgresql":
+        if postgres:
             cur = raw.cursor(name="tachiai_verify")  # server-side: rows stream, not all at once
         cur.execute(f"SELECT {_COLUMNS} FROM ledger_events ORDER BY seq")  # noqa: S608
         for rows in _chunks(cur):
@@ -118,7 +136,6 @@ def verify(
         raise
     finally:
         raw.rollback()
-        raw.close()
     return VerifyReport(
         size=walk.frontier.size,
         root=walk.frontier.root(),

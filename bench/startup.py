@@ -6,21 +6,29 @@ minimum is the cost without interference). The children compile bytecode once in
 the work folder, as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set:
 otherwise every run would compile the gateway's sources again and measure that. A command runs
 against a fresh demo gateway up to its work: `approve` and `transfers show` of an unknown id, so
-they load everything approving and showing need.
+they load everything approving and showing need; then `approve` of transfers that wait for it,
+the whole approval (statement, signature, the rows and events, the ledger append), of one and of
+a batch of BATCH, each run on transfers of its own.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.results import Figure, Params, Result
+from bench.results import BenchError, Figure, Params, Result
 from gateway import bootstrap
+from gateway.config.settings import load_settings
+from gateway.runtime import Runtime, event
+from gateway.state import clock
+from gateway.state.rows import Transfer
 
 NAME = "startup"
 RUNS = 5
+BATCH = 10
 
 #: (figure key, label, command line after `tachiai`); {config} and {key} are filled in.
 COMMANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -50,6 +58,14 @@ def run(params: Params, work_dir: Path) -> Result:
         command = [*tachiai, *(a.format(**fill) for a in args)]
         figures.append(Figure(f"startup.{key}_ms", label, cpu_seconds(command, env) * 1000,
                               "ms CPU", NAME))
+    for key, label, count in (("approve_waiting", "tachiai approve ID --key KEY (approved)", 1),
+                              ("approve_batch", f"tachiai approve ID×{BATCH} --key KEY "
+                               "(approved)", BATCH)):
+        runs = [[*tachiai, "approve", *waiting(home / "tachiai.toml", count), "--key",
+                 fill["key"], "--config", fill["config"]] for _ in range(RUNS + 1)]
+        figures.append(Figure(f"startup.{key}_ms", label,
+                              least_cpu(runs, env, check=True) * 1000,
+                              "ms CPU", NAME))
     return Result(
         name=NAME,
         parameters={"runs": RUNS},
@@ -62,12 +78,44 @@ def run(params: Params, work_dir: Path) -> Result:
 def cpu_seconds(command: list[str], env: dict[str, str], runs: int = RUNS) -> float:
     """The least CPU time (user + system, seconds) of `runs` runs of `command`, after one
     run that is not counted (it fills the bytecode cache)."""
+    return least_cpu([command] * (runs + 1), env)
+
+
+def least_cpu(commands: list[list[str]], env: dict[str, str], *, check: bool = False) -> float:
+    """The least CPU time (user + system, seconds) of the commands but the first (a warm-up
+    that fills the bytecode cache), run one after the other.
+
+    Raises:
+        BenchError: with `check`, a command that did not exit 0.
+    """
     best = float("inf")
-    for i in range(runs + 1):
+    for i, command in enumerate(commands):
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env)
-        _pid, _status, usage = os.wait4(proc.pid, 0)
+        _pid, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = 0  # reaped here: Popen must not wait for it again
+        if check and os.waitstatus_to_exitcode(status) != 0:
+            raise BenchError(f"{' '.join(command[2:4])} … exited "
+                             f"{os.waitstatus_to_exitcode(status)}")
         if i > 0:
             best = min(best, usage.ru_utime + usage.ru_stime)
     return best
+
+
+def waiting(config: Path, count: int) -> list[str]:
+    """`count` new transfers awaiting approval on the demo's flow, as its check leaves them
+    (the approval reads their rows and statement, never their files)."""
+    rt = Runtime.open(load_settings(config))
+    agreement, flow = rt.our_flows()[0]
+    ids = []
+    for _ in range(count):
+        now = clock.now_ns()
+        t = Transfer(id="t-" + secrets.token_hex(6), agreement=agreement.id, flow=flow.id,
+                     recipient=flow.recipient, state="awaiting_approval", file_name="bench.csv",
+                     source_path=f"/bench/{now}.csv", created_ns=now, updated_ns=now,
+                     provider=flow.provider, sender=None, size=1 << 20,
+                     sha256=secrets.token_hex(32), encoding="cp932", rows=1000)
+        rt.store.create(t, [event("transfer.checked", t)])
+        ids.append(t.id)
+    rt.flush()
+    return ids

@@ -10,10 +10,9 @@ import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from audit.events import Draft
-from audit.ledger import Ledger
 from gateway.config.policyfiles import load_agreements, load_registry
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, StorageError
@@ -21,10 +20,15 @@ from gateway.evidence import recorder
 from gateway.evidence.ledgers import open_ledger
 from gateway.i18n import N_
 from gateway.state import clock, nodes
+from gateway.state.lite import LiteStore
+from gateway.state.rows import Transfer
 from gateway.state.spool import Spool
-from gateway.state.store import Store, Transfer
 from policies.agreement import Agreement, Flow
 from policies.handlers import Registry
+
+if TYPE_CHECKING:
+    from audit.ledger import Ledger
+    from gateway.state.store import Store
 
 _FLUSHING = threading.Lock()
 
@@ -40,8 +44,14 @@ class Runtime:
     node: nodes.Node  # this process in `tachiai nodes`
 
     @classmethod
-    def open(cls, settings: Settings) -> Runtime:
-        """Raises: ConfigError for invalid agreements or registry; StorageError for the DBs."""
+    def open(cls, settings: Settings, *, lite: bool = False) -> Runtime:
+        """Raises: ConfigError for invalid agreements or registry; StorageError for the DBs.
+
+        `lite`: a short command's runtime, which on a SQLite gateway reads and writes the
+        state and appends to the ledger without the database layer (gateway.state.lite,
+        audit.lite): only what `approve`, `reject` and `transfers` use of the Store and the
+        Ledger is there.
+        """
         agreements = load_agreements(settings.agreements, settings.config_path.parent)
         registry = load_registry(settings.registry_path)
         try:
@@ -53,8 +63,8 @@ class Runtime:
             ) from exc
         return cls(
             settings=settings,
-            store=open_store(settings),
-            ledger=open_ledger(settings),
+            store=open_store(settings, lite=lite),
+            ledger=open_ledger(settings, lite=lite),
             agreements=agreements,
             registry=registry,
             spool=Spool(settings.spool_dir),
@@ -88,12 +98,22 @@ class Runtime:
             return recorder.flush(self.store, self.ledger)
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, *, lite: bool = False) -> Store:
     """The state database: SQLite under state_dir, or [database] url (PostgreSQL).
+
+    `lite` (SQLite only): through `gateway.state.lite` when the database is at this release's
+    revision; it offers the Store's methods that the short commands use, with their meaning
+    (tests/gateway/state/test_lite.py), and is typed as the Store for them.
 
     Raises:
         StorageError: it cannot be opened.
     """
+    if lite and not settings.database_url:
+        found = LiteStore.open(settings.database_path, settings.busy_timeout_seconds)
+        if found is not None:
+            return cast("Store", found)
+    from gateway.state.store import Store
+
     if settings.database_url:
         return Store(
             url=settings.database_url,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-
-import jpholiday
+from functools import cache
+from typing import Any
 
 __all__ = [
     "Period",
@@ -72,7 +72,7 @@ def is_business_day(d: date) -> bool:
     if _is_year_end_closure(d):
         return False
     # jpholiday covers 国民の祝日 with 振替休日 and 国民の休日 (e.g. 2026-05-06, 2026-09-22).
-    return not _HOLIDAYS.is_holiday(d)
+    return not _holidays().is_holiday(d)
 
 
 def add_business_days(d: date, n: int) -> date:
@@ -124,9 +124,16 @@ def monthly_due_date(period: Period | str | tuple[int, int]) -> date:
 
 # --- private helpers -----------------------------------------------------------------------------
 
-# An instance rather than jpholiday's global registry (LIBRARIES.md): nothing else in the process
-# can change which days count as holidays here. Its cache only memoises the holiday rules.
-_HOLIDAYS = jpholiday.JPHoliday()
+@cache
+def _holidays() -> Any:
+    """An instance rather than jpholiday's global registry (LIBRARIES.md): nothing else in the
+    process can change which days count as holidays here. Its cache only memoises the holiday
+    rules. Made when a date is first judged: loading jpholiday costs every command start-up."""
+    import jpholiday
+
+    return jpholiday.JPHoliday()
+
+
 _PERIOD = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})")
 
 

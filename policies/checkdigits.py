@@ -11,11 +11,7 @@ import sys
 import unicodedata
 from functools import cache
 from operator import mul
-
-# python-stdnum's `jp.in_` is the maintained, doctested implementation of the 個人番号 check digit
-# (weights 6,5,4,3,2,7,6,5,4,3,2; 個人番号の指定等に関する省令 第5条). Using it rather than a
-# copy keeps one source of truth for the weights; LIBRARIES.md records the known answers.
-from stdnum.jp import in_ as _my_number
+from types import ModuleType
 
 __all__ = [
     "SEPARATOR_EXTRAS",
@@ -46,7 +42,7 @@ def is_valid_my_number(digits: str) -> bool:
     """
     if not _TWELVE_ASCII_DIGITS.fullmatch(digits):
         return False
-    return bool(_my_number.is_valid(digits))
+    return bool(_my_number().is_valid(digits))
 
 
 def contains_my_number(text: str) -> bool:
@@ -70,9 +66,20 @@ def contains_my_number(text: str) -> bool:
             text = invisible.sub("", text)
     for match in _candidate().finditer(text):
         digits = _NON_DIGITS.sub("", match.group(0))
-        if _my_number.is_valid(digits):
+        if _my_number().is_valid(digits):
             return True
     return False
+
+
+@cache
+def _my_number() -> ModuleType:
+    """python-stdnum's `jp.in_`: the maintained, doctested implementation of the 個人番号 check
+    digit (weights 6,5,4,3,2,7,6,5,4,3,2; 個人番号の指定等に関する省令 第5条). Using it rather than
+    a copy keeps one source of truth for the weights; LIBRARIES.md records the known answers.
+    Loaded when first needed: importing stdnum costs every command start-up time."""
+    from stdnum.jp import in_
+
+    return in_
 
 
 # Marks that are not Pd or Zs but are typed, decoded or shown as a dash between digit groups:

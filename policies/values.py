@@ -147,8 +147,32 @@ def all_valid(type_name: str, cells: Sequence[str], *, max_length: int | None = 
 
 _Checker = Callable[[str], Problem | None]
 
+
+class _Pattern:
+    """A regular expression compiled when first used, not at import: the name patterns span
+    the CJK planes and took tens of milliseconds to compile, which every command paid at
+    start-up whether or not it checked a cell."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern)
+        return self._compiled
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        return self.compiled().fullmatch(text)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.compiled().search(text)
+
+
 # Letters and the punctuation real names use (O'BRIEN, SMITH-JONES, JR.), as on a residence card.
-_LATIN_NAME = re.compile(r"[A-Za-z ,.\-']*[A-Za-z][A-Za-z ,.\-']*")
+_LATIN_NAME = _Pattern(r"[A-Za-z ,.\-']*[A-Za-z][A-Za-z ,.\-']*")
 # CJK ideographs (URO, Ext A, compatibility, Ext B onward), 々 and 〆, hiragana, katakana (with ー,
 # ・ and ヶ), katakana phonetic extensions; Latin letters and name punctuation for mixed names.
 # Private-use characters (外字) are refused: the recipient cannot know what they stand for.
@@ -157,21 +181,21 @@ _KANJI_NAME_CHARS = (
     r"\u3005\u3006\u3041-\u309F\u30A0-\u30FF\u31F0-\u31FF"
     r"A-Za-z"
 )
-_KANJI_NAME = re.compile(
+_KANJI_NAME = _Pattern(
     f"[{_KANJI_NAME_CHARS} ,.\\-']*[{_KANJI_NAME_CHARS}][{_KANJI_NAME_CHARS} ,.\\-']*"
 )
-_RESIDENCE_CARD_NUMBER = re.compile(r"[A-Z]{2}[0-9]{8}[A-Z]{2}")
-_SIX_DIGITS = re.compile(r"[0-9]{6}")
+_RESIDENCE_CARD_NUMBER = _Pattern(r"[A-Z]{2}[0-9]{8}[A-Z]{2}")
+_SIX_DIGITS = _Pattern(r"[0-9]{6}")
 # 在留期間 as written on a residence card: 5年, 1年6月, 6月, 90日, 無期限. No zero, no leading zero.
-PERIOD_OF_STAY = re.compile(
+PERIOD_OF_STAY = _Pattern(
     r"無期限|[1-9][0-9]?年(?:(?:[1-9]|1[01])月)?|[1-9][0-9]?月|[1-9][0-9]{0,2}日"
 )
-_ANY_DIGIT = re.compile(r"\d")
+_ANY_DIGIT = _Pattern(r"\d")
 # Cc (C0 and C1 controls, incl. line breaks and DEL), lone surrogates (undecodable bytes kept by
 # surrogateescape) and the bidirectional embeddings, overrides and isolates that reorder what a
 # reader sees (Trojan Source). A regex keeps the scan in C for large files.
 _CONTROL_CLASS = r"\x0a-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(rf"[\x00-\x09{_CONTROL_CLASS}]")
+_CONTROL = _Pattern(rf"[\x00-\x09{_CONTROL_CLASS}]")
 _SEX_CODES = frozenset({"0", "1", "2", "9", "男", "女"})
 _PERIOD_LIMIT = period_months_days(PERIOD_MAX)
 # Only 短期滞在 is granted in days (90日, 30日, 15日以内の日を単位とする期間).
@@ -366,9 +390,9 @@ _TYPES: dict[str, tuple[_Checker, int | None]] = {
 #   none after NFKC either.
 
 
-def _cells(cell: str) -> re.Pattern[str]:
+def _cells(cell: str) -> _Pattern:
     """Cells joined by line breaks, each a fullmatch of `cell`."""
-    return re.compile(f"(?:(?:{cell})\n)*(?:{cell})")
+    return _Pattern(f"(?:(?:{cell})\n)*(?:{cell})")
 
 
 # The name patterns say where the mandatory letter is (the first one), unlike _LATIN_NAME and
@@ -379,7 +403,7 @@ _RESIDENCE_CARD_NUMBER_CELLS = _cells(_RESIDENCE_CARD_NUMBER.pattern)
 _PERIOD_OF_STAY_CELLS = _cells(PERIOD_OF_STAY.pattern)
 
 
-def _matching(pattern: re.Pattern[str]) -> Callable[[Sequence[str]], bool]:
+def _matching(pattern: _Pattern) -> Callable[[Sequence[str]], bool]:
     def check(cells: Sequence[str]) -> bool:
         joined = "\n".join(cells)
         if joined.count("\n") != len(cells) - 1:
@@ -391,7 +415,7 @@ def _matching(pattern: re.Pattern[str]) -> Callable[[Sequence[str]], bool]:
     return check
 
 
-def _free_text(control: re.Pattern[str], digits: bool) -> Callable[[Sequence[str]], bool]:
+def _free_text(control: _Pattern, digits: bool) -> Callable[[Sequence[str]], bool]:
     def check(cells: Sequence[str]) -> bool:
         if not all(map(str.strip, cells)):
             return False  # a blank cell

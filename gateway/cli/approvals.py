@@ -75,7 +75,7 @@ def _approve(args: argparse.Namespace) -> int:
                          hint=_("for several, use --key KEY or --signatures DIR"))
     if len(ids) > 1:
         return _approve_each(args, ids)
-    rt = runtime_of(args)
+    rt = runtime_of(args, lite=True)
     children = approvals.fanout_children(rt, ids[0])
     if children is not None:
         # One witnessed decision for a fan-out: its one statement, signed once, for every child.
@@ -101,7 +101,7 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
         raise UsageError(_("no signatures (*{suffix}) in {folder}").format(
             suffix=SIGNATURE_SUFFIX, folder=args.signatures))
     key = load_private_key(args.key) if args.key is not None else None  # once, for them all
-    rt = runtime_of(args)
+    rt = runtime_of(args, lite=True)
 
     def one(transfer_id: str) -> approvals.ApprovalOutcome:
         if key is not None:
@@ -183,7 +183,7 @@ def _one_line(error: TachiaiError) -> str:
 
 
 def _reject(args: argparse.Namespace) -> int:
-    rt = runtime_of(args)
+    rt = runtime_of(args, lite=True)
     transfer = rt.store.get(args.id)
     signature = signature_from(args, approvals.statement(rt, transfer,
                                                          rejection_reason=args.reason),

@@ -31,12 +31,13 @@ def settings_of(args: argparse.Namespace) -> Settings:
     return load_settings(config_path_from(getattr(args, "config", None)))
 
 
-def runtime_of(args: argparse.Namespace) -> Runtime:
-    # Imported here: the runtime loads the database layer (about half of a command's start-up
-    # CPU), which the audit commands, working on the ledger alone, never need.
+def runtime_of(args: argparse.Namespace, *, lite: bool = False) -> Runtime:
+    """The runtime; `lite` for the commands that on SQLite work without the database layer
+    (see gateway.runtime.Runtime.open)."""
+    # Imported here: the audit commands, working on the ledger alone, never need it.
     from gateway.runtime import Runtime
 
-    return Runtime.open(settings_of(args))
+    return Runtime.open(settings_of(args), lite=lite)
 
 
 def signature_from(args: argparse.Namespace, message: bytes, namespace: str) -> str:

@@ -7,10 +7,9 @@ has no width, is shown escaped rather than allowed to move the cursor.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
-
-from wcwidth import wcswidth
 
 from gateway.i18n import _
 
@@ -19,8 +18,16 @@ _UNITS = ("B", "kB", "MB", "GB", "TB")
 
 def width(text: str) -> int:
     """The columns `text` takes on a terminal."""
-    found = wcswidth(text)
+    found = _wcswidth()(text)
     return found if found >= 0 else len(text)
+
+
+@cache
+def _wcswidth() -> Callable[[str], int]:
+    # Imported when a table is first drawn: `wcwidth` is a tenth of a short command's start-up.
+    from wcwidth import wcswidth
+
+    return wcswidth
 
 
 def cell(value: object) -> str:

@@ -24,14 +24,15 @@ from gateway.cli.common import (
 )
 from gateway.cli.messages import label, reason_text
 from gateway.cli.messages import place as where
+from gateway.exchange.words import APPROVAL_NAMESPACE
 from gateway.i18n import N_, _, wording
-from gateway.outbound import approvals, duplicates, failures, replies
+from gateway.outbound import duplicates, failures, replies
 from gateway.outbound.lifecycle import State
 from gateway.outbound.names import withheld_hmac
 from gateway.outbound.retry import retry
 from gateway.runtime import Runtime
 from gateway.state import clock
-from gateway.state.store import Transfer
+from gateway.state.rows import Transfer
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -78,7 +79,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     since, limit = paging_of(args)
-    rt = runtime_of(args)
+    rt = runtime_of(args, lite=True)
     page, more = rt.store.latest_transfers(State(args.state) if args.state else None,
                                            since_ns=since, limit=limit)
     witnesses = rt.store.witnesses_of([t.id for t in page])
@@ -96,7 +97,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    rt = runtime_of(args)
+    rt = runtime_of(args, lite=True)
     transfer = rt.store.get(args.id)
     data = _json(rt, transfer)
     if args.json:
@@ -125,12 +126,16 @@ def _show(args: argparse.Namespace) -> int:
                              earlier=earlier.id))
         print("\n" + _("next: a witness runs `tachiai approve {id} --key KEY`, or signs "
                      "`tachiai transfers statement {id}` with ssh-keygen -Y sign -n "
-                     "{namespace}").format(id=data['id'], namespace=approvals.APPROVAL_NAMESPACE))
+                     "{namespace}").format(id=data['id'], namespace=APPROVAL_NAMESPACE))
     return 0
 
 
 def _statement(args: argparse.Namespace) -> int:
-    rt = runtime_of(args)
+    # Imported here: approving loads the signature code (`cryptography`), which the lists and
+    # `show` never need.
+    from gateway.outbound import approvals
+
+    rt = runtime_of(args, lite=True)
     sys.stdout.buffer.write(approvals.statement(rt, rt.store.get(args.id)))
     sys.stdout.buffer.flush()
     return 0

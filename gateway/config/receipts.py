@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from audit.notes import NoteError, NoteVerifier
 from gateway.errors import ConfigError
 from gateway.i18n import N_
 
@@ -41,6 +40,10 @@ def parse_receipts(body: Mapping[str, Any], where: str, lexical: Any) -> dict[st
                               where=where, missing=missing), hint=hint)
     if not isinstance(key, str):
         raise ConfigError(N_("{where}.receipt_key must be a string").format(where=where), hint=hint)
+    # Imported here: the signed-note code loads `cryptography`, which a configuration without
+    # receipts (and every short command reading it) never needs.
+    from audit.notes import NoteError, NoteVerifier
+
     try:
         verifier = NoteVerifier.from_text(key)
     except NoteError as exc:

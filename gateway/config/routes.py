@@ -23,7 +23,6 @@ from typing import Any
 from gateway.config.schema import only
 from gateway.errors import ConfigError, KeyFileError
 from gateway.i18n import N_
-from gateway.identity.sshkeys import parse_public_key
 
 Resolve = Callable[[Any, str], Path]
 
@@ -447,6 +446,8 @@ def _pinned_key(line: str, host: str, port: int, where: str) -> str:
             N_("{where}: not a known_hosts line ([HOST] TYPE BASE64)").format(where=where),
             hint=N_("copy the server's line from known_hosts or ssh-keyscan"),
         )
+    from gateway.identity.sshkeys import parse_public_key  # `cryptography`: only for SFTP routes
+
     try:
         parse_public_key(" ".join(key_fields))
     except KeyFileError as exc:

@@ -7,7 +7,6 @@ parsed by the modules that own each table (settings, sources, routes).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -35,6 +34,8 @@ def only(body: Mapping[str, Any], known: Collection[str], where: str) -> None:
 
 def suggestion(key: str, known: Collection[str]) -> str:
     """"did you mean X?" when a setting is close to `key`, then the settings of the table."""
+    import difflib  # only for a mistyped key
+
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
     listed = N_("the settings here are: {known}").format(known=', '.join(sorted(known)))
     if not close:

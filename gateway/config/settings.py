@@ -15,11 +15,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from audit.database import postgres_url
 from audit.errors import LedgerStorageError
-from audit.notes import NoteVerifier
 from gateway.config.notify import NotifySettings, parse_notify
 from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
 from gateway.config.routes import (
@@ -43,6 +41,9 @@ from gateway.config.sources import (
 )
 from gateway.errors import ConfigError
 from gateway.i18n import N_
+
+if TYPE_CHECKING:
+    from audit.notes import NoteVerifier
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -421,6 +422,10 @@ def _database(db: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, Any]
     if not isinstance(url, str):
         raise ConfigError(N_("{path}: database.url must be a string").format(path=path))
     if url:
+        # Imported here: it loads the database layer, which a SQLite gateway's short commands
+        # never need (tests/gateway/cli/test_startup.py).
+        from audit.database import postgres_url
+
         try:
             postgres_url(url)
         except LedgerStorageError as exc:

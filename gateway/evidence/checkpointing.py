@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from audit.checkpointer import Checkpointer
 from audit.checkpoints import (
     HISTORY_DIR,
     LATEST_FILE,
@@ -32,8 +31,6 @@ from audit.checkpoints import (
 )
 from audit.checkpoints import parse as parse_checkpoint
 from audit.errors import AuditError, LedgerIntegrityError
-from audit.ledger import Ledger
-from audit.locks import SignerLock
 from audit.notes import NoteError, NoteSigner, NoteVerifier
 from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import Settings
@@ -43,6 +40,9 @@ from gateway.i18n import N_
 from gateway.state import clock
 
 if TYPE_CHECKING:
+    from audit.checkpointer import Checkpointer
+    from audit.ledger import Ledger
+    from audit.locks import SignerLock
     from gateway.evidence.ledger_guard import LedgerGuard
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,11 @@ class CheckpointService:
         self._checkpointer: Checkpointer | None = None
         # Several nodes on one PostgreSQL ledger: exactly one signs at a time (a session lock,
         # taken over when its holder's connection ends). One SQLite ledger has one daemon.
-        self._signer_lock = (
-            SignerLock(ledger.engine) if ledger.engine.dialect.name == "postgresql" else None
-        )
+        self._signer_lock: SignerLock | None = None
+        if ledger.engine.dialect.name == "postgresql":
+            from audit.locks import SignerLock  # the database layer: loaded by the ledger now
+
+            self._signer_lock = SignerLock(ledger.engine)
         self._unpublished: dict[str, SignedCheckpoint] = {}
         #: Rounds of the thread so far, and the checkpoints it signed in them (read by tests
         #: and the bench: an idle ledger must cost a size query per round, not a signature).
@@ -323,6 +325,8 @@ class CheckpointService:
                     known += sink.notes()
                 except (OSError, NoteError) as exc:
                     log.warning("cannot read checkpoints in %s: %s", sink.name, exc)
+        from audit.checkpointer import Checkpointer  # the daemon's, not `audit verify`'s
+
         checkpointer = Checkpointer(self.ledger, self.signer, lock=self._signer_lock)
         last = checkpointer.resume(known)
         self._checkpointer = checkpointer

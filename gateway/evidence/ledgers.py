@@ -7,17 +7,32 @@ prove` start with the ledger alone.
 
 from __future__ import annotations
 
-from audit.ledger import Ledger
+from typing import TYPE_CHECKING, cast
+
+from audit.lite import LiteLedger
 from gateway.config.settings import Settings
 
+if TYPE_CHECKING:
+    from audit.ledger import Ledger
 
-def open_ledger(settings: Settings, *, read_only: bool = False) -> Ledger:
+
+def open_ledger(settings: Settings, *, read_only: bool = False, lite: bool = False) -> Ledger:
     """The ledger: ledger.db under state_dir, or in the [database] url's database beside the
     state (their table names differ).
+
+    `lite` (SQLite only, for a short command: `approve` appends, `audit verify|prove` read):
+    through `audit.lite` when the ledger exists already, typed as the Ledger for the methods
+    that command uses (append, size, events, reader, checkpoints, verify).
 
     Raises:
         LedgerStorageError: it cannot be opened (read-only: there is none yet).
     """
+    if lite and not settings.database_url:
+        found = LiteLedger.open(settings.ledger_path, read_only=read_only)
+        if found is not None:
+            return cast("Ledger", found)
+    from audit.ledger import Ledger
+
     if settings.database_url:
         return Ledger.connect(
             settings.database_url,

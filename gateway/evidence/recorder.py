@@ -10,16 +10,19 @@ written into the ledger behind its back.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from audit.errors import AuditError
 from audit.events import encode
-from audit.ledger import Ledger
 from audit.merkle import leaf_hash
 from gateway import faults
 from gateway.errors import StorageError
 from gateway.i18n import N_
 from gateway.state import moved
-from gateway.state.store import Store
+
+if TYPE_CHECKING:
+    from audit.ledger import Ledger
+    from gateway.state.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,10 @@ from typing import Any
 
 from gateway.errors import InputError, SignatureError
 from gateway.exchange.fanout import CHILD_PREFIX, FANOUT_KEYS, child_line
+from gateway.exchange.words import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
+from gateway.exchange.words import DUPLICATE_KEY as DUPLICATE_KEY
+from gateway.exchange.words import LINK_KEYS as LINK_KEYS
+from gateway.exchange.words import STATEMENT_HEAD as STATEMENT_HEAD
 from gateway.i18n import N_
 from gateway.identity import sshsig
 from policies.agreement import Agreement, Flow
@@ -26,16 +30,6 @@ from policies.reasons import Reason
 FORMAT = "tachiai-manifest/1"
 SUFFIX = ".manifest.json"
 MAX_BYTES = 256 * 1024  # far above any real manifest; refuses a planted huge file early
-# The SSHSIG namespace witnesses sign under (`ssh-keygen -Y sign -n tachiai-approval`): both
-# halves name it, so it is part of what they exchange.
-APPROVAL_NAMESPACE = "tachiai-approval"
-STATEMENT_HEAD = "tachiai approval statement v1"
-#: The provider's duplicate notice (重複送信): the witnesses approved sending bytes already
-#: delivered on the flow as that transfer. Signed with the rest; nothing for a recipient to
-#: compare it with, so only its form is checked.
-DUPLICATE_KEY = "duplicate-of"
-#: Statement lines that link a transfer to an earlier one (疑義照会・回答, 訂正).
-LINK_KEYS = {"replies_to": "replies-to", "corrects": "corrects"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"^t-[0-9a-f]{12}$")
 _KEYS = frozenset(

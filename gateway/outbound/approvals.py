@@ -16,8 +16,7 @@ from typing import NoReturn
 from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
-from gateway.exchange.fanout import child_line
-from gateway.exchange.manifest import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
+from gateway.exchange.words import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
 from gateway.i18n import N_
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import PrivateKey
@@ -25,7 +24,7 @@ from gateway.outbound import duplicates, replies
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.state import clock, fanouts
-from gateway.state.store import Approval, Transfer
+from gateway.state.rows import Approval, Transfer
 from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
@@ -57,6 +56,10 @@ def fanout_statement(rt: Runtime, found: fanouts.Fanout, sender: str | None) -> 
     Witnesses sign it once; the signature approves every child, and a child whose bytes are
     not the ones listed is refused before sealing (approval.void) and on arrival.
     """
+    # Imported here: the splitting code (code lists, check digits) is for fan-outs only, not
+    # for approving a transfer of its own.
+    from gateway.exchange import fanout
+
     agreement = rt.agreements[found.agreement]
     flow = agreement.flow(found.flow)
     withheld = ",".join(f"{k}={v}" for k, v in sorted(found.withheld.items())) or "none"
@@ -78,7 +81,7 @@ def fanout_statement(rt: Runtime, found: fanouts.Fanout, sender: str | None) -> 
         lines.append(f"fanout-parts: {HOW['xlsx']}")
     for child in found.children:
         t = rt.store.get(child.transfer)
-        key, value = child_line(child.member, t.id, child.rows, child.size, child.sha256,
+        key, value = fanout.child_line(child.member, t.id, child.rows, child.size, child.sha256,
                                 t.file_name)
         lines.append(f"{key}: {value}")
     return ("\n".join(lines) + "\n").encode("utf-8")

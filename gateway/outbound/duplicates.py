@@ -9,11 +9,11 @@ no state.
 
 from __future__ import annotations
 
-from gateway.exchange.manifest import DUPLICATE_KEY
+from gateway.exchange.words import DUPLICATE_KEY
 from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
-from gateway.state.store import Transfer
+from gateway.state.rows import Transfer
 from policies.reasons import Reason
 
 #: Once delivered, a transfer stays delivered or acknowledged: the statement line, once there,

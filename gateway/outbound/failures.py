@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.errors import PartnerRefused, PartnerUnavailable
 from gateway.i18n import N_
-from gateway.state.store import Transfer
+from gateway.state.rows import Transfer
 
 RULE_HOST_KEY = "delivery.host-key"
 RULE_REFUSED = "delivery.refused"

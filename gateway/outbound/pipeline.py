@@ -154,7 +154,9 @@ def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collectio
         State.SEALED: _deliver,
     }
     while transfer.status in states and (step := steps.get(transfer.status)) is not None:
-        if owner is not None:
+        # Held already when the intake created it claimed, or the last step kept its claim
+        # for this one: claiming again would be a durable commit for nothing.
+        if owner is not None and transfer.claimed_by != owner:
             lease = rt.settings.lease_seconds
             if not rt.store.claim(KIND, transfer.id, transfer.state, owner, lease):
                 log.debug("transfer %s is claimed by another worker", transfer.id)
@@ -223,9 +225,10 @@ def _quarantine(rt: Runtime, t: Transfer) -> Transfer:
     if reasons:
         return _reject(rt, t, reasons, size=entry.size, owner=owner, named=named)
     size, digest = copy_private(dropped, rt.spool.payload(t.id))
+    # The check follows at once on the intake lane: its claim is kept through it.
     after = rt.store.transition(t, State.QUARANTINED, [event("transfer.quarantined", t, {
         "size": size, "sha256": digest, "owner": owner, **named})], size=size, sha256=digest,
-        owner=owner)
+        owner=owner, keep_claim=True)
     dropped.unlink()  # its bytes are in the private copy, recorded with their hash
     return after
 
@@ -479,8 +482,10 @@ def _deliver(rt: Runtime, t: Transfer) -> Transfer:
            if parcel.manifest is not None else {}),
         **({"link": {"relation": link.relation, "transfer": link.remote}} if link else {}),
         **done.details}))
+    # The spool's copy of a password is erased next (erase_password), under this claim.
     return rt.store.transition(t, State.DELIVERED, events, delivered_path=done.location,
-                               password_path=password_path)
+                               password_path=password_path,
+                               keep_claim=os.path.lexists(rt.spool.folder(t.id) / "password"))
 
 
 
@@ -530,10 +535,14 @@ def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], *,
 def erase_password(rt: Runtime, t: Transfer, *, owner: str | None = None) -> None:
     """Remove a delivered transfer's password from the spool (claimed first, by a worker)."""
     password = rt.spool.folder(t.id) / "password"
+    held = owner is not None and t.claimed_by == owner  # kept from the delivery
     if not os.path.lexists(password):
+        if held:
+            assert owner is not None
+            rt.store.release(KIND, t.id, owner)
         return  # nothing to erase: no claim needed
     lease = rt.settings.lease_seconds
-    if owner is not None and not rt.store.claim(KIND, t.id, t.state, owner, lease):
+    if owner is not None and not held and not rt.store.claim(KIND, t.id, t.state, owner, lease):
         return
     try:
         password.unlink(missing_ok=True)

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from gateway.errors import CheckFailed, InputError, StateError
 from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.runtime import event as transfer_event
-from gateway.state import clock, holdings_store, links
+from gateway.state import clock, links
 from gateway.state.lifecycles import DISPOSED, HELD
-from gateway.state.schema import Holding, TransferLink
-from gateway.state.store import Transfer
+from gateway.state.rows import Transfer, TransferLink
 from policies.admission import check_correction, check_reply
 from policies.agreement import Agreement, Flow
 from policies.reasons import Reason
+
+if TYPE_CHECKING:
+    from gateway.state.schema import Holding
 
 
 def link_transfer(
@@ -167,6 +170,8 @@ def thread(rt: Runtime, h: Holding) -> list[dict[str, str]]:
     Raises:
         StorageError: the state database cannot be read.
     """
+    from gateway.state import holdings_store  # loads the database layer: not for `approve`
+
     items: list[dict[str, str]] = []
     for relation, remote in (("replies to", h.replies_to), ("corrects", h.corrects)):
         if remote is None:
@@ -209,6 +214,8 @@ def _resolve(rt: Runtime, ref: str, agreement: Agreement) -> tuple[str, Flow, st
         NotFound / CheckFailed: no such holding or transfer, or not one under this agreement.
     """
     if ref.startswith("h-"):
+        from gateway.state import holdings_store  # loads the database layer: not for `approve`
+
         h = holdings_store.get(rt.store, ref)
         if h.status not in (*HELD, *DISPOSED) or h.transfer is None:
             raise CheckFailed(N_("holding {ref} is {state}; only received data is answered").format(

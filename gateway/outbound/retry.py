@@ -11,7 +11,7 @@ from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime, event
 from gateway.state import clock
-from gateway.state.store import Transfer
+from gateway.state.rows import Transfer
 
 
 def retry(rt: Runtime, transfer_id: str, operator: str) -> Transfer:

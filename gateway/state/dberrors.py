@@ -11,8 +11,6 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-
 from gateway.errors import StateError, StorageError
 
 # sqlite3 says "database is locked" (or "database table is locked") once its busy timeout ran
@@ -28,6 +26,8 @@ def converted(doing: str) -> Iterator[None]:
         StorageError: the database cannot be read or written, or is locked (exit 74).
         StateError: a uniqueness rule refused the row: another process wrote it first (exit 75).
     """
+    from sqlalchemy.exc import SQLAlchemyError  # loaded already by whoever runs a query
+
     try:
         yield
     except SQLAlchemyError as exc:
@@ -40,12 +40,13 @@ def convert(exc: BaseException, doing: str) -> StorageError | StateError:
     """Our error for a database error met while `doing` something (e.g. "read holdings")."""
     cause = getattr(exc, "orig", None) or exc
     text = str(cause)
-    if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
+    integrity, operational = _kinds(exc)
+    if integrity:
         return StateError(
             f"cannot {doing}: the database already holds this record ({_first_line(text)})",
             hint="another command or the daemon did it first; look again, then retry if needed",
         )
-    if isinstance(exc, OperationalError | sqlite3.OperationalError) and any(
+    if operational and any(
         mark in text.lower() for mark in _LOCKED
     ):
         return StorageError(
@@ -56,6 +57,29 @@ def convert(exc: BaseException, doing: str) -> StorageError | StateError:
             "gateway.busy_timeout_seconds",
         )
     return StorageError(f"cannot {doing}: {exc.__class__.__name__}: {_first_line(text)}")
+
+
+@contextmanager
+def converted_sqlite(doing: str) -> Iterator[None]:
+    """`converted` for the sqlite3 driver used directly (gateway.state.lite), without loading
+    the database layer to catch its errors.
+
+    Raises:
+        as `converted`.
+    """
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise convert(exc, doing) from exc
+
+
+def _kinds(exc: BaseException) -> tuple[bool, bool]:
+    """Whether `exc` is an integrity error, and whether an operational one."""
+    if isinstance(exc, sqlite3.Error):
+        return isinstance(exc, sqlite3.IntegrityError), isinstance(exc, sqlite3.OperationalError)
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    return isinstance(exc, IntegrityError), isinstance(exc, OperationalError)
 
 
 def _first_line(text: str) -> str:

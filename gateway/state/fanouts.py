@@ -7,18 +7,16 @@ Rows in, rows out; what is split and sent is decided in `gateway.forwarding` ove
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from gateway.state.lite import LiteStore
 
-from gateway.state import schema
-from gateway.state.store import Store, Tx
+if TYPE_CHECKING:
+    from gateway.state.store import Store, Tx
 
 __all__ = ["Child", "Fanout", "by_holding", "get", "of_transfer", "on_flow", "record"]
-
-_F = schema.FANOUTS
-_C = schema.FANOUT_CHILDREN
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,9 @@ class Fanout:
 
 def record(conn: Tx, fanout: Fanout) -> None:
     """Write a fan-out and its children, in the caller's transaction."""
+    from gateway.state import schema
+
+    _F, _C = schema.FANOUTS, schema.FANOUT_CHILDREN
     conn.execute(_F.insert(), [{
         "id": fanout.id, "holding": fanout.holding, "agreement": fanout.agreement,
         "flow": fanout.flow, "grp": fanout.group, "split_by": fanout.split_by,
@@ -68,6 +69,14 @@ def record(conn: Tx, fanout: Fanout) -> None:
 
 def get(store: Store, fanout_id: str) -> Fanout | None:
     """Raises: StorageError when the state database cannot be read."""
+    if isinstance(store, LiteStore):
+        found = store.fanout_rows(fanout_id)
+        return None if found is None else _fanout(*found)
+    from sqlalchemy import select
+
+    from gateway.state import schema
+
+    _F, _C = schema.FANOUTS, schema.FANOUT_CHILDREN
     with store.reading("read the fan-outs") as conn:
         row = conn.execute(select(_F).where(_F.c.id == fanout_id)).mappings().first()
         if row is None:
@@ -80,6 +89,14 @@ def get(store: Store, fanout_id: str) -> Fanout | None:
 
 def of_transfer(store: Store, transfer_id: str) -> Fanout | None:
     """The fan-out a transfer is a child of, or None for a transfer of its own."""
+    if isinstance(store, LiteStore):
+        parent = store.fanout_of(transfer_id)
+        return get(store, parent) if parent is not None else None
+    from sqlalchemy import select
+
+    from gateway.state import schema
+
+    _C = schema.FANOUT_CHILDREN
     with store.reading("read the fan-outs") as conn:
         found = conn.execute(
             select(_C.c.fanout).where(_C.c.transfer == transfer_id)
@@ -89,6 +106,11 @@ def of_transfer(store: Store, transfer_id: str) -> Fanout | None:
 
 def by_holding(store: Store, holding_id: str) -> list[Fanout]:
     """Every fan-out of a holding, oldest first."""
+    from sqlalchemy import select
+
+    from gateway.state import schema
+
+    _F = schema.FANOUTS
     with store.reading("read the fan-outs") as conn:
         ids = conn.execute(
             select(_F.c.id).where(_F.c.holding == holding_id).order_by(_F.c.created_ns)
@@ -98,6 +120,11 @@ def by_holding(store: Store, holding_id: str) -> list[Fanout]:
 
 def on_flow(store: Store, agreement: str, flow: str) -> list[Fanout]:
     """Every fan-out made on one flow of an agreement, oldest first (for lateness per member)."""
+    from sqlalchemy import select
+
+    from gateway.state import schema
+
+    _F = schema.FANOUTS
     with store.reading("read the fan-outs") as conn:
         ids = conn.execute(
             select(_F.c.id).where(_F.c.agreement == agreement, _F.c.flow == flow)
@@ -106,7 +133,7 @@ def on_flow(store: Store, agreement: str, flow: str) -> list[Fanout]:
     return [f for f in (get(store, i) for i in ids) if f is not None]
 
 
-def _fanout(row: dict[str, object], children: list[dict[str, object]]) -> Fanout:
+def _fanout(row: Mapping[str, object], children: Sequence[Mapping[str, object]]) -> Fanout:
     withheld = json.loads(str(row["withheld"]))
     return Fanout(
         id=str(row["id"]), holding=str(row["holding"]), agreement=str(row["agreement"]),

@@ -7,14 +7,13 @@ once written, is never changed or removed here.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from gateway.state.lite import LiteStore
+from gateway.state.rows import TransferLink
 
-from gateway.state import schema
-from gateway.state.schema import TransferLink
-from gateway.state.store import Store, Tx
-
-_L = schema.LINKS
+if TYPE_CHECKING:
+    from gateway.state.store import Store, Tx
 
 
 def link_of(store: Store, transfer_id: str) -> TransferLink | None:
@@ -24,6 +23,14 @@ def link_of(store: Store, transfer_id: str) -> TransferLink | None:
     Raises:
         StorageError: the state database cannot be read.
     """
+    if isinstance(store, LiteStore):
+        found = store.link_row(transfer_id)
+        return TransferLink.model_validate(found) if found is not None else None
+    from sqlalchemy import select
+
+    from gateway.state import schema
+
+    _L = schema.LINKS
     with store.reading("read the reply links") as conn:
         row = conn.execute(select(_L).where(_L.c.transfer == transfer_id)).mappings().first()
     return TransferLink.model_validate(dict(row)) if row is not None else None
@@ -35,6 +42,11 @@ def links_to(store: Store, refs: Iterable[str]) -> list[TransferLink]:
     Raises:
         StorageError: the state database cannot be read.
     """
+    from sqlalchemy import select
+
+    from gateway.state import schema
+
+    _L = schema.LINKS
     wanted = list(refs)
     with store.reading("read the reply links") as conn:
         named = _L.c.ref.in_(wanted) | _L.c.remote.in_(wanted)
@@ -44,4 +56,6 @@ def links_to(store: Store, refs: Iterable[str]) -> list[TransferLink]:
 
 def add(conn: Tx, link: TransferLink) -> None:
     """Write a link (a transfer already linked fails: StateError)."""
-    conn.execute(_L.insert().values(**link.model_dump()))
+    from gateway.state import schema
+
+    conn.execute(schema.LINKS.insert().values(**link.model_dump()))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
-
-from sqlalchemy import Connection, Table, update
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gateway.errors import StateError
 from gateway.i18n import N_
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Table
 
 S = TypeVar("S", bound=StrEnum)
 
@@ -57,6 +58,10 @@ def compare_and_set(
     Raises:
         StateError: `conflict`, when another process moved or removed the row meanwhile.
     """
+    # Imported here: the lifecycles (and so every row) import this module, and the short
+    # commands on SQLite read and write without the database layer (gateway.state.lite).
+    from sqlalchemy import update
+
     where = [table.c.id == row_id, table.c.state == read_state]
     if claimant is not None:
         where.append(table.c.claimed_by == claimant)

@@ -20,15 +20,14 @@ from sqlalchemy import Connection, Engine, inspect, text
 from gateway.errors import StorageError
 from gateway.state import schema
 from gateway.state.dberrors import converted
+from gateway.state.revision import HEAD as HEAD
+from gateway.state.revision import VERSION_TABLE as VERSION_TABLE
 
 log = logging.getLogger(__name__)
 # Alembic's own lines ("Context impl SQLiteImpl", one per revision) would reach every command's
 # stderr on a first start; ours below says what was upgraded.
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
-#: The newest revision under migrations/versions (tests check that it is Alembic's head).
-HEAD: Final = "0007"
-VERSION_TABLE: Final = "alembic_version"
 SCRIPTS: Final = Path(__file__).with_name("migrations")
 #: The PostgreSQL advisory lock of migrations ("tcai:stm"), apart from the ledger's own keys
 #: (audit.schema), so the ledger and the state may share one database.

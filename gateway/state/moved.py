@@ -8,16 +8,18 @@ ledger with it. Its tables are in `gateway.state.schema`; it never touches the l
 
 from __future__ import annotations
 
+import sqlite3
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, select
+from gateway.state.lite import LiteStore
 
-from gateway.state import schema
-from gateway.state.store import Store, insert_ignoring
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
-_M = schema.LEDGER_MOVED
-_S = schema.LEDGER_MOVED_SINCE
+    from gateway.state.store import Store
+
 _begun: weakref.WeakKeyDictionary[Store, int] = weakref.WeakKeyDictionary()
 
 
@@ -30,8 +32,16 @@ def begin(store: Store, ledger_size: Callable[[], int]) -> int:
     Raises:
         StorageError: the state database cannot be written.
     """
+    if isinstance(store, LiteStore):
+        return store.moved_begin(ledger_size)
     if store in _begun:
         return _begun[store]
+    from sqlalchemy import select
+
+    from gateway.state import schema
+    from gateway.state.store import insert_ignoring
+
+    _S = schema.LEDGER_MOVED_SINCE
     with store.transaction() as conn:
         size = conn.execute(select(_S.c.size).where(_S.c.id == 1)).scalar()
         if size is None:
@@ -42,11 +52,18 @@ def begin(store: Store, ledger_size: Callable[[], int]) -> int:
     return int(size)
 
 
-def record(conn: Connection, rows: Iterable[tuple[str, int, bytes]]) -> None:
-    """Note moved events (key, seq, leaf hash) in the caller's transaction."""
+def record(conn: Connection | sqlite3.Connection, rows: Iterable[tuple[str, int, bytes]]) -> None:
+    """Note moved events (key, seq, leaf hash) in the caller's transaction (a sqlite3
+    connection of gateway.state.lite, or the Store's)."""
+    if isinstance(conn, sqlite3.Connection):
+        LiteStore.moved_record(conn, rows)
+        return
+    from gateway.state import schema
+    from gateway.state.store import insert_ignoring
+
     values = [{"key": k, "seq": s, "leaf_hash": h} for k, s, h in rows]
     if values:
-        conn.execute(insert_ignoring(conn, _M), values)
+        conn.execute(insert_ignoring(conn, schema.LEDGER_MOVED), values)
 
 
 def lookup(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
@@ -55,6 +72,11 @@ def lookup(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
     Raises:
         StorageError: the state database cannot be read.
     """
+    from sqlalchemy import select
+
+    from gateway.state import schema
+
+    _M = schema.LEDGER_MOVED
     out: dict[str, tuple[int, bytes]] = {}
     with store.transaction() as conn:
         for i in range(0, len(keys), 500):
@@ -70,5 +92,9 @@ def prune(store: Store, covered: int) -> None:
     Raises:
         StorageError: the state database cannot be written.
     """
+    from sqlalchemy import delete
+
+    from gateway.state import schema
+
     with store.transaction() as conn:
-        conn.execute(delete(_M).where(_M.c.seq < covered))
+        conn.execute(delete(schema.LEDGER_MOVED).where(schema.LEDGER_MOVED.c.seq < covered))

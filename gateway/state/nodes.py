@@ -12,15 +12,12 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.dialects import sqlite
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import TachiaiError
-from gateway.state import schema
-from gateway.state.store import Store, Tx
+
+if TYPE_CHECKING:
+    from gateway.state.store import Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +25,6 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 #: A node whose last heartbeat is older than this many heartbeats is listed as stale.
 STALE_AFTER_BEATS = 3
-
-_N = schema.NODES
 
 
 @dataclass
@@ -40,7 +35,7 @@ class Node:
     """
 
     id: str
-    version: str
+    version: str  # "" until the first heartbeat reads it
     started_ns: int
     last_beat: float = field(default=float("-inf"), compare=False)
 
@@ -61,7 +56,7 @@ def this_node(name: str = "") -> Node:
     """This process as a node: `name` ([gateway] node_name) or HOST:PID."""
     return Node(
         id=name or f"{socket.gethostname()}:{os.getpid()}",
-        version=_version(),
+        version="",  # read at the first heartbeat: package metadata costs a command start-up
         started_ns=_wall_ns(),
     )
 
@@ -74,17 +69,20 @@ def heartbeat(store: Store, node: Node, *, force: bool = False) -> bool:
     if not force and now - node.last_beat < HEARTBEAT_SECONDS:
         return False
     node.last_beat = now
+    node.version = node.version or _version()
     row = {
         "id": node.id,
         "version": node.version,
         "started_ns": node.started_ns,
         "heartbeat_ns": _wall_ns(),
     }
+    from gateway.state import schema
+
     try:
         with store.transaction("write this node's heartbeat") as conn:
             conn.execute(
                 _upsert(conn).values(**row).on_conflict_do_update(
-                    index_elements=[_N.c.id],
+                    index_elements=[schema.NODES.c.id],
                     set_={k: v for k, v in row.items() if k != "id"},
                 )
             )
@@ -100,6 +98,11 @@ def list_nodes(store: Store, now_ns: int | None = None) -> list[NodeStatus]:
     Raises:
         StorageError: the database cannot be read.
     """
+    from sqlalchemy import select
+
+    from gateway.state import schema
+
+    _N = schema.NODES
     now = _wall_ns() if now_ns is None else now_ns
     with store.reading("read the nodes") as conn:
         rows = conn.execute(select(_N).order_by(_N.c.heartbeat_ns.desc(), _N.c.id)).mappings()
@@ -119,14 +122,18 @@ def list_nodes(store: Store, now_ns: int | None = None) -> list[NodeStatus]:
 
 
 def _upsert(conn: Tx) -> Any:
+    from gateway.state import schema
+
     # INSERT … ON CONFLICT (id) DO UPDATE, in the connection's own dialect (both dialects'
     # inserts have on_conflict_do_update with the same arguments).
     if conn.dialect.name == "postgresql":
         # Imported here: loaded only where PostgreSQL is used, not at every command's start.
         from sqlalchemy.dialects import postgresql
 
-        return postgresql.insert(_N)
-    return sqlite.insert(_N)
+        return postgresql.insert(schema.NODES)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(schema.NODES)
 
 
 def _wall_ns() -> int:
@@ -136,6 +143,8 @@ def _wall_ns() -> int:
 
 
 def _version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("tachiai")
     except metadata.PackageNotFoundError:

@@ -9,11 +9,9 @@ and must give exactly these tables. No query lives here.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -28,35 +26,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from gateway.state.lifecycles import HoldingState, State
+from gateway.state.lifecycles import HoldingState
+from gateway.state.rows import Approval as Approval
+from gateway.state.rows import PendingEvent as PendingEvent
+from gateway.state.rows import Row
+from gateway.state.rows import Transfer as Transfer
+from gateway.state.rows import TransferLink as TransferLink
 
 KEY_BYTES = 32  # a holding key: AES-256
 
 METADATA = MetaData()
-
-_R = TypeVar("_R", bound="Row")
-
-
-class Row:
-    """A row of one table as a plain value: built from a query's mapping, written back whole.
-
-    The three methods are all the state code needs of a row: `model_validate` (from a result
-    mapping), `model_dump` (the values to insert) and `model_copy` (a changed copy).
-    """
-
-    __table__: ClassVar[Table]
-
-    @classmethod
-    def model_validate(cls: type[_R], values: Mapping[str, Any]) -> _R:
-        return cls(**values)
-
-    def model_dump(self, *, exclude: Collection[str] = ()) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
-                if f.name not in exclude}
-
-    def model_copy(self: _R, *, update: Mapping[str, Any] | None = None) -> _R:
-        return dataclasses.replace(self, **(update or {}))  # type: ignore[type-var]
-
 
 def _s(name: str, *, nullable: bool = False, **kw: Any) -> Column[Any]:
     """A text column as release 0.1 made it (VARCHAR without a length)."""
@@ -110,51 +89,6 @@ TRANSFERS = Table(
 )
 
 
-@dataclass(eq=True)
-class Transfer(Row):
-    """One outbound file from drop to delivery."""
-
-    __table__: ClassVar[Table] = TRANSFERS
-    id: str
-    agreement: str
-    flow: str
-    recipient: str
-    state: str
-    file_name: str
-    source_path: str
-    created_ns: int
-    updated_ns: int
-    provider: str = ""
-    owner: str | None = None
-    sender: str | None = None
-    size: int | None = None
-    sha256: str | None = None
-    encoding: str | None = None
-    rows: int | None = None
-    reasons: str = "[]"
-    sealed_sha256: str | None = None
-    sealed_size: int | None = None
-    delivered_path: str | None = None
-    password_path: str | None = None
-    attempts: int = 0
-    last_error: str | None = None
-    claimed_by: str | None = None
-    lease_until_ns: int | None = None
-
-    @property
-    def status(self) -> State:
-        return State(self.state)
-
-    def reason_list(self) -> list[dict[str, Any]]:
-        value = json.loads(self.reasons)
-        return value if isinstance(value, list) else []
-
-    def last_error_dict(self) -> dict[str, Any] | None:
-        """The last failed delivery attempt, or None when no attempt failed."""
-        value = json.loads(self.last_error) if self.last_error else None
-        return value if isinstance(value, dict) else None
-
-
 APPROVALS = Table(
     "approvals", METADATA,
     _int("id", primary_key=True),
@@ -166,20 +100,6 @@ APPROVALS = Table(
     _big("created_ns", nullable=False),
     UniqueConstraint("transfer_id", "witness"),
 )
-
-
-@dataclass(eq=True)
-class Approval(Row):
-    """A witness's signature over a transfer's statement (立会者の承認)."""
-
-    __table__: ClassVar[Table] = APPROVALS
-    transfer_id: str
-    witness: str
-    fingerprint: str
-    sha256: str
-    signature: str
-    created_ns: int
-    id: int | None = None
 
 
 LINKS = Table(
@@ -194,21 +114,6 @@ LINKS = Table(
 )
 
 
-@dataclass(eq=True)
-class TransferLink(Row):
-    """An outbound transfer's link to what it answers (疑義照会・回答) or corrects (訂正), fixed
-    before approval."""
-
-    __table__: ClassVar[Table] = LINKS
-    transfer: str
-    relation: str  # "replies_to" or "corrects"
-    ref: str  # what was named here: a holding id or one of our transfer ids
-    remote: str  # the transfer id both gateways know it by
-    ref_flow: str
-    operator: str
-    created_ns: int
-
-
 PENDING = Table(
     "pending_events", METADATA,
     _int("id", primary_key=True),
@@ -220,21 +125,6 @@ PENDING = Table(
     _s("actor", nullable=True),
     _s("data", default="{}"),
 )
-
-
-@dataclass(eq=True)
-class PendingEvent(Row):
-    """An event committed with its state change, not yet appended to the ledger."""
-
-    __table__: ClassVar[Table] = PENDING
-    key: str
-    kind: str
-    time_ns: int
-    id: int | None = None
-    subject: str | None = None
-    agreement: str | None = None
-    actor: str | None = None
-    data: str = "{}"
 
 
 # -- inbound: holdings (保有データ) until certified deleted or returned (消去・返却) ------------

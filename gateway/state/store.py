@@ -233,25 +233,30 @@ class Store:
         target: State,
         events: Sequence[Draft],
         conn: Tx | None = None,
+        *,
+        keep_claim: bool = False,
         **changes: Any,
     ) -> Transfer:
         """Move a transfer on from the state it was read in, with its events, atomically.
 
         A transfer read with a claim moves only while the claim is still its reader's, and the
-        move ends the claim (the next step is claimed anew).
+        move ends the claim (the next step is claimed anew), unless `keep_claim`: the worker
+        takes the next step at once and holds its claim through it, one durable commit fewer
+        (its lease and the compare-and-set on the claimant guard that step as any other).
 
         Raises:
             StateError: when the move is not allowed or another process moved it first.
         """
         TRANSFERS.require_transition(transfer.status, target)
         values = {**changes, "state": target.value}
-        if transfer.claimed_by is not None:
+        if transfer.claimed_by is not None and not keep_claim:
             values.update(claimed_by=None, lease_until_ns=None)
         if "updated_ns" not in values:
             values["updated_ns"] = max((e.time_ns for e in events), default=transfer.updated_ns)
         if conn is None:
             with self.transaction() as own:
-                return self.transition(transfer, target, events, own, **changes)
+                return self.transition(transfer, target, events, own, keep_claim=keep_claim,
+                                       **changes)
         compare_and_set(
             conn,
             _T,

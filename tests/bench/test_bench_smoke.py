@@ -131,7 +131,8 @@ def test_startup_benchmark_reports_each_command_beside_the_floor(tmp_path: Path)
     result = startup.run(Params(), tmp_path / "startup")
     keys = [f.key for f in result.figures]
     assert keys[0] == "startup.python_floor_ms"
-    assert keys[1:] == [f"startup.{key}_ms" for key, _label, _args in startup.COMMANDS]
+    assert keys[1:] == [*(f"startup.{key}_ms" for key, _label, _args in startup.COMMANDS),
+                        "startup.approve_waiting_ms", "startup.approve_batch_ms"]
     assert all(math.isfinite(f.value) and f.value > 0 and f.unit == "ms CPU"
                for f in result.figures)
 

@@ -29,7 +29,7 @@ from gateway.cli import transfers
 from gateway.config.routes import SftpEndpoint
 from gateway.transports.sftp import put_small
 
-def replaced(args):
+def replaced(args, **_options):
 {body}
 
 transfers.runtime_of = replaced

@@ -3,7 +3,9 @@
 Start-up is most of what a short command costs (an operator approving fifty files pays it fifty
 times), so these tests pin the import set, not a time: the receiving side, the archive and SFTP
 libraries and the spreadsheet writer stay out of `approve` and `transfers list`, and `--help`
-loads no database layer at all.
+loads no database layer at all. On SQLite the outbound commands read and write the state and
+the ledger through the sqlite3 module (gateway.state.lite, audit.lite): SQLAlchemy alone costs
+more start-up than the whole command may.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 from gateway import cli
 from gateway.cli import parsers
-from tests.conftest import Demo
+from tests.conftest import AGREEMENT, FLOW, Demo
 
 # Run a command in-process in a fresh interpreter, then name every module it loaded.
 _PROBE = """
@@ -30,13 +32,16 @@ except SystemExit as exc:
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
-#: Never needed to approve a transfer or list transfers: the state database is SQLAlchemy Core
-#: tables with plain rows, so no ORM, sqlmodel or pydantic either.
+#: Never needed to approve a transfer or list transfers: no receiving side, no archive, SFTP
+#: or spreadsheet library.
 NOT_FOR_OUTBOUND_COMMANDS = ("pyzipper", "paramiko", "watchdog", "openpyxl", "msoffcrypto",
                              "Cryptodome", "gateway.inbound", "gateway.transports",
                              "gateway.outbound.sealing", "gateway.outbound.pipeline",
-                             "gateway.daemon", "sqlalchemy.dialects.postgresql",
+                             "gateway.daemon", "gateway.state.holdings_store",
                              "sqlalchemy.orm", "sqlmodel", "pydantic", "alembic", "pycountry")
+#: Nor, on SQLite, the database layer: the sqlite3 module does.
+DATABASE_LAYER = ("sqlalchemy", "gateway.state.store", "gateway.state.schema", "audit.ledger",
+                  "audit.database")
 
 
 def loaded(*args: str) -> tuple[int, set[str]]:
@@ -55,6 +60,7 @@ def test_help_loads_no_command_module_nor_any_library() -> None:
     code, modules = loaded("--help")
     assert code == 0
     for prefix in ("sqlalchemy", "sqlmodel", "pydantic", "cryptography", "gateway.runtime",
+                   "pyzipper", "gateway.inbound", "gateway.outbound",
                    "gateway.state", "gateway.config", "audit.ledger", "policies.agreement"):
         assert under(modules, prefix) == [], prefix
     assert under(modules, "gateway.cli") == ["gateway.cli", "gateway.cli.parsers"]
@@ -76,18 +82,57 @@ def test_outbound_commands_load_neither_the_receiving_side_nor_archive_and_sftp_
     code, modules = loaded(*args, "--config", str(demo.config))
     assert code in (0, 1, 65), code  # listed, or "no transfer t-…": either way the path ran
     assert "gateway.runtime" in modules  # the command really reached its work
-    for prefix in NOT_FOR_OUTBOUND_COMMANDS:
+    for prefix in (*NOT_FOR_OUTBOUND_COMMANDS, *DATABASE_LAYER):
         assert under(modules, prefix) == [], prefix
 
 
+def test_approving_a_waiting_transfer_loads_no_database_layer(demo: Demo) -> None:
+    # The whole way: statement, signature, the approval and its events, the ledger append.
+    demo.cli("transfers", "list", check=True)
+    transfer_id = _waiting_transfer(demo)
+    code, modules = loaded("approve", transfer_id, "--key", str(demo.key("suzuki")),
+                           "--config", str(demo.config))
+    assert code == 0
+    assert demo.show(transfer_id)["state"] == "approved"
+    assert demo.show(transfer_id)["approvals"] == ["suzuki"]
+    assert "gateway.state.lite" in modules and "audit.lite" in modules
+    for prefix in (*NOT_FOR_OUTBOUND_COMMANDS, *DATABASE_LAYER):
+        assert under(modules, prefix) == [], prefix
+    found = demo.cli("audit", "query", "--subject", transfer_id, "--format", "json", check=True)
+    kinds = [e["kind"] for e in json.loads(found.stdout)]
+    assert kinds[-2:] == ["approval.accepted", "transfer.approved"]
+
+
+def _waiting_transfer(demo: Demo) -> str:
+    """A transfer awaiting approval, written as the daemon's check writes one."""
+    from gateway.config.settings import load_settings
+    from gateway.runtime import Runtime, event
+    from gateway.state import clock
+    from gateway.state.rows import Transfer
+
+    rt = Runtime.open(load_settings(demo.config))
+    now = clock.now_ns()
+    t = Transfer(id="t-0000000000aa", agreement=AGREEMENT, flow=FLOW, recipient="nhi-central",
+                 state="awaiting_approval", file_name="a.csv", source_path="/outbox/a.csv",
+                 created_ns=now, updated_ns=now, provider="isa", sender="sato", size=10,
+                 sha256="ab" * 32, encoding="cp932", rows=2)
+    rt.store.create(t, [event("transfer.checked", t)])
+    rt.flush()
+    return t.id
+
+
 @pytest.mark.parametrize("command", [("audit", "verify"), ("audit", "prove", "0")])
+# On a gateway whose ledger exists: the first command creates it (the database layer, once).
 def test_audit_commands_load_no_state_database_nor_spreadsheet_writer(
     demo: Demo, command: tuple[str, ...]
 ) -> None:
-    _code, modules = loaded(*command, "--config", str(demo.config))
-    assert "audit.ledger" in modules
-    for prefix in ("sqlmodel", "pydantic", "gateway.runtime", "gateway.state.schema",
-                   *NOT_FOR_OUTBOUND_COMMANDS):
+    _waiting_transfer(demo)  # its events are in the ledger
+    demo.cli("audit", "checkpoint", check=True)  # signed: event 0 can be proven
+    code, modules = loaded(*command, "--config", str(demo.config))
+    assert code == 0
+    assert "audit.lite" in modules  # read with the sqlite3 module alone
+    for prefix in ("sqlmodel", "pydantic", "gateway.runtime", "gateway.state.store",
+                   "audit.query", "audit.report", *NOT_FOR_OUTBOUND_COMMANDS, *DATABASE_LAYER):
         assert under(modules, prefix) == [], prefix
 
 
