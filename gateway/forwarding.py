@@ -77,24 +77,29 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
     """
     h = holdings.get(rt, holding_id)
     if h.status not in HELD:
-        raise StateError(f"holding {h.id} is {h.state}; only held data can be forwarded",
-                         hint="see `tachiai holdings show ID`")
+        raise StateError(N_("holding {id} is {state}; only held data can be forwarded")
+                         .format(id=h.id, state=h.state),
+                         hint=N_("see `tachiai holdings show ID`"))
     if h.agreement is None or h.agreement not in rt.agreements:
-        raise UsageError(f"holding {h.id} is under no agreement loaded here")
+        raise UsageError(N_("holding {id} is under no agreement loaded here").format(id=h.id))
     agreement = rt.agreements[h.agreement]
     try:
         flow = agreement.flow(flow_id)
     except KeyError:
-        raise UsageError(f"agreement {agreement.id} has no flow {flow_id!r}",
-                         hint=f"see `tachiai agreements show {agreement.id}`") from None
+        raise UsageError(N_("agreement {agreement} has no flow {flow!r}")
+                         .format(agreement=agreement.id, flow=flow_id),
+                         hint=N_("see `tachiai agreements show {agreement}`")
+                         .format(agreement=agreement.id)) from None
     party = rt.settings.party
     if flow.recipient not in agreement.groups:
-        raise UsageError(f"flow {flow.id} goes to {flow.recipient}, which is not a party group; "
-                         "drop the file into its outbox instead",
-                         hint="a groups file beside the agreement declares the groups")
+        raise UsageError(N_("flow {flow} goes to {recipient}, which is not a party group; "
+                            "drop the file into its outbox instead")
+                         .format(flow=flow.id, recipient=flow.recipient),
+                         hint=N_("a groups file beside the agreement declares the groups"))
     if not agreement.acts_as(party, flow.provider) or h.recipient != party:
-        raise UsageError(f"flow {flow.id} runs from {flow.provider}; this gateway is {party} "
-                         "and cannot forward on it")
+        raise UsageError(N_("flow {flow} runs from {provider}; this gateway is {party} "
+                            "and cannot forward on it")
+                         .format(flow=flow.id, provider=flow.provider, party=party))
     # An earlier forward of this holding that was killed mid-way is finished or undone first.
     for fanout_id, outcome in recover(rt, h.id):
         done_before = fanouts.get(rt.store, fanout_id)
@@ -106,8 +111,10 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
     if any(f.flow == flow.id and any(rt.store.get(c.transfer).status is not State.REJECTED
                                      for c in f.children)
            for f in fanouts.by_holding(rt.store, h.id)):
-        raise StateError(f"holding {h.id} was forwarded on flow {flow.id} already",
-                         hint="see `tachiai holdings show ID`; reject its children to start again")
+        raise StateError(N_("holding {id} was forwarded on flow {flow} already")
+                         .format(id=h.id, flow=flow.id),
+                         hint=N_("see `tachiai holdings show ID`; reject its children to "
+                                 "start again"))
     with holdings.plaintext(rt, h) as fh:
         data = fh.read()
     split = split_file(data, agreement, agreement.dataset_of(flow), flow.recipient, column,
@@ -118,7 +125,7 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
             f"{flow.recipient}; nothing was sent", "groups")]
         _refused(rt, h, flow.id, column, reasons, split.withheld)
         raise CheckFailed(f"holding {h.id} was not forwarded: " + "; ".join(
-            f"{r.rule}: {r.message}" for r in reasons), hint="nothing was sent")
+            f"{r.rule}: {r.message}" for r in reasons), hint=N_("nothing was sent"))
     fanout_id = new_fanout_id()
     staging = rt.settings.state_dir / "fanouts" / fanout_id
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -143,7 +150,8 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
         t = pipeline.take_in(rt, Outbox(agreement.id, flow.id, folder), path, states=(),
                              owner=owner, provider=party, recipient=part.member.party)
         if t is None:
-            raise StateError(f"the part for {part.member.party} vanished before it was taken in")
+            raise StateError(N_("the part for {member} vanished before it was taken in")
+                             .format(member=part.member.party))
         children.append((Child(t.id, part.member.party, part.rows, part.sha256, part.size), t))
         faults.crash_point("fanout-after-child")
     fanout = Fanout(

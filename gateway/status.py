@@ -16,6 +16,7 @@ from audit.errors import AuditError
 from audit.query import Query, search
 from gateway.errors import StorageError
 from gateway.evidence.places import places
+from gateway.i18n import N_
 from gateway.inbound import holdings
 from gateway.outbound import duplicates, expiry, schedule_sweep
 from gateway.outbound.lifecycle import State
@@ -73,7 +74,7 @@ def _failed(rt: Runtime, t: Transfer) -> dict[str, Any]:
     try:
         found = list(search(rt.ledger, Query(kind="transfer.failed", subject=t.id)))
     except AuditError as exc:
-        raise StorageError(f"cannot read the ledger: {exc}") from exc
+        raise StorageError(N_("cannot read the ledger: {error}").format(error=exc)) from exc
     reason = str(found[-1].data.get("error", "")) if found else ""
     return {"id": t.id, "agreement": t.agreement, "flow": t.flow, "file_name": t.file_name,
             "size": t.size, "attempts": t.attempts, "since": clock.iso(t.updated_ns),

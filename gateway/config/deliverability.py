@@ -66,6 +66,7 @@ def check(
     """Every reason a configured flow, pickup or checkpoint place cannot work, and warnings."""
     problems = list(_flows(settings, agreements, registry, on))
     problems.extend(_key_files(settings))
+    problems.extend(_partitions(settings, agreements))
     warnings = [
         N_('recipients.{party}: starttls = "off" with {unsafe_plaintext} = true: the subject and '
            "the sealed file go to {relay}:{port} in clear").format(
@@ -133,6 +134,21 @@ def _flow(settings: Settings, agreement: Agreement, group_flow: Flow, target: st
                "handler of that party in the registry"),
             settings.registry_path,
         )
+
+
+def _partitions(settings: Settings, agreements: Mapping[str, Agreement]) -> Iterator[Finding]:
+    """Each `[gateway] partitions` entry is a member of a party group a loaded agreement declares:
+    a misspelt member would match no delivery, and its data would be refused as not ours."""
+    members = {m.party for a in agreements.values() for g in a.groups.values() for m in g.members}
+    for member in settings.partitions:
+        if member not in members:
+            yield Finding(
+                "gateway.partitions",
+                N_("{member} is a member of no party group declared beside a loaded agreement")
+                .format(member=member),
+                N_("correct the name (members are named GROUP-CODE, e.g. "
+                   "municipalities-131016), or load the agreement whose groups file declares it"),
+            )
 
 
 def _key_files(settings: Settings) -> Iterator[Finding]:

@@ -18,6 +18,7 @@ from typing import Final
 from sqlalchemy import Connection, Engine, inspect, text
 
 from gateway.errors import StorageError
+from gateway.i18n import N_
 from gateway.state import schema
 from gateway.state.dberrors import converted
 from gateway.state.revision import HEAD as HEAD
@@ -131,10 +132,10 @@ def _accept_unversioned(conn: Connection) -> bool:
         columns = [c["name"] for c in inspector.get_columns(name)]
         if columns != list(release_0_1[name]):
             raise StorageError(
-                f"the state database has a table {name} that no release of tachiai wrote "
-                f"(columns {', '.join(columns)})",
-                hint="point [database] url or gateway.state_dir at tachiai's own database, "
-                "or restore it from a backup",
+                N_("the state database has a table {name} that no release of tachiai wrote "
+                   "(columns {columns})").format(name=name, columns=", ".join(columns)),
+                hint=N_("point [database] url or gateway.state_dir at tachiai's own database, "
+                        "or restore it from a backup"),
             )
     if present:
         log.info("found a state database of release 0.1 (%d tables); upgrading it", len(present))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gateway.errors import StorageError
+from gateway.i18n import N_
 
 CHUNK = 1 << 20
 
@@ -93,11 +94,11 @@ class Spool:
         except OSError as exc:
             if exc.errno == errno.EXDEV:
                 raise StorageError(
-                    "the outbox and the spool are on different file systems",
-                    hint="put gateway.state_dir and gateway.outbox_dir on one file system",
+                    N_("the outbox and the spool are on different file systems"),
+                    hint=N_("put gateway.state_dir and gateway.outbox_dir on one file system"),
                 ) from exc
             raise StorageError(
-                f"cannot move a dropped file into the spool: {exc.strerror}"
+                N_("cannot move a dropped file into the spool: {error}").format(error=exc.strerror)
             ) from exc
         sync_dir(folder)
         sync_dir(source.parent)
@@ -131,7 +132,8 @@ def copy_private(source: Path, target: Path) -> tuple[int, str]:
                 os.fsync(dst.fileno())
             os.replace(tmp, target)
         except OSError as exc:
-            raise StorageError(f"cannot copy into the spool: {exc.strerror or exc}") from exc
+            raise StorageError(N_("cannot copy into the spool: {error}")
+                           .format(error=exc.strerror or exc)) from exc
     sync_dir(target.parent)
     return size, digest.hexdigest()
 
@@ -168,11 +170,13 @@ def open_regular(path: Path) -> BinaryIO:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise StorageError(f"cannot open spool file {path.name}: {exc.strerror}") from exc
+        raise StorageError(N_("cannot open spool file {name}: {error}")
+                           .format(name=path.name, error=exc.strerror)) from exc
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
-        raise StorageError(f"spool file {path.name} is not a plain file with a single link")
+        raise StorageError(N_("spool file {name} is not a plain file with a single link")
+                           .format(name=path.name))
     return os.fdopen(fd, "rb")
 
 
@@ -216,9 +220,9 @@ def refuse_linked(folder: Path, what: str) -> None:
     real = os.path.realpath(folder)
     if real != str(folder):
         raise StorageError(
-            f"{what} ({folder}) passes through a symbolic link (to {real}); "
-            "nothing was taken from it",
-            hint="configure the real folder, without links, and check who made the link",
+            N_("{what} ({folder}) passes through a symbolic link (to {real}); "
+               "nothing was taken from it").format(what=what, folder=folder, real=real),
+            hint=N_("configure the real folder, without links, and check who made the link"),
         )
 
 

@@ -10,6 +10,7 @@ other member's holding; the gateway's own operator tries too; a handler of anoth
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -240,6 +241,20 @@ def test_a_gateway_of_partitions_can_start(chain: Chain, shared: Shared) -> None
     assert list(found.problems) == [], found.problems
     assert rt.settings.holder_of(CHIYODA) == CHIYODA
     assert rt.settings.holder_of("municipalities-132012") == "municipalities"  # not ours
+
+
+def test_a_misspelt_partition_is_found_before_the_daemon_starts(
+    chain: Chain, shared: Shared
+) -> None:
+    """A partition that names no member of a loaded group would match no delivery: the check
+    the daemon and `agreements check` run names it, beside the correct ones."""
+    rt = shared.rt
+    settings = dataclasses.replace(
+        rt.settings, partitions=(CHIYODA, "municipalities-13101", "nhi-federations-13"))
+    found = deliverability.check(settings, rt.agreements, rt.registry, clock.today())
+    flagged = [f for f in found.problems if f.key == "gateway.partitions"]
+    assert [f.problem.split()[0] for f in flagged] == ["municipalities-13101"]
+    assert "GROUP-CODE" in flagged[0].fix
 
 
 def test_the_cli_refuses_another_members_handler_naming_the_rule(
