@@ -125,13 +125,32 @@ def _chars_of(categories: set[str], planes: tuple[int, ...]) -> list[str]:
 
 
 def _class_of(chars: frozenset[str] | list[str]) -> str:
-    return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+    """A regex class of exactly `chars`, runs of consecutive code points written as ranges.
+
+    Written char by char, a class with a character beyond the BMP is matched by re as a list
+    tried one item at a time (hundreds per character of text); as ranges it is a few dozen.
+    """
+    runs: list[list[int]] = []
+    for code in sorted(map(ord, chars)):
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "[" + "".join(
+        re.escape(chr(a)) + ("" if a == b else "-" + re.escape(chr(b))) for a, b in runs
+    ) + "]"
 
 
 @cache
 def _invisible() -> re.Pattern[str]:
-    # Built on first use, not at import: the CLI's other commands need not pay for it.
-    return re.compile(_class_of(_chars_of({"Cf"}, _FORMAT_PLANES)))
+    # Built on first use, not at import: the CLI's other commands need not pay for it. The BMP's
+    # characters form their own class, which re matches with a lookup table (a class holding
+    # any character beyond the BMP is a list of ranges tried in turn): most text never reaches
+    # the second class.
+    chars = _chars_of({"Cf"}, _FORMAT_PLANES)
+    bmp = [c for c in chars if c <= "\uffff"]
+    wide = [c for c in chars if c > "\uffff"]
+    return re.compile(_class_of(bmp) + "|" + _class_of(wide) if wide else _class_of(bmp))
 
 
 # One compiled pattern for both forms, so a cell is scanned once in C. [0-9] rather than \d: other

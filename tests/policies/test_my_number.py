@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import sys
 import unicodedata
 
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from policies import checkdigits
 from policies.checkdigits import contains_my_number, is_valid_my_number, my_number_separators
 from policies.content import check_file
 from tests.conftest import COLUMNS
@@ -85,6 +87,19 @@ def test_the_class_is_every_dash_and_space_of_unicode() -> None:
     }
     assert everything <= my_number_separators()
     assert {"\t", "\u2212", "\u30fc", "\u2043", "\u02d7"} <= my_number_separators()
+
+
+def test_the_scan_patterns_hold_exactly_their_characters() -> None:
+    # The classes are written as ranges of consecutive code points, the invisible one split at
+    # the end of the BMP (for speed); each must still hold exactly the characters it names.
+    text = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    format_chars = {c for c in text if unicodedata.category(c) == "Cf"}
+    assert set(checkdigits._invisible().findall(text)) == format_chars
+    separators = my_number_separators()
+    assert set(re.findall(checkdigits._class_of(separators), text)) == separators
+    assert set(re.findall(checkdigits._class_of(["a", "b", "c", "x", "\U0001f600"]), text)) == {
+        "a", "b", "c", "x", "\U0001f600"
+    }
 
 
 @pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\u2060", "\ufeff", "\u200d"])
