@@ -178,26 +178,43 @@ class _Judge:
 
     def all_acceptable(self, cells: Sequence[str]) -> bool:
         """True when no cell breaks the column's terms or holds a My Number; False when one
-        might (the caller then judges the rows one by one, for the exact reasons)."""
+        might (the caller then judges the rows one by one, for the exact reasons).
+
+        Each distinct value not yet found acceptable is judged once, and remembered when it is.
+        """
         good = self.good
         if good.issuperset(cells):
             return True
+        fresh = list(set(cells).difference(good))
         if self.whole:
             # Blank cells of an optional column are acceptable, and hold no digits.
-            values = cells if self.column.required else list(filter(str.strip, cells))
+            values = fresh if self.column.required else list(filter(str.strip, fresh))
             # "," is no digit, space or hyphen, so no My Number spans two cells of the join.
             if (
                 all_valid(self.column.type, values, max_length=self.column.max_length)
                 and formula_free(values, allow_sign=self.column.allow_sign)
                 and not (self.scan and contains_my_number(",".join(values)))
             ):
+                self.remember(fresh)
                 return True
-        for cell in set(cells).difference(good):
-            if contains_my_number(cell) or self.problem(cell) is not None:
+        # A valid value of a My Number-free type holds no My Number (values.MY_NUMBER_FREE_TYPES),
+        # and an invalid one is found by problem(): only the other types need the scan.
+        scan = self.scan
+        for cell in fresh:
+            if (scan and contains_my_number(cell)) or self.problem(cell) is not None:
                 return False
-            if len(cell) <= _MEMO_CHARS and len(good) < _MEMO_VALUES:
-                good.add(cell)
+        self.remember(fresh)
         return True
+
+    def remember(self, values: list[str]) -> None:
+        """Remember acceptable values, the short ones, while the memo has room (it may pass its
+        bound by one batch's values: one chunk of the file)."""
+        good = self.good
+        if len(good) < _MEMO_VALUES:
+            if max(map(len, values), default=0) <= _MEMO_CHARS:
+                good.update(values)
+            else:
+                good.update(c for c in values if len(c) <= _MEMO_CHARS)
 
 
 class _Run:

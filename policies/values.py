@@ -120,9 +120,10 @@ def check_value(
 def all_valid(type_name: str, cells: Sequence[str], *, max_length: int | None = None) -> bool:
     """True only if every cell is non-blank and `check_value` accepts it; False says nothing.
 
-    A whole column of a chunk is judged in a few passes in C (a join, NFKC, one regex), for the
-    types whose values rarely repeat (names, addresses, free text). On False — and always for
-    the other types — judge the cells one by one with `check_value`.
+    A whole column of a chunk is judged in a few passes in C (a join, NFKC, one regex) for the
+    types whose values rarely repeat (names, addresses, free text), and each distinct value once
+    for closed lists, codes, sexes and dates, whose values repeat. On False — and always for
+    birth dates, which need the day of the check — judge the cells one by one with `check_value`.
 
     Raises:
         ValueError: `type_name` is not one of TYPE_NAMES.
@@ -400,7 +401,6 @@ def _cells(cell: str) -> _Pattern:
 _LATIN_NAME_CELLS = _cells(r"[ ,.\-']*[A-Za-z][A-Za-z ,.\-']*")
 _KANJI_NAME_CELLS = _cells(f"[ ,.\\-']*[{_KANJI_NAME_CHARS}][{_KANJI_NAME_CHARS} ,.\\-']*")
 _RESIDENCE_CARD_NUMBER_CELLS = _cells(_RESIDENCE_CARD_NUMBER.pattern)
-_PERIOD_OF_STAY_CELLS = _cells(PERIOD_OF_STAY.pattern)
 
 
 def _matching(pattern: _Pattern) -> Callable[[Sequence[str]], bool]:
@@ -455,9 +455,13 @@ _WHOLE: dict[str, Callable[[Sequence[str]], bool]] = {
     "latin-name": _matching(_LATIN_NAME_CELLS),
     "kanji-name": _matching(_KANJI_NAME_CELLS),
     "residence-card-number": _matching(_RESIDENCE_CARD_NUMBER_CELLS),
-    "period-of-stay": _matching(_PERIOD_OF_STAY_CELLS),
+    # The pattern alone would pass 99年: the longest period is a bound on values, per value.
+    "period-of-stay": _closed(_period_of_stay),
     "nationality": _closed(_nationality),
     "status-of-residence": _closed(_status_of_residence),
+    "local-government-code": _closed(_local_government_code),
+    "sex": _closed(_sex),
+    "date": _closed(_date),
     "text": _free_text(_CONTROL, digits=False),
 }
 

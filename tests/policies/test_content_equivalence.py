@@ -10,6 +10,7 @@ exhaustively where the domain is small (all of Unicode, every 5-digit prefix). S
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import re
@@ -295,8 +296,12 @@ SAMPLES = {
     "period-of-stay": ["5年", "1年6月", "90日", "無期限"],
     "text": ["東京都新宿区サンプル町1-1", "介護 メモ"],
 }
+# Values a type's pattern takes but its bounds refuse (the longest period of stay, the calendar,
+# the code list): a whole-column check must not vouch for them.
+OUT_OF_BOUNDS = ("99年", "6年", "5年6月", "91日", "2026-02-30", "2026/13/01", "131042", "999999")
 CELL = st.one_of(
     st.sampled_from([v for values in SAMPLES.values() for v in values]),
+    st.sampled_from(OUT_OF_BOUNDS),
     st.text(alphabet=TRICKY, max_size=8),
     st.builds(
         lambda a, b, c: a + b + c,
@@ -328,7 +333,13 @@ def test_all_valid_takes_typical_columns_whole() -> None:
         assert all_valid(type_name, SAMPLES[type_name] * 50)
     for type_name in ("nationality", "status-of-residence", "text"):
         assert all_valid(type_name, SAMPLES[type_name] * 50)
+    for type_name in ("local-government-code", "sex", "date"):
+        assert all_valid(type_name, SAMPLES[type_name] * 50)
     assert not all_valid("latin-name", ["TEST TARO", "TEST\nTARO"])  # a line break in a cell
+    for type_name in ("period-of-stay", "date", "local-government-code"):
+        for value in OUT_OF_BOUNDS:
+            if check_value(type_name, value) is not None:
+                assert not all_valid(type_name, [*SAMPLES[type_name], value])
     assert not all_valid("text", ["東京都", " "])
 
 
@@ -409,3 +420,21 @@ def test_local_government_check_digit_for_every_prefix() -> None:
         check = (11 - total % 11) % 10
         assert is_valid_local_government_code(first + str(check))
         assert not is_valid_local_government_code(first + str((check + 1) % 10))
+
+
+def test_a_period_longer_than_any_is_refused_without_a_status_column() -> None:
+    # Without 在留資格 in the row, nothing but the column's own type judges 在留期間: the bulk
+    # judgement once vouched for 99年 (its pattern fits) and the file passed.
+    dataset = SKILLED.datasets["specified-skilled"]
+    columns = tuple(c for c in dataset.columns if c.type != "status-of-residence")
+    alone = dataclasses.replace(dataset, columns=columns)
+    row = ["1", "2026-10-01", "TEST TARO", "ベトナム", "1995-05-05", "1", "1年", "2027-10-01",
+           "東京都新宿区1-1", "介護", "AB12345678CD"]
+    rows = [row] * 40 + [[*row[:6], "99年", *row[7:]]] + [row] * 40
+    data = _render([c.name for c in columns], rows, "utf-8", "\r\n", csv.QUOTE_MINIMAL)
+    for chunk in (64, 1 << 16):
+        with mock.patch.object(policies.tables, "_CHUNK", chunk):
+            verdict = check_csv(io.BytesIO(data), alone, "x")
+        assert [(r.rule, r.row, r.column) for r in verdict.reasons] == [
+            ("value.period-of-stay", 42, "在留期間")
+        ]
