@@ -2,8 +2,10 @@
 
 check_file judges a CSV batch column by column (policies.content `_Run.in_bulk`), reads
 quote-free chunks without the csv module (policies.tables `_plain_cells`), vouches for whole
-columns with `values.all_valid`, and takes shortcuts for ASCII dates and check digits. Each is
-compared here with the row-by-row, cell-by-cell path on generated files and values, or
+columns with `values.all_valid`, remembers each column's acceptable values for the rest of the
+file, and takes shortcuts for ASCII dates and check digits. Each is compared here with the
+row-by-row, cell-by-cell path (the oracle: in_bulk and _plain_cells switched off, so no value is
+remembered) on generated files with valid and invalid cells of every column type, or
 exhaustively where the domain is small (all of Unicode, every 5-digit prefix). Synthetic values.
 """
 
@@ -26,7 +28,7 @@ from hypothesis import strategies as st
 
 import policies.content
 import policies.tables
-from policies.agreement import Agreement
+from policies.agreement import Agreement, Column
 from policies.agreement_file import parse_agreement
 from policies.checkdigits import contains_my_number, is_valid_local_government_code
 from policies.content import check_csv, check_file
@@ -104,6 +106,46 @@ SKILLED_CELLS: Columns = (
     (("AB12345678CD",), ("ab12345678cd", "")),
 )
 
+# A dataset with a column of every type, optional ones, a closed list of values and signed
+# numbers, judged by check_csv alone (no scope, no schedule).
+EVERY_COLUMNS = (
+    Column("latin", "latin-name"),
+    Column("kanji", "kanji-name", required=False),
+    Column("code", "local-government-code"),
+    Column("card", "residence-card-number"),
+    Column("nationality", "nationality"),
+    Column("sex", "sex", required=False),
+    Column("date", "date"),
+    Column("birth", "birth-date"),
+    Column("status", "status-of-residence"),
+    Column("period", "period-of-stay", required=False),
+    Column("amount", "text", max_length=12, allow_sign=True),
+    Column("field", "text", allowed=("介護", "建設")),
+)
+EVERY = dataclasses.replace(
+    NHI.datasets["status-change"], id="every", columns=EVERY_COLUMNS, event_date_column=None,
+    categories=(), category_column=None,
+)
+EVERY_HEADER = [c.name for c in EVERY_COLUMNS]
+EVERY_CELLS: Columns = (
+    (("TEST TARO", "O'NEIL, J.", "SMITH-JONES"), ("TARO1", "", "a\tb", "試験 太郎")),
+    (("試験 太郎", "サンプル花子", ""), ("TARO1", "試験\u202e", "\ue000")),
+    (("131041", "141003", "１３１０４１"), ("131042", "999999", "", "1310411")),
+    (("AB12345678CD",), ("ab12345678cd", "")),
+    (("ベトナム", "VNM", "韓国"), ("X1", "", "アトランティス")),
+    (("1", "女", ""), ("M", "3")),
+    (
+        ("1990/04/01", "令和8年10月1日", "2026-10-01", "R8.10.15"),
+        ("2026-02-30", "x", "", "令和1年4月30日"),
+    ),
+    (("1995-05-05", "1985/12/24"), ("1995-13-05", "")),
+    (("特定技能1号", "留学"), ("観光ビザ", "", "a\x07b")),
+    (("1年", "", "無期限", "3年"), ("99年", "91日", "3か月")),
+    (("-1200", "+3.5", "東京都新宿区1-1", "-1,200"), ("=1+2", "-A1", "住所 123456789018",
+                                                   "1234 5678 9018", "x" * 13, " -1")),
+    (("介護", "建設", " 介護"), ("農業", "")),
+)
+
 
 def _rows(columns: Columns) -> st.SearchStrategy[list[list[str]]]:
     common = st.just([valid[0] for valid, _ in columns])
@@ -124,6 +166,7 @@ def _rows(columns: Columns) -> st.SearchStrategy[list[list[str]]]:
 FILES = st.one_of(
     st.tuples(st.just(HEADER), _rows(NHI_CELLS)),
     st.tuples(st.just(SKILLED_HEADER), _rows(SKILLED_CELLS)),
+    st.tuples(st.just(EVERY_HEADER), _rows(EVERY_CELLS)),
 )
 
 
@@ -158,6 +201,7 @@ def _verdicts(data: bytes) -> list[object]:
         except ValueError as exc:  # e.g. a blank optional event date; both paths must agree
             out.append(("raised", str(exc)))
     out.append(check_csv(io.BytesIO(data), NHI.datasets["status-change"], "x").as_dict())
+    out.append(check_csv(io.BytesIO(data), EVERY, "every").as_dict())
     return out
 
 
