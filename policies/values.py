@@ -430,6 +430,30 @@ def _free_text(control: _Pattern, digits: bool) -> Callable[[Sequence[str]], boo
     return check
 
 
+# YYYY-MM-DD and YYYY/MM/DD with two-digit months and days, the forms most files use: parse_date
+# takes them as year, month and day (its _ISO and _SLASHED) and refuses only a day the calendar
+# lacks.
+_PLAIN_DATE_CELLS = _cells(r"[0-9]{4}(?:-[0-9]{2}-|/[0-9]{2}/)[0-9]{2}")
+
+
+def _dates(cells: Sequence[str]) -> bool:
+    """A date column: when every cell is a plain ASCII date, each distinct one is checked
+    against the calendar alone; else each distinct one is parsed (parse_date)."""
+    joined = "\n".join(cells)
+    if (
+        joined.isascii()
+        and joined.count("\n") == len(cells) - 1
+        and _PLAIN_DATE_CELLS.fullmatch(joined)
+    ):
+        try:
+            for cell in set(cells):
+                dt.date(int(cell[:4]), int(cell[5:7]), int(cell[8:]))
+        except ValueError:
+            return False  # no such day: judged cell by cell, for the reason
+        return True
+    return _closed(_date)(cells)
+
+
 def _closed(checker: _Checker) -> Callable[[Sequence[str]], bool]:
     """A closed list's whole column: its cells repeat, so each distinct one is looked up once."""
 
@@ -461,7 +485,7 @@ _WHOLE: dict[str, Callable[[Sequence[str]], bool]] = {
     "status-of-residence": _closed(_status_of_residence),
     "local-government-code": _closed(_local_government_code),
     "sex": _closed(_sex),
-    "date": _closed(_date),
+    "date": _dates,
     "text": _free_text(_CONTROL, digits=False),
 }
 
