@@ -2,7 +2,8 @@
 
 `read_hash_encrypt` is the unavoidable work of a transfer (read once, SHA-256, AES-256-CTR);
 `aes_zip` is pyzipper's WinZip AES-256 archive of the same bytes alone, without the gateway's
-hashing, syncing, database or ledger. Nothing here is durable: outputs are not fsynced.
+hashing, syncing, database or ledger; `decode_split` reads, decodes and splits the text into
+lines, the content check's ceiling. Nothing here is durable: outputs are not fsynced.
 """
 
 from __future__ import annotations
@@ -67,3 +68,12 @@ def aes_zip(paths: Sequence[Path], out_dir: Path, compression: str, level: int =
     for i in range(len(paths)):
         (out_dir / f"{i:04d}.zip").unlink()
     return elapsed
+
+
+def decode_split(paths: Sequence[Path], encoding: str) -> float:
+    """Seconds to read every file once, decode it and split it into lines: the least any check
+    of its text must do, the content check's ceiling."""
+    started = time.perf_counter()
+    for path in paths:
+        path.read_bytes().decode(encoding).splitlines()
+    return time.perf_counter() - started

@@ -7,6 +7,7 @@ at a different row of the pool, so no two files are byte-identical.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from pathlib import Path
 
@@ -41,6 +42,21 @@ def row_pool() -> list[str]:
     return rows
 
 
+def distinct_rows(count: int) -> list[str]:
+    """`count` valid rows whose names, addresses and birth dates differ from row to row, as in a
+    real register (the pool's rows repeat every POOL_SIZE rows, its values far more often)."""
+    rows = []
+    first_birth = dt.date(1950, 1, 1)
+    for i in range(count):
+        code, place = _PLACES[i % len(_PLACES)]
+        name = f"{_letters(i)} {_letters(i * 7 + 3)}"
+        birth = (first_birth + dt.timedelta(days=i * 7919 % 20000)).strftime("%Y/%m/%d")
+        change = _CHANGES[i % len(_CHANGES)]
+        address = f"{place}{i % 9 + 1}丁目{i + 1}番"
+        rows.append(f"{name},{code},{address},{_SEXES[i % 4]},{birth},{change}")
+    return rows
+
+
 def csv_bytes(size: int, encoding: str, start: int, pool: list[str]) -> bytes:
     """A valid CSV of exactly `size` bytes in `encoding`, starting at pool row `start`.
 
@@ -67,15 +83,29 @@ def csv_bytes(size: int, encoding: str, start: int, pool: list[str]) -> bytes:
     return data
 
 
-def write_files(folder: Path, count: int, size: int, encoding: str) -> list[Path]:
-    """Write `count` CSV files named status-change-NNNN.csv into `folder`."""
-    pool = row_pool()
+def write_files(
+    folder: Path, count: int, size: int, encoding: str, pool: list[str] | None = None
+) -> list[Path]:
+    """Write `count` CSV files named status-change-NNNN.csv into `folder` (made if absent), of
+    the rows of `pool` (default `row_pool()`)."""
+    pool = pool if pool is not None else row_pool()
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for n in range(count):
         path = folder / f"status-change-{n:04d}.csv"
         path.write_bytes(csv_bytes(size, encoding, n * 31, pool))
         paths.append(path)
     return paths
+
+
+def _letters(n: int) -> str:
+    """A made-up surname of capital letters, different for every `n` (bijective base 26)."""
+    out = ""
+    n += 703  # from AAA on: at least three letters
+    while n:
+        n, digit = divmod(n - 1, 26)
+        out = chr(ord("A") + digit) + out
+    return out
 
 
 def _padded_row(row: str, room: int, encoding: str) -> bytes:

@@ -10,7 +10,9 @@ read together to see that they agree (tests/policies/test_content_equivalence.py
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import operator
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -432,26 +434,36 @@ def _free_text(control: _Pattern, digits: bool) -> Callable[[Sequence[str]], boo
 
 # YYYY-MM-DD and YYYY/MM/DD with two-digit months and days, the forms most files use: parse_date
 # takes them as year, month and day (its _ISO and _SLASHED) and refuses only a day the calendar
-# lacks.
+# lacks: year 0, a month or day out of range, 29 February of a common year.
 _PLAIN_DATE_CELLS = _cells(r"[0-9]{4}(?:-[0-9]{2}-|/[0-9]{2}/)[0-9]{2}")
+_LEAP_DAYS = frozenset({"-02-29", "/02/29"})
+# Every month and day of a leap year, after either separator.
+_MONTH_DAYS = frozenset(
+    (dt.date(2000, 1, 1) + dt.timedelta(days=n)).strftime(f"{sep}%m{sep}%d")
+    for n in range(366)
+    for sep in "-/"
+)
+_YEAR = operator.itemgetter(slice(None, 4))
+_MONTH_DAY = operator.itemgetter(slice(4, None))
 
 
 def _dates(cells: Sequence[str]) -> bool:
-    """A date column: when every cell is a plain ASCII date, each distinct one is checked
-    against the calendar alone; else each distinct one is parsed (parse_date)."""
+    """A date column: when every cell is a plain ASCII date, the distinct months and days and
+    the distinct years are looked up (in C); else each distinct cell is parsed (parse_date)."""
     joined = "\n".join(cells)
-    if (
+    if not (
         joined.isascii()
         and joined.count("\n") == len(cells) - 1
         and _PLAIN_DATE_CELLS.fullmatch(joined)
     ):
-        try:
-            for cell in set(cells):
-                dt.date(int(cell[:4]), int(cell[5:7]), int(cell[8:]))
-        except ValueError:
-            return False  # no such day: judged cell by cell, for the reason
-        return True
-    return _closed(_date)(cells)
+        return _closed(_date)(cells)
+    month_days = set(map(_MONTH_DAY, cells))
+    if not month_days <= _MONTH_DAYS or "0000" in set(map(_YEAR, cells)):
+        return False  # no such day: judged cell by cell, for the reason
+    if month_days & _LEAP_DAYS:
+        leap_years = {int(c[:4]) for c in cells if c[4:] in _LEAP_DAYS}
+        return all(map(calendar.isleap, leap_years))
+    return True
 
 
 def _closed(checker: _Checker) -> Callable[[Sequence[str]], bool]:

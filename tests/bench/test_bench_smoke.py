@@ -35,7 +35,10 @@ EXPECTED = {
     "ceiling.raw.files_per_s",
     "ceiling.zip_store.mb_per_s",
     "ceiling.zip_deflate.mb_per_s",
-    "component.check_csv.mb_per_s",
+    "component.check.mb_per_s",
+    "component.check_distinct.mb_per_s",
+    "ceiling.decode_split.mb_per_s",
+    "ratio.check",
     "component.ledger.events_per_file",
     *(
         f"durable.{stage}.{what}"

@@ -454,6 +454,18 @@ def test_ascii_dates_skip_nfkc_with_the_same_outcome(text: str) -> None:
     assert outcome(text) == outcome(_full_width(text))
 
 
+def test_plain_date_columns_agree_with_parse_date_on_every_month_and_day() -> None:
+    # A whole column of plain dates is judged by lookups of month-day and year, not parse_date.
+    for year in (0, 1, 4, 100, 400, 1900, 1999, 2000, 2023, 2024, 2100, 9999):
+        for month in range(14):
+            for day in range(33):
+                for sep in "-/":
+                    cell = f"{year:04d}{sep}{month:02d}{sep}{day:02d}"
+                    alone = check_value("date", cell) is None
+                    assert all_valid("date", [cell]) == alone, cell
+                    assert all_valid("date", ["2024-02-29", cell, "1990/04/01"]) == alone, cell
+
+
 def test_local_government_check_digit_for_every_prefix() -> None:
     weights = (6, 5, 4, 3, 2)
     for prefix in range(100_000):
