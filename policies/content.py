@@ -74,8 +74,9 @@ def check_csv(stream: BinaryIO, dataset: Dataset, term_prefix: str) -> Verdict:
 
 # --- private helpers -----------------------------------------------------------------------------
 
-# Verdicts remembered per column, for one check only: values of at most this many characters,
-# at most this many per column (a few MB at worst), so memory stays flat however long the file.
+# Values found acceptable, remembered per column for one check only: values of at most this many
+# characters, up to this many per column (it may pass by one chunk's values; a few MB at worst),
+# so memory stays flat however long the file. Never shared: each column has its own terms.
 _MEMO_VALUES = 1 << 14
 _MEMO_CHARS = 64
 # The term a workbook-level refusal cites, when it is not the format's.
