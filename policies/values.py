@@ -10,13 +10,13 @@ read together to see that they agree (tests/policies/test_content_equivalence.py
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import operator
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from policies import local_governments
 from policies.checkdigits import is_valid_local_government_code
@@ -437,12 +437,18 @@ def _free_text(control: _Pattern, digits: bool) -> Callable[[Sequence[str]], boo
 # lacks: year 0, a month or day out of range, 29 February of a common year.
 _PLAIN_DATE_CELLS = _cells(r"[0-9]{4}(?:-[0-9]{2}-|/[0-9]{2}/)[0-9]{2}")
 _LEAP_DAYS = frozenset({"-02-29", "/02/29"})
-# Every month and day of a leap year, after either separator.
-_MONTH_DAYS = frozenset(
-    (dt.date(2000, 1, 1) + dt.timedelta(days=n)).strftime(f"{sep}%m{sep}%d")
-    for n in range(366)
-    for sep in "-/"
-)
+
+@cache
+def _month_days() -> frozenset[str]:
+    """Every month and day of a leap year, after either separator (made when first needed: the
+    commands that check no file need not pay for it)."""
+    first = dt.date(2000, 1, 1)
+    return frozenset(
+        (first + dt.timedelta(days=n)).strftime(f"{sep}%m{sep}%d")
+        for n in range(366)
+        for sep in "-/"
+    )
+
 _YEAR = operator.itemgetter(slice(None, 4))
 _MONTH_DAY = operator.itemgetter(slice(4, None))
 
@@ -458,11 +464,11 @@ def _dates(cells: Sequence[str]) -> bool:
     ):
         return _closed(_date)(cells)
     month_days = set(map(_MONTH_DAY, cells))
-    if not month_days <= _MONTH_DAYS or "0000" in set(map(_YEAR, cells)):
+    if not month_days <= _month_days() or "0000" in set(map(_YEAR, cells)):
         return False  # no such day: judged cell by cell, for the reason
     if month_days & _LEAP_DAYS:
-        leap_years = {int(c[:4]) for c in cells if c[4:] in _LEAP_DAYS}
-        return all(map(calendar.isleap, leap_years))
+        years = {int(c[:4]) for c in cells if c[4:] in _LEAP_DAYS}
+        return all(y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) for y in years)
     return True
 
 
