@@ -61,9 +61,11 @@ def contains_my_number(text: str) -> bool:
     # keeps the common path in C.
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-        invisible = _invisible()
-        if invisible.search(text):
-            text = invisible.sub("", text)
+        bmp, wide = _invisible_parts()
+        if bmp.search(text) or (
+            wide is not None and _BEYOND_BMP.search(text) and wide.search(text)
+        ):
+            text = _invisible().sub("", text)
     for match in _candidate().finditer(text):
         digits = _NON_DIGITS.sub("", match.group(0))
         if _my_number().is_valid(digits):
@@ -111,6 +113,7 @@ _NON_DIGITS = re.compile(r"[^0-9]")
 _SEPARATOR_PLANES = (0, 1)
 _FORMAT_PLANES = (0, 1, 14)
 _TWELVE_ASCII_DIGITS = re.compile(r"[0-9]{12}")
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
 _LOCAL_GOVERNMENT_WEIGHTS = (6, 5, 4, 3, 2)
 
 def _chars_of(categories: set[str], planes: tuple[int, ...]) -> list[str]:
@@ -143,14 +146,21 @@ def _class_of(chars: frozenset[str] | list[str]) -> str:
 
 @cache
 def _invisible() -> re.Pattern[str]:
-    # Built on first use, not at import: the CLI's other commands need not pay for it. The BMP's
-    # characters form their own class, which re matches with a lookup table (a class holding
-    # any character beyond the BMP is a list of ranges tried in turn): most text never reaches
-    # the second class.
+    # Built on first use, not at import: the CLI's other commands need not pay for it.
+    bmp, wide = _invisible_parts()
+    return re.compile(bmp.pattern + "|" + wide.pattern if wide is not None else bmp.pattern)
+
+
+@cache
+def _invisible_parts() -> tuple[re.Pattern[str], re.Pattern[str] | None]:
+    """The format characters of the BMP, and those beyond it (None if there are none), apart:
+    re matches a class of BMP characters with a lookup table, but tries a class holding any
+    character beyond the BMP range by range. Most text has no character beyond the BMP, which
+    one range (_BEYOND_BMP) tells, so it is searched with the table alone."""
     chars = _chars_of({"Cf"}, _FORMAT_PLANES)
     bmp = [c for c in chars if c <= "\uffff"]
     wide = [c for c in chars if c > "\uffff"]
-    return re.compile(_class_of(bmp) + "|" + _class_of(wide) if wide else _class_of(bmp))
+    return re.compile(_class_of(bmp)), re.compile(_class_of(wide)) if wide else None
 
 
 # One compiled pattern for both forms, so a cell is scanned once in C. [0-9] rather than \d: other

@@ -435,8 +435,10 @@ def _free_text(control: _Pattern, digits: bool) -> Callable[[Sequence[str]], boo
 # YYYY-MM-DD and YYYY/MM/DD with two-digit months and days, the forms most files use: parse_date
 # takes them as year, month and day (its _ISO and _SLASHED) and refuses only a day the calendar
 # lacks: year 0, a month or day out of range, 29 February of a common year.
-_PLAIN_DATE_CELLS = _cells(r"[0-9]{4}(?:-[0-9]{2}-|/[0-9]{2}/)[0-9]{2}")
+# The pattern lets the two separators differ; the table of months and days does not.
+_PLAIN_DATE_CELLS = _cells(r"[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}")
 _LEAP_DAYS = frozenset({"-02-29", "/02/29"})
+_LEAP_DAY_YEARS = re.compile(r"^([0-9]{4})[-/]02[-/]29$", re.MULTILINE)
 
 @cache
 def _month_days() -> frozenset[str]:
@@ -467,7 +469,7 @@ def _dates(cells: Sequence[str]) -> bool:
     if not month_days <= _month_days() or "0000" in set(map(_YEAR, cells)):
         return False  # no such day: judged cell by cell, for the reason
     if month_days & _LEAP_DAYS:
-        years = {int(c[:4]) for c in cells if c[4:] in _LEAP_DAYS}
+        years = set(map(int, _LEAP_DAY_YEARS.findall(joined)))
         return all(y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) for y in years)
     return True
 

@@ -95,6 +95,10 @@ def test_the_scan_patterns_hold_exactly_their_characters() -> None:
     text = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
     format_chars = {c for c in text if unicodedata.category(c) == "Cf"}
     assert set(checkdigits._invisible().findall(text)) == format_chars
+    bmp, wide = checkdigits._invisible_parts()
+    assert wide is not None
+    assert set(bmp.findall(text)) | set(wide.findall(text)) == format_chars
+    assert set(checkdigits._BEYOND_BMP.findall(text)) == {c for c in text if c > "\uffff"}
     separators = my_number_separators()
     assert set(re.findall(checkdigits._class_of(separators), text)) == separators
     assert set(re.findall(checkdigits._class_of(["a", "b", "c", "x", "\U0001f600"]), text)) == {
@@ -102,7 +106,9 @@ def test_the_scan_patterns_hold_exactly_their_characters() -> None:
     }
 
 
-@pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\u2060", "\ufeff", "\u200d"])
+@pytest.mark.parametrize(
+    "invisible", ["\u200b", "\u00ad", "\u2060", "\ufeff", "\u200d", "\U000e0001", "\U0001bca0"]
+)
 def test_invisible_characters_do_not_hide_a_number(invisible: str) -> None:
     assert contains_my_number(VALID[:6] + invisible + VALID[6:])
     assert contains_my_number(grouped(VALID, invisible))  # groups joined by nothing visible
