@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 ENV = "TACHIAI_FAULT_CRASH_AT"
 FAIL_ENV = "TACHIAI_FAULT_FAIL"
 PAUSE_ENV = "TACHIAI_FAULT_PAUSE"
-#: Where `pause_point` can pause: inside an SFTP upload, after its first block is written.
-PAUSE_POINTS = ("upload-block",)
+#: Where `pause_point` can pause: inside an SFTP upload, after its first block is written;
+#: inside a seal, after its first chunk is encrypted.
+PAUSE_POINTS = ("upload-block", "seal-block")
 #: What a paused process logs, for the test that waits to kill it there.
 PAUSED_MARK = "fault injection: paused at"
 #: The outbound steps `fail_point` can break (gateway.outbound.pipeline).
