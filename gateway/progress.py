@@ -4,8 +4,10 @@ file (check, seal, deliver), for `tachiai status`.
 A step runs inside `step(...)`; the code that opens the large file wraps it in `watched(fh,
 total)`. For a file of at least `LARGE` bytes a sampler thread then reads the file's offset
 (`lseek(fd, 0, SEEK_CUR)`, which moves nothing) every `INTERVAL` seconds and writes
-`<state_dir>/progress/<transfer>.json` when it changed (and every `KEEPALIVE` seconds when it did
-not), and removes the record when the step ends. The worker's loop pays nothing per chunk.
+`<state_dir>/progress/<hash of the transfer>.json` when it changed (and every `KEEPALIVE`
+seconds when it did not), and removes the record when the step ends. The worker's loop pays
+nothing per chunk. The receiving side's SFTP pickup reports a large download the same way (step
+"download", its source and remote name in place of a transfer id).
 
 Why files and not a row of the state database: an update is a rename of a few hundred bytes in
 the state directory, which on PostgreSQL the nodes share already (the spool is in it), so any
@@ -20,6 +22,7 @@ no longer exists, and any not rewritten for `STALE_SECONDS` (a dead node's).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -126,7 +129,10 @@ class _Sampler(threading.Thread):
         self.current = current
         self.fd = fd
         self.total = total
-        self.path = current.folder / f"{current.transfer}.json"
+        # Named by a hash: a download's "transfer" is its source and remote name, which are
+        # not safe as a file name.
+        digest = hashlib.sha256(current.transfer.encode("utf-8")).hexdigest()[:32]
+        self.path = current.folder / f"{digest}.json"
         self.started_ns = time.time_ns()
         self.stopped = threading.Event()
         self.written = False

@@ -4,21 +4,27 @@ the records; and the one progress line at a terminal (gateway.cli.progress)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import pty
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from gateway import progress
+from gateway import faults, progress
 from gateway.cli.progress import progress_line
 from gateway.faults import PAUSE_ENV, PAUSED_MARK, RESUME_ENV
+from gateway.transports import Parcel
+from gateway.transports.sftp import SftpTransport
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
+from tests.gateway.conftest import needs_sshd
+from tests.gateway.transports.servers import Sshd
 
 
 def _record(state: Path, transfer: str, *, pid: int, age: float = 0.0, done: int = 5 << 20
@@ -26,7 +32,7 @@ def _record(state: Path, transfer: str, *, pid: int, age: float = 0.0, done: int
     folder = state / progress.FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     now = time.time_ns() - int(age * 1e9)
-    path = folder / f"{transfer}.json"
+    path = folder / f"{transfer}.json"  # any name: `live` reads every record
     path.write_text(json.dumps({
         "transfer": transfer, "step": "seal", "done": done, "total": 8 << 20,
         "started_ns": now - 2_000_000_000, "updated_ns": now, "owner": "gw-a:1:seal-0",
@@ -161,3 +167,44 @@ def test_no_progress_line_when_not_a_terminal() -> None:
     with progress_line(stream, "verifying", lambda: asked.append(1) or 10) as show:
         assert show is None
     assert stream.getvalue() == "" and asked == []
+
+
+@pytest.mark.slow
+@needs_sshd
+def test_an_upload_under_way_has_a_record_with_the_bytes_sent(
+    sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(progress.LARGE + (3 << 20))
+    sealed = tmp_path / "sealed.zip"
+    sealed.write_bytes(data)
+    parcel = Parcel(transfer_id="t-0123456789ab", path=sealed, name="t-0123456789ab.zip",
+                    size=len(data), sha256=hashlib.sha256(data).hexdigest(), file_name="x.csv")
+    resume = tmp_path / "resume"
+    monkeypatch.setenv(PAUSE_ENV, "upload-block:600")
+    monkeypatch.setenv(RESUME_ENV, str(resume))
+    monkeypatch.setattr(faults, "_paused", set())
+    state = tmp_path / "state"
+    state.mkdir()
+    inbox = sshd.folder("inbox")
+    failed: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            with progress.step(state, parcel.transfer_id, "deliver", "gw-a:1:deliver-isa"):
+                SftpTransport("isa", sshd.endpoint(inbox)).send(parcel)
+        except BaseException as exc:  # reported by the test below
+            failed.append(exc)
+
+    worker = threading.Thread(target=deliver)
+    worker.start()
+    try:
+        [shown] = wait_for(lambda: [r for r in progress.live(state) if r.done > 0], 120,
+                           "the upload's record")
+        assert (shown.transfer, shown.step) == (parcel.transfer_id, "deliver")
+        assert 0 < shown.done < shown.total == len(data)
+    finally:
+        resume.touch()
+        worker.join(timeout=300)
+    assert not failed, failed
+    assert (inbox / parcel.name).read_bytes() == data
+    assert progress.live(state) == [] and list((state / progress.FOLDER).iterdir()) == []
