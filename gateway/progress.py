@@ -177,25 +177,40 @@ class _Sampler(threading.Thread):
 def live(state_dir: Path) -> list[Record]:
     """The records of steps running now, oldest first; stale ones (their writer is gone) are
     left out, unreadable ones too (one being replaced)."""
-    folder = state_dir / FOLDER
+    found = [r for _path, r in _records(state_dir) if r is not None and not _stale(r)]
+    return sorted(found, key=lambda r: r.started_ns)
+
+
+def remove_stale(state_dir: Path) -> int:
+    """Remove the records whose writer is gone (a daemon's start, after a crash); return how
+    many. A record being written by a live worker, of any node, is left alone."""
+    removed = 0
+    for path, record in _records(state_dir):
+        if record is not None and _stale(record):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _records(state_dir: Path) -> list[tuple[Path, Record | None]]:
     try:
-        names = sorted(p for p in folder.iterdir() if p.suffix == ".json")
+        paths = sorted(p for p in (state_dir / FOLDER).iterdir() if p.suffix == ".json")
     except OSError:
         return []
-    host = socket.gethostname()
-    now = time.time_ns()
-    found: list[Record] = []
-    for path in names:
+    out: list[tuple[Path, Record | None]] = []
+    for path in paths:
         try:
-            record = Record(**json.loads(path.read_text(encoding="utf-8")))
+            out.append((path, Record(**json.loads(path.read_text(encoding="utf-8")))))
         except (OSError, ValueError, TypeError):
-            continue
-        if now - record.updated_ns > STALE_SECONDS * 1e9:
-            continue
-        if record.host == host and not _alive(record.pid):
-            continue
-        found.append(record)
-    return sorted(found, key=lambda r: r.started_ns)
+            out.append((path, None))  # being replaced, or not ours: never removed
+    return out
+
+
+def _stale(record: Record) -> bool:
+    if time.time_ns() - record.updated_ns > STALE_SECONDS * 1e9:
+        return True
+    return record.host == socket.gethostname() and not _alive(record.pid)
 
 
 def _alive(pid: int) -> bool:

@@ -80,6 +80,9 @@ def test_a_dead_workers_record_is_not_live(tmp_path: Path) -> None:
     _record(tmp_path, "t-live", pid=os.getpid())
     (tmp_path / progress.FOLDER / "t-torn.json").write_text("{\"transfer\":", encoding="utf-8")
     assert [r.transfer for r in progress.live(tmp_path)] == ["t-live"]
+    assert progress.remove_stale(tmp_path) == 2  # at a daemon's start: the dead ones only
+    assert sorted(p.name for p in (tmp_path / progress.FOLDER).iterdir()) == [
+        "t-live.json", "t-torn.json"]
 
 
 def test_status_shows_live_work_and_not_a_dead_workers(demo: Demo) -> None:
