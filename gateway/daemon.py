@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from gateway import progress
 from gateway.config import deliverability
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError, TachiaiError
@@ -112,6 +113,7 @@ class Daemon:
         # Claims of this node's workers that died are taken back now; the workers then resume
         # every unfinished step (a lease held elsewhere is taken over once it expires).
         self.workers.release_dead()
+        progress.remove_stale(self.settings.state_dir)  # what a dead worker was doing
         self.recover = recover
         if recover is not None:
             recover(self.rt)

@@ -5,8 +5,9 @@ itself SIGKILL when it reaches that point. Set TACHIAI_FAULT_FAIL to "STEP:FILE_
 "seal:broken.csv") and that outbound step raises an unexpected error for that file alone.
 Set TACHIAI_FAULT_PAUSE to "POINT:SECONDS" (e.g. "upload-block:3") and the process, the first
 time it reaches that point, logs that it is paused there and sleeps SECONDS: a test can then
-kill it while it is provably inside that step (e.g. mid-upload). Unset, each costs one
-dictionary lookup.
+kill it while it is provably inside that step (e.g. mid-upload); with TACHIAI_FAULT_RESUME
+naming a file, the pause ends as soon as that file exists (a test looks, then lets it go on).
+Unset, each costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 ENV = "TACHIAI_FAULT_CRASH_AT"
 FAIL_ENV = "TACHIAI_FAULT_FAIL"
 PAUSE_ENV = "TACHIAI_FAULT_PAUSE"
-#: Where `pause_point` can pause: inside an SFTP upload, after its first block is written.
-PAUSE_POINTS = ("upload-block",)
+RESUME_ENV = "TACHIAI_FAULT_RESUME"
+#: Where `pause_point` can pause: inside an SFTP upload, after its first block is written;
+#: inside a seal, after its first chunk is encrypted.
+PAUSE_POINTS = ("upload-block", "seal-block")
 #: What a paused process logs, for the test that waits to kill it there.
 PAUSED_MARK = "fault injection: paused at"
 #: The outbound steps `fail_point` can break (gateway.outbound.pipeline).
@@ -78,4 +81,9 @@ def pause_point(name: str) -> None:
             return
         _paused.add(name)
     log.warning("%s %s for %s s", PAUSED_MARK, name, seconds)
-    time.sleep(float(seconds or 1))
+    until = time.monotonic() + float(seconds or 1)
+    resume = os.environ.get(RESUME_ENV)
+    while (left := until - time.monotonic()) > 0:
+        if resume and os.path.exists(resume):
+            return
+        time.sleep(min(left, 0.1))

@@ -1,6 +1,7 @@
 """What waits for whom (`tachiai status`): approvals by witness, failed deliveries, holdings near
-or past their deadline, late provisions (on a flow to a party group, per member), and checkpoint
-places that fail.
+or past their deadline, late provisions (on a flow to a party group, per member), checkpoint
+places that fail, and what the daemons are working on now (a large file's check, seal or
+upload: `gateway.progress`).
 
 Gathered from both halves, which never import each other, so it lives above them; read-only
 (it records no event and writes no state). Values are ids, names, times, counts and reasons —
@@ -14,6 +15,7 @@ from typing import Any
 
 from audit.errors import AuditError
 from audit.query import Query, search
+from gateway import progress
 from gateway.errors import StorageError
 from gateway.evidence.places import places
 from gateway.i18n import N_
@@ -53,6 +55,7 @@ def gather(rt: Runtime, today: dt.date | None = None) -> dict[str, list[dict[str
         "checkpoints": [{"place": p.place, "status": p.status, "failing": p.failing,
                          "latest": clock.iso(p.latest_ns) if p.latest_ns else None}
                         for p in places(rt.settings, rt.ledger)],
+        "working_on": [r.as_dict() for r in progress.live(rt.settings.state_dir)],
     }
 
 

@@ -13,15 +13,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING
 
 from audit import export, proofs
 from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
 from audit.events import Event
 from audit.notes import NoteError, NoteVerifier
 from gateway.cli.common import Subparsers, group, settings_of
+from gateway.cli.progress import progress_line
 from gateway.errors import CheckFailed, InputError, NotFound, StateError, UsageError
 from gateway.evidence.checkpointing import (
     CheckpointService,
@@ -181,7 +181,7 @@ def _log(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     ledger = _open(args, lite=True)
     key, notes = _trust(args)
-    with _progress(ledger, sys.stderr) as progress:
+    with progress_line(sys.stderr, _("verifying"), ledger.size) as progress:
         report = ledger.verify(progress, checkpoints=notes, key=key, deep=args.deep)
     print(_("the ledger is intact: {size} events, root {root}").format(
         size=report.size, root=report.root.hex()))
@@ -269,7 +269,7 @@ def _report(args: argparse.Namespace) -> int:
     verification = None
     if not args.no_verify:
         key, notes = _trust(args, quiet=True)
-        with _progress(ledger, sys.stderr) as progress:
+        with progress_line(sys.stderr, _("verifying"), ledger.size) as progress:
             verification = ledger.verify(progress, checkpoints=notes, key=key)
     report = build(ledger, args.agreement, period, now_ns=clock.now_ns(), verification=verification)
     if args.format == "xlsx":
@@ -346,32 +346,6 @@ def _copy(args: argparse.Namespace) -> int:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _progress(ledger: Ledger, stream: TextIO) -> Iterator[Callable[[int], None] | None]:
-    """A progress line (events verified of the total) on `stream` when it is a terminal,
-    rewritten in place and cleared at the end; nothing otherwise, so piped output is
-    unchanged."""
-    if not stream.isatty():
-        yield None
-        return
-    total = ledger.size()
-    shown = False
-
-    def show(done: int) -> None:
-        nonlocal shown
-        shown = True
-        stream.write(f"\rverifying: {done:,} of {total:,} events ({done * 100 // max(total, 1)}%)")
-        stream.flush()
-
-    try:
-        yield show
-    finally:
-        if shown:
-            stream.write("\r\033[K")
-            stream.flush()
-
 
 
 def _open(args: argparse.Namespace, *, lite: bool = False) -> Ledger:

@@ -28,6 +28,7 @@ from gateway.cli.common import (
     signature_from,
 )
 from gateway.cli.messages import label, reason_text
+from gateway.cli.progress import progress_line
 from gateway.i18n import N_, _, wording
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
@@ -232,7 +233,9 @@ def _open(args: argparse.Namespace) -> int:
     now = dt.datetime.fromtimestamp(clock.now_ns() // 1_000_000_000, clock.JST)
     statement = open_request(h, now.isoformat())
     signature = sshsig.sign(statement, load_private_key(args.key), OPEN_NAMESPACE)
-    path = open_holding(rt, h.id, statement, signature)
+    with progress_line(sys.stderr, _("decrypting"), lambda: h.size or 0,
+                       in_bytes=True) as progress:
+        path = open_holding(rt, h.id, statement, signature, progress=progress)
     print(_("holding {id} opened into {path} (mode 0600; recorded)").format(id=h.id, path=path))
     if h.superseded_by:
         print(_("note: it was corrected by {id}; use that one for new work").format(

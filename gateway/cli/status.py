@@ -57,6 +57,13 @@ def _status(args: argparse.Namespace) -> int:
              [_("place"), _("status"), _("latest")],
              lambda r: [r["place"], r["status"], when(r["latest"])],
              empty=_("none ({count} place(s) checked)").format(count=len(data['checkpoints'])))
+    _section(_("Working on (処理中)"), data["working_on"],
+             [_("transfer"), _("step"), _("done"), _("bytes"), _("rate"), _("elapsed"),
+              _("node/worker")],
+             lambda r: [r["transfer"], r["step"], f"{r['percent']}%",
+                        f"{size(r['done'])} / {size(r['total'])}", f"{size(r['rate'])}/s",
+                        _("{seconds} s").format(seconds=round(r["elapsed"])),
+                        f"{r['node']}/{r['worker']}"])
     waiting = data["awaiting_approval"]
     if waiting:
         print(_("next: a witness runs `tachiai approve {id} --key KEY`").format(

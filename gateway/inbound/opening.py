@@ -13,6 +13,7 @@ import hashlib
 import os
 import pwd
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.errors import StateError, StorageError
@@ -40,8 +41,11 @@ def open_request(h: Holding, when: str, nonce: str | None = None) -> bytes:
     return holding_statement("tachiai open request v1", h, [f"time: {when}", f"nonce: {nonce}"])
 
 
-def open_holding(rt: Runtime, holding_id: str, statement: bytes, signature: str) -> Path:
+def open_holding(rt: Runtime, holding_id: str, statement: bytes, signature: str, *,
+                 progress: Callable[[int], None] | None = None) -> Path:
     """Release a holding into the signer's own folder (0600); return the file's path.
+
+    `progress`, when given, is told the bytes decrypted so far after each chunk.
 
     Raises:
         StateError: the holding is not held (refused, or erased after its certificate).
@@ -141,7 +145,7 @@ def open_holding(rt: Runtime, holding_id: str, statement: bytes, signature: str)
         else:
             h = holdings.transition(rt, h, target_state, events, conn, openings=h.openings + 1)
     rt.flush()
-    _write_plain(rt, h, target, handler)
+    _write_plain(rt, h, target, handler, progress)
     return target
 
 
@@ -202,7 +206,8 @@ def _safe_name(h: Holding) -> str:
     return f"{h.id}-{name[:150]}"
 
 
-def _write_plain(rt: Runtime, h: Holding, target: Path, handler: Handler) -> None:
+def _write_plain(rt: Runtime, h: Holding, target: Path, handler: Handler,
+                 progress: Callable[[int], None] | None) -> None:
     """Decrypt into `.NAME.tmp` (0600, O_EXCL, no links), check the hash, rename into place."""
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.unlink(missing_ok=True)
@@ -218,6 +223,8 @@ def _write_plain(rt: Runtime, h: Holding, target: Path, handler: Handler) -> Non
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
+                if progress is not None:
+                    progress(size)
             out.flush()
             os.fsync(out.fileno())
         if (size, digest.hexdigest()) != (h.size, h.sha256):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway import faults
+from gateway import faults, progress
 from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import InboundPickupSource, Settings
 from gateway.errors import ConfigError
@@ -28,7 +28,7 @@ from gateway.exchange.manifest import SUFFIX
 from gateway.exchange.uploads import is_upload_name
 from gateway.i18n import N_
 from gateway.runtime import Runtime
-from gateway.state import clock
+from gateway.state import claims, clock
 from gateway.state.spool import refuse_linked
 from gateway.transports import HostKeyRefused, landing
 
@@ -207,7 +207,11 @@ class InboundPickup:
             return 0
         parts = []
         for remote in group:
-            digest = landing.fetch(session, remote, route.folder)
+            # A large download shows in `tachiai status` (gateway.progress) while it runs.
+            with progress.step(self.rt.settings.state_dir, f"{route.name}/{remote.name}",
+                               "download", claims.owner_id(self.rt.settings.node_name or None,
+                                                           "pickup")):
+                digest = landing.fetch(session, remote, route.folder)
             if digest is None:
                 for other in group:
                     landing.part_path(route.folder, other.name).unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.events import Draft
-from gateway import faults
+from gateway import faults, progress
 from gateway.config.settings import Recipient
 from gateway.errors import (
     ConfigError,
@@ -165,8 +165,10 @@ def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collectio
         moved = False
         stepped.append(True)
         try:
-            faults.fail_point(step.__name__.lstrip("_"), transfer.file_name)
-            nxt = step(rt, transfer)
+            name = step.__name__.lstrip("_")
+            faults.fail_point(name, transfer.file_name)
+            with progress.step(rt.settings.state_dir, transfer.id, name, owner):
+                nxt = step(rt, transfer)
             moved = nxt.state != transfer.state
         except StateError:
             log.info("transfer %s was moved on by another process", transfer.id)
@@ -287,7 +289,7 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
     # partial result, so the split is derived the same way twice.
     original = rt.spool.original(t.id)
     source = original if original.exists() else rt.spool.payload(t.id)
-    with open_regular(source) as fh:
+    with open_regular(source) as fh, progress.watched(fh, os.fstat(fh.fileno()).st_size):
         verdict = check_file(fh, agreement, flow, today)
     reasons.extend(verdict.reasons)
     if reasons:

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 import pyzipper
 
+from gateway import faults, progress
 from gateway.errors import ConfigError, InputError, StorageError
 from gateway.exchange.limits import MAX_WORKBOOK
 from gateway.i18n import N_
@@ -122,7 +123,7 @@ def seal_zip(
         StorageError: when reading the payload or writing the archive fails.
     """
     try:
-        with open_regular(payload) as src:
+        with open_regular(payload) as src, progress.watched(src, _size(src)):
             return _zip_stream(src, entry_name, out, password, compression, level)
     except OSError as exc:
         raise StorageError(N_("cannot seal into {name}: {value}").format(
@@ -147,9 +148,11 @@ def seal_age(payload: Path, out: Path, recipients: Sequence[str]) -> Sealed:
         nonlocal size
         plain.update(chunk)
         size += len(chunk)
+        faults.pause_point("seal-block")  # tests: a seal provably under way
 
     try:
-        with open_regular(payload) as src, _new_private(tmp) as dst:
+        with (open_regular(payload) as src, _new_private(tmp) as dst,
+              progress.watched(src, _size(src))):
             counted = age.encrypt(src, dst, keys, on_plain=seen)
             dst.flush()
             os.fsync(dst.fileno())
@@ -244,11 +247,16 @@ def _zip_stream(
                 plain.update(chunk)
                 dst.write(chunk)
                 size += len(chunk)
+                faults.pause_point("seal-block")  # tests: a seal provably under way
     # pyzipper seeks back to finish each local header, so the archive is hashed after writing.
     sealed_size, sealed_hex = _sync_and_hash(tmp)
     os.replace(tmp, out)
     sync_dir(out.parent)
     return Sealed(plain.hexdigest(), size, sealed_hex, sealed_size)
+
+
+def _size(fh: BinaryIO) -> int:
+    return os.fstat(fh.fileno()).st_size
 
 
 def _new_private(path: Path) -> BinaryIO:

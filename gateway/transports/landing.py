@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit.events import Draft
+from gateway import progress
 from gateway.config.routes import SftpEndpoint
 from gateway.errors import PartnerRefused, PartnerUnavailable, StorageError, TachiaiError
 from gateway.i18n import N_
@@ -109,7 +110,8 @@ def fetch(session: Session, remote: Remote, folder: Path) -> str | None:
             part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
         with os.fdopen(fd, "wb") as fh:
-            got, digest, after = session.download(remote.name, fh)
+            with progress.watched(fh, remote.size):
+                got, digest, after = session.download(remote.name, fh)
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import paramiko
 
-from gateway import faults
+from gateway import faults, progress
 from gateway.config.routes import SftpEndpoint, host_fingerprint, key_blob
 from gateway.errors import PartnerUnavailable, TachiaiError
 from gateway.i18n import N_
@@ -302,6 +302,7 @@ class Session:
         with (
             open(local, "rb") as src,
             self.sftp.open(remote, "r+b" if offset else "wb", bufsize=0) as dst,
+            progress.watched(src, os.fstat(src.fileno()).st_size),
         ):
             if not offset:
                 self.sftp.chmod(remote, 0o640)

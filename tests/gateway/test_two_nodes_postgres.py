@@ -262,7 +262,9 @@ def test_a_change_on_one_node_wakes_the_other_before_its_next_poll(
     b = Node(demo, "gw-b")
     b.start()
     try:
-        assert "listening for work from other nodes" in b.current_log()
+        # Logged just after "tachiai is running", which is all `start` waits for.
+        wait_for(lambda: "listening for work from other nodes" in b.current_log(), 30,
+                 "gw-b to listen for work from other nodes")
         demo.drop("wake.csv", csv_bytes(GOOD_ROWS))  # taken in at once: inotify, not the poll
         (waiting,) = wait_for(lambda: demo.transfers("awaiting_approval"), 60,
                               "the file checked")

@@ -130,6 +130,17 @@ def test_a_designated_handler_signs_the_terms_then_opens_into_their_own_folder(p
     assert "TEST TARO" not in json.dumps([dict(e.data) for e in opened], ensure_ascii=False)
 
 
+def test_opening_tells_its_progress_in_bytes_decrypted(pair: Pair) -> None:
+    h = _held(pair)
+    _terms(pair, h)
+    when = dt.datetime.now(clock.JST).replace(microsecond=0)
+    statement = open_request(holdings.get(pair.recipient.rt, h.id), when.isoformat())
+    told: list[int] = []
+    path = open_holding(pair.recipient.rt, h.id, statement,
+                        _sign(pair, "takahashi", statement, OPEN_NAMESPACE), progress=told.append)
+    assert told and told == sorted(told) and told[-1] == h.size == path.stat().st_size
+
+
 @pytest.mark.parametrize(
     "who",
     ["watanabe", "nakamura", "kobayashi", "suzuki"],
