@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import faults
+from gateway import faults, processes
 from gateway.errors import CheckFailed, StateError, UsageError
 from gateway.exchange.fanout import prefecture_of
 from gateway.i18n import N_
@@ -328,13 +328,7 @@ def _running(owner: str, intent: Path, here: str) -> bool:
             return time.time() - intent.stat().st_mtime < FOREIGN_INTENT_SECONDS
         except FileNotFoundError:
             return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return processes.alive(pid)
 
 
 def _tidy(staging: Path) -> None:

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from gateway import processes
+
 log = logging.getLogger(__name__)
 
 #: Files smaller than this are done before anyone could look: no record at all.
@@ -210,14 +212,4 @@ def _records(state_dir: Path) -> list[tuple[Path, Record | None]]:
 def _stale(record: Record) -> bool:
     if time.time_ns() - record.updated_ns > STALE_SECONDS * 1e9:
         return True
-    return record.host == socket.gethostname() and not _alive(record.pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return record.host == socket.gethostname() and not processes.alive(record.pid)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from gateway import processes
 from gateway.errors import TachiaiError
 from gateway.outbound import internal_errors, pipeline
 from gateway.outbound.intake import IntakeTracker, Outbox
@@ -286,14 +287,5 @@ class Workers:
 
     def _dead_here(self, owner: str) -> bool:
         node, pid, _worker = claims.split_owner(owner)
-        return node == self.node and pid is not None and pid != os.getpid() and not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive, so its claims wait for their lease
-    return True
+        return (node == self.node and pid is not None and pid != os.getpid()
+                and not processes.alive(pid))

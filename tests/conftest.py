@@ -46,6 +46,11 @@ def tachiai_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
 
 
+def has_japanese(text: str) -> bool:
+    """Whether `text` holds kana or kanji (a message printed in Japanese)."""
+    return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
+
+
 def csv_bytes(rows: list[str], header: str = HEADER, encoding: str = "cp932") -> bytes:
     return ("\r\n".join([header, *rows]) + "\r\n").encode(encoding)
 

@@ -31,9 +31,15 @@ from audit.events import Draft, check_draft
 from gateway.errors import InternalError, NotFound, StateError
 from gateway.i18n import N_
 from gateway.state.dberrors import converted_sqlite
-from gateway.state.lifecycles import TRANSFERS, State
+from gateway.state.lifecycles import State
 from gateway.state.revision import HEAD, VERSION_TABLE
-from gateway.state.rows import Approval, Transfer
+from gateway.state.rows import (
+    Approval,
+    Transfer,
+    moved_meanwhile,
+    transition_values,
+    update_values,
+)
 
 __all__ = ["COLUMNS", "LiteStore"]
 
@@ -236,20 +242,12 @@ class LiteStore:
         Raises:
             StateError: when the move is not allowed or another process moved it first.
         """
-        TRANSFERS.require_transition(transfer.status, target)
-        values = {**changes, "state": target.value}
-        if transfer.claimed_by is not None and not keep_claim:
-            values.update(claimed_by=None, lease_until_ns=None)
-        if "updated_ns" not in values:
-            values["updated_ns"] = max((e.time_ns for e in events), default=transfer.updated_ns)
+        values = transition_values(transfer, target, events, changes, keep_claim=keep_claim)
         if conn is None:
             with self.transaction() as own:
                 return self.transition(transfer, target, events, own, keep_claim=keep_claim,
                                        **changes)
-        _compare_and_set(conn, transfer, values, StateError(
-            f"transfer {transfer.id} changed state while being processed",
-            hint="look again with `tachiai transfers show ID`",
-        ))
+        _compare_and_set(conn, transfer, values, moved_meanwhile(transfer))
         _queue(conn, events)
         return transfer.model_copy(update=values)
 
@@ -260,10 +258,7 @@ class LiteStore:
         Raises:
             StateError: when another process moved the transfer meanwhile.
         """
-        values = {
-            **changes,
-            "updated_ns": max((e.time_ns for e in events), default=transfer.updated_ns),
-        }
+        values = update_values(transfer, events, changes)
         with self.transaction() as conn:
             _compare_and_set(conn, transfer, values, StateError(
                 f"transfer {transfer.id} changed state while being processed"))

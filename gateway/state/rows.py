@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.state.lifecycles import State
+from gateway.errors import StateError
+from gateway.i18n import N_
+from gateway.state.lifecycles import TRANSFERS, State
+
+if TYPE_CHECKING:
+    from audit.events import Draft
 
 __all__ = ["Approval", "PendingEvent", "Row", "Transfer", "TransferLink"]
 
@@ -122,3 +127,37 @@ class PendingEvent(Row):
     agreement: str | None = None
     actor: str | None = None
     data: str = "{}"
+
+
+# -- what a move of a transfer writes: one answer for the Store and the sqlite3 path ----------
+
+def transition_values(transfer: Transfer, target: State, events: Sequence[Draft],
+                      changes: Mapping[str, Any], *, keep_claim: bool) -> dict[str, Any]:
+    """The columns a transition of `transfer` to `target` writes: the changes, the state, the
+    claim ended unless kept, and the time of its latest event.
+
+    Raises:
+        StateError: when the lifecycle does not allow the move.
+    """
+    TRANSFERS.require_transition(transfer.status, target)
+    values = {**changes, "state": target.value}
+    if transfer.claimed_by is not None and not keep_claim:
+        values.update(claimed_by=None, lease_until_ns=None)
+    if "updated_ns" not in values:
+        values["updated_ns"] = max((e.time_ns for e in events), default=transfer.updated_ns)
+    return values
+
+
+def update_values(transfer: Transfer, events: Sequence[Draft],
+                  changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns an update of `transfer`'s fields (not its state) writes."""
+    return {**changes,
+            "updated_ns": max((e.time_ns for e in events), default=transfer.updated_ns)}
+
+
+def moved_meanwhile(transfer: Transfer) -> StateError:
+    """Another process moved `transfer` after it was read."""
+    return StateError(
+        N_("transfer {id} changed state while being processed").format(id=transfer.id),
+        hint=N_("look again with `tachiai transfers show ID`"),
+    )

@@ -29,8 +29,9 @@ from gateway.errors import InternalError, NotFound, StateError, StorageError
 from gateway.i18n import N_
 from gateway.state import claims, migrate, schema
 from gateway.state.dberrors import converted
-from gateway.state.lifecycles import TRANSFERS, State
+from gateway.state.lifecycles import State
 from gateway.state.machine import compare_and_set
+from gateway.state.rows import moved_meanwhile, transition_values, update_values
 from gateway.state.schema import Approval, PendingEvent, Transfer
 
 __all__ = ["BUSY_TIMEOUT_SECONDS", "Approval", "PendingEvent", "Store", "Transfer", "Tx"]
@@ -247,12 +248,7 @@ class Store:
         Raises:
             StateError: when the move is not allowed or another process moved it first.
         """
-        TRANSFERS.require_transition(transfer.status, target)
-        values = {**changes, "state": target.value}
-        if transfer.claimed_by is not None and not keep_claim:
-            values.update(claimed_by=None, lease_until_ns=None)
-        if "updated_ns" not in values:
-            values["updated_ns"] = max((e.time_ns for e in events), default=transfer.updated_ns)
+        values = transition_values(transfer, target, events, changes, keep_claim=keep_claim)
         if conn is None:
             with self.transaction() as own:
                 return self.transition(transfer, target, events, own, keep_claim=keep_claim,
@@ -263,10 +259,7 @@ class Store:
             transfer.id,
             transfer.state,
             values,
-            StateError(
-                N_("transfer {id} changed state while being processed").format(id=transfer.id),
-                hint=N_("look again with `tachiai transfers show ID`"),
-            ),
+            moved_meanwhile(transfer),
             claimant=transfer.claimed_by,
         )
         _queue(conn, events)
@@ -278,10 +271,7 @@ class Store:
         Raises:
             StateError: when another process moved the transfer meanwhile.
         """
-        values = {
-            **changes,
-            "updated_ns": max((e.time_ns for e in events), default=transfer.updated_ns),
-        }
+        values = update_values(transfer, events, changes)
         with self.transaction() as conn:
             compare_and_set(
                 conn,

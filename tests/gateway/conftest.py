@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway import i18n
 from tests.gateway.transports.servers import Sshd
 
 needs_sshd = pytest.mark.skipif(
@@ -23,3 +24,13 @@ def sshd() -> Iterator[Sshd]:
     server.start()
     yield server
     server.remove()
+
+
+@pytest.fixture
+def japanese(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process speaks Japanese for the test, English again after it."""
+    monkeypatch.setenv("LANGUAGE", "ja")
+    i18n.reload()
+    yield
+    monkeypatch.undo()
+    i18n.reload()

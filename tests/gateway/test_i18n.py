@@ -7,7 +7,6 @@ import gettext
 import io
 import json
 import string
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from gateway.i18n.catalog import (
     read_po,
     write_po,
 )
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, has_japanese
 
 PO = po_path("ja")
 MO = PO.with_suffix(".mo")
@@ -34,20 +33,6 @@ JAPANESE_LOCALE = {"LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "ja_
 
 def _fields(text: str) -> set[str]:
     return {name for _lit, name, _spec, _conv in string.Formatter().parse(text) if name}
-
-
-def _has_japanese(text: str) -> bool:
-    return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
-
-
-@pytest.fixture
-def japanese(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process speaks Japanese for the test, English again after it."""
-    monkeypatch.setenv("LANGUAGE", "ja")
-    i18n.reload()
-    yield
-    monkeypatch.undo()
-    i18n.reload()
 
 
 # -- the catalogue ------------------------------------------------------------------------------
@@ -75,7 +60,7 @@ def test_each_translation_keeps_the_named_fields_of_its_message() -> None:
 def test_translations_are_japanese() -> None:
     entries = [e for e in read_po(PO.read_text(encoding="utf-8")).values() if e.msgid]
     # A few are the same in both languages (an "ID" header, "OK: {line}", "--from: …").
-    english = [e.msgid for e in entries if not _has_japanese(e.msgstr)]
+    english = [e.msgid for e in entries if not has_japanese(e.msgstr)]
     assert len(english) < 10, english
 
 
@@ -187,12 +172,12 @@ def test_a_refusal_is_printed_in_japanese_or_english_as_asked(demo: Demo) -> Non
     en = demo.cli("approve", transfer, "--key", str(demo.key("sato")), env=ENGLISH)
     assert en.returncode == 1
     assert "the sender cannot witness their own transfer" in en.stderr
-    assert not _has_japanese(en.stderr)
+    assert not has_japanese(en.stderr)
     # The ledger keeps the English words, whichever language the refusal was printed in.
     refusals = json.loads(demo.cli("audit", "query", "--kind", "approval.refused", "--format",
                                    "json", check=True).stdout)
     assert len(refusals) == 2
-    assert all(not _has_japanese(str(e["data"]["reason"]["message"])) for e in refusals)
+    assert all(not has_japanese(str(e["data"]["reason"]["message"])) for e in refusals)
 
 
 @pytest.mark.slow
@@ -228,5 +213,5 @@ def test_the_daemon_log_stays_english_under_a_japanese_locale(demo: Demo) -> Non
     assert "tachiai is running" in log
     assert "rejected" in log
     translations = [e.msgstr for e in read_po(PO.read_text(encoding="utf-8")).values()
-                    if e.msgid and len(e.msgstr) > 6 and _has_japanese(e.msgstr)]
+                    if e.msgid and len(e.msgstr) > 6 and has_japanese(e.msgstr)]
     assert [t for t in translations if t in log] == []

@@ -8,7 +8,6 @@ import ast
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,11 @@ from gateway.config.policyfiles import BUNDLED_DIR, problems_error
 from gateway.errors import CheckFailed, ConfigError
 from policies.errors import FileProblem
 from policies.wording import R_
-from tests.conftest import tachiai_command
+from tests.conftest import has_japanese, tachiai_command
 
 ROOT = Path(__file__).resolve().parents[2]
 JAPANESE_LOCALE = {"LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "ja_JP.UTF-8"}
 ENGLISH = {"LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "C"}
-
-
-def _has_japanese(text: str) -> bool:
-    return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
 
 
 def _tachiai(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -41,15 +36,6 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = _tachiai("init", str(where / "gw"), "--demo", env=ENGLISH, cwd=where)
     assert made.returncode == 0, made.stderr
     return where / "gw"
-
-
-@pytest.fixture
-def japanese(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("LANGUAGE", "ja")
-    i18n.reload()
-    yield
-    monkeypatch.undo()
-    i18n.reload()
 
 
 def _broken_config(demo_dir: Path, old: str, new: str) -> Path:
@@ -71,7 +57,7 @@ def test_a_bad_value_in_the_configuration_is_explained_in_japanese_or_english(
     assert str(bad) in ja.stderr  # the file is named as it is
     assert "sealing.compression_level must be a whole number from 1 to 9" in en.stderr
     assert "next: 1 seals fastest" in en.stderr
-    assert not _has_japanese(en.stderr)
+    assert not has_japanese(en.stderr)
 
 
 def test_a_misspelt_setting_is_refused_in_japanese_with_the_setting_names_unchanged(
@@ -84,7 +70,7 @@ def test_a_misspelt_setting_is_refused_in_japanese_with_the_setting_names_unchan
     assert "'settle_seconds' のことですか?" in ja.stderr
     assert "intake.settle_secnds is not a setting" in en.stderr
     assert "did you mean 'settle_seconds'?" in en.stderr
-    assert not _has_japanese(en.stderr)
+    assert not has_japanese(en.stderr)
 
 
 def test_the_daemon_refuses_a_bad_configuration_in_english_under_a_japanese_locale(
@@ -93,7 +79,7 @@ def test_the_daemon_refuses_a_bad_configuration_in_english_under_a_japanese_loca
     ran = _tachiai("run", "--config", str(bad), env=JAPANESE_LOCALE, cwd=demo_dir)
     assert ran.returncode == ConfigError.exit_code
     assert "sealing.compression_level must be a whole number from 1 to 9" in ran.stderr
-    assert not _has_japanese(ran.stderr)
+    assert not has_japanese(ran.stderr)
 
 
 def test_a_broken_agreement_lists_every_problem_in_japanese_or_english(
@@ -121,7 +107,7 @@ def test_a_broken_agreement_lists_every_problem_in_japanese_or_english(
     assert "legal_basis: unknown legal basis (fix: use one of: appi-61" in en.stderr
     assert "witnesses: must be an integer of at least 1 (fix: set witnesses = 1 (or more))" \
         in en.stderr
-    assert not _has_japanese(en.stderr.replace(str(agreement), ""))
+    assert not has_japanese(en.stderr.replace(str(agreement), ""))
 
 
 @pytest.mark.usefixtures("japanese")

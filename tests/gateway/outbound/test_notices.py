@@ -24,7 +24,7 @@ from gateway.runtime import Runtime
 from gateway.state.clock import OFFSET_ENV
 from policies.errors import PolicyFileError
 from policies.handlers import Registry
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, has_japanese, wait_for
 from tests.gateway.transports.servers import SmtpServer
 
 EMAILS = {"sato": "sato@isa.example.lg.jp", "suzuki": "suzuki@isa.example.lg.jp",
@@ -252,10 +252,6 @@ def _holding_notice() -> Notice:
                   "--key KEY", {"deadline": "2026-12-31", "days_left": 3, "rule": "retention"})
 
 
-def _has_japanese(text: str) -> bool:
-    return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
-
-
 @pytest.mark.parametrize("language", ["ja", "en", "ja+en"])
 def test_a_mail_is_written_in_the_configured_language(
     demo: Demo, smtp: SmtpServer, tmp_path: Path, language: str
@@ -281,7 +277,7 @@ def test_a_mail_is_written_in_the_configured_language(
     for line in english:
         assert (line in body) == (language != "ja"), line
     if language == "en":
-        assert not _has_japanese(body + str(mail["Subject"]))
+        assert not has_japanese(body + str(mail["Subject"]))
     if language == "ja":
         assert "deadline for deletion" not in str(mail["Subject"])
     if language == "ja+en":
@@ -294,7 +290,7 @@ def test_a_mail_is_written_in_the_configured_language(
     [document] = hook_documents(hook_out)
     assert document["kind"] == "holding.reminder" and document["facts"]["days_left"] == 3
     assert document["title"] == _holding_notice().title(language)
-    assert _has_japanese(document["title"]) == (language != "en")
+    assert has_japanese(document["title"]) == (language != "en")
 
 
 def test_an_unknown_notice_language_is_refused(demo: Demo) -> None:
@@ -328,4 +324,4 @@ def test_every_fact_a_notice_carries_has_a_label_in_both_languages() -> None:
     assert {"size", "rows", "sender", "expires", "deadline", "days_left"} <= keys
     labels = people._LABELS
     assert sorted(keys - set(labels)) == []
-    assert [k for k in keys if not _has_japanese(labels[k][0])] == []
+    assert [k for k in keys if not has_japanese(labels[k][0])] == []
