@@ -58,6 +58,16 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def installed_env(work_dir: Path) -> dict[str, str]:
+    """The environment for a child `python` that runs as an installed package does: bytecode
+    compiled once (into a cache under `work_dir`) and then read, even where the caller has
+    PYTHONDONTWRITEBYTECODE set. Without it every command would compile the gateway's sources
+    again, and the figures would measure the compiler."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work_dir / "pycache")
+    return env
+
+
 def describe(work_dir: Path) -> Machine:
     """Describe this machine and the file system holding `work_dir`."""
     return Machine(

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import machine
 from bench.results import BenchError, Figure, Params, Result
 from gateway import bootstrap
 from gateway.config.settings import load_settings
@@ -49,8 +50,7 @@ def run(params: Params, work_dir: Path) -> Result:
     bootstrap.init(home, demo=True)
     fill = {"config": str(home / "tachiai.toml"), "key": str(home / "demo" / "keys" / "suzuki")}
     tachiai = [sys.executable, "-m", "gateway.cli"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(work_dir / "pycache")
+    env = machine.installed_env(work_dir)
     floor = cpu_seconds([sys.executable, "-c", "pass"], env)
     figures = [Figure("startup.python_floor_ms", "python -c pass (the floor)", floor * 1000,
                       "ms CPU", NAME)]
