@@ -111,7 +111,9 @@ def _refused(demo: Demo, rt: Runtime, folder: ApprovalFolder, t: Transfer, rule:
     kept = list(folder.refused_dir.glob(f"{t.id}.sig.*"))
     assert len(kept) == 1  # never deleted: kept for whoever looks into it
     note = _refused_note(folder, t)
-    assert f"rule: {rule}" in note and has_japanese(note), note
+    assert f"rule: {rule}" in note, note
+    reasons = dict(line.split(": ", 1) for line in note.splitlines() if ": " in line)
+    assert has_japanese(reasons["理由"]) and not has_japanese(reasons["reason"]), note
     assert rule in _refusals(rt, t.id)
     assert (folder.folder / t.id).exists()  # still awaiting: its statement stays
     return note
@@ -201,7 +203,9 @@ def test_a_link_a_fifo_a_linked_file_and_a_huge_file_are_refused_unread(
     for t in (link, fifo, hard, huge):
         assert rt.store.get(t.id).status is State.AWAITING_APPROVAL
         assert "approval.file" in _refusals(rt, t.id)
-        assert "rule: approval.file" in _refused_note(folder, t)
+        note = _refused_note(folder, t)
+        assert "rule: approval.file" in note
+        assert "理由: 署名が" in note or "理由: ファイルが" in note, note
     (kept_link,) = folder.refused_dir.glob(f"{link.id}.sig.*")
     assert kept_link.is_symlink() and elsewhere.read_text().startswith("-----BEGIN")
     (kept_fifo,) = folder.refused_dir.glob(f"{fifo.id}.sig.*")
