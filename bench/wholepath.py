@@ -122,7 +122,7 @@ def run(params: Params, work_dir: Path) -> Result:
     ]
     labels = {"single": "one `tachiai approve ID --key` per file",
               "batched": "one `tachiai approve ID… --key` for all",
-              "folder": "one `ssh-keygen -Y sign` per file into the approvals folder"}
+              "folder": "one `ssh-keygen -Y sign` per file (approvals folder)"}
     witness = {"folder": "  ssh-keygen (the witness) CPU per file"}
     for mode, (seconds, daemon_cpu, cli_cpu) in spans.items():
         figures += [

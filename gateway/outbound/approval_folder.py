@@ -145,6 +145,7 @@ class ApprovalFolder:
             except PermissionError:  # RestrictSUIDSGID=yes: no set-group-ID bit
                 os.chmod(folder, FOLDER_MODE & 0o1777)
         refuse_linked(self.folder, "the approvals folder")
+        refuse_linked(self.refused_dir, "the approvals folder's refused/")
 
     def poll(self) -> Taken:
         """Take the signatures dropped since the last turn, then publish the statements that
@@ -156,13 +157,18 @@ class ApprovalFolder:
             log.error("the approvals folder %s cannot be read: %s", self.folder, exc.strerror)
             return taken
         try:
-            self._give_back_orphans(names)
-            for name in sorted(names):
-                ident = signature_id(name)
-                if ident is not None:
-                    self._take(name, ident, taken)
+            names += self._give_back_orphans(names)
+            signatures = sorted(n for n in names if signature_id(n) is not None)
+            if signatures:
+                # A link put in place of refused/ would carry refused files elsewhere: nothing
+                # is taken until it is fixed (StorageError, logged below).
+                refuse_linked(self.refused_dir, "the approvals folder's refused/")
+            for name in signatures:
+                self._take(name, signature_id(name) or "", taken)
         except TachiaiError as exc:
             log.error("taking approvals from %s: %s", self.folder, exc.diagnostics())
+        except OSError as exc:  # the file system: met again at the next turn
+            log.error("taking approvals from %s: %s", self.folder, exc)
         finally:
             if taken.accepted or taken.refused:
                 try:
@@ -260,9 +266,10 @@ class ApprovalFolder:
         log.warning("approvals folder: %s refused (%s): %s; kept as %s", name, refusal.rule,
                     refusal.message, kept)
 
-    def _give_back_orphans(self, names: list[str]) -> None:
+    def _give_back_orphans(self, names: list[str]) -> list[str]:
         """A taking name whose process died (a crash between the rename and the record)
-        becomes ID.sig again, to be taken anew."""
+        becomes ID.sig again, to be taken anew; the names given back."""
+        back = []
         for name in names:
             if not (name.startswith(".") and name.endswith(_TAKING)):
                 continue
@@ -276,8 +283,9 @@ class ApprovalFolder:
             if time.time() - st.st_ctime < _ORPHAN_SECONDS:
                 continue
             original = name[1:].rsplit(".", 2)[0]
-            if signature_id(original) is not None:
-                _give_back(path, self.folder / original)
+            if signature_id(original) is not None and _give_back(path, self.folder / original):
+                back.append(original)
+        return back
 
     # -- publishing statements ------------------------------------------------------------------
 
@@ -308,8 +316,9 @@ class ApprovalFolder:
                 log.error("the statement of %s cannot be made: %s", ident, exc.diagnostics())
         self._made = made
         self._name_of = {tid: ident for ident, (rows, _t) in made.items() for tid, _ns in rows}
+        present = set(names)
         for ident, (_rows, text) in made.items():
-            if self._written.get(ident) != text:
+            if self._written.get(ident) != text or (refresh and ident not in present):
                 _write(self.folder / ident, text, STATEMENT_MODE)
                 self._written[ident] = text
         for name in names:  # what no longer awaits witnesses leaves the folder
@@ -385,12 +394,14 @@ def _remove(path: Path) -> None:
         log.error("approvals folder: cannot remove %s: %s", path, exc.strerror)
 
 
-def _give_back(claimed: Path, original: Path) -> None:
+def _give_back(claimed: Path, original: Path) -> bool:
     try:
         if not original.exists():
             os.rename(claimed, original)
+            return True
     except OSError as exc:
         log.error("approvals folder: cannot give back %s: %s", claimed, exc.strerror)
+    return False
 
 
 def _transfer(rt: Runtime, ident: str) -> Transfer | None:

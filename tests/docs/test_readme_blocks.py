@@ -1,7 +1,7 @@
 """The README and docs/approvals.md, partners.md, auditing.md, receiving.md, operations.md and the
-Japanese 操作手順書 (docs/ja) run as written: every fenced ```sh block, in order, in a temporary folder laid out like
-the checkout (`.venv/bin/tachiai`, a demo made by `tachiai init demo --demo`), with the demo
-daemon running as the README says; any non-zero exit fails.
+Japanese 操作手順書 (docs/ja) run as written: every fenced ```sh block, in order, in a temporary
+folder laid out like the checkout (`.venv/bin/tachiai`, a demo made by `tachiai init demo
+--demo`), with the demo daemon running as the README says; any non-zero exit fails.
 
 Exactly two kinds of block cannot run here, and the Markdown marks them with a
 `<!-- not run by the README test: … -->` line: the README's top commands (`./scripts/demo`,

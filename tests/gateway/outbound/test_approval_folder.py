@@ -268,3 +268,32 @@ def test_a_signature_still_being_written_waits_for_its_end(
     assert signature.exists()
     signature.write_bytes(whole)
     assert folder.poll().accepted == [t.id]
+
+
+def test_a_signature_a_killed_taker_left_is_given_back_and_taken(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    signature = _sign(demo, folder.folder / t.id, "suzuki")
+    left = folder.folder / f".{signature.name}.4242-deadbeef.taking"  # renamed, then killed
+    os.rename(signature, left)
+    assert folder.poll().accepted == []  # a live taker may still be at it
+    monkeypatch.setattr(approval_folder, "_ORPHAN_SECONDS", -1.0)
+    assert folder.poll().accepted == [t.id]
+    assert not left.exists() and rt.store.get(t.id).status is State.APPROVED
+
+
+def test_a_link_in_place_of_refused_is_not_followed(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder, tmp_path: Path
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    folder.refused_dir.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder.refused_dir.symlink_to(elsewhere)
+    (folder.folder / f"{t.id}.sig").write_text("-----END SSH SIGNATURE-----\n")
+    folder.poll()  # logged, never raised
+    assert list(elsewhere.iterdir()) == []
+    assert (folder.folder / f"{t.id}.sig").exists()  # given back, for when it is fixed
