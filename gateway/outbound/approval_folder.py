@@ -146,6 +146,8 @@ class ApprovalFolder:
                 os.chmod(folder, FOLDER_MODE & 0o1777)
         refuse_linked(self.folder, "the approvals folder")
         refuse_linked(self.refused_dir, "the approvals folder's refused/")
+        log.info("witnesses approve by signing the statements in %s with ssh-keygen -Y sign "
+                 "-n %s", self.folder, approvals.APPROVAL_NAMESPACE)
 
     def poll(self) -> Taken:
         """Take the signatures dropped since the last turn, then publish the statements that

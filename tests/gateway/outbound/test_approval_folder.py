@@ -141,7 +141,7 @@ def test_a_signature_in_another_namespace_is_refused(
     _refused(demo, rt, folder, t, "approval.signature")
 
 
-def test_the_senders_own_key_and_an_unknown_key_are_refused(
+def test_the_senders_own_key_an_unknown_key_and_another_partys_are_refused(
     demo: Demo, rt: Runtime, folder: ApprovalFolder, tmp_path: Path
 ) -> None:
     t = _awaiting(rt, 1)
@@ -154,8 +154,13 @@ def test_the_senders_own_key_and_an_unknown_key_are_refused(
     _sign(demo, folder.folder / t.id, stranger)
     taken = folder.poll()
     assert taken.refused == [t.id]
+    assert "rule: approval.unknown-key" in _refused_note(folder, t)
+    _sign(demo, folder.folder / t.id, "takahashi")  # a handler of the receiving party
+    assert folder.poll().refused == [t.id]
+    assert "rule: approval.wrong-party" in _refused_note(folder, t)
     assert rt.store.get(t.id).status is State.AWAITING_APPROVAL
-    assert len(list(folder.refused_dir.glob(f"{t.id}.sig.*"))) == 2
+    assert rt.store.approvals(t.id) == []
+    assert len(list(folder.refused_dir.glob(f"{t.id}.sig.*"))) == 3
 
 
 def test_a_signature_replayed_after_a_rejection_is_refused_and_the_statement_leaves(
