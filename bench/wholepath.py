@@ -2,11 +2,14 @@
 
 A real daemon (`tachiai run`, a child process) on a fresh demo gateway takes N synthetic CSV
 files dropped into its outbox (renamed in, as a careful sender does), checks them, waits for the
-witness, seals and delivers them. The witness approves with the real CLI, twice over on fresh
-files: one `tachiai approve ID --key KEY` per file, then one `tachiai approve ID… --key KEY` for
-them all. Beside it, in the same run on copies of the same files, what an operator does by hand:
+witness, seals and delivers them. The witness approves three times over on fresh files: with the
+real CLI, one `tachiai approve ID --key KEY` per file, then one `tachiai approve ID… --key KEY`
+for them all; then with OpenSSH alone, one `ssh-keygen -Y sign` per file of the statement the
+daemon publishes in its approvals folder (gateway.outbound.approval_folder). Beside it, in the
+same run on copies of the same files, what an operator does by hand:
 `sha256sum`, `7zz a -tzip -mem=AES256 -p…` and `mv` per file. CPU counts the daemon, every
-`tachiai` command and (for the loop) every tool it runs; the bench's own polling is not counted.
+`tachiai` command or `ssh-keygen` the witness runs and (for the loop) every tool it runs; the
+bench's own polling is not counted.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def run(params: Params, work_dir: Path) -> Result:
     Raises:
         BenchError: a tool is missing, the daemon does not start, or a file is not delivered.
     """
-    for tool in ("7zz", "sha256sum", "bash"):
+    for tool in ("7zz", "sha256sum", "bash", "ssh-keygen"):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (scripts/test installs it)")
     home = work_dir / "tachiai"
@@ -72,11 +75,14 @@ def run(params: Params, work_dir: Path) -> Result:
                                       params.encoding),
         "batched": payload.write_files(_fresh(staging / "batched"), n, params.size_bytes,
                                        params.encoding),
+        "folder": payload.write_files(_fresh(staging / "folder"), n, params.size_bytes,
+                                      params.encoding),
     }
     # Distinct bytes in each batch: the same bytes twice on one flow would wait as duplicates.
-    for i, path in enumerate(batches["batched"]):
-        path.write_bytes(payload.csv_bytes(params.size_bytes, params.encoding, (n + i) * 31 + 7,
-                                           payload.row_pool()))
+    for k, mode in enumerate(("batched", "folder"), start=1):
+        for i, path in enumerate(batches[mode]):
+            path.write_bytes(payload.csv_bytes(params.size_bytes, params.encoding,
+                                               (k * n + i) * 31 + 7, payload.row_pool()))
     manual = _manual_loop(batches["single"], work_dir / "manual")
     os.sync()
     tachiai = [sys.executable, "-m", "gateway.cli"]
@@ -98,7 +104,8 @@ def run(params: Params, work_dir: Path) -> Result:
         spans = {}
         for mode, paths in batches.items():
             spans[mode] = _one_batch(mode, paths, outbox, db, daemon.pid,
-                                     [*tachiai, "approve"], key, config, env)
+                                     [*tachiai, "approve"], key, config, env,
+                                     home / "state" / "approvals")
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -114,7 +121,9 @@ def run(params: Params, work_dir: Path) -> Result:
                "ms CPU", group),
     ]
     labels = {"single": "one `tachiai approve ID --key` per file",
-              "batched": "one `tachiai approve ID… --key` for all"}
+              "batched": "one `tachiai approve ID… --key` for all",
+              "folder": "one `ssh-keygen -Y sign` per file (approvals folder)"}
+    witness = {"folder": "  ssh-keygen (the witness) CPU per file"}
     for mode, (seconds, daemon_cpu, cli_cpu) in spans.items():
         figures += [
             Figure(f"{mode}.files_per_s", f"tachiai, {labels[mode]}", rate(n, seconds),
@@ -123,7 +132,8 @@ def run(params: Params, work_dir: Path) -> Result:
                    manual[0] / seconds, "×", group),
             Figure(f"{mode}.daemon_cpu_ms_per_file", "  daemon CPU per file",
                    daemon_cpu / n * 1000, "ms CPU", group),
-            Figure(f"{mode}.approve_cpu_ms_per_file", "  approve command CPU per file",
+            Figure(f"{mode}.approve_cpu_ms_per_file",
+                   witness.get(mode, "  approve command CPU per file"),
                    cli_cpu / n * 1000, "ms CPU", group),
         ]
     return Result(
@@ -136,6 +146,8 @@ def run(params: Params, work_dir: Path) -> Result:
             f"delivered, through the daemon's settle time ({SETTLE_SECONDS} s, once per batch) "
             "and the witness's approve command(s); its seals are fsynced, its state and ledger "
             "durable; the manual loop syncs nothing",
+            "with the approvals folder the witness's ssh-keygen signs each published statement "
+            "as it appears; the daemon takes the signatures at its next turn (poll_seconds)",
             "the manual loop seals with 7zz's default (deflate -mx=5), the gateway with deflate "
             "level 6 (the demo's [sealing])",
         ),
@@ -143,9 +155,10 @@ def run(params: Params, work_dir: Path) -> Result:
 
 
 def _one_batch(mode: str, paths: Sequence[Path], outbox: Path, db: Path, daemon_pid: int,
-               approve: list[str], key: Path, config: Path,
-               env: dict[str, str]) -> tuple[float, float, float]:
-    """(seconds from drop to the last delivery, daemon CPU seconds, approve CPU seconds)."""
+               approve: list[str], key: Path, config: Path, env: dict[str, str],
+               folder: Path) -> tuple[float, float, float]:
+    """(seconds from drop to the last delivery, daemon CPU seconds, the witness's CPU seconds:
+    approve commands, or ssh-keygen into the approvals `folder`)."""
     before = _delivered(db)
     cpu0 = _process_cpu(daemon_pid)
     children0 = _children_cpu()
@@ -153,9 +166,14 @@ def _one_batch(mode: str, paths: Sequence[Path], outbox: Path, db: Path, daemon_
     for path in paths:
         os.replace(path, outbox / path.name)
     waiting = _wait(lambda: _awaiting(db, len(paths)), f"{mode}: files awaiting approval")
-    commands = ([[*approve, t, "--key", str(key), "--config", str(config)] for t in waiting]
-                if mode == "single"
-                else [[*approve, *waiting, "--key", str(key), "--config", str(config)]])
+    if mode == "folder":
+        commands = [["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", "tachiai-approval",
+                     str(_wait(lambda t=t: (folder / t).exists() and folder / t,
+                               f"the statement of {t}"))] for t in waiting]
+    elif mode == "single":
+        commands = [[*approve, t, "--key", str(key), "--config", str(config)] for t in waiting]
+    else:
+        commands = [[*approve, *waiting, "--key", str(key), "--config", str(config)]]
     for command in commands:
         done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0:

@@ -27,7 +27,7 @@ from gateway.evidence.ledger_guard import LedgerGuard
 from gateway.i18n import N_
 from gateway.inbound import arrivals
 from gateway.inbound.pickup import InboundPickup
-from gateway.outbound import notices, pipeline, receipts, schedule_sweep
+from gateway.outbound import approval_folder, notices, pipeline, receipts, schedule_sweep
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.pickup import Pickup
 from gateway.runtime import Runtime
@@ -66,6 +66,9 @@ class Daemon:
             guard=LedgerGuard(self.rt.store, self.rt.ledger),
         )
         self.outboxes = self._prepare_outboxes()
+        # Witnesses approve by signing the statements published here with ssh-keygen.
+        self.approvals = approval_folder.ApprovalFolder(self.rt, settings.approvals_folder)
+        self.approvals.prepare()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
         self.workers = Workers(self.rt, self.stopping, self.tracker.wake)
         # PostgreSQL: another node's state change wakes this loop at once (polling stays the
@@ -143,6 +146,7 @@ class Daemon:
                 self.inbound_pickup.poll_due()  # never raises; before the inbox is read
                 arrivals.poll_inbound(self.rt)  # never raises
                 receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
+                self.approvals.poll()  # signatures dropped by witnesses; never raises
                 self.workers.take_in(self.tracker)
                 self.workers.dispatch()
                 notices.sweep_due(self.rt)  # never raises; expiry, then witnesses and senders told

@@ -73,6 +73,7 @@ GATEWAY_KEYS = frozenset(
         "error_attempts",
         "lease_seconds",
         "partitions",
+        "approvals_dir",
     }
 )
 #: [database]: the state database and the ledger on a PostgreSQL server (several nodes).
@@ -219,6 +220,10 @@ class Settings:
     # its holding belongs to that member, and only that member's receiving handlers open or
     # certify it.
     partitions: tuple[str, ...] = ()
+    # [gateway] approvals_dir: where the daemon publishes each statement awaiting approval and
+    # takes the witnesses' `ssh-keygen -Y sign` signatures (gateway.outbound.approval_folder);
+    # None is STATE_DIR/approvals.
+    approvals_dir: Path | None = None
 
     def holder_of(self, recipient: str | None) -> str:
         """The party a delivery to `recipient` is held for here: that member when it is one of
@@ -241,6 +246,10 @@ class Settings:
             return "daemon.lock"
         node = self.node_name or socket.gethostname()
         return "daemon." + "".join(c if c.isalnum() or c in "-_." else "_" for c in node) + ".lock"
+
+    @property
+    def approvals_folder(self) -> Path:
+        return self.approvals_dir or self.state_dir / "approvals"
 
     @property
     def spool_dir(self) -> Path:
@@ -362,6 +371,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
             lease_seconds=float(gw.get("lease_seconds", 60.0)),
             partitions=_partitions(gw.get("partitions", []), party, path),
+            approvals_dir=(resolve(gw["approvals_dir"], "gateway.approvals_dir")
+                           if "approvals_dir" in gw else None),
             pickups=pickups,
             inbound=inbound,
             notify=parse_notify(section("notify"), resolve, path),

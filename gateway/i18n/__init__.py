@@ -74,7 +74,7 @@ def language() -> str:
     return info.get("language", "en") or "en"
 
 
-def wording(text: str) -> str:
+def wording(text: str, language: str | None = None) -> str:
     """Translate English text that marked code made: a message itself, or a marked template
     filled in (a refusal reason from `policies`, an error from domain code).
 
@@ -84,27 +84,30 @@ def wording(text: str) -> str:
     returned unchanged, so an untranslated message is never lost. Several lines are translated
     one by one, each keeping its indentation; a line "PLACE: message" that matches nothing (a
     path before a message made elsewhere) keeps its place and has its message translated.
+    `language` ("ja", "en") overrides the reader's (a file the daemon writes for people, whose
+    own log stays English).
     """
     if not text:
         return text
-    translated = _translations().gettext(text)
+    catalogue = _translations() if language is None else _catalogue(language)
+    translated = catalogue.gettext(text)
     if translated != text:
         return translated
-    for template, pieces in _templates():
+    for template, pieces in _templates(language):
         if not all(piece in text for piece in pieces):
             continue  # cheap: most templates share no text with this one
         pattern, fields = _compiled(template)
         found = pattern.fullmatch(text)
         if found is None:
             continue
-        values = {name: found.group(name) if name in VERBATIM else wording(found.group(name))
-                  for name in fields}
-        return _fill(_translations().gettext(template), values)
+        values = {name: found.group(name) if name in VERBATIM
+                  else wording(found.group(name), language) for name in fields}
+        return _fill(catalogue.gettext(template), values)
     if "\n" in text:  # several messages, one a line (a configuration's problems)
-        return "\n".join(_indented(line) for line in text.split("\n"))
+        return "\n".join(_indented(line, language) for line in text.split("\n"))
     place, colon, rest = text.partition(": ")
     if colon and rest and " " not in place:
-        translated = wording(rest)
+        translated = wording(rest, language)
         if translated != rest:
             return place + colon + translated
     return text
@@ -113,9 +116,9 @@ def wording(text: str) -> str:
 # -- private ------------------------------------------------------------------------------------
 
 
-def _indented(line: str) -> str:
+def _indented(line: str, language: str | None) -> str:
     body = line.lstrip(" ")
-    return line[: len(line) - len(body)] + wording(body)
+    return line[: len(line) - len(body)] + wording(body, language)
 
 
 @cache
@@ -126,12 +129,19 @@ def _translations() -> gettext.NullTranslations:
 
 
 @cache
-def _templates() -> list[tuple[str, tuple[str, ...]]]:
+def _catalogue(language: str) -> gettext.NullTranslations:
+    """The catalogue of one language, whatever the reader's (English: none)."""
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language], fallback=True)
+
+
+@cache
+def _templates(language: str | None = None) -> list[tuple[str, tuple[str, ...]]]:
     """Every message id of the current catalogue that has named fields and enough text of its
     own to be told apart, with its literal pieces, the longest literal text first. Empty in
     English. Their patterns are compiled only when a text contains every piece (`_compiled`):
     compiling a thousand of them would cost every command that prints a message."""
-    catalog = getattr(_translations(), "_catalog", None)  # GNUTranslations keeps its ids there
+    catalogue = _translations() if language is None else _catalogue(language)
+    catalog = getattr(catalogue, "_catalog", None)  # GNUTranslations keeps its ids there
     if not catalog:
         return []
     out = []

@@ -310,6 +310,21 @@ _CHECKED = (State.AWAITING_APPROVAL, State.APPROVED, State.SEALED, State.DELIVER
             State.ACKNOWLEDGED)
 
 
+def fanout_whole(rt: Runtime, fanout_id: str) -> bool:
+    """Whether every part of the fan-out is checked (none is approved before: see
+    `_require_whole_fanout`)."""
+    found = fanouts.get(rt.store, fanout_id)
+    return found is not None and all(
+        rt.store.get(child.transfer).status in _CHECKED for child in found.children)
+
+
+def record_refusal(rt: Runtime, transfer: Transfer, reason: Reason, *,
+                   flush: bool = True) -> None:
+    """Record an attempt to approve refused before its signature was read (the file that
+    should have held it is not one): `approval.refused`, with no signer."""
+    _record_refusal(rt, transfer, reason, None, None, flush=flush)
+
+
 def _require_whole_fanout(rt: Runtime, transfer: Transfer, signature: str) -> None:
     """A fan-out's child is approved only when every child is checked: never a partial
     fan-out (a forward killed mid-way is finished or undone by `gateway.forwarding.recover`).
@@ -351,9 +366,10 @@ def _refuse_state(rt: Runtime, transfer: Transfer, reason: Reason, signature: st
 
 
 def _record_refusal(rt: Runtime, transfer: Transfer, reason: Reason, fingerprint: str | None,
-                    signer: str | None) -> None:
+                    signer: str | None, *, flush: bool = True) -> None:
     rt.store.record([event("approval.refused", transfer, {
         "reason": reason.as_dict(), "fingerprint": fingerprint, "signer": signer,
     }, actor=signer, key=f"{transfer.id}:approval-refused:{secrets.token_hex(8)}")])
-    rt.flush()
+    if flush:
+        rt.flush()
     log.warning("approval of %s refused: %s", transfer.id, reason.rule)

@@ -146,15 +146,20 @@ def test_whole_path_benchmark_names_each_figure_beside_the_manual_loop(tmp_path:
 
     keys = [f.key for f in result.figures]
     assert keys[:2] == ["manual.files_per_s", "manual.cpu_ms_per_file"]
-    for mode in ("single", "batched"):
+    for mode in ("single", "batched", "folder"):
         assert {f"{mode}.files_per_s", f"{mode}.vs_manual", f"{mode}.daemon_cpu_ms_per_file",
                 f"{mode}.approve_cpu_ms_per_file"} <= set(keys)
     assert all(math.isfinite(f.value) and f.value > 0 and f.label and f.unit
                for f in result.figures)
     assert "manual loop" in result.figure("manual.files_per_s").label
-    # Four files went through the real daemon, each delivered as a ZIP of its own.
+    assert "ssh-keygen" in result.figure("folder.approve_cpu_ms_per_file").label
+    # Six files went through the real daemon, each delivered as a ZIP of its own.
     inbox = tmp_path / "wholepath/tachiai/demo/recipients/nhi-central/inbox"
-    assert len([p for p in inbox.iterdir() if p.suffix == ".zip"]) == 4
+    assert len([p for p in inbox.iterdir() if p.suffix == ".zip"]) == 6
+    # The folder's approvals were the witness's ssh-keygen signatures, taken by the daemon.
+    approvals = tmp_path / "wholepath/tachiai/state/approvals"
+    assert not [p for p in approvals.iterdir() if p.name != "refused"]
+    assert not list((approvals / "refused").iterdir())
 
 
 def test_a_quick_run_is_the_default_and_full_is_asked_for() -> None:

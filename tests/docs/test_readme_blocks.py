@@ -1,7 +1,7 @@
-"""The README and docs/partners.md, auditing.md, receiving.md and the Japanese 操作手順書
-(docs/ja) run as written: every fenced ```sh block, in order, in a temporary folder laid out like
-the checkout (`.venv/bin/tachiai`, a demo made by `tachiai init demo --demo`), with the demo
-daemon running as the README says; any non-zero exit fails.
+"""The README and docs/approvals.md, partners.md, auditing.md, receiving.md, operations.md and the
+Japanese 操作手順書 (docs/ja) run as written: every fenced ```sh block, in order, in a temporary
+folder laid out like the checkout (`.venv/bin/tachiai`, a demo made by `tachiai init demo
+--demo`), with the demo daemon running as the README says; any non-zero exit fails.
 
 Exactly two kinds of block cannot run here, and the Markdown marks them with a
 `<!-- not run by the README test: … -->` line: the README's top commands (`./scripts/demo`,
@@ -25,8 +25,8 @@ from tests.conftest import fast_config, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *(ROOT / "docs" / page for page in
-                               ("partners.md", "auditing.md", "receiving.md", "operations.md",
-                                "ja/操作手順書.md"))]
+                               ("approvals.md", "partners.md", "auditing.md", "receiving.md",
+                                "operations.md", "ja/操作手順書.md"))]
 #: Pages whose command blocks are not yet written to run as they stand (none).
 NOT_YET: set[str] = set()
 MARK = "<!-- not run by the README test:"

@@ -154,3 +154,14 @@ def test_bad_ledger_sftp_places_are_refused_by_name(
         load_settings(_write(tmp_path, "r/inbox", "r/passwords", extra))
     assert re.search(message, err.value.diagnostics()), err.value.diagnostics()
     assert str(err.value).startswith(str(tmp_path / "tachiai.toml"))
+
+
+def test_the_approvals_folder_defaults_to_the_state_folder_and_may_be_set(
+    tmp_path: Path
+) -> None:
+    default = load_settings(_write(tmp_path, "r/inbox", "r/pw"))
+    assert default.approvals_folder == default.state_dir / "approvals"
+    chosen = load_settings(_lease(tmp_path, 'approvals_dir = "witnesses/approvals"'))
+    assert chosen.approvals_folder == (tmp_path / "witnesses" / "approvals").resolve()
+    with pytest.raises(ConfigError, match="approvals_dir must be a path"):
+        load_settings(_lease(tmp_path, "approvals_dir = 3"))

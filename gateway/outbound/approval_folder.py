@@ -1,0 +1,472 @@
+"""The approvals folder (承認フォルダ): witnesses approve with nothing but OpenSSH.
+
+For each decision awaiting witnesses the daemon publishes its statement in the folder
+(`[gateway] approvals_dir`, by default STATE_DIR/approvals) as the exact bytes to sign, named
+by the transfer's id (a fan-out's by the fan-out's id: one signature approves every part), the
+same layout `tachiai approve --signatures DIR` reads. A witness runs
+
+    ssh-keygen -Y sign -f KEY -n tachiai-approval DIR/ID
+
+which writes DIR/ID.sig beside it. At its next turn the daemon takes that file and hands it
+to `gateway.outbound.approvals.approve`, exactly as the command does: the same checks, rows,
+ledger events, and refusals of a replay or of a statement that has changed since it was
+signed.
+
+- **Accepted**: the signature file is removed once the approval is committed. The ledger's
+  `approval.accepted` event holds the signature and the statement verbatim, so a copy would
+  add nothing; the file's disappearing is the witness's sign that it counted.
+- **Refused**: never deleted. It is moved to `refused/ID.sig.TIME` (a link or a FIFO is moved
+  as the link or FIFO it is: never followed or opened for writing), `ID.sig.refused` beside the
+  statement says why, in Japanese and English, with the rule and the fix, and the refusal is
+  an `approval.refused` event (its rule and, when the signature verified, its signer). A
+  signature for an id this gateway does not know has no transfer to record against: it is
+  moved and explained the same way and logged.
+- A statement that changes (a duplicate notice, a reply's link) is written again; a statement
+  leaves the folder with its `ID.sig.refused` once its transfer no longer awaits approval.
+
+Statements are written under a temporary name and renamed in, 0640 in a folder made 3770
+(set-group-ID: files take the folder's group, the witnesses'; sticky: a witness cannot remove
+or replace the daemon's statements or another witness's signature). They are not fsynced: they
+are derived from the state database and written again after a restart. Several daemons on one
+state directory take each signature once: it is renamed to a name of the taking process before
+it is read, and a name left by a process that died is given back after `_ORPHAN_SECONDS`.
+
+Over 400 lines on purpose: taking, publishing and explaining meet in one folder under one set
+of names and modes; split apart, each part would have to restate them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.errors import (
+    CheckFailed,
+    InputError,
+    NotFound,
+    SignatureError,
+    StateError,
+    TachiaiError,
+)
+from gateway.i18n import N_, wording
+from gateway.outbound import approvals
+from gateway.outbound.lifecycle import State
+from gateway.runtime import Runtime
+from gateway.state import clock, fanouts
+from gateway.state.rows import Transfer
+from gateway.state.spool import refuse_linked, sync_dir
+from policies.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_SUFFIX = ".sig"
+#: Beside a refused ID.sig: why, and what to do.
+NOTE_SUFFIX = ".sig.refused"
+REFUSED = "refused"
+#: An SSH signature is well under 2 KiB; anything larger is not one.
+MAX_SIGNATURE_BYTES = 64 * 1024
+FOLDER_MODE = 0o3770
+STATEMENT_MODE = 0o640
+NOTE_MODE = 0o640
+#: A transfer's or a fan-out's id: the only names this folder publishes or takes.
+ID_PATTERN = re.compile(r"[tf]-[0-9a-f]{12}")
+_END = b"-----END SSH SIGNATURE-----"
+#: ssh-keygen writes the .sig in place: a file without its last line is being written, until
+#: it has been left so this long.
+_WRITING_SECONDS = 10.0
+#: Statements are made again this often even when no transfer changed (a duplicate notice or
+#: a reply's link changes the statement of a transfer that did not move).
+_REFRESH_SECONDS = 5.0
+_ORPHAN_SECONDS = 120.0
+_TAKING = ".taking"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a dropped signature was not counted: a rule, a message and a fix (English, marked
+    for the catalogue)."""
+
+    rule: str
+    message: str
+    hint: str | None = None
+
+
+@dataclass
+class Taken:
+    """What one pass did: ids approved (an approval recorded) and ids refused."""
+
+    accepted: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def signature_id(name: str) -> str | None:
+    """The id a dropped file's name signs for, or None when the name is not `ID.sig`.
+
+    Only the exact form is taken: a name with a path in it (`../`), a NUL, a hidden or
+    temporary name, or any other id shape is left alone.
+    """
+    if not name.endswith(SIGNATURE_SUFFIX):
+        return None
+    ident = name[: -len(SIGNATURE_SUFFIX)]
+    return ident if ID_PATTERN.fullmatch(ident) else None
+
+
+class ApprovalFolder:
+    """The folder of one daemon: `prepare()` once, then `poll()` at each turn of its loop."""
+
+    def __init__(self, rt: Runtime, folder: Path) -> None:
+        self.rt = rt
+        self.folder = folder
+        self.refused_dir = folder / REFUSED
+        self._owner = f"{os.getpid()}-{secrets.token_hex(4)}"
+        # statement name -> (the transfer rows it was made from, its bytes); transfer -> name
+        self._made: dict[str, tuple[tuple[tuple[str, int], ...], bytes]] = {}
+        self._name_of: dict[str, str] = {}
+        self._written: dict[str, bytes] = {}
+        self._next_refresh = 0.0
+
+    def prepare(self) -> None:
+        """Make the folder (and refused/) 3770, and give back signatures a dead taker left.
+
+        Raises:
+            StorageError: the folder's path passes through a symbolic link.
+            OSError: it cannot be made.
+        """
+        for folder in (self.folder, self.refused_dir):
+            try:
+                folder.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            try:
+                os.chmod(folder, FOLDER_MODE)
+            except PermissionError:  # RestrictSUIDSGID=yes: no set-group-ID bit
+                os.chmod(folder, FOLDER_MODE & 0o1777)
+        refuse_linked(self.folder, "the approvals folder")
+        refuse_linked(self.refused_dir, "the approvals folder's refused/")
+        log.info("witnesses approve by signing the statements in %s with ssh-keygen -Y sign "
+                 "-n %s", self.folder, approvals.APPROVAL_NAMESPACE)
+
+    def poll(self) -> Taken:
+        """Take the signatures dropped since the last turn, then publish the statements that
+        await witnesses. Never raises: a problem is logged and met again at the next turn."""
+        taken = Taken()
+        try:
+            names = os.listdir(self.folder)
+        except OSError as exc:
+            log.error("the approvals folder %s cannot be read: %s", self.folder, exc.strerror)
+            return taken
+        try:
+            names += self._give_back_orphans(names)
+            signatures = sorted(n for n in names if signature_id(n) is not None)
+            if signatures:
+                # A link put in place of refused/ would carry refused files elsewhere: nothing
+                # is taken until it is fixed (StorageError, logged below).
+                refuse_linked(self.refused_dir, "the approvals folder's refused/")
+            for name in signatures:
+                self._take(name, signature_id(name) or "", taken)
+        except TachiaiError as exc:
+            log.error("taking approvals from %s: %s", self.folder, exc.diagnostics())
+        except OSError as exc:  # the file system: met again at the next turn
+            log.error("taking approvals from %s: %s", self.folder, exc)
+        finally:
+            if taken.accepted or taken.refused:
+                try:
+                    self.rt.flush()  # once for every approval of this turn
+                except TachiaiError as exc:
+                    log.error("approvals folder: %s", exc.diagnostics())
+        try:
+            self._publish(names, force=bool(taken.refused))
+        except (TachiaiError, OSError) as exc:
+            log.error("publishing statements in %s: %s", self.folder, exc)
+        return taken
+
+    # -- taking signatures ----------------------------------------------------------------------
+
+    def _take(self, name: str, ident: str, taken: Taken) -> None:
+        path = self.folder / name
+        raw, problem = _read(path)
+        if raw is None and problem is None:
+            return  # gone, or still being written
+        claimed = self.folder / f".{name}.{self._owner}{_TAKING}"
+        try:
+            os.rename(path, claimed)  # one taker, even with several daemons on this folder
+        except FileNotFoundError:
+            return
+        if problem is None:
+            raw, problem = _read(claimed, settled=True)  # what was claimed is what counts
+            if raw is None and problem is None:
+                return
+        try:
+            if problem is not None:
+                self._refuse(claimed, name, ident, problem, record=True)
+                taken.refused.append(ident)
+                return
+            assert raw is not None
+            refusal = self._approve(ident, raw.decode("ascii"))
+        except OSError as exc:  # the file system, not the witness: give it back for next turn
+            log.error("approvals folder: %s: %s", name, exc)
+            _give_back(claimed, path)
+            return
+        except TachiaiError:
+            _give_back(claimed, path)
+            raise
+        if refusal is None:
+            claimed.unlink()
+            sync_dir(self.folder)
+            _remove(self.folder / f"{ident}{NOTE_SUFFIX}")
+            taken.accepted.append(ident)
+        else:
+            self._refuse(claimed, name, ident, refusal, record=False)
+            taken.refused.append(ident)
+
+    def _approve(self, ident: str, signature: str) -> Refusal | None:
+        """Count the signature for the transfer (or every waiting part of the fan-out) `ident`
+        names; None when it counted. Each refusal is recorded by `approvals`."""
+        targets = [ident]
+        if ident.startswith("f-"):
+            children = approvals.fanout_children(self.rt, ident)
+            if children is None:
+                return _unknown(ident)
+            waiting = [c for c in children
+                       if self.rt.store.get(c).status is State.AWAITING_APPROVAL]
+            targets = waiting or children[:1]  # none waiting: the first says why (its state)
+        refusals = []
+        for target in targets:
+            try:
+                approvals.approve(self.rt, target, signature, flush=False)
+            except NotFound:
+                return _unknown(ident)
+            except (CheckFailed, InputError, StateError) as exc:
+                refusals.append(_refusal_of(exc))
+        if not refusals:
+            return None
+        first = refusals[0]
+        if len(targets) > 1:  # a fan-out: say how many parts, the first reason
+            return Refusal(first.rule, N_("{count} of {total} part(s) of the fan-out not "
+                                          "approved: {message}").format(
+                count=len(refusals), total=len(targets), message=first.message), first.hint)
+        return first
+
+    def _refuse(self, claimed: Path, name: str, ident: str, refusal: Refusal, *,
+                record: bool) -> None:
+        """Keep the file in refused/, explain it beside the statement, and (for a problem of
+        the file itself, which `approvals` never saw) record it."""
+        now = clock.now_ns()
+        kept = self.refused_dir / f"{name}.{now}"
+        self.refused_dir.mkdir(exist_ok=True)
+        os.rename(claimed, kept)  # a link or a FIFO moves as itself
+        sync_dir(self.folder)
+        if record:
+            transfer = _transfer(self.rt, ident)
+            if transfer is not None:
+                approvals.record_refusal(self.rt, transfer,
+                                         Reason(refusal.rule, refusal.message), flush=False)
+        _write(self.folder / f"{ident}{NOTE_SUFFIX}", _note(name, kept, refusal), NOTE_MODE)
+        log.warning("approvals folder: %s refused (%s): %s; kept as %s", name, refusal.rule,
+                    refusal.message, kept)
+
+    def _give_back_orphans(self, names: list[str]) -> list[str]:
+        """A taking name whose process died (a crash between the rename and the record)
+        becomes ID.sig again, to be taken anew; the names given back."""
+        back = []
+        for name in names:
+            if not (name.startswith(".") and name.endswith(_TAKING)):
+                continue
+            if f".{self._owner}{_TAKING}" in name:
+                continue
+            path = self.folder / name
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if time.time() - st.st_ctime < _ORPHAN_SECONDS:
+                continue
+            original = name[1:].rsplit(".", 2)[0]
+            if signature_id(original) is not None and _give_back(path, self.folder / original):
+                back.append(original)
+        return back
+
+    # -- publishing statements ------------------------------------------------------------------
+
+    def _publish(self, names: list[str], *, force: bool) -> None:
+        refresh = force or time.monotonic() >= self._next_refresh
+        if refresh:
+            self._next_refresh = time.monotonic() + _REFRESH_SECONDS
+        groups: dict[str, list[Transfer]] = {}
+        for t in self.rt.store.in_states([State.AWAITING_APPROVAL]):
+            known = self._name_of.get(t.id)
+            if known is not None and not refresh:
+                groups.setdefault(known, []).append(t)
+                continue
+            found = fanouts.of_transfer(self.rt.store, t.id)
+            groups.setdefault(found.id if found is not None else t.id, []).append(t)
+        made: dict[str, tuple[tuple[tuple[str, int], ...], bytes]] = {}
+        for ident, transfers in groups.items():
+            rows = tuple(sorted((t.id, t.updated_ns) for t in transfers))
+            before = self._made.get(ident)
+            if before is not None and before[0] == rows and not refresh:
+                made[ident] = before
+                continue
+            try:
+                if ident.startswith("f-") and not approvals.fanout_whole(self.rt, ident):
+                    continue  # no part is approved before every part is checked
+                made[ident] = (rows, approvals.statement(self.rt, transfers[0]))
+            except TachiaiError as exc:  # this one's agreement is gone, say: the others go on
+                log.error("the statement of %s cannot be made: %s", ident, exc.diagnostics())
+        self._made = made
+        self._name_of = {tid: ident for ident, (rows, _t) in made.items() for tid, _ns in rows}
+        present = set(names)
+        for ident, (_rows, text) in made.items():
+            if self._written.get(ident) != text or (refresh and ident not in present):
+                _write(self.folder / ident, text, STATEMENT_MODE)
+                self._written[ident] = text
+        for name in names:  # what no longer awaits witnesses leaves the folder
+            ident = name.removesuffix(NOTE_SUFFIX)
+            if ID_PATTERN.fullmatch(ident) and ident not in made:
+                _remove(self.folder / name)
+                self._written.pop(ident, None)
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+def _read(path: Path, *, settled: bool = False) -> tuple[bytes | None, Refusal | None]:
+    """(the signature's bytes, None), (None, why the file is not one), or (None, None) when it
+    is gone or still being written (unless `settled`: then a short file is refused)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, None
+    except PermissionError:
+        return None, Refusal("approval.file", N_(
+            "the daemon cannot read the signature file"), N_(
+            "make it readable by the folder's group (chmod g+r ID.sig), or sign with umask "
+            "027"))
+    except OSError:  # a symbolic link (ELOOP)
+        return None, _not_a_file()
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return None, _not_a_file()
+        if st.st_size > MAX_SIGNATURE_BYTES:
+            return None, _too_large()
+        raw = os.read(fd, MAX_SIGNATURE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_SIGNATURE_BYTES:
+        return None, _too_large()
+    if _END not in raw and not settled and time.time() - st.st_mtime < _WRITING_SECONDS:
+        return None, None  # ssh-keygen has not finished writing it
+    try:
+        raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None, Refusal("approval.signature", N_(
+            "the file is not an SSH signature (ssh-keygen -Y sign writes ASCII armour)"),
+            _SIGN_HINT)
+    return raw, None
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Write under a fresh temporary name (never one a witness could have put there) and rename
+    over `path`."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        _remove(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.error("approvals folder: cannot remove %s: %s", path, exc.strerror)
+
+
+def _give_back(claimed: Path, original: Path) -> bool:
+    try:
+        if not original.exists():
+            os.rename(claimed, original)
+            return True
+    except OSError as exc:
+        log.error("approvals folder: cannot give back %s: %s", claimed, exc.strerror)
+    return False
+
+
+def _transfer(rt: Runtime, ident: str) -> Transfer | None:
+    try:
+        if ident.startswith("f-"):
+            children = approvals.fanout_children(rt, ident)
+            return rt.store.get(children[0]) if children else None
+        return rt.store.get(ident)
+    except NotFound:
+        return None
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+_SIGN_HINT = N_("sign the statement in this folder: ssh-keygen -Y sign -f KEY -n "
+                "tachiai-approval ID")
+
+
+def _not_a_file() -> Refusal:
+    return Refusal("approval.file", N_("the signature is not a plain file of its own (a link, "
+                                       "a FIFO or a file with other names)"), _SIGN_HINT)
+
+
+def _too_large() -> Refusal:
+    return Refusal("approval.file", N_("the file is larger than {limit} bytes: it is not an "
+                                       "SSH signature").format(limit=MAX_SIGNATURE_BYTES),
+                   _SIGN_HINT)
+
+
+def _unknown(ident: str) -> Refusal:
+    return Refusal("approval.unknown", N_("no transfer or fan-out {id} on this gateway").format(
+        id=ident), N_("sign only the statements this folder publishes"))
+
+
+def _refusal_of(exc: TachiaiError) -> Refusal:
+    message = str(exc)
+    rule = "approval.state" if isinstance(exc, StateError) else "approval.refused"
+    if isinstance(exc, SignatureError):
+        rule = "approval.signature"
+    elif (found := re.search(r"\[([a-z0-9.-]+)\]$", message)) is not None:
+        rule = found[1]
+    hint = exc.hint
+    if hint is None and isinstance(exc, SignatureError):
+        hint = N_("the statement may have changed since it was signed: sign the statement now "
+                  "in this folder again (ssh-keygen -Y sign -f KEY -n tachiai-approval ID)")
+    return Refusal(rule, message, hint)
+
+
+def _note(name: str, kept: Path, refusal: Refusal) -> bytes:
+    """ID.sig.refused: the reason in Japanese, then in English (the daemon's own log is
+    English); the rule and file names as they are."""
+    where = f"{REFUSED}/{kept.name}"
+    lines = [
+        "署名は受け付けられませんでした / the signature was not accepted",
+        "",
+        f"ファイル / file: {name} → {where}",
+        f"規則 / rule: {refusal.rule}",
+        f"理由: {wording(refusal.message, 'ja')}",
+        f"reason: {refusal.message}",
+    ]
+    if refusal.hint:
+        lines += [f"対処: {wording(refusal.hint, 'ja')}", f"fix: {refusal.hint}"]
+    return ("\n".join(lines) + "\n").encode("utf-8")
