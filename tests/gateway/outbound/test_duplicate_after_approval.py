@@ -116,7 +116,7 @@ def test_a_new_approval_of_the_new_statement_delivers_it(rt: Runtime, demo: Demo
     with pytest.raises(SignatureError):
         approvals.approve(rt, second.id, stale, duplicate_ok=True)
     # A new one without --duplicate-ok is refused as for any duplicate.
-    with pytest.raises(CheckFailed, match="approval.duplicate-file"):
+    with pytest.raises(CheckFailed, match=r"approval\.duplicate-file"):
         approve(rt, demo, second.id)
     assert rt.store.get(second.id).status is State.AWAITING_APPROVAL
     again = approve(rt, demo, second.id, duplicate_ok=True)
@@ -312,3 +312,18 @@ def _rejected_missing(rt: Runtime, demo: Demo, transfer_id: str) -> None:
 def _sql(demo: Demo, query: str, *values: Any) -> None:
     with sqlite3.connect(Path(demo.state_db)) as db:
         db.execute(query, values)
+
+
+def test_transfers_show_says_why_it_waits_again(rt: Runtime, demo: Demo) -> None:
+    first, second = both_approved(rt, demo)
+    advance(rt, first.id)
+    advance(rt, second.id)
+    shown = demo.cli("transfers", "show", second.id, check=True).stdout
+    assert f"reason: {APPEARED}" in shown
+    assert f"transfer {first.id} with the same bytes" in shown
+    assert f"tachiai approve {second.id} --key KEY --duplicate-ok" in shown
+    listed = demo.cli("transfers", "list", check=True).stdout
+    assert APPEARED in listed
+    japanese = demo.cli("transfers", "show", second.id, check=True,
+                        env={"LANGUAGE": "ja", "LANG": "ja_JP.UTF-8"}).stdout
+    assert "立会者が改めて判断します" in japanese and APPEARED in japanese
