@@ -95,7 +95,7 @@ def return_to_witnesses(rt: Runtime, transfer: Transfer, found: Appeared) -> Tra
                                "approved": clock.iso(a.created_ns)} for a in moved],
                 "standing": len(found.standing),
                 "statement": message.decode("utf-8"), "reasons": [reason],
-            }, key=f"{transfer.id}:approval.voided:{found.earlier.id}", time_ns=now)], conn,
+            }, key=f"{transfer.id}:approval.voided:{now}", time_ns=now)], conn,
             reasons=json.dumps([*(r for r in transfer.reason_list()
                                   if r.get("rule") != duplicates.APPEARED), reason],
                                ensure_ascii=False))

@@ -275,9 +275,12 @@ def test_an_approved_state_with_only_set_aside_approvals_is_never_sealed(
          "created_ns) SELECT transfer_id, witness, fingerprint, sha256, signature, created_ns "
          "FROM approvals_set_aside WHERE transfer_id = ?", second.id)
     _sql(demo, "UPDATE transfers SET state = 'approved' WHERE id = ?", second.id)
-    # Moved back by hand, the stale approval sends the transfer back again, never out.
+    # Moved back by hand, the stale approval sends the transfer back again, never out, and
+    # the ledger says so each time.
     assert advance(rt, second.id).status is State.AWAITING_APPROVAL
     assert len(sealed_files(demo.inbox)) == 1
+    assert len(ledger(rt, second.id, "approval.voided")) == 2
+    assert len(rt.store.approvals_set_aside(second.id)) == 2
 
 
 def test_the_lifecycle_allows_approved_back_to_awaiting_approval_only() -> None:
