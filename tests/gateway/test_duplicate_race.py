@@ -41,8 +41,9 @@ def test_a_duplicate_delivered_during_the_seal_sends_the_second_back_to_its_witn
     first, second = ids["a.csv"], ids["b.csv"]
     suzuki = str(demo.key("suzuki"))
 
-    # The second is approved over its statement without a duplicate line; its seal is held.
-    demo.cli("approve", second, "--key", suzuki, check=True)
+    # The second is approved over its statement without a duplicate line (signed by OpenSSH's
+    # ssh-keygen); its seal is held.
+    _approve_with_ssh_keygen(demo, second)
     wait_for(lambda: PAUSED_MARK in demo.daemon_log(), 120, "the second's seal to pause")
     # Meanwhile the first is approved, sealed and delivered by the other sealing worker.
     demo.cli("approve", first, "--key", suzuki, check=True)
@@ -79,7 +80,7 @@ def test_a_duplicate_delivered_during_the_seal_sends_the_second_back_to_its_witn
 
     refused = demo.cli("approve", second, "--key", suzuki)
     assert refused.returncode == 1 and "approval.duplicate-file" in refused.stderr
-    demo.cli("approve", second, "--key", suzuki, "--duplicate-ok", check=True)
+    _approve_with_ssh_keygen(demo, second, "--duplicate-ok")
     wait_for(lambda: [t for t in demo.transfers("delivered") if t["id"] == second], 120,
              "the second to be delivered on its new approval")
     assert len(sealed_files(demo.inbox)) == 2
@@ -89,6 +90,12 @@ def test_a_duplicate_delivered_during_the_seal_sends_the_second_back_to_its_witn
     verified = demo.cli("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert demo.stop() == 0
+
+
+def _approve_with_ssh_keygen(demo: Demo, transfer_id: str, *flags: str) -> None:
+    statement = demo.cli("transfers", "statement", transfer_id, check=True).stdout
+    signature = demo.sign_with_ssh_keygen(statement.encode("utf-8"), "suzuki")
+    demo.cli("approve", transfer_id, "--signature", str(signature), *flags, check=True)
 
 
 def _notify_by_hook(demo: Demo, hook_out: Path) -> None:
