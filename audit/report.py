@@ -357,6 +357,15 @@ class _Builder:
             if d.get("duplicate_of"):
                 t.duplicate_of = str(d["duplicate_of"])
                 self._duplicate(t, ev)
+        elif ev.kind == "approval.voided":
+            # The same bytes were delivered after it was approved: back to its witnesses, the
+            # approvals set aside no longer among them (docs/notifications.md).
+            t.state = TRANSFER_STATES["transfer.checked"]
+            gone = {str(_mapping(a).get("witness", "")) for a in d.get("set_aside") or []}
+            t.witnesses = [w for w in t.witnesses if w not in gone]
+            if d.get("duplicate_of"):
+                t.duplicate_of = str(d["duplicate_of"])
+                self._duplicate(t, ev)
         elif ev.kind == "transfer.expired":
             t.expired_ns = ev.time_ns
         elif ev.kind == "transfer.delivered":

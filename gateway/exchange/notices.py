@@ -35,6 +35,8 @@ _WORDS: Mapping[str, tuple[str, str]] = {
     "approval.waiting": ("承認待ちの送信があります", "a transfer awaits your approval"),
     "approval.reminder": ("承認待ちの送信があります（再通知）",
                           "reminder: a transfer still awaits your approval"),
+    "approval.again": ("承認をやり直してください（同じ内容が送付済み）",
+                       "a transfer awaits your approval again: the same bytes were delivered"),
     "transfer.rejected": ("送信が拒否されました", "your transfer was rejected"),
     "transfer.delivered": ("送信が完了しました", "your transfer was delivered"),
     "transfer.failed": ("送信に失敗しました", "delivery of your transfer failed"),
@@ -49,6 +51,10 @@ _WORDS: Mapping[str, tuple[str, str]] = {
 _NEXT: Mapping[str, tuple[str, str]] = {
     "approval.waiting": ("明細を確認し、承認するか拒否してください",
                          "read the statement, then approve or reject"),
+    "approval.again": ("新しい明細を確認し、意図した再送なら --duplicate-ok を付けて承認し、"
+                       "そうでなければ拒否してください",
+                       "read the new statement; approve with --duplicate-ok only if sending the "
+                       "same data again is intended, otherwise reject"),
     "transfer.rejected": ("理由 (ルールと行・列) を確認し、ファイルを直して置き直してください",
                           "see the reasons (rule, row, column), correct the file, drop it again"),
     "transfer.expired": ("承認を受けるには、ファイルを改めて置いてください",
@@ -66,6 +72,7 @@ _LABELS: Mapping[str, tuple[str, str]] = {
     "required": ("必要な承認の数", "required"),
     "waiting_since": ("承認待ちの開始", "waiting_since"), "expires": ("承認期限", "expires"),
     "duplicate_of": ("同じ内容の送付済みの提供", "duplicate_of"),
+    "set_aside": ("無効になった承認の数", "set_aside"),
     "reasons": ("理由", "reasons"), "reason_count": ("理由の数", "reason_count"),
     "attempts": ("送付の試行回数", "attempts"), "at": ("日時", "at"),
     "deadline": ("期限", "deadline"), "days_left": ("残り日数", "days_left"),

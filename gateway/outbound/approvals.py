@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
 from gateway.exchange.words import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
+from gateway.exchange.words import DUPLICATE_KEY
 from gateway.i18n import N_
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import PrivateKey
@@ -95,8 +97,13 @@ def fanout_children(rt: Runtime, ref: str) -> list[str] | None:
     return None if found is None else [c.transfer for c in found.children]
 
 
-def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None = None) -> bytes:
-    """The exact bytes a witness signs for this transfer (a rejection adds its reason)."""
+def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None = None,
+              duplicate_lines: Sequence[str] | None = None) -> bytes:
+    """The exact bytes a witness signs for this transfer (a rejection adds its reason).
+
+    `duplicate_lines` stand in for the duplicate notice's line as it is now: what the statement
+    said before a duplicate appeared (gateway.outbound.reapproval), never what a witness signs.
+    """
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     found = fanouts.of_transfer(rt.store, transfer.id) if rejection_reason is None else None
@@ -119,7 +126,8 @@ def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None =
     # A reply (疑義照会・回答) or a correction (訂正) names what it answers, so the witnesses
     # approve the link too; a transfer without one has exactly the lines it always had.
     lines.extend(replies.statement_lines(rt, transfer.id))
-    lines.extend(duplicates.statement_lines(rt, transfer))  # only when already delivered
+    lines.extend(duplicates.statement_lines(rt, transfer) if duplicate_lines is None
+                 else duplicate_lines)  # only when already delivered
     if rejection_reason is not None:
         lines.append(f"reason: {' '.join(rejection_reason.split())}")
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -136,20 +144,8 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
     """
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
-    message = statement(rt, transfer.model_copy(update={"sha256": sha256, "size": size}))
-    counted: list[str] = []
-    today = clock.today()
-    for approval in rt.store.approvals(transfer.id):
-        try:
-            signed = sshsig.verify(message, approval.signature, APPROVAL_NAMESPACE)
-        except SignatureError:
-            continue  # made over other bytes: it approves nothing here
-        witness = rt.registry.by_key(signed.public_key)
-        # A security key's flags (touch, PIN) are part of what the agreement asks of a witness.
-        if (witness_refusal(agreement, flow, witness, transfer.sender, counted, today) is None
-                and key_proof_refusal(agreement, signed.sk_flags) is None):
-            assert witness is not None
-            counted.append(witness.name)
+    sealed = transfer.model_copy(update={"sha256": sha256, "size": size})
+    counted = list(counting(rt, sealed, statement(rt, sealed)).values())
     if quorum_reached(flow, counted, transfer.sender):
         return None
     return Reason(
@@ -158,6 +154,29 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
                                "and have it approved anew").format(count=len(counted),
                                                                    needed=flow.witnesses),
         f"{transfer.agreement}/flows.{transfer.flow}.witnesses")
+
+
+def counting(rt: Runtime, transfer: Transfer, message: bytes) -> dict[int, str]:
+    """The stored approvals of `transfer` that count over `message`, by id, each with its
+    witness: every signature verified again, its signer mapped through the registry (never the
+    stored name) and checked as a witness today."""
+    agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
+    counted: dict[int, str] = {}
+    today = clock.today()
+    for approval in rt.store.approvals(transfer.id):
+        try:
+            signed = sshsig.verify(message, approval.signature, APPROVAL_NAMESPACE)
+        except SignatureError:
+            continue  # made over other bytes: it approves nothing here
+        witness = rt.registry.by_key(signed.public_key)
+        # A security key's flags (touch, PIN) are part of what the agreement asks of a witness.
+        if (witness_refusal(agreement, flow, witness, transfer.sender, list(counted.values()),
+                            today) is None
+                and key_proof_refusal(agreement, signed.sk_flags) is None):
+            assert witness is not None and approval.id is not None
+            counted[approval.id] = witness.name
+    return counted
 
 
 def approve(rt: Runtime, transfer_id: str, signature: str, *,
@@ -208,16 +227,23 @@ def approve(rt: Runtime, transfer_id: str, signature: str, *,
                 transfer_id=transfer.id, witness=witness.name, fingerprint=signed.fingerprint,
                 sha256=transfer.sha256 or "", signature=signature, created_ns=now), conn)
             names = (*already, witness.name)
+            # A statement with a duplicate-of line is another statement: its approval (and the
+            # approval of the transfer) are events of their own, also after the approvals of
+            # one without it were set aside (gateway.outbound.reapproval).
+            tail = f":{DUPLICATE_KEY}:{earlier.id}" if earlier else ""
             events = [event("approval.accepted", transfer, {
                 "witness": witness.name, "fingerprint": signed.fingerprint,
                 "sha256": transfer.sha256, "statement": message.decode("utf-8"),
                 "signature": signature, "namespace": APPROVAL_NAMESPACE,
                 **({"duplicate_of": earlier.id, "duplicate_ok": True} if earlier else {}),
-            }, actor=witness.name, key=f"{transfer.id}:approval:{witness.name}", time_ns=now)]
+            }, actor=witness.name, key=f"{transfer.id}:approval:{witness.name}{tail}",
+                time_ns=now)]
             if quorum_reached(flow, names, transfer.sender):
                 events.append(event("transfer.approved", transfer, {
-                    "witnesses": list(names), "required": flow.witnesses}, time_ns=now))
-                transfer = rt.store.transition(transfer, State.APPROVED, events, conn)
+                    "witnesses": list(names), "required": flow.witnesses}, time_ns=now,
+                    key=f"{transfer.id}:transfer.approved{tail}"))
+                transfer = rt.store.transition(transfer, State.APPROVED, events, conn,
+                                               **_decided(transfer))
             else:
                 rt.store.record(events, conn)
     if refusal is not None:
@@ -285,6 +311,14 @@ def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transf
                            ensure_ascii=False))
     rt.flush()
     return transfer
+
+
+def _decided(transfer: Transfer) -> dict[str, Any]:
+    """The change approval makes to a transfer's reasons: why it waited again, now answered
+    (gateway.outbound.reapproval), is no longer one."""
+    reasons = transfer.reason_list()
+    kept = [r for r in reasons if r.get("rule") != duplicates.APPEARED]
+    return {} if len(kept) == len(reasons) else {"reasons": json.dumps(kept, ensure_ascii=False)}
 
 
 def _verify_or_record(

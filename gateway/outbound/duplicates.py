@@ -9,6 +9,9 @@ no state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from gateway.exchange.words import DUPLICATE_KEY
 from gateway.i18n import N_
 from gateway.outbound.lifecycle import State
@@ -17,19 +20,32 @@ from gateway.state.rows import Transfer
 from policies.reasons import Reason
 
 #: Once delivered, a transfer stays delivered or acknowledged: the statement line, once there,
-#: never goes away (a line appearing after approval voids it at sealing: fail closed).
+#: never goes away (a line appearing after approval sends the transfer back to its witnesses at
+#: sealing: gateway.outbound.reapproval).
 _DELIVERED = (State.DELIVERED, State.ACKNOWLEDGED)
+#: The rule of a transfer waiting for its witnesses again: its approvals were set aside because
+#: the same bytes were delivered after they were given (gateway.outbound.reapproval).
+APPEARED = "approval.duplicate-appeared"
 
 
 def earlier_delivery(rt: Runtime, transfer: Transfer) -> Transfer | None:
     """The first transfer delivered on the same agreement and flow with the same SHA-256."""
+    return next(iter(deliveries(rt, transfer)), None)
+
+
+def deliveries(rt: Runtime, transfer: Transfer) -> list[Transfer]:
+    """Every other transfer delivered on the same agreement and flow with the same SHA-256,
+    the one the statement names first."""
     if not transfer.sha256:
-        return None
-    for other in rt.store.in_states(_DELIVERED):
-        if (other.id != transfer.id and other.sha256 == transfer.sha256
-                and (other.agreement, other.flow) == (transfer.agreement, transfer.flow)):
-            return other
-    return None
+        return []
+    return [other for other in rt.store.in_states(_DELIVERED)
+            if other.id != transfer.id and other.sha256 == transfer.sha256
+            and (other.agreement, other.flow) == (transfer.agreement, transfer.flow)]
+
+
+def waits_again(transfer: Transfer) -> bool:
+    """Whether the transfer waits for its witnesses again, its approvals set aside."""
+    return any(r.get("rule") == APPEARED for r in transfer.reason_list())
 
 
 def statement_lines(rt: Runtime, transfer: Transfer) -> list[str]:
@@ -46,3 +62,18 @@ def refusal(earlier: Transfer, transfer: Transfer) -> Reason:
             "{earlier}; if sending them again is intended, approve with `tachiai approve {id} "
             "--duplicate-ok`, otherwise reject it").format(earlier=earlier.id, id=transfer.id),
         f"{transfer.agreement}/flows.{transfer.flow}")
+
+
+def appeared(earlier: Transfer, transfer: Transfer, witnesses: Sequence[str]) -> dict[str, Any]:
+    """Why the transfer waits for its witnesses again, and what they do next (a reason's JSON
+    object, as `transfers show` prints it)."""
+    reason = Reason(APPEARED, N_(
+        "approved by {witnesses}, but transfer {earlier} with the same bytes (SHA-256) was "
+        "delivered on this flow after that: the statement now names it (duplicate-of), so those "
+        "approvals no longer count (set aside, kept in the ledger) and the witnesses decide "
+        "again").format(witnesses=", ".join(witnesses), earlier=earlier.id),
+        f"{transfer.agreement}/flows.{transfer.flow}.witnesses")
+    return {**reason.as_dict(), "hint": N_(
+        "read `tachiai transfers statement {id}`; to send the same data again on purpose, "
+        "`tachiai approve {id} --key KEY --duplicate-ok`, otherwise `tachiai reject {id} --key "
+        "KEY --reason TEXT`").format(id=transfer.id)}

@@ -1,7 +1,8 @@
 """The notification sweep of the sending side: who must be told what, now.
 
 - a transfer awaits approval → each designated witness of its flow who has not approved it;
-  again every `remind_after_hours` while it waits (a reminder);
+  again every `remind_after_hours` while it waits (a reminder); a transfer back before its
+  witnesses because the same bytes were delivered after they approved → each of them again;
 - a transfer was rejected, delivered, failed or expired → its sender (a rejection by rule, row
   and column, never a value).
 Expiry (`gateway.outbound.expiry`) runs first. Each notice is sent once per person and channel
@@ -117,6 +118,11 @@ def waiting_notices(rt: Runtime, transfer: Transfer, now_ns: int) -> list[Notice
     if cfg.remind_after_hours > 0:
         round_ = int((now_ns - transfer.updated_ns) // (cfg.remind_after_hours * _HOUR_NS))
     kind = "approval.reminder" if round_ else "approval.waiting"
+    if duplicates.waits_again(transfer):
+        # Its approvals were set aside (gateway.outbound.reapproval): a notice of its own kind,
+        # its reminders too, since the first wait's were already sent.
+        kind = "approval.again"
+        facts["set_aside"] = len(rt.store.approvals_set_aside(transfer.id))
     # Commands only, "; " between them: the mail says what they are for, in its language.
     command = (f"tachiai transfers statement {transfer.id}; tachiai approve {transfer.id} "
                f"--key KEY{' --duplicate-ok' if earlier else ''}; tachiai reject "

@@ -32,7 +32,7 @@ from gateway.errors import (
 from gateway.exchange.fanout import member_refusal
 from gateway.exchange.onward_guard import inspect_onward
 from gateway.i18n import N_
-from gateway.outbound import approvals, failures, manifests, names, pickup, replies
+from gateway.outbound import approvals, failures, manifests, names, pickup, reapproval, replies
 from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
 from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
@@ -396,6 +396,12 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
     if refusal is not None:
         out.unlink(missing_ok=True)
         (folder / "password").unlink(missing_ok=True)
+        # The same bytes delivered after the approvals were given, and nothing else: back to
+        # the witnesses with the new statement, not rejected (gateway.outbound.reapproval).
+        found = (reapproval.appeared(rt, t, sealed.plain_sha256, sealed.plain_size)
+                 if refusal.rule == "approval.missing" else None)
+        if found is not None:
+            return reapproval.return_to_witnesses(rt, t, found)
         return _reject(rt, t, [refusal])
     return rt.store.transition(t, State.SEALED, [event("transfer.sealed", t, {
         **data, "sealed_sha256": sealed.sealed_sha256, "sealed_size": sealed.sealed_size,

@@ -4,7 +4,8 @@ transitions allowed between them.
 transfer: dropped ─▶ quarantined ─▶ awaiting_approval ─▶ approved ─▶ sealed ─▶ delivered ─▶
 acknowledged; any step before delivery ─▶ rejected; sealed ─▶ failed ─▶ sealed; a step the
 daemon takes (dropped, quarantined, approved) ─▶ failed after repeated internal errors;
-awaiting_approval ─▶ expired (its approval window passed).
+awaiting_approval ─▶ expired (its approval window passed); approved ─▶ awaiting_approval (the
+same bytes were delivered after it was approved: its witnesses decide again).
 holding: arriving ─▶ received ─▶ opened ─▶ in_use ─▶ deleted | returned; arriving ─▶ refused ─▶
 arriving. Values only: moving a row is `gateway.state.machine.compare_and_set`.
 """
@@ -38,7 +39,10 @@ TRANSFERS: Machine[State] = Machine(
         State.DROPPED: frozenset({State.QUARANTINED, State.REJECTED, State.FAILED}),
         State.QUARANTINED: frozenset({State.AWAITING_APPROVAL, State.REJECTED, State.FAILED}),
         State.AWAITING_APPROVAL: frozenset({State.APPROVED, State.REJECTED, State.EXPIRED}),
-        State.APPROVED: frozenset({State.SEALED, State.REJECTED, State.FAILED}),
+        # Back to the witnesses when the same bytes were delivered after they approved: the
+        # statement changed (gateway.outbound.reapproval).
+        State.APPROVED: frozenset({State.SEALED, State.REJECTED, State.FAILED,
+                                   State.AWAITING_APPROVAL}),
         State.SEALED: frozenset({State.DELIVERED, State.FAILED, State.REJECTED}),
         State.FAILED: frozenset({State.SEALED, State.REJECTED}),
         State.DELIVERED: frozenset({State.ACKNOWLEDGED}),

@@ -6,5 +6,5 @@ from __future__ import annotations
 from typing import Final
 
 #: The newest revision under migrations/versions (tests check that it is Alembic's head).
-HEAD: Final = "0007"
+HEAD: Final = "0008"
 VERSION_TABLE: Final = "alembic_version"

@@ -416,3 +416,26 @@ FANOUT_CHILDREN = Table(
     UniqueConstraint("fanout", "member", name="uq_fanout_children_member"),
 )
 ALL_TABLES = (*ALL_TABLES, FANOUTS, FANOUT_CHILDREN)  # revision 0007
+
+
+# -- approvals set aside (revision 0008) -------------------------------------------------------
+# A witness's approval that stopped counting because a transfer with the same bytes was delivered
+# after it was given (its statement gained a duplicate-of line: gateway.outbound.reapproval).
+# Moved here from `approvals`, never deleted: the witness may approve the new statement, and an
+# auditor sees what was given, when, and why it no longer counts.
+
+APPROVALS_SET_ASIDE = Table(
+    "approvals_set_aside",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("transfer_id", Text, nullable=False, index=True),
+    Column("witness", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),  # when it was given
+    Column("set_aside_ns", BigInteger, nullable=False),
+    Column("rule", Text, nullable=False),  # why it stopped counting
+    Column("duplicate_of", Text, nullable=True),  # the transfer delivered meanwhile
+)
+ALL_TABLES = (*ALL_TABLES, APPROVALS_SET_ASIDE)  # revision 0008

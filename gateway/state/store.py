@@ -14,7 +14,7 @@ compare-and-set on the state they were read in. Database errors are converted to
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -380,6 +380,30 @@ class Store:
         """The witnesses whose approvals are stored, oldest first, read inside `conn`."""
         query = select(_A.c.witness).where(_A.c.transfer_id == transfer_id).order_by(_A.c.id)
         return tuple(str(r[0]) for r in conn.execute(query))
+
+    def set_aside_approvals(self, conn: Tx, transfer_id: str, rule: str,
+                            duplicate_of: str | None, now_ns: int, *,
+                            keep: Collection[int] = ()) -> list[Approval]:
+        """Move the transfer's approvals but those in `keep` (ids) out of those that count,
+        inside `conn`, each kept with when and why (schema.APPROVALS_SET_ASIDE); return them,
+        oldest first."""
+        moved = [a for a in (Approval.model_validate(dict(r)) for r in conn.execute(
+            select(_A).where(_A.c.transfer_id == transfer_id).order_by(_A.c.id)).mappings())
+            if a.id not in keep]
+        if moved:
+            conn.execute(schema.APPROVALS_SET_ASIDE.insert(), [
+                {**a.model_dump(exclude={"id"}), "set_aside_ns": now_ns, "rule": rule,
+                 "duplicate_of": duplicate_of} for a in moved])
+            conn.execute(delete(_A).where(_A.c.id.in_([a.id for a in moved])))
+        return moved
+
+    def approvals_set_aside(self, transfer_id: str) -> list[dict[str, Any]]:
+        """The transfer's approvals that no longer count, oldest first, with when and why."""
+        table = schema.APPROVALS_SET_ASIDE
+        with self.reading("read approvals") as conn:
+            rows = conn.execute(select(table).where(table.c.transfer_id == transfer_id)
+                                .order_by(table.c.id))
+            return [dict(r) for r in rows.mappings()]
 
     def unapproved_in(self, conn: Tx, transfer_id: str, state: State) -> bool:
         """Whether the transfer is still in `state` with no approval, read inside `conn` (so

@@ -325,3 +325,22 @@ def test_the_report_counts_expired_transfers_and_duplicate_notices(tmp_path: Pat
     text = markdown(report)
     assert "| 承認期限切れ (transfers expired unapproved) | 1 |" in text
     assert "| 重複送信の確認 (duplicate notices: bytes already delivered) | 1 |" in text
+
+
+def test_a_transfer_sent_back_to_its_witnesses_is_awaiting_approval_again(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger.open(tmp_path / "l.db")
+    ledger.append([
+        ev("transfer.checked", "t-2", at("2026-11-02"), "handler-s", sender="handler-s"),
+        ev("approval.accepted", "t-2", at("2026-11-03"), "handler-x", witness="handler-x"),
+        ev("transfer.approved", "t-2", at("2026-11-03", 11), witnesses=["handler-x"]),
+        ev("approval.voided", "t-2", at("2026-11-03", 12), rule="approval.duplicate-appeared",
+           duplicate_of="t-1", set_aside=[{"witness": "handler-x", "fingerprint": "SHA256:x"}]),
+    ])
+    report = build(ledger, "agreement-a", Period.parse("2026-Q3"), now_ns=at("2027-01-05"),
+                   verification=None)
+    (row,) = report.transfers
+    assert row.state == "承認待ち (awaiting approval)" and row.witnesses == []
+    assert [t.id for t in report.duplicates()] == ["t-2"] and row.duplicate_of == "t-1"
+    assert [t.id for t in report.open_transfers()] == ["t-2"]

@@ -34,7 +34,7 @@ def test_a_0_1_gateway_is_migrated_keeps_its_transfers_and_keeps_verifying(demo:
     with contextlib.closing(sqlite3.connect(demo.state_db)) as db:
         db.execute("DROP TABLE alembic_version")
         for table in ("nodes", "ledger_moved", "ledger_moved_since", "fanouts",
-                      "fanout_children"):
+                      "fanout_children", "approvals_set_aside"):
             db.execute(f"DROP TABLE {table}")
         for index in ("ix_transfers_created", "ix_transfers_state_created",
                       "ix_holdings_created", "ix_holdings_state_created"):

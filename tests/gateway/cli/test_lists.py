@@ -96,7 +96,7 @@ def test_an_earlier_database_gains_the_list_indexes(filled: Demo) -> None:
         for name in ("ix_transfers_created", "ix_transfers_state_created",
                      "ix_holdings_created", "ix_holdings_state_created"):
             conn.execute(f"DROP INDEX {name}")
-        for table in ("fanout_children", "fanouts"):  # revision 0007's
+        for table in ("fanout_children", "fanouts", "approvals_set_aside"):  # 0007, 0008
             conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
     filled.cli("transfers", "list", check=True)  # opening it migrates: revision 0006 adds them

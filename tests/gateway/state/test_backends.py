@@ -91,6 +91,34 @@ def test_a_second_approval_by_one_witness_is_a_state_error(store: Store) -> None
     assert [a.witness for a in store.approvals("t-1")] == ["suzuki"]
 
 
+def test_approvals_set_aside_are_kept_with_why_and_the_witness_may_approve_again(
+    store: Store,
+) -> None:
+    def approval(witness: str, signature: str) -> Approval:
+        return Approval(transfer_id="t-1", witness=witness, fingerprint=f"fp-{witness}",
+                        sha256="s", signature=signature, created_ns=5)
+
+    with store.transaction() as conn:
+        store.add_approval(approval("suzuki", "old"), conn)
+        store.add_approval(approval("tanaka", "new"), conn)
+        store.add_approval(approval("sato", "other transfer's"), conn)
+    stays = next(a.id for a in store.approvals("t-1") if a.witness == "tanaka")
+    with store.transaction() as conn:
+        moved = store.set_aside_approvals(conn, "t-1", "approval.duplicate-appeared",
+                                          "t-0", 9, keep={stays})
+    assert [a.witness for a in moved] == ["suzuki", "sato"]
+    assert [a.witness for a in store.approvals("t-1")] == ["tanaka"]
+    kept = store.approvals_set_aside("t-1")
+    assert [(k["witness"], k["signature"], k["created_ns"], k["set_aside_ns"], k["rule"],
+             k["duplicate_of"]) for k in kept] == [
+        ("suzuki", "old", 5, 9, "approval.duplicate-appeared", "t-0"),
+        ("sato", "other transfer's", 5, 9, "approval.duplicate-appeared", "t-0")]
+    with store.transaction() as conn:  # no longer one of its approvals: may approve again
+        store.add_approval(approval("suzuki", "over the new statement"), conn)
+    assert [a.witness for a in store.approvals("t-1")] == ["tanaka", "suzuki"]
+    assert store.approvals_set_aside("t-2") == []
+
+
 def test_holdings_keys_fingerprints_and_links(store: Store) -> None:
     h = Holding(id="h-1", state="arriving", delivered_name="d", created_ns=1, updated_ns=1)
     holdings_store.create(store, h, [_event("h:arriving")])
