@@ -38,9 +38,9 @@ def deliveries(rt: Runtime, transfer: Transfer) -> list[Transfer]:
     the one the statement names first."""
     if not transfer.sha256:
         return []
-    return [other for other in rt.store.in_states(_DELIVERED)
-            if other.id != transfer.id and other.sha256 == transfer.sha256
-            and (other.agreement, other.flow) == (transfer.agreement, transfer.flow)]
+    return [other for other in rt.store.same_bytes(transfer.sha256, transfer.agreement,
+                                                   transfer.flow, _DELIVERED)
+            if other.id != transfer.id]
 
 
 def waits_again(transfer: Transfer) -> bool:

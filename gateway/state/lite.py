@@ -225,6 +225,15 @@ class LiteStore:
                                 "ORDER BY created_ns, id", values).fetchall()
         return [_transfer(r) for r in rows]
 
+    def same_bytes(self, sha256: str, agreement: str, flow: str,
+                   states: Sequence[State]) -> list[Transfer]:
+        values = [s.value for s in states]
+        with self.reading() as conn:
+            rows = conn.execute(f"{_TRANSFER} WHERE sha256 = ? AND agreement = ? AND flow = ? "
+                                f"AND state IN ({_marks(values)}) ORDER BY created_ns, id",
+                                [sha256, agreement, flow, *values]).fetchall()
+        return [_transfer(r) for r in rows]
+
     def transition(
         self,
         transfer: Transfer,

@@ -6,5 +6,5 @@ from __future__ import annotations
 from typing import Final
 
 #: The newest revision under migrations/versions (tests check that it is Alembic's head).
-HEAD: Final = "0008"
+HEAD: Final = "0009"
 VERSION_TABLE: Final = "alembic_version"

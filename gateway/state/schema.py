@@ -86,6 +86,8 @@ TRANSFERS = Table(
     # The lists' order (`transfers list`: the latest first), overall and in one state.
     Index("ix_transfers_created", "created_ns", "id"),
     Index("ix_transfers_state_created", "state", "created_ns", "id"),
+    # The duplicate notice: the deliveries of the same bytes (revision 0009).
+    Index("ix_transfers_sha256", "sha256"),
 )
 
 

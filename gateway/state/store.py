@@ -228,6 +228,19 @@ class Store:
         with self.reading() as conn:
             return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
+    def same_bytes(self, sha256: str, agreement: str, flow: str,
+                   states: Sequence[State]) -> list[Transfer]:
+        """The transfers of one agreement and flow with this SHA-256 in `states`, oldest
+        first (by the index on sha256: never a read of every transfer in those states)."""
+        query = (
+            select(_T)
+            .where(_T.c.sha256 == sha256, _T.c.agreement == agreement, _T.c.flow == flow,
+                   _T.c.state.in_([s.value for s in states]))
+            .order_by(_T.c.created_ns, _T.c.id)
+        )
+        with self.reading() as conn:
+            return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+
     def transition(
         self,
         transfer: Transfer,

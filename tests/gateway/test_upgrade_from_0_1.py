@@ -37,7 +37,7 @@ def test_a_0_1_gateway_is_migrated_keeps_its_transfers_and_keeps_verifying(demo:
                       "fanout_children", "approvals_set_aside"):
             db.execute(f"DROP TABLE {table}")
         for index in ("ix_transfers_created", "ix_transfers_state_created",
-                      "ix_holdings_created", "ix_holdings_state_created"):
+                      "ix_holdings_created", "ix_holdings_state_created", "ix_transfers_sha256"):
             db.execute(f"DROP INDEX {index}")
         for table, column in (("transfers", "last_error"), ("transfers", "claimed_by"),
                               ("transfers", "lease_until_ns"), ("holdings", "claimed_by"),

@@ -94,7 +94,8 @@ def test_an_earlier_database_gains_the_list_indexes(filled: Demo) -> None:
     # A database of the release before the list indexes: at revision 0005, without them.
     with sqlite3.connect(db) as conn:
         for name in ("ix_transfers_created", "ix_transfers_state_created",
-                     "ix_holdings_created", "ix_holdings_state_created"):
+                     "ix_holdings_created", "ix_holdings_state_created",
+                     "ix_transfers_sha256"):  # 0009
             conn.execute(f"DROP INDEX {name}")
         for table in ("fanout_children", "fanouts", "approvals_set_aside"):  # 0007, 0008
             conn.execute(f"DROP TABLE {table}")
@@ -107,3 +108,10 @@ def test_an_earlier_database_gains_the_list_indexes(filled: Demo) -> None:
             "LIMIT 50"))
     assert {"ix_transfers_created", "ix_holdings_state_created"} <= names
     assert "ix_transfers_created" in plan
+    # Revision 0009: the duplicate notice's lookup reads the deliveries of one SHA-256 only.
+    with sqlite3.connect(db) as conn:
+        plan = " ".join(str(r) for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM transfers WHERE sha256 = ? AND agreement = ? "
+            "AND flow = ? AND state IN ('delivered', 'acknowledged') ORDER BY created_ns, id",
+            ["0" * 64, "a", "f"]))
+    assert "ix_transfers_sha256" in plan

@@ -109,6 +109,10 @@ def test_reads_agree_row_for_row(both: tuple[Runtime, Runtime]) -> None:
     same(lambda s: s.witnesses_of(["t-000000000001", "t-000000000002", "t-none"]))
     same(lambda s: s.approvals("t-000000000001"))
     same(lambda s: s.in_states([State.DELIVERED, State.FAILED]))
+    for sha, flow in ((SHA, FLOW), ("0" * 64, FLOW), (SHA, "other-flow")):
+        same(lambda s, h=sha, f=flow: s.same_bytes(h, AGREEMENT, f, [State.DELIVERED,
+                                                                   State.FAILED]))
+    assert len(full.store.same_bytes(SHA, AGREEMENT, FLOW, [State.DELIVERED])) == 3
     same(lambda s: s.pending())
     same(lambda s: links.link_of(s, "t-000000000003"))
     same(lambda s: links.link_of(s, "t-000000000002"))
