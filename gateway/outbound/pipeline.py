@@ -15,9 +15,9 @@ import json
 import logging
 import os
 import pwd
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from audit.events import Draft
 from gateway import faults, progress
@@ -119,12 +119,15 @@ def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None
 
 
 def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
-            states: Collection[State] = WORK_STATES) -> Transfer:
+            states: Collection[State] = WORK_STATES,
+            flush: Callable[[], object] | None = None) -> Transfer:
     """Take every step in `states` the transfer is ready for; stop where it must wait.
 
     With an `owner` (a worker), each step is claimed first and taken only if the claim is
     granted; a step's transition ends the claim, and a step that moves nothing (a delivery to be
     retried) or raises gives it back. Without one (a command, a test) steps run unclaimed.
+    `flush` moves the steps' events into the ledger (default `rt.flush`, at once; the daemon's
+    workers ask their flusher thread, which moves the events of several steps in one flush).
     """
     # The ledger is written once, after the steps (however the last one ended), and only when
     # a step ran and the transfer does not go straight on to another lane's step (sealed → the
@@ -141,7 +144,7 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
         handed_on = (result is not None and result.status in WORK_STATES
                      and result.status not in states)
         if stepped and not handed_on:
-            rt.flush()
+            (rt.flush if flush is None else flush)()
 
 
 def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collection[State],
@@ -184,7 +187,18 @@ def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collectio
     return transfer
 
 
-def due(t: Transfer, now_ns: int) -> bool:
+class Due(Protocol):
+    """What `due` reads of a transfer (a whole row, or the dispatcher's `Candidate`)."""
+
+    @property
+    def status(self) -> State: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def updated_ns(self) -> int: ...
+
+
+def due(t: Due, now_ns: int) -> bool:
     """Whether a transfer's next attempt is due: delivery retries back off exponentially."""
     if t.status is not State.SEALED or t.attempts == 0:
         return True
