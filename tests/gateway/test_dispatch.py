@@ -1,0 +1,72 @@
+"""The dispatcher: it queues each claimable transfer that is due once, on the lane of its next
+step, and never again while it is queued or running; it leaves alone what another live worker
+holds and a delivery whose retry is not yet due."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from gateway import bootstrap
+from gateway.config.settings import load_settings
+from gateway.runtime import Runtime
+from gateway.state import claims, clock
+from gateway.state.lifecycles import State
+from gateway.state.store import Transfer
+from gateway.workers import Lane, Workers
+
+
+def _runtime(tmp_path: Path) -> Runtime:
+    home = tmp_path / "gw"
+    bootstrap.init(home, demo=True)
+    return Runtime.open(load_settings(home / "tachiai.toml"))
+
+
+def _transfer(rt: Runtime, tid: str, state: State, *, created: int, attempts: int = 0,
+              updated_ns: int = 1) -> None:
+    rt.store.create(Transfer(id=tid, agreement="a", flow="f", recipient="r", state=state.value,
+                             file_name="x.csv", source_path="/x", created_ns=created,
+                             updated_ns=updated_ns, attempts=attempts), [])
+
+
+def _queued(pool: Workers) -> list[str]:
+    return [job.key for job in list(pool.sealing.jobs.queue)]
+
+
+def test_a_queued_transfer_is_not_queued_again(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    pool = Workers(rt, threading.Event(), threading.Event())  # lanes not started: jobs stay
+    _transfer(rt, "t-1", State.APPROVED, created=1)
+    _transfer(rt, "t-2", State.APPROVED, created=2)
+    _transfer(rt, "t-held", State.APPROVED, created=3)
+    _transfer(rt, "t-waits", State.AWAITING_APPROVAL, created=4)
+    live = claims.owner_id("elsewhere", "seal-0")
+    assert rt.store.claim("transfer", "t-held", "approved", live, 600)
+    pool.dispatch()
+    assert _queued(pool) == ["t-1", "t-2"]
+    pool.dispatch()
+    pool.dispatch()
+    assert _queued(pool) == ["t-1", "t-2"], "queued once, however often the dispatcher looks"
+    _transfer(rt, "t-3", State.APPROVED, created=5)
+    pool.dispatch()
+    assert _queued(pool) == ["t-1", "t-2", "t-3"]
+    rt.store.engine.dispose()
+
+
+def test_a_retry_is_queued_when_it_is_due(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    pool = Workers(rt, threading.Event(), threading.Event())
+    # Sealed, failed twice, last tried now: its next try is 4 s away (pipeline.due).
+    _transfer(rt, "t-later", State.SEALED, created=1, attempts=2, updated_ns=clock.now_ns())
+    pool.dispatch()
+    assert pool.delivery == {}, "no delivery lane made for a retry not yet due"
+    _transfer(rt, "t-due", State.SEALED, created=2, attempts=2, updated_ns=1)
+    pool.stopping.set()  # the lane it makes must not run the job: the daemon is "stopping"
+    pool.dispatch()
+    assert pool.delivery == {}, "a stopping dispatcher queues nothing"
+    pool.stopping.clear()
+    lane = pool.delivery["r"] = Lane("deliver-r", 1, pool.node, pool.stopping)  # not started
+    pool.dispatch()
+    assert [job.key for job in list(lane.jobs.queue)] == ["t-due"]
+    assert _queued(pool) == []
+    rt.store.engine.dispose()
