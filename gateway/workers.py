@@ -61,10 +61,11 @@ class Lane:
         self.name = name
         self.jobs: queue.Queue[Job] = queue.Queue()
         self._stopping = stopping
+        self.owners = [claims.owner_id(node, f"{name}-{i}") for i in range(threads)]
         self._threads = [
-            threading.Thread(target=self._work, args=(claims.owner_id(node, f"{name}-{i}"),),
-                             name=f"tachiai-{name}-{i}", daemon=True)
-            for i in range(threads)
+            threading.Thread(target=self._work, args=(owner,), name=f"tachiai-{name}-{i}",
+                             daemon=True)
+            for i, owner in enumerate(self.owners)
         ]
 
     def start(self) -> None:
@@ -283,7 +284,8 @@ class Workers:
         try:
             t = self.rt.store.get(transfer_id) if t is None else t
             after = pipeline.advance(self.rt, t, owner=owner, states=states,
-                                     flush=self.flusher.request)
+                                     flush=self.flusher.request,
+                                     hand_claims=self._next_owners(t, states))
         except TachiaiError as exc:
             log.error("transfer %s: %s", transfer_id, exc.diagnostics())
             self._hold(transfer_id, _RETRY_AFTER_ERROR_SECONDS)
@@ -304,16 +306,33 @@ class Workers:
             if not handed_on:
                 self._done(transfer_id)
 
+    def _next_owners(self, t: Transfer, states: Sequence[State]) -> dict[State, str]:
+        """Who takes the step after a seal: the one worker of the partner's delivery lane,
+        to whom the sealed move hands its claim (`pipeline.advance`'s `hand_claims`)."""
+        if tuple(states) != SEAL_STATES:
+            return {}
+        lane, _states = self._lane_for(State.SEALED, t.recipient)
+        return {State.SEALED: lane.owners[0]}
+
     def _hand_on(self, t: Transfer, states: Sequence[State]) -> bool:
         """Queue the transfer's next step on its lane now (sealed → the partner's delivery),
         rather than after the dispatcher's next read; True when queued. The transfer stays in
-        `_queued` throughout, so the dispatcher never queues it twice. Only a shortcut: its
-        state is committed and unclaimed, so if this process dies before the next lane takes it,
-        the next start (or another node) finds it as any other claimable transfer."""
-        if (t.status not in pipeline.WORK_STATES or t.status in states
-                or self.stopping.is_set() or not pipeline.due(t, clock.now_ns())):
+        `_queued` throughout, so the dispatcher never queues it twice; a claim the move handed
+        to the next worker is renewed by the heartbeat and given back at a stop, as a running
+        step's. Only a shortcut: its state (and the handed claim) is committed, so if this
+        process dies before the next lane takes it, the next start releases the dead worker's
+        claim (another node: when its lease ends) and finds it as any other claimable transfer.
+        """
+        if t.status not in pipeline.WORK_STATES or t.status in states:
+            return False  # no next step on another lane (a delivered transfer's is released)
+        if self.stopping.is_set() or not pipeline.due(t, clock.now_ns()):
+            if t.claimed_by is not None:  # handed to a step that is not taken now
+                self.rt.store.release(pipeline.KIND, t.id, t.claimed_by)
             return False
         lane, next_states = self._lane_for(t.status, t.recipient)
+        if t.claimed_by is not None:
+            with self._lock:
+                self._running[t.id] = t.claimed_by
         faults.crash_point("hand-on")
         lane.jobs.put(Job(t.id, partial(self._advance, t, next_states)))
         return True

@@ -4,16 +4,23 @@ holds and a delivery whose retry is not yet due."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from gateway import bootstrap
 from gateway.config.settings import load_settings
+from gateway.faults import ENV
 from gateway.runtime import Runtime
 from gateway.state import claims, clock
 from gateway.state.lifecycles import State
 from gateway.state.store import Transfer
 from gateway.workers import Lane, Workers
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, needs_7zz, sealed_files
 
 
 def _runtime(tmp_path: Path) -> Runtime:
@@ -70,3 +77,36 @@ def test_a_retry_is_queued_when_it_is_due(tmp_path: Path) -> None:
     assert [job.key for job in list(lane.jobs.queue)] == ["t-due"]
     assert _queued(pool) == []
     rt.store.engine.dispose()
+
+
+@pytest.mark.slow
+@needs_7zz
+def test_a_seal_hands_its_claim_on_and_a_crash_before_the_delivery_loses_nothing(
+        demo: Demo) -> None:
+    """The sealed move commits the claim of the partner's delivery worker with it, and the
+    transfer goes straight onto that lane. Killed between the two, the restarted daemon gives
+    the dead worker's claim back and delivers the file exactly once."""
+    data = csv_bytes(GOOD_ROWS)
+    demo.start()
+    demo.drop("file.csv", data)
+    (waiting,) = demo.wait_state("awaiting_approval")
+    demo.stop()
+    result = demo.cli("approve", str(waiting["id"]), "--key", str(demo.key("suzuki")))
+    assert result.returncode == 0, result.stderr
+    demo.start(env={ENV: "hand-on"})
+    assert demo.daemon is not None
+    assert demo.daemon.wait(timeout=60) == -signal.SIGKILL
+    demo.daemon = None
+    with contextlib.closing(sqlite3.connect(demo.state_db)) as db:
+        state, recipient, holder = db.execute(
+            "SELECT state, recipient, claimed_by FROM transfers").fetchone()
+    assert state == "sealed"
+    assert holder is not None and holder.endswith(f":deliver-{recipient}-0"), holder
+    demo.start()
+    (done,) = demo.wait_state("delivered", timeout=60)
+    assert len(sealed_files(demo.inbox)) == 1, "delivered exactly once"
+    assert done["id"] == waiting["id"]
+    log = demo.cli("audit", "log").stdout
+    assert log.count("transfer.sealed") == 1
+    assert log.count("transfer.delivered") == 1
+    assert demo.stop() == 0
