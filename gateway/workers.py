@@ -42,7 +42,7 @@ _ERROR_BACKOFF_MAX_SECONDS = 60.0  # … up to this
 #: How long a stopping daemon waits for running steps before it gives their claims back.
 STOP_WAIT_SECONDS = 20.0
 _GET_TIMEOUT = 0.2  # how often an idle worker looks whether the daemon is stopping
-_FLUSH_GAP_SECONDS = 0.1  # at most ten flushes a second
+_FLUSH_GAP_SECONDS = 0.25  # at most four flush rounds a second
 _RETRY_FLUSH_SECONDS = 1.0  # after a flush that failed (the events stay pending meanwhile)
 
 
@@ -124,10 +124,11 @@ class Flusher:
                 continue
             self._wanted.clear()
             try:
-                self.rt.flush()
-                # A short gap between flushes lets the events of more steps gather: each flush
-                # is two durable commits, one under the state database's write lock, which
-                # the workers' steps wait for.
+                # One round (a read of what is pending, one append, one record), then a gap in
+                # which the events of more steps gather: each round is two durable commits, one
+                # under the state database's write lock, which the workers' steps wait for.
+                if self.rt.flush(rounds=1):
+                    self._wanted.set()  # more may have come meanwhile: look again after the gap
                 self._stopping.wait(_FLUSH_GAP_SECONDS)
             except TachiaiError as exc:
                 log.error("cannot move events into the ledger (tried again): %s",
