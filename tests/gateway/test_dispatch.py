@@ -8,6 +8,7 @@ import contextlib
 import signal
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,12 @@ import pytest
 from gateway import bootstrap
 from gateway.config.settings import load_settings
 from gateway.faults import ENV
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, event
 from gateway.state import claims, clock
 from gateway.state.lifecycles import State
 from gateway.state.store import Transfer
 from gateway.workers import Lane, Workers
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes, needs_7zz, sealed_files
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, needs_7zz, sealed_files, wait_for
 
 
 def _runtime(tmp_path: Path) -> Runtime:
@@ -110,3 +111,36 @@ def test_a_seal_hands_its_claim_on_and_a_crash_before_the_delivery_loses_nothing
     assert log.count("transfer.sealed") == 1
     assert log.count("transfer.delivered") == 1
     assert demo.stop() == 0
+
+
+def test_the_flusher_moves_every_pending_event_in_few_appends(tmp_path: Path) -> None:
+    """Steps ask the flusher and go on; what they queued reaches the ledger, each event once,
+    and asks made while a flush runs are answered together."""
+    rt = _runtime(tmp_path)
+    stopping = threading.Event()
+    pool = Workers(rt, stopping, threading.Event())
+    appends: list[int] = []
+    append = rt.ledger.append
+
+    def counted(drafts):  # type: ignore[no-untyped-def]
+        appends.append(len(drafts))
+        return append(drafts)
+
+    rt.ledger.append = counted  # type: ignore[method-assign]
+    before = rt.ledger.size()
+    t = Transfer(id="t-1", agreement="a", flow="f", recipient="r", state="dropped",
+                 file_name="x.csv", source_path="/x", created_ns=1, updated_ns=1)
+    pool.flusher.start()
+    try:
+        for n in range(30):
+            rt.store.record([event("test.noted", t, {"n": n}, key=f"t-1:noted:{n}")])
+            pool.flusher.request()
+        wait_for(lambda: not rt.store.pending(), 60, "the flusher to move every event")
+    finally:
+        stopping.set()
+        pool.flusher.join(time.monotonic() + 30)
+    assert rt.ledger.size() - before == 30
+    assert sum(appends) == 30, "each event appended once"
+    assert len(appends) < 30, f"asks answered together ({appends})"
+    assert [e.data["n"] for e in rt.ledger.events(before)] == list(range(30))
+    rt.store.engine.dispose()
