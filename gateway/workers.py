@@ -101,9 +101,11 @@ class Flusher:
     next start's) moves them, idempotently by key.
     """
 
-    def __init__(self, rt: Runtime, stopping: threading.Event) -> None:
+    def __init__(self, rt: Runtime, stopping: threading.Event,
+                 flushed: threading.Event) -> None:
         self.rt = rt
         self._stopping = stopping
+        self._flushed = flushed  # set after a flush that moved events (the loop's wake)
         self._wanted = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tachiai-flush", daemon=True)
 
@@ -129,6 +131,7 @@ class Flusher:
                 # under the state database's write lock, which the workers' steps wait for.
                 if self.rt.flush(rounds=1):
                     self._wanted.set()  # more may have come meanwhile: look again after the gap
+                    self._flushed.set()  # the loop then tells the checkpoint service
                 self._stopping.wait(_FLUSH_GAP_SECONDS)
             except TachiaiError as exc:
                 log.error("cannot move events into the ledger (tried again): %s",
@@ -161,7 +164,7 @@ class Workers:
         self.intake = Lane("intake", n, self.node, stopping)
         self.sealing = Lane("seal", n, self.node, stopping)
         self.delivery: dict[str, Lane] = {}
-        self.flusher = Flusher(rt, stopping)
+        self.flusher = Flusher(rt, stopping, wake)
         self._heartbeat = threading.Thread(target=self._beat, name="tachiai-heartbeat",
                                            daemon=True)
 
