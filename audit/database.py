@@ -15,6 +15,7 @@ import logging
 import shutil
 import sqlite3
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _URI_PREFIX = "sqlite:///file:"
 _WRITE = "tachiai.write"  # marks a pooled connection inside engine.begin()
+_BUSY_SECONDS = 60.0  # how long a writer waits for the write lock (a Store may set its own)
 _POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
 
 
@@ -86,7 +88,8 @@ def make_engine(url: str, *, read_only: bool = False, password_file: Path | None
 
     def connect() -> sqlite3.Connection:
         # Our own connect: SQLAlchemy's URL parsing would mangle %-escapes in file URIs.
-        return sqlite3.connect(target, uri=uri, timeout=60, check_same_thread=False)
+        return sqlite3.connect(target, uri=uri, timeout=_BUSY_SECONDS,
+                               check_same_thread=False)
 
     # Connections are kept open: closing the last one makes SQLite checkpoint and delete the
     # WAL, an extra fsync of the whole database per transaction.
@@ -99,7 +102,7 @@ def make_engine(url: str, *, read_only: bool = False, password_file: Path | None
         # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is DEFERRED).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout = 60000")
+        cur.execute(f"PRAGMA busy_timeout = {int(_BUSY_SECONDS * 1000)}")
         if not read_only:
             cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = FULL")
@@ -113,15 +116,28 @@ def make_engine(url: str, *, read_only: bool = False, password_file: Path | None
         # the same process, which would otherwise hold it up until the busy timeout.
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get(_WRITE) else "BEGIN")
 
+    # This process's writers queue here, in turn, before BEGIN IMMEDIATE: a writer that finds
+    # SQLite's lock taken sleeps in its busy handler by growing steps (up to 100 ms) and may
+    # oversleep a lock that was free again after one commit, while a waiter on this lock wakes
+    # when it is given back. Other processes still meet SQLite's lock and busy timeout. A
+    # waiter gives up queueing after the busy timeout and then waits in SQLite as before, so a
+    # thread that nests write transactions ends as it did (locked), never hangs.
+    writers = threading.RLock()
+
     @contextlib.contextmanager
     def begin_write() -> Iterator[Connection]:
-        with engine.connect() as conn:
-            conn.info[_WRITE] = not read_only
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop(_WRITE, None)
+        queued = not read_only and writers.acquire(timeout=_BUSY_SECONDS)
+        try:
+            with engine.connect() as conn:
+                conn.info[_WRITE] = not read_only
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.info.pop(_WRITE, None)
+        finally:
+            if queued:
+                writers.release()
 
     # Engine.begin() has the same contract; SQLAlchemy's own DDL (create_all) uses it too.
     setattr(engine, "begin", begin_write)  # noqa: B010

@@ -73,7 +73,8 @@ class Daemon:
         self.workers = Workers(self.rt, self.stopping, self.tracker.wake)
         # PostgreSQL: another node's state change wakes this loop at once (polling stays the
         # truth; a lost notification costs one poll interval).
-        self.listener = wakeups.Listener(self.rt.store, self.tracker.wake)
+        self.changed = threading.Event()  # set with the wake: dispatch now, not at the poll
+        self.listener = wakeups.Listener(self.rt.store, self.tracker.wake, self.changed)
 
     def _prepare_outboxes(self) -> list[Outbox]:
         boxes = []
@@ -130,7 +131,7 @@ class Daemon:
             log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
         log.info("tachiai is running (party %s, %d worker(s) per lane); stop with Ctrl-C or "
                  "SIGTERM", self.settings.party, self.settings.workers)
-        last_scan = last_sweep = -1e9
+        last_scan = last_sweep = last_poll = -1e9
         self.workers.start()
         if self.listener.start():
             log.info("listening for work from other nodes")
@@ -142,17 +143,26 @@ class Daemon:
                 if time.monotonic() - last_scan >= self.settings.scan_interval_seconds:
                     self.tracker.scan()
                     last_scan = time.monotonic()
-                self.pickup.poll_due()  # never raises for a partner's problems
-                self.inbound_pickup.poll_due()  # never raises; before the inbox is read
-                arrivals.poll_inbound(self.rt)  # never raises
-                receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
-                self.approvals.poll()  # signatures dropped by witnesses; never raises
+                # The polls keep their own cadence. A wake between them takes in what settled
+                # (a file dropped) and dispatches only for another node's change: the workers
+                # hand each transfer on to its next lane themselves.
+                polling = time.monotonic() - last_poll >= self.settings.poll_seconds
+                if polling:
+                    last_poll = time.monotonic()
+                    self.pickup.poll_due()  # never raises for a partner's problems
+                    self.inbound_pickup.poll_due()  # never raises; before the inbox is read
+                    arrivals.poll_inbound(self.rt)  # never raises
+                    receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
+                    self.approvals.poll()  # signatures dropped by witnesses; never raises
                 self.workers.take_in(self.tracker)
-                self.workers.dispatch()
-                notices.sweep_due(self.rt)  # never raises; expiry, then witnesses and senders told
+                if polling or self.changed.is_set():
+                    self.changed.clear()
+                    self.workers.dispatch()
+                if polling:
+                    notices.sweep_due(self.rt)  # never raises; expiry, then people told
+                    self.rt.heartbeat()  # `tachiai nodes`; every few seconds, never raises
                 self.checkpoints.notify()  # cheap; the service signs at most a few per second
-                self.rt.heartbeat()  # `tachiai nodes`; written every few seconds, never raises
-                wait = self.settings.poll_seconds
+                wait = max(0.01, last_poll + self.settings.poll_seconds - time.monotonic())
                 deadline = self.tracker.next_deadline()
                 if deadline is not None:
                     wait = min(wait, max(deadline, 0.05))

@@ -33,7 +33,9 @@ PAUSED_MARK = "fault injection: paused at"
 STEPS = ("quarantine", "check", "seal", "deliver")
 POINTS = ("after-intent", "after-spool-move", "after-seal-write", "after-deliver",
           # gateway.evidence.recorder: the events are in the ledger, not yet in its record
-          "after-ledger-append")
+          "after-ledger-append",
+          # gateway.workers: sealed and committed, not yet handed to the delivery lane
+          "hand-on")
 #: `tachiai holdings forward` (gateway.forwarding): after its intent is written, after each
 #: child is taken in, after the fan-out is recorded, after each child is checked.
 FANOUT_POINTS = ("fanout-after-intent", "fanout-after-child", "fanout-after-record",

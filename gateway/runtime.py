@@ -91,11 +91,11 @@ class Runtime:
         return [(a, f) for a in self.agreements.values() for f in a.flows
                 if a.acts_as(self.settings.party, f.provider)]
 
-    def flush(self) -> int:
+    def flush(self, *, rounds: int | None = None) -> int:
         # One flush at a time per process: the daemon's workers all flush after their steps,
         # and appends from one process in turn are cheaper than waits on the ledger's lock.
         with _FLUSHING:
-            return recorder.flush(self.store, self.ledger)
+            return recorder.flush(self.store, self.ledger, rounds=rounds)
 
 
 def open_store(settings: Settings, *, lite: bool = False) -> Store:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from gateway import processes
+from gateway import faults, processes
 from gateway.errors import TachiaiError
 from gateway.outbound import internal_errors, pipeline
 from gateway.outbound.intake import IntakeTracker, Outbox
@@ -42,6 +42,8 @@ _ERROR_BACKOFF_MAX_SECONDS = 60.0  # … up to this
 #: How long a stopping daemon waits for running steps before it gives their claims back.
 STOP_WAIT_SECONDS = 20.0
 _GET_TIMEOUT = 0.2  # how often an idle worker looks whether the daemon is stopping
+_FLUSH_GAP_SECONDS = 0.25  # at most four flush rounds a second
+_RETRY_FLUSH_SECONDS = 1.0  # after a flush that failed (the events stay pending meanwhile)
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,11 @@ class Lane:
         self.name = name
         self.jobs: queue.Queue[Job] = queue.Queue()
         self._stopping = stopping
+        self.owners = [claims.owner_id(node, f"{name}-{i}") for i in range(threads)]
         self._threads = [
-            threading.Thread(target=self._work, args=(claims.owner_id(node, f"{name}-{i}"),),
-                             name=f"tachiai-{name}-{i}", daemon=True)
-            for i in range(threads)
+            threading.Thread(target=self._work, args=(owner,), name=f"tachiai-{name}-{i}",
+                             daemon=True)
+            for i, owner in enumerate(self.owners)
         ]
 
     def start(self) -> None:
@@ -87,8 +90,64 @@ class Lane:
             job.run(owner)
 
 
+class Flusher:
+    """A thread that moves the workers' events into the ledger, so no worker waits for it.
+
+    A worker's step commits its events with its state change (the outbox in the state
+    database), then asks for a flush and goes on. Asks made while a flush runs are answered by
+    the next one, which moves every event pending by then: under load one flush (a ledger
+    commit and a commit of its record) serves the steps of several files. Nothing is lost when
+    the process dies first: the events are pending, and the next flush (at the latest the
+    next start's) moves them, idempotently by key.
+    """
+
+    def __init__(self, rt: Runtime, stopping: threading.Event,
+                 flushed: threading.Event) -> None:
+        self.rt = rt
+        self._stopping = stopping
+        self._flushed = flushed  # set after a flush that moved events (the loop's wake)
+        self._wanted = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tachiai-flush", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self) -> None:
+        """Flush soon (cheap: sets an event)."""
+        self._wanted.set()
+
+    def join(self, deadline: float) -> None:
+        self._wanted.set()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if not self._wanted.wait(_GET_TIMEOUT):
+                continue
+            self._wanted.clear()
+            try:
+                # One round (a read of what is pending, one append, one record), then a gap in
+                # which the events of more steps gather: each round is two durable commits, one
+                # under the state database's write lock, which the workers' steps wait for.
+                if self.rt.flush(rounds=1):
+                    self._wanted.set()  # more may have come meanwhile: look again after the gap
+                    self._flushed.set()  # the loop then tells the checkpoint service
+                self._stopping.wait(_FLUSH_GAP_SECONDS)
+            except TachiaiError as exc:
+                log.error("cannot move events into the ledger (tried again): %s",
+                          exc.diagnostics())
+                self._wanted.set()
+                self._stopping.wait(_RETRY_FLUSH_SECONDS)
+            except Exception as exc:  # a bug must not stop the workers' flushes for good
+                log.exception("cannot move events into the ledger: internal error (%s)",
+                              type(exc).__name__)
+                self._wanted.set()
+                self._stopping.wait(_RETRY_FLUSH_SECONDS)
+
+
 class Workers:
-    """The lanes of one daemon, the dispatcher that feeds them, and the heartbeat."""
+    """The lanes of one daemon, the dispatcher that feeds them, the ledger flusher and the
+    heartbeat."""
 
     def __init__(self, rt: Runtime, stopping: threading.Event, wake: threading.Event) -> None:
         self.rt = rt
@@ -105,10 +164,12 @@ class Workers:
         self.intake = Lane("intake", n, self.node, stopping)
         self.sealing = Lane("seal", n, self.node, stopping)
         self.delivery: dict[str, Lane] = {}
+        self.flusher = Flusher(rt, stopping, wake)
         self._heartbeat = threading.Thread(target=self._beat, name="tachiai-heartbeat",
                                            daemon=True)
 
     def start(self) -> None:
+        self.flusher.start()
         self.intake.start()
         self.sealing.start()
         self._heartbeat.start()
@@ -150,20 +211,21 @@ class Workers:
         return True
 
     def dispatch(self) -> None:
-        """Queue every claimable transfer that is due on the lane of its next step."""
+        """Queue every claimable transfer that is due on the lane of its next step, unless it
+        is queued or running here already (the worker reads its whole row when it runs)."""
         now, now_ns = time.monotonic(), clock.now_ns()
-        for t in self.rt.store.claimable(pipeline.WORK_STATES, self.owner, limit=1000):
+        for c in self.rt.store.claimable(pipeline.WORK_STATES, self.owner, limit=1000):
             if self.stopping.is_set():
                 return
             with self._lock:
-                if t.id in self._queued or self._not_before.get(t.id, 0.0) > now:
+                if c.id in self._queued or self._not_before.get(c.id, 0.0) > now:
                     continue
-            if not pipeline.due(t, now_ns):
+            if not pipeline.due(c, now_ns):
                 continue
-            lane, states = self._lane_for(t)
+            lane, states = self._lane_for(c.status, c.recipient)
             with self._lock:
-                self._queued.add(t.id)
-            lane.jobs.put(Job(t.id, partial(self._advance, t, states)))
+                self._queued.add(c.id)
+            lane.jobs.put(Job(c.id, partial(self._advance, c.id, states)))
 
     def stop(self, wait_seconds: float = STOP_WAIT_SECONDS) -> None:
         """Let running steps finish (up to `wait_seconds`), then give back every claim still
@@ -172,6 +234,7 @@ class Workers:
         deadline = time.monotonic() + wait_seconds
         lanes = [self.intake, self.sealing, *self.delivery.values()]
         finished = all([lane.join(deadline) for lane in lanes])
+        self.flusher.join(deadline)  # what is left pending, the daemon's last flush moves
         with self._lock:
             left = dict(self._running)
         for transfer_id, owner in left.items():
@@ -185,15 +248,15 @@ class Workers:
 
     # -- the jobs ---------------------------------------------------------------------------
 
-    def _lane_for(self, t: Transfer) -> tuple[Lane, Sequence[State]]:
-        if t.status in INTAKE_STATES:
+    def _lane_for(self, state: State, recipient: str) -> tuple[Lane, Sequence[State]]:
+        if state in INTAKE_STATES:
             return self.intake, INTAKE_STATES
-        if t.status in SEAL_STATES:
+        if state in SEAL_STATES:
             return self.sealing, SEAL_STATES
-        lane = self.delivery.get(t.recipient)
+        lane = self.delivery.get(recipient)
         if lane is None:  # one thread per partner, made when it first has work
-            lane = self.delivery[t.recipient] = Lane(f"deliver-{t.recipient}", 1, self.node,
-                                                     self.stopping)
+            lane = self.delivery[recipient] = Lane(f"deliver-{recipient}", 1, self.node,
+                                                   self.stopping)
             lane.start()
         return lane, DELIVER_STATES
 
@@ -219,27 +282,69 @@ class Workers:
         self._done(str(path))
         self._advance(transfer, INTAKE_STATES, owner)
 
-    def _advance(self, t: Transfer, states: Sequence[State], owner: str) -> None:
+    def _advance(self, transfer: Transfer | str, states: Sequence[State], owner: str) -> None:
+        """Take the transfer's steps in `states` (a dispatched id is read here, in the worker);
+        then hand it straight to the lane of its next step, if that step is due."""
+        transfer_id = transfer if isinstance(transfer, str) else transfer.id
         with self._lock:
-            self._running[t.id] = owner
+            self._running[transfer_id] = owner
+        handed_on = False
+        t = transfer if isinstance(transfer, Transfer) else None
         try:
-            after = pipeline.advance(self.rt, t, owner=owner, states=states)
+            t = self.rt.store.get(transfer_id) if t is None else t
+            after = pipeline.advance(self.rt, t, owner=owner, states=states,
+                                     flush=self.flusher.request,
+                                     hand_claims=self._next_owners(t, states))
         except TachiaiError as exc:
-            log.error("transfer %s: %s", t.id, exc.diagnostics())
-            self._hold(t.id, _RETRY_AFTER_ERROR_SECONDS)
+            log.error("transfer %s: %s", transfer_id, exc.diagnostics())
+            self._hold(transfer_id, _RETRY_AFTER_ERROR_SECONDS)
         except Exception as exc:  # a bug must not stop the other transfers, nor the daemon
-            log.exception("transfer %s: internal error in step %s", t.id, t.state)
-            self._internal_error(t.id, owner, exc)
+            log.exception("transfer %s: internal error in step %s", transfer_id,
+                          t.state if t is not None else "reading it")
+            self._internal_error(transfer_id, owner, exc)
         else:
             with self._lock:
-                self._errors.pop(t.id, None)
-                self._not_before.pop(t.id, None)
+                self._errors.pop(transfer_id, None)
+                self._not_before.pop(transfer_id, None)
             if after.state != t.state:
                 log.info("transfer %s (%s) is %s", after.id, after.file_name, after.state)
+            handed_on = self._hand_on(after, states)
         finally:
             with self._lock:
-                self._running.pop(t.id, None)
-            self._done(t.id)
+                self._running.pop(transfer_id, None)
+            if not handed_on:
+                self._done(transfer_id)
+
+    def _next_owners(self, t: Transfer, states: Sequence[State]) -> dict[State, str]:
+        """Who takes the step after a seal: the one worker of the partner's delivery lane,
+        to whom the sealed move hands its claim (`pipeline.advance`'s `hand_claims`)."""
+        if tuple(states) != SEAL_STATES:
+            return {}
+        lane, _states = self._lane_for(State.SEALED, t.recipient)
+        return {State.SEALED: lane.owners[0]}
+
+    def _hand_on(self, t: Transfer, states: Sequence[State]) -> bool:
+        """Queue the transfer's next step on its lane now (sealed → the partner's delivery),
+        rather than after the dispatcher's next read; True when queued. The transfer stays in
+        `_queued` throughout, so the dispatcher never queues it twice; a claim the move handed
+        to the next worker is renewed by the heartbeat and given back at a stop, as a running
+        step's. Only a shortcut: its state (and the handed claim) is committed, so if this
+        process dies before the next lane takes it, the next start releases the dead worker's
+        claim (another node: when its lease ends) and finds it as any other claimable transfer.
+        """
+        if t.status not in pipeline.WORK_STATES or t.status in states:
+            return False  # no next step on another lane (a delivered transfer's is released)
+        if self.stopping.is_set() or not pipeline.due(t, clock.now_ns()):
+            if t.claimed_by is not None:  # handed to a step that is not taken now
+                self.rt.store.release(pipeline.KIND, t.id, t.claimed_by)
+            return False
+        lane, next_states = self._lane_for(t.status, t.recipient)
+        if t.claimed_by is not None:
+            with self._lock:
+                self._running[t.id] = t.claimed_by
+        faults.crash_point("hand-on")
+        lane.jobs.put(Job(t.id, partial(self._advance, t, next_states)))
+        return True
 
     def _internal_error(self, transfer_id: str, owner: str, exc: Exception) -> None:
         with self._lock:
@@ -267,9 +372,11 @@ class Workers:
             self._not_before[transfer_id] = time.monotonic() + seconds
 
     def _done(self, key: str) -> None:
+        # No wake for the dispatcher: a next step on another lane was handed on already, and
+        # what is left (a retry after a back-off, a claim another worker held) waits for
+        # the dispatcher's poll.
         with self._lock:
             self._queued.discard(key)
-        self.wake.set()  # the next step may be another lane's: dispatch it now
 
     def _beat(self) -> None:
         """Renew the lease of every running step (a long upload keeps its claim)."""

@@ -27,18 +27,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def flush(store: Store, ledger: Ledger) -> int:
-    """Append every pending event to the ledger; return how many were flushed.
+def flush(store: Store, ledger: Ledger, *, rounds: int | None = None) -> int:
+    """Append every pending event to the ledger (with `rounds`, those found in that many
+    reads of the pending events: events queued meanwhile wait for the next flush); return how
+    many were flushed.
 
     Raises:
         StorageError: when the ledger refuses the write (the events stay pending).
     """
     moved.begin(store, ledger.size)
     total = 0
-    while True:
+    while rounds is None or rounds > 0:
         drafts = store.pending()
         if not drafts:
             return total
+        rounds = None if rounds is None else rounds - 1
         try:
             seqs = ledger.append(drafts)
         except AuditError as exc:
@@ -60,3 +63,4 @@ def flush(store: Store, ledger: Ledger) -> int:
             store.forget_pending([d.key for d in drafts], conn)
         total += len(drafts)
         log.debug("flushed %d events to the ledger", len(drafts))
+    return total

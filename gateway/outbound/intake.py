@@ -90,8 +90,10 @@ class IntakeTracker:
             for name in names:
                 self.note(box.path / name)
 
-    def note(self, path: Path) -> None:
-        """Record (or refresh) a candidate; called from the watcher thread and scans."""
+    def note(self, path: Path, *, wake: bool = True) -> None:
+        """Record (or refresh) a candidate; called from the watcher thread and scans (and,
+        without `wake`, by `ready`: the loop that asks must not wake itself, or it would
+        spin until the file settles)."""
         box = next((b for b in self.outboxes if b.path == path.parent), None)
         if box is None or is_upload_name(path.name):
             return
@@ -106,13 +108,14 @@ class IntakeTracker:
             seen = self._seen.get(path)
             if seen is None or seen.signature != signature:
                 self._seen[path] = _Seen(box, signature, time.monotonic())
-        self.wake.set()
+        if wake:
+            self.wake.set()
 
     def ready(self) -> list[tuple[Outbox, Path]]:
         """Candidates that have settled and that nobody is writing, oldest first."""
         now = time.monotonic()
         for path in list(self._seen):
-            self.note(path)  # refresh: a change restarts the settle clock
+            self.note(path, wake=False)  # refresh: a change restarts the settle clock
         with self._lock:
             settled = [(p, s) for p, s in self._seen.items() if now - s.changed_at >= self.settle]
         if not settled:

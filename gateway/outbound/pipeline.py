@@ -15,9 +15,10 @@ import json
 import logging
 import os
 import pwd
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from audit.events import Draft
 from gateway import faults, progress
@@ -65,6 +66,8 @@ log = logging.getLogger(__name__)
 
 WORK_STATES = (State.DROPPED, State.QUARANTINED, State.APPROVED, State.SEALED)
 KIND = "transfer"  # what a worker claims (gateway.state.claims)
+#: The claims `advance` hands on in this thread (see its `hand_claims`): state → next owner.
+_HAND_CLAIMS: ContextVar[Mapping[State, str] | None] = ContextVar("hand_claims", default=None)
 # How long a claim lasts without a heartbeat is `[gateway] lease_seconds`; a worker renews it
 # while a step runs (see gateway.workers), so only a dead worker's claim expires and is taken
 # over.
@@ -119,12 +122,19 @@ def take_in(rt: Runtime, outbox: Outbox, path: Path, *, owner: str | None = None
 
 
 def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
-            states: Collection[State] = WORK_STATES) -> Transfer:
+            states: Collection[State] = WORK_STATES,
+            flush: Callable[[], object] | None = None,
+            hand_claims: Mapping[State, str] | None = None) -> Transfer:
     """Take every step in `states` the transfer is ready for; stop where it must wait.
 
     With an `owner` (a worker), each step is claimed first and taken only if the claim is
     granted; a step's transition ends the claim, and a step that moves nothing (a delivery to be
     retried) or raises gives it back. Without one (a command, a test) steps run unclaimed.
+    `flush` moves the steps' events into the ledger (default `rt.flush`, at once; the daemon's
+    workers ask their flusher thread, which moves the events of several steps in one flush).
+    `hand_claims` (a worker): a move into one of its states (out of `states`) commits, with
+    the move, the claim of the owner named there, the worker that takes the next step, which
+    then starts without a claim of its own (sealed → the partner's delivery worker).
     """
     # The ledger is written once, after the steps (however the last one ended), and only when
     # a step ran and the transfer does not go straight on to another lane's step (sealed → the
@@ -134,14 +144,16 @@ def advance(rt: Runtime, transfer: Transfer, *, owner: str | None = None,
     # A flush costs two durable commits (the ledger, then the state database's record).
     stepped: list[bool] = []
     result: Transfer | None = None
+    handing = _HAND_CLAIMS.set(hand_claims)
     try:
         result = _steps(rt, transfer, owner, states, stepped)
         return result
     finally:
+        _HAND_CLAIMS.reset(handing)
         handed_on = (result is not None and result.status in WORK_STATES
                      and result.status not in states)
         if stepped and not handed_on:
-            rt.flush()
+            (rt.flush if flush is None else flush)()
 
 
 def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collection[State],
@@ -184,7 +196,18 @@ def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collectio
     return transfer
 
 
-def due(t: Transfer, now_ns: int) -> bool:
+class Due(Protocol):
+    """What `due` reads of a transfer (a whole row, or the dispatcher's `Candidate`)."""
+
+    @property
+    def status(self) -> State: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def updated_ns(self) -> int: ...
+
+
+def due(t: Due, now_ns: int) -> bool:
     """Whether a transfer's next attempt is due: delivery retries back off exponentially."""
     if t.status is not State.SEALED or t.attempts == 0:
         return True
@@ -405,7 +428,18 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
         return _reject(rt, t, [refusal])
     return rt.store.transition(t, State.SEALED, [event("transfer.sealed", t, {
         **data, "sealed_sha256": sealed.sealed_sha256, "sealed_size": sealed.sealed_size,
-    })], sealed_sha256=sealed.sealed_sha256, sealed_size=sealed.sealed_size)
+    })], sealed_sha256=sealed.sealed_sha256, sealed_size=sealed.sealed_size,
+        **_handed_claim(rt, t, State.SEALED))
+
+
+def _handed_claim(rt: Runtime, t: Transfer, target: State) -> dict[str, Any]:
+    """What a move of a claimed `t` into `target` writes to hand its claim to the next step's
+    worker (`advance`'s `hand_claims`); nothing when there is none: the move ends the claim."""
+    owner = (_HAND_CLAIMS.get() or {}).get(target)
+    if owner is None or t.claimed_by is None:
+        return {}
+    return {"keep_claim": True, "claimed_by": owner,
+            "lease_until_ns": claims.now_ns() + int(rt.settings.lease_seconds * 1e9)}
 
 
 def _deliver(rt: Runtime, t: Transfer) -> Transfer:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, func, or_, select, update
+from sqlalchemy import Connection, Select, Table, and_, bindparam, func, or_, select, update
 
 from gateway.state import schema
 
@@ -178,7 +178,25 @@ def candidates(kind: str, states: Sequence[str], owner: str, limit: int,
     )
 
 
-def _free(table: Table, owner: str, now: int) -> Any:
+#: The bound parameter `candidate_keys` compares leases with: run it with {NOW: now_ns()}.
+NOW = "now"
+
+
+def candidate_keys(kind: str, states: Sequence[str], owner: str, limit: int,
+                   columns: Sequence[str]) -> Select[Any]:
+    """`candidates` reading only `columns`, with the time left as the parameter NOW: built once
+    and run again and again (the dispatcher's poll), it is neither rebuilt nor re-keyed for
+    SQLAlchemy's statement cache at each run."""
+    table = KINDS[kind]
+    return (
+        select(*(table.c[name] for name in columns))
+        .where(table.c.state.in_(list(states)), _free(table, owner, bindparam(NOW)))
+        .order_by(table.c.created_ns, table.c.id)
+        .limit(limit)
+    )
+
+
+def _free(table: Table, owner: str, now: Any) -> Any:
     return or_(
         table.c.claimed_by.is_(None),
         table.c.claimed_by == owner,

@@ -78,7 +78,9 @@ def lookup(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
 
     _M = schema.LEDGER_MOVED
     out: dict[str, tuple[int, bytes]] = {}
-    with store.transaction() as conn:
+    # A read (it never takes the write lock the workers' steps wait for): its snapshot begins
+    # at its first read, after whatever the caller read before, as the guard's order needs.
+    with store.reading("read the record of moved events") as conn:
         for i in range(0, len(keys), 500):
             query = select(_M.c.key, _M.c.seq, _M.c.leaf_hash).where(
                 _M.c.key.in_(keys[i : i + 500]))

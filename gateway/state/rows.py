@@ -20,7 +20,7 @@ from gateway.state.lifecycles import TRANSFERS, State
 if TYPE_CHECKING:
     from audit.events import Draft
 
-__all__ = ["Approval", "PendingEvent", "Row", "Transfer", "TransferLink"]
+__all__ = ["Approval", "Candidate", "PendingEvent", "Row", "Transfer", "TransferLink"]
 
 _R = TypeVar("_R", bound="Row")
 
@@ -86,6 +86,25 @@ class Transfer(Row):
         """The last failed delivery attempt, or None when no attempt failed."""
         value = json.loads(self.last_error) if self.last_error else None
         return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the dispatcher needs of a transfer it could claim: which lane its next step is on
+    (state, recipient) and whether that step is due (attempts, updated_ns). The worker reads the
+    whole row when it takes the step."""
+
+    id: str
+    state: str
+    recipient: str
+    attempts: int
+    updated_ns: int
+
+    COLUMNS = ("id", "state", "recipient", "attempts", "updated_ns")
+
+    @property
+    def status(self) -> State:
+        return State(self.state)
 
 
 @dataclass(eq=True)

@@ -19,7 +19,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, Table, delete, event, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    Select,
+    Table,
+    delete,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.dialects import sqlite
 
 from audit.database import make_engine, sqlite_url
@@ -31,10 +41,12 @@ from gateway.state import claims, migrate, schema
 from gateway.state.dberrors import converted
 from gateway.state.lifecycles import State
 from gateway.state.machine import compare_and_set
-from gateway.state.rows import moved_meanwhile, transition_values, update_values
+from gateway.state.rows import Candidate, moved_meanwhile, transition_values, update_values
 from gateway.state.schema import Approval, PendingEvent, Transfer
 
-__all__ = ["BUSY_TIMEOUT_SECONDS", "Approval", "PendingEvent", "Store", "Transfer", "Tx"]
+__all__ = [
+    "BUSY_TIMEOUT_SECONDS", "Approval", "Candidate", "PendingEvent", "Store", "Transfer", "Tx"
+]
 
 # A write transaction: passed through the modules that add their rows to one state change. They
 # hand it back to `gateway.state` and never run SQL on it themselves.
@@ -70,6 +82,7 @@ class Store:
                 process for longer than `busy_timeout_seconds`; a URL carrying a password.
         """
         self.path = path
+        self._candidates: dict[tuple[tuple[str, ...], str, int], Select[Any]] = {}
         if url:
             try:
                 self.engine = make_engine(url, password_file=password_file)
@@ -373,11 +386,17 @@ class Store:
         with self.reading("read claims") as conn:
             return claims.holders(conn)
 
-    def claimable(self, states: Sequence[State], owner: str, limit: int = 500) -> list[Transfer]:
-        """Transfers in `states` that `owner` could claim now, oldest first."""
-        query = claims.candidates("transfer", [s.value for s in states], owner, limit)
+    def claimable(self, states: Sequence[State], owner: str,
+                  limit: int = 500) -> list[Candidate]:
+        """Transfers in `states` that `owner` could claim now, oldest first: only the columns
+        of a `Candidate`, by a query built once per (states, owner, limit)."""
+        key = (tuple(s.value for s in states), owner, limit)
+        query = self._candidates.get(key)
+        if query is None:
+            query = self._candidates[key] = claims.candidate_keys(
+                "transfer", key[0], owner, limit, Candidate.COLUMNS)
         with self.reading("list work to claim") as conn:
-            return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+            return [Candidate(*row) for row in conn.execute(query, {claims.NOW: claims.now_ns()})]
 
     # -- approvals --------------------------------------------------------------------------
 

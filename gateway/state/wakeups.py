@@ -25,11 +25,14 @@ _RECONNECT_SECONDS = 5.0
 
 
 class Listener:
-    """A thread that sets `wake` whenever another process notifies `CHANNEL`."""
+    """A thread that sets `wake` (and `noticed`, if given: what the wake was for) whenever
+    another process notifies `CHANNEL`."""
 
-    def __init__(self, store: Store, wake: threading.Event) -> None:
+    def __init__(self, store: Store, wake: threading.Event,
+                 noticed: threading.Event | None = None) -> None:
         self.store = store
         self.wake = wake
+        self.noticed = noticed
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -66,6 +69,8 @@ class Listener:
             driver.execute(f"LISTEN {CHANNEL}")
             while not self._stopping.is_set():
                 for _ in driver.notifies(timeout=1.0, stop_after=1):
+                    if self.noticed is not None:
+                        self.noticed.set()
                     self.wake.set()
         finally:
             with contextlib.suppress(psycopg.Error):

@@ -163,3 +163,21 @@ def test_tracker_waits_for_the_settle_time(tmp_path: Path) -> None:
     finally:
         stop.set()
         worker.join()
+
+
+def test_asking_what_settled_does_not_wake_the_asker(tmp_path: Path) -> None:
+    """The daemon's loop asks `ready` at every turn and waits on `wake`: a wake set by the
+    asking itself would turn the settle time into a busy loop."""
+    box = Outbox("a", "f", tmp_path)
+    tracker = IntakeTracker([box], settle_seconds=60)
+    (tmp_path / "x.csv").write_bytes(b"1")
+    tracker.scan()
+    assert tracker.wake.is_set(), "a new file wakes the loop"
+    tracker.wake.clear()
+    assert tracker.ready() == []
+    assert not tracker.wake.is_set()
+    (tmp_path / "x.csv").write_bytes(b"12")  # changed: its settle clock restarts, still no wake
+    assert tracker.ready() == []
+    assert not tracker.wake.is_set()
+    tracker.note(tmp_path / "x.csv")  # as the watcher does
+    assert tracker.wake.is_set()
