@@ -37,6 +37,7 @@ FIELDS = {
     "delivered_name": N_("delivered_name"), "size": N_("size"), "sha256": N_("sha256"),
     "name_hmac": N_("name_hmac"), "sealed_sha256": N_("sealed_sha256"),
     "profile": N_("profile"), "sender": N_("sender"), "owner": N_("owner"),
+    "approvals_set_aside": N_("set aside"),
     "approvals": N_("approvals"), "witnesses": N_("witnesses"), "handlers": N_("handlers"),
     "rows": N_("rows"), "encoding": N_("encoding"), "delivered_path": N_("delivered_path"),
     "password_path": N_("password_path"), "received_on": N_("received_on"),

@@ -100,13 +100,23 @@ def _show(args: argparse.Namespace) -> int:
     rt = runtime_of(args, lite=True)
     transfer = rt.store.get(args.id)
     data = _json(rt, transfer)
+    data["approvals_set_aside"] = [
+        {"witness": a["witness"], "fingerprint": a["fingerprint"],
+         "given": clock.iso(a["created_ns"]), "set_aside": clock.iso(a["set_aside_ns"]),
+         "rule": a["rule"], "duplicate_of": a["duplicate_of"]}
+        for a in rt.store.approvals_set_aside(transfer.id)]
     if args.json:
         print_json(data)
         return 0
     for key, value in data.items():
-        if key in ("reasons", "last_error"):
+        if key in ("reasons", "last_error", "approvals_set_aside"):
             continue
         print(f"{label(key, 15)}: {value if value is not None else '-'}")
+    for aside in data["approvals_set_aside"]:
+        print(label("approvals_set_aside", 15) + ": " + _(
+            "{witness} ({fingerprint}), given {given}, no longer counts since {set_aside} "
+            "({rule}; the same bytes delivered as {duplicate_of})").format(
+                **{**aside, "duplicate_of": aside["duplicate_of"] or "-"}))
     for reason in data["reasons"]:
         place = where(reason)
         print(_("         reason: {rule}{place}: {message}").format(

@@ -53,6 +53,8 @@ COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "approvals": ("id", "transfer_id", "witness", "fingerprint", "sha256", "signature",
                   "created_ns"),
+    "approvals_set_aside": ("id", "transfer_id", "witness", "fingerprint", "sha256",
+                            "signature", "created_ns", "set_aside_ns", "rule", "duplicate_of"),
     "pending_events": ("id", "key", "kind", "time_ns", "subject", "agreement", "actor", "data"),
     "transfer_links": ("transfer", "relation", "ref", "remote", "ref_flow", "operator",
                        "created_ns"),
@@ -281,6 +283,13 @@ class LiteStore:
             rows = conn.execute(f"{_APPROVAL} WHERE transfer_id = ? ORDER BY id",
                                 (transfer_id,)).fetchall()
         return [Approval.model_validate(_dict(r)) for r in rows]
+
+    def approvals_set_aside(self, transfer_id: str) -> list[dict[str, Any]]:
+        with self.reading("read approvals") as conn:
+            rows = conn.execute(f"SELECT {_cols('approvals_set_aside')} "  # noqa: S608
+                                "FROM approvals_set_aside WHERE transfer_id = ? ORDER BY id",
+                                (transfer_id,)).fetchall()
+        return [_dict(r) for r in rows]
 
     def add_approval(self, approval: Approval, conn: sqlite3.Connection) -> None:
         values = approval.model_dump(exclude={"id"})

@@ -11,6 +11,7 @@ gets anything sent. The pipeline runs in this process, step by step, on the demo
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,16 @@ def test_transfers_show_says_why_it_waits_again(rt: Runtime, demo: Demo) -> None
     assert f"reason: {APPEARED}" in shown
     assert f"transfer {first.id} with the same bytes" in shown
     assert f"tachiai approve {second.id} --key KEY --duplicate-ok" in shown
+    # The approval given before, set aside: who gave it, and why it no longer counts.
+    aside = [line for line in shown.splitlines() if "set aside:" in line]
+    assert len(aside) == 1 and "suzuki (SHA256:" in aside[0]
+    assert f"({APPEARED}; the same bytes delivered as {first.id})" in aside[0]
+    data = json.loads(demo.cli("transfers", "show", second.id, "--json", check=True).stdout)
+    assert data["approvals"] == []
+    assert [(a["witness"], a["rule"], a["duplicate_of"]) for a in data["approvals_set_aside"]] \
+        == [("suzuki", APPEARED, first.id)]
+    delivered = json.loads(demo.cli("transfers", "show", first.id, "--json", check=True).stdout)
+    assert delivered["approvals_set_aside"] == []
     listed = demo.cli("transfers", "list", check=True).stdout
     assert APPEARED in listed
     japanese = demo.cli("transfers", "show", second.id, check=True,

@@ -108,6 +108,13 @@ def test_reads_agree_row_for_row(both: tuple[Runtime, Runtime]) -> None:
                      s.latest_transfers(st, since_ns=si, limit=li))
     same(lambda s: s.witnesses_of(["t-000000000001", "t-000000000002", "t-none"]))
     same(lambda s: s.approvals("t-000000000001"))
+    with full.store.transaction() as conn:
+        full.store.set_aside_approvals(conn, "t-000000000001", "approval.duplicate-appeared",
+                                       "t-000000000002", now + 1)
+    assert full.store.approvals("t-000000000001") == []
+    same(lambda s: s.approvals_set_aside("t-000000000001"))
+    same(lambda s: s.approvals_set_aside("t-none"))
+    assert [a["witness"] for a in short.store.approvals_set_aside("t-000000000001")] == ["suzuki"]
     same(lambda s: s.in_states([State.DELIVERED, State.FAILED]))
     for sha, flow in ((SHA, FLOW), ("0" * 64, FLOW), (SHA, "other-flow")):
         same(lambda s, h=sha, f=flow: s.same_bytes(h, AGREEMENT, f, [State.DELIVERED,
