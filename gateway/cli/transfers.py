@@ -137,6 +137,11 @@ def _show(args: argparse.Namespace) -> int:
         print("\n" + _("next: a witness runs `tachiai approve {id} --key KEY`, or signs "
                      "`tachiai transfers statement {id}` with ssh-keygen -Y sign -n "
                      "{namespace}").format(id=data['id'], namespace=APPROVAL_NAMESPACE))
+        statement = rt.settings.approvals_folder / transfer.id
+        if statement.is_file():  # the daemon publishes it there (gateway.outbound.approval_folder)
+            print(_("      or, with OpenSSH alone: ssh-keygen -Y sign -f KEY -n {namespace} "
+                    "{statement} (the daemon takes {statement}.sig)").format(
+                        namespace=APPROVAL_NAMESPACE, statement=statement))
     return 0
 
 

@@ -40,6 +40,10 @@ def test_witnesses_approve_by_dropping_ssh_keygen_signatures(demo: Demo) -> None
         wait_for(lambda tid=tid: (folder / tid).exists(), _WAIT, f"the statement of {tid}")
         statement = demo.cli("transfers", "statement", tid, check=True).stdout
         assert (folder / tid).read_text(encoding="utf-8") == statement
+        # `transfers show` points a witness without tachiai at the published statement.
+        shown = demo.cli("transfers", "show", tid, check=True).stdout
+        assert f"-n tachiai-approval {folder / tid} (the daemon takes {folder / tid}.sig)" \
+            in shown
 
     _sign(demo, folder / first, "suzuki")
     demo.wait_state("delivered", timeout=_WAIT)
