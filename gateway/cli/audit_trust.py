@@ -14,8 +14,9 @@ from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
 from audit.notes import NoteError, NoteVerifier
 from gateway.cli.common import settings_of
 from gateway.errors import InputError, NotFound, StateError
-from gateway.evidence.checkpointing import CheckpointSettings, load_key
+from gateway.evidence.checkpointing import CheckpointSettings
 from gateway.evidence.ledgers import open_ledger
+from gateway.evidence.signing_key import load_key
 from gateway.i18n import _
 
 # The database layer is imported by the commands that need it: `audit verify` and `audit

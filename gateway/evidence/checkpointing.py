@@ -6,36 +6,31 @@ arrive it signs nothing. It keeps a copy in the ledger and writes it to every co
 folders (ideally on another mount), remote SFTP folders (gateway.evidence.checkpoint_sftp) and
 syslog. The signing key is a 0600 file under the state folder, never in the database. On a
 PostgreSQL ledger shared by several nodes only the holder of `audit.locks.SignerLock` signs.
+The places themselves: `checkpoint_sinks` (and `checkpoint_sftp`); the key: `signing_key`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from audit.checkpoints import (
-    HISTORY_DIR,
-    LATEST_FILE,
-    PUBLIC_KEY_FILE,
     SignedCheckpoint,
-    history_name,
-    read_places,
-    syslog_line,
 )
 from audit.checkpoints import parse as parse_checkpoint
 from audit.errors import AuditError, LedgerIntegrityError
-from audit.notes import NoteError, NoteSigner, NoteVerifier
+from audit.notes import NoteError, NoteVerifier
 from gateway.config.routes import SftpEndpoint
 from gateway.config.settings import Settings
-from gateway.errors import ConfigError, KeyFileError, StorageError
+from gateway.errors import ConfigError
 from gateway.evidence.checkpoint_sftp import SftpSink
+from gateway.evidence.checkpoint_sinks import CheckpointSink, DirectorySink, SyslogSink
+from gateway.evidence.signing_key import load_or_create_key
 from gateway.i18n import N_
 from gateway.state import clock
 
@@ -80,93 +75,6 @@ class CheckpointSettings:
             state_dir=state,
             sftp=tuple(settings.ledger_sftp),
         )
-
-
-class CheckpointSink(Protocol):
-    """A place outside the database that receives every checkpoint (folder, syslog, SFTP…)."""
-
-    name: str
-
-    def publish(self, signed: SignedCheckpoint, verifier: NoteVerifier) -> None:
-        """Raises: OSError when the place cannot be written (retried with the next one)."""
-        ...
-
-    def close(self, timeout: float) -> bool:
-        """Finish writing (within `timeout` seconds) at shutdown; False if something was left."""
-        ...
-
-
-class DirectorySink:
-    """A folder: `checkpoint` (the latest, replaced atomically), `history/DAY.checkpoints`
-    (every one, appended) and `ledger.pub` (the public key auditors verify with)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.name = str(folder)
-
-    def publish(self, signed: SignedCheckpoint, verifier: NoteVerifier) -> None:
-        (self.folder / HISTORY_DIR).mkdir(parents=True, exist_ok=True)
-        pub = self.folder / PUBLIC_KEY_FILE
-        if not pub.is_file() or pub.read_text(encoding="utf-8").strip() != verifier.to_text():
-            _write_atomic(pub, verifier.to_text() + "\n", 0o644)
-        history = self.folder / HISTORY_DIR / history_name(signed.checkpoint.time_ns)
-        fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (signed.note + "\n").encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _write_atomic(self.folder / LATEST_FILE, signed.note, 0o644)
-
-    def close(self, timeout: float) -> bool:
-        return True  # each publish was written and fsynced before it returned
-
-    def notes(self) -> list[tuple[str, str]]:
-        if not self.folder.is_dir():
-            return []
-        return read_places([self.folder])[0]
-
-
-class SyslogSink:
-    """Syslog (a local socket, UDP or TCP): one line per checkpoint, the note in base64.
-
-    Sent at facility authpriv, severity notice, so the receiving syslog can keep it apart.
-    """
-
-    PRIORITY = 10 * 8 + 5  # RFC 5424 §6.2.1: facility authpriv (10), severity notice (5)
-
-    def __init__(self, target: str) -> None:
-        """Raises: ConfigError when `target` is not a socket path or udp:// or tcp://."""
-        self.name = f"syslog {target}"
-        self.family, self.kind = socket.AF_UNIX, socket.SOCK_DGRAM
-        self.address: str | tuple[str, int] = target
-        if "://" in target:
-            scheme, _, rest = target.partition("://")
-            host, _, port = rest.rpartition(":")
-            if scheme not in ("udp", "tcp") or not host or not port.isdigit():
-                raise ConfigError(
-                    N_("ledger syslog {target} is not udp://HOST:PORT, tcp://HOST:PORT or a "
-                       "socket path").format(target=repr(target))
-                )
-            self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            self.kind = socket.SOCK_STREAM if scheme == "tcp" else socket.SOCK_DGRAM
-            self.address = (host.strip("[]"), int(port))
-        elif not target.startswith("/"):
-            raise ConfigError(N_("ledger syslog {target} is not an absolute socket path").format(
-                                  target=repr(target)))
-
-    def publish(self, signed: SignedCheckpoint, verifier: NoteVerifier) -> None:
-        message = f"<{self.PRIORITY}>tachiai[{os.getpid()}]: {syslog_line(signed)}".encode()
-        with socket.socket(self.family, self.kind) as sock:
-            sock.settimeout(5.0)
-            if self.kind == socket.SOCK_STREAM:  # RFC 6587 non-transparent framing
-                sock.connect(self.address)
-                sock.sendall(message + b"\n")
-            else:
-                sock.sendto(message, self.address)
-
-    def close(self, timeout: float) -> bool:
-        return True  # each publish was sent before it returned
 
 
 class CheckpointService:
@@ -375,68 +283,6 @@ class CheckpointService:
             self.ticks += 1
 
 
-def load_or_create_key(path: Path, name: str) -> NoteSigner:
-    """The signing key in `path`, made (mode 0600) on first use; never logged.
-
-    Raises:
-        KeyFileError: when the file is readable by others or not a key.
-        StorageError: when it cannot be made.
-    """
-    try:
-        return load_key(path)
-    except FileNotFoundError:
-        pass
-    signer = NoteSigner.generate(name)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, (signer.to_text() + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process made one first: use theirs
-        except FileExistsError:
-            return load_key(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        _write_atomic(path.with_name(PUBLIC_KEY_FILE), signer.verifier().to_text() + "\n", 0o644)
-    except OSError as exc:
-        raise StorageError(N_("cannot make the ledger signing key {path}: {exc}").format(
-                               path=path, exc=exc)) from exc
-    log.info("made the ledger signing key %s (public key %s)", path, signer.verifier().to_text())
-    return signer
-
-
-def load_key(path: Path) -> NoteSigner:
-    """Raises: FileNotFoundError (no key yet), KeyFileError (unusable)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise KeyFileError(N_("cannot read the ledger signing key {path}: {exc}").format(
-                               path=path, exc=exc)) from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if mode & 0o077:
-            raise KeyFileError(
-                N_("the ledger signing key {path} is readable by others").format(path=path),
-                hint=N_("chmod 600 {path}").format(path=path)
-            )
-        text = os.read(fd, 4096).decode("ascii", "replace")
-    finally:
-        os.close(fd)
-    try:
-        return NoteSigner.from_text(text)
-    except NoteError as exc:
-        raise KeyFileError(N_("{path} is not a ledger signing key: {exc}").format(
-                               path=path, exc=exc)) from None
-
-
 def public_key(settings: CheckpointSettings) -> NoteVerifier:
     """The verifier key auditors need (makes the signing key if there is none yet).
 
@@ -456,23 +302,3 @@ def _sinks(settings: CheckpointSettings) -> list[CheckpointSink]:
             raise ConfigError(N_("cannot open syslog {syslog}: {exc}").format(
                                   syslog=settings.syslog, exc=exc)) from exc
     return sinks
-
-
-def _write_atomic(path: Path, text: str, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 
 from gateway.errors import TachiaiError
-from gateway.evidence.checkpointing import CheckpointSettings, load_or_create_key
+from gateway.evidence.checkpointing import CheckpointSettings
+from gateway.evidence.signing_key import load_or_create_key
 from gateway.exchange.receipts import DeliveryReceipt, file_name
 from gateway.inbound import holdings
 from gateway.inbound.holdings import Holding

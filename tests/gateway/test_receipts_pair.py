@@ -16,7 +16,8 @@ import pytest
 from audit.notes import NoteSigner
 from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
-from gateway.evidence.checkpointing import CheckpointSettings, load_or_create_key, public_key
+from gateway.evidence.checkpointing import CheckpointSettings, public_key
+from gateway.evidence.signing_key import load_or_create_key
 from gateway.exchange.receipts import DeliveryReceipt, read
 from gateway.outbound import receipts
 from gateway.state.store import Transfer

@@ -29,7 +29,8 @@ from audit.ledger import Ledger
 from audit.notes import NoteVerifier
 from gateway.config.routes import SftpEndpoint
 from gateway.evidence.checkpoint_sftp import SftpSink
-from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings, DirectorySink
+from gateway.evidence.checkpoint_sinks import DirectorySink
+from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
 from tests.audit.ledgers import attack, transfer_events
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
 from tests.gateway.conftest import needs_sshd

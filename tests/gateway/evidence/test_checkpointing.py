@@ -14,14 +14,9 @@ from audit.checkpoints import notes_in, parse, read_places
 from audit.errors import LedgerIntegrityError
 from audit.ledger import Ledger
 from gateway.errors import ConfigError, KeyFileError
-from gateway.evidence.checkpointing import (
-    CheckpointService,
-    CheckpointSettings,
-    DirectorySink,
-    SyslogSink,
-    load_key,
-    load_or_create_key,
-)
+from gateway.evidence.checkpoint_sinks import DirectorySink, SyslogSink
+from gateway.evidence.checkpointing import CheckpointService, CheckpointSettings
+from gateway.evidence.signing_key import load_key, load_or_create_key
 from tests.audit.ledgers import attack, rewrite_from, transfer_events
 from tests.conftest import wait_for
 
