@@ -6,37 +6,44 @@ seal:    approved → sealed | rejected (file changed after approval: approvals 
 deliver: sealed → delivered (or retried, then failed)
 Every step is idempotent and starts from what the database and the spool hold, so `advance`
 after a crash (kill -9 anywhere) finishes the work without losing or repeating a delivery.
+
+The delivery step and the password's erasure are `delivery_step`; a rejection, the end every
+step shares, is `rejection`. Taking in, checking and sealing stay here with the loop that runs
+the steps and hands claims on (over 400 lines: they share its claim hand-off and the intake's
+helpers).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import pwd
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
 
-from audit.events import Draft
 from gateway import faults, progress
-from gateway.config.settings import Recipient
 from gateway.errors import (
     ConfigError,
-    PartnerRefused,
-    PartnerUnavailable,
     StateError,
-    StorageError,
 )
 from gateway.exchange.fanout import member_refusal
 from gateway.exchange.onward_guard import inspect_onward
 from gateway.i18n import N_
-from gateway.outbound import approvals, failures, manifests, names, pickup, reapproval, replies
-from gateway.outbound.delivery import delivered_name, password_channel_for, transport_for
+from gateway.outbound import (
+    approvals,
+    delivery_step,
+    names,
+    pickup,
+    reapproval,
+    replies,
+)
+from gateway.outbound.delivery_step import deliver, erase_password
 from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
+from gateway.outbound.rejection import reject
 from gateway.outbound.sealing import (
     PASSWORD_PROFILES,
     PROFILES,
@@ -47,16 +54,12 @@ from gateway.outbound.sealing import (
     seal_age,
     seal_workbook_zip,
     seal_zip,
-    sealed_intact,
     sealed_path,
-    suffix,
 )
 from gateway.runtime import Runtime, event, new_transfer_id
 from gateway.state import claims, clock, fanouts
 from gateway.state.spool import copy_private, inspect, open_regular, write_atomic
 from gateway.state.store import Transfer
-from gateway.transports import HostKeyRefused, Parcel
-from gateway.transports.password_channels import RETRIEVAL_MARK
 from policies.admission import applied_terms, check_period, find_named_sender, find_sender
 from policies.content import check_file
 from policies.file_names import check_name
@@ -65,7 +68,7 @@ from policies.reasons import Reason
 log = logging.getLogger(__name__)
 
 WORK_STATES = (State.DROPPED, State.QUARANTINED, State.APPROVED, State.SEALED)
-KIND = "transfer"  # what a worker claims (gateway.state.claims)
+KIND = delivery_step.KIND  # what a worker claims (gateway.state.claims)
 #: The claims `advance` hands on in this thread (see its `hand_claims`): state → next owner.
 _HAND_CLAIMS: ContextVar[Mapping[State, str] | None] = ContextVar("hand_claims", default=None)
 # How long a claim lasts without a heartbeat is `[gateway] lease_seconds`; a worker renews it
@@ -163,7 +166,7 @@ def _steps(rt: Runtime, transfer: Transfer, owner: str | None, states: Collectio
         State.DROPPED: _quarantine,
         State.QUARANTINED: _check,
         State.APPROVED: _seal,
-        State.SEALED: _deliver,
+        State.SEALED: deliver,
     }
     while transfer.status in states and (step := steps.get(transfer.status)) is not None:
         # Held already when the intake created it claimed, or the last step kept its claim
@@ -234,21 +237,21 @@ def _quarantine(rt: Runtime, t: Transfer) -> Transfer:
     if not os.path.lexists(dropped):
         source = _source(rt, t)
         if source is None or not os.path.lexists(source):
-            return _reject(rt, t, [Reason("intake.vanished", "the dropped file disappeared "
+            return reject(rt, t, [Reason("intake.vanished", "the dropped file disappeared "
                                           "before it could be taken in; drop it again")])
         rt.spool.take(source, t.id)
     faults.crash_point("after-spool-move")
     named = {"file_name": t.file_name} if t.file_name else {}
     refused_name = [Reason.from_dict(r) for r in t.reason_list()]
     if refused_name:  # kept in the spool as `dropped`, never read, never deleted
-        return _reject(rt, t, refused_name)
+        return reject(rt, t, refused_name)
     # Who dropped it is read from the entry now in our spool, not from the outbox entry seen
     # before the rename (which another writer of the outbox could have swapped meanwhile).
     entry = inspect(dropped)
     owner = _user_name(entry.uid)
     reasons = _intake_reasons(rt, entry.kind, entry.links, entry.size)
     if reasons:
-        return _reject(rt, t, reasons, size=entry.size, owner=owner, named=named)
+        return reject(rt, t, reasons, size=entry.size, owner=owner, named=named)
     size, digest = copy_private(dropped, rt.spool.payload(t.id))
     # The check follows at once on the intake lane: its claim is kept through it.
     after = rt.store.transition(t, State.QUARANTINED, [event("transfer.quarantined", t, {
@@ -316,7 +319,7 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
         verdict = check_file(fh, agreement, flow, today)
     reasons.extend(verdict.reasons)
     if reasons:
-        return _reject(rt, t, reasons, sender=None if isinstance(sender, Reason) else sender.name)
+        return reject(rt, t, reasons, sender=None if isinstance(sender, Reason) else sender.name)
     assert not isinstance(sender, Reason)
     facts = verdict.facts
     changes: dict[str, Any] = {}
@@ -333,15 +336,15 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
                                 to_contractor=receiver is not None
                                 and receiver.kind == "contractor")
     if onward.reasons:
-        return _reject(rt, t, list(onward.reasons), sender=sender.name, **changes)
+        return reject(rt, t, list(onward.reasons), sender=sender.name, **changes)
     if group_flow.recipient in agreement.groups:
         # A flow to a party group (国保連合会, 市町村): one member per file, its own rows only.
         with open_regular(rt.spool.payload(t.id)) as fh:
             stray = member_refusal(agreement, flow, group_flow.recipient, t.recipient, fh, today)
         if stray is not None:
-            return _reject(rt, t, [stray], sender=sender.name, **changes)
+            return reject(rt, t, [stray], sender=sender.name, **changes)
         if child is not None and (child.sha256, child.size) != (t.sha256, t.size):
-            return _reject(rt, t, [agreement.reason(
+            return reject(rt, t, [agreement.reason(
                 "fanout.changed", "the file is not the part the fan-out made for "
                 f"{t.recipient} (its SHA-256 differs): it was changed after the split; forward "
                 "the holding again", f"flows.{t.flow}.to")], sender=sender.name, **changes)
@@ -405,7 +408,7 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
                                   agreement=t.agreement, flow=t.flow, profile=repr(profile),
                                   profiles=', '.join(PROFILES)))
     except SealRefused as exc:
-        return _reject(rt, t, [Reason("seal.refused", f"{exc} ({exc.hint})",
+        return reject(rt, t, [Reason("seal.refused", f"{exc} ({exc.hint})",
                                       f"{t.agreement}/flows.{t.flow}.encryption")])
     faults.crash_point("after-seal-write")
     refusal = None
@@ -425,7 +428,7 @@ def _seal(rt: Runtime, t: Transfer) -> Transfer:
                  if refusal.rule == "approval.missing" else None)
         if found is not None:
             return reapproval.return_to_witnesses(rt, t, found)
-        return _reject(rt, t, [refusal])
+        return reject(rt, t, [refusal])
     return rt.store.transition(t, State.SEALED, [event("transfer.sealed", t, {
         **data, "sealed_sha256": sealed.sealed_sha256, "sealed_size": sealed.sealed_size,
     })], sealed_sha256=sealed.sealed_sha256, sealed_size=sealed.sealed_size,
@@ -440,157 +443,6 @@ def _handed_claim(rt: Runtime, t: Transfer, target: State) -> dict[str, Any]:
         return {}
     return {"keep_claim": True, "claimed_by": owner,
             "lease_until_ns": claims.now_ns() + int(rt.settings.lease_seconds * 1e9)}
-
-
-def _deliver(rt: Runtime, t: Transfer) -> Transfer:
-    agreement, flow = rt.agreement_flow(t.agreement, t.flow)
-    # A fan-out's child goes to its member of the group, as its statement names it.
-    flow = agreement.flow_for(flow, t.provider, t.recipient)
-    # The party the witnesses' statement named is the flow's; a stored column that says
-    # otherwise was changed behind our back and is never followed.
-    if t.recipient != flow.recipient:
-        return _reject(rt, t, [Reason(
-            "delivery.recipient-changed", f"the transfer names recipient {t.recipient}, but "
-            f"the flow (and the approved statement) names {flow.recipient}; nothing was sent",
-            f"{t.agreement}/flows.{t.flow}.to")])
-    # 疑義照会・回答: a reply leaves only linked to what it answers; the link is in the statement
-    # the witnesses signed (`tachiai transfers link` before approval, where `approvals.approve`
-    # refuses an unlinked reply). Checked again here, the last line of defence.
-    unlinked = replies.unlinked_reply(rt, t)
-    if unlinked is not None:
-        return _reject(rt, t, [unlinked])
-    link = replies.link_of(rt, t.id)
-    recipient = rt.settings.recipient(flow.recipient)
-    folder = rt.spool.folder(t.id)
-    profile = flow.encryption
-    name = delivered_name(t.id, t.file_name, suffix(profile))
-    # The manifest (送付票) is made from the database alone, so a retry sends the same bytes.
-    document_of_manifest = manifests.build(rt, t, name).to_bytes()
-    parcel = Parcel(transfer_id=t.id, path=sealed_path(folder, profile), name=name,
-                    size=t.sealed_size or 0, sha256=t.sealed_sha256 or "", file_name=t.file_name,
-                    manifest=document_of_manifest if recipient.manifest else None)
-    if not sealed_intact(parcel.path, parcel.size, parcel.sha256):
-        # What goes out must be what was sealed (and recorded): a changed file never leaves.
-        return _reject(rt, t, [Reason(
-            "delivery.seal-changed", "the sealed file in the spool is not the one recorded when "
-            "it was sealed; nothing was sent. Drop the file again and have it approved anew",
-            f"{t.agreement}/flows.{t.flow}.encryption")])
-    transport = transport_for(recipient)
-    current = t
-
-    def committing(location: str) -> None:
-        # The intent, recorded before the file becomes visible: if we crash after the rename
-        # and the partner takes the file meanwhile, the retry knows not to send it again.
-        nonlocal current
-        current = rt.store.update(current, [], delivered_path=location)
-
-    document = None
-    if profile in PASSWORD_PROFILES:
-        try:
-            document = (folder / "password").read_bytes()
-        except OSError as exc:
-            raise StorageError(N_("cannot read the password in the spool: {strerror}").format(
-                                   strerror=exc.strerror)) from exc
-    issued = None
-    try:
-        if document is not None:
-            # The password goes first, by its own route, so nobody holds a file nobody can open.
-            issued = password_channel_for(recipient, folder).issue(parcel, document)
-        done = transport.send(parcel, renamed_before=t.delivered_path is not None,
-                              committing=committing)
-    except HostKeyRefused as exc:
-        # A changed host key is permanent until an operator acts: recorded, then failed at once.
-        now = clock.now_ns()
-        noted = event("transport.host_key_refused", current, {
-            "host": exc.host, "port": exc.port, "expected": list(exc.expected),
-            "offered": exc.offered}, key=f"{current.id}:host-key-refused:{now}", time_ns=now)
-        return _delivery_failed(rt, current, recipient, exc, refused=True, noted=[noted])
-    except PartnerRefused as exc:
-        return _delivery_failed(rt, current, recipient, exc, refused=True)
-    except PartnerUnavailable as exc:
-        return _delivery_failed(rt, current, recipient, exc, refused=False)
-    t = current
-    faults.crash_point("after-deliver")
-    events = []
-    password_path = None
-    if issued is not None:
-        password_path = issued.location if issued.kind != "retrieval" else RETRIEVAL_MARK
-        events.append(event("password.issued", t, {
-            "channel": issued.kind, "path": password_path, **issued.details}))
-    events.append(event("transfer.delivered", t, {
-        "path": done.location, "transport": done.kind, "sealed_sha256": t.sealed_sha256,
-        **({"manifest": parcel.manifest_name,
-            "manifest_sha256": hashlib.sha256(parcel.manifest).hexdigest()}
-           if parcel.manifest is not None else {}),
-        **({"link": {"relation": link.relation, "transfer": link.remote}} if link else {}),
-        **done.details}))
-    # The spool's copy of a password is erased next (erase_password), under this claim.
-    return rt.store.transition(t, State.DELIVERED, events, delivered_path=done.location,
-                               password_path=password_path,
-                               keep_claim=os.path.lexists(rt.spool.folder(t.id) / "password"))
-
-
-
-def _delivery_failed(
-    rt: Runtime,
-    t: Transfer,
-    recipient: Recipient,
-    exc: PartnerRefused | PartnerUnavailable,
-    *,
-    refused: bool,
-    noted: Sequence[Draft] = (),
-) -> Transfer:
-    """Count a failed attempt: failed at once when refused, else retried until the limit."""
-    attempts = t.attempts + 1
-    now = clock.now_ns()
-    log.warning("delivery of %s failed (attempt %d): %s", t.id, attempts, exc)
-    events = list(noted)
-    final = refused or attempts >= recipient.attempts
-    error = failures.describe(t, exc, attempts=attempts, limit=recipient.attempts, final=final,
-                              at=clock.iso(now))
-    info = {"attempts": attempts, "error": str(exc), "hint": error["hint"], "rule": error["rule"],
-            "transport": recipient.transport, "route": recipient.route()}
-    last_error = json.dumps(error, ensure_ascii=False)
-    if final:
-        events.append(event("transfer.failed", t, {**info, "refused": refused},
-                            key=f"{t.id}:transfer.failed:{now}", time_ns=now))
-        return rt.store.transition(t, State.FAILED, events, attempts=attempts,
-                                   last_error=last_error)
-    events.append(event("delivery.retry", t, {**info, "attempt": attempts},
-                        key=f"{t.id}:delivery.retry:{now}", time_ns=now))
-    return rt.store.update(t, events, attempts=attempts, last_error=last_error)
-
-
-def _reject(rt: Runtime, t: Transfer, reasons: list[Reason], *,
-            named: dict[str, str] | None = None, **changes: Any) -> Transfer:
-    dicts = [r.as_dict() for r in reasons]
-    log.info("transfer %s rejected: %s", t.id, ", ".join(r.rule for r in reasons))
-    data: dict[str, Any] = {"reasons": dicts, "stage": t.state, **(named or {})}
-    sender = changes.get("sender", t.sender)
-    if sender is not None:
-        data["sender"] = sender
-    return rt.store.transition(t, State.REJECTED, [event("transfer.rejected", t, data,
-                                                         actor=sender)],
-                               reasons=json.dumps(dicts, ensure_ascii=False), **changes)
-
-
-def erase_password(rt: Runtime, t: Transfer, *, owner: str | None = None) -> None:
-    """Remove a delivered transfer's password from the spool (claimed first, by a worker)."""
-    password = rt.spool.folder(t.id) / "password"
-    held = owner is not None and t.claimed_by == owner  # kept from the delivery
-    if not os.path.lexists(password):
-        if held:
-            assert owner is not None
-            rt.store.release(KIND, t.id, owner)
-        return  # nothing to erase: no claim needed
-    lease = rt.settings.lease_seconds
-    if owner is not None and not held and not rt.store.claim(KIND, t.id, t.state, owner, lease):
-        return
-    try:
-        password.unlink(missing_ok=True)
-    finally:
-        if owner is not None:
-            rt.store.release(KIND, t.id, owner)
 
 
 def _user_name(uid: int) -> str | None:
