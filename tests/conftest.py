@@ -232,3 +232,16 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
 
 needs_7zz = pytest.mark.skipif(shutil.which("7zz") is None, reason="7zz is not installed "
                                "(scripts/test installs it)")
+
+
+def read_terminal(main: int) -> bytes:
+    """Everything written to a pseudo-terminal's other side, once that side is closed."""
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the other end is closed: all was read
+            return shown
+        if not chunk:
+            return shown
+        shown += chunk

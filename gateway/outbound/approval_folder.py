@@ -60,7 +60,7 @@ from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state import clock, fanouts
 from gateway.state.rows import Transfer
-from gateway.state.spool import refuse_linked, sync_dir
+from gateway.state.spool import refuse_linked, sync_dir, write_atomic
 from policies.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,8 @@ class ApprovalFolder:
             if transfer is not None:
                 approvals.record_refusal(self.rt, transfer,
                                          Reason(refusal.rule, refusal.message), flush=False)
-        _write(self.folder / f"{ident}{NOTE_SUFFIX}", _note(name, kept, refusal), NOTE_MODE)
+        write_atomic(self.folder / f"{ident}{NOTE_SUFFIX}", _note(name, kept, refusal), NOTE_MODE,
+                     durable=False, fresh=True)
         log.warning("approvals folder: %s refused (%s): %s; kept as %s", name, refusal.rule,
                     refusal.message, kept)
 
@@ -324,7 +325,7 @@ class ApprovalFolder:
         present = set(names)
         for ident, (_rows, text) in made.items():
             if self._written.get(ident) != text or (refresh and ident not in present):
-                _write(self.folder / ident, text, STATEMENT_MODE)
+                write_atomic(self.folder / ident, text, STATEMENT_MODE, durable=False, fresh=True)
                 self._written[ident] = text
         for name in names:  # what no longer awaits witnesses leaves the folder
             ident = name.removesuffix(NOTE_SUFFIX)
@@ -370,24 +371,6 @@ def _read(path: Path, *, settled: bool = False) -> tuple[bytes | None, Refusal |
             "the file is not an SSH signature (ssh-keygen -Y sign writes ASCII armour)"),
             _SIGN_HINT)
     return raw, None
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write under a fresh temporary name (never one a witness could have put there) and rename
-    over `path`."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    except BaseException:
-        os.close(fd)
-        _remove(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
 
 
 def _remove(path: Path) -> None:

@@ -316,9 +316,9 @@ def reject(rt: Runtime, transfer_id: str, signature: str, reason: str) -> Transf
 def _decided(transfer: Transfer) -> dict[str, Any]:
     """The change approval makes to a transfer's reasons: why it waited again, now answered
     (gateway.outbound.reapproval), is no longer one."""
-    reasons = transfer.reason_list()
-    kept = [r for r in reasons if r.get("rule") != duplicates.APPEARED]
-    return {} if len(kept) == len(reasons) else {"reasons": json.dumps(kept, ensure_ascii=False)}
+    if not duplicates.waits_again(transfer):
+        return {}
+    return {"reasons": json.dumps(duplicates.other_reasons(transfer), ensure_ascii=False)}
 
 
 def _verify_or_record(

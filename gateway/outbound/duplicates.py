@@ -48,6 +48,12 @@ def waits_again(transfer: Transfer) -> bool:
     return any(r.get("rule") == APPEARED for r in transfer.reason_list())
 
 
+def other_reasons(transfer: Transfer) -> list[dict[str, Any]]:
+    """The transfer's reasons but why it waits for its witnesses again (answered by their
+    new decision)."""
+    return [r for r in transfer.reason_list() if r.get("rule") != APPEARED]
+
+
 def statement_lines(rt: Runtime, transfer: Transfer) -> list[str]:
     """The statement's flag line, or nothing when the bytes were never delivered on the flow."""
     earlier = earlier_delivery(rt, transfer)

@@ -48,16 +48,17 @@ def appeared(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Appeare
     designated witness's today), so a signature over other bytes, a key no longer designated or
     too few approvals are never this case.
     """
-    earlier = duplicates.earlier_delivery(rt, transfer)
-    if earlier is None:
+    delivered = duplicates.deliveries(rt, transfer)
+    if not delivered:
         return None
+    earlier = delivered[0]  # the one the statement names now
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     sealed = transfer.model_copy(update={"sha256": sha256, "size": size})
     standing = approvals.counting(rt, sealed, approvals.statement(rt, sealed))
     stale: dict[int, str] = {}
     signed_over: list[str | None] = []
-    others = [o.id for o in duplicates.deliveries(rt, transfer) if o.id != earlier.id]
+    others = [o.id for o in delivered[1:]]
     for before in (None, *others):
         lines = [] if before is None else [f"{DUPLICATE_KEY}: {before}"]
         found = approvals.counting(rt, sealed, approvals.statement(rt, sealed,
@@ -96,8 +97,7 @@ def return_to_witnesses(rt: Runtime, transfer: Transfer, found: Appeared) -> Tra
                 "standing": len(found.standing),
                 "statement": message.decode("utf-8"), "reasons": [reason],
             }, key=f"{transfer.id}:approval.voided:{now}", time_ns=now)], conn,
-            reasons=json.dumps([*(r for r in transfer.reason_list()
-                                  if r.get("rule") != duplicates.APPEARED), reason],
+            reasons=json.dumps([*duplicates.other_reasons(transfer), reason],
                                ensure_ascii=False))
     log.warning("transfer %s waits for its witnesses again: %s with the same bytes was "
                 "delivered after it was approved", transfer.id, found.earlier.id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,20 +196,33 @@ def sha256_file(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write bytes to a temporary name beside `path`, sync, and rename over it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True,
+                 fresh: bool = False) -> None:
+    """Write bytes to a temporary name beside `path`, sync, and rename over it.
+
+    `fresh`: a new, unguessable temporary name made with O_EXCL, for a folder others may write
+    in (a name they put there first is never opened). `durable=False`: no fsync of the file and
+    its folder, for what is derived and written again after a restart.
+    """
+    suffix = f".{secrets.token_hex(6)}.tmp" if fresh else ".tmp"
+    tmp = path.with_name(f".{path.name}{suffix}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags | (os.O_EXCL if fresh else os.O_TRUNC), mode)
     try:
         os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
+        if durable:
+            os.fsync(fd)
+    except BaseException:
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     os.replace(tmp, path)
-    sync_dir(path.parent)
+    if durable:
+        sync_dir(path.parent)
 
 
 def refuse_linked(folder: Path, what: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.faults import PAUSE_ENV, PAUSED_MARK, RESUME_ENV
 from tests.conftest import GOOD_ROWS, Demo, csv_bytes, sealed_files, wait_for
+from tests.gateway.outbound.test_notices import events, hook_documents
 
 pytestmark = pytest.mark.slow
 
@@ -62,13 +63,13 @@ def test_a_duplicate_delivered_during_the_seal_sends_the_second_back_to_its_witn
     assert statement.endswith(f"duplicate-of: {first}\n")
     assert len(sealed_files(demo.inbox)) == 1, "the second was not sent"
     demo.wait_ledger(120)
-    voided = _events(demo, "approval.voided")
+    voided = events(demo, "approval.voided")
     assert [(e["subject"], e["data"]["duplicate_of"]) for e in voided] == [(second, first)]
-    assert not [e for e in _events(demo, "transfer.rejected") if e["subject"] == second]
+    assert not [e for e in events(demo, "transfer.rejected") if e["subject"] == second]
 
     # Both witnesses are told again, with --duplicate-ok among the next commands.
     def told_again() -> list[dict[str, Any]]:
-        return [d for d in _documents(hook_out)
+        return [d for d in hook_documents(hook_out)
                 if d["kind"] == "approval.again" and d["subject"] == second]
 
     again = wait_for(lambda: (lambda found: found if len(found) == 2 else None)(told_again()),
@@ -85,7 +86,7 @@ def test_a_duplicate_delivered_during_the_seal_sends_the_second_back_to_its_witn
              "the second to be delivered on its new approval")
     assert len(sealed_files(demo.inbox)) == 2
     demo.wait_ledger(120)
-    accepted = [e for e in _events(demo, "approval.accepted") if e["subject"] == second]
+    accepted = [e for e in events(demo, "approval.accepted") if e["subject"] == second]
     assert [e["data"].get("duplicate_of") for e in accepted] == [None, first]
     verified = demo.cli("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -109,12 +110,3 @@ sweep_seconds = 0.2
 """)
 
 
-def _documents(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def _events(demo: Demo, kind: str) -> list[dict[str, Any]]:
-    out = demo.cli("audit", "query", "--kind", kind, "--format", "json", check=True).stdout
-    return list(json.loads(out))

@@ -22,7 +22,7 @@ from gateway.cli.progress import progress_line
 from gateway.faults import PAUSE_ENV, PAUSED_MARK, RESUME_ENV
 from gateway.transports import Parcel
 from gateway.transports.sftp import SftpTransport
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, read_terminal, wait_for
 from tests.gateway.conftest import needs_sshd
 from tests.gateway.transports.servers import Sshd
 
@@ -136,15 +136,7 @@ def _on_a_terminal(write: object) -> bytes:
         with os.fdopen(os.dup(side), "w", encoding="utf-8") as stream:
             write(stream)  # type: ignore[operator]
         os.close(side)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(main, 4096)
-            except OSError:  # the other end is closed: all was read
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = read_terminal(main)
     finally:
         os.close(main)
     return shown

@@ -9,7 +9,7 @@ import subprocess
 
 from audit.ledger import Ledger
 from tests.audit.ledgers import transfer_events
-from tests.conftest import Demo, tachiai_command
+from tests.conftest import Demo, read_terminal, tachiai_command
 
 
 def _filled(demo: Demo) -> None:
@@ -26,15 +26,7 @@ def test_verify_shows_progress_on_a_terminal(demo: Demo) -> None:
                                  str(demo.config)], stdout=subprocess.PIPE, stderr=side,
                                 timeout=120)
         os.close(side)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(main, 4096)
-            except OSError:  # the terminal's other end is closed: all was read
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = read_terminal(main)
     finally:
         os.close(main)
     assert result.returncode == 0, shown
