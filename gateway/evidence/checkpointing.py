@@ -105,6 +105,7 @@ class CheckpointService:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._checkpointer: Checkpointer | None = None
+        self._told: str | None = None  # the last "signed by …; resuming after …" logged
         # Several nodes on one PostgreSQL ledger: exactly one signs at a time (a session lock,
         # taken over when its holder's connection ends). One SQLite ledger has one daemon.
         self._signer_lock: SignerLock | None = None
@@ -238,11 +239,11 @@ class CheckpointService:
         checkpointer = Checkpointer(self.ledger, self.signer, lock=self._signer_lock)
         last = checkpointer.resume(known)
         self._checkpointer = checkpointer
-        log.info(
-            "ledger checkpoints signed by %s; %s",
-            self.verifier.to_text(),
-            f"resuming after {last.describe()}" if last else "none signed yet",
-        )
+        told = (f"ledger checkpoints signed by {self.verifier.to_text()}; "
+                + (f"resuming after {last.describe()}" if last else "none signed yet"))
+        if told != self._told:  # the start resumes twice (before and after recovery): once
+            log.info("%s", told)
+            self._told = told
 
     def _publish(self) -> None:
         for sink in self.sinks:

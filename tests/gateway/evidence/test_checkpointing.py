@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import stat
@@ -196,3 +197,17 @@ def test_an_idle_ledger_gets_no_new_checkpoint_however_long_it_waits(tmp_path: P
         service.stop()
     sizes = sorted(parse(n, s, None).checkpoint.size for n, s in ledger.checkpoints())
     assert sizes == [7, 8]
+
+
+def test_the_daemon_start_says_where_it_resumes_once(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    ledger = Ledger.open(state(tmp_path) / "ledger.db")
+    ledger.append(transfer_events(10))
+    service = CheckpointService(ledger, settings(tmp_path))
+    with caplog.at_level(logging.INFO, logger="gateway.evidence.checkpointing"):
+        service.check_start()  # the daemon: before recovery, then again when it starts
+        service.start()
+        service.stop()
+    told = [m for m in (r.getMessage() for r in caplog.records)
+            if "ledger checkpoints signed by" in m]
+    assert len(told) == 1 and told[0].endswith("none signed yet")
