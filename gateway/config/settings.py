@@ -10,7 +10,6 @@ place (routes and sources have modules of their own).
 from __future__ import annotations
 
 import os
-import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -244,6 +243,8 @@ class Settings:
         node (node_name, else the host name), as the nodes may share the state folder."""
         if not self.database_url:
             return "daemon.lock"
+        import socket  # only a configuration without node_name needs it
+
         node = self.node_name or socket.gethostname()
         return "daemon." + "".join(c if c.isalnum() or c in "-_." else "_" for c in node) + ".lock"
 
