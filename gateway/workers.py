@@ -24,12 +24,13 @@ from pathlib import Path
 
 from gateway import faults, processes
 from gateway.errors import TachiaiError
-from gateway.outbound import internal_errors, pipeline
+from gateway.outbound import check_pool, internal_errors, pipeline
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state import claims, clock
 from gateway.state.store import Transfer
+from policies.agreement import Agreement, Flow
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,21 @@ class Workers:
         self.flusher = Flusher(rt, stopping, wake)
         self._heartbeat = threading.Thread(target=self._beat, name="tachiai-heartbeat",
                                            daemon=True)
+        # The content check runs in these processes, beside the lanes' bookkeeping.
+        size = rt.settings.check_processes
+        self.checks = check_pool.CheckPool(size) if size else None
 
     def start(self) -> None:
+        """Start the check processes (warmed up on this gateway's flows), then the threads.
+
+        Raises:
+            check_pool.CheckProcessLost: a check process did not start.
+        """
+        if self.checks is not None:
+            self.checks.start(self._flows(), clock.today())
+            self.rt.checker = self.checks
+            log.info("content checks run in %d process(es): %s", self.checks.size,
+                     ", ".join(str(pid) for pid in self.checks.pids))
         self.flusher.start()
         self.intake.start()
         self.sealing.start()
@@ -234,6 +248,9 @@ class Workers:
         deadline = time.monotonic() + wait_seconds
         lanes = [self.intake, self.sealing, *self.delivery.values()]
         finished = all([lane.join(deadline) for lane in lanes])
+        if self.checks is not None:
+            self.rt.checker = None
+            self.checks.close()
         self.flusher.join(deadline)  # what is left pending, the daemon's last flush moves
         with self._lock:
             left = dict(self._running)
@@ -245,6 +262,10 @@ class Workers:
         if not finished:
             log.warning("stopped with %d step(s) still running; their claims were given back",
                         len(left))
+
+    def _flows(self) -> list[tuple[Agreement, Flow]]:
+        """The flows whose files this gateway checks: a check process warms up on each."""
+        return [(a, f) for a, f in self.rt.our_flows() if f.recipient not in a.groups]
 
     # -- the jobs ---------------------------------------------------------------------------
 

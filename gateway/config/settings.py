@@ -70,6 +70,7 @@ GATEWAY_KEYS = frozenset(
         "busy_timeout_seconds",
         "node_name",
         "workers",
+        "check_processes",
         "error_attempts",
         "lease_seconds",
         "partitions",
@@ -207,6 +208,9 @@ class Settings:
     # [gateway] workers: threads in each CPU lane (intake and checks; sealing) of the daemon
     # (gateway.workers); each partner's deliveries have a lane of their own besides.
     workers: int = 2
+    # [gateway] check_processes: processes that run the content check of files beside the
+    # workers (gateway.outbound.check_pool); 0 checks in the worker's own thread.
+    check_processes: int = 1
     # [gateway] error_attempts: tries of a step that fails with an internal error before its
     # transfer is `failed` (rule internal.error).
     error_attempts: int = 5
@@ -368,6 +372,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             node_name=_node_name(gw.get("node_name", ""), path),
             **_database(section("database"), resolve, path),
             workers=_whole(gw.get("workers", 2), "gateway.workers", path),
+            check_processes=_whole(gw.get("check_processes", 1), "gateway.check_processes",
+                                   path),
             error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
             lease_seconds=float(gw.get("lease_seconds", 60.0)),
             partitions=_partitions(gw.get("partitions", []), party, path),
@@ -389,6 +395,11 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     if not 1 <= settings.workers <= 64 or not 1 <= settings.error_attempts <= 100:
         raise ConfigError(N_("{path}: gateway.workers must be in [1, 64] and "
                              "gateway.error_attempts in [1, 100]").format(path=path))
+    if not 0 <= settings.check_processes <= 64:
+        raise ConfigError(N_("{path}: gateway.check_processes must be in [0, 64]").format(
+                              path=path),
+                          hint=N_("1 or 2 suit a machine of 2 cores (the workers use the other); "
+                                  "0 checks each file in its worker's own thread"))
     if not 2 <= settings.lease_seconds <= 3600:
         raise ConfigError(N_("{path}: gateway.lease_seconds must be in [2, 3600]").format(
                               path=path),
