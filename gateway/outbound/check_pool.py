@@ -167,10 +167,6 @@ class CheckPool:
         """An idle child, waiting for one; a new one when every child is gone (one that
         could not be replaced)."""
         while True:
-            try:
-                return self._idle.get(timeout=1.0)
-            except queue.Empty:
-                pass
             with self._lock:
                 closing, empty = self._closing, not self._children
             if closing:
@@ -178,6 +174,10 @@ class CheckPool:
                                        "the next start")
             if empty:
                 return self._spawn()
+            try:
+                return self._idle.get(timeout=1.0)
+            except queue.Empty:
+                pass
 
     def close(self, wait_seconds: float = STOP_SECONDS) -> None:
         """Stop every child: ask, wait up to `wait_seconds`, then kill what is left."""
@@ -185,6 +185,9 @@ class CheckPool:
             self._closing = True
             children = list(self._children)
             self._children.clear()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._idle.get_nowait()
         for child in children:
             with contextlib.suppress(OSError):
                 child.conn.send(("stop",))
@@ -199,7 +202,8 @@ class CheckPool:
     def _spawn(self) -> _Child:
         parent_end, child_end = self._context.Pipe()
         counter: _Counter = self._context.Value("q", 0, lock=False)
-        process = self._context.Process(target=_serve, args=(child_end, counter),
+        process = self._context.Process(target=_serve, args=(child_end, counter,
+                                                             REPORT_SECONDS),
                                         name="tachiai-check", daemon=True)
         process.start()
         child_end.close()
@@ -297,7 +301,7 @@ def _size(path: Path) -> int:
 # --- the child's side ----------------------------------------------------------------------------
 
 
-def _serve(conn: Connection, counter: _Counter) -> None:
+def _serve(conn: Connection, counter: _Counter, report_seconds: float) -> None:
     """A child's loop: answer each request until told to stop or the daemon is gone."""
     # Ctrl-C at a terminal reaches the whole process group: the daemon stops its children.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -315,7 +319,7 @@ def _serve(conn: Connection, counter: _Counter) -> None:
             if kind == "check":
                 _kind, path, digest, blob, flow, on = message
                 reply: tuple[str, Any] = ("verdict", _check(Path(path), _terms(terms, digest, blob),
-                                                            flow, on, counter))
+                                                            flow, on, counter, report_seconds))
             else:  # "warm"
                 _kind, digest, blob, flow, on = message
                 _warm_up(_terms(terms, digest, blob), flow, on)
@@ -338,23 +342,23 @@ def _terms(cache: dict[str, Agreement], digest: str, blob: bytes | None) -> Agre
     return cache[digest]
 
 
-def _check(path: Path, agreement: Agreement, flow: Flow, on: dt.date,
-           counter: _Counter) -> Verdict:
-    with open_regular(path) as fh, _reporting(fh.fileno(), counter):
+def _check(path: Path, agreement: Agreement, flow: Flow, on: dt.date, counter: _Counter,
+           report_seconds: float) -> Verdict:
+    with open_regular(path) as fh, _reporting(fh.fileno(), counter, report_seconds):
         return check_file(fh, agreement, flow, on)
 
 
 @contextlib.contextmanager
-def _reporting(fd: int, counter: _Counter) -> Iterator[None]:
-    """Write the offset of `fd` into `counter` every `REPORT_SECONDS` while a large file is
-    read (nothing for a small one: it is done before anyone could look)."""
+def _reporting(fd: int, counter: _Counter, seconds: float) -> Iterator[None]:
+    """Write the offset of `fd` into `counter` every `seconds` while a large file is read
+    (nothing for a small one: it is done before anyone could look)."""
     if os.fstat(fd).st_size < progress.LARGE:
         yield
         return
     stopped = threading.Event()
 
     def report() -> None:
-        while not stopped.wait(REPORT_SECONDS):
+        while not stopped.wait(seconds):
             try:
                 counter.value = os.lseek(fd, 0, os.SEEK_CUR)
             except OSError:
