@@ -398,8 +398,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     if not 0 <= settings.check_processes <= 64:
         raise ConfigError(N_("{path}: gateway.check_processes must be in [0, 64]").format(
                               path=path),
-                          hint=N_("1 or 2 suit a machine of 2 cores (the workers use the other); "
-                                  "0 checks each file in its worker's own thread"))
+                          hint=N_("1 suits a machine of 2 cores (the worker threads use the "
+                                  "other); 0 checks each file in its worker's own thread"))
     if not 2 <= settings.lease_seconds <= 3600:
         raise ConfigError(N_("{path}: gateway.lease_seconds must be in [2, 3600]").format(
                               path=path),
