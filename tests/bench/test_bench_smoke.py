@@ -142,7 +142,8 @@ def test_startup_benchmark_reports_each_command_beside_the_floor(tmp_path: Path)
 
 @pytest.mark.slow
 def test_whole_path_benchmark_names_each_figure_beside_the_manual_loop(tmp_path: Path) -> None:
-    result = wholepath.run(Params(files=2, size_bytes=64 * 1024), tmp_path / "wholepath")
+    result = wholepath.run(Params(files=2, size_bytes=64 * 1024, check_processes=2),
+                           tmp_path / "wholepath")
 
     keys = [f.key for f in result.figures]
     assert keys[:2] == ["manual.files_per_s", "manual.cpu_ms_per_file"]
@@ -153,6 +154,11 @@ def test_whole_path_benchmark_names_each_figure_beside_the_manual_loop(tmp_path:
                for f in result.figures)
     assert "manual loop" in result.figure("manual.files_per_s").label
     assert "ssh-keygen" in result.figure("folder.approve_cpu_ms_per_file").label
+    # The daemon ran with the check processes asked for, and the notes say so.
+    assert result.parameters["check_processes"] == 2
+    assert any("checks content in 2 process(es)" in note for note in result.notes)
+    log = (tmp_path / "wholepath/daemon.log").read_text(encoding="utf-8")
+    assert "content checks run in 2 process(es)" in log
     # Six files went through the real daemon, each delivered as a ZIP of its own.
     inbox = tmp_path / "wholepath/tachiai/demo/recipients/nhi-central/inbox"
     assert len([p for p in inbox.iterdir() if p.suffix == ".zip"]) == 6

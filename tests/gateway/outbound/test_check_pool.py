@@ -186,6 +186,41 @@ def test_a_changed_agreement_is_checked_by_its_new_terms(tmp_path: Path) -> None
         one.close()
 
 
+def test_terms_pushed_out_of_a_childs_cache_are_sent_again(tmp_path: Path) -> None:
+    path = _spooled(tmp_path, "file", rows_csv(TARO, HANAKO))  # cp932
+    changed = _utf8_only()
+    titled = [dataclasses.replace(NHI, title=f"version {i}")
+              for i in range(check_pool.KNOWN_TERMS + 2)]
+    one = CheckPool(1)
+    one.start()
+    try:
+        assert [r.rule for r in one.check(path, changed, MONTHLY, ON).reasons] == [
+            "content.encoding"]
+        for agreement in titled:  # each another digest: the first ones are pushed out
+            assert one.check(path, agreement, MONTHLY, ON).accepted
+        assert [r.rule for r in one.check(path, changed, MONTHLY, ON).reasons] == [
+            "content.encoding"]
+        assert one.check(path, titled[0], MONTHLY, ON).accepted
+    finally:
+        one.close()
+
+
+def test_a_child_asked_by_a_digest_it_no_longer_holds_is_sent_the_terms(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _spooled(tmp_path, "file", rows_csv(TARO, HANAKO))
+    titled = [dataclasses.replace(NHI, title=f"version {i}")
+              for i in range(check_pool.KNOWN_TERMS + 2)]
+    one = CheckPool(1)
+    one.start()
+    # This side believes the child holds more than it does (the child keeps KNOWN_TERMS).
+    monkeypatch.setattr(check_pool, "KNOWN_TERMS", 10 * len(titled))
+    try:
+        for agreement in [*titled, titled[0]]:
+            assert one.check(path, agreement, MONTHLY, ON).accepted
+    finally:
+        one.close()
+
+
 def _large(folder: Path, times: int) -> Path:
     """A good file of `times` × progress.LARGE bytes or so."""
     pair = len(csv_bytes(GOOD_ROWS)) - len(csv_bytes([]))
