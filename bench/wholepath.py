@@ -129,7 +129,7 @@ def run(params: Params, work_dir: Path) -> Result:
               "batched": "one `tachiai approve ID… --key` for all",
               "folder": "one `ssh-keygen -Y sign` per file (approvals folder)"}
     witness = {"folder": "  ssh-keygen (the witness) CPU per file"}
-    for mode, (seconds, daemon_cpu, cli_cpu) in spans.items():
+    for mode, (seconds, daemon_cpu, cli_cpu, checks_cpu) in spans.items():
         figures += [
             Figure(f"{mode}.files_per_s", f"tachiai, {labels[mode]}", rate(n, seconds),
                    "files/s", group),
@@ -137,6 +137,8 @@ def run(params: Params, work_dir: Path) -> Result:
                    manual[0] / seconds, "×", group),
             Figure(f"{mode}.daemon_cpu_ms_per_file", "  daemon CPU per file",
                    daemon_cpu / n * 1000, "ms CPU", group),
+            Figure(f"{mode}.checks_cpu_ms_per_file", "    of which its check processes",
+                   checks_cpu / n * 1000, "ms CPU", group),
             Figure(f"{mode}.approve_cpu_ms_per_file",
                    witness.get(mode, "  approve command CPU per file"),
                    cli_cpu / n * 1000, "ms CPU", group),
@@ -164,11 +166,12 @@ def run(params: Params, work_dir: Path) -> Result:
 
 def _one_batch(mode: str, paths: Sequence[Path], outbox: Path, db: Path, daemon_pid: int,
                approve: list[str], key: Path, config: Path, env: dict[str, str],
-               folder: Path) -> tuple[float, float, float]:
+               folder: Path) -> tuple[float, float, float, float]:
     """(seconds from drop to the last delivery, daemon CPU seconds, the witness's CPU seconds:
-    approve commands, or ssh-keygen into the approvals `folder`)."""
+    approve commands, or ssh-keygen into the approvals `folder`; the part of the daemon's CPU
+    spent in its check processes)."""
     before = _delivered(db)
-    cpu0 = _tree_cpu(daemon_pid)
+    cpu0, checks0 = _tree_cpu(daemon_pid)
     children0 = _children_cpu()
     started = time.perf_counter()
     for path in paths:
@@ -189,7 +192,8 @@ def _one_batch(mode: str, paths: Sequence[Path], outbox: Path, db: Path, daemon_
                              f"{done.stderr.strip()[-500:]}")
     _wait(lambda: _delivered(db) >= before + len(paths) or None, f"{mode}: files delivered")
     seconds = time.perf_counter() - started
-    return seconds, _tree_cpu(daemon_pid) - cpu0, _children_cpu() - children0
+    cpu, checks = _tree_cpu(daemon_pid)
+    return seconds, cpu - cpu0, _children_cpu() - children0, checks - checks0
 
 
 def _manual_loop(paths: Sequence[Path], work: Path) -> tuple[float, float]:
@@ -247,11 +251,11 @@ def _wait(probe: Callable[[], _T | None], what: str) -> _T:
     raise BenchError(f"timed out after {_TIMEOUT_SECONDS:.0f} s waiting for {what}")
 
 
-def _tree_cpu(pid: int) -> float:
+def _tree_cpu(pid: int) -> tuple[float, float]:
     """User + system CPU seconds of a running process and of its descendants (the daemon's
     check processes, children of its forkserver, with what their ended children used), from
     /proc. The tools the process itself ran and waited for (ssh-keygen) are not counted, as
-    before the check processes were."""
+    before the check processes were. Also the part of its descendants alone."""
     parents: dict[int, int] = {}
     stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
@@ -266,13 +270,14 @@ def _tree_cpu(pid: int) -> float:
         here = todo.pop()
         tree.add(here)
         todo.extend(child for child, parent in parents.items() if parent == here)
-    ticks = 0
+    own = descendants = 0
     for member in tree & stats.keys():
         fields = stats[member]
-        ticks += int(fields[11]) + int(fields[12])
-        if member != pid:
-            ticks += int(fields[13]) + int(fields[14])
-    return ticks / _CLK_TCK
+        if member == pid:
+            own = int(fields[11]) + int(fields[12])
+        else:
+            descendants += sum(int(f) for f in fields[11:15])
+    return (own + descendants) / _CLK_TCK, descendants / _CLK_TCK
 
 
 def _children_cpu() -> float:

@@ -150,7 +150,9 @@ def test_whole_path_benchmark_names_each_figure_beside_the_manual_loop(tmp_path:
     for mode in ("single", "batched", "folder"):
         assert {f"{mode}.files_per_s", f"{mode}.vs_manual", f"{mode}.daemon_cpu_ms_per_file",
                 f"{mode}.approve_cpu_ms_per_file"} <= set(keys)
-    assert all(math.isfinite(f.value) and f.value > 0 and f.label and f.unit
+    # A check of a small file may take less than a clock tick of its process's CPU.
+    assert all(math.isfinite(f.value) and f.label and f.unit
+               and (f.value >= 0 if f.key.endswith(".checks_cpu_ms_per_file") else f.value > 0)
                for f in result.figures)
     assert "manual loop" in result.figure("manual.files_per_s").label
     assert "ssh-keygen" in result.figure("folder.approve_cpu_ms_per_file").label
