@@ -5,7 +5,9 @@ that releases the GIL, so threads overlap them much as processes would, while sh
 Runtime, whose engine pool gives each thread its own SQLite connection. Lanes: intake (take in,
 check) and sealing each have `[gateway] workers` threads, so sealing an approved file never
 waits behind the intake of others; each recipient's deliveries have one thread of their own, so
-a silent partner holds only its lane and the order per partner is kept. It never decides what
+a silent partner holds only its lane and the order per partner is kept. The one step that is
+plain Python over a whole file, the content check, runs in `[gateway] check_processes`
+processes that the workers start and stop (gateway.outbound.check_pool). It never decides what
 a step does (gateway.outbound.pipeline does) and never lets one file's error stop the daemon.
 """
 
@@ -30,7 +32,6 @@ from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state import claims, clock
 from gateway.state.store import Transfer
-from policies.agreement import Agreement, Flow
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class Workers:
             check_pool.CheckProcessLost: a check process did not start.
         """
         if self.checks is not None:
-            self.checks.start(self._flows(), clock.today())
+            self.checks.start(self.rt.our_flows(), clock.today())
             self.rt.checker = self.checks
             log.info("content checks run in %d process(es): %s", self.checks.size,
                      ", ".join(str(pid) for pid in self.checks.pids))
@@ -262,10 +263,6 @@ class Workers:
         if not finished:
             log.warning("stopped with %d step(s) still running; their claims were given back",
                         len(left))
-
-    def _flows(self) -> list[tuple[Agreement, Flow]]:
-        """The flows whose files this gateway checks: a check process warms up on each."""
-        return [(a, f) for a, f in self.rt.our_flows() if f.recipient not in a.groups]
 
     # -- the jobs ---------------------------------------------------------------------------
 

@@ -95,8 +95,8 @@ def test_a_lease_too_short_or_too_long_is_refused_by_name(tmp_path: Path, value:
 
 def test_check_processes_is_read_and_zero_keeps_the_check_in_the_worker(tmp_path: Path
                                                                       ) -> None:
-    assert load_settings(_write(tmp_path, "r/inbox", "r/pw")).check_processes == 1
-    assert load_settings(_lease(tmp_path, "check_processes = 2")).check_processes == 2
+    assert load_settings(_write(tmp_path, "r/inbox", "r/pw")).check_processes == 2
+    assert load_settings(_lease(tmp_path, "check_processes = 1")).check_processes == 1
     assert load_settings(_lease(tmp_path, "check_processes = 0")).check_processes == 0
 
 

@@ -92,7 +92,7 @@ def test_a_check_process_killed_mid_check_is_replaced_and_the_file_is_checked(
     assert fresh != checker and _running(fresh) and not _running(checker)
     assert waiting["id"] == seen.transfer
     log = demo.daemon_log()
-    assert f"the check process {checker} ended while it checked a file" in log
+    assert f"the check process {checker} ended before it answered" in log
     assert "will be tried again" in log  # the workers' internal-error path
     shown_after = demo.show(waiting["id"])
     assert shown_after["state"] == "awaiting_approval"
