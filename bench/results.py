@@ -45,6 +45,8 @@ class Params:
     encoding: str = "cp932"
     postgres_url: str = ""
     full: bool = True
+    #: The daemon's `[gateway] check_processes` where a benchmark runs one (None: the default).
+    check_processes: int | None = None
 
     def __post_init__(self) -> None:
         if self.files < 1:
@@ -53,6 +55,8 @@ class Params:
             raise ValueError("size must be at least 4096 bytes")
         if self.encoding not in ("cp932", "utf-8"):
             raise ValueError("encoding must be cp932 or utf-8")
+        if self.check_processes is not None and not 0 <= self.check_processes <= 64:
+            raise ValueError("check processes must be in [0, 64]")
 
 
 @dataclass(frozen=True)

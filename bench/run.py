@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             encoding=args.encoding,
             full=args.full,
             postgres_url=args.postgres_url,
+            check_processes=args.check_processes,
         )
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -107,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="an empty PostgreSQL database (postgresql+psycopg://ROLE@HOST:PORT/DB) on which "
         "the workers benchmark also runs two nodes; without it that part is skipped",
+    )
+    parser.add_argument(
+        "--check-processes",
+        type=int,
+        metavar="N",
+        help="the daemon's [gateway] check_processes in the wholepath benchmark (default: the "
+        "configuration's default)",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
     return parser

@@ -31,6 +31,7 @@ from typing import TypeVar
 from bench import machine, payload
 from bench.results import BenchError, Figure, Params, Result, rate
 from gateway import bootstrap
+from gateway.config.settings import load_settings
 
 NAME = "wholepath"
 _T = TypeVar("_T")
@@ -64,8 +65,12 @@ def run(params: Params, work_dir: Path) -> Result:
     bootstrap.init(home, demo=True)
     config = home / "tachiai.toml"
     text = config.read_text(encoding="utf-8")
-    config.write_text(re.sub(r"settle_seconds = [0-9.]+", f"settle_seconds = {SETTLE_SECONDS}",
-                             text), encoding="utf-8")
+    text = re.sub(r"settle_seconds = [0-9.]+", f"settle_seconds = {SETTLE_SECONDS}", text)
+    if params.check_processes is not None:
+        text = text.replace("[gateway]\n", f"[gateway]\ncheck_processes = "
+                            f"{params.check_processes}\n", 1)
+    config.write_text(text, encoding="utf-8")
+    check_processes = load_settings(config).check_processes
     staging = work_dir / "staging"
     staging.mkdir()
     outbox = home / "outbox" / bootstrap.DEMO_AGREEMENT / bootstrap.DEMO_FLOW
@@ -124,7 +129,7 @@ def run(params: Params, work_dir: Path) -> Result:
               "batched": "one `tachiai approve ID… --key` for all",
               "folder": "one `ssh-keygen -Y sign` per file (approvals folder)"}
     witness = {"folder": "  ssh-keygen (the witness) CPU per file"}
-    for mode, (seconds, daemon_cpu, cli_cpu) in spans.items():
+    for mode, (seconds, daemon_cpu, cli_cpu, checks_cpu) in spans.items():
         figures += [
             Figure(f"{mode}.files_per_s", f"tachiai, {labels[mode]}", rate(n, seconds),
                    "files/s", group),
@@ -132,6 +137,8 @@ def run(params: Params, work_dir: Path) -> Result:
                    manual[0] / seconds, "×", group),
             Figure(f"{mode}.daemon_cpu_ms_per_file", "  daemon CPU per file",
                    daemon_cpu / n * 1000, "ms CPU", group),
+            Figure(f"{mode}.checks_cpu_ms_per_file", "    of which its check processes",
+                   checks_cpu / n * 1000, "ms CPU", group),
             Figure(f"{mode}.approve_cpu_ms_per_file",
                    witness.get(mode, "  approve command CPU per file"),
                    cli_cpu / n * 1000, "ms CPU", group),
@@ -139,6 +146,7 @@ def run(params: Params, work_dir: Path) -> Result:
     return Result(
         name=NAME,
         parameters={"files": n, "size_bytes": params.size_bytes, "encoding": params.encoding,
+                    "check_processes": check_processes,
                     "settle_seconds": SETTLE_SECONDS},
         figures=tuple(figures),
         notes=(
@@ -148,6 +156,8 @@ def run(params: Params, work_dir: Path) -> Result:
             "durable; the manual loop syncs nothing",
             "with the approvals folder the witness's ssh-keygen signs each published statement "
             "as it appears; the daemon takes the signatures at its next turn (poll_seconds)",
+            f"the daemon checks content in {check_processes} process(es) of its own "
+            "([gateway] check_processes; 0: in its worker threads); its CPU counts theirs",
             "the manual loop seals with 7zz's default (deflate -mx=5), the gateway with deflate "
             "level 6 (the demo's [sealing])",
         ),
@@ -156,11 +166,12 @@ def run(params: Params, work_dir: Path) -> Result:
 
 def _one_batch(mode: str, paths: Sequence[Path], outbox: Path, db: Path, daemon_pid: int,
                approve: list[str], key: Path, config: Path, env: dict[str, str],
-               folder: Path) -> tuple[float, float, float]:
+               folder: Path) -> tuple[float, float, float, float]:
     """(seconds from drop to the last delivery, daemon CPU seconds, the witness's CPU seconds:
-    approve commands, or ssh-keygen into the approvals `folder`)."""
+    approve commands, or ssh-keygen into the approvals `folder`; the part of the daemon's CPU
+    spent in its check processes)."""
     before = _delivered(db)
-    cpu0 = _process_cpu(daemon_pid)
+    cpu0, checks0 = _tree_cpu(daemon_pid)
     children0 = _children_cpu()
     started = time.perf_counter()
     for path in paths:
@@ -181,7 +192,8 @@ def _one_batch(mode: str, paths: Sequence[Path], outbox: Path, db: Path, daemon_
                              f"{done.stderr.strip()[-500:]}")
     _wait(lambda: _delivered(db) >= before + len(paths) or None, f"{mode}: files delivered")
     seconds = time.perf_counter() - started
-    return seconds, _process_cpu(daemon_pid) - cpu0, _children_cpu() - children0
+    cpu, checks = _tree_cpu(daemon_pid)
+    return seconds, cpu - cpu0, _children_cpu() - children0, checks - checks0
 
 
 def _manual_loop(paths: Sequence[Path], work: Path) -> tuple[float, float]:
@@ -239,10 +251,33 @@ def _wait(probe: Callable[[], _T | None], what: str) -> _T:
     raise BenchError(f"timed out after {_TIMEOUT_SECONDS:.0f} s waiting for {what}")
 
 
-def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+def _tree_cpu(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of a running process and of its descendants (the daemon's
+    check processes, children of its forkserver, with what their ended children used), from
+    /proc. The tools the process itself ran and waited for (ssh-keygen) are not counted, as
+    before the check processes were. Also the part of its descendants alone."""
+    parents: dict[int, int] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            stats[int(entry.name)] = fields
+    tree, todo = set(), [pid]
+    while todo:
+        here = todo.pop()
+        tree.add(here)
+        todo.extend(child for child, parent in parents.items() if parent == here)
+    own = descendants = 0
+    for member in tree & stats.keys():
+        fields = stats[member]
+        if member == pid:
+            own = int(fields[11]) + int(fields[12])
+        else:
+            descendants += sum(int(f) for f in fields[11:15])
+    return (own + descendants) / _CLK_TCK, descendants / _CLK_TCK
 
 
 def _children_cpu() -> float:

@@ -6,8 +6,10 @@ total)`. For a file of at least `LARGE` bytes a sampler thread then reads the fi
 (`lseek(fd, 0, SEEK_CUR)`, which moves nothing) every `INTERVAL` seconds and writes
 `<state_dir>/progress/<hash of the transfer>.json` when it changed (and every `KEEPALIVE`
 seconds when it did not), and removes the record when the step ends. The worker's loop pays
-nothing per chunk. The receiving side's SFTP pickup reports a large download the same way (step
-"download", its source and remote name in place of a transfer id).
+nothing per chunk. A check in one of the daemon's check processes is followed through the
+offset that process writes into shared memory (`followed`). The receiving side's SFTP pickup
+reports a large download the same way (step "download", its source and remote name in place of
+a transfer id).
 
 Why files and not a row of the state database: an update is a rename of a few hundred bytes in
 the state directory, which on PostgreSQL the nodes share already (the spool is in it), so any
@@ -29,7 +31,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,11 +115,22 @@ def step(state_dir: Path, transfer: str, name: str, owner: str | None) -> Iterat
 def watched(fh: IO[bytes], total: int) -> Iterator[None]:
     """Report the reading of `fh` (an OS file of `total` bytes) while this block runs, when
     it is large and a step is running; nothing otherwise."""
+    fd = fh.fileno()
+    with followed(lambda: os.lseek(fd, 0, os.SEEK_CUR), total):
+        yield
+
+
+@contextlib.contextmanager
+def followed(position: Callable[[], int], total: int) -> Iterator[None]:
+    """Report a reading of `total` bytes whose offset `position()` tells (a file read here, or
+    a counter that the process reading it writes: gateway.outbound.check_pool), when it is
+    large and a step is running; nothing otherwise. `position` may raise OSError once the
+    reading is over."""
     current = _current.get()
     if current is None or total < LARGE:
         yield
         return
-    sampler = _Sampler(current, fh.fileno(), total)
+    sampler = _Sampler(current, position, total)
     sampler.start()
     try:
         yield
@@ -126,10 +139,10 @@ def watched(fh: IO[bytes], total: int) -> Iterator[None]:
 
 
 class _Sampler(threading.Thread):
-    def __init__(self, current: _Step, fd: int, total: int) -> None:
+    def __init__(self, current: _Step, position: Callable[[], int], total: int) -> None:
         super().__init__(name=f"progress-{current.transfer}", daemon=True)
         self.current = current
-        self.fd = fd
+        self.position = position
         self.total = total
         # Named by a hash: a download's "transfer" is its source and remote name, which are
         # not safe as a file name.
@@ -144,7 +157,7 @@ class _Sampler(threading.Thread):
         last_write = float("-inf")
         while True:
             try:
-                done = min(os.lseek(self.fd, 0, os.SEEK_CUR), self.total)
+                done = min(self.position(), self.total)
             except OSError:
                 return  # the file was closed under us: the step is ending
             now = time.monotonic()

@@ -6,11 +6,13 @@ but changes no transfer. Event drafts are made here so every event has the same 
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from audit.events import Draft
 from gateway.config.policyfiles import load_agreements, load_registry
@@ -25,12 +27,19 @@ from gateway.state.rows import Transfer
 from gateway.state.spool import Spool
 from policies.agreement import Agreement, Flow
 from policies.handlers import Registry
+from policies.reasons import Verdict
 
 if TYPE_CHECKING:
     from audit.ledger import Ledger
     from gateway.state.store import Store
 
 _FLUSHING = threading.Lock()
+
+
+class ContentChecker(Protocol):
+    """Checks a spool file's content in other processes (gateway.outbound.check_pool)."""
+
+    def check(self, path: Path, agreement: Agreement, flow: Flow, on: dt.date) -> Verdict: ...
 
 
 @dataclass
@@ -42,6 +51,9 @@ class Runtime:
     registry: Registry
     spool: Spool
     node: nodes.Node  # this process in `tachiai nodes`
+    # The daemon's content-check processes (gateway.outbound.check_pool), set by its workers
+    # while they run; None checks in the calling thread (every command, check_processes = 0).
+    checker: ContentChecker | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, lite: bool = False) -> Runtime:

@@ -5,7 +5,9 @@ that releases the GIL, so threads overlap them much as processes would, while sh
 Runtime, whose engine pool gives each thread its own SQLite connection. Lanes: intake (take in,
 check) and sealing each have `[gateway] workers` threads, so sealing an approved file never
 waits behind the intake of others; each recipient's deliveries have one thread of their own, so
-a silent partner holds only its lane and the order per partner is kept. It never decides what
+a silent partner holds only its lane and the order per partner is kept. The one step that is
+plain Python over a whole file, the content check, runs in `[gateway] check_processes`
+processes that the workers start and stop (gateway.outbound.check_pool). It never decides what
 a step does (gateway.outbound.pipeline does) and never lets one file's error stop the daemon.
 """
 
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from gateway import faults, processes
 from gateway.errors import TachiaiError
-from gateway.outbound import internal_errors, pipeline
+from gateway.outbound import check_pool, internal_errors, pipeline
 from gateway.outbound.intake import IntakeTracker, Outbox
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
@@ -167,8 +169,21 @@ class Workers:
         self.flusher = Flusher(rt, stopping, wake)
         self._heartbeat = threading.Thread(target=self._beat, name="tachiai-heartbeat",
                                            daemon=True)
+        # The content check runs in these processes, beside the lanes' bookkeeping.
+        size = rt.settings.check_processes
+        self.checks = check_pool.CheckPool(size) if size else None
 
     def start(self) -> None:
+        """Start the check processes (warmed up on this gateway's flows), then the threads.
+
+        Raises:
+            check_pool.CheckProcessLost: a check process did not start.
+        """
+        if self.checks is not None:
+            self.checks.start(self.rt.our_flows(), clock.today())
+            self.rt.checker = self.checks
+            log.info("content checks run in %d process(es): %s", self.checks.size,
+                     ", ".join(str(pid) for pid in self.checks.pids))
         self.flusher.start()
         self.intake.start()
         self.sealing.start()
@@ -234,6 +249,9 @@ class Workers:
         deadline = time.monotonic() + wait_seconds
         lanes = [self.intake, self.sealing, *self.delivery.values()]
         finished = all([lane.join(deadline) for lane in lanes])
+        if self.checks is not None:
+            self.rt.checker = None
+            self.checks.close()
         self.flusher.join(deadline)  # what is left pending, the daemon's last flush moves
         with self._lock:
             left = dict(self._running)

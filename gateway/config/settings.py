@@ -69,6 +69,7 @@ GATEWAY_KEYS = frozenset(
         "busy_timeout_seconds",
         "node_name",
         "workers",
+        "check_processes",
         "error_attempts",
         "lease_seconds",
         "partitions",
@@ -206,6 +207,10 @@ class Settings:
     # [gateway] workers: threads in each CPU lane (intake and checks; sealing) of the daemon
     # (gateway.workers); each partner's deliveries have a lane of their own besides.
     workers: int = 2
+    # [gateway] check_processes: processes that run the content check of files beside the
+    # workers (gateway.outbound.check_pool); 0 checks in the worker's own thread. As many as
+    # the intake lane's threads, so no thread waits for another's check of a large file.
+    check_processes: int = 2
     # [gateway] error_attempts: tries of a step that fails with an internal error before its
     # transfer is `failed` (rule internal.error).
     error_attempts: int = 5
@@ -369,6 +374,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
             node_name=_node_name(gw.get("node_name", ""), path),
             **_database(section("database"), resolve, path),
             workers=_whole(gw.get("workers", 2), "gateway.workers", path),
+            check_processes=_whole(gw.get("check_processes", 2), "gateway.check_processes",
+                                   path),
             error_attempts=_whole(gw.get("error_attempts", 5), "gateway.error_attempts", path),
             lease_seconds=float(gw.get("lease_seconds", 60.0)),
             partitions=_partitions(gw.get("partitions", []), party, path),
@@ -390,6 +397,12 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     if not 1 <= settings.workers <= 64 or not 1 <= settings.error_attempts <= 100:
         raise ConfigError(N_("{path}: gateway.workers must be in [1, 64] and "
                              "gateway.error_attempts in [1, 100]").format(path=path))
+    if not 0 <= settings.check_processes <= 64:
+        raise ConfigError(N_("{path}: gateway.check_processes must be in [0, 64]").format(
+                              path=path),
+                          hint=N_("the default, 2, matches the 2 threads of the intake lane "
+                                  "(gateway.workers); 0 checks each file in its worker's own "
+                                  "thread"))
     if not 2 <= settings.lease_seconds <= 3600:
         raise ConfigError(N_("{path}: gateway.lease_seconds must be in [2, 3600]").format(
                               path=path),

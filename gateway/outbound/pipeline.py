@@ -34,6 +34,7 @@ from gateway.exchange.onward_guard import inspect_onward
 from gateway.i18n import N_
 from gateway.outbound import (
     approvals,
+    check_pool,
     delivery_step,
     names,
     pickup,
@@ -61,7 +62,6 @@ from gateway.state import claims, clock, fanouts
 from gateway.state.spool import copy_private, inspect, open_regular, write_atomic
 from gateway.state.store import Transfer
 from policies.admission import applied_terms, check_period, find_named_sender, find_sender
-from policies.content import check_file
 from policies.file_names import check_name
 from policies.reasons import Reason
 
@@ -315,8 +315,7 @@ def _check(rt: Runtime, t: Transfer) -> Transfer:
     # partial result, so the split is derived the same way twice.
     original = rt.spool.original(t.id)
     source = original if original.exists() else rt.spool.payload(t.id)
-    with open_regular(source) as fh, progress.watched(fh, os.fstat(fh.fileno()).st_size):
-        verdict = check_file(fh, agreement, flow, today)
+    verdict = check_pool.check(rt, source, agreement, flow, today)  # in the daemon's processes
     reasons.extend(verdict.reasons)
     if reasons:
         return reject(rt, t, reasons, sender=None if isinstance(sender, Reason) else sender.name)

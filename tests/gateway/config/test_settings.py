@@ -93,6 +93,21 @@ def test_a_lease_too_short_or_too_long_is_refused_by_name(tmp_path: Path, value:
         assert "gateway.lease_seconds must be in [2, 3600]" in str(err.value)
 
 
+def test_check_processes_is_read_and_zero_keeps_the_check_in_the_worker(tmp_path: Path
+                                                                      ) -> None:
+    assert load_settings(_write(tmp_path, "r/inbox", "r/pw")).check_processes == 2
+    assert load_settings(_lease(tmp_path, "check_processes = 1")).check_processes == 1
+    assert load_settings(_lease(tmp_path, "check_processes = 0")).check_processes == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "65", "1.5", '"two"', "true"])
+def test_a_wrong_number_of_check_processes_is_refused_by_name(tmp_path: Path, value: str
+                                                              ) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(_lease(tmp_path, f"check_processes = {value}"))
+    assert "gateway.check_processes" in err.value.diagnostics()
+
+
 LEDGER_SFTP = """
 [[ledger.sftp]]
 host = "audit.example.lg.jp"
