@@ -149,7 +149,11 @@ def test_whole_path_benchmark_names_each_figure_beside_the_manual_loop(tmp_path:
     assert keys[:2] == ["manual.files_per_s", "manual.cpu_ms_per_file"]
     for mode in ("single", "batched", "folder"):
         assert {f"{mode}.files_per_s", f"{mode}.vs_manual", f"{mode}.daemon_cpu_ms_per_file",
-                f"{mode}.approve_cpu_ms_per_file"} <= set(keys)
+                f"{mode}.approve_cpu_ms_per_file", f"{mode}.daemon_cpu_vs_floor"} <= set(keys)
+    # The daemon's CPU beside a transfer's own work on the same files, measured in this run.
+    floor = result.figure("floor.cpu_ms_per_file").value
+    assert result.figure("batched.daemon_cpu_vs_floor").value == pytest.approx(
+        result.figure("batched.daemon_cpu_ms_per_file").value / floor)
     # A check of a small file may take less than a clock tick of its process's CPU.
     assert all(math.isfinite(f.value) and f.label and f.unit
                and (f.value >= 0 if f.key.endswith(".checks_cpu_ms_per_file") else f.value > 0)
