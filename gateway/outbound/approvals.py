@@ -165,7 +165,11 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     sealed = transfer.model_copy(update={"sha256": sha256, "size": size})
-    counted = list(counting(rt, sealed, statement(rt, sealed)).values())
+    # The statement's rows (link, duplicates) and the approvals counted over it: one read
+    # transaction, in this step (never a value read before it: links, approvals and fan-outs
+    # change between steps).
+    with rt.store.snapshot("read the approvals of what is sealed"):
+        counted = list(counting(rt, sealed, statement(rt, sealed)).values())
     if quorum_reached(flow, counted, transfer.sender):
         return None
     return Reason(

@@ -14,6 +14,7 @@ compare-and-set on the state they were read in. Database errors are converted to
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +84,8 @@ class Store:
         """
         self.path = path
         self._candidates: dict[tuple[tuple[str, ...], str, int], Select[Any]] = {}
+        # The read connection of a `snapshot` this thread is inside, if any.
+        self._snapshots = threading.local()
         if url:
             try:
                 self.engine = make_engine(url, password_file=password_file)
@@ -121,13 +124,43 @@ class Store:
 
     @contextmanager
     def reading(self, doing: str = "read the state database") -> Iterator[Connection]:
-        """A read-only connection (deferred: it never waits for a writer in WAL mode).
+        """A read-only connection (deferred: it never waits for a writer in WAL mode); inside
+        a `snapshot` of this thread, the snapshot's.
 
         Raises:
             StorageError: the database cannot be read.
         """
+        shared: Connection | None = getattr(self._snapshots, "conn", None)
+        if shared is not None:
+            with converted(doing):
+                yield shared
+            return
         with converted(doing), self.engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def snapshot(self, doing: str = "read the state database") -> Iterator[None]:
+        """Every read of this thread inside the block (`reading`, so every read method) in one
+        read transaction: a step that reads several rows before it acts (a statement's link
+        and duplicates, the approvals counted over it) begins one transaction, not one each
+        (on SQLite it also sees them all as of one moment; PostgreSQL reads committed rows
+        at each statement, as outside a snapshot).
+
+        For reads only: a write inside the block has its own transaction as always, and a read
+        after it in the block may not see it. Nothing outlives the block.
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        if getattr(self._snapshots, "conn", None) is not None:
+            yield  # inside one already: its moment
+            return
+        with converted(doing), self.engine.connect() as conn:
+            self._snapshots.conn = conn
+            try:
+                yield
+            finally:
+                self._snapshots.conn = None
 
     @contextmanager
     def transaction(self, doing: str = "write the state database") -> Iterator[Tx]:
