@@ -13,6 +13,7 @@ compare-and-set on the state they were read in. Database errors are converted to
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    bindparam,
     delete,
     event,
     func,
@@ -62,6 +64,10 @@ WAKE_CHANNEL = "tachiai_work"
 _T = schema.TRANSFERS
 _A = schema.APPROVALS
 _P = schema.PENDING
+# The reads every file makes, built once with their values as parameters: neither rebuilt nor
+# keyed again for SQLAlchemy's statement cache at each run.
+_GET = select(_T).where(_T.c.id == bindparam("id"))
+_APPROVALS_OF = select(_A).where(_A.c.transfer_id == bindparam("transfer")).order_by(_A.c.id)
 
 
 class Store:
@@ -84,6 +90,7 @@ class Store:
         """
         self.path = path
         self._candidates: dict[tuple[tuple[str, ...], str, int], Select[Any]] = {}
+        self._same_bytes: dict[tuple[str, ...], Select[Any]] = {}
         # The read connection of a `snapshot` this thread is inside, if any.
         self._snapshots = threading.local()
         if url:
@@ -210,7 +217,7 @@ class Store:
     def get(self, transfer_id: str) -> Transfer:
         """Raises: NotFound when there is no such transfer."""
         with self.reading() as conn:
-            row = conn.execute(select(_T).where(_T.c.id == transfer_id)).mappings().first()
+            row = conn.execute(_GET, {"id": transfer_id}).mappings().first()
         if row is None:
             raise NotFound(
                 N_("no transfer {id}").format(id=repr(transfer_id)),
@@ -278,14 +285,20 @@ class Store:
                    states: Sequence[State]) -> list[Transfer]:
         """The transfers of one agreement and flow with this SHA-256 in `states`, oldest
         first (by the index on sha256: never a read of every transfer in those states)."""
-        query = (
-            select(_T)
-            .where(_T.c.sha256 == sha256, _T.c.agreement == agreement, _T.c.flow == flow,
-                   _T.c.state.in_([s.value for s in states]))
-            .order_by(_T.c.created_ns, _T.c.id)
-        )
+        key = tuple(s.value for s in states)
+        query = self._same_bytes.get(key)
+        if query is None:  # built once per set of states (a statement's, at every build)
+            query = self._same_bytes[key] = (
+                select(_T)
+                .where(_T.c.sha256 == bindparam("sha256"),
+                       _T.c.agreement == bindparam("agreement"), _T.c.flow == bindparam("flow"),
+                       _T.c.state.in_(key))
+                .order_by(_T.c.created_ns, _T.c.id)
+            )
+        values = {"sha256": sha256, "agreement": agreement, "flow": flow}
         with self.reading() as conn:
-            return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+            return [Transfer.model_validate(dict(r))
+                    for r in conn.execute(query, values).mappings()]
 
     def transition(
         self,
@@ -435,7 +448,7 @@ class Store:
 
     def approvals(self, transfer_id: str) -> list[Approval]:
         with self.reading("read approvals") as conn:
-            rows = conn.execute(select(_A).where(_A.c.transfer_id == transfer_id).order_by(_A.c.id))
+            rows = conn.execute(_APPROVALS_OF, {"transfer": transfer_id})
             return [Approval.model_validate(dict(r)) for r in rows.mappings()]
 
     def add_approval(self, approval: Approval, conn: Tx) -> None:
@@ -547,7 +560,14 @@ def insert_ignoring(conn: Tx, table: Table) -> Insert:
     """An INSERT that skips a row whose unique key is stored already (ON CONFLICT DO NOTHING,
     written the way the connection's database spells it).
     """
-    if conn.dialect.name == "postgresql":
+    return _insert_ignoring(conn.dialect.name, table)
+
+
+@functools.cache
+def _insert_ignoring(dialect: str, table: Table) -> Insert:
+    """`insert_ignoring`, built once per database kind and table (each state change's events
+    are queued with it)."""
+    if dialect == "postgresql":
         # Imported here: the PostgreSQL dialect is loaded only where that database is used,
         # not at every command's start-up on SQLite (tests/gateway/cli/test_startup.py).
         from sqlalchemy.dialects import postgresql
