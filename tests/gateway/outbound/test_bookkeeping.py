@@ -20,8 +20,9 @@ from sqlalchemy import Engine, event
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
 from gateway.outbound import approvals, pipeline
+from gateway.outbound.approval_folder import ApprovalFolder
 from gateway.outbound.lifecycle import State
-from tests.gateway.inbound.test_holdings_pair import ROWS, Pair, csv_bytes, pair
+from tests.gateway.inbound.test_holdings_pair import OTHER_ROWS, ROWS, Pair, csv_bytes, pair
 
 __all__ = ["pair"]
 
@@ -110,3 +111,18 @@ def test_sealing_and_delivering_a_file_reads_each_row_once_per_step(pair: Pair) 
     # Every statement those steps ran (claims, compare-and-set moves, the statement's reads):
     # 18 now, 34 before.
     assert len(steps.seen) <= 20, steps.seen
+
+
+def test_the_approvals_folder_reads_a_turns_statements_in_one_transaction(pair: Pair) -> None:
+    rt = pair.provider.rt
+    waiting = [pair.drop(pair.provider, csv_bytes(rows), name=f"status-{n}.csv")
+               for n, rows in enumerate((ROWS, OTHER_ROWS, ROWS[:1]))]
+    folder = ApprovalFolder(rt, rt.settings.approvals_folder)
+    folder.prepare()
+    with counting(rt.store.engine) as turn:
+        folder.poll()
+    for t in waiting:
+        assert (folder.folder / t.id).read_bytes() == approvals.statement(rt, t)
+    # The transfers awaiting witnesses, and for each its fan-out, link and duplicates: before,
+    # a read transaction each (13 for three transfers), now one for the turn.
+    assert turn.count("BEGIN") == 1, turn.seen
