@@ -91,6 +91,7 @@ class Store:
         self.path = path
         self._candidates: dict[tuple[tuple[str, ...], str, int], Select[Any]] = {}
         self._same_bytes: dict[tuple[str, ...], Select[Any]] = {}
+        self._in_states: dict[tuple[str, ...], Select[Any]] = {}
         # The read connection of a `snapshot` this thread is inside, if any.
         self._snapshots = threading.local()
         if url:
@@ -273,11 +274,11 @@ class Store:
         return found
 
     def in_states(self, states: Sequence[State]) -> list[Transfer]:
-        query = (
-            select(_T)
-            .where(_T.c.state.in_([s.value for s in states]))
-            .order_by(_T.c.created_ns, _T.c.id)
-        )
+        key = tuple(s.value for s in states)
+        query = self._in_states.get(key)
+        if query is None:  # built once per set of states: the approvals folder asks each turn
+            query = self._in_states[key] = (
+                select(_T).where(_T.c.state.in_(key)).order_by(_T.c.created_ns, _T.c.id))
         with self.reading() as conn:
             return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
