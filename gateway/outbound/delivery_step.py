@@ -183,7 +183,8 @@ def erase_password(rt: Runtime, t: Transfer, *, owner: str | None = None) -> Non
     No claim is taken, so erasing costs no commit: a delivered transfer never goes back to a
     state whose step reads or writes the spool's password (delivered → acknowledged only), so
     the one thing done here is an unlink that is the same whoever does it, once or twice. A
-    claim `owner` still holds on it (kept into this by an earlier release) is given back.
+    claim `owner` still holds on it is given back (a delivered move of an earlier release kept
+    the claim for the erasure).
 
     Raises:
         StorageError: the database cannot be written (a claim given back).
