@@ -32,6 +32,9 @@ PAUSED_MARK = "fault injection: paused at"
 #: The outbound steps `fail_point` can break (gateway.outbound.pipeline).
 STEPS = ("quarantine", "check", "seal", "deliver")
 POINTS = ("after-intent", "after-spool-move", "after-seal-write", "after-deliver",
+          # gateway.outbound.delivery_step: delivered (the claim ended with it), the spool's
+          # password not yet erased
+          "after-delivered",
           # gateway.evidence.recorder: the events are in the ledger, not yet in its record
           "after-ledger-append",
           # gateway.workers: sealed and committed, not yet handed to the delivery lane

@@ -181,7 +181,9 @@ class ApprovalFolder:
                 except TachiaiError as exc:
                     log.error("approvals folder: %s", exc.diagnostics())
         try:
-            self._publish(names, force=bool(taken.refused))
+            # Every read of the statements published in this turn: one read transaction.
+            with self.rt.store.snapshot("read the statements awaiting witnesses"):
+                self._publish(names, force=bool(taken.refused))
         except (TachiaiError, OSError) as exc:
             log.error("publishing statements in %s: %s", self.folder, exc)
         return taken

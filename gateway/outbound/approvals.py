@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 
@@ -30,6 +30,9 @@ from gateway.state.rows import Approval, Transfer
 from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
+
+if TYPE_CHECKING:
+    from policies.agreement import Agreement, Flow
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +101,17 @@ def fanout_children(rt: Runtime, ref: str) -> list[str] | None:
 
 
 def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None = None,
-              duplicate_lines: Sequence[str] | None = None) -> bytes:
+              duplicate_lines: Sequence[str] | None = None,
+              link: replies.Link = replies.UNREAD) -> bytes:
     """The exact bytes a witness signs for this transfer (a rejection adds its reason).
 
     `duplicate_lines` stand in for the duplicate notice's line as it is now: what the statement
     said before a duplicate appeared (gateway.outbound.reapproval), never what a witness signs.
+    `link`: the transfer's reply link as the calling step read it (read here when not given).
     """
-    agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
-    flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
-    found = fanouts.of_transfer(rt.store, transfer.id) if rejection_reason is None else None
+    agreement, group_flow = rt.agreement_flow(transfer.agreement, transfer.flow)
+    flow = agreement.flow_for(group_flow, transfer.provider, transfer.recipient)
+    found = fanout_of(rt, transfer, agreement, group_flow) if rejection_reason is None else None
     if found is not None:
         # A fan-out's child: one statement for every child (gateway.forwarding).
         return fanout_statement(rt, found, transfer.sender)
@@ -125,12 +130,27 @@ def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None =
     ]
     # A reply (疑義照会・回答) or a correction (訂正) names what it answers, so the witnesses
     # approve the link too; a transfer without one has exactly the lines it always had.
-    lines.extend(replies.statement_lines(rt, transfer.id))
+    lines.extend(replies.statement_lines(rt, transfer.id, link=link))
     lines.extend(duplicates.statement_lines(rt, transfer) if duplicate_lines is None
                  else duplicate_lines)  # only when already delivered
     if rejection_reason is not None:
         lines.append(f"reason: {' '.join(rejection_reason.split())}")
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def fanout_of(rt: Runtime, transfer: Transfer, agreement: Agreement,
+              flow: Flow) -> fanouts.Fanout | None:
+    """The fan-out `transfer` (on `flow` of `agreement`, as the agreement names it) is a child
+    of, or None: read only on a flow to a party group, the only flow a fan-out is made on
+    (`gateway.forwarding` refuses any other), so a transfer of its own costs no read.
+
+    A groups file changed since a fan-out was made, so that its flow no longer goes to a group,
+    makes its children's statements those of transfers of their own, which their witnesses
+    never signed: they are refused at sealing and delivery (fail closed), never sent.
+    """
+    if flow.recipient not in agreement.groups:
+        return None
+    return fanouts.of_transfer(rt.store, transfer.id)
 
 
 def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason | None:
@@ -145,7 +165,11 @@ def authorize(rt: Runtime, transfer: Transfer, sha256: str, size: int) -> Reason
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
     sealed = transfer.model_copy(update={"sha256": sha256, "size": size})
-    counted = list(counting(rt, sealed, statement(rt, sealed)).values())
+    # The statement's rows (link, duplicates) and the approvals counted over it: one read
+    # transaction, in this step (never a value read before it: links, approvals and fan-outs
+    # change between steps).
+    with rt.store.snapshot("read the approvals of what is sealed"):
+        counted = list(counting(rt, sealed, statement(rt, sealed)).values())
     if quorum_reached(flow, counted, transfer.sender):
         return None
     return Reason(

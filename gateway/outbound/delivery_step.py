@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 
 from audit.events import Draft
@@ -26,9 +25,10 @@ from gateway.outbound.rejection import reject
 from gateway.outbound.sealing import PASSWORD_PROFILES, sealed_intact, sealed_path, suffix
 from gateway.runtime import Runtime, event
 from gateway.state import clock
-from gateway.state.rows import Transfer
+from gateway.state.rows import Transfer, TransferLink
 from gateway.transports import HostKeyRefused, Parcel
 from gateway.transports.password_channels import RETRIEVAL_MARK
+from policies.agreement import Flow
 from policies.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -48,22 +48,26 @@ def deliver(rt: Runtime, t: Transfer) -> Transfer:
             "delivery.recipient-changed", f"the transfer names recipient {t.recipient}, but "
             f"the flow (and the approved statement) names {flow.recipient}; nothing was sent",
             f"{t.agreement}/flows.{t.flow}.to")])
-    # 疑義照会・回答: a reply leaves only linked to what it answers; the link is in the statement
-    # the witnesses signed (`tachiai transfers link` before approval, where `approvals.approve`
-    # refuses an unlinked reply). Checked again here, the last line of defence.
-    unlinked = replies.unlinked_reply(rt, t)
+    # What this step reads (the link, and for the manifest the statement's duplicates and the
+    # approvals) is read in one read transaction, before anything is written or sent.
+    with rt.store.snapshot("read what is delivered"):
+        # 疑義照会・回答: a reply leaves only linked to what it answers; the link is in the
+        # statement the witnesses signed (`tachiai transfers link` before approval, where
+        # `approvals.approve` refuses an unlinked reply). Checked again here, the last line of
+        # defence. The link is read once in this step, now: what is checked is what the
+        # manifest states and the delivered event records.
+        link = replies.link_of(rt, t.id)
+        unlinked = replies.unlinked_reply(rt, t, link=link)
+        document_of_manifest = _manifest(rt, t, flow, link) if unlinked is None else None
     if unlinked is not None:
         return reject(rt, t, [unlinked])
-    link = replies.link_of(rt, t.id)
     recipient = rt.settings.recipient(flow.recipient)
     folder = rt.spool.folder(t.id)
     profile = flow.encryption
     name = delivered_name(t.id, t.file_name, suffix(profile))
-    # The manifest (送付票) is made from the database alone, so a retry sends the same bytes.
-    document_of_manifest = manifests.build(rt, t, name).to_bytes()
     parcel = Parcel(transfer_id=t.id, path=sealed_path(folder, profile), name=name,
                     size=t.sealed_size or 0, sha256=t.sealed_sha256 or "", file_name=t.file_name,
-                    manifest=document_of_manifest if recipient.manifest else None)
+                    manifest=document_of_manifest)
     if not sealed_intact(parcel.path, parcel.size, parcel.sha256):
         # What goes out must be what was sealed (and recorded): a changed file never leaves.
         return reject(rt, t, [Reason(
@@ -119,11 +123,26 @@ def deliver(rt: Runtime, t: Transfer) -> Transfer:
            if parcel.manifest is not None else {}),
         **({"link": {"relation": link.relation, "transfer": link.remote}} if link else {}),
         **done.details}))
-    # The spool's copy of a password is erased next (erase_password), under this claim.
-    return rt.store.transition(t, State.DELIVERED, events, delivered_path=done.location,
-                               password_path=password_path,
-                               keep_claim=os.path.lexists(rt.spool.folder(t.id) / "password"))
+    # The move ends the claim in its own commit: the spool's copy of a password is erased
+    # next (erase_password) without one, so no commit of its own releases it.
+    delivered = rt.store.transition(t, State.DELIVERED, events, delivered_path=done.location,
+                                    password_path=password_path)
+    faults.crash_point("after-delivered")
+    return delivered
 
+
+
+def _manifest(rt: Runtime, t: Transfer, flow: Flow, link: TransferLink | None) -> bytes | None:
+    """The manifest (送付票) sent beside the file, when the recipient takes one (else nothing
+    is read for it). Made from the database alone, so a retry sends the same bytes.
+
+    Raises:
+        ConfigError: no delivery is configured for the recipient.
+    """
+    if not rt.settings.recipient(flow.recipient).manifest:
+        return None
+    name = delivered_name(t.id, t.file_name, suffix(flow.encryption))
+    return manifests.build(rt, t, name, link=link).to_bytes()
 
 
 def _delivery_failed(
@@ -157,19 +176,24 @@ def _delivery_failed(
 
 
 def erase_password(rt: Runtime, t: Transfer, *, owner: str | None = None) -> None:
-    """Remove a delivered transfer's password from the spool (claimed first, by a worker)."""
+    """Remove a delivered transfer's password from the spool: by the worker that delivered it,
+    right after the delivered move, and at start (`pipeline.recover`) for a worker killed
+    between the two.
+
+    No claim is taken, so erasing costs no commit: a delivered transfer never goes back to a
+    state whose step reads or writes the spool's password (delivered → acknowledged only), so
+    the one thing done here is an unlink that is the same whoever does it, once or twice. A
+    claim `owner` still holds on it is given back (a delivered move of an earlier release kept
+    the claim for the erasure).
+
+    Raises:
+        StorageError: the database cannot be written (a claim given back).
+    """
+    if t.status not in (State.DELIVERED, State.ACKNOWLEDGED):
+        return  # only after the delivered move: a retry of the delivery reads it
     password = rt.spool.folder(t.id) / "password"
-    held = owner is not None and t.claimed_by == owner  # kept from the delivery
-    if not os.path.lexists(password):
-        if held:
-            assert owner is not None
-            rt.store.release(KIND, t.id, owner)
-        return  # nothing to erase: no claim needed
-    lease = rt.settings.lease_seconds
-    if owner is not None and not held and not rt.store.claim(KIND, t.id, t.state, owner, lease):
-        return
     try:
         password.unlink(missing_ok=True)
     finally:
-        if owner is not None:
+        if owner is not None and t.claimed_by == owner:
             rt.store.release(KIND, t.id, owner)

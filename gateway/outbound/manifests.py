@@ -15,16 +15,22 @@ from gateway.runtime import Runtime
 from gateway.state.store import Transfer
 
 
-def build(rt: Runtime, t: Transfer, delivered_name: str) -> Manifest:
+def build(rt: Runtime, t: Transfer, delivered_name: str, *,
+          link: replies.Link = replies.UNREAD) -> Manifest:
     """The manifest of a sealed transfer, from the database alone (so a retry writes the same
     bytes): only approvals whose signature verifies over the statement are listed.
+
+    `link`: the transfer's reply link as the delivery step read it (for its check, this
+    manifest and its event: one read); read here when not given.
 
     Raises:
         ConfigError: the transfer's agreement or flow is no longer loaded.
     """
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
     flow = agreement.flow_for(flow, t.provider, t.recipient)
-    message = approvals.statement(rt, t)
+    if link is replies.UNREAD:
+        link = replies.link_of(rt, t.id)
+    message = approvals.statement(rt, t, link=link)
     signed: list[SignedApproval] = []
     for a in rt.store.approvals(t.id):
         try:
@@ -32,7 +38,6 @@ def build(rt: Runtime, t: Transfer, delivered_name: str) -> Manifest:
         except SignatureError:
             continue  # made over other bytes: it approves nothing that is sent
         signed.append(SignedApproval(a.witness, a.fingerprint, a.signature))
-    link = replies.link_of(rt, t.id)
     return Manifest(
         transfer=t.id,
         agreement=t.agreement,

@@ -9,8 +9,9 @@ never moves a link once fixed and never links a transfer a witness has approved.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 from gateway.errors import CheckFailed, InputError, StateError
 from gateway.i18n import N_
@@ -26,6 +27,18 @@ from policies.reasons import Reason
 
 if TYPE_CHECKING:
     from gateway.state.schema import Holding
+
+
+class _Unread(enum.Enum):
+    UNREAD = "unread"
+
+
+#: A link not read yet in this step (the functions below read it then). A step that needs the
+#: link several times reads it once and passes it on (`link=`): never a link read in an earlier
+#: step or another process, as a command may fix one between steps.
+UNREAD: Final = _Unread.UNREAD
+#: A link as one step read it (None: the transfer has none), or UNREAD.
+Link = TransferLink | None | Literal[_Unread.UNREAD]
 
 
 def link_transfer(
@@ -105,17 +118,22 @@ def link_transfer(
     return link
 
 
-def unlinked_reply(rt: Runtime, t: Transfer) -> Reason | None:
+def unlinked_reply(rt: Runtime, t: Transfer, *, link: Link = UNREAD) -> Reason | None:
     """Why a transfer on a reply flow may not go: it is linked to no transfer of the flow it
     answers (`policies.admission.check_reply`). None for a linked reply and for a transfer on
-    a flow that answers nothing.
+    a flow that answers nothing (its link is not read: there, linked or not, it passes).
+
+    `link`: the transfer's link as the calling step read it, if it did.
 
     Raises:
         ConfigError: the transfer's agreement or flow is not loaded.
         StorageError: the state database cannot be read.
     """
     agreement, flow = rt.agreement_flow(t.agreement, t.flow)
-    link = link_of(rt, t.id)
+    if check_reply(agreement, flow, None) is None:
+        return None  # passes unlinked, so passes whatever its link: nothing to read
+    if link is UNREAD:
+        link = link_of(rt, t.id)
     answered = None
     if link is not None and link.relation == "replies_to":
         answered = next((f for f in agreement.flows if f.id == link.ref_flow), None)
@@ -141,13 +159,15 @@ def links_to(rt: Runtime, refs: Iterable[str]) -> list[TransferLink]:
     return links.links_to(rt.store, refs)
 
 
-def statement_lines(rt: Runtime, transfer_id: str) -> list[str]:
-    """The lines a transfer's link adds to the statement its witnesses sign.
+def statement_lines(rt: Runtime, transfer_id: str, *, link: Link = UNREAD) -> list[str]:
+    """The lines a transfer's link adds to the statement its witnesses sign (`link`: as the
+    calling step read it, if it did).
 
     Raises:
         StorageError: the state database cannot be read.
     """
-    link = link_of(rt, transfer_id)
+    if link is UNREAD:
+        link = link_of(rt, transfer_id)
     if link is None:
         return []
     return [f"{'replies-to' if link.relation == 'replies_to' else 'corrects'}: {link.remote}"]

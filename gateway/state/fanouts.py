@@ -6,14 +6,17 @@ Rows in, rows out; what is split and sent is decided in `gateway.forwarding` ove
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.state.lite import LiteStore
 
 if TYPE_CHECKING:
+    from sqlalchemy import Select
+
     from gateway.state.store import Store, Tx
 
 __all__ = ["Child", "Fanout", "by_holding", "get", "of_transfer", "on_flow", "record"]
@@ -92,16 +95,22 @@ def of_transfer(store: Store, transfer_id: str) -> Fanout | None:
     if isinstance(store, LiteStore):
         parent = store.fanout_of(transfer_id)
         return get(store, parent) if parent is not None else None
-    from sqlalchemy import select
+    with store.reading("read the fan-outs") as conn:
+        found = conn.execute(_parent_of(), {"transfer": transfer_id}).scalar_one_or_none()
+    return get(store, found) if found is not None else None
+
+
+@functools.cache
+def _parent_of() -> Select[Any]:
+    """`of_transfer`'s query, built once (the transfer as a parameter): the approvals folder
+    asks it of every transfer awaiting witnesses. Built at its first use, as the short
+    commands never load the database layer."""
+    from sqlalchemy import bindparam, select
 
     from gateway.state import schema
 
     _C = schema.FANOUT_CHILDREN
-    with store.reading("read the fan-outs") as conn:
-        found = conn.execute(
-            select(_C.c.fanout).where(_C.c.transfer == transfer_id)
-        ).scalar_one_or_none()
-    return get(store, found) if found is not None else None
+    return select(_C.c.fanout).where(_C.c.transfer == bindparam("transfer"))
 
 
 def by_holding(store: Store, holding_id: str) -> list[Fanout]:

@@ -6,13 +6,16 @@ once written, is never changed or removed here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.state.lite import LiteStore
 from gateway.state.rows import TransferLink
 
 if TYPE_CHECKING:
+    from sqlalchemy import Select
+
     from gateway.state.store import Store, Tx
 
 
@@ -26,13 +29,8 @@ def link_of(store: Store, transfer_id: str) -> TransferLink | None:
     if isinstance(store, LiteStore):
         found = store.link_row(transfer_id)
         return TransferLink.model_validate(found) if found is not None else None
-    from sqlalchemy import select
-
-    from gateway.state import schema
-
-    _L = schema.LINKS
     with store.reading("read the reply links") as conn:
-        row = conn.execute(select(_L).where(_L.c.transfer == transfer_id)).mappings().first()
+        row = conn.execute(_link_of(), {"transfer": transfer_id}).mappings().first()
     return TransferLink.model_validate(dict(row)) if row is not None else None
 
 
@@ -52,6 +50,17 @@ def links_to(store: Store, refs: Iterable[str]) -> list[TransferLink]:
         named = _L.c.ref.in_(wanted) | _L.c.remote.in_(wanted)
         rows = conn.execute(select(_L).where(named).order_by(_L.c.created_ns)).mappings()
         return [TransferLink.model_validate(dict(r)) for r in rows]
+
+
+@functools.cache
+def _link_of() -> Select[Any]:
+    """`link_of`'s query, built once (the transfer as a parameter): every statement made reads
+    it. Built at its first use, as the short commands never load the database layer."""
+    from sqlalchemy import bindparam, select
+
+    from gateway.state import schema
+
+    return select(schema.LINKS).where(schema.LINKS.c.transfer == bindparam("transfer"))
 
 
 def add(conn: Tx, link: TransferLink) -> None:

@@ -147,6 +147,16 @@ class LiteStore:
                 conn.execute("ROLLBACK")
 
     @contextmanager
+    def snapshot(self, doing: str = "read the state database") -> Iterator[None]:
+        """Every read inside the block in one read transaction (as `Store.snapshot`).
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        with self.reading(doing):
+            yield
+
+    @contextmanager
     def transaction(self, doing: str = "write the state database") -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE), committed when the block ends without an
         error.

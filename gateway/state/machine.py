@@ -7,6 +7,7 @@ row that another process moved since it was read.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -15,7 +16,7 @@ from gateway.errors import StateError
 from gateway.i18n import N_
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Table
+    from sqlalchemy import Connection, Table, Update
 
 S = TypeVar("S", bound=StrEnum)
 
@@ -58,13 +59,25 @@ def compare_and_set(
     Raises:
         StateError: `conflict`, when another process moved or removed the row meanwhile.
     """
-    # Imported here: the lifecycles (and so every row) import this module, and the short
-    # commands on SQLite read and write without the database layer (gateway.state.lite).
-    from sqlalchemy import update
-
-    where = [table.c.id == row_id, table.c.state == read_state]
+    params = {"w_id": row_id, "w_state": read_state,
+              **{f"v_{name}": value for name, value in values.items()}}
     if claimant is not None:
-        where.append(table.c.claimed_by == claimant)
-    result = conn.execute(update(table).where(*where).values(**values))
+        params["w_claimant"] = claimant
+    result = conn.execute(_update(table, tuple(values), claimant is not None), params)
     if result.rowcount != 1:
         raise conflict
+
+
+@functools.lru_cache(maxsize=256)
+def _update(table: Table, columns: tuple[str, ...], claimed: bool) -> Update:
+    """`compare_and_set`'s UPDATE of `columns`, built once per table, set of columns and
+    claimant or none (a step's move writes the same columns each time), its values parameters.
+    """
+    # Imported here: the lifecycles (and so every row) import this module, and the short
+    # commands on SQLite read and write without the database layer (gateway.state.lite).
+    from sqlalchemy import bindparam, update
+
+    where = [table.c.id == bindparam("w_id"), table.c.state == bindparam("w_state")]
+    if claimed:
+        where.append(table.c.claimed_by == bindparam("w_claimant"))
+    return update(table).where(*where).values({name: bindparam(f"v_{name}") for name in columns})

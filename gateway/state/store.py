@@ -13,7 +13,9 @@ compare-and-set on the state they were read in. Database errors are converted to
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,7 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    bindparam,
     delete,
     event,
     func,
@@ -61,6 +64,10 @@ WAKE_CHANNEL = "tachiai_work"
 _T = schema.TRANSFERS
 _A = schema.APPROVALS
 _P = schema.PENDING
+# The reads every file makes, built once with their values as parameters: neither rebuilt nor
+# keyed again for SQLAlchemy's statement cache at each run.
+_GET = select(_T).where(_T.c.id == bindparam("id"))
+_APPROVALS_OF = select(_A).where(_A.c.transfer_id == bindparam("transfer")).order_by(_A.c.id)
 
 
 class Store:
@@ -83,6 +90,10 @@ class Store:
         """
         self.path = path
         self._candidates: dict[tuple[tuple[str, ...], str, int], Select[Any]] = {}
+        self._same_bytes: dict[tuple[str, ...], Select[Any]] = {}
+        self._in_states: dict[tuple[str, ...], Select[Any]] = {}
+        # The read connection of a `snapshot` this thread is inside, if any.
+        self._snapshots = threading.local()
         if url:
             try:
                 self.engine = make_engine(url, password_file=password_file)
@@ -121,13 +132,43 @@ class Store:
 
     @contextmanager
     def reading(self, doing: str = "read the state database") -> Iterator[Connection]:
-        """A read-only connection (deferred: it never waits for a writer in WAL mode).
+        """A read-only connection (deferred: it never waits for a writer in WAL mode); inside
+        a `snapshot` of this thread, the snapshot's.
 
         Raises:
             StorageError: the database cannot be read.
         """
+        shared: Connection | None = getattr(self._snapshots, "conn", None)
+        if shared is not None:
+            with converted(doing):
+                yield shared
+            return
         with converted(doing), self.engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def snapshot(self, doing: str = "read the state database") -> Iterator[None]:
+        """Every read of this thread inside the block (`reading`, so every read method) in one
+        read transaction: a step that reads several rows before it acts (a statement's link
+        and duplicates, the approvals counted over it) begins one transaction, not one each
+        (on SQLite it also sees them all as of one moment; PostgreSQL reads committed rows
+        at each statement, as outside a snapshot).
+
+        For reads only: a write inside the block has its own transaction as always, and a read
+        after it in the block may not see it. Nothing outlives the block.
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        if getattr(self._snapshots, "conn", None) is not None:
+            yield  # inside one already: its moment
+            return
+        with converted(doing), self.engine.connect() as conn:
+            self._snapshots.conn = conn
+            try:
+                yield
+            finally:
+                self._snapshots.conn = None
 
     @contextmanager
     def transaction(self, doing: str = "write the state database") -> Iterator[Tx]:
@@ -177,7 +218,7 @@ class Store:
     def get(self, transfer_id: str) -> Transfer:
         """Raises: NotFound when there is no such transfer."""
         with self.reading() as conn:
-            row = conn.execute(select(_T).where(_T.c.id == transfer_id)).mappings().first()
+            row = conn.execute(_GET, {"id": transfer_id}).mappings().first()
         if row is None:
             raise NotFound(
                 N_("no transfer {id}").format(id=repr(transfer_id)),
@@ -233,11 +274,11 @@ class Store:
         return found
 
     def in_states(self, states: Sequence[State]) -> list[Transfer]:
-        query = (
-            select(_T)
-            .where(_T.c.state.in_([s.value for s in states]))
-            .order_by(_T.c.created_ns, _T.c.id)
-        )
+        key = tuple(s.value for s in states)
+        query = self._in_states.get(key)
+        if query is None:  # built once per set of states: the approvals folder asks each turn
+            query = self._in_states[key] = (
+                select(_T).where(_T.c.state.in_(key)).order_by(_T.c.created_ns, _T.c.id))
         with self.reading() as conn:
             return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
@@ -245,14 +286,20 @@ class Store:
                    states: Sequence[State]) -> list[Transfer]:
         """The transfers of one agreement and flow with this SHA-256 in `states`, oldest
         first (by the index on sha256: never a read of every transfer in those states)."""
-        query = (
-            select(_T)
-            .where(_T.c.sha256 == sha256, _T.c.agreement == agreement, _T.c.flow == flow,
-                   _T.c.state.in_([s.value for s in states]))
-            .order_by(_T.c.created_ns, _T.c.id)
-        )
+        key = tuple(s.value for s in states)
+        query = self._same_bytes.get(key)
+        if query is None:  # built once per set of states (a statement's, at every build)
+            query = self._same_bytes[key] = (
+                select(_T)
+                .where(_T.c.sha256 == bindparam("sha256"),
+                       _T.c.agreement == bindparam("agreement"), _T.c.flow == bindparam("flow"),
+                       _T.c.state.in_(key))
+                .order_by(_T.c.created_ns, _T.c.id)
+            )
+        values = {"sha256": sha256, "agreement": agreement, "flow": flow}
         with self.reading() as conn:
-            return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+            return [Transfer.model_validate(dict(r))
+                    for r in conn.execute(query, values).mappings()]
 
     def transition(
         self,
@@ -402,7 +449,7 @@ class Store:
 
     def approvals(self, transfer_id: str) -> list[Approval]:
         with self.reading("read approvals") as conn:
-            rows = conn.execute(select(_A).where(_A.c.transfer_id == transfer_id).order_by(_A.c.id))
+            rows = conn.execute(_APPROVALS_OF, {"transfer": transfer_id})
             return [Approval.model_validate(dict(r)) for r in rows.mappings()]
 
     def add_approval(self, approval: Approval, conn: Tx) -> None:
@@ -514,7 +561,14 @@ def insert_ignoring(conn: Tx, table: Table) -> Insert:
     """An INSERT that skips a row whose unique key is stored already (ON CONFLICT DO NOTHING,
     written the way the connection's database spells it).
     """
-    if conn.dialect.name == "postgresql":
+    return _insert_ignoring(conn.dialect.name, table)
+
+
+@functools.cache
+def _insert_ignoring(dialect: str, table: Table) -> Insert:
+    """`insert_ignoring`, built once per database kind and table (each state change's events
+    are queued with it)."""
+    if dialect == "postgresql":
         # Imported here: the PostgreSQL dialect is loaded only where that database is used,
         # not at every command's start-up on SQLite (tests/gateway/cli/test_startup.py).
         from sqlalchemy.dialects import postgresql

@@ -44,6 +44,10 @@ def _check_exactly_once(demo: Demo, data: bytes, tmp: object) -> None:
     subprocess.run(["7zz", "x", "-y", f"-o{out}", f"-p{password}", done["delivered_path"]],
                    check=True, capture_output=True)
     assert (out / "file.csv").read_bytes() == data
+    # The spool's copy of the password goes once delivered, also when the daemon was killed
+    # between the delivered move and the erasure (the restart erases it).
+    spooled = demo.spool / str(done["id"]) / "password"
+    wait_for(lambda: not spooled.exists(), 30, "the spool's password to be erased")
     assert demo.cli("audit", "verify").returncode == 0
     kinds = demo.cli("audit", "log").stdout
     assert kinds.count("transfer.delivered") == 1

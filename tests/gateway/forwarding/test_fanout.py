@@ -32,10 +32,12 @@ from gateway.identity.sshkeys import generate_ed25519, load_private_key
 from gateway.inbound import arrivals, holdings
 from gateway.inbound.holdings import HoldingState
 from gateway.outbound import approvals, pipeline
+from gateway.outbound.approval_folder import ApprovalFolder
 from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
-from gateway.runtime import Runtime
-from gateway.state import fanouts
+from gateway.runtime import Runtime, event
+from gateway.state import clock, fanouts
+from gateway.state.rows import Transfer
 from tests.conftest import needs_7zz
 from tests.gateway.inbound.test_holdings_pair import (
     AGREEMENT,
@@ -181,6 +183,13 @@ def test_a_national_file_reaches_each_federation_with_only_its_prefectures_rows(
         assert done.status is State.DELIVERED, done.reasons
         names = [p.name for p in chain.inbox(child.member).iterdir()]
         assert len(names) == 2 and all(child.transfer in n for n in names)
+        # Sealed and delivered under the fan-out's statement (the one the witness signed),
+        # which the manifest carries with the signature that verifies over it.
+        (manifest,) = [p for p in chain.inbox(child.member).iterdir()
+                       if p.name.endswith(".manifest.json")]
+        sent = json.loads(manifest.read_bytes())
+        assert sent["statement"].encode("utf-8") == statement
+        assert [a["witness"] for a in sent["approvals"]] == ["yamada"]
     # The federation of Tokyo receives its part, checks that every row is its own, and holds it.
     arrivals.poll_inbound(chain.federation.rt)
     (held,) = holdings.find(chain.federation.rt)
@@ -352,3 +361,52 @@ def test_a_fanout_whose_every_child_was_rejected_may_be_forwarded_anew(chain: Ch
     again, children = forwarding.forward(rt, h.id, FLOW, CODE)
     assert again.id != first.id and [c.member for c in again.children] == list(MEMBERS)
     assert {t.status for t in children} == {State.AWAITING_APPROVAL}
+
+
+def test_the_approvals_folder_publishes_a_fanout_once_whole_and_one_signature_approves_it(
+    chain: Chain,
+) -> None:
+    """The approvals folder (gateway.outbound.approval_folder) on a flow to a party group: a
+    fan-out's one statement, not before every part is checked, then once under the fan-out's
+    id; one `ssh-keygen -Y sign` signature dropped beside it approves every child."""
+    rt = chain.central
+    parts = []
+    for n, member in enumerate(("nhi-federations-13", "nhi-federations-14")):
+        now = clock.now_ns()
+        state = State.AWAITING_APPROVAL if n == 0 else State.QUARANTINED  # not yet checked
+        t = Transfer(id=f"t-{now % (1 << 48):012x}", agreement=AGREEMENT, flow=FLOW,
+                     provider="nhi-central", recipient=member, state=state.value,
+                     file_name=f"part-{n}.csv", source_path=f"/staging/part-{n}.csv",
+                     created_ns=now, updated_ns=now, sender="kobayashi", size=100 + n,
+                     sha256=f"{n + 1:02x}" * 32, encoding="cp932", rows=1)
+        rt.store.create(t, [event("transfer.checked", t)])
+        parts.append(t)
+    first, second = parts
+    fanout_id = f"f-{first.id[2:]}"
+    with rt.store.transaction() as conn:
+        fanouts.record(conn, fanouts.Fanout(
+            id=fanout_id, holding="h-1", agreement=AGREEMENT, flow=FLOW, group="nhi-federations",
+            split_by=CODE, parent_sha256="ef" * 32, rows=2, withheld={}, created_by=None,
+            created_ns=clock.now_ns(), children=tuple(
+                fanouts.Child(t.id, t.recipient, 1, t.sha256 or "", t.size or 0)
+                for t in parts)))
+    folder = ApprovalFolder(rt, rt.settings.approvals_folder)
+    folder.prepare()
+    folder.poll()
+    assert not (folder.folder / fanout_id).exists()  # no part approved before all are checked
+    assert not (folder.folder / first.id).exists()
+    rt.store.transition(rt.store.get(second.id), State.AWAITING_APPROVAL,
+                        [event("transfer.checked", second)])
+    folder.poll()
+    assert sorted(p.name for p in folder.folder.iterdir()) == sorted([fanout_id, "refused"])
+    published = (folder.folder / fanout_id).read_bytes()
+    assert published == approvals.statement(rt, rt.store.get(first.id)) \
+        == approvals.statement(rt, rt.store.get(second.id))
+    assert f"fanout: {fanout_id}\n".encode() in published
+    subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-n", approvals.APPROVAL_NAMESPACE, "-f",
+                    str(chain.pair.key("yamada")), str(folder.folder / fanout_id)],
+                   check=True, capture_output=True)
+    taken = folder.poll()
+    assert taken.accepted == [fanout_id] and taken.refused == []
+    assert {rt.store.get(t.id).status for t in parts} == {State.APPROVED}
+    assert not (folder.folder / fanout_id).exists()

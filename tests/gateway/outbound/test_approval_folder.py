@@ -19,8 +19,7 @@ from gateway.identity.sshkeys import load_private_key
 from gateway.outbound import approval_folder, approvals
 from gateway.outbound.approval_folder import ApprovalFolder, signature_id
 from gateway.runtime import Runtime, event
-from gateway.state import clock, fanouts
-from gateway.state.fanouts import Child, Fanout
+from gateway.state import clock
 from gateway.state.lifecycles import State
 from gateway.state.rows import Transfer
 from tests.conftest import AGREEMENT, FLOW, Demo, has_japanese
@@ -303,32 +302,3 @@ def test_a_link_in_place_of_refused_is_not_followed(
     folder.poll()  # logged, never raised
     assert list(elsewhere.iterdir()) == []
     assert (folder.folder / f"{t.id}.sig").exists()  # given back, for when it is fixed
-
-
-def test_a_fan_out_is_published_once_whole_and_one_signature_approves_every_part(
-    demo: Demo, rt: Runtime, folder: ApprovalFolder
-) -> None:
-    first = _awaiting(rt, 1)
-    second = _awaiting(rt, 2, state=State.QUARANTINED)  # not yet checked
-    fanout_id = f"f-{first.id[2:]}"
-    with rt.store.transaction() as conn:
-        fanouts.record(conn, Fanout(
-            id=fanout_id, holding="h-1", agreement=AGREEMENT, flow=FLOW, group="g",
-            split_by="code", parent_sha256="ef" * 32, rows=3, withheld={}, created_by="sato",
-            created_ns=clock.now_ns(),
-            children=(Child(first.id, "131041", 2, first.sha256 or "", first.size or 0),
-                      Child(second.id, "141003", 1, second.sha256 or "", second.size or 0))))
-    folder.poll()
-    assert not (folder.folder / fanout_id).exists()  # no part approved before all are checked
-    assert not (folder.folder / first.id).exists()
-    rt.store.transition(rt.store.get(second.id), State.AWAITING_APPROVAL,
-                        [event("transfer.checked", second)])
-    folder.poll()
-    assert sorted(p.name for p in folder.folder.iterdir()) == sorted([fanout_id, "refused"])
-    assert (folder.folder / fanout_id).read_bytes() == approvals.statement(
-        rt, rt.store.get(first.id))
-    _sign(demo, folder.folder / fanout_id, "suzuki")
-    taken = folder.poll()
-    assert taken.accepted == [fanout_id] and taken.refused == []
-    assert {rt.store.get(t.id).status for t in (first, second)} == {State.APPROVED}
-    assert not (folder.folder / fanout_id).exists()

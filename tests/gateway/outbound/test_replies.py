@@ -118,6 +118,29 @@ def test_a_reply_whose_link_changed_after_approval_never_leaves(pair: Pair) -> N
     assert list(pair.provider.inbox.iterdir()) == []
 
 
+def test_the_delivery_reads_the_link_again_after_the_seal(pair: Pair) -> None:
+    """A link is read by each step for itself: one changed after the seal authorized the
+    transfer (its statement unchanged, so its approval still verifies) is what the delivery
+    checks, and the reply never leaves."""
+    pair.send(csv_bytes(ROWS))
+    (h1,) = pair.receive()
+    rt = pair.recipient.rt
+    inquiry = pair.drop(pair.recipient, csv_bytes(ROWS[:1]), flow="inquiry", name="q.csv")
+    link_transfer(rt, inquiry.id, "replies_to", h1.id, "kobayashi")
+    approvals.approve(rt, inquiry.id, sshsig.sign(
+        approvals.statement(rt, rt.store.get(inquiry.id)), load_private_key(pair.key("yamada")),
+        approvals.APPROVAL_NAMESPACE))
+    sealed = pipeline.advance(rt, rt.store.get(inquiry.id), states=(State.APPROVED,))
+    assert sealed.status is State.SEALED, sealed.reasons
+    with rt.store.transaction() as conn:
+        conn.execute(update(schema.LINKS).where(schema.LINKS.c.transfer == inquiry.id)
+                     .values(ref_flow="inquiry"))
+    done = pipeline.advance(rt, rt.store.get(inquiry.id))
+    assert done.status is State.REJECTED
+    assert [r["rule"] for r in done.reason_list()] == ["reply.unlinked"]
+    assert list(pair.provider.inbox.iterdir()) == []
+
+
 def test_the_cli_refuses_to_approve_an_unlinked_reply_until_it_is_linked(pair: Pair) -> None:
     first = pair.send(csv_bytes(ROWS))
     (h1,) = pair.receive()

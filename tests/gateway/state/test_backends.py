@@ -11,9 +11,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from audit import schema as ledger_schema
@@ -144,6 +146,40 @@ def test_holdings_keys_fingerprints_and_links(store: Store) -> None:
     with store.transaction() as conn:
         links.add(conn, link)
     assert links.link_of(store, "t-1") == link
+
+
+def test_the_reads_of_a_snapshot_share_one_transaction_and_writes_keep_their_own(
+    store: Store,
+) -> None:
+    store.create(_transfer(), [_event("t:dropped")])
+    begun: list[str] = []
+
+    def began(conn: Any) -> None:
+        begun.append("read" if conn is shared[0] else "other")
+
+    shared: list[Any] = [None]
+    event.listen(store.engine, "begin", began)
+    try:
+        with store.snapshot():
+            with store.reading() as conn:
+                shared[0] = conn
+            t = store.get("t-000000000001")
+            assert links.link_of(store, t.id) is None and store.approvals(t.id) == []
+            with store.snapshot():  # inside one already: the same
+                assert store.in_states([State.DROPPED]) == [t]
+            # A write inside has its own transaction, committed at once.
+            store.transition(t, State.QUARANTINED, [_event("t:quarantined")])
+            seen_elsewhere = threading.Thread(target=lambda: begun.append(
+                store.get(t.id).state))
+            seen_elsewhere.start()
+            seen_elsewhere.join()
+        after = store.get(t.id)
+    finally:
+        event.remove(store.engine, "begin", began)
+    # One read transaction for every read in the block; the write and the other thread's read
+    # each had their own; nothing of the block's connection is used after it.
+    assert begun == ["read", "other", "other", "quarantined", "other"]
+    assert after.state == "quarantined"
 
 
 def test_heartbeats_list_the_nodes_and_mark_the_silent_stale(store: Store) -> None:
