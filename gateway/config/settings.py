@@ -10,7 +10,6 @@ place (routes and sources have modules of their own).
 from __future__ import annotations
 
 import os
-import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,24 +31,16 @@ from gateway.config.routes import (
     parse_sftp,
 )
 from gateway.config.schema import TOP_LEVEL, only
-from gateway.config.sources import (
-    InboundPickupSource,
-    PickupSource,
-    check_password_accounts,
-    parse_inbound_pickup,
-    parse_pickup,
-)
 from gateway.errors import ConfigError
 from gateway.i18n import N_
 
 if TYPE_CHECKING:
     from audit.notes import NoteVerifier
+    from gateway.config.sources import InboundPickupSource, PickupSource
 
 __all__ = [
     "DEFAULT_CONFIG",
     "Inbound",
-    "InboundPickupSource",
-    "PickupSource",
     "Recipient",
     "Settings",
     "config_path_from",
@@ -244,6 +235,8 @@ class Settings:
         node (node_name, else the host name), as the nodes may share the state folder."""
         if not self.database_url:
             return "daemon.lock"
+        import socket  # here: only PostgreSQL nodes need it, and it costs every command
+
         node = self.node_name or socket.gethostname()
         return "daemon." + "".join(c if c.isalnum() or c in "-_." else "_" for c in node) + ".lock"
 
@@ -345,6 +338,8 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     recipients = {
         pid: _recipient(pid, body, resolve, path) for pid, body in section("recipients").items()
     }
+    from gateway.config.sources import parse_pickup  # here: `approve` reads no pickup table
+
     pickups = {
         name: parse_pickup(name, body, resolve, path) for name, body in section("pickup").items()
     }
@@ -658,6 +653,8 @@ def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
             N_("{path}: inbound.pickup must hold tables [inbound.pickup.NAME]").format(path=path),
             hint=N_("one table per provider's SFTP server"),
         )
+    from gateway.config.sources import check_password_accounts, parse_inbound_pickup
+
     sources = {
         name: parse_inbound_pickup(name, t, resolve, path, passwords) for name, t in pickups.items()
     }

@@ -37,6 +37,7 @@ of names and modes; split apart, each part would have to restate them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -54,8 +55,17 @@ from gateway.errors import (
     StateError,
     TachiaiError,
 )
-from gateway.i18n import N_, wording
+from gateway.i18n import N_
 from gateway.outbound import approvals
+from gateway.outbound.approval_notes import ACCEPTED_SUFFIX as ACCEPTED_SUFFIX
+from gateway.outbound.approval_notes import ID_PATTERN as ID_PATTERN
+from gateway.outbound.approval_notes import MAX_SIGNATURE_BYTES as MAX_SIGNATURE_BYTES
+from gateway.outbound.approval_notes import NOTE_SUFFIX as NOTE_SUFFIX
+from gateway.outbound.approval_notes import REFUSED as REFUSED
+from gateway.outbound.approval_notes import SIGNATURE_SUFFIX as SIGNATURE_SUFFIX
+from gateway.outbound.approval_notes import TAKING as _TAKING
+from gateway.outbound.approval_notes import accepted_note, refused_note
+from gateway.outbound.approval_notes import signature_id as signature_id
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state import clock, fanouts
@@ -65,17 +75,12 @@ from policies.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_SUFFIX = ".sig"
-#: Beside a refused ID.sig: why, and what to do.
-NOTE_SUFFIX = ".sig.refused"
-REFUSED = "refused"
-#: An SSH signature is well under 2 KiB; anything larger is not one.
-MAX_SIGNATURE_BYTES = 64 * 1024
 FOLDER_MODE = 0o3770
 STATEMENT_MODE = 0o640
 NOTE_MODE = 0o640
-#: A transfer's or a fan-out's id: the only names this folder publishes or takes.
-ID_PATTERN = re.compile(r"[tf]-[0-9a-f]{12}")
+#: How long a note outlives its transfer's wait: a witness's `tachiai approve` reads its
+#: verdict there, and a witness signing with ssh-keygen alone looks for it.
+NOTE_GRACE_SECONDS = 10.0
 _END = b"-----END SSH SIGNATURE-----"
 #: ssh-keygen writes the .sig in place: a file without its last line is being written, until
 #: it has been left so this long.
@@ -84,7 +89,6 @@ _WRITING_SECONDS = 10.0
 #: a reply's link changes the statement of a transfer that did not move).
 _REFRESH_SECONDS = 5.0
 _ORPHAN_SECONDS = 120.0
-_TAKING = ".taking"
 
 
 @dataclass(frozen=True)
@@ -97,24 +101,24 @@ class Refusal:
     hint: str | None = None
 
 
+@dataclass(frozen=True)
+class Counted:
+    """A signature that counted: for whom, how many of how many, the transfer's state now (of
+    the first part when it approved `parts` parts of a fan-out)."""
+
+    witness: str
+    count: int
+    needed: int
+    state: str
+    parts: int = 1
+
+
 @dataclass
 class Taken:
     """What one pass did: ids approved (an approval recorded) and ids refused."""
 
     accepted: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
-
-
-def signature_id(name: str) -> str | None:
-    """The id a dropped file's name signs for, or None when the name is not `ID.sig`.
-
-    Only the exact form is taken: a name with a path in it (`../`), a NUL, a hidden or
-    temporary name, or any other id shape is left alone.
-    """
-    if not name.endswith(SIGNATURE_SUFFIX):
-        return None
-    ident = name[: -len(SIGNATURE_SUFFIX)]
-    return ident if ID_PATTERN.fullmatch(ident) else None
 
 
 class ApprovalFolder:
@@ -208,7 +212,7 @@ class ApprovalFolder:
                 taken.refused.append(ident)
                 return
             assert raw is not None
-            refusal = self._approve(ident, raw.decode("ascii"))
+            verdict = self._approve(ident, raw.decode("ascii"))
         except OSError as exc:  # the file system, not the witness: give it back for next turn
             log.error("approvals folder: %s: %s", name, exc)
             _give_back(claimed, path)
@@ -216,18 +220,34 @@ class ApprovalFolder:
         except TachiaiError:
             _give_back(claimed, path)
             raise
-        if refusal is None:
+        if isinstance(verdict, Counted):
+            # The verdict is in place before the signature leaves its taking name: a witness's
+            # `tachiai approve` waiting for it finds it once the file is gone.
+            self._note_counted(name, ident, verdict, raw)
+            _remove(self.folder / f"{ident}{NOTE_SUFFIX}")
             claimed.unlink()
             sync_dir(self.folder)
-            _remove(self.folder / f"{ident}{NOTE_SUFFIX}")
             taken.accepted.append(ident)
         else:
-            self._refuse(claimed, name, ident, refusal, record=False)
+            self._refuse(claimed, name, ident, verdict, record=False)
             taken.refused.append(ident)
 
-    def _approve(self, ident: str, signature: str) -> Refusal | None:
+    def _note_counted(self, name: str, ident: str, counted: Counted, raw: bytes) -> None:
+        """ID.sig.accepted; a failure to write it is logged (the approval is committed: the
+        signature must not be taken again)."""
+        try:
+            write_atomic(self.folder / f"{ident}{ACCEPTED_SUFFIX}", accepted_note(
+                name, witness=counted.witness, count=counted.count, needed=counted.needed,
+                state=counted.state, parts=counted.parts,
+                signature_sha256=hashlib.sha256(raw).hexdigest()), NOTE_MODE, durable=False,
+                fresh=True)
+        except OSError as exc:
+            log.error("approvals folder: cannot write %s%s: %s", ident, ACCEPTED_SUFFIX,
+                      exc.strerror)
+
+    def _approve(self, ident: str, signature: str) -> Refusal | Counted:
         """Count the signature for the transfer (or every waiting part of the fan-out) `ident`
-        names; None when it counted. Each refusal is recorded by `approvals`."""
+        names. Each refusal is recorded by `approvals`."""
         targets = [ident]
         if ident.startswith("f-"):
             children = approvals.fanout_children(self.rt, ident)
@@ -237,15 +257,18 @@ class ApprovalFolder:
                        if self.rt.store.get(c).status is State.AWAITING_APPROVAL]
             targets = waiting or children[:1]  # none waiting: the first says why (its state)
         refusals = []
+        outcomes = []
         for target in targets:
             try:
-                approvals.approve(self.rt, target, signature, flush=False)
+                outcomes.append(approvals.approve(self.rt, target, signature, flush=False))
             except NotFound:
                 return _unknown(ident)
             except (CheckFailed, InputError, StateError) as exc:
                 refusals.append(_refusal_of(exc))
         if not refusals:
-            return None
+            first_outcome = outcomes[0]
+            return Counted(first_outcome.witness, len(first_outcome.approvals),
+                           first_outcome.needed, first_outcome.transfer.state, len(outcomes))
         first = refusals[0]
         if len(targets) > 1:  # a fan-out: say how many parts, the first reason
             return Refusal(first.rule, N_("{count} of {total} part(s) of the fan-out not "
@@ -260,15 +283,22 @@ class ApprovalFolder:
         now = clock.now_ns()
         kept = self.refused_dir / f"{name}.{now}"
         self.refused_dir.mkdir(exist_ok=True)
-        os.rename(claimed, kept)  # a link or a FIFO moves as itself
-        sync_dir(self.folder)
         if record:
             transfer = _transfer(self.rt, ident)
             if transfer is not None:
                 approvals.record_refusal(self.rt, transfer,
                                          Reason(refusal.rule, refusal.message), flush=False)
-        write_atomic(self.folder / f"{ident}{NOTE_SUFFIX}", _note(name, kept, refusal), NOTE_MODE,
-                     durable=False, fresh=True)
+        # The note first, naming where the file will be kept: a witness's `tachiai approve`
+        # that finds its file there finds the reason already in place.
+        note = self.folder / f"{ident}{NOTE_SUFFIX}"
+        write_atomic(note, refused_note(name, kept.name, refusal.rule, refusal.message,
+                                        refusal.hint), NOTE_MODE, durable=False, fresh=True)
+        try:
+            os.rename(claimed, kept)  # a link or a FIFO moves as itself
+        except OSError:
+            _remove(note)  # the file is given back and judged again: no verdict yet
+            raise
+        sync_dir(self.folder)
         log.warning("approvals folder: %s refused (%s): %s; kept as %s", name, refusal.rule,
                     refusal.message, kept)
 
@@ -328,10 +358,13 @@ class ApprovalFolder:
                 write_atomic(self.folder / ident, text, STATEMENT_MODE, durable=False, fresh=True)
                 self._written[ident] = text
         for name in names:  # what no longer awaits witnesses leaves the folder
-            ident = name.removesuffix(NOTE_SUFFIX)
-            if ID_PATTERN.fullmatch(ident) and ident not in made:
-                _remove(self.folder / name)
-                self._written.pop(ident, None)
+            ident = name.removesuffix(NOTE_SUFFIX).removesuffix(ACCEPTED_SUFFIX)
+            if not ID_PATTERN.fullmatch(ident) or ident in made:
+                continue
+            if ident != name and not _older(self.folder / name, NOTE_GRACE_SECONDS):
+                continue  # a note stays a while for the witness who reads it
+            _remove(self.folder / name)
+            self._written.pop(ident, None)
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -371,6 +404,14 @@ def _read(path: Path, *, settled: bool = False) -> tuple[bytes | None, Refusal |
             "the file is not an SSH signature (ssh-keygen -Y sign writes ASCII armour)"),
             _SIGN_HINT)
     return raw, None
+
+
+def _older(path: Path, seconds: float) -> bool:
+    """Whether the file was last changed more than `seconds` ago (or is gone)."""
+    try:
+        return time.time() - path.lstat().st_mtime > seconds
+    except FileNotFoundError:
+        return True
 
 
 def _remove(path: Path) -> None:
@@ -436,20 +477,3 @@ def _refusal_of(exc: TachiaiError) -> Refusal:
         hint = N_("the statement may have changed since it was signed: sign the statement now "
                   "in this folder again (ssh-keygen -Y sign -f KEY -n tachiai-approval ID)")
     return Refusal(rule, message, hint)
-
-
-def _note(name: str, kept: Path, refusal: Refusal) -> bytes:
-    """ID.sig.refused: the reason in Japanese, then in English (the daemon's own log is
-    English); the rule and file names as they are."""
-    where = f"{REFUSED}/{kept.name}"
-    lines = [
-        "署名は受け付けられませんでした / the signature was not accepted",
-        "",
-        f"ファイル / file: {name} → {where}",
-        f"規則 / rule: {refusal.rule}",
-        f"理由: {wording(refusal.message, 'ja')}",
-        f"reason: {refusal.message}",
-    ]
-    if refusal.hint:
-        lines += [f"対処: {wording(refusal.hint, 'ja')}", f"fix: {refusal.hint}"]
-    return ("\n".join(lines) + "\n").encode("utf-8")
