@@ -338,11 +338,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     recipients = {
         pid: _recipient(pid, body, resolve, path) for pid, body in section("recipients").items()
     }
-    from gateway.config.sources import parse_pickup  # here: `approve` reads no pickup table
-
-    pickups = {
-        name: parse_pickup(name, body, resolve, path) for name, body in section("pickup").items()
-    }
+    pickups = _pickups(section("pickup"), resolve, path)
     inbound = _inbound(section("inbound"), resolve, path)
     try:
         settings = Settings(
@@ -394,6 +390,16 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
                              "as NODE:PID:WORKER)").format(path=path),
                           hint=N_('a short name such as "gw1"'))
     return settings
+
+
+def _pickups(tables: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, PickupSource]:
+    """The [pickup.NAME] tables (their module is loaded only when there is one: most commands
+    of most gateways never need it)."""
+    if not tables:
+        return {}
+    from gateway.config.sources import parse_pickup
+
+    return {name: parse_pickup(name, body, resolve, path) for name, body in tables.items()}
 
 
 def _partitions(value: Any, party: str, path: Path) -> tuple[str, ...]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 import stat
 import subprocess
 import time
@@ -189,7 +188,7 @@ def hand_over(folder: Path, ident: str, signature: bytes) -> Handed:
     Raises:
         StorageError: the folder cannot be written, or an `ID.sig` stays in the way.
     """
-    tmp = folder / f".{ident}{SIGNATURE_SUFFIX}.{secrets.token_hex(6)}.tmp"
+    tmp = folder / f".{ident}{SIGNATURE_SUFFIX}.{os.urandom(6).hex()}.tmp"
     target = folder / f"{ident}{SIGNATURE_SUFFIX}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,

@@ -114,10 +114,10 @@ def held(state_dir: Path, file_name: str = LOCK_FILE) -> bool | None:
         return False  # no daemon ever ran here
     except OSError:
         return None
-    lock = f" {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
+    lock = f" {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} ".encode()
     try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as table:
-            return any(" FLOCK " in line and lock in line for line in table)
+        with open("/proc/locks", "rb") as table:
+            return any(b" FLOCK " in line and lock in line for line in table)
     except OSError:
         return None
 
