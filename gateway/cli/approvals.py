@@ -125,7 +125,7 @@ def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
 
     if args.wait <= 0:
         raise UsageError(_("--wait must be more than 0 seconds"))
-    counted = handover.approve(settings_of(args), transfer_id, args.key, args.wait)
+    counted = handover.approve(settings_of(args, whole=False), transfer_id, args.key, args.wait)
     if counted is None:
         return None
     if transfer_id.startswith("f-"):

@@ -7,22 +7,27 @@ same layout `tachiai approve --signatures DIR` reads. A witness runs
 
     ssh-keygen -Y sign -f KEY -n tachiai-approval DIR/ID
 
-which writes DIR/ID.sig beside it. At its next turn the daemon takes that file and hands it
-to `gateway.outbound.approvals.approve`, exactly as the command does: the same checks, rows,
-ledger events, and refusals of a replay or of a statement that has changed since it was
-signed.
+which writes DIR/ID.sig beside it (`tachiai approve ID --key KEY` does the same while the
+daemon runs: gateway.outbound.handover). The daemon's watch on the folder wakes it, and it
+takes that file and hands it to `gateway.outbound.approvals.approve`, exactly as the command
+does: the same checks, rows, ledger events, and refusals of a replay or of a statement that
+has changed since it was signed.
 
-- **Accepted**: the signature file is removed once the approval is committed. The ledger's
-  `approval.accepted` event holds the signature and the statement verbatim, so a copy would
-  add nothing; the file's disappearing is the witness's sign that it counted.
+- **Accepted**: the signature file is removed once the approval is committed, after
+  `ID.sig.accepted` says for whom and how many of how many (gateway.outbound.approval_notes).
+  The ledger's `approval.accepted` event holds the signature and the statement verbatim, so a
+  copy would add nothing.
 - **Refused**: never deleted. It is moved to `refused/ID.sig.TIME` (a link or a FIFO is moved
   as the link or FIFO it is: never followed or opened for writing), `ID.sig.refused` beside the
   statement says why, in Japanese and English, with the rule and the fix, and the refusal is
   an `approval.refused` event (its rule and, when the signature verified, its signer). A
   signature for an id this gateway does not know has no transfer to record against: it is
   moved and explained the same way and logged.
+- Each note is written before the signature leaves its taking name, so whoever waits for the
+  verdict finds it once the file is gone.
 - A statement that changes (a duplicate notice, a reply's link) is written again; a statement
-  leaves the folder with its `ID.sig.refused` once its transfer no longer awaits approval.
+  leaves the folder once its transfer no longer awaits approval, its notes `NOTE_GRACE_SECONDS`
+  later.
 
 Statements are written under a temporary name and renamed in, 0640 in a folder made 3770
 (set-group-ID: files take the folder's group, the witnesses'; sticky: a witness cannot remove

@@ -150,7 +150,8 @@ def test_the_help_line_of_every_command_is_its_modules_own() -> None:
 #: counts (gateway.outbound.handover).
 NOT_FOR_THE_HAND_OVER = ("sqlalchemy", "sqlmodel", "pydantic", "cryptography", "pyzipper",
                          "gateway.runtime", "gateway.outbound.approvals", "gateway.state.lite",
-                         "gateway.identity", "policies.agreement", "audit.lite", "socket")
+                         "gateway.identity", "policies.agreement", "audit.lite", "socket",
+                         "gateway.config.routes", "gateway.config.sources")
 
 
 @pytest.mark.slow
