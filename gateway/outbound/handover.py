@@ -64,8 +64,8 @@ MAX_STATEMENT_BYTES = 1 << 20
 #: Mode of the handed-over signature: the daemon may run under another account of the
 #: folder's group.
 SIGNATURE_MODE = 0o640
-_FIRST_STEP = 0.005
-_LONGEST_STEP = 0.05
+_FIRST_STEP = 0.002
+_LONGEST_STEP = 0.02
 #: Refusals the in-process approval raises as other than CheckFailed, by rule.
 _RAISED_AS: dict[str, type[CheckFailed] | type[StateError] | type[NotFound]] = {
     "approval.state": StateError,
