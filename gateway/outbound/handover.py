@@ -116,7 +116,9 @@ def approve(settings: Settings, ident: str, key: Path,
     signature = sign(text, key)
     if signature is None:
         return None
-    return verdict(folder, ident, hand_over(folder, ident, signature), wait_seconds)
+    deadline = time.monotonic() + wait_seconds
+    handed = hand_over(folder, ident, signature, wait_seconds)
+    return verdict(folder, ident, handed, max(0.0, deadline - time.monotonic()))
 
 
 def published(folder: Path, ident: str) -> bytes | None:
@@ -181,9 +183,11 @@ def sign(statement: bytes, key: Path) -> bytes | None:
     return done.stdout
 
 
-def hand_over(folder: Path, ident: str, signature: bytes) -> Handed:
+def hand_over(folder: Path, ident: str, signature: bytes,
+              wait_seconds: float = WAIT_SECONDS) -> Handed:
     """Write `signature` as the folder's `ID.sig`: a fresh temporary, renamed in without
-    replacing a signature already there (waited for: the daemon takes it).
+    replacing a signature already there (waited for, up to `wait_seconds`: the daemon takes
+    it).
 
     Raises:
         StorageError: the folder cannot be written, or an `ID.sig` stays in the way.
@@ -204,7 +208,7 @@ def hand_over(folder: Path, ident: str, signature: bytes) -> Handed:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _unwritable(folder, exc) from exc
-    deadline = time.monotonic() + WAIT_SECONDS
+    deadline = time.monotonic() + wait_seconds
     step = _FIRST_STEP
     try:
         while not _rename_new(tmp, target):

@@ -129,15 +129,18 @@ def test_a_refusal_is_this_signatures_never_an_earlier_one(
 
 
 def test_a_signature_never_replaces_one_that_waits(
-    demo: Demo, rt: Runtime, folder: ApprovalFolder, monkeypatch: pytest.MonkeyPatch
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
     t = _awaiting(rt, 1)
     folder.poll()
     waiting = folder.folder / f"{t.id}.sig"
     waiting.write_bytes(b"another witness's signature, not yet taken\n")
-    monkeypatch.setattr(handover, "WAIT_SECONDS", 0.3)
+    text = handover.published(folder.folder, t.id)
+    assert text is not None
+    signature = handover.sign(text, demo.key("suzuki"))
+    assert signature is not None
     with pytest.raises(StorageError, match="in the way"):
-        _hand(demo, folder, t, "suzuki")
+        handover.hand_over(folder.folder, t.id, signature, wait_seconds=0.3)
     assert waiting.read_bytes() == b"another witness's signature, not yet taken\n"
     assert [p.name for p in folder.folder.iterdir() if p.name.endswith(".tmp")] == []
 
