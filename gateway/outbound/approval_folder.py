@@ -52,8 +52,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.config.policyfiles import load_registry
 from gateway.errors import (
     CheckFailed,
+    ConfigError,
     InputError,
     NotFound,
     SignatureError,
@@ -139,6 +141,9 @@ class ApprovalFolder:
         self._name_of: dict[str, str] = {}
         self._written: dict[str, bytes] = {}
         self._next_refresh = 0.0
+        # The handler registry file as last read (its stat), and as last found invalid.
+        self._registry_seen: tuple[int, ...] | None = None
+        self._registry_broken: tuple[int, ...] | None = None
 
     def prepare(self) -> None:
         """Make the folder (and refused/) 3770, and give back signatures a dead taker left.
@@ -177,6 +182,8 @@ class ApprovalFolder:
                 # A link put in place of refused/ would carry refused files elsewhere: nothing
                 # is taken until it is fixed (StorageError, logged below).
                 refuse_linked(self.refused_dir, "the approvals folder's refused/")
+                if not self._current_registry():
+                    signatures = []  # they wait until the registry is valid again
             for name in signatures:
                 self._take(name, signature_id(name) or "", taken)
         except TachiaiError as exc:
@@ -217,6 +224,7 @@ class ApprovalFolder:
                 taken.refused.append(ident)
                 return
             assert raw is not None
+            self._fresh_statement(ident)
             verdict = self._approve(ident, raw.decode("ascii"))
         except OSError as exc:  # the file system, not the witness: give it back for next turn
             log.error("approvals folder: %s: %s", name, exc)
@@ -236,6 +244,52 @@ class ApprovalFolder:
         else:
             self._refuse(claimed, name, ident, verdict, record=False)
             taken.refused.append(ident)
+
+    def _current_registry(self) -> bool:
+        """Read the handler registry again when its file changed since it was read, so that a
+        designation ended while the daemon runs counts at once for the signatures it takes (as
+        for an approval in a command's own process); False while the changed file is invalid
+        (said once in the log: nothing is taken until it is fixed)."""
+        path = self.rt.settings.registry_path
+        try:
+            st = os.stat(path)
+            seen: tuple[int, ...] | None = (st.st_mtime_ns, st.st_ctime_ns, st.st_size,
+                                             st.st_ino)
+        except OSError:
+            seen = None
+        if seen is not None and seen == self._registry_seen:
+            return True
+        try:
+            self.rt.registry = load_registry(path)
+        except ConfigError as exc:
+            if seen is None or seen != self._registry_broken:
+                log.error("the handler registry %s cannot be read; signatures wait until it is "
+                          "fixed: %s", path, exc.diagnostics())
+            self._registry_broken = seen
+            return False
+        if self._registry_seen is not None:
+            log.info("the handler registry %s changed: read again", path)
+        self._registry_seen = seen
+        return True
+
+    def _fresh_statement(self, ident: str) -> None:
+        """Publish a transfer's statement anew before its signature is judged when it changed
+        since it was published (a reply's link made, the same bytes delivered meanwhile): a
+        refusal of a signature over the old one then comes with the new one already in place,
+        for the witness (or `tachiai approve`) to sign."""
+        if ident not in self._written or not ident.startswith("t-"):
+            return  # not published by this process, or a fan-out's (made whole at each turn)
+        try:
+            transfer = self.rt.store.get(ident)
+        except NotFound:
+            return
+        if transfer.status is not State.AWAITING_APPROVAL:
+            return
+        text = approvals.statement(self.rt, transfer)
+        if text != self._written[ident]:
+            write_atomic(self.folder / ident, text, STATEMENT_MODE, durable=False, fresh=True)
+            self._written[ident] = text
+            self._made[ident] = (((transfer.id, transfer.updated_ns),), text)
 
     def _note_counted(self, name: str, ident: str, counted: Counted, raw: bytes) -> None:
         """ID.sig.accepted; a failure to write it is logged (the approval is committed: the

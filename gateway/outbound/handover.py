@@ -113,12 +113,24 @@ def approve(settings: Settings, ident: str, key: Path,
     text = published(folder, ident)
     if text is None:
         return None
-    signature = sign(text, key)
-    if signature is None:
-        return None
     deadline = time.monotonic() + wait_seconds
-    handed = hand_over(folder, ident, signature, wait_seconds)
-    return verdict(folder, ident, handed, max(0.0, deadline - time.monotonic()))
+    retried = False
+    while True:
+        signature = sign(text, key)
+        if signature is None:
+            return None
+        handed = hand_over(folder, ident, signature, max(0.0, deadline - time.monotonic()))
+        try:
+            return verdict(folder, ident, handed, max(0.0, deadline - time.monotonic()))
+        except SignatureError:
+            # Signed over a statement that changed after it was published (a reply's link
+            # made, the same bytes delivered meanwhile): the daemon publishes the new one
+            # before it refuses, so sign that one, as the approval in the command's own process
+            # signs the statement as it is. Once: a second refusal is the witness's to read.
+            again = published(folder, ident)
+            if retried or again is None or again == text:
+                raise
+            text, retried = again, True
 
 
 def published(folder: Path, ident: str) -> bytes | None:

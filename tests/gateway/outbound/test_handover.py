@@ -6,7 +6,11 @@ read is the one on this signature, never an earlier note."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
+import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import pytest
 
 from gateway.config.settings import load_settings
 from gateway.errors import CheckFailed, SignatureError, StateError, StorageError
-from gateway.outbound import approval_notes, handover
+from gateway.outbound import approval_notes, approvals, handover
 from gateway.outbound.approval_folder import ApprovalFolder
 from gateway.runtime import Runtime, event
 from gateway.state import clock, daemon_lock
@@ -170,3 +174,68 @@ def test_the_notes_are_read_back_as_written() -> None:
         parts=1, signature_sha256="ab" * 32).decode())
     assert (accepted["witness"], accepted["approvals"], accepted["needed"]) == ("suzuki", "1", "2")
     assert accepted["signature-sha256"] == "ab" * 32
+
+
+def test_a_statement_that_changed_since_it_was_published_is_signed_as_it_is_now(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    published = (folder.folder / t.id).read_bytes()
+    # Its bytes are delivered meanwhile as another transfer: the statement gains its
+    # duplicate-of line, and the folder still shows the old one.
+    now = clock.now_ns()
+    rt.store.create(dataclasses.replace(t, id=f"t-{(now + 7) % (1 << 48):012x}",
+                                        state=State.DELIVERED.value, created_ns=now,
+                                        updated_ns=now), [])
+    assert approvals.statement(rt, rt.store.get(t.id)) != published
+    stop = threading.Event()
+
+    def daemon() -> None:  # the daemon's turns, in this process
+        while not stop.is_set():
+            folder.poll()
+            stop.wait(0.02)
+
+    turns = threading.Thread(target=daemon)
+    settings = rt.settings
+    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
+        turns.start()
+        try:
+            # As in the command's own process: refused for the duplicate, not for old bytes.
+            with pytest.raises(CheckFailed, match=r"approval\.duplicate-file"):
+                handover.approve(settings, t.id, demo.key("suzuki"), wait_seconds=30)
+        finally:
+            stop.set()
+            turns.join()
+    assert b"duplicate-of: " in (folder.folder / t.id).read_bytes()
+    rt.flush()
+    rules = [ev.data["reason"]["rule"] for ev in rt.ledger.events()
+             if ev.kind == "approval.refused" and ev.subject == t.id]
+    assert rules == ["approval.signature", "approval.duplicate-file"]
+
+
+def test_a_designation_ended_while_the_daemon_runs_counts_at_once(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    first, second = _awaiting(rt, 1), _awaiting(rt, 2)
+    folder.poll()
+    handed = _hand(demo, folder, first, "suzuki")
+    folder.poll()
+    assert handover.verdict(folder.folder, first.id, handed, wait_seconds=5).witness == "suzuki"
+    registry = demo.root / "demo" / "registry.toml"
+    text = registry.read_text(encoding="utf-8")
+    ended = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+    text, n = re.subn(r'(name = "suzuki"\n(?:.+\n)*?designated_from = .+\n)',
+                      rf"\1designated_until = {ended}\n", text)
+    assert n == 1
+    registry.write_text(text, encoding="utf-8")
+    handed = _hand(demo, folder, second, "suzuki")
+    folder.poll()
+    with pytest.raises(CheckFailed, match=r"approval\.not-designated"):
+        handover.verdict(folder.folder, second.id, handed, wait_seconds=5)
+    # A registry broken meanwhile: signatures wait, none is judged on the old one.
+    registry.write_text("[[handlers]]\nname = 1\n", encoding="utf-8")
+    handed = _hand(demo, folder, second, "tanaka")
+    folder.poll()
+    assert (folder.folder / f"{second.id}.sig").exists()
+    assert rt.store.get(second.id).status is State.AWAITING_APPROVAL
