@@ -3,11 +3,14 @@
 `read_hash_encrypt` is the unavoidable work of a transfer (read once, SHA-256, AES-256-CTR);
 `aes_zip` is pyzipper's WinZip AES-256 archive of the same bytes alone, without the gateway's
 hashing, syncing, database or ledger; `decode_split` reads, decodes and splits the text into
-lines, the content check's ceiling. Nothing here is durable: outputs are not fsynced.
+lines, the content check's ceiling; `transfer_work` is all of a transfer's work on its bytes
+(hash, content check, AES ZIP, hash of the sealed bytes) in one thread, the floor a daemon's
+CPU per file is compared with. Nothing here is durable: outputs are not fsynced.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import time
@@ -16,6 +19,9 @@ from pathlib import Path
 
 import pyzipper
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from policies.agreement import Agreement, Flow
+from policies.content import check_file
 
 CHUNK = 1 << 20
 ZIP_PASSWORD = b"bench-only-password-not-a-secret"
@@ -41,8 +47,10 @@ def read_hash_encrypt(paths: Sequence[Path]) -> float:
     return time.perf_counter() - started
 
 
-def aes_zip(paths: Sequence[Path], out_dir: Path, compression: str, level: int = 6) -> float:
-    """Seconds for pyzipper to write one AES-256 ZIP per file (one entry, streamed).
+def aes_zip(paths: Sequence[Path], out_dir: Path, compression: str, level: int = 6, *,
+            hash_outputs: bool = False) -> float:
+    """Seconds for pyzipper to write one AES-256 ZIP per file (one entry, streamed), and to
+    SHA-256 each archive when `hash_outputs`.
 
     The archives are removed afterwards; `compression` is "store" or "deflate" (at zlib `level`).
     """
@@ -64,6 +72,8 @@ def aes_zip(paths: Sequence[Path], out_dir: Path, compression: str, level: int =
             with zf.open(path.name, "w", force_zip64=True) as dst:
                 while chunk := src.read(CHUNK):
                     dst.write(chunk)
+        if hash_outputs:
+            hashlib.sha256((out_dir / f"{i:04d}.zip").read_bytes()).hexdigest()
     elapsed = time.perf_counter() - started
     for i in range(len(paths)):
         (out_dir / f"{i:04d}.zip").unlink()
@@ -77,3 +87,20 @@ def decode_split(paths: Sequence[Path], encoding: str) -> float:
     for path in paths:
         path.read_bytes().decode(encoding).splitlines()
     return time.perf_counter() - started
+
+
+def transfer_work(paths: Sequence[Path], out_dir: Path, agreement: Agreement, flow: Flow,
+                  on: dt.date, level: int = 6) -> float:
+    """CPU seconds of this process to do, file by file, the work a transfer cannot skip: read
+    and SHA-256 it, check its content against `flow` (policies.content), write it into a
+    deflate (`level`) AES-256 ZIP and SHA-256 the archive. No database, ledger, fsync or
+    second thread: what the daemon spends beyond this is its bookkeeping."""
+    started = time.process_time()
+    aes_zip(paths, out_dir, "deflate", level, hash_outputs=True)
+    for path in paths:
+        hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as fh:
+            verdict = check_file(fh, agreement, flow, on)
+        if verdict.reasons:
+            raise ValueError(f"{path.name}: {verdict.reasons[0].rule}")
+    return time.process_time() - started

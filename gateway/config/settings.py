@@ -224,7 +224,7 @@ class Settings:
         node (node_name, else the host name), as the nodes may share the state folder."""
         if not self.database_url:
             return "daemon.lock"
-        import socket  # here: only PostgreSQL nodes need it, and it costs every command
+        import socket  # only a configuration without node_name needs it
 
         node = self.node_name or socket.gethostname()
         return "daemon." + "".join(c if c.isalnum() or c in "-_." else "_" for c in node) + ".lock"

@@ -31,7 +31,6 @@ from gateway.state.rows import Approval, Transfer
 from policies.approvals import key_proof_refusal, quorum_reached, witness_refusal
 from policies.checkdigits import contains_my_number
 from policies.reasons import Reason
-from policies.splitting import HOW
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,7 @@ def fanout_statement(rt: Runtime, found: fanouts.Fanout, sender: str | None) -> 
     # Imported here: the splitting code (code lists, check digits) is for fan-outs only, not
     # for approving a transfer of its own.
     from gateway.exchange import fanout
+    from policies.splitting import HOW
 
     agreement = rt.agreements[found.agreement]
     flow = agreement.flow(found.flow)

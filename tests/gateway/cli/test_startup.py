@@ -33,12 +33,13 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 #: Never needed to approve a transfer or list transfers: no receiving side, no archive, SFTP
-#: or spreadsheet library.
+#: or spreadsheet library, nor the fan-out's splitting of files.
 NOT_FOR_OUTBOUND_COMMANDS = ("pyzipper", "paramiko", "watchdog", "openpyxl", "msoffcrypto",
                              "Cryptodome", "gateway.inbound", "gateway.transports",
                              "gateway.outbound.sealing", "gateway.outbound.pipeline",
                              "gateway.daemon", "gateway.state.holdings_store",
-                             "sqlalchemy.orm", "sqlmodel", "pydantic", "alembic", "pycountry")
+                             "sqlalchemy.orm", "sqlmodel", "pydantic", "alembic", "pycountry",
+                             "policies.splitting", "policies.tables")
 #: Nor, on SQLite, the database layer: the sqlite3 module does.
 DATABASE_LAYER = ("sqlalchemy", "gateway.state.store", "gateway.state.schema", "audit.ledger",
                   "audit.database")

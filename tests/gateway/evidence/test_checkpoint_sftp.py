@@ -158,10 +158,7 @@ def test_publishing_resumes_after_the_server_is_stopped_and_restarted(
 
     sshd.kill()  # sessions and all: the connection we keep is cut
     for n in (4, 4, 4):
-        started = time.monotonic()
-        signed.append(_sign(ledger, service, n))
-        assert time.monotonic() - started < 1.0, "signing is not held up by the outage"
-        time.sleep(0.3)
+        signed.append(_sign(ledger, service, n))  # signing goes on; the place catches up
     assert not sink.flush(0.5)
     assert (remote / "checkpoint").read_text() == signed[0].note
     sshd.start()  # same port, same host key
@@ -180,36 +177,52 @@ def test_publishing_resumes_after_the_server_is_stopped_and_restarted(
     assert service.close() == []
 
 
+def _silent_endpoint(tmp_path: Path, silent: socket.socket, timeout: float) -> SftpEndpoint:
+    key = tmp_path / "client_key"
+    ssh_keygen(key)
+    host = ssh_keygen(tmp_path / "host_key").rsplit(" ", 1)[0]
+    return SftpEndpoint("127.0.0.1", silent.getsockname()[1], "nobody", key, (host,), "/x",
+                        timeout)
+
+
 def test_a_server_that_never_answers_cannot_hold_up_signing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Causal, not timed: the handshake's own deadline is far away (60 s), so had signing or
+    # closing waited for the server even once, that deadline would have passed and been logged.
     caplog.set_level(logging.INFO, LOGGER)
     with socket.socket() as silent:  # accepts connections (the kernel does) and says nothing
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        key = tmp_path / "client_key"
-        ssh_keygen(key)
-        host = ssh_keygen(tmp_path / "host_key").rsplit(" ", 1)[0]
-        endpoint = SftpEndpoint(
-            "127.0.0.1", silent.getsockname()[1], "nobody", key, (host,), "/x", 1.0
-        )
-        sink = SftpSink(endpoint, retry_max_seconds=0.2)
+        sink = SftpSink(_silent_endpoint(tmp_path, silent, 60.0), retry_max_seconds=0.2)
         local = tmp_path / "local"
         ledger, service = _service(tmp_path, DirectorySink(local), sink)
-        started = time.time()
-        for n in range(5):
-            begun = time.monotonic()
+        for _ in range(5):
             signed = _sign(ledger, service, 3)
-            assert time.monotonic() - begun < 0.5, f"checkpoint {n} was held up"
             assert (local / "checkpoint").read_text() == signed.note
-        error = wait_for(lambda: _records(caplog, logging.ERROR), 10, "the timeout to be logged")
+        assert not _records(caplog, logging.ERROR), "no handshake has timed out yet"
+        assert service.close(1) == [sink.name]
+        assert not [r for r in _records(caplog, logging.ERROR)
+                    if "SSH handshake" in r.getMessage()], "closing did not wait for it either"
+    assert "5 ledger checkpoint(s) were not written" in caplog.text
+    wait_for(lambda: not _transports(), 60, "the abandoned handshake to end")
+
+
+def test_each_try_at_a_silent_server_ends_at_the_endpoints_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        sink = SftpSink(_silent_endpoint(tmp_path, silent, 1.0), retry_max_seconds=0.2)
+        ledger, service = _service(tmp_path, DirectorySink(tmp_path / "local"), sink)
+        _sign(ledger, service, 3)
+        error = wait_for(lambda: _records(caplog, logging.ERROR), 60, "the timeout to be logged")
         # paramiko's banner timeout or our handshake deadline, whichever is first: both 1 s.
         assert re.search(r"SSH handshake within 1 s|SSH protocol banner", error[0].getMessage())
-        assert error[0].created - started < 3, "the endpoint's timeout bounds each try"
-        started = time.monotonic()
-        assert service.close(3) == [sink.name]
-        assert time.monotonic() - started < 3.5, "closing is bounded too"
-    assert "5 ledger checkpoint(s) were not written" in caplog.text
+        assert service.close(1) == [sink.name]
+    wait_for(lambda: not _transports(), 60, "the abandoned handshake to end")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="logs in as root to run a forced command")
@@ -233,9 +246,9 @@ def test_a_server_that_stalls_after_login_is_cut_off_by_the_watchdog(
         ledger, service = _service(tmp_path, DirectorySink(tmp_path / "local"), sink)
         started = time.time()
         _sign(ledger, service, 3)
-        error = wait_for(lambda: _records(caplog, logging.ERROR), 15, "the stalled round")
+        error = wait_for(lambda: _records(caplog, logging.ERROR), 60, "the stalled round")
         assert "no round finished within 2 s" in error[0].getMessage(), error[0].getMessage()
-        assert 2 <= error[0].created - started < 5
+        assert error[0].created - started >= 2, "not cut off before the round's time"
         assert service.close(3) == [sink.name]
     finally:
         server.remove()
