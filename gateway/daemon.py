@@ -158,8 +158,8 @@ class Daemon:
                 if polling or self.signed.is_set():
                     self.signed.clear()
                     # Signatures dropped by witnesses; never raises. One that counted is
-                    # handed on at once.
-                    if self.approvals.poll().accepted:
+                    # handed on at once; the ledger and the statements wait for the poll.
+                    if self.approvals.poll(regular=polling).accepted:
                         self.changed.set()
                 self.workers.take_in(self.tracker)
                 if polling or self.changed.is_set():

@@ -144,6 +144,7 @@ class ApprovalFolder:
         # The handler registry file as last read (its stat), and as last found invalid.
         self._registry_seen: tuple[int, ...] | None = None
         self._registry_broken: tuple[int, ...] | None = None
+        self._unflushed = False  # approvals taken by a woken turn, their events not yet moved
 
     def prepare(self) -> None:
         """Make the folder (and refused/) 3770, and give back signatures a dead taker left.
@@ -166,9 +167,13 @@ class ApprovalFolder:
         log.info("witnesses approve by signing the statements in %s with ssh-keygen -Y sign "
                  "-n %s", self.folder, approvals.APPROVAL_NAMESPACE)
 
-    def poll(self) -> Taken:
-        """Take the signatures dropped since the last turn, then publish the statements that
-        await witnesses. Never raises: a problem is logged and met again at the next turn."""
+    def poll(self, *, regular: bool = True) -> Taken:
+        """Take the signatures dropped since the last turn, move their events into the ledger
+        and publish the statements that await witnesses. Not `regular` (a turn woken by a
+        signature arriving): take the signatures only; the events stay committed in the state
+        database for the next regular turn's one ledger append, and statements are published
+        then too (after a refusal, at once). Never raises: a problem is logged and met again
+        at the next turn."""
         taken = Taken()
         try:
             names = os.listdir(self.folder)
@@ -191,11 +196,15 @@ class ApprovalFolder:
         except OSError as exc:  # the file system: met again at the next turn
             log.error("taking approvals from %s: %s", self.folder, exc)
         finally:
-            if taken.accepted or taken.refused:
+            self._unflushed = self._unflushed or bool(taken.accepted or taken.refused)
+            if regular and self._unflushed:
+                self._unflushed = False
                 try:
-                    self.rt.flush()  # once for every approval of this turn
+                    self.rt.flush()  # once for every approval since the last regular turn
                 except TachiaiError as exc:
                     log.error("approvals folder: %s", exc.diagnostics())
+        if not regular and not taken.refused:
+            return taken
         try:
             self._publish(names, force=bool(taken.refused))
         except (TachiaiError, OSError) as exc:
@@ -224,7 +233,6 @@ class ApprovalFolder:
                 taken.refused.append(ident)
                 return
             assert raw is not None
-            self._fresh_statement(ident)
             verdict = self._approve(ident, raw.decode("ascii"))
         except OSError as exc:  # the file system, not the witness: give it back for next turn
             log.error("approvals folder: %s: %s", name, exc)
@@ -273,10 +281,9 @@ class ApprovalFolder:
         return True
 
     def _fresh_statement(self, ident: str) -> None:
-        """Publish a transfer's statement anew before its signature is judged when it changed
-        since it was published (a reply's link made, the same bytes delivered meanwhile): a
-        refusal of a signature over the old one then comes with the new one already in place,
-        for the witness (or `tachiai approve`) to sign."""
+        """Publish a transfer's statement anew when it changed since it was published (a
+        reply's link made, the same bytes delivered meanwhile), at once rather than at the
+        next refresh."""
         if ident not in self._written or not ident.startswith("t-"):
             return  # not published by this process, or a fan-out's (made whole at each turn)
         try:
@@ -322,6 +329,11 @@ class ApprovalFolder:
                 outcomes.append(approvals.approve(self.rt, target, signature, flush=False))
             except NotFound:
                 return _unknown(ident)
+            except SignatureError as exc:
+                # Perhaps over the statement as it was: the one of now goes in its place before
+                # the refusal is told, for the witness (or `tachiai approve`) to sign.
+                self._fresh_statement(ident)
+                refusals.append(_refusal_of(exc))
             except (CheckFailed, InputError, StateError) as exc:
                 refusals.append(_refusal_of(exc))
         if not refusals:

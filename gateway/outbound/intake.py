@@ -63,8 +63,9 @@ class IntakeTracker:
 
     def start_watching(self, also: Mapping[Path, Callable[[Path], None]] | None = None) -> None:
         """Start inotify watches on every outbox (a scan still runs as a safety net), and on
-        each folder of `also`, whose callable is given the path of each file written or moved
-        in there (the approvals folder: a signature handed over wakes the loop at once)."""
+        each folder of `also`, whose callable is given the path of each file closed after
+        writing or moved in there (the approvals folder: a signature handed over wakes the loop
+        at once)."""
         observer = Observer()
         handler = _Handler(self)
         for box in self.outboxes:
@@ -73,7 +74,7 @@ class IntakeTracker:
                                             DirCreatedEvent])
         for folder, seen in (also or {}).items():
             observer.schedule(_Calling(seen), str(folder), recursive=False,
-                              event_filter=[FileClosedEvent, FileCreatedEvent, FileMovedEvent])
+                              event_filter=[FileClosedEvent, FileMovedEvent])
         observer.daemon = True
         observer.start()
         self._observer = observer

@@ -239,3 +239,22 @@ def test_a_designation_ended_while_the_daemon_runs_counts_at_once(
     folder.poll()
     assert (folder.folder / f"{second.id}.sig").exists()
     assert rt.store.get(second.id).status is State.AWAITING_APPROVAL
+
+
+def test_a_turn_woken_by_a_signature_takes_it_and_leaves_the_ledger_to_the_regular_turn(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    rt.flush()
+    handed = _hand(demo, folder, t, "suzuki")
+    assert folder.poll(regular=False).accepted == [t.id]
+    assert handover.verdict(folder.folder, t.id, handed, wait_seconds=5).approved
+    assert rt.store.get(t.id).status is State.APPROVED
+    kinds = [ev.kind for ev in rt.ledger.events() if ev.subject == t.id]
+    assert "approval.accepted" not in kinds  # committed with the approval, not yet moved
+    assert (folder.folder / t.id).exists()  # and the statement leaves at the regular turn
+    folder.poll()
+    kinds = [ev.kind for ev in rt.ledger.events() if ev.subject == t.id]
+    assert kinds[-2:] == ["approval.accepted", "transfer.approved"]
+    assert not (folder.folder / t.id).exists()
