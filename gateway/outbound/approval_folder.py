@@ -249,6 +249,10 @@ class ApprovalFolder:
             claimed.unlink()
             sync_dir(self.folder)
             taken.accepted.append(ident)
+            if verdict.state != State.AWAITING_APPROVAL.value:  # nothing left to sign
+                _remove(self.folder / ident)
+                self._written.pop(ident, None)
+                self._made.pop(ident, None)
         else:
             self._refuse(claimed, name, ident, verdict, record=False)
             taken.refused.append(ident)

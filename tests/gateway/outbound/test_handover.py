@@ -253,8 +253,7 @@ def test_a_turn_woken_by_a_signature_takes_it_and_leaves_the_ledger_to_the_regul
     assert rt.store.get(t.id).status is State.APPROVED
     kinds = [ev.kind for ev in rt.ledger.events() if ev.subject == t.id]
     assert "approval.accepted" not in kinds  # committed with the approval, not yet moved
-    assert (folder.folder / t.id).exists()  # and the statement leaves at the regular turn
+    assert not (folder.folder / t.id).exists()  # approved: nothing left to sign
     folder.poll()
     kinds = [ev.kind for ev in rt.ledger.events() if ev.subject == t.id]
     assert kinds[-2:] == ["approval.accepted", "transfer.approved"]
-    assert not (folder.folder / t.id).exists()
