@@ -8,15 +8,20 @@ otherwise every run would compile the gateway's sources again and measure that. 
 against a fresh demo gateway up to its work: `approve` and `transfers show` of an unknown id, so
 they load everything approving and showing need; then `approve` of transfers that wait for it,
 the whole approval (statement, signature, the rows and events, the ledger append), of one and of
-a batch of BATCH, each run on transfers of its own.
+a batch of BATCH, each run on transfers of its own; then `approve` of one transfer with the
+daemon running, which signs the published statement with ssh-keygen and hands it to the daemon
+(gateway.outbound.handover): the command's CPU and ssh-keygen's, not the daemon's.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import machine
@@ -66,6 +71,9 @@ def run(params: Params, work_dir: Path) -> Result:
         figures.append(Figure(f"startup.{key}_ms", label,
                               least_cpu(runs, env, check=True) * 1000,
                               "ms CPU", NAME))
+    figures.append(Figure("startup.approve_daemon_ms",
+                          "tachiai approve ID --key KEY (handed to the running daemon)",
+                          through_daemon(home, tachiai, fill, env) * 1000, "ms CPU", NAME))
     return Result(
         name=NAME,
         parameters={"runs": RUNS},
@@ -100,6 +108,47 @@ def least_cpu(commands: list[list[str]], env: dict[str, str], *, check: bool = F
         if i > 0:
             best = min(best, usage.ru_utime + usage.ru_stime)
     return best
+
+
+def through_daemon(home: Path, tachiai: list[str], fill: dict[str, str],
+                   env: dict[str, str]) -> float:
+    """The least CPU of `approve ID --key KEY` while the daemon runs and has published each
+    transfer's statement: one run per transfer, after a warm-up.
+
+    Raises:
+        BenchError: the daemon does not start, a statement is not published, or an approval
+            does not exit 0.
+    """
+    log_path = home / "startup-daemon.log"
+    with open(log_path, "wb") as log:
+        daemon = subprocess.Popen([*tachiai, "run", "--config", fill["config"]], stdout=log,
+                                  stderr=subprocess.STDOUT, env=env)
+    try:
+        _until(lambda: b"tachiai is running" in log_path.read_bytes()
+               or daemon.poll() is not None, "the daemon to start")
+        if daemon.poll() is not None:
+            raise BenchError(f"the daemon exited {daemon.returncode}")
+        ids = waiting(Path(fill["config"]), RUNS + 1)
+        folder = load_settings(Path(fill["config"])).approvals_folder
+        for ident in ids:
+            _until(lambda ident=ident: (folder / ident).exists(), f"the statement of {ident}")
+        return least_cpu([[*tachiai, "approve", ident, "--key", fill["key"], "--config",
+                           fill["config"]] for ident in ids], env, check=True)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def _until(probe: Callable[[], object], what: str, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not probe():
+        if time.monotonic() >= deadline:
+            raise BenchError(f"timed out after {seconds:.0f} s waiting for {what}")
+        time.sleep(0.02)
 
 
 def waiting(config: Path, count: int) -> list[str]:

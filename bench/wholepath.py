@@ -162,7 +162,11 @@ def run(params: Params, work_dir: Path) -> Result:
             "and the witness's approve command(s); its seals are fsynced, its state and ledger "
             "durable; the manual loop syncs nothing",
             "with the approvals folder the witness's ssh-keygen signs each published statement "
-            "as it appears; the daemon takes the signatures at its next turn (poll_seconds)",
+            "as it appears; the daemon's watch on the folder takes each signature as it arrives",
+            "one `tachiai approve ID --key` per file goes the same way once the statement is "
+            "published: it signs it with ssh-keygen, hands the signature to the running daemon "
+            "and waits for its verdict (gateway.outbound.handover); its CPU is the command's "
+            "start and ssh-keygen's, the approval's is in the daemon's",
             f"the daemon checks content in {check_processes} process(es) of its own "
             "([gateway] check_processes; 0: in its worker threads); its CPU counts theirs",
             "the manual loop seals with 7zz's default (deflate -mx=5), the gateway with deflate "

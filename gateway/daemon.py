@@ -74,6 +74,8 @@ class Daemon:
         # PostgreSQL: another node's state change wakes this loop at once (polling stays the
         # truth; a lost notification costs one poll interval).
         self.changed = threading.Event()  # set with the wake: dispatch now, not at the poll
+        # A signature handed over in the approvals folder: taken now, not at the next poll.
+        self.signed = threading.Event()
         self.listener = wakeups.Listener(self.rt.store, self.tracker.wake, self.changed)
 
     def _prepare_outboxes(self) -> list[Outbox]:
@@ -126,7 +128,7 @@ class Daemon:
             log.info("resuming %d unfinished transfer(s)", recovered)
         # Refuses to start (LedgerIntegrityError) if the ledger contradicts our last checkpoint.
         self.checkpoints.start()
-        self.tracker.start_watching()
+        self.tracker.start_watching({self.settings.approvals_folder: self._signed})
         for box in self.outboxes:
             log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
         log.info("tachiai is running (party %s, %d worker(s) per lane); stop with Ctrl-C or "
@@ -153,7 +155,12 @@ class Daemon:
                     self.inbound_pickup.poll_due()  # never raises; before the inbox is read
                     arrivals.poll_inbound(self.rt)  # never raises
                     receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
-                    self.approvals.poll()  # signatures dropped by witnesses; never raises
+                if polling or self.signed.is_set():
+                    self.signed.clear()
+                    # Signatures dropped by witnesses; never raises. One that counted is
+                    # handed on at once; the ledger and the statements wait for the poll.
+                    if self.approvals.poll(regular=polling).accepted:
+                        self.changed.set()
                 self.workers.take_in(self.tracker)
                 if polling or self.changed.is_set():
                     self.changed.clear()
@@ -175,6 +182,12 @@ class Daemon:
             self.rt.flush()
             self.checkpoints.stop()  # signs a last checkpoint
             log.info("tachiai stopped; every transfer is in a recorded state")
+
+    def _signed(self, path: Path) -> None:
+        """The watcher saw a file written or moved into the approvals folder."""
+        if approval_folder.signature_id(path.name) is not None:
+            self.signed.set()
+            self.tracker.wake.set()
 
     def _sweep(self) -> None:
         try:

@@ -5,8 +5,11 @@ signed with it; with `--signatures DIR` each transfer's signature is DIR/ID.sig,
 `ssh-keygen -Y sign` writes beside a statement saved as DIR/ID (`tachiai transfers statement ID
 > DIR/ID`); given no ID, every ID.sig in DIR. Each transfer is verified and recorded on its own,
 with a line of its own; a refusal stops none of the others (exit 1 when any was refused).
-Parsing and printing only: the statement, the checks of who may approve and the state changes
-live in `gateway.outbound.approvals`.
+While the daemon runs on this node, `approve ID --key KEY` (one transfer) signs the statement
+the daemon published in its approvals folder with ssh-keygen and hands the signature to the
+daemon, which checks and records it (gateway.outbound.handover): the command then loads
+neither the database layer nor the agreements. Parsing and printing only: the statement, the
+checks of who may approve and the state changes live in `gateway.outbound.approvals`.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.cli.common import Subparsers, runtime_of, signature_from
-from gateway.cli.messages import diagnostics
+from gateway.cli.common import Subparsers, runtime_of, settings_of, signature_from
 from gateway.errors import (
     CheckFailed,
     InputError,
@@ -25,10 +28,17 @@ from gateway.errors import (
     TachiaiError,
     UsageError,
 )
+from gateway.exchange.words import APPROVAL_NAMESPACE, REJECTION_NAMESPACE
 from gateway.i18n import _
-from gateway.identity.sshkeys import load_private_key
-from gateway.outbound import approvals
-from gateway.runtime import Runtime
+
+# The approval in-process loads the database layer, the agreements and the key library:
+# imported where it runs, so that handing a signature to the running daemon loads none of them.
+if TYPE_CHECKING:
+    from gateway.outbound import approvals
+    from gateway.runtime import Runtime
+
+#: How long `approve` waits for the running daemon's verdict unless told.
+WAIT_SECONDS = 30.0
 
 #: The name of a transfer's signature in a `--signatures` folder.
 SIGNATURE_SUFFIX = ".sig"
@@ -39,18 +49,25 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("id", nargs="*", help=_("the transfers to approve (with --signatures: default "
                                            "every ID.sig in the folder)"))
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--key", type=Path, help=_("your SSH private key: read once, sign each "
-                                                "transfer's statement and submit it"))
+    how.add_argument("--key", type=Path, help=_(
+        "your SSH private key: read once, sign each transfer's statement and submit it. For "
+        "one transfer while the daemon runs here and has published its statement, the "
+        "statement is signed with ssh-keygen and handed to the daemon, which checks and "
+        "records it as always; the command waits for its verdict (see --wait)"))
     how.add_argument("--signature", type=Path, help=_(
         "a signature made with `ssh-keygen -Y sign -n {namespace} -f KEY STATEMENT_FILE` (one "
-        "ID)").format(namespace=approvals.APPROVAL_NAMESPACE))
+        "ID)").format(namespace=APPROVAL_NAMESPACE))
     how.add_argument("--signatures", type=Path, metavar="DIR", help=_(
         "a folder of signatures named ID.sig: save each statement as DIR/ID (`tachiai transfers "
         "statement ID > DIR/ID`), sign it with `ssh-keygen -Y sign -n {namespace} -f KEY "
-        "DIR/ID`").format(namespace=approvals.APPROVAL_NAMESPACE))
+        "DIR/ID`").format(namespace=APPROVAL_NAMESPACE))
     p.add_argument("--duplicate-ok", action="store_true", help=_(
         "approve although the same bytes were already delivered on this flow (the statement's "
         "duplicate-of line)"))
+    p.add_argument("--wait", type=float, default=WAIT_SECONDS, metavar="SECONDS", help=_(
+        "how long to wait for the running daemon's verdict on a signature handed to it "
+        "(default {seconds:g}); after that the signature waits in the approvals folder and "
+        "`tachiai transfers show ID` shows the outcome").format(seconds=WAIT_SECONDS))
     p.set_defaults(handler=_approve)
 
     p = sub.add_parser("reject", parents=[common], help=_("stop a transfer, with a reason"))
@@ -59,7 +76,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     how.add_argument("--key", type=Path, help=_("your SSH private key"))
     how.add_argument("--signature", type=Path, help=_(
         "a signature over the rejection statement, namespace {namespace}").format(
-            namespace=approvals.REJECTION_NAMESPACE))
+            namespace=REJECTION_NAMESPACE))
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=_reject)
 
@@ -75,6 +92,12 @@ def _approve(args: argparse.Namespace) -> int:
                          hint=_("for several, use --key KEY or --signatures DIR"))
     if len(ids) > 1:
         return _approve_each(args, ids)
+    if args.key is not None and not args.duplicate_ok:
+        handed = _through_daemon(args, ids[0])
+        if handed is not None:
+            return handed
+    from gateway.outbound import approvals
+
     rt = runtime_of(args, lite=True)
     children = approvals.fanout_children(rt, ids[0])
     if children is not None:
@@ -82,7 +105,7 @@ def _approve(args: argparse.Namespace) -> int:
         return _approve_fanout(args, rt, children)
     transfer = rt.store.get(ids[0])
     signature = signature_from(args, approvals.statement(rt, transfer),
-                               approvals.APPROVAL_NAMESPACE)
+                               APPROVAL_NAMESPACE)
     outcome = approvals.approve(rt, ids[0], signature, duplicate_ok=args.duplicate_ok)
     print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
         witness=outcome.witness, count=len(outcome.approvals), needed=outcome.needed))
@@ -95,8 +118,36 @@ def _approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
+    """Approve through the running daemon (gateway.outbound.handover); None when it cannot be
+    (no daemon here, no published statement, a key ssh-keygen cannot use): then in-process."""
+    from gateway.outbound import handover
+
+    if args.wait <= 0:
+        raise UsageError(_("--wait must be more than 0 seconds"))
+    counted = handover.approve(settings_of(args, whole=False), transfer_id, args.key, args.wait)
+    if counted is None:
+        return None
+    if transfer_id.startswith("f-"):
+        print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
+            approved=counted.parts, count=counted.parts), file=sys.stderr)
+        return 0
+    print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
+        witness=counted.witness, count=counted.count, needed=counted.needed))
+    if counted.approved:
+        print(_("transfer {id} is approved; the daemon seals and delivers it now").format(
+            id=transfer_id))
+    else:
+        print(_("next: {count} more witness(es) must approve").format(
+            count=counted.needed - counted.count))
+    return 0
+
+
 def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
     """Approve several transfers, each on its own: one line each, exit 1 if any was refused."""
+    from gateway.identity.sshkeys import load_private_key
+    from gateway.outbound import approvals
+
     if not ids:
         raise UsageError(_("no signatures (*{suffix}) in {folder}").format(
             suffix=SIGNATURE_SUFFIX, folder=args.signatures))
@@ -118,8 +169,10 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
 
 
 def _approve_fanout(args: argparse.Namespace, rt: Runtime, children: list[str]) -> int:
+    from gateway.outbound import approvals
+
     statement = approvals.statement(rt, rt.store.get(children[0]))
-    signature = signature_from(args, statement, approvals.APPROVAL_NAMESPACE)
+    signature = signature_from(args, statement, APPROVAL_NAMESPACE)
     refused = _each(rt, children, lambda transfer_id: approvals.approve(
         rt, transfer_id, signature, duplicate_ok=args.duplicate_ok, flush=False))
     print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
@@ -179,10 +232,14 @@ def _signature_in(folder: Path, transfer_id: str) -> str:
 
 
 def _one_line(error: TachiaiError) -> str:
+    from gateway.cli.messages import diagnostics
+
     return " ".join(diagnostics(error).split())
 
 
 def _reject(args: argparse.Namespace) -> int:
+    from gateway.outbound import approvals
+
     rt = runtime_of(args, lite=True)
     transfer = rt.store.get(args.id)
     signature = signature_from(args, approvals.statement(rt, transfer,

@@ -7,7 +7,6 @@ Parsing and printing only: nothing here decides or changes the state of a transf
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,14 +20,14 @@ from gateway.cli.parsers import group as group
 from gateway.config.settings import Settings, config_path_from, load_settings
 from gateway.errors import InputError, UsageError
 from gateway.i18n import _
-from gateway.state import clock
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 
-def settings_of(args: argparse.Namespace) -> Settings:
-    return load_settings(config_path_from(getattr(args, "config", None)))
+def settings_of(args: argparse.Namespace, *, whole: bool = True) -> Settings:
+    """The settings; not `whole`: only where things are (see load_settings)."""
+    return load_settings(config_path_from(getattr(args, "config", None)), whole=whole)
 
 
 def runtime_of(args: argparse.Namespace, *, lite: bool = False) -> Runtime:
@@ -81,6 +80,8 @@ def paging_of(args: argparse.Namespace) -> tuple[int | None, int | None]:
     """
     if args.limit < 1:
         raise UsageError(_("--limit must be 1 or more"), hint=_("or give --all"))
+    from gateway.state import clock  # here: `approve` needs no dates
+
     try:
         since = clock.parse_since(args.since) if args.since else None
     except ValueError as exc:
@@ -100,4 +101,6 @@ def print_footer(args: argparse.Namespace, shown: int, more: int, what: str) -> 
 
 
 def print_json(data: Any) -> None:
+    import json  # here: a command that prints no JSON does not load it
+
     print(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))

@@ -12,12 +12,14 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config.routes import MAIL_KEYS, MailRoute, Resolve, parse_mail
 from gateway.config.schema import only
 from gateway.errors import ConfigError
 from gateway.i18n import N_
+
+if TYPE_CHECKING:
+    from gateway.config.routes import MailRoute, Resolve
 
 NOTIFY_KEYS = frozenset(
     {
@@ -29,7 +31,6 @@ NOTIFY_KEYS = frozenset(
 #: of Japanese public bodies), English, or both in one mail, Japanese first.
 LANGUAGES = ("ja", "en", "ja+en")
 #: The relay's settings: a recipient's mail route without `to` (addresses come from the registry).
-NOTIFY_MAIL_KEYS = MAIL_KEYS - {"to", "max_size"}
 _MAX_HOURS = 24 * 366
 
 
@@ -76,10 +77,13 @@ def parse_notify(body: Mapping[str, Any], resolve: Resolve, path: Path) -> Notif
     mail = None
     raw_mail = body.get("mail")
     if raw_mail is not None:
+        # Here: the routes module (addresses, key pins) is for a gateway that mails people.
+        from gateway.config.routes import MAIL_KEYS, parse_mail
+
         if not isinstance(raw_mail, dict):
             raise ConfigError(N_("{path}: notify.mail must be a table").format(path=path),
                               hint=N_('write [notify.mail] with relay = "…" and from = "…"'))
-        only(raw_mail, NOTIFY_MAIL_KEYS, f"{path}: notify.mail")
+        only(raw_mail, MAIL_KEYS - {"to", "max_size"}, f"{path}: notify.mail")
         try:
             # The recipient's parser checks relay, TLS and login; `to` is filled per person.
             route = parse_mail({**raw_mail, "to": [str(raw_mail.get("from", "x@x"))]},

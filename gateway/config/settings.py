@@ -19,36 +19,18 @@ from typing import TYPE_CHECKING, Any
 from audit.errors import LedgerStorageError
 from gateway.config.notify import NotifySettings, parse_notify
 from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
-from gateway.config.routes import (
-    MAIL_KEYS,
-    SFTP_KEYS,
-    MailRoute,
-    PasswordRoute,
-    SftpEndpoint,
-    check_separate,
-    parse_mail,
-    parse_password_route,
-    parse_sftp,
-)
 from gateway.config.schema import TOP_LEVEL, only
-from gateway.config.sources import (
-    InboundPickupSource,
-    PickupSource,
-    check_password_accounts,
-    parse_inbound_pickup,
-    parse_pickup,
-)
 from gateway.errors import ConfigError
 from gateway.i18n import N_
 
 if TYPE_CHECKING:
     from audit.notes import NoteVerifier
+    from gateway.config.routes import MailRoute, PasswordRoute, SftpEndpoint
+    from gateway.config.sources import InboundPickupSource, PickupSource
 
 __all__ = [
     "DEFAULT_CONFIG",
     "Inbound",
-    "InboundPickupSource",
-    "PickupSource",
     "Recipient",
     "Settings",
     "config_path_from",
@@ -88,7 +70,6 @@ LEDGER_KEYS = frozenset(
 RECIPIENT_KEYS = (
     frozenset({"transport", "password_channel", "attempts", "manifest"}) | RECEIPT_KEYS
 )
-ROUTE_KEYS = {"local": frozenset({"inbox"}), "sftp": SFTP_KEYS, "mail": MAIL_KEYS}
 
 
 @dataclass(frozen=True)
@@ -282,8 +263,13 @@ def config_path_from(arg: str | None) -> Path:
     return Path(arg or os.environ.get("TACHIAI_CONFIG") or DEFAULT_CONFIG).absolute()
 
 
-def load_settings(path: Path) -> Settings:
+def load_settings(path: Path, *, whole: bool = True) -> Settings:
     """Read and validate a config file.
+
+    `whole=False` reads and checks [gateway], [intake], [sealing] and [database] only, leaving
+    the others empty (no recipient, pickup, inbound, notification or ledger place): for a
+    command that only hands something to the running daemon, which has read the whole file
+    (`approve` through the approvals folder, gateway.outbound.handover).
 
     Raises:
         ConfigError: when the file is missing, not TOML, or names something invalid.
@@ -297,10 +283,10 @@ def load_settings(path: Path) -> Settings:
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(N_("cannot read {path}: {exc}").format(path=path, exc=exc)) from exc
-    return _settings_from(raw, path)
+    return _settings_from(raw, path, whole)
 
 
-def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
+def _settings_from(raw: Mapping[str, Any], path: Path, whole: bool = True) -> Settings:
     base = path.parent
     only(raw, TOP_LEVEL, str(path))
     tables = {
@@ -348,13 +334,18 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
                 path=path),
             hint=N_("1 seals fastest, 9 makes the smallest files; 6 is zlib's usual balance"),
         )
-    recipients = {
-        pid: _recipient(pid, body, resolve, path) for pid, body in section("recipients").items()
-    }
-    pickups = {
-        name: parse_pickup(name, body, resolve, path) for name, body in section("pickup").items()
-    }
-    inbound = _inbound(section("inbound"), resolve, path)
+    recipients: dict[str, Recipient] = {}
+    pickups: dict[str, PickupSource] = {}
+    inbound, rest = Inbound(), {}
+    if whole:
+        recipients = {
+            pid: _recipient(pid, body, resolve, path)
+            for pid, body in section("recipients").items()
+        }
+        pickups = _pickups(section("pickup"), resolve, path)
+        inbound = _inbound(section("inbound"), resolve, path)
+        rest = {"notify": parse_notify(section("notify"), resolve, path),
+                **_ledger_settings(section("ledger"), resolve, path)}
     try:
         settings = Settings(
             config_path=path,
@@ -383,8 +374,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
                            if "approvals_dir" in gw else None),
             pickups=pickups,
             inbound=inbound,
-            notify=parse_notify(section("notify"), resolve, path),
-            **_ledger_settings(section("ledger"), resolve, path),
+            **rest,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(N_("{path}: a number in [intake] is not a number ({exc})").format(
@@ -413,6 +403,16 @@ def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
                              "as NODE:PID:WORKER)").format(path=path),
                           hint=N_('a short name such as "gw1"'))
     return settings
+
+
+def _pickups(tables: Mapping[str, Any], resolve: Any, path: Path) -> dict[str, PickupSource]:
+    """The [pickup.NAME] tables (their module is loaded only when there is one: most commands
+    of most gateways never need it)."""
+    if not tables:
+        return {}
+    from gateway.config.sources import parse_pickup
+
+    return {name: parse_pickup(name, body, resolve, path) for name, body in tables.items()}
 
 
 def _partitions(value: Any, party: str, path: Path) -> tuple[str, ...]:
@@ -526,6 +526,10 @@ def _ledger_sftp(raw: Any, resolve: Any, path: Path) -> tuple[SftpEndpoint, ...]
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
         raise ConfigError(N_("{path}: ledger.sftp must be a list of tables").format(path=path),
                           hint=hint)
+    if not raw:
+        return ()
+    from gateway.config.routes import parse_sftp  # here: most gateways have no SFTP place
+
     endpoints: list[SftpEndpoint] = []
     for index, body in enumerate(raw):
         where = f"ledger.sftp[{index}]"
@@ -546,6 +550,17 @@ def _ledger_sftp(raw: Any, resolve: Any, path: Path) -> tuple[SftpEndpoint, ...]
 
 def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
     """One [recipients.PARTY] table; refuses a password route equal to the delivery route."""
+    # Here: `approve`, which reads only where the daemon's folders are, loads no route.
+    from gateway.config.routes import (
+        MAIL_KEYS,
+        SFTP_KEYS,
+        check_separate,
+        parse_mail,
+        parse_password_route,
+        parse_sftp,
+    )
+
+    route_keys = {"local": frozenset({"inbox"}), "sftp": SFTP_KEYS, "mail": MAIL_KEYS}
     where = f"recipients.{pid}"
     if not isinstance(body, dict):
         raise ConfigError(N_("{path}: [{where}] must be a table").format(path=path, where=where))
@@ -564,7 +579,7 @@ def _recipient(pid: str, body: Any, resolve: Any, path: Path) -> Recipient:
         return Path(os.path.normpath(path.parent / value))
 
     try:
-        only(body, RECIPIENT_KEYS | ROUTE_KEYS[str(transport)], where)
+        only(body, RECIPIENT_KEYS | route_keys[str(transport)], where)
         inbox = sftp = mail = None
         if transport == "local":
             inbox = lexical(body.get("inbox"), f"{where}.inbox")
@@ -672,6 +687,8 @@ def _inbound(body: Mapping[str, Any], resolve: Any, path: Path) -> Inbound:
             N_("{path}: inbound.pickup must hold tables [inbound.pickup.NAME]").format(path=path),
             hint=N_("one table per provider's SFTP server"),
         )
+    from gateway.config.sources import check_password_accounts, parse_inbound_pickup
+
     sources = {
         name: parse_inbound_pickup(name, t, resolve, path, passwords) for name, t in pickups.items()
     }

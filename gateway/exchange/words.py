@@ -10,6 +10,8 @@ from __future__ import annotations
 # The SSHSIG namespace witnesses sign under (`ssh-keygen -Y sign -n tachiai-approval`): both
 # halves name it, so it is part of what they exchange.
 APPROVAL_NAMESPACE = "tachiai-approval"
+#: The namespace of a rejection (`tachiai reject`): only this gateway checks it.
+REJECTION_NAMESPACE = "tachiai-rejection"
 STATEMENT_HEAD = "tachiai approval statement v1"
 #: The provider's duplicate notice (重複送信): the witnesses approved sending bytes already
 #: delivered on the flow as that transfer. Signed with the rest; nothing for a recipient to

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import faults, progress
 from gateway.config.routes import SftpEndpoint
-from gateway.config.settings import InboundPickupSource, Settings
+from gateway.config.settings import Settings
+from gateway.config.sources import InboundPickupSource
 from gateway.errors import ConfigError
 from gateway.exchange.manifest import SUFFIX
 from gateway.exchange.uploads import is_upload_name

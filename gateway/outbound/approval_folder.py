@@ -7,22 +7,27 @@ same layout `tachiai approve --signatures DIR` reads. A witness runs
 
     ssh-keygen -Y sign -f KEY -n tachiai-approval DIR/ID
 
-which writes DIR/ID.sig beside it. At its next turn the daemon takes that file and hands it
-to `gateway.outbound.approvals.approve`, exactly as the command does: the same checks, rows,
-ledger events, and refusals of a replay or of a statement that has changed since it was
-signed.
+which writes DIR/ID.sig beside it (`tachiai approve ID --key KEY` does the same while the
+daemon runs: gateway.outbound.handover). The daemon's watch on the folder wakes it, and it
+takes that file and hands it to `gateway.outbound.approvals.approve`, exactly as the command
+does: the same checks, rows, ledger events, and refusals of a replay or of a statement that
+has changed since it was signed.
 
-- **Accepted**: the signature file is removed once the approval is committed. The ledger's
-  `approval.accepted` event holds the signature and the statement verbatim, so a copy would
-  add nothing; the file's disappearing is the witness's sign that it counted.
+- **Accepted**: the signature file is removed once the approval is committed, after
+  `ID.sig.accepted` says for whom and how many of how many (gateway.outbound.approval_notes).
+  The ledger's `approval.accepted` event holds the signature and the statement verbatim, so a
+  copy would add nothing.
 - **Refused**: never deleted. It is moved to `refused/ID.sig.TIME` (a link or a FIFO is moved
   as the link or FIFO it is: never followed or opened for writing), `ID.sig.refused` beside the
   statement says why, in Japanese and English, with the rule and the fix, and the refusal is
   an `approval.refused` event (its rule and, when the signature verified, its signer). A
   signature for an id this gateway does not know has no transfer to record against: it is
   moved and explained the same way and logged.
+- Each note is written before the signature leaves its taking name, so whoever waits for the
+  verdict finds it once the file is gone.
 - A statement that changes (a duplicate notice, a reply's link) is written again; a statement
-  leaves the folder with its `ID.sig.refused` once its transfer no longer awaits approval.
+  leaves the folder once its transfer no longer awaits approval, its notes `NOTE_GRACE_SECONDS`
+  later.
 
 Statements are written under a temporary name and renamed in, 0640 in a folder made 3770
 (set-group-ID: files take the folder's group, the witnesses'; sticky: a witness cannot remove
@@ -37,6 +42,7 @@ of names and modes; split apart, each part would have to restate them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -46,16 +52,27 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.config.policyfiles import load_registry
 from gateway.errors import (
     CheckFailed,
+    ConfigError,
     InputError,
     NotFound,
     SignatureError,
     StateError,
     TachiaiError,
 )
-from gateway.i18n import N_, wording
+from gateway.i18n import N_
 from gateway.outbound import approvals
+from gateway.outbound.approval_notes import ACCEPTED_SUFFIX as ACCEPTED_SUFFIX
+from gateway.outbound.approval_notes import ID_PATTERN as ID_PATTERN
+from gateway.outbound.approval_notes import MAX_SIGNATURE_BYTES as MAX_SIGNATURE_BYTES
+from gateway.outbound.approval_notes import NOTE_SUFFIX as NOTE_SUFFIX
+from gateway.outbound.approval_notes import REFUSED as REFUSED
+from gateway.outbound.approval_notes import SIGNATURE_SUFFIX as SIGNATURE_SUFFIX
+from gateway.outbound.approval_notes import TAKING as _TAKING
+from gateway.outbound.approval_notes import accepted_note, refused_note
+from gateway.outbound.approval_notes import signature_id as signature_id
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
 from gateway.state import clock, fanouts
@@ -65,17 +82,12 @@ from policies.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_SUFFIX = ".sig"
-#: Beside a refused ID.sig: why, and what to do.
-NOTE_SUFFIX = ".sig.refused"
-REFUSED = "refused"
-#: An SSH signature is well under 2 KiB; anything larger is not one.
-MAX_SIGNATURE_BYTES = 64 * 1024
 FOLDER_MODE = 0o3770
 STATEMENT_MODE = 0o640
 NOTE_MODE = 0o640
-#: A transfer's or a fan-out's id: the only names this folder publishes or takes.
-ID_PATTERN = re.compile(r"[tf]-[0-9a-f]{12}")
+#: How long a note outlives its transfer's wait: a witness's `tachiai approve` reads its
+#: verdict there, and a witness signing with ssh-keygen alone looks for it.
+NOTE_GRACE_SECONDS = 10.0
 _END = b"-----END SSH SIGNATURE-----"
 #: ssh-keygen writes the .sig in place: a file without its last line is being written, until
 #: it has been left so this long.
@@ -84,7 +96,6 @@ _WRITING_SECONDS = 10.0
 #: a reply's link changes the statement of a transfer that did not move).
 _REFRESH_SECONDS = 5.0
 _ORPHAN_SECONDS = 120.0
-_TAKING = ".taking"
 
 
 @dataclass(frozen=True)
@@ -97,24 +108,24 @@ class Refusal:
     hint: str | None = None
 
 
+@dataclass(frozen=True)
+class Counted:
+    """A signature that counted: for whom, how many of how many, the transfer's state now (of
+    the first part when it approved `parts` parts of a fan-out)."""
+
+    witness: str
+    count: int
+    needed: int
+    state: str
+    parts: int = 1
+
+
 @dataclass
 class Taken:
     """What one pass did: ids approved (an approval recorded) and ids refused."""
 
     accepted: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
-
-
-def signature_id(name: str) -> str | None:
-    """The id a dropped file's name signs for, or None when the name is not `ID.sig`.
-
-    Only the exact form is taken: a name with a path in it (`../`), a NUL, a hidden or
-    temporary name, or any other id shape is left alone.
-    """
-    if not name.endswith(SIGNATURE_SUFFIX):
-        return None
-    ident = name[: -len(SIGNATURE_SUFFIX)]
-    return ident if ID_PATTERN.fullmatch(ident) else None
 
 
 class ApprovalFolder:
@@ -130,6 +141,10 @@ class ApprovalFolder:
         self._name_of: dict[str, str] = {}
         self._written: dict[str, bytes] = {}
         self._next_refresh = 0.0
+        # The handler registry file as last read (its stat), and as last found invalid.
+        self._registry_seen: tuple[int, ...] | None = None
+        self._registry_broken: tuple[int, ...] | None = None
+        self._unflushed = False  # approvals taken by a woken turn, their events not yet moved
 
     def prepare(self) -> None:
         """Make the folder (and refused/) 3770, and give back signatures a dead taker left.
@@ -152,9 +167,13 @@ class ApprovalFolder:
         log.info("witnesses approve by signing the statements in %s with ssh-keygen -Y sign "
                  "-n %s", self.folder, approvals.APPROVAL_NAMESPACE)
 
-    def poll(self) -> Taken:
-        """Take the signatures dropped since the last turn, then publish the statements that
-        await witnesses. Never raises: a problem is logged and met again at the next turn."""
+    def poll(self, *, regular: bool = True) -> Taken:
+        """Take the signatures dropped since the last turn, move their events into the ledger
+        and publish the statements that await witnesses. Not `regular` (a turn woken by a
+        signature arriving): take the signatures only; the events stay committed in the state
+        database for the next regular turn's one ledger append, and statements are published
+        then too (after a refusal, at once). Never raises: a problem is logged and met again
+        at the next turn."""
         taken = Taken()
         try:
             names = os.listdir(self.folder)
@@ -168,6 +187,8 @@ class ApprovalFolder:
                 # A link put in place of refused/ would carry refused files elsewhere: nothing
                 # is taken until it is fixed (StorageError, logged below).
                 refuse_linked(self.refused_dir, "the approvals folder's refused/")
+                if not self._current_registry():
+                    signatures = []  # they wait until the registry is valid again
             for name in signatures:
                 self._take(name, signature_id(name) or "", taken)
         except TachiaiError as exc:
@@ -175,11 +196,15 @@ class ApprovalFolder:
         except OSError as exc:  # the file system: met again at the next turn
             log.error("taking approvals from %s: %s", self.folder, exc)
         finally:
-            if taken.accepted or taken.refused:
+            self._unflushed = self._unflushed or bool(taken.accepted or taken.refused)
+            if regular and self._unflushed:
+                self._unflushed = False
                 try:
-                    self.rt.flush()  # once for every approval of this turn
+                    self.rt.flush()  # once for every approval since the last regular turn
                 except TachiaiError as exc:
                     log.error("approvals folder: %s", exc.diagnostics())
+        if not regular and not taken.refused:
+            return taken
         try:
             # Every read of the statements published in this turn: one read transaction.
             with self.rt.store.snapshot("read the statements awaiting witnesses"):
@@ -210,7 +235,7 @@ class ApprovalFolder:
                 taken.refused.append(ident)
                 return
             assert raw is not None
-            refusal = self._approve(ident, raw.decode("ascii"))
+            verdict = self._approve(ident, raw.decode("ascii"))
         except OSError as exc:  # the file system, not the witness: give it back for next turn
             log.error("approvals folder: %s: %s", name, exc)
             _give_back(claimed, path)
@@ -218,18 +243,83 @@ class ApprovalFolder:
         except TachiaiError:
             _give_back(claimed, path)
             raise
-        if refusal is None:
+        if isinstance(verdict, Counted):
+            # The verdict is in place before the signature leaves its taking name: a witness's
+            # `tachiai approve` waiting for it finds it once the file is gone.
+            self._note_counted(name, ident, verdict, raw)
+            _remove(self.folder / f"{ident}{NOTE_SUFFIX}")
             claimed.unlink()
             sync_dir(self.folder)
-            _remove(self.folder / f"{ident}{NOTE_SUFFIX}")
             taken.accepted.append(ident)
+            if verdict.state != State.AWAITING_APPROVAL.value:  # nothing left to sign
+                _remove(self.folder / ident)
+                self._written.pop(ident, None)
+                self._made.pop(ident, None)
         else:
-            self._refuse(claimed, name, ident, refusal, record=False)
+            self._refuse(claimed, name, ident, verdict, record=False)
             taken.refused.append(ident)
 
-    def _approve(self, ident: str, signature: str) -> Refusal | None:
+    def _current_registry(self) -> bool:
+        """Read the handler registry again when its file changed since it was read, so that a
+        designation ended while the daemon runs counts at once for the signatures it takes (as
+        for an approval in a command's own process); False while the changed file is invalid
+        (said once in the log: nothing is taken until it is fixed)."""
+        path = self.rt.settings.registry_path
+        try:
+            st = os.stat(path)
+            seen: tuple[int, ...] | None = (st.st_mtime_ns, st.st_ctime_ns, st.st_size,
+                                             st.st_ino)
+        except OSError:
+            seen = None
+        if seen is not None and seen == self._registry_seen:
+            return True
+        try:
+            self.rt.registry = load_registry(path)
+        except ConfigError as exc:
+            if seen is None or seen != self._registry_broken:
+                log.error("the handler registry %s cannot be read; signatures wait until it is "
+                          "fixed: %s", path, exc.diagnostics())
+            self._registry_broken = seen
+            return False
+        if self._registry_seen is not None:
+            log.info("the handler registry %s changed: read again", path)
+        self._registry_seen = seen
+        return True
+
+    def _fresh_statement(self, ident: str) -> None:
+        """Publish a transfer's statement anew when it changed since it was published (a
+        reply's link made, the same bytes delivered meanwhile), at once rather than at the
+        next refresh."""
+        if ident not in self._written or not ident.startswith("t-"):
+            return  # not published by this process, or a fan-out's (made whole at each turn)
+        try:
+            transfer = self.rt.store.get(ident)
+        except NotFound:
+            return
+        if transfer.status is not State.AWAITING_APPROVAL:
+            return
+        text = approvals.statement(self.rt, transfer)
+        if text != self._written[ident]:
+            write_atomic(self.folder / ident, text, STATEMENT_MODE, durable=False, fresh=True)
+            self._written[ident] = text
+            self._made[ident] = (((transfer.id, transfer.updated_ns),), text)
+
+    def _note_counted(self, name: str, ident: str, counted: Counted, raw: bytes) -> None:
+        """ID.sig.accepted; a failure to write it is logged (the approval is committed: the
+        signature must not be taken again)."""
+        try:
+            write_atomic(self.folder / f"{ident}{ACCEPTED_SUFFIX}", accepted_note(
+                name, witness=counted.witness, count=counted.count, needed=counted.needed,
+                state=counted.state, parts=counted.parts,
+                signature_sha256=hashlib.sha256(raw).hexdigest()), NOTE_MODE, durable=False,
+                fresh=True)
+        except OSError as exc:
+            log.error("approvals folder: cannot write %s%s: %s", ident, ACCEPTED_SUFFIX,
+                      exc.strerror)
+
+    def _approve(self, ident: str, signature: str) -> Refusal | Counted:
         """Count the signature for the transfer (or every waiting part of the fan-out) `ident`
-        names; None when it counted. Each refusal is recorded by `approvals`."""
+        names. Each refusal is recorded by `approvals`."""
         targets = [ident]
         if ident.startswith("f-"):
             children = approvals.fanout_children(self.rt, ident)
@@ -239,15 +329,23 @@ class ApprovalFolder:
                        if self.rt.store.get(c).status is State.AWAITING_APPROVAL]
             targets = waiting or children[:1]  # none waiting: the first says why (its state)
         refusals = []
+        outcomes = []
         for target in targets:
             try:
-                approvals.approve(self.rt, target, signature, flush=False)
+                outcomes.append(approvals.approve(self.rt, target, signature, flush=False))
             except NotFound:
                 return _unknown(ident)
+            except SignatureError as exc:
+                # Perhaps over the statement as it was: the one of now goes in its place before
+                # the refusal is told, for the witness (or `tachiai approve`) to sign.
+                self._fresh_statement(ident)
+                refusals.append(_refusal_of(exc))
             except (CheckFailed, InputError, StateError) as exc:
                 refusals.append(_refusal_of(exc))
         if not refusals:
-            return None
+            first_outcome = outcomes[0]
+            return Counted(first_outcome.witness, len(first_outcome.approvals),
+                           first_outcome.needed, first_outcome.transfer.state, len(outcomes))
         first = refusals[0]
         if len(targets) > 1:  # a fan-out: say how many parts, the first reason
             return Refusal(first.rule, N_("{count} of {total} part(s) of the fan-out not "
@@ -262,15 +360,22 @@ class ApprovalFolder:
         now = clock.now_ns()
         kept = self.refused_dir / f"{name}.{now}"
         self.refused_dir.mkdir(exist_ok=True)
-        os.rename(claimed, kept)  # a link or a FIFO moves as itself
-        sync_dir(self.folder)
         if record:
             transfer = _transfer(self.rt, ident)
             if transfer is not None:
                 approvals.record_refusal(self.rt, transfer,
                                          Reason(refusal.rule, refusal.message), flush=False)
-        write_atomic(self.folder / f"{ident}{NOTE_SUFFIX}", _note(name, kept, refusal), NOTE_MODE,
-                     durable=False, fresh=True)
+        # The note first, naming where the file will be kept: a witness's `tachiai approve`
+        # that finds its file there finds the reason already in place.
+        note = self.folder / f"{ident}{NOTE_SUFFIX}"
+        write_atomic(note, refused_note(name, kept.name, refusal.rule, refusal.message,
+                                        refusal.hint), NOTE_MODE, durable=False, fresh=True)
+        try:
+            os.rename(claimed, kept)  # a link or a FIFO moves as itself
+        except OSError:
+            _remove(note)  # the file is given back and judged again: no verdict yet
+            raise
+        sync_dir(self.folder)
         log.warning("approvals folder: %s refused (%s): %s; kept as %s", name, refusal.rule,
                     refusal.message, kept)
 
@@ -330,10 +435,13 @@ class ApprovalFolder:
                 write_atomic(self.folder / ident, text, STATEMENT_MODE, durable=False, fresh=True)
                 self._written[ident] = text
         for name in names:  # what no longer awaits witnesses leaves the folder
-            ident = name.removesuffix(NOTE_SUFFIX)
-            if ID_PATTERN.fullmatch(ident) and ident not in made:
-                _remove(self.folder / name)
-                self._written.pop(ident, None)
+            ident = name.removesuffix(NOTE_SUFFIX).removesuffix(ACCEPTED_SUFFIX)
+            if not ID_PATTERN.fullmatch(ident) or ident in made:
+                continue
+            if ident != name and not _older(self.folder / name, NOTE_GRACE_SECONDS):
+                continue  # a note stays a while for the witness who reads it
+            _remove(self.folder / name)
+            self._written.pop(ident, None)
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -373,6 +481,14 @@ def _read(path: Path, *, settled: bool = False) -> tuple[bytes | None, Refusal |
             "the file is not an SSH signature (ssh-keygen -Y sign writes ASCII armour)"),
             _SIGN_HINT)
     return raw, None
+
+
+def _older(path: Path, seconds: float) -> bool:
+    """Whether the file was last changed more than `seconds` ago (or is gone)."""
+    try:
+        return time.time() - path.lstat().st_mtime > seconds
+    except FileNotFoundError:
+        return True
 
 
 def _remove(path: Path) -> None:
@@ -438,20 +554,3 @@ def _refusal_of(exc: TachiaiError) -> Refusal:
         hint = N_("the statement may have changed since it was signed: sign the statement now "
                   "in this folder again (ssh-keygen -Y sign -f KEY -n tachiai-approval ID)")
     return Refusal(rule, message, hint)
-
-
-def _note(name: str, kept: Path, refusal: Refusal) -> bytes:
-    """ID.sig.refused: the reason in Japanese, then in English (the daemon's own log is
-    English); the rule and file names as they are."""
-    where = f"{REFUSED}/{kept.name}"
-    lines = [
-        "署名は受け付けられませんでした / the signature was not accepted",
-        "",
-        f"ファイル / file: {name} → {where}",
-        f"規則 / rule: {refusal.rule}",
-        f"理由: {wording(refusal.message, 'ja')}",
-        f"reason: {refusal.message}",
-    ]
-    if refusal.hint:
-        lines += [f"対処: {wording(refusal.hint, 'ja')}", f"fix: {refusal.hint}"]
-    return ("\n".join(lines) + "\n").encode("utf-8")

@@ -19,6 +19,7 @@ from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
 from gateway.exchange.words import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
 from gateway.exchange.words import DUPLICATE_KEY
+from gateway.exchange.words import REJECTION_NAMESPACE as REJECTION_NAMESPACE
 from gateway.i18n import N_
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import PrivateKey
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REJECTION_NAMESPACE = "tachiai-rejection"
 # Not from `sealed`: the daemon may be delivering it at this moment, and a rejection racing
 # a delivery could leave the partner holding data the ledger calls rejected.
 _REJECTABLE = (State.QUARANTINED, State.AWAITING_APPROVAL, State.APPROVED, State.FAILED)

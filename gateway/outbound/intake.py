@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,14 +61,20 @@ class IntakeTracker:
         self._seen: dict[Path, _Seen] = {}
         self._observer: Observer | None = None  # type: ignore[valid-type]
 
-    def start_watching(self) -> None:
-        """Start inotify watches on every outbox (a scan still runs as a safety net)."""
+    def start_watching(self, also: Mapping[Path, Callable[[Path], None]] | None = None) -> None:
+        """Start inotify watches on every outbox (a scan still runs as a safety net), and on
+        each folder of `also`, whose callable is given the path of each file closed after
+        writing or moved in there (the approvals folder: a signature handed over wakes the loop
+        at once)."""
         observer = Observer()
         handler = _Handler(self)
         for box in self.outboxes:
             observer.schedule(handler, str(box.path), recursive=False,
                               event_filter=[FileClosedEvent, FileCreatedEvent, FileMovedEvent,
                                             DirCreatedEvent])
+        for folder, seen in (also or {}).items():
+            observer.schedule(_Calling(seen), str(folder), recursive=False,
+                              event_filter=[FileClosedEvent, FileMovedEvent])
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -186,7 +192,19 @@ class _Handler(FileSystemEventHandler):
         self.tracker = tracker
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        target = getattr(event, "dest_path", "") or event.src_path
-        if isinstance(target, bytes):
-            target = os.fsdecode(target)
-        self.tracker.note(Path(target))
+        self.tracker.note(Path(_target(event)))
+
+
+def _target(event: FileSystemEvent) -> str:
+    target = getattr(event, "dest_path", "") or event.src_path
+    return os.fsdecode(target) if isinstance(target, bytes) else target
+
+
+class _Calling(FileSystemEventHandler):
+    """Hands the path an event names (where a file was moved to, else the file) to a callable."""
+
+    def __init__(self, seen: Callable[[Path], None]) -> None:
+        self.seen = seen
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.seen(Path(_target(event)))

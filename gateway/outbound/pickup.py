@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.config.settings import PickupSource, Settings
+from gateway.config.settings import Settings
+from gateway.config.sources import PickupSource
 from gateway.exchange.uploads import is_upload_name
 from gateway.outbound import names
 from gateway.outbound.intake import Outbox

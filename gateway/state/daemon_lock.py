@@ -103,6 +103,25 @@ def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
     return DaemonLock(path, fd)
 
 
+def held(state_dir: Path, file_name: str = LOCK_FILE) -> bool | None:
+    """Whether a daemon holds the lock on `state_dir` now (None when it cannot be told: the
+    state folder is another account's). Read from the kernel's table of locks
+    (/proc/locks), never by taking the lock: a command that held it even for a moment could
+    make a daemon starting at that moment refuse to start."""
+    try:
+        st = os.stat(state_dir / file_name)
+    except FileNotFoundError:
+        return False  # no daemon ever ran here
+    except OSError:
+        return None
+    lock = f" {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} ".encode()
+    try:
+        with open("/proc/locks", "rb") as table:
+            return any(b" FLOCK " in line and lock in line for line in table)
+    except OSError:
+        return None
+
+
 def _holder(fd: int) -> int | None:
     """The PID written by the lock's holder, or None while it has not written one yet."""
     try:

@@ -130,12 +130,17 @@ def test_workers_benchmark_also_runs_two_nodes_on_postgres(tmp_path: Path, pg_ur
     assert "postgresql (2 nodes)" in result.parameters["database"]
 
 
+@pytest.mark.slow  # approving through the daemon starts one
 def test_startup_benchmark_reports_each_command_beside_the_floor(tmp_path: Path) -> None:
     result = startup.run(Params(), tmp_path / "startup")
     keys = [f.key for f in result.figures]
     assert keys[0] == "startup.python_floor_ms"
     assert keys[1:] == [*(f"startup.{key}_ms" for key, _label, _args in startup.COMMANDS),
-                        "startup.approve_waiting_ms", "startup.approve_batch_ms"]
+                        "startup.approve_waiting_ms", "startup.approve_batch_ms",
+                        "startup.approve_daemon_ms"]
+    # The last was approved by the daemon: its folder said so for each transfer.
+    folder = tmp_path / "startup/tachiai/state/approvals"
+    assert len(list(folder.glob("t-*.sig.accepted"))) == startup.RUNS + 1
     assert all(math.isfinite(f.value) and f.value > 0 and f.unit == "ms CPU"
                for f in result.figures)
 
@@ -170,7 +175,9 @@ def test_whole_path_benchmark_names_each_figure_beside_the_manual_loop(tmp_path:
     assert len([p for p in inbox.iterdir() if p.suffix == ".zip"]) == 6
     # The folder's approvals were the witness's ssh-keygen signatures, taken by the daemon.
     approvals = tmp_path / "wholepath/tachiai/state/approvals"
-    assert not [p for p in approvals.iterdir() if p.name != "refused"]
+    # What stays a while is the notes of counted signatures (from ssh-keygen and from approve).
+    assert not [p for p in approvals.iterdir()
+                if p.name != "refused" and not p.name.endswith(".sig.accepted")]
     assert not list((approvals / "refused").iterdir())
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from gateway import cli
 from gateway.cli import parsers
-from tests.conftest import AGREEMENT, FLOW, Demo
+from tests.conftest import AGREEMENT, FLOW, GOOD_ROWS, Demo, csv_bytes, wait_for
 
 # Run a command in-process in a fresh interpreter, then name every module it loaded.
 _PROBE = """
@@ -145,3 +145,30 @@ def test_the_help_line_of_every_command_is_its_modules_own() -> None:
     assert listed == {c.name: c.help for c in cli.COMMANDS}
     assert list(listed) == [c.name for c in cli.COMMANDS]
     assert parsers.USAGE == 2
+
+
+#: What handing a signature to the running daemon needs none of: it checks, records and
+#: counts (gateway.outbound.handover).
+NOT_FOR_THE_HAND_OVER = ("sqlalchemy", "sqlmodel", "pydantic", "cryptography", "pyzipper",
+                         "gateway.runtime", "gateway.outbound.approvals", "gateway.state.lite",
+                         "gateway.identity", "policies.agreement", "audit.lite", "socket",
+                         "gateway.config.routes", "gateway.config.sources")
+
+
+@pytest.mark.slow
+def test_approving_through_the_running_daemon_loads_neither_the_database_nor_keys(
+    demo: Demo
+) -> None:
+    folder = demo.root / "state" / "approvals"
+    demo.start()
+    demo.drop("one.csv", csv_bytes(GOOD_ROWS))
+    (found,) = demo.wait_state("awaiting_approval", timeout=120)
+    transfer_id = str(found["id"])
+    wait_for(lambda: (folder / transfer_id).exists(), 120, "the statement published")
+    code, modules = loaded("approve", transfer_id, "--key", str(demo.key("suzuki")),
+                           "--config", str(demo.config))
+    assert code == 0
+    assert "gateway.outbound.handover" in modules  # the hand-over ran
+    assert f"transfer {transfer_id} approved by suzuki" in demo.daemon_log()
+    for prefix in (*NOT_FOR_OUTBOUND_COMMANDS, *DATABASE_LAYER, *NOT_FOR_THE_HAND_OVER):
+        assert under(modules, prefix) == [], prefix

@@ -184,7 +184,11 @@ def test_a_signature_replayed_after_a_rejection_is_refused_and_the_statement_lea
     assert "approval.state" in _refusals(rt, t.id)
     assert list(folder.refused_dir.glob(f"{t.id}.sig.*"))
     folder.poll()
-    assert not (folder.folder / f"{t.id}.sig.refused").exists()  # leaves with its transfer
+    note = folder.folder / f"{t.id}.sig.refused"
+    assert note.exists()  # a while longer, for the witness who reads it
+    os.utime(note, (1, 1))  # older than the grace: leaves with its transfer
+    folder.poll()
+    assert not note.exists()
 
 
 def test_a_link_a_fifo_a_linked_file_and_a_huge_file_are_refused_unread(
@@ -228,7 +232,7 @@ def test_only_exact_id_names_are_taken() -> None:
 
 
 def test_other_files_are_left_alone_and_an_unknown_id_is_explained(
-    demo: Demo, rt: Runtime, folder: ApprovalFolder
+    demo: Demo, rt: Runtime, folder: ApprovalFolder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (folder.folder / "notes.sig").write_text("not ours")
     (folder.folder / "t-0123456789ab.sig").write_text("-----END SSH SIGNATURE-----\n")
@@ -237,7 +241,10 @@ def test_other_files_are_left_alone_and_an_unknown_id_is_explained(
     assert (folder.folder / "notes.sig").read_text() == "not ours"
     note = (folder.folder / "t-0123456789ab.sig.refused").read_text(encoding="utf-8")
     assert "approval.unknown" in note
-    folder.poll()  # nothing awaits under that id: the note leaves with the next turn
+    folder.poll()  # nothing awaits under that id: the note stays a while, then leaves
+    assert (folder.folder / "t-0123456789ab.sig.refused").exists()
+    monkeypatch.setattr(approval_folder, "NOTE_GRACE_SECONDS", 0.0)
+    folder.poll()
     assert not (folder.folder / "t-0123456789ab.sig.refused").exists()
     assert list(folder.refused_dir.glob("t-0123456789ab.sig.*"))
 

@@ -1,0 +1,393 @@
+"""Approving through the running daemon (承認の受け渡し): `tachiai approve ID --key KEY` signs the
+statement the daemon published and hands the signature to it.
+
+An interpreter that loads the database layer, the agreements and the key library costs a
+witness more than the approval itself; the daemon has all of them loaded already. So when the
+daemon runs on this node and has published ID's statement in its approvals folder
+(`gateway.outbound.approval_folder`), `approve` does what a witness with OpenSSH alone does,
+and waits for the verdict:
+
+1. reads the published statement `APPROVALS_DIR/ID` (never through a link, a plain file, at
+   most `MAX_STATEMENT_BYTES`) and checks that it is ID's: its `transfer:` (or `fanout:`)
+   line names ID. A statement of another transfer under ID's name is refused before anything
+   is signed;
+2. signs it with `ssh-keygen -Y sign -n tachiai-approval -f KEY` (so a passphrase prompt or
+   ssh-agent work as they do for ssh-keygen);
+3. hands the signature over as `ID.sig` (a fresh O_EXCL temporary in the folder, renamed in
+   without replacing a signature already there); the daemon's watch on the folder takes it at
+   once;
+4. waits (`WAIT_SECONDS` unless told) for the daemon's verdict, told apart from an earlier one
+   by the file itself: a refused file keeps its inode in refused/, whose note the daemon writes
+   before moving it there; a counted one is named in `ID.sig.accepted` by its SHA-256.
+
+The daemon checks everything exactly as the in-process approval does: this carries a signature,
+nothing else. Any other case (no daemon here, no published statement, a key ssh-keygen cannot
+use) returns None and the command approves in-process.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.errors import CheckFailed, NotFound, SignatureError, StateError, StorageError
+from gateway.exchange.words import APPROVAL_NAMESPACE, STATEMENT_HEAD
+from gateway.i18n import N_
+from gateway.outbound.approval_notes import (
+    ACCEPTED_SUFFIX,
+    MAX_NOTE_BYTES,
+    NOTE_SUFFIX,
+    REFUSED,
+    SIGNATURE_SUFFIX,
+    TAKING,
+    fields,
+    kept_name,
+)
+from gateway.state import daemon_lock
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from gateway.config.settings import Settings
+
+#: How long `approve` waits for the daemon's verdict before it says the signature waits.
+WAIT_SECONDS = 30.0
+#: A statement is a few hundred bytes; a fan-out's a line per part.
+MAX_STATEMENT_BYTES = 1 << 20
+#: Mode of the handed-over signature: the daemon may run under another account of the
+#: folder's group.
+SIGNATURE_MODE = 0o640
+_FIRST_STEP = 0.002
+_LONGEST_STEP = 0.02
+#: Refusals the in-process approval raises as other than CheckFailed, by rule.
+_RAISED_AS: dict[str, type[CheckFailed] | type[StateError] | type[NotFound]] = {
+    "approval.state": StateError,
+    "fanout.incomplete": StateError,
+    "approval.unknown": NotFound,
+    "approval.signature": SignatureError,
+}
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The daemon counted the signature: for whom, how many of how many witnesses (of the
+    first part of a fan-out of `parts` parts), and whether the transfer is approved now."""
+
+    witness: str
+    count: int
+    needed: int
+    approved: bool
+    parts: int
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A signature handed over: its file (device and inode) and the SHA-256 of its bytes."""
+
+    device: int
+    inode: int
+    sha256: str
+
+
+def approve(settings: Settings, ident: str, key: Path,
+            wait_seconds: float = WAIT_SECONDS) -> Counted | None:
+    """Approve `ident` through the running daemon; None when it cannot be (approve in-process).
+
+    Raises:
+        CheckFailed: the published statement is not ID's (nothing was signed), or the daemon
+            refused the signature (its rule, reason and fix; StateError, NotFound or
+            SignatureError where the in-process approval raises those).
+        StateError: no verdict within `wait_seconds`: the signature waits in the folder.
+        StorageError: the signature cannot be written into the folder.
+    """
+    folder = settings.approvals_folder
+    if daemon_lock.held(settings.state_dir, settings.daemon_lock_file) is False:
+        return None
+    text = published(folder, ident)
+    if text is None:
+        return None
+    deadline = time.monotonic() + wait_seconds
+    retried = False
+    while True:
+        signature = sign(text, key)
+        if signature is None:
+            return None
+        handed = hand_over(folder, ident, signature, max(0.0, deadline - time.monotonic()))
+        try:
+            return verdict(folder, ident, handed, max(0.0, deadline - time.monotonic()))
+        except SignatureError:
+            # Signed over a statement that changed after it was published (a reply's link
+            # made, the same bytes delivered meanwhile): the daemon publishes the new one
+            # before it refuses, so sign that one, as the approval in the command's own process
+            # signs the statement as it is. Once: a second refusal is the witness's to read.
+            again = published(folder, ident)
+            if retried or again is None or again == text:
+                raise
+            text, retried = again, True
+
+
+def published(folder: Path, ident: str) -> bytes | None:
+    """ID's statement as the daemon published it, or None when there is none.
+
+    Raises:
+        CheckFailed: what is there is not a plain file, or is not ID's statement (rule
+            approval.statement): nothing is signed.
+    """
+    path = folder / ident
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        return None  # not readable here: the in-process approval says what it can
+    except OSError as exc:  # a symbolic link (ELOOP)
+        raise _not_the_statement(path) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATEMENT_BYTES:
+            raise _not_the_statement(path)
+        raw = os.read(fd, MAX_STATEMENT_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_STATEMENT_BYTES or not _names(raw, ident):
+        raise _not_the_statement(path)
+    return raw
+
+
+def _names(raw: bytes, ident: str) -> bool:
+    """Whether `raw` is an approval statement whose one transfer (or fan-out) line is ID."""
+    try:
+        lines = raw.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return False
+    key = "fanout" if ident.startswith("f-") else "transfer"
+    named = [line for line in lines if line.startswith(("transfer: ", "fanout: "))]
+    return lines[0] == STATEMENT_HEAD and named == [f"{key}: {ident}"]
+
+
+def _not_the_statement(path: Path) -> CheckFailed:
+    return CheckFailed(
+        N_("refused before signing: {path} is not the statement of {id} [approval.statement]")
+        .format(path=path, id=path.name),
+        hint=N_("sign nothing from that folder; tell the gateway's operator, who can compare it "
+                "with `tachiai transfers statement {id}`").format(id=path.name))
+
+
+def sign(statement: bytes, key: Path) -> bytes | None:
+    """The SSH signature of `statement` by `key` under the approval namespace, made by
+    ssh-keygen; None when ssh-keygen is missing or cannot use the key (the in-process
+    approval then says why, in its words)."""
+    try:
+        done = subprocess.run(
+            ["ssh-keygen", "-q", "-Y", "sign", "-n", APPROVAL_NAMESPACE, "-f", str(key)],
+            input=statement, capture_output=True, check=False, timeout=600)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0 or b"-----END SSH SIGNATURE-----" not in done.stdout:
+        return None
+    return done.stdout
+
+
+def hand_over(folder: Path, ident: str, signature: bytes,
+              wait_seconds: float = WAIT_SECONDS) -> Handed:
+    """Write `signature` as the folder's `ID.sig`: a fresh temporary, renamed in without
+    replacing a signature already there (waited for, up to `wait_seconds`: the daemon takes
+    it).
+
+    Raises:
+        StorageError: the folder cannot be written, or an `ID.sig` stays in the way.
+    """
+    tmp = folder / f".{ident}{SIGNATURE_SUFFIX}.{os.urandom(6).hex()}.tmp"
+    target = folder / f"{ident}{SIGNATURE_SUFFIX}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     SIGNATURE_MODE)
+        try:
+            os.fchmod(fd, SIGNATURE_MODE)
+            view = memoryview(signature)
+            while view:
+                view = view[os.write(fd, view):]
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _unwritable(folder, exc) from exc
+    deadline = time.monotonic() + wait_seconds
+    step = _FIRST_STEP
+    try:
+        while not _rename_new(tmp, target):
+            if time.monotonic() >= deadline:
+                raise StorageError(
+                    N_("{path} is in the way: another signature waits there").format(
+                        path=target),
+                    hint=N_("see that the daemon runs (`tachiai nodes`) and try again"))
+            time.sleep(step)
+            step = min(step * 2, _LONGEST_STEP)
+    except OSError as exc:
+        raise _unwritable(folder, exc) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Handed(st.st_dev, st.st_ino, hashlib.sha256(signature).hexdigest())
+
+
+def _unwritable(folder: Path, exc: OSError) -> StorageError:
+    return StorageError(
+        N_("cannot hand the signature to the daemon in {folder}: {error}").format(
+            folder=folder, error=exc.strerror or exc),
+        hint=N_("a witness needs the approvals folder's group (see docs/approvals.md)"))
+
+
+def _rename_new(source: Path, target: Path) -> bool:
+    """Rename `source` to `target` unless `target` exists (False then): renameat2 with
+    RENAME_NOREPLACE, or where the file system lacks it, a rename after a look. Never a hard
+    link: the daemon refuses a signature with two names."""
+    if os.path.lexists(target):
+        return False
+    result = _renameat2(source, target)
+    if result is None:
+        try:
+            os.rename(source, target)
+        except PermissionError:  # the sticky folder: another witness's signature got there
+            return False
+        return True
+    return result
+
+
+def _renameat2(source: Path, target: Path) -> bool | None:
+    """True when renamed, False when `target` exists; None when the kernel or the file system
+    cannot rename without replacing."""
+    import ctypes  # here: only a hand-over needs it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    call = getattr(libc, "renameat2", None)
+    if call is None:
+        return None
+    at_fdcwd, rename_noreplace = -100, 1
+    if call(at_fdcwd, os.fsencode(source), at_fdcwd, os.fsencode(target), rename_noreplace) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EEXIST, errno.EPERM, errno.EACCES) and os.path.lexists(target):
+        return False
+    if code in (errno.EINVAL, errno.ENOSYS):
+        return None
+    raise OSError(code, os.strerror(code), str(target))
+
+
+def verdict(folder: Path, ident: str, handed: Handed,
+            wait_seconds: float = WAIT_SECONDS) -> Counted:
+    """Wait for the daemon to judge the handed-over signature.
+
+    Raises:
+        CheckFailed (or StateError, NotFound, SignatureError): refused, with the note's rule,
+            reason and fix.
+        StateError: not judged within `wait_seconds` (the signature waits in the folder).
+    """
+    deadline = time.monotonic() + wait_seconds
+    step = _FIRST_STEP
+    taken = False
+    while True:
+        if not _waiting(folder, ident, handed):
+            taken = True
+            found = _judged(folder, ident, handed)
+            if found is not None:
+                return found
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(step)
+        step = min(step * 1.5, _LONGEST_STEP)
+    if taken:
+        raise StateError(
+            N_("the daemon took the signature for {id}, but its verdict was not found in "
+               "{folder}").format(id=ident, folder=folder),
+            hint=N_("`tachiai transfers show {id}` shows whether it counted").format(id=ident))
+    raise StateError(
+        N_("the daemon did not take the signature for {id} within {seconds} s; it is handed "
+           "over and waits in {folder}").format(id=ident, seconds=f"{wait_seconds:g}",
+                                                folder=folder),
+        hint=N_("the daemon takes it when it can (see `tachiai nodes`); `tachiai transfers show "
+                "{id}` shows the outcome").format(id=ident))
+
+
+def _same(path: Path, handed: Handed) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (handed.device, handed.inode)
+
+
+def _waiting(folder: Path, ident: str, handed: Handed) -> bool:
+    """Whether the signature is still `ID.sig`, or under the daemon's taking name."""
+    if _same(folder / f"{ident}{SIGNATURE_SUFFIX}", handed):
+        return True
+    prefix = f".{ident}{SIGNATURE_SUFFIX}."
+    return any(_same(folder / name, handed) for name in os.listdir(folder)
+               if name.startswith(prefix) and name.endswith(TAKING))
+
+
+def _judged(folder: Path, ident: str, handed: Handed) -> Counted | None:
+    """The verdict on the handed-over signature, once the daemon has left one.
+
+    Raises:
+        CheckFailed (or StateError, NotFound, SignatureError): refused.
+    """
+    note = _note(folder / f"{ident}{NOTE_SUFFIX}")
+    kept = kept_name(note) if note is not None else None
+    if note is not None and kept is not None and _same(folder / REFUSED / kept, handed):
+        raise _refusal(note)
+    accepted = _note(folder / f"{ident}{ACCEPTED_SUFFIX}")
+    if accepted is not None and accepted.get("signature-sha256") == handed.sha256:
+        try:
+            return Counted(accepted["witness"], int(accepted["approvals"]),
+                           int(accepted["needed"]), accepted["state"] != "awaiting_approval",
+                           int(accepted["parts"]))
+        except (KeyError, ValueError):
+            return None
+    # Refused, its note since replaced by another refusal's: the file is still ours.
+    prefix = f"{ident}{SIGNATURE_SUFFIX}."
+    try:
+        names = os.listdir(folder / REFUSED)
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith(prefix) and _same(folder / REFUSED / name, handed):
+            raise CheckFailed(
+                N_("the daemon refused the signature for {id} (kept as {path})").format(
+                    id=ident, path=folder / REFUSED / name),
+                hint=N_("`tachiai audit query --subject {id}` shows the rule").format(id=ident))
+    return None
+
+
+def _note(path: Path) -> Mapping[str, str] | None:
+    """A note's fields, or None when it is missing or not a plain file of a note's size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = os.read(fd, MAX_NOTE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_NOTE_BYTES:
+        return None
+    return fields(raw.decode("utf-8", errors="replace"))
+
+
+def _refusal(note: Mapping[str, str]) -> CheckFailed | StateError | NotFound:
+    """The daemon's refusal as the in-process approval raises it: its reason (with the rule)
+    and its fix."""
+    rule = note.get("rule", "approval.refused")
+    reason = note.get("reason", "") or N_("the daemon refused the signature")
+    if f"[{rule}]" not in reason:
+        reason = f"{reason} [{rule}]"
+    return _RAISED_AS.get(rule, CheckFailed)(reason, hint=note.get("fix") or None)

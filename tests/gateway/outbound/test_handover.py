@@ -1,0 +1,259 @@
+"""Handing a signature to the running daemon (gateway.outbound.handover), the witness's side
+against the daemon's own folder code run in this process (gateway.outbound.approval_folder) on
+a demo gateway's real state, with signatures made by OpenSSH's ssh-keygen: the statement is
+checked as ID's before anything is signed, a signature never replaces another, and the verdict
+read is the one on this signature, never an earlier note."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.config.settings import load_settings
+from gateway.errors import CheckFailed, SignatureError, StateError, StorageError
+from gateway.outbound import approval_notes, approvals, handover
+from gateway.outbound.approval_folder import ApprovalFolder
+from gateway.runtime import Runtime, event
+from gateway.state import clock, daemon_lock
+from gateway.state.lifecycles import State
+from gateway.state.rows import Transfer
+from tests.conftest import AGREEMENT, FLOW, Demo
+
+
+@pytest.fixture
+def rt(demo: Demo) -> Iterator[Runtime]:
+    runtime = Runtime.open(load_settings(demo.config))
+    yield runtime
+    runtime.flush()
+
+
+@pytest.fixture
+def folder(rt: Runtime) -> ApprovalFolder:
+    found = ApprovalFolder(rt, rt.settings.approvals_folder)
+    found.prepare()
+    return found
+
+
+def _awaiting(rt: Runtime, n: int) -> Transfer:
+    now = clock.now_ns()
+    t = Transfer(id=f"t-{(now + n) % (1 << 48):012x}", agreement=AGREEMENT, flow=FLOW,
+                 recipient="nhi-central", state=State.AWAITING_APPROVAL.value,
+                 file_name=f"status-{n}.csv", source_path=f"/outbox/status-{n}.csv",
+                 created_ns=now, updated_ns=now, provider="isa", sender="sato", size=100 + n,
+                 sha256=f"{n:02x}" * 32, encoding="cp932", rows=2)
+    rt.store.create(t, [event("transfer.checked", t)])
+    return t
+
+
+def _hand(demo: Demo, folder: ApprovalFolder, t: Transfer, key: str) -> handover.Handed:
+    text = handover.published(folder.folder, t.id)
+    assert text is not None
+    signature = handover.sign(text, demo.key(key))
+    assert signature is not None
+    return handover.hand_over(folder.folder, t.id, signature)
+
+
+def test_only_the_statement_of_the_id_is_signed(rt: Runtime, folder: ApprovalFolder,
+                                                 tmp_path: Path) -> None:
+    a, b = _awaiting(rt, 1), _awaiting(rt, 2)
+    assert handover.published(folder.folder, a.id) is None  # not published yet
+    folder.poll()
+    own = handover.published(folder.folder, a.id)
+    assert own is not None and f"transfer: {a.id}\n".encode() in own
+    os.replace(folder.folder / b.id, folder.folder / a.id)  # b's statement under a's name
+    with pytest.raises(CheckFailed, match=r"approval\.statement"):
+        handover.published(folder.folder, a.id)
+    # Both ids in one statement, a wrong head, a link, a FIFO, a huge file: all refused.
+    text = (folder.folder / a.id).read_bytes()
+    for planted in (text + f"transfer: {a.id}\n".encode(),
+                    text.replace(f"transfer: {b.id}".encode(), f"transfer: {a.id}".encode())
+                    .replace(b"approval statement", b"rejection statement"),
+                    b"x" * (handover.MAX_STATEMENT_BYTES + 1)):
+        (folder.folder / a.id).write_bytes(planted)
+        with pytest.raises(CheckFailed, match=r"approval\.statement"):
+            handover.published(folder.folder, a.id)
+    (folder.folder / a.id).unlink()
+    os.symlink(tmp_path / "elsewhere", folder.folder / a.id)
+    with pytest.raises(CheckFailed, match=r"approval\.statement"):
+        handover.published(folder.folder, a.id)
+    (folder.folder / a.id).unlink()
+    os.mkfifo(folder.folder / a.id)
+    with pytest.raises(CheckFailed, match=r"approval\.statement"):
+        handover.published(folder.folder, a.id)
+
+
+def test_a_counted_signature_is_read_from_its_own_note(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    handed = _hand(demo, folder, t, "suzuki")
+    with pytest.raises(StateError, match="waits in"):  # the daemon has not had its turn
+        handover.verdict(folder.folder, t.id, handed, wait_seconds=0.2)
+    assert folder.poll().accepted == [t.id]
+    counted = handover.verdict(folder.folder, t.id, handed, wait_seconds=5)
+    assert counted == handover.Counted("suzuki", 1, 1, True, 1)
+    assert rt.store.get(t.id).status is State.APPROVED
+
+
+def test_a_refusal_is_this_signatures_never_an_earlier_one(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    first = _hand(demo, folder, t, "sato")  # the sender
+    folder.poll()
+    with pytest.raises(CheckFailed, match=r"approval\.self"):
+        handover.verdict(folder.folder, t.id, first, wait_seconds=5)
+    # The first refusal's note is still there while the next signature waits: not its verdict.
+    second = _hand(demo, folder, t, "yamada")  # another party's witness
+    with pytest.raises(StateError, match="waits in"):
+        handover.verdict(folder.folder, t.id, second, wait_seconds=0.2)
+    folder.poll()
+    with pytest.raises(CheckFailed) as again:
+        handover.verdict(folder.folder, t.id, second, wait_seconds=5)
+    assert "approval.self" not in str(again.value)
+    # A signature over other bytes is refused as the in-process approval refuses it.
+    (folder.folder / t.id).write_bytes(b"tachiai approval statement v1\ntransfer: "
+                                       + t.id.encode() + b"\nsize: 1\n")
+    third = _hand(demo, folder, t, "suzuki")
+    folder.poll()
+    with pytest.raises(SignatureError, match=r"approval\.signature") as changed:
+        handover.verdict(folder.folder, t.id, third, wait_seconds=5)
+    assert "sign exactly this statement again" in changed.value.hint  # the fix, from the note
+    assert rt.store.get(t.id).status is State.AWAITING_APPROVAL
+    assert len(list(folder.refused_dir.iterdir())) == 3
+
+
+def test_a_signature_never_replaces_one_that_waits(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    waiting = folder.folder / f"{t.id}.sig"
+    waiting.write_bytes(b"another witness's signature, not yet taken\n")
+    text = handover.published(folder.folder, t.id)
+    assert text is not None
+    signature = handover.sign(text, demo.key("suzuki"))
+    assert signature is not None
+    with pytest.raises(StorageError, match="in the way"):
+        handover.hand_over(folder.folder, t.id, signature, wait_seconds=0.3)
+    assert waiting.read_bytes() == b"another witness's signature, not yet taken\n"
+    assert [p.name for p in folder.folder.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_whether_a_daemon_holds_the_state_folder_is_read_without_taking_the_lock(
+    tmp_path: Path
+) -> None:
+    assert daemon_lock.held(tmp_path) is False  # never ran here
+    with daemon_lock.acquire(tmp_path):
+        assert daemon_lock.held(tmp_path) is True
+        assert daemon_lock.held(tmp_path, "daemon.other-node.lock") is False
+    assert daemon_lock.held(tmp_path) is False  # the file stays; the lock is gone
+    with daemon_lock.acquire(tmp_path):  # and asking never kept a daemon from starting
+        pass
+
+
+def test_the_notes_are_read_back_as_written() -> None:
+    refused = approval_notes.fields(approval_notes.refused_note(
+        "t-0123456789ab.sig", "t-0123456789ab.sig.17", "approval.self",
+        "refused: the sender cannot witness their own transfer [approval.self]", "sign again")
+        .decode())
+    assert refused["rule"] == "approval.self" and refused["fix"] == "sign again"
+    assert approval_notes.kept_name(refused) == "t-0123456789ab.sig.17"
+    assert approval_notes.kept_name({"file": "t-0123456789ab.sig → refused/../x"}) is None
+    accepted = approval_notes.fields(approval_notes.accepted_note(
+        "t-0123456789ab.sig", witness="suzuki", count=1, needed=2, state="awaiting_approval",
+        parts=1, signature_sha256="ab" * 32).decode())
+    assert (accepted["witness"], accepted["approvals"], accepted["needed"]) == ("suzuki", "1", "2")
+    assert accepted["signature-sha256"] == "ab" * 32
+
+
+def test_a_statement_that_changed_since_it_was_published_is_signed_as_it_is_now(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    published = (folder.folder / t.id).read_bytes()
+    # Its bytes are delivered meanwhile as another transfer: the statement gains its
+    # duplicate-of line, and the folder still shows the old one.
+    now = clock.now_ns()
+    rt.store.create(dataclasses.replace(t, id=f"t-{(now + 7) % (1 << 48):012x}",
+                                        state=State.DELIVERED.value, created_ns=now,
+                                        updated_ns=now), [])
+    assert approvals.statement(rt, rt.store.get(t.id)) != published
+    stop = threading.Event()
+
+    def daemon() -> None:  # the daemon's turns, in this process
+        while not stop.is_set():
+            folder.poll()
+            stop.wait(0.02)
+
+    turns = threading.Thread(target=daemon)
+    settings = rt.settings
+    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
+        turns.start()
+        try:
+            # As in the command's own process: refused for the duplicate, not for old bytes.
+            with pytest.raises(CheckFailed, match=r"approval\.duplicate-file"):
+                handover.approve(settings, t.id, demo.key("suzuki"), wait_seconds=30)
+        finally:
+            stop.set()
+            turns.join()
+    assert b"duplicate-of: " in (folder.folder / t.id).read_bytes()
+    rt.flush()
+    rules = [ev.data["reason"]["rule"] for ev in rt.ledger.events()
+             if ev.kind == "approval.refused" and ev.subject == t.id]
+    assert rules == ["approval.signature", "approval.duplicate-file"]
+
+
+def test_a_designation_ended_while_the_daemon_runs_counts_at_once(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    first, second = _awaiting(rt, 1), _awaiting(rt, 2)
+    folder.poll()
+    handed = _hand(demo, folder, first, "suzuki")
+    folder.poll()
+    assert handover.verdict(folder.folder, first.id, handed, wait_seconds=5).witness == "suzuki"
+    registry = demo.root / "demo" / "registry.toml"
+    text = registry.read_text(encoding="utf-8")
+    ended = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+    text, n = re.subn(r'(name = "suzuki"\n(?:.+\n)*?designated_from = .+\n)',
+                      rf"\1designated_until = {ended}\n", text)
+    assert n == 1
+    registry.write_text(text, encoding="utf-8")
+    handed = _hand(demo, folder, second, "suzuki")
+    folder.poll()
+    with pytest.raises(CheckFailed, match=r"approval\.not-designated"):
+        handover.verdict(folder.folder, second.id, handed, wait_seconds=5)
+    # A registry broken meanwhile: signatures wait, none is judged on the old one.
+    registry.write_text("[[handlers]]\nname = 1\n", encoding="utf-8")
+    handed = _hand(demo, folder, second, "tanaka")
+    folder.poll()
+    assert (folder.folder / f"{second.id}.sig").exists()
+    assert rt.store.get(second.id).status is State.AWAITING_APPROVAL
+
+
+def test_a_turn_woken_by_a_signature_takes_it_and_leaves_the_ledger_to_the_regular_turn(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    rt.flush()
+    handed = _hand(demo, folder, t, "suzuki")
+    assert folder.poll(regular=False).accepted == [t.id]
+    assert handover.verdict(folder.folder, t.id, handed, wait_seconds=5).approved
+    assert rt.store.get(t.id).status is State.APPROVED
+    kinds = [ev.kind for ev in rt.ledger.events() if ev.subject == t.id]
+    assert "approval.accepted" not in kinds  # committed with the approval, not yet moved
+    assert not (folder.folder / t.id).exists()  # approved: nothing left to sign
+    folder.poll()
+    kinds = [ev.kind for ev in rt.ledger.events() if ev.subject == t.id]
+    assert kinds[-2:] == ["approval.accepted", "transfer.approved"]
