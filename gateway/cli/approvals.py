@@ -15,6 +15,7 @@ checks of who may approve and the state changes live in `gateway.outbound.approv
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -123,23 +124,22 @@ def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
     (no daemon here, no published statement, a key ssh-keygen cannot use): then in-process."""
     from gateway.outbound import handover
 
-    if args.wait <= 0:
+    if not math.isfinite(args.wait) or args.wait <= 0:
         raise UsageError(_("--wait must be more than 0 seconds"))
     counted = handover.approve(settings_of(args, whole=False), transfer_id, args.key, args.wait)
     if counted is None:
         return None
+    print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
+        witness=counted.witness, count=counted.count, needed=counted.needed))
     if transfer_id.startswith("f-"):
         print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
             approved=counted.parts, count=counted.parts), file=sys.stderr)
-        return 0
-    print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
-        witness=counted.witness, count=counted.count, needed=counted.needed))
-    if counted.approved:
-        print(_("transfer {id} is approved; the daemon seals and delivers it now").format(
-            id=transfer_id))
-    else:
+    if not counted.approved:
         print(_("next: {count} more witness(es) must approve").format(
             count=counted.needed - counted.count))
+    elif not transfer_id.startswith("f-"):
+        print(_("transfer {id} is approved; the daemon seals and delivers it now").format(
+            id=transfer_id))
     return 0
 
 

@@ -154,16 +154,24 @@ class ApprovalFolder:
             OSError: it cannot be made.
         """
         for folder in (self.folder, self.refused_dir):
-            try:
-                folder.mkdir(parents=True)
-            except FileExistsError:
-                continue
-            try:
-                os.chmod(folder, FOLDER_MODE)
-            except PermissionError:  # RestrictSUIDSGID=yes: no set-group-ID bit
-                os.chmod(folder, FOLDER_MODE & 0o1777)
+            folder.mkdir(parents=True, exist_ok=True)
         refuse_linked(self.folder, "the approvals folder")
         refuse_linked(self.refused_dir, "the approvals folder's refused/")
+        for folder in (self.folder, self.refused_dir):
+            # A folder made beforehand (by an operator, to give it the witnesses' group) is
+            # made 3770 as well; one owned by another account cannot be, and a witness's
+            # `tachiai approve` trusts nothing in it (gateway.outbound.handover): say so.
+            if folder.stat().st_uid != os.getuid():
+                log.error("the approvals folder %s belongs to another account: witnesses' "
+                          "signatures in it are not protected from each other, and `tachiai "
+                          "approve` approves in its own process; chown it to the daemon's "
+                          "user (docs/approvals.md)", folder)
+                continue
+            if stat.S_IMODE(folder.stat().st_mode) not in (FOLDER_MODE, FOLDER_MODE & 0o1777):
+                try:
+                    os.chmod(folder, FOLDER_MODE)
+                except PermissionError:  # RestrictSUIDSGID=yes: no set-group-ID bit
+                    os.chmod(folder, FOLDER_MODE & 0o1777)
         log.info("witnesses approve by signing the statements in %s with ssh-keygen -Y sign "
                  "-n %s", self.folder, approvals.APPROVAL_NAMESPACE)
 
@@ -472,7 +480,8 @@ def _read(path: Path, *, settled: bool = False) -> tuple[bytes | None, Refusal |
         os.close(fd)
     if len(raw) > MAX_SIGNATURE_BYTES:
         return None, _too_large()
-    if _END not in raw and not settled and time.time() - st.st_mtime < _WRITING_SECONDS:
+    # A file dated in the future is not being written now: judged, never left in the way.
+    if _END not in raw and not settled and 0 <= time.time() - st.st_mtime < _WRITING_SECONDS:
         return None, None  # ssh-keygen has not finished writing it
     try:
         raw.decode("ascii")

@@ -42,6 +42,7 @@ from gateway.exchange.words import APPROVAL_NAMESPACE, STATEMENT_HEAD
 from gateway.i18n import N_
 from gateway.outbound.approval_notes import (
     ACCEPTED_SUFFIX,
+    ID_PATTERN,
     MAX_NOTE_BYTES,
     NOTE_SUFFIX,
     REFUSED,
@@ -108,17 +109,23 @@ def approve(settings: Settings, ident: str, key: Path,
         StorageError: the signature cannot be written into the folder.
     """
     folder = settings.approvals_folder
+    if ID_PATTERN.fullmatch(ident) is None:
+        return None  # not an id: the in-process approval says so in its words
     if daemon_lock.held(settings.state_dir, settings.daemon_lock_file) is False:
+        return None
+    if _daemon_of(folder) is None:
         return None
     text = published(folder, ident)
     if text is None:
         return None
-    deadline = time.monotonic() + wait_seconds
+    deadline = None
     retried = False
     while True:
         signature = sign(text, key)
         if signature is None:
             return None
+        if deadline is None:  # from the signature on: a passphrase typed slowly costs no wait
+            deadline = time.monotonic() + wait_seconds
         handed = hand_over(folder, ident, signature, max(0.0, deadline - time.monotonic()))
         try:
             return verdict(folder, ident, handed, max(0.0, deadline - time.monotonic()))
@@ -141,6 +148,9 @@ def published(folder: Path, ident: str) -> bytes | None:
             approval.statement): nothing is signed.
     """
     path = folder / ident
+    daemon = _daemon_of(folder)
+    if daemon is None:
+        return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -151,7 +161,8 @@ def published(folder: Path, ident: str) -> bytes | None:
         raise _not_the_statement(path) from exc
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATEMENT_BYTES:
+        if (not stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATEMENT_BYTES
+                or not _daemons(st, daemon)):
             raise _not_the_statement(path)
         raw = os.read(fd, MAX_STATEMENT_BYTES + 1)
     finally:
@@ -159,6 +170,27 @@ def published(folder: Path, ident: str) -> bytes | None:
     if len(raw) > MAX_STATEMENT_BYTES or not _names(raw, ident):
         raise _not_the_statement(path)
     return raw
+
+
+def _daemon_of(folder: Path) -> int | None:
+    """The account whose files in `folder` are the daemon's: the folder's owner, when the
+    folder is sticky (no witness can rename, replace or remove another's file in it) and
+    writable by no one outside its group; else None, and nothing in it is trusted."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or not st.st_mode & stat.S_ISVTX or st.st_mode & 0o002:
+        return None
+    return st.st_uid
+
+
+def _daemons(st: os.stat_result, daemon: int) -> bool:
+    """Whether a statement or note is the daemon's own: made by the folder's owner, one name,
+    and writable by nobody else. A witness of the group can write files in the folder, but
+    none that pass this: a planted statement is never signed, a forged note never believed."""
+    return (st.st_uid == daemon and st.st_nlink == 1
+            and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _names(raw: bytes, ident: str) -> bool:
@@ -187,7 +219,9 @@ def sign(statement: bytes, key: Path) -> bytes | None:
     try:
         done = subprocess.run(
             ["ssh-keygen", "-q", "-Y", "sign", "-n", APPROVAL_NAMESPACE, "-f", str(key)],
-            input=statement, capture_output=True, check=False, timeout=600)
+            # stderr stays the witness's: a passphrase prompt, a security key's "touch it"
+            # and why a key cannot be used are ssh-keygen's to say.
+            input=statement, stdout=subprocess.PIPE, check=False, timeout=600)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0 or b"-----END SSH SIGNATURE-----" not in done.stdout:
@@ -317,11 +351,14 @@ def verdict(folder: Path, ident: str, handed: Handed,
 
 
 def _same(path: Path, handed: Handed) -> bool:
+    """Whether `path` is the handed-over file: its inode, and ours (a freed inode another
+    witness's new file takes is theirs, not ours)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return False
-    return (st.st_dev, st.st_ino) == (handed.device, handed.inode)
+    return ((st.st_dev, st.st_ino) == (handed.device, handed.inode)
+            and st.st_uid == os.getuid())
 
 
 def _waiting(folder: Path, ident: str, handed: Handed) -> bool:
@@ -339,11 +376,12 @@ def _judged(folder: Path, ident: str, handed: Handed) -> Counted | None:
     Raises:
         CheckFailed (or StateError, NotFound, SignatureError): refused.
     """
-    note = _note(folder / f"{ident}{NOTE_SUFFIX}")
+    daemon = _daemon_of(folder)
+    note = _note(folder / f"{ident}{NOTE_SUFFIX}", daemon)
     kept = kept_name(note) if note is not None else None
     if note is not None and kept is not None and _same(folder / REFUSED / kept, handed):
         raise _refusal(note)
-    accepted = _note(folder / f"{ident}{ACCEPTED_SUFFIX}")
+    accepted = _note(folder / f"{ident}{ACCEPTED_SUFFIX}", daemon)
     if accepted is not None and accepted.get("signature-sha256") == handed.sha256:
         try:
             return Counted(accepted["witness"], int(accepted["approvals"]),
@@ -366,14 +404,18 @@ def _judged(folder: Path, ident: str, handed: Handed) -> Counted | None:
     return None
 
 
-def _note(path: Path) -> Mapping[str, str] | None:
-    """A note's fields, or None when it is missing or not a plain file of a note's size."""
+def _note(path: Path, daemon: int | None) -> Mapping[str, str] | None:
+    """A note's fields, or None when it is missing, not a plain file of a note's size, or not
+    the daemon's own (`_daemons`: a witness of the group cannot forge one)."""
+    if daemon is None:
+        return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not _daemons(st, daemon):
             return None
         raw = os.read(fd, MAX_NOTE_BYTES + 1)
     finally:

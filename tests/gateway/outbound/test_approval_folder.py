@@ -282,6 +282,21 @@ def test_a_signature_still_being_written_waits_for_its_end(
     assert folder.poll().accepted == [t.id]
 
 
+def test_a_half_signature_dated_in_the_future_is_judged_not_waited_for(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    signature = _sign(demo, folder.folder / t.id, "suzuki")
+    whole = signature.read_bytes()
+    signature.write_bytes(whole[: len(whole) // 2])
+    future = 4102444800  # 2100-01-01: "still being written" for ever, were it believed
+    os.utime(signature, (future, future))
+    assert folder.poll().refused == [t.id]  # out of the way, kept in refused/
+    assert not signature.exists()
+    assert rt.store.get(t.id).status is State.AWAITING_APPROVAL
+
+
 def test_a_signature_a_killed_taker_left_is_given_back_and_taken(
     demo: Demo, rt: Runtime, folder: ApprovalFolder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

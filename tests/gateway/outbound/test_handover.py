@@ -257,3 +257,71 @@ def test_a_turn_woken_by_a_signature_takes_it_and_leaves_the_ledger_to_the_regul
     folder.poll()
     kinds = [ev.kind for ev in rt.ledger.events() if ev.subject == t.id]
     assert kinds[-2:] == ["approval.accepted", "transfer.approved"]
+
+
+# A witness of the folder's group writes files there under their own account: the daemon's
+# files are the folder owner's, one name each, writable by no one else. Root runs these tests
+# and stands in for the daemon's account; `nobody` for another witness.
+_OTHER_WITNESS = 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes files of another account")
+def test_a_statement_a_witness_wrote_is_never_signed(rt: Runtime, folder: ApprovalFolder) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    path = folder.folder / t.id
+    text = path.read_bytes()
+    # The daemon's own, word for word, but another witness's file: planted before it was
+    # published (or where it cannot be published), so not the daemon's.
+    os.chown(path, _OTHER_WITNESS, -1)
+    with pytest.raises(CheckFailed, match=r"approval\.statement"):
+        handover.published(folder.folder, t.id)
+    os.chown(path, os.getuid(), -1)
+    assert handover.published(folder.folder, t.id) == text
+    os.chmod(path, 0o660)  # writable by the group: anyone of it could have changed it
+    with pytest.raises(CheckFailed, match=r"approval\.statement"):
+        handover.published(folder.folder, t.id)
+    os.chmod(path, 0o640)
+    os.link(path, folder.folder / "another-name")  # two names: one may be elsewhere
+    with pytest.raises(CheckFailed, match=r"approval\.statement"):
+        handover.published(folder.folder, t.id)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes files of another account")
+def test_a_forged_acceptance_is_never_believed(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    handed = _hand(demo, folder, t, "sato")  # the sender's own key: refused when judged
+    # Another witness reads the handed signature (the group may), forges the daemon's note
+    # that counts it, and takes it away before the daemon's turn.
+    forged = folder.folder / f"{t.id}{approval_notes.ACCEPTED_SUFFIX}"
+    forged.write_text(approval_notes.accepted_note(
+        "x", witness="sato", count=1, needed=1, state="approved", parts=1,
+        signature_sha256=handed.sha256).decode("utf-8"), encoding="utf-8")
+    os.chown(forged, _OTHER_WITNESS, -1)
+    os.chmod(forged, 0o640)
+    os.rename(folder.folder / f"{t.id}.sig", folder.folder.parent / "taken-away.sig")
+    with pytest.raises(StateError, match="verdict was not found"):
+        handover.verdict(folder.folder, t.id, handed, wait_seconds=0.3)
+    # A file of another account on the freed inode is not ours either.
+    moved = folder.folder.parent / "taken-away.sig"
+    os.chown(moved, _OTHER_WITNESS, -1)
+    os.rename(moved, folder.folder / f"{t.id}.sig")
+    with pytest.raises(StateError, match="verdict was not found"):
+        handover.verdict(folder.folder, t.id, handed, wait_seconds=0.3)
+
+
+def test_nothing_in_a_folder_witnesses_can_rearrange_is_trusted(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    assert handover.published(folder.folder, t.id) is not None
+    os.chmod(folder.folder, 0o2770)  # not sticky: a witness may replace the daemon's files
+    assert handover.published(folder.folder, t.id) is None  # approved in-process instead
+    os.chmod(folder.folder, 0o3777)  # writable by anyone
+    assert handover.published(folder.folder, t.id) is None
+    folder.prepare()  # the daemon makes its own folder 3770 again at start
+    assert handover.published(folder.folder, t.id) is not None
