@@ -9,6 +9,7 @@ to start while another daemon holds the same state directory (gateway.state.daem
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -235,4 +236,7 @@ def run(settings: Settings, recover: Callable[[Runtime], object] | None = None) 
         daemon = Daemon(settings)
         signal.signal(signal.SIGTERM, daemon.stop)
         signal.signal(signal.SIGINT, daemon.stop)
+        # `kill -USR1 PID`: every thread's stack to stderr (the journal), for a daemon that
+        # seems stuck; it goes on running.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         daemon.run(recover)

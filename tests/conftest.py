@@ -183,11 +183,17 @@ class Demo:
         if self.daemon.poll() is None:
             self.daemon.send_signal(signal.SIGTERM)
             try:
-                self.daemon.wait(timeout=30)
+                # Ample: a stop lets running steps finish (workers.STOP_WAIT_SECONDS) and then
+                # stops the check processes, on a machine that may be busy.
+                self.daemon.wait(timeout=120)
             except subprocess.TimeoutExpired:
+                self.daemon.send_signal(signal.SIGUSR1)  # every thread's stack, into the log
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.daemon.wait(timeout=5)
                 self.daemon.kill()
                 self.daemon.wait()
-                raise AssertionError("the daemon did not stop on SIGTERM") from None
+                raise AssertionError("the daemon did not stop on SIGTERM; its log ends:\n"
+                                     + self.daemon_log()[-6000:]) from None
         code = self.daemon.returncode
         self.daemon = None
         return code

@@ -7,6 +7,7 @@ that transfer `failed` (internal.error) after its tries while the others are del
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import subprocess
 import threading
@@ -248,4 +249,19 @@ def test_an_internal_error_in_one_file_fails_it_and_the_others_go(demo: Demo) ->
     assert demo.daemon_log().count("internal error in step approved") == 3
     assert demo.daemon is not None and demo.daemon.poll() is None, "the daemon kept running"
     assert demo.cli("audit", "verify").returncode == 0
+    assert demo.stop() == 0
+
+
+def test_usr1_writes_every_threads_stack_to_the_log_and_the_daemon_goes_on(demo: Demo) -> None:
+    # What an operator (or a test whose daemon does not stop) asks of a daemon that seems stuck.
+    daemon = demo.start()
+    daemon.send_signal(signal.SIGUSR1)
+    # The lanes' threads wait in gateway/workers.py; the main thread in the daemon's loop.
+    wait_for(lambda: "Current thread" in demo.daemon_log()
+             and 'gateway/workers.py", line' in demo.daemon_log()
+             and 'gateway/daemon.py", line' in demo.daemon_log(), 60,
+             "the threads' stacks in the log")
+    demo.drop("after-usr1.csv", csv_bytes(GOOD_ROWS))
+    wait_for(lambda: demo.transfers(), 60, "a file taken in after SIGUSR1")
+    assert daemon.poll() is None
     assert demo.stop() == 0
