@@ -14,7 +14,9 @@ import binascii
 import hashlib
 import hmac
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -128,26 +130,33 @@ def encrypt(
         )
     file_key = os.urandom(16)
     header = _header(file_key, recipients)
-    out = _HashingWriter(dst)
-    out.write(header)
     nonce = os.urandom(16)
-    out.write(nonce)
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
-    # Two buffers in turn: one chunk of look-ahead tells whether this chunk is the last.
-    views = (memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK)))
-    n = _read_full(src, views[0])
-    counter = 0
-    while True:
-        view, nview = views[counter % 2], views[(counter + 1) % 2]
-        m = _read_full(src, nview) if n == CHUNK else 0
-        last = m == 0
-        if on_plain is not None:
-            on_plain(view[:n])
-        out.write(aead.encrypt(_chunk_nonce(counter, last), view[:n], None))
-        if last:
-            break
-        counter += 1
-        n = m
+    out = _HashingWriter(dst)
+    out.put([header, nonce])
+    try:
+        # Two buffers in turn: one chunk of look-ahead tells whether this chunk is the last.
+        views = (memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK)))
+        n = _read_full(src, views[0])
+        counter = 0
+        batch: list[bytes] = []
+        while True:
+            view, nview = views[counter % 2], views[(counter + 1) % 2]
+            m = _read_full(src, nview) if n == CHUNK else 0
+            last = m == 0
+            if on_plain is not None:
+                on_plain(view[:n])
+            batch.append(aead.encrypt(_chunk_nonce(counter, last), view[:n], None))
+            if last:
+                break
+            if len(batch) == _BATCH_CHUNKS:
+                out.put(batch)
+                batch = []
+            counter += 1
+            n = m
+        out.put(batch)
+    finally:
+        out.close()
     return Counted(out.size, out.digest.hexdigest())
 
 
@@ -210,18 +219,49 @@ class _Stanza:
     body: bytes
 
 
+#: Sealed chunks handed to the writer thread at a time (1 MiB): few hand-offs, little memory.
+_BATCH_CHUNKS = 16
+
+
 class _HashingWriter:
-    """Writes through to a file while counting and hashing what it wrote."""
+    """Writes to a file, counting and hashing what it wrote, on a thread of its own: hashing
+    and writing the sealed bytes (both free of the interpreter lock) run beside the reading,
+    hashing and encryption of the next chunks. Batches are written in the order put, and at
+    most a few wait (a bounded queue). An error of the thread's is raised by the next `put`
+    or by `close`, which always ends the thread before the caller closes the file."""
 
     def __init__(self, dst: BinaryIO) -> None:
         self.dst = dst
         self.digest = hashlib.sha256()
         self.size = 0
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="age-writer", daemon=True)
+        self._thread.start()
 
-    def write(self, data: bytes) -> None:
-        self.dst.write(data)
-        self.digest.update(data)
-        self.size += len(data)
+    def put(self, batch: list[bytes]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        """Wait until every batch is written; raise the thread's error, if any."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # failed: only drain, so `put` never blocks
+            try:
+                for data in batch:
+                    self.dst.write(data)
+                    self.digest.update(data)
+                    self.size += len(data)
+            except BaseException as exc:  # handed to the encrypting thread
+                self._error = exc
 
 
 def _header(file_key: bytes, recipients: Sequence[X25519PublicKey]) -> bytes:

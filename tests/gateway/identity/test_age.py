@@ -23,7 +23,8 @@ from gateway.identity import age
 needs_age = pytest.mark.skipif(
     shutil.which("age") is None, reason="age is not installed (scripts/test installs it)"
 )
-SIZES = [0, 1, age.CHUNK - 1, age.CHUNK, age.CHUNK + 1, 2 * age.CHUNK, 3 * age.CHUNK + 17]
+SIZES = [0, 1, age.CHUNK - 1, age.CHUNK, age.CHUNK + 1, 2 * age.CHUNK, 3 * age.CHUNK + 17,
+         20 * age.CHUNK + 5]  # the last: more than one batch of the writer thread
 
 
 def _seal(data: bytes, *keys: str) -> bytes:
@@ -110,6 +111,43 @@ def test_counts_and_hashes_in_the_same_pass() -> None:
     assert counted.size == len(out.getvalue())
     assert counted.sha256 == hashlib.sha256(out.getvalue()).hexdigest()
     assert age.decrypt(io.BytesIO(out.getvalue()), io.BytesIO(), [key]).size == len(data)
+
+
+class _FullDisk(io.BytesIO):
+    """A file that takes `room` bytes, then fails as a full disk does."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.tell() + len(data) > self.room:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+@pytest.mark.parametrize("room", [0, 100, 3 << 20])
+def test_a_write_that_fails_is_raised_and_its_thread_ended(room: int) -> None:
+    # The sealed bytes are written on a thread of their own, beside the encryption.
+    import threading
+
+    key = X25519PrivateKey.generate()
+    with pytest.raises(OSError, match="No space"):
+        age.encrypt(io.BytesIO(os.urandom(8 << 20)), _FullDisk(room), [key.public_key()])
+    assert not [t for t in threading.enumerate() if t.name == "age-writer"]
+
+
+def test_a_large_file_is_written_in_order_and_hashed_as_written() -> None:
+    import hashlib
+
+    key = X25519PrivateKey.generate()
+    data = os.urandom((5 << 20) + 12345)  # several batches of chunks, a short last chunk
+    out = io.BytesIO()
+    counted = age.encrypt(io.BytesIO(data), out, [key.public_key()])
+    assert counted.sha256 == hashlib.sha256(out.getvalue()).hexdigest()
+    opened = io.BytesIO()
+    assert age.decrypt(io.BytesIO(out.getvalue()), opened, [key]).size == len(data)
+    assert opened.getvalue() == data
 
 
 def test_every_flipped_byte_is_refused() -> None:
