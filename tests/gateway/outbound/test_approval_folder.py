@@ -9,48 +9,23 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.config.settings import load_settings
 from gateway.identity.sshkeys import load_private_key
 from gateway.outbound import approval_folder, approvals
 from gateway.outbound.approval_folder import ApprovalFolder, signature_id
-from gateway.runtime import Runtime, event
-from gateway.state import clock
+from gateway.runtime import Runtime
 from gateway.state.lifecycles import State
 from gateway.state.rows import Transfer
-from tests.conftest import AGREEMENT, FLOW, Demo, has_japanese
+from tests.conftest import Demo, has_japanese
+from tests.gateway.outbound.conftest import awaiting
 
 NAMESPACE = "tachiai-approval"
 
 
-@pytest.fixture
-def rt(demo: Demo) -> Iterator[Runtime]:
-    runtime = Runtime.open(load_settings(demo.config))
-    yield runtime
-    runtime.flush()
-
-
-@pytest.fixture
-def folder(rt: Runtime) -> ApprovalFolder:
-    found = ApprovalFolder(rt, rt.settings.approvals_folder)
-    found.prepare()
-    return found
-
-
-def _awaiting(rt: Runtime, n: int, *, state: State = State.AWAITING_APPROVAL,
-              sha256: str | None = None) -> Transfer:
-    now = clock.now_ns()
-    t = Transfer(id=f"t-{now % (1 << 48):012x}", agreement=AGREEMENT, flow=FLOW,
-                 recipient="nhi-central", state=state.value, file_name=f"status-{n}.csv",
-                 source_path=f"/outbox/status-{n}.csv", created_ns=now, updated_ns=now,
-                 provider="isa", sender="sato", size=100 + n,
-                 sha256=sha256 or f"{n:02x}" * 32, encoding="cp932", rows=2)
-    rt.store.create(t, [event("transfer.checked", t)])
-    return t
+_awaiting = awaiting
 
 
 def _sign(demo: Demo, path: Path, key: str | Path, namespace: str = NAMESPACE) -> Path:

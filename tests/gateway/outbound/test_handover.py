@@ -11,45 +11,21 @@ import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.config.settings import load_settings
 from gateway.errors import CheckFailed, SignatureError, StateError, StorageError
 from gateway.outbound import approval_notes, approvals, handover
 from gateway.outbound.approval_folder import ApprovalFolder
-from gateway.runtime import Runtime, event
+from gateway.runtime import Runtime
 from gateway.state import clock, daemon_lock
 from gateway.state.lifecycles import State
 from gateway.state.rows import Transfer
-from tests.conftest import AGREEMENT, FLOW, Demo
+from tests.conftest import Demo
+from tests.gateway.outbound.conftest import awaiting
 
-
-@pytest.fixture
-def rt(demo: Demo) -> Iterator[Runtime]:
-    runtime = Runtime.open(load_settings(demo.config))
-    yield runtime
-    runtime.flush()
-
-
-@pytest.fixture
-def folder(rt: Runtime) -> ApprovalFolder:
-    found = ApprovalFolder(rt, rt.settings.approvals_folder)
-    found.prepare()
-    return found
-
-
-def _awaiting(rt: Runtime, n: int) -> Transfer:
-    now = clock.now_ns()
-    t = Transfer(id=f"t-{(now + n) % (1 << 48):012x}", agreement=AGREEMENT, flow=FLOW,
-                 recipient="nhi-central", state=State.AWAITING_APPROVAL.value,
-                 file_name=f"status-{n}.csv", source_path=f"/outbox/status-{n}.csv",
-                 created_ns=now, updated_ns=now, provider="isa", sender="sato", size=100 + n,
-                 sha256=f"{n:02x}" * 32, encoding="cp932", rows=2)
-    rt.store.create(t, [event("transfer.checked", t)])
-    return t
+_awaiting = awaiting
 
 
 def _hand(demo: Demo, folder: ApprovalFolder, t: Transfer, key: str) -> handover.Handed:
