@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import signal
 import sqlite3
+import subprocess
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -66,6 +68,16 @@ def installed_env(work_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(work_dir / "pycache")
     return env
+
+
+def stop_daemon(daemon: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
+    """Stop a daemon the benchmark started: SIGTERM, then a kill after `seconds`."""
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
 
 
 def describe(work_dir: Path) -> Machine:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -135,12 +134,7 @@ def through_daemon(home: Path, tachiai: list[str], fill: dict[str, str],
         return least_cpu([[*tachiai, "approve", ident, "--key", fill["key"], "--config",
                            fill["config"]] for ident in ids], env, check=True)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        machine.stop_daemon(daemon)
 
 
 def _until(probe: Callable[[], object], what: str, seconds: float = 120.0) -> None:

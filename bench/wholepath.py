@@ -20,7 +20,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -115,12 +114,7 @@ def run(params: Params, work_dir: Path) -> Result:
                                      [*tachiai, "approve"], key, config, env,
                                      home / "state" / "approvals")
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        machine.stop_daemon(daemon)
     group = f"whole path, {n} × {params.size_bytes / (1 << 20):g} MiB {params.encoding} CSV"
     figures = [
         Figure("manual.files_per_s", "manual loop: sha256sum + 7zz AES-256 ZIP + mv",
