@@ -60,6 +60,16 @@ def sealed_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.endswith(".manifest.json"))
 
 
+def running(pid: int) -> bool:
+    """Whether process `pid` is alive and not a zombie (a child of the daemon's forkserver may
+    wait a moment to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -153,24 +153,29 @@ def published(folder: Path, ident: str) -> bytes | None:
     if daemon is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except PermissionError:
-        return None  # not readable here: the in-process approval says what it can
+        raw = _daemons_file(path, daemon, MAX_STATEMENT_BYTES)
+    except (FileNotFoundError, PermissionError):
+        return None  # none, or not readable here: the in-process approval says what it can
     except OSError as exc:  # a symbolic link (ELOOP)
         raise _not_the_statement(path) from exc
-    try:
-        st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATEMENT_BYTES
-                or not _daemons(st, daemon)):
-            raise _not_the_statement(path)
-        raw = os.read(fd, MAX_STATEMENT_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(raw) > MAX_STATEMENT_BYTES or not _names(raw, ident):
+    if raw is None or not _names(raw, ident):
         raise _not_the_statement(path)
     return raw
+
+
+def _daemons_file(path: Path, daemon: int, limit: int) -> bytes | None:
+    """The bytes of a file the daemon wrote in the folder (never through a link, a plain file
+    of at most `limit` bytes, `_daemons`); None when it is not that. Raises OSError as `open`
+    does."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit or not _daemons(st, daemon):
+            return None
+        raw = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    return raw if len(raw) <= limit else None
 
 
 def _daemon_of(folder: Path) -> int | None:
@@ -415,19 +420,10 @@ def _note(path: Path, daemon: int | None) -> Mapping[str, str] | None:
     if daemon is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        raw = _daemons_file(path, daemon, MAX_NOTE_BYTES)
     except OSError:
         return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or not _daemons(st, daemon):
-            return None
-        raw = os.read(fd, MAX_NOTE_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(raw) > MAX_NOTE_BYTES:
-        return None
-    return fields(raw.decode("utf-8", errors="replace"))
+    return fields(raw.decode("utf-8", errors="replace")) if raw is not None else None
 
 
 def _refusal(note: Mapping[str, str]) -> CheckFailed | StateError | NotFound:

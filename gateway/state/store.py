@@ -90,8 +90,6 @@ class Store:
         """
         self.path = path
         self._candidates: dict[tuple[tuple[str, ...], str, int], Select[Any]] = {}
-        self._same_bytes: dict[tuple[str, ...], Select[Any]] = {}
-        self._in_states: dict[tuple[str, ...], Select[Any]] = {}
         # The read connection of a `snapshot` this thread is inside, if any.
         self._snapshots = threading.local()
         if url:
@@ -274,11 +272,7 @@ class Store:
         return found
 
     def in_states(self, states: Sequence[State]) -> list[Transfer]:
-        key = tuple(s.value for s in states)
-        query = self._in_states.get(key)
-        if query is None:  # built once per set of states: the approvals folder asks each turn
-            query = self._in_states[key] = (
-                select(_T).where(_T.c.state.in_(key)).order_by(_T.c.created_ns, _T.c.id))
+        query = _in_states(tuple(s.value for s in states))
         with self.reading() as conn:
             return [Transfer.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
@@ -286,16 +280,7 @@ class Store:
                    states: Sequence[State]) -> list[Transfer]:
         """The transfers of one agreement and flow with this SHA-256 in `states`, oldest
         first (by the index on sha256: never a read of every transfer in those states)."""
-        key = tuple(s.value for s in states)
-        query = self._same_bytes.get(key)
-        if query is None:  # built once per set of states (a statement's, at every build)
-            query = self._same_bytes[key] = (
-                select(_T)
-                .where(_T.c.sha256 == bindparam("sha256"),
-                       _T.c.agreement == bindparam("agreement"), _T.c.flow == bindparam("flow"),
-                       _T.c.state.in_(key))
-                .order_by(_T.c.created_ns, _T.c.id)
-            )
+        query = _same_bytes(tuple(s.value for s in states))
         values = {"sha256": sha256, "agreement": agreement, "flow": flow}
         with self.reading() as conn:
             return [Transfer.model_validate(dict(r))
@@ -562,6 +547,23 @@ def insert_ignoring(conn: Tx, table: Table) -> Insert:
     written the way the connection's database spells it).
     """
     return _insert_ignoring(conn.dialect.name, table)
+
+
+@functools.cache
+def _in_states(states: tuple[str, ...]) -> Select[Any]:
+    """`Store.in_states`' query, built once per set of states (the approvals folder asks at
+    every turn)."""
+    return select(_T).where(_T.c.state.in_(states)).order_by(_T.c.created_ns, _T.c.id)
+
+
+@functools.cache
+def _same_bytes(states: tuple[str, ...]) -> Select[Any]:
+    """`Store.same_bytes`' query, built once per set of states (a statement's, at every
+    build), its file and flow as parameters."""
+    return (select(_T)
+            .where(_T.c.sha256 == bindparam("sha256"), _T.c.agreement == bindparam("agreement"),
+                   _T.c.flow == bindparam("flow"), _T.c.state.in_(states))
+            .order_by(_T.c.created_ns, _T.c.id))
 
 
 @functools.cache

@@ -26,7 +26,7 @@ from policies.agreement import Agreement, Flow
 from policies.agreement_file import parse_agreement
 from policies.content import check_file
 from policies.reasons import Verdict
-from tests.conftest import GOOD_ROWS, csv_bytes, wait_for
+from tests.conftest import GOOD_ROWS, csv_bytes, running, wait_for
 from tests.policies.bundled import table
 from tests.policies.test_content_file import ARREARS_ROW as ARREARS
 from tests.policies.test_content_file import (
@@ -299,21 +299,12 @@ def test_a_closed_pool_leaves_no_process(tmp_path: Path) -> None:
     checks = CheckPool(2)
     checks.start([(NHI, MONTHLY)], ON)
     pids = checks.pids
-    assert len(pids) == 2 and all(_running(p) for p in pids)
+    assert len(pids) == 2 and all(running(p) for p in pids)
     checks.close()
     assert checks.pids == []
-    wait_for(lambda: not any(_running(p) for p in pids), 60, "the children to end")
+    wait_for(lambda: not any(running(p) for p in pids), 60, "the children to end")
     with pytest.raises(CheckProcessLost, match="stopping"):
         checks.check(_spooled(tmp_path, "file", rows_csv(TARO)), NHI, MONTHLY, ON)
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a child of the forkserver may wait a moment to be reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_without_a_pool_the_check_is_the_in_process_one(tmp_path: Path) -> None:

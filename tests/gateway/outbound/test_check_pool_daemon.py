@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway import progress
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, running, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +37,6 @@ def _checkers(demo: Demo) -> list[int]:
     return pids
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _forkserver(daemon_pid: int) -> int:
     """The daemon's forkserver: the parent of its check processes."""
     for entry in Path("/proc").iterdir():
@@ -66,7 +57,7 @@ def test_a_check_process_killed_mid_check_is_replaced_and_the_file_is_checked(
     daemon = demo.start()
     wait_for(lambda: "content checks run in" in demo.daemon_log(), 120, "the check processes")
     [checker] = _checkers(demo)
-    assert checker != daemon.pid and _running(checker)
+    assert checker != daemon.pid and running(checker)
     # Large enough that its check lasts well beyond the first progress samples; wide rows, so
     # it stays under the row limit (content.too-many-rows).
     wide = [GOOD_ROWS[0].replace("1-1,", "1-1" + "テスト" * 50 + ","),
@@ -89,7 +80,7 @@ def test_a_check_process_killed_mid_check_is_replaced_and_the_file_is_checked(
     [waiting] = demo.wait_state("awaiting_approval", timeout=300)
     assert daemon.poll() is None, demo.daemon_log()[-3000:]
     [fresh] = _checkers(demo)
-    assert fresh != checker and _running(fresh) and not _running(checker)
+    assert fresh != checker and running(fresh) and not running(checker)
     assert waiting["id"] == seen.transfer
     log = demo.daemon_log()
     assert f"the check process {checker} ended before it answered" in log
@@ -106,11 +97,11 @@ def test_the_check_processes_end_with_the_daemon(demo: Demo, how: str) -> None:
     wait_for(lambda: "content checks run in" in demo.daemon_log(), 120, "the check processes")
     checkers = _checkers(demo)
     server = _forkserver(daemon.pid)
-    assert len(checkers) == 2 and all(_running(p) for p in [*checkers, server])
+    assert len(checkers) == 2 and all(running(p) for p in [*checkers, server])
     if how == "stopped":
         assert demo.stop() == 0
     else:
         daemon.kill()
         daemon.wait(60)
-    wait_for(lambda: not any(_running(p) for p in [*checkers, server]), 120,
+    wait_for(lambda: not any(running(p) for p in [*checkers, server]), 120,
              "the check processes and their forkserver to end")
