@@ -5,11 +5,12 @@ signed with it; with `--signatures DIR` each transfer's signature is DIR/ID.sig,
 `ssh-keygen -Y sign` writes beside a statement saved as DIR/ID (`tachiai transfers statement ID
 > DIR/ID`); given no ID, every ID.sig in DIR. Each transfer is verified and recorded on its own,
 with a line of its own; a refusal stops none of the others (exit 1 when any was refused).
-While the daemon runs on this node, `approve ID --key KEY` (one transfer) signs the statement
-the daemon published in its approvals folder with ssh-keygen and hands the signature to the
-daemon, which checks and records it (gateway.outbound.handover): the command then loads
-neither the database layer nor the agreements. Parsing and printing only: the statement, the
-checks of who may approve and the state changes live in `gateway.outbound.approvals`.
+While the daemon runs on this node, `approve ID… --key KEY` signs the statements the daemon
+published in its approvals folder with ssh-keygen (one run for them all) and hands each
+signature to the daemon, which checks and records it (gateway.outbound.handover): the command
+then loads neither the database layer nor the agreements. Parsing and printing only: the
+statement, the checks of who may approve and the state changes live in
+`gateway.outbound.approvals`.
 """
 
 from __future__ import annotations
@@ -124,9 +125,8 @@ def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
     (no daemon here, no published statement, a key ssh-keygen cannot use): then in-process."""
     from gateway.outbound import handover
 
-    if not math.isfinite(args.wait) or args.wait <= 0:
-        raise UsageError(_("--wait must be more than 0 seconds"))
-    counted = handover.approve(settings_of(args, whole=False), transfer_id, args.key, args.wait)
+    counted = handover.approve(settings_of(args, whole=False), transfer_id, args.key,
+                               _wait_of(args))
     if counted is None:
         return None
     print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
@@ -143,14 +143,45 @@ def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
     return 0
 
 
+def _each_through_daemon(args: argparse.Namespace, ids: list[str]) -> int | None:
+    """Approve several through the running daemon, every statement signed by one ssh-keygen
+    run, each outcome on its own line; None when they cannot all be: then in-process."""
+    from gateway.outbound import handover
+
+    outcomes = handover.approve_each(settings_of(args, whole=False), ids, args.key,
+                                     _wait_of(args))
+    if outcomes is None:
+        return None
+    refused = 0
+    for transfer_id, outcome in outcomes:
+        if isinstance(outcome, TachiaiError):
+            refused += 1
+            _not_approved(transfer_id, outcome)
+        else:
+            _recorded(transfer_id, outcome.witness, outcome.count, outcome.needed,
+                      outcome.approved)
+    return _summary(len(ids), refused)
+
+
+def _wait_of(args: argparse.Namespace) -> float:
+    """Raises: UsageError when --wait is not a number of seconds above 0."""
+    if not math.isfinite(args.wait) or args.wait <= 0:
+        raise UsageError(_("--wait must be more than 0 seconds"))
+    return float(args.wait)
+
+
 def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
     """Approve several transfers, each on its own: one line each, exit 1 if any was refused."""
-    from gateway.identity.sshkeys import load_private_key
-    from gateway.outbound import approvals
-
     if not ids:
         raise UsageError(_("no signatures (*{suffix}) in {folder}").format(
             suffix=SIGNATURE_SUFFIX, folder=args.signatures))
+    if args.key is not None and not args.duplicate_ok:
+        handed = _each_through_daemon(args, ids)
+        if handed is not None:
+            return handed
+    from gateway.identity.sshkeys import load_private_key
+    from gateway.outbound import approvals
+
     key = load_private_key(args.key) if args.key is not None else None  # once, for them all
     rt = runtime_of(args, lite=True)
 
@@ -161,9 +192,12 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
         return approvals.approve(rt, transfer_id, _signature_in(args.signatures, transfer_id),
                                  duplicate_ok=args.duplicate_ok, flush=False)
 
-    refused = _each(rt, ids, one)
-    print(_("{recorded} of {total} approval(s) recorded").format(recorded=len(ids) - refused,
-                                                               total=len(ids)),
+    return _summary(len(ids), _each(rt, ids, one))
+
+
+def _summary(total: int, refused: int) -> int:
+    print(_("{recorded} of {total} approval(s) recorded").format(recorded=total - refused,
+                                                               total=total),
           file=sys.stderr)
     return CheckFailed.exit_code if refused else 0
 
@@ -191,18 +225,24 @@ def _each(rt: Runtime, ids: list[str], approve: Callable[[str], approvals.Approv
                 outcome = approve(transfer_id)
             except (CheckFailed, InputError, StateError) as exc:  # this transfer's; go on
                 refused += 1
-                print(_("{id}: NOT approved: {problem}").format(id=transfer_id,
-                                                                 problem=_one_line(exc)),
-                      file=sys.stderr)
+                _not_approved(transfer_id, exc)
                 continue
-            print(_("{id}: approval by {witness} recorded ({count} of {needed} witness(es))")
-                  .format(id=transfer_id, witness=outcome.witness,
-                          count=len(outcome.approvals), needed=outcome.needed)
-                  + (_("; approved, the daemon seals and delivers it now") if outcome.approved
-                     else ""))
+            _recorded(transfer_id, outcome.witness, len(outcome.approvals), outcome.needed,
+                      outcome.approved)
     finally:
         rt.flush()
     return refused
+
+
+def _recorded(transfer_id: str, witness: str, count: int, needed: int, approved: bool) -> None:
+    print(_("{id}: approval by {witness} recorded ({count} of {needed} witness(es))").format(
+        id=transfer_id, witness=witness, count=count, needed=needed)
+          + (_("; approved, the daemon seals and delivers it now") if approved else ""))
+
+
+def _not_approved(transfer_id: str, error: TachiaiError) -> None:
+    print(_("{id}: NOT approved: {problem}").format(id=transfer_id, problem=_one_line(error)),
+          file=sys.stderr)
 
 
 def _signed_in(folder: Path) -> list[str]:

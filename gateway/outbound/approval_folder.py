@@ -197,8 +197,14 @@ class ApprovalFolder:
                 refuse_linked(self.refused_dir, "the approvals folder's refused/")
                 if not self._current_registry():
                     signatures = []  # they wait until the registry is valid again
-            for name in signatures:
-                self._take(name, signature_id(name) or "", taken)
+            try:
+                for name in signatures:
+                    self._take(name, signature_id(name) or "", taken)
+            finally:
+                if taken.accepted:
+                    # Counted signatures stay gone after a crash: one sync for the turn's, not
+                    # one each (a batch of witnesses' signatures arrives at once).
+                    sync_dir(self.folder)
         except TachiaiError as exc:
             log.error("taking approvals from %s: %s", self.folder, exc.diagnostics())
         except OSError as exc:  # the file system: met again at the next turn
@@ -256,8 +262,7 @@ class ApprovalFolder:
             # `tachiai approve` waiting for it finds it once the file is gone.
             self._note_counted(name, ident, verdict, raw)
             _remove(self.folder / f"{ident}{NOTE_SUFFIX}")
-            claimed.unlink()
-            sync_dir(self.folder)
+            claimed.unlink()  # made durable once for the turn (`poll`)
             taken.accepted.append(ident)
             if verdict.state != State.AWAITING_APPROVAL.value:  # nothing left to sign
                 _remove(self.folder / ident)

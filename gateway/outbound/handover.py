@@ -23,6 +23,11 @@ and waits for the verdict:
 The daemon checks everything exactly as the in-process approval does: this carries a signature,
 nothing else. Any other case (no daemon here, no published statement, a key ssh-keygen cannot
 use) returns None and the command approves in-process.
+
+Several transfers at once (`approve ID… --key KEY`, `approve_each`) go the same way when every
+one's statement is published: one ssh-keygen run signs them all (one key load, one passphrase
+prompt), each signature is handed over, and each verdict is that transfer's own; a statement
+that is not its transfer's is refused before signing and stops none of the others.
 """
 
 from __future__ import annotations
@@ -38,7 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.errors import CheckFailed, NotFound, SignatureError, StateError, StorageError
+from gateway.errors import (
+    CheckFailed,
+    NotFound,
+    SignatureError,
+    StateError,
+    StorageError,
+    TachiaiError,
+)
 from gateway.exchange.words import APPROVAL_NAMESPACE, STATEMENT_HEAD
 from gateway.i18n import N_
 from gateway.outbound.approval_notes import (
@@ -55,7 +67,7 @@ from gateway.outbound.approval_notes import (
 from gateway.state import daemon_lock
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from gateway.config.settings import Settings
 
@@ -109,36 +121,88 @@ def approve(settings: Settings, ident: str, key: Path,
         StateError: no verdict within `wait_seconds`: the signature waits in the folder.
         StorageError: the signature cannot be written into the folder.
     """
+    outcomes = approve_each(settings, [ident], key, wait_seconds)
+    if outcomes is None:
+        return None
+    ((_ident, outcome),) = outcomes
+    if isinstance(outcome, TachiaiError):
+        raise outcome
+    return outcome
+
+
+def approve_each(settings: Settings, idents: Sequence[str], key: Path,
+                 wait_seconds: float = WAIT_SECONDS
+                 ) -> list[tuple[str, Counted | TachiaiError]] | None:
+    """Approve each of `idents` through the running daemon, every statement signed by one run
+    of ssh-keygen (one passphrase prompt, one key load); each transfer's outcome on its own, in
+    the order given: its verdict, or why it was not approved (as `approve` raises it). None
+    when they cannot all be (no daemon here, a statement not published, a key ssh-keygen
+    cannot use): the command then approves them in-process."""
     folder = settings.approvals_folder
-    if ID_PATTERN.fullmatch(ident) is None:
-        return None  # not an id: the in-process approval says so in its words
+    if (not idents or len(set(idents)) != len(idents)
+            or any(ID_PATTERN.fullmatch(ident) is None for ident in idents)):
+        return None  # not ids, or one twice: the in-process approval says so in its words
     if daemon_lock.held(settings.state_dir, settings.daemon_lock_file) is False:
         return None
     if _daemon_of(folder) is None:
         return None
-    text = published(folder, ident)
-    if text is None:
-        return None
-    deadline = None
-    retried = False
-    while True:
-        signature = sign(text, key)
-        if signature is None:
-            return None
-        if deadline is None:  # from the signature on: a passphrase typed slowly costs no wait
-            deadline = time.monotonic() + wait_seconds
-        handed = hand_over(folder, ident, signature, max(0.0, deadline - time.monotonic()))
+    refused: dict[str, TachiaiError] = {}
+    texts: dict[str, bytes] = {}
+    for ident in idents:
         try:
-            return verdict(folder, ident, handed, max(0.0, deadline - time.monotonic()))
-        except SignatureError:
-            # Signed over a statement that changed after it was published (a reply's link
-            # made, the same bytes delivered meanwhile): the daemon publishes the new one
-            # before it refuses, so sign that one, as the approval in the command's own process
-            # signs the statement as it is. Once: a second refusal is the witness's to read.
-            again = published(folder, ident)
-            if retried or again is None or again == text:
-                raise
-            text, retried = again, True
+            text = published(folder, ident)
+        except CheckFailed as exc:  # not ID's statement: this one is not signed
+            refused[ident] = exc
+            continue
+        if text is None:
+            return None
+        texts[ident] = text
+    signatures = sign_each(list(texts.values()), key)
+    if signatures is None:
+        return None
+    # From the signatures on: a passphrase typed slowly costs no wait.
+    deadline = time.monotonic() + wait_seconds
+    handed: dict[str, Handed] = {}
+    for ident, signature in zip(texts, signatures, strict=True):
+        try:
+            handed[ident] = hand_over(folder, ident, signature, _left(deadline))
+        except StorageError as exc:
+            refused[ident] = exc
+    outcomes: list[tuple[str, Counted | TachiaiError]] = []
+    for ident in idents:
+        if ident in refused:
+            outcomes.append((ident, refused[ident]))
+            continue
+        try:
+            outcomes.append((ident, _verdict_or_again(folder, ident, handed[ident], texts[ident],
+                                                      key, deadline)))
+        except TachiaiError as exc:
+            outcomes.append((ident, exc))
+    return outcomes
+
+
+def _verdict_or_again(folder: Path, ident: str, handed: Handed, text: bytes, key: Path,
+                      deadline: float) -> Counted:
+    """The daemon's verdict on a handed signature. Signed over a statement that changed after
+    it was published (a reply's link made, the same bytes delivered meanwhile), the daemon
+    publishes the new one before it refuses: that one is signed and handed, as the approval in
+    the command's own process signs the statement as it is. Once: a second refusal is the
+    witness's to read. Raises as `verdict` does."""
+    try:
+        return verdict(folder, ident, handed, _left(deadline))
+    except SignatureError:
+        again = published(folder, ident)
+        if again is None or again == text:
+            raise
+        signature = sign(again, key)
+        if signature is None:
+            raise
+        return verdict(folder, ident, hand_over(folder, ident, signature, _left(deadline)),
+                       _left(deadline))
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def published(folder: Path, ident: str) -> bytes | None:
@@ -233,6 +297,40 @@ def sign(statement: bytes, key: Path) -> bytes | None:
     if done.returncode != 0 or b"-----END SSH SIGNATURE-----" not in done.stdout:
         return None
     return done.stdout
+
+
+def sign_each(statements: Sequence[bytes], key: Path) -> list[bytes] | None:
+    """The signatures of `statements` by `key`, in order, made by one run of ssh-keygen (one
+    key load, one passphrase prompt); None as `sign` returns it."""
+    if len(statements) <= 1:
+        signed = [sign(statement, key) for statement in statements]
+        return None if None in signed else [s for s in signed if s is not None]
+    import tempfile  # here: one statement needs no scratch folder
+
+    with tempfile.TemporaryDirectory(prefix="tachiai-approve-") as scratch:  # 0700
+        paths = [Path(scratch) / f"{n}" for n in range(len(statements))]
+        for path, statement in zip(paths, statements, strict=True):
+            path.write_bytes(statement)
+        try:
+            done = subprocess.run(
+                ["ssh-keygen", "-q", "-Y", "sign", "-n", APPROVAL_NAMESPACE, "-f", str(key),
+                 *map(str, paths)],
+                # Its prompts and complaints are the witness's to see, as with one statement.
+                stdout=subprocess.DEVNULL, check=False, timeout=600)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if done.returncode != 0:
+            return None
+        signatures = []
+        for path in paths:
+            try:
+                signature = path.with_name(f"{path.name}{SIGNATURE_SUFFIX}").read_bytes()
+            except OSError:
+                return None
+            if b"-----END SSH SIGNATURE-----" not in signature:
+                return None
+            signatures.append(signature)
+        return signatures
 
 
 def hand_over(folder: Path, ident: str, signature: bytes,

@@ -140,3 +140,23 @@ def test_without_a_running_daemon_the_command_approves_in_process(demo: Demo) ->
     assert "approval by suzuki recorded (1 of 1 witness(es))" in out
     assert not (folder / f"{tid}.sig").exists()  # nothing handed over
     assert demo.show(tid)["state"] == "approved"
+
+
+def test_several_at_once_each_with_its_own_verdict(demo: Demo) -> None:
+    demo.start()
+    folder, (first, second, third) = _published(demo, 3)
+    # The second's statement under the first's name: the first is refused before signing,
+    # the others are signed by one ssh-keygen run and counted by the daemon.
+    shutil.copyfile(folder / second, folder / first)
+    done = demo.cli("approve", first, second, third, "--key", str(demo.key("suzuki")))
+    assert done.returncode == CheckFailed.exit_code, (done.stdout, done.stderr)
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == [second, third]
+    assert all("approval by suzuki recorded (1 of 1 witness(es)); approved" in line
+               for line in done.stdout.splitlines())
+    assert f"{first}: NOT approved:" in done.stderr and "approval.statement" in done.stderr
+    assert "2 of 3 approval(s) recorded" in done.stderr
+    for tid in (second, third):
+        assert f"transfer {tid} approved by suzuki (1 of 1)" in demo.daemon_log()
+    demo.wait_state("delivered", count=2, timeout=_WAIT)
+    assert demo.show(first)["state"] == "awaiting_approval"
+    assert [e["kind"] for e in _events(demo, first) if str(e["kind"]).startswith("approval.")] == []

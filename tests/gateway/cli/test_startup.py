@@ -156,19 +156,25 @@ NOT_FOR_THE_HAND_OVER = ("sqlalchemy", "sqlmodel", "pydantic", "cryptography", "
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("count", [1, 3])
 def test_approving_through_the_running_daemon_loads_neither_the_database_nor_keys(
-    demo: Demo
+    demo: Demo, count: int
 ) -> None:
     folder = demo.root / "state" / "approvals"
     demo.start()
-    demo.drop("one.csv", csv_bytes(GOOD_ROWS))
-    (found,) = demo.wait_state("awaiting_approval", timeout=120)
-    transfer_id = str(found["id"])
-    wait_for(lambda: (folder / transfer_id).exists(), 120, "the statement published")
-    code, modules = loaded("approve", transfer_id, "--key", str(demo.key("suzuki")),
+    rows = list(GOOD_ROWS)
+    for i in range(count):
+        demo.drop(f"file-{i}.csv", csv_bytes(rows[i:] + rows[:i]))
+    found = demo.wait_state("awaiting_approval", count=count, timeout=120)
+    ids = [str(t["id"]) for t in found]
+    for transfer_id in ids:
+        wait_for(lambda t=transfer_id: (folder / t).exists(), 120, "the statement published")
+    code, modules = loaded("approve", *ids, "--key", str(demo.key("suzuki")),
                            "--config", str(demo.config))
     assert code == 0
     assert "gateway.outbound.handover" in modules  # the hand-over ran
-    assert f"transfer {transfer_id} approved by suzuki" in demo.daemon_log()
+    for transfer_id in ids:
+        # Counted by the daemon: the command loaded no approval code (below).
+        assert f"transfer {transfer_id} approved by suzuki" in demo.daemon_log()
     for prefix in (*NOT_FOR_OUTBOUND_COMMANDS, *DATABASE_LAYER, *NOT_FOR_THE_HAND_OVER):
         assert under(modules, prefix) == [], prefix

@@ -6,16 +6,20 @@ read is the one on this signature, never an earlier note."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.errors import CheckFailed, SignatureError, StateError, StorageError
+from gateway.exchange.words import APPROVAL_NAMESPACE
+from gateway.identity import sshsig
 from gateway.outbound import approval_notes, approvals, handover
 from gateway.outbound.approval_folder import ApprovalFolder
 from gateway.runtime import Runtime
@@ -34,6 +38,27 @@ def _hand(demo: Demo, folder: ApprovalFolder, t: Transfer, key: str) -> handover
     signature = handover.sign(text, demo.key(key))
     assert signature is not None
     return handover.hand_over(folder.folder, t.id, signature)
+
+
+@contextlib.contextmanager
+def _daemon_turns(folder: ApprovalFolder, *, regular: bool = True) -> Iterator[None]:
+    """The daemon, in this process: its lock held and its folder's turns taken in a thread."""
+    stop = threading.Event()
+
+    def turns() -> None:
+        while not stop.is_set():
+            folder.poll(regular=regular)
+            stop.wait(0.02)
+
+    thread = threading.Thread(target=turns)
+    settings = folder.rt.settings
+    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 def test_only_the_statement_of_the_id_is_signed(rt: Runtime, folder: ApprovalFolder,
@@ -165,24 +190,9 @@ def test_a_statement_that_changed_since_it_was_published_is_signed_as_it_is_now(
                                         state=State.DELIVERED.value, created_ns=now,
                                         updated_ns=now), [])
     assert approvals.statement(rt, rt.store.get(t.id)) != published
-    stop = threading.Event()
-
-    def daemon() -> None:  # the daemon's turns, in this process
-        while not stop.is_set():
-            folder.poll()
-            stop.wait(0.02)
-
-    turns = threading.Thread(target=daemon)
-    settings = rt.settings
-    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
-        turns.start()
-        try:
-            # As in the command's own process: refused for the duplicate, not for old bytes.
-            with pytest.raises(CheckFailed, match=r"approval\.duplicate-file"):
-                handover.approve(settings, t.id, demo.key("suzuki"), wait_seconds=30)
-        finally:
-            stop.set()
-            turns.join()
+    # As in the command's own process: refused for the duplicate, not for old bytes.
+    with _daemon_turns(folder), pytest.raises(CheckFailed, match=r"approval\.duplicate-file"):
+        handover.approve(rt.settings, t.id, demo.key("suzuki"), wait_seconds=30)
     assert b"duplicate-of: " in (folder.folder / t.id).read_bytes()
     rt.flush()
     rules = [ev.data["reason"]["rule"] for ev in rt.ledger.events()
@@ -301,3 +311,54 @@ def test_nothing_in_a_folder_witnesses_can_rearrange_is_trusted(
     assert handover.published(folder.folder, t.id) is None
     folder.prepare()  # the daemon makes its own folder 3770 again at start
     assert handover.published(folder.folder, t.id) is not None
+
+
+def test_one_ssh_keygen_run_signs_each_statement_as_its_own(demo: Demo) -> None:
+    statements = [f"{handover.STATEMENT_HEAD}\ntransfer: t-00000000000{n}\n".encode()
+                  for n in range(3)]
+    signatures = handover.sign_each(statements, demo.key("suzuki"))
+    assert signatures is not None and len(signatures) == 3
+    for n, signature in enumerate(signatures):
+        for m, statement in enumerate(statements):
+            if m == n:
+                assert sshsig.verify(statement, signature, APPROVAL_NAMESPACE).fingerprint
+            else:  # each signature is over its own statement, in the order given
+                with pytest.raises(SignatureError):
+                    sshsig.verify(statement, signature, APPROVAL_NAMESPACE)
+    assert handover.sign_each(statements, demo.root / "no-such-key") is None
+
+
+def test_several_are_handed_over_and_each_verdict_is_its_own(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    a, b, c = (_awaiting(rt, n) for n in (1, 2, 3))
+    folder.poll()
+    # a's name holds b's statement (a file of the daemon's account, as the daemon writes):
+    # a is refused before signing; b and c are signed by one ssh-keygen run and counted.
+    (folder.folder / a.id).write_bytes((folder.folder / b.id).read_bytes())
+    with _daemon_turns(folder, regular=False):
+        outcomes = handover.approve_each(rt.settings, [a.id, b.id, c.id], demo.key("suzuki"),
+                                         wait_seconds=60)
+    assert outcomes is not None
+    assert [ident for ident, _outcome in outcomes] == [a.id, b.id, c.id]
+    refused = outcomes[0][1]
+    assert isinstance(refused, CheckFailed) and "approval.statement" in str(refused)
+    assert outcomes[1][1] == outcomes[2][1] == handover.Counted("suzuki", 1, 1, True, 1)
+    assert [rt.store.get(t.id).status for t in (a, b, c)] == [
+        State.AWAITING_APPROVAL, State.APPROVED, State.APPROVED]
+    assert not (folder.folder / f"{a.id}.sig").exists()
+    assert not list((folder.folder / approval_notes.REFUSED).iterdir())
+
+
+def test_several_are_approved_in_process_unless_every_statement_is_published(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    a = _awaiting(rt, 1)
+    folder.poll()
+    b = _awaiting(rt, 2)  # not published yet
+    settings = rt.settings
+    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
+        assert handover.approve_each(settings, [a.id, b.id], demo.key("suzuki")) is None
+        assert handover.approve_each(settings, [a.id, a.id], demo.key("suzuki")) is None
+    assert handover.approve_each(settings, [a.id], demo.key("suzuki")) is None  # no daemon
+    assert not [p for p in folder.folder.iterdir() if p.name.endswith(".sig")]
