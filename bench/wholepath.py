@@ -157,10 +157,11 @@ def run(params: Params, work_dir: Path) -> Result:
             "durable; the manual loop syncs nothing",
             "with the approvals folder the witness's ssh-keygen signs each published statement "
             "as it appears; the daemon's watch on the folder takes each signature as it arrives",
-            "one `tachiai approve ID --key` per file goes the same way once the statement is "
-            "published: it signs it with ssh-keygen, hands the signature to the running daemon "
-            "and waits for its verdict (gateway.outbound.handover); its CPU is the command's "
-            "start and ssh-keygen's, the approval's is in the daemon's",
+            "`tachiai approve ID --key` (one per file) and `tachiai approve ID… --key` (one for "
+            "all) go the same way once the statements are published: the command signs them "
+            "with ssh-keygen (one run for all), hands each signature to the running daemon and "
+            "waits for its verdict (gateway.outbound.handover); its CPU is the command's start "
+            "and ssh-keygen's, the approvals' is in the daemon's",
             f"the daemon checks content in {check_processes} process(es) of its own "
             "([gateway] check_processes; 0: in its worker threads); its CPU counts theirs",
             "the manual loop seals with 7zz's default (deflate -mx=5), the gateway with deflate "
