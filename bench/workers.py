@@ -87,6 +87,8 @@ def run(params: Params, work_dir: Path) -> Result:
             "each worker count runs on a fresh gateway; approvals are signed and stored "
             "between the intake and the sealing span and are not timed",
             f"the machine has {os.cpu_count()} CPU(s); more workers than CPUs only overlap I/O",
+            f"each run checks content in the demo's {_check_processes(work_dir)} check "
+            "process(es) ([gateway] check_processes), whatever the workers per lane",
             "two nodes run in one process here (one GIL, one machine's CPUs): a floor for "
             "two machines" if params.postgres_url else
             "PostgreSQL not measured (give --postgres-url an empty database)",
@@ -158,3 +160,8 @@ def _until(rt: Runtime, pools: list[Workers], wake: threading.Event, state: Stat
         wake.wait(0.05)
         wake.clear()
     raise BenchError(f"not every file reached {state.value} within {_TIMEOUT_SECONDS:.0f} s")
+
+
+def _check_processes(work_dir: Path) -> int:
+    """The check processes the runs' gateways had (the demo configuration's)."""
+    return load_settings(work_dir / f"w{WORKERS[0]}" / "tachiai" / "tachiai.toml").check_processes
