@@ -52,10 +52,10 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                                            "every ID.sig in the folder)"))
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--key", type=Path, help=_(
-        "your SSH private key: read once, sign each transfer's statement and submit it. For "
-        "one transfer while the daemon runs here and has published its statement, the "
-        "statement is signed with ssh-keygen and handed to the daemon, which checks and "
-        "records it as always; the command waits for its verdict (see --wait)"))
+        "your SSH private key: read once, sign each transfer's statement and submit it. While "
+        "the daemon runs here and has published every statement named, they are signed with "
+        "ssh-keygen (once for all) and handed to the daemon, which checks and records each as "
+        "always; the command waits for each verdict (see --wait)"))
     how.add_argument("--signature", type=Path, help=_(
         "a signature made with `ssh-keygen -Y sign -n {namespace} -f KEY STATEMENT_FILE` (one "
         "ID)").format(namespace=APPROVAL_NAMESPACE))
@@ -152,15 +152,22 @@ def _each_through_daemon(args: argparse.Namespace, ids: list[str]) -> int | None
                                      _wait_of(args))
     if outcomes is None:
         return None
-    refused = 0
+    refused = pending = 0
     for transfer_id, outcome in outcomes:
-        if isinstance(outcome, TachiaiError):
+        if isinstance(outcome, handover.VerdictPending):
+            pending += 1
+            print(_("{id}: handed to the daemon, its verdict not yet given: {problem}").format(
+                id=transfer_id, problem=_one_line(outcome)), file=sys.stderr)
+        elif isinstance(outcome, TachiaiError):
             refused += 1
             _not_approved(transfer_id, outcome)
         else:
             _recorded(transfer_id, outcome.witness, outcome.count, outcome.needed,
                       outcome.approved)
-    return _summary(len(ids), refused)
+            if transfer_id.startswith("f-"):
+                print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
+                    approved=outcome.parts, count=outcome.parts), file=sys.stderr)
+    return _summary(len(ids), refused, pending)
 
 
 def _wait_of(args: argparse.Namespace) -> float:
@@ -195,11 +202,14 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
     return _summary(len(ids), _each(rt, ids, one))
 
 
-def _summary(total: int, refused: int) -> int:
-    print(_("{recorded} of {total} approval(s) recorded").format(recorded=total - refused,
-                                                               total=total),
-          file=sys.stderr)
-    return CheckFailed.exit_code if refused else 0
+def _summary(total: int, refused: int, pending: int = 0) -> int:
+    """Say how many were recorded; exit 1 when any was refused, else 75 when any still waits
+    for the daemon's verdict."""
+    print(_("{recorded} of {total} approval(s) recorded").format(
+        recorded=total - refused - pending, total=total), file=sys.stderr)
+    if refused:
+        return CheckFailed.exit_code
+    return StateError.exit_code if pending else 0
 
 
 def _approve_fanout(args: argparse.Namespace, rt: Runtime, children: list[str]) -> int:

@@ -202,8 +202,10 @@ class ApprovalFolder:
                     self._take(name, signature_id(name) or "", taken)
             finally:
                 if taken.accepted:
-                    # Counted signatures stay gone after a crash: one sync for the turn's, not
-                    # one each (a batch of witnesses' signatures arrives at once).
+                    # The counted signatures' removals made durable: one sync for the turn's,
+                    # not one each (a batch of signatures arrives at once). A machine that
+                    # stops before it can bring one back; taken again, it is refused as a
+                    # second approval of the same witness, never counted twice.
                     sync_dir(self.folder)
         except TachiaiError as exc:
             log.error("taking approvals from %s: %s", self.folder, exc.diagnostics())

@@ -113,6 +113,12 @@ class Handed:
     sha256: str
 
 
+class VerdictPending(StateError):
+    """Handed over, and no verdict within the wait: the signature waits in the folder (or was
+    taken and its verdict not found); the daemon counts or refuses it when it can, and
+    `tachiai transfers show ID` tells which."""
+
+
 def approve(settings: Settings, ident: str, key: Path,
             wait_seconds: float = WAIT_SECONDS) -> Counted | None:
     """Approve `ident` through the running daemon; None when it cannot be (approve in-process).
@@ -121,7 +127,7 @@ def approve(settings: Settings, ident: str, key: Path,
         CheckFailed: the published statement is not ID's (nothing was signed), or the daemon
             refused the signature (its rule, reason and fix; StateError, NotFound or
             SignatureError where the in-process approval raises those).
-        StateError: no verdict within `wait_seconds`: the signature waits in the folder.
+        VerdictPending: no verdict within `wait_seconds`: the signature waits in the folder.
         StorageError: the signature cannot be written into the folder.
     """
     outcomes = approve_each(settings, [ident], key, wait_seconds)
@@ -138,9 +144,13 @@ def approve_each(settings: Settings, idents: Sequence[str], key: Path,
                  ) -> list[tuple[str, Counted | TachiaiError]] | None:
     """Approve each of `idents` through the running daemon, every statement signed by one run
     of ssh-keygen (one passphrase prompt, one key load); each transfer's outcome on its own, in
-    the order given: its verdict, or why it was not approved (as `approve` raises it). None
-    when they cannot all be (no daemon here, a statement not published, a key ssh-keygen
-    cannot use): the command then approves them in-process."""
+    the order given: its verdict, or why it was not approved (as `approve` raises it;
+    `VerdictPending` when it waits for the daemon). None when they cannot all be (no daemon
+    here, a statement not published, a key ssh-keygen cannot use): the command then approves
+    them in-process, nothing having been handed over.
+
+    Each hand-over and each verdict may take `wait_seconds` from the one before it: a daemon
+    that works through a long batch is waited for, one that is stopped costs one wait."""
     folder = settings.approvals_folder
     if (not idents or len(set(idents)) != len(idents)
             or any(ID_PATTERN.fullmatch(ident) is None for ident in idents)):
@@ -160,7 +170,7 @@ def approve_each(settings: Settings, idents: Sequence[str], key: Path,
         if text is None:
             return None
         texts[ident] = text
-    signatures = sign_each(list(texts.values()), key)
+    signatures = sign_each(texts, key)
     if signatures is None:
         return None
     # From the signatures on: a passphrase typed slowly costs no wait.
@@ -169,8 +179,10 @@ def approve_each(settings: Settings, idents: Sequence[str], key: Path,
     for ident, signature in zip(texts, signatures, strict=True):
         try:
             handed[ident] = hand_over(folder, ident, signature, _left(deadline))
-        except StorageError as exc:
+        except StorageError as exc:  # in the way, or the folder cannot be written
             refused[ident] = exc
+        else:
+            deadline = time.monotonic() + wait_seconds
     outcomes: list[tuple[str, Counted | TachiaiError]] = []
     for ident in idents:
         if ident in refused:
@@ -178,21 +190,24 @@ def approve_each(settings: Settings, idents: Sequence[str], key: Path,
             continue
         try:
             outcomes.append((ident, _verdict_or_again(folder, ident, handed[ident], texts[ident],
-                                                      key, deadline)))
+                                                      key, _left(deadline), wait_seconds)))
         except TachiaiError as exc:
             outcomes.append((ident, exc))
+        if not isinstance(outcomes[-1][1], VerdictPending):
+            deadline = time.monotonic() + wait_seconds  # the daemon answers: wait for the next
     return outcomes
 
 
 def _verdict_or_again(folder: Path, ident: str, handed: Handed, text: bytes, key: Path,
-                      deadline: float) -> Counted:
-    """The daemon's verdict on a handed signature. Signed over a statement that changed after
-    it was published (a reply's link made, the same bytes delivered meanwhile), the daemon
-    publishes the new one before it refuses: that one is signed and handed, as the approval in
-    the command's own process signs the statement as it is. Once: a second refusal is the
-    witness's to read. Raises as `verdict` does."""
+                      first_wait: float, wait_seconds: float) -> Counted:
+    """The daemon's verdict on a handed signature (waited for `first_wait`). Signed over a
+    statement that changed after it was published (a reply's link made, the same bytes
+    delivered meanwhile), the daemon publishes the new one before it refuses: that one is
+    signed and handed (`wait_seconds` from then), as the approval in the command's own process
+    signs the statement as it is. Once: a second refusal is the witness's to read. Raises as
+    `verdict` does."""
     try:
-        return verdict(folder, ident, handed, _left(deadline))
+        return verdict(folder, ident, handed, first_wait)
     except SignatureError:
         again = published(folder, ident)
         if again is None or again == text:
@@ -200,6 +215,7 @@ def _verdict_or_again(folder: Path, ident: str, handed: Handed, text: bytes, key
         signature = sign(again, key)
         if signature is None:
             raise
+        deadline = time.monotonic() + wait_seconds
         return verdict(folder, ident, hand_over(folder, ident, signature, _left(deadline)),
                        _left(deadline))
 
@@ -302,38 +318,35 @@ def sign(statement: bytes, key: Path) -> bytes | None:
     return done.stdout
 
 
-def sign_each(statements: Sequence[bytes], key: Path) -> list[bytes] | None:
-    """The signatures of `statements` by `key`, in order, made by one run of ssh-keygen (one
-    key load, one passphrase prompt); None as `sign` returns it."""
+def sign_each(statements: Mapping[str, bytes], key: Path) -> list[bytes] | None:
+    """The signatures of `statements` (by transfer id) by `key`, in order, made by one run of
+    ssh-keygen (one key load, one passphrase prompt); None as `sign` returns it, or when the
+    scratch folder cannot be written."""
     if len(statements) <= 1:
-        signed = [sign(statement, key) for statement in statements]
+        signed = [sign(statement, key) for statement in statements.values()]
         return None if None in signed else [s for s in signed if s is not None]
     import tempfile  # here: one statement needs no scratch folder
 
-    with tempfile.TemporaryDirectory(prefix="tachiai-approve-") as scratch:  # 0700
-        paths = [Path(scratch) / f"{n}" for n in range(len(statements))]
-        for path, statement in zip(paths, statements, strict=True):
-            path.write_bytes(statement)
-        try:
+    try:
+        with tempfile.TemporaryDirectory(prefix="tachiai-approve-") as scratch:  # 0700
+            # Named by the ids (ID_PATTERN: plain names), so what ssh-keygen says names them.
+            paths = [Path(scratch) / ident for ident in statements]
+            for path, statement in zip(paths, statements.values(), strict=True):
+                path.write_bytes(statement)
             done = subprocess.run(
                 ["ssh-keygen", "-q", "-Y", "sign", "-n", APPROVAL_NAMESPACE, "-f", str(key),
                  *map(str, paths)],
                 # Its prompts and complaints are the witness's to see, as with one statement.
                 stdout=subprocess.DEVNULL, check=False, timeout=600)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if done.returncode != 0:
-            return None
-        signatures = []
-        for path in paths:
-            try:
-                signature = path.with_name(f"{path.name}{SIGNATURE_SUFFIX}").read_bytes()
-            except OSError:
+            if done.returncode != 0:
                 return None
-            if b"-----END SSH SIGNATURE-----" not in signature:
-                return None
-            signatures.append(signature)
-        return signatures
+            signatures = [path.with_name(f"{path.name}{SIGNATURE_SUFFIX}").read_bytes()
+                          for path in paths]
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if any(b"-----END SSH SIGNATURE-----" not in signature for signature in signatures):
+        return None
+    return signatures
 
 
 def hand_over(folder: Path, ident: str, signature: bytes,
@@ -433,7 +446,7 @@ def verdict(folder: Path, ident: str, handed: Handed,
     Raises:
         CheckFailed (or StateError, NotFound, SignatureError): refused, with the note's rule,
             reason and fix.
-        StateError: not judged within `wait_seconds` (the signature waits in the folder).
+        VerdictPending: not judged within `wait_seconds` (the signature waits in the folder).
     """
     deadline = time.monotonic() + wait_seconds
     step = _VERDICT_STEP
@@ -449,11 +462,11 @@ def verdict(folder: Path, ident: str, handed: Handed,
         time.sleep(step)
         step = min(step * 1.25, _LONGEST_STEP)
     if taken:
-        raise StateError(
+        raise VerdictPending(
             N_("the daemon took the signature for {id}, but its verdict was not found in "
                "{folder}").format(id=ident, folder=folder),
             hint=N_("`tachiai transfers show {id}` shows whether it counted").format(id=ident))
-    raise StateError(
+    raise VerdictPending(
         N_("the daemon did not take the signature for {id} within {seconds} s; it is handed "
            "over and waits in {folder}").format(id=ident, seconds=f"{wait_seconds:g}",
                                                 folder=folder),
@@ -482,7 +495,9 @@ def _waiting(folder: Path, ident: str, handed: Handed) -> bool:
 
 
 def _judged(folder: Path, ident: str, handed: Handed) -> Counted | None:
-    """The verdict on the handed-over signature, once the daemon has left one.
+    """The verdict on the handed-over signature, once the daemon has left one (it has when the
+    file is neither `ID.sig` nor under a taking name: refused, it is in refused/; counted, it
+    is gone).
 
     Raises:
         CheckFailed (or StateError, NotFound, SignatureError): refused.
@@ -492,6 +507,21 @@ def _judged(folder: Path, ident: str, handed: Handed) -> Counted | None:
     kept = kept_name(note) if note is not None else None
     if note is not None and kept is not None and _same(folder / REFUSED / kept, handed):
         raise _refusal(note)
+    # Refused, its note since replaced by another refusal's: the file is still ours. Looked
+    # for before the acceptance note, which may name the same bytes: a signature counted once
+    # and handed over again (an ed25519 signature of a statement is always the same bytes) is
+    # refused the second time.
+    prefix = f"{ident}{SIGNATURE_SUFFIX}."
+    try:
+        names = os.listdir(folder / REFUSED)
+    except OSError:
+        names = []
+    for name in names:
+        if name.startswith(prefix) and _same(folder / REFUSED / name, handed):
+            raise CheckFailed(
+                N_("the daemon refused the signature for {id} (kept as {path})").format(
+                    id=ident, path=folder / REFUSED / name),
+                hint=N_("`tachiai audit query --subject {id}` shows the rule").format(id=ident))
     accepted = _note(folder / f"{ident}{ACCEPTED_SUFFIX}", daemon)
     if accepted is not None and accepted.get("signature-sha256") == handed.sha256:
         try:
@@ -500,18 +530,6 @@ def _judged(folder: Path, ident: str, handed: Handed) -> Counted | None:
                            int(accepted["parts"]))
         except (KeyError, ValueError):
             return None
-    # Refused, its note since replaced by another refusal's: the file is still ours.
-    prefix = f"{ident}{SIGNATURE_SUFFIX}."
-    try:
-        names = os.listdir(folder / REFUSED)
-    except OSError:
-        return None
-    for name in names:
-        if name.startswith(prefix) and _same(folder / REFUSED / name, handed):
-            raise CheckFailed(
-                N_("the daemon refused the signature for {id} (kept as {path})").format(
-                    id=ident, path=folder / REFUSED / name),
-                hint=N_("`tachiai audit query --subject {id}` shows the rule").format(id=ident))
     return None
 
 

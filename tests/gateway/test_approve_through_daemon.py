@@ -160,3 +160,22 @@ def test_several_at_once_each_with_its_own_verdict(demo: Demo) -> None:
     demo.wait_state("delivered", count=2, timeout=_WAIT)
     assert demo.show(first)["state"] == "awaiting_approval"
     assert [e["kind"] for e in _events(demo, first) if str(e["kind"]).startswith("approval.")] == []
+
+
+def test_several_at_once_with_the_daemon_stopped_wait_and_say_so(demo: Demo) -> None:
+    daemon = demo.start()
+    folder, ids = _published(demo, 2)
+    os.kill(daemon.pid, signal.SIGSTOP)
+    try:
+        done = demo.cli("approve", *ids, "--key", str(demo.key("suzuki")), "--wait", "1.5")
+        assert done.returncode == StateError.exit_code, (done.stdout, done.stderr)
+        assert done.stdout == ""
+        for tid in ids:
+            assert f"{tid}: handed to the daemon, its verdict not yet given" in done.stderr
+            assert (folder / f"{tid}.sig").exists()
+        assert "NOT approved" not in done.stderr and "0 of 2 approval(s)" in done.stderr
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+    for tid in ids:
+        wait_for(lambda tid=tid: demo.show(tid)["approvals"] == ["suzuki"], _WAIT,
+                 "the approval counted")

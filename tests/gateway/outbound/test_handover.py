@@ -314,9 +314,10 @@ def test_nothing_in_a_folder_witnesses_can_rearrange_is_trusted(
 
 
 def test_one_ssh_keygen_run_signs_each_statement_as_its_own(demo: Demo) -> None:
-    statements = [f"{handover.STATEMENT_HEAD}\ntransfer: t-00000000000{n}\n".encode()
-                  for n in range(3)]
-    signatures = handover.sign_each(statements, demo.key("suzuki"))
+    named = {f"t-00000000000{n}": f"{handover.STATEMENT_HEAD}\ntransfer: t-00000000000{n}\n"
+             .encode() for n in range(3)}
+    statements = list(named.values())
+    signatures = handover.sign_each(named, demo.key("suzuki"))
     assert signatures is not None and len(signatures) == 3
     for n, signature in enumerate(signatures):
         for m, statement in enumerate(statements):
@@ -325,7 +326,7 @@ def test_one_ssh_keygen_run_signs_each_statement_as_its_own(demo: Demo) -> None:
             else:  # each signature is over its own statement, in the order given
                 with pytest.raises(SignatureError):
                     sshsig.verify(statement, signature, APPROVAL_NAMESPACE)
-    assert handover.sign_each(statements, demo.root / "no-such-key") is None
+    assert handover.sign_each(named, demo.root / "no-such-key") is None
 
 
 def test_several_are_handed_over_and_each_verdict_is_its_own(
@@ -362,3 +363,59 @@ def test_several_are_approved_in_process_unless_every_statement_is_published(
         assert handover.approve_each(settings, [a.id, a.id], demo.key("suzuki")) is None
     assert handover.approve_each(settings, [a.id], demo.key("suzuki")) is None  # no daemon
     assert not [p for p in folder.folder.iterdir() if p.name.endswith(".sig")]
+
+
+def test_a_hand_over_in_the_way_costs_the_others_no_wait(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    a, b, c = (_awaiting(rt, n) for n in (1, 2, 3))
+    folder.poll()
+    # A signature still being written sits where b's goes: the daemon leaves it alone a while.
+    (folder.folder / f"{b.id}.sig").write_bytes(b"-----BEGIN SSH SIGNATURE-----\n")
+    with _daemon_turns(folder, regular=False):
+        outcomes = handover.approve_each(rt.settings, [a.id, b.id, c.id], demo.key("suzuki"),
+                                         wait_seconds=2)
+    assert outcomes is not None
+    kinds = {ident: outcome for ident, outcome in outcomes}
+    assert isinstance(kinds[b.id], StorageError) and "in the way" in str(kinds[b.id])
+    # c was handed over after b's wait ran out, and still had its own wait for the verdict.
+    assert kinds[a.id] == kinds[c.id] == handover.Counted("suzuki", 1, 1, True, 1)
+
+
+def test_without_the_daemons_turns_each_verdict_is_pending_not_refused(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    a, b = _awaiting(rt, 1), _awaiting(rt, 2)
+    folder.poll()
+    settings = rt.settings
+    with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
+        outcomes = handover.approve_each(settings, [a.id, b.id], demo.key("suzuki"),
+                                         wait_seconds=0.5)
+    assert outcomes is not None
+    assert all(isinstance(outcome, handover.VerdictPending) for _ident, outcome in outcomes)
+    assert all((folder.folder / f"{t.id}.sig").exists() for t in (a, b))  # they wait there
+    assert folder.poll(regular=False).accepted == [a.id, b.id]  # and count when taken
+
+
+def test_the_same_signature_handed_again_is_refused_whatever_the_acceptance_note_says(
+    demo: Demo, rt: Runtime, folder: ApprovalFolder
+) -> None:
+    t = _awaiting(rt, 1)
+    folder.poll()
+    text = handover.published(folder.folder, t.id)
+    assert text is not None
+    signature = handover.sign(text, demo.key("suzuki"))
+    assert signature is not None
+    first = handover.hand_over(folder.folder, t.id, signature)
+    folder.poll(regular=False)
+    assert handover.verdict(folder.folder, t.id, first, wait_seconds=5).approved
+    # The same bytes again (an ed25519 signature of one statement is always the same): refused
+    # for the state, and its note then gone (replaced by another's refusal, say). The note
+    # of the first, which names these very bytes, is not this one's verdict.
+    again = handover.hand_over(folder.folder, t.id, signature)
+    assert again.sha256 == first.sha256
+    assert folder.poll(regular=False).refused == [t.id]
+    (folder.folder / f"{t.id}{approval_notes.NOTE_SUFFIX}").unlink()
+    assert (folder.folder / f"{t.id}{approval_notes.ACCEPTED_SUFFIX}").exists()
+    with pytest.raises(CheckFailed, match="refused the signature"):
+        handover.verdict(folder.folder, t.id, again, wait_seconds=5)
