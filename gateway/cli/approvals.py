@@ -132,8 +132,7 @@ def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
     print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
         witness=counted.witness, count=counted.count, needed=counted.needed))
     if transfer_id.startswith("f-"):
-        print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
-            approved=counted.parts, count=counted.parts), file=sys.stderr)
+        _parts(counted.parts)
     if not counted.approved:
         print(_("next: {count} more witness(es) must approve").format(
             count=counted.needed - counted.count))
@@ -165,8 +164,7 @@ def _each_through_daemon(args: argparse.Namespace, ids: list[str]) -> int | None
             _recorded(transfer_id, outcome.witness, outcome.count, outcome.needed,
                       outcome.approved)
             if transfer_id.startswith("f-"):
-                print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
-                    approved=outcome.parts, count=outcome.parts), file=sys.stderr)
+                _parts(outcome.parts)
     return _summary(len(ids), refused, pending)
 
 
@@ -192,12 +190,19 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
     key = load_private_key(args.key) if args.key is not None else None  # once, for them all
     rt = runtime_of(args, lite=True)
 
-    def one(transfer_id: str) -> approvals.ApprovalOutcome:
-        if key is not None:
-            return approvals.approve_with_key(rt, transfer_id, key, flush=False,
-                                              duplicate_ok=args.duplicate_ok)
-        return approvals.approve(rt, transfer_id, _signature_in(args.signatures, transfer_id),
-                                 duplicate_ok=args.duplicate_ok, flush=False)
+    def one(ref: str) -> approvals.ApprovalOutcome:
+        def submit(transfer_id: str) -> approvals.ApprovalOutcome:
+            if key is not None:
+                return approvals.approve_with_key(rt, transfer_id, key, flush=False,
+                                                  duplicate_ok=args.duplicate_ok)
+            # A fan-out's parts, by the signature of its one statement (DIR/f-….sig).
+            return approvals.approve(rt, transfer_id, _signature_in(args.signatures, ref),
+                                     duplicate_ok=args.duplicate_ok, flush=False)
+
+        outcome, parts = approvals.approve_parts(rt, ref, submit)
+        if ref.startswith("f-"):
+            _parts(parts)
+        return outcome
 
     return _summary(len(ids), _each(rt, ids, one))
 
@@ -248,6 +253,12 @@ def _recorded(transfer_id: str, witness: str, count: int, needed: int, approved:
     print(_("{id}: approval by {witness} recorded ({count} of {needed} witness(es))").format(
         id=transfer_id, witness=witness, count=count, needed=needed)
           + (_("; approved, the daemon seals and delivers it now") if approved else ""))
+
+
+def _parts(approved: int) -> None:
+    """The line a fan-out's approval adds: how many of its parts it approved."""
+    print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
+        approved=approved, count=approved), file=sys.stderr)
 
 
 def _not_approved(transfer_id: str, error: TachiaiError) -> None:

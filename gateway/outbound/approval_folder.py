@@ -335,38 +335,21 @@ class ApprovalFolder:
     def _approve(self, ident: str, signature: str) -> Refusal | Counted:
         """Count the signature for the transfer (or every waiting part of the fan-out) `ident`
         names. Each refusal is recorded by `approvals`."""
-        targets = [ident]
-        if ident.startswith("f-"):
-            children = approvals.fanout_children(self.rt, ident)
-            if children is None:
-                return _unknown(ident)
-            waiting = [c for c in children
-                       if self.rt.store.get(c).status is State.AWAITING_APPROVAL]
-            targets = waiting or children[:1]  # none waiting: the first says why (its state)
-        refusals = []
-        outcomes = []
-        for target in targets:
-            try:
-                outcomes.append(approvals.approve(self.rt, target, signature, flush=False))
-            except NotFound:
-                return _unknown(ident)
-            except SignatureError as exc:
-                # Perhaps over the statement as it was: the one of now goes in its place before
-                # the refusal is told, for the witness (or `tachiai approve`) to sign.
-                self._fresh_statement(ident)
-                refusals.append(_refusal_of(exc))
-            except (CheckFailed, InputError, StateError) as exc:
-                refusals.append(_refusal_of(exc))
-        if not refusals:
-            first_outcome = outcomes[0]
-            return Counted(first_outcome.witness, len(first_outcome.approvals),
-                           first_outcome.needed, first_outcome.transfer.state, len(outcomes))
-        first = refusals[0]
-        if len(targets) > 1:  # a fan-out: say how many parts, the first reason
-            return Refusal(first.rule, N_("{count} of {total} part(s) of the fan-out not "
-                                          "approved: {message}").format(
-                count=len(refusals), total=len(targets), message=first.message), first.hint)
-        return first
+        try:
+            first, parts = approvals.approve_parts(
+                self.rt, ident,
+                lambda target: approvals.approve(self.rt, target, signature, flush=False))
+        except NotFound:
+            return _unknown(ident)
+        except SignatureError as exc:
+            # Perhaps over the statement as it was: the one of now goes in its place before
+            # the refusal is told, for the witness (or `tachiai approve`) to sign.
+            self._fresh_statement(ident)
+            return _refusal_of(exc)
+        except (CheckFailed, InputError, StateError) as exc:
+            return _refusal_of(exc)
+        return Counted(first.witness, len(first.approvals), first.needed, first.transfer.state,
+                       parts)
 
     def _refuse(self, claimed: Path, name: str, ident: str, refusal: Refusal, *,
                 record: bool) -> None:

@@ -10,11 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from gateway.errors import CheckFailed, SignatureError, StateError, UsageError
+from gateway.errors import (
+    CheckFailed,
+    InputError,
+    SignatureError,
+    StateError,
+    TachiaiError,
+    UsageError,
+)
 
 # The namespace is the exchange's (a receiving gateway checks it too); commands read it here.
 from gateway.exchange.words import APPROVAL_NAMESPACE as APPROVAL_NAMESPACE
@@ -98,6 +105,39 @@ def fanout_children(rt: Runtime, ref: str) -> list[str] | None:
     found = fanouts.get(rt.store, ref) if ref.startswith("f-") else fanouts.of_transfer(
         rt.store, ref)
     return None if found is None else [c.transfer for c in found.children]
+
+
+def approve_parts(rt: Runtime, ref: str, submit: Callable[[str], ApprovalOutcome]
+                  ) -> tuple[ApprovalOutcome, int]:
+    """Approve what `ref` names with `submit` (an approval of one transfer): the transfer, or
+    for a fan-out's id every part that awaits witnesses (none waiting: the first part, which
+    says why), as the daemon's approvals folder does. The first part's outcome and how many
+    parts were approved.
+
+    Raises:
+        as `submit`; for several parts, after every part was tried, the first refusal, saying
+        how many parts were not approved.
+    """
+    children = fanout_children(rt, ref) if ref.startswith("f-") else None
+    if children is None:
+        return submit(ref), 1
+    waiting = [c for c in children if rt.store.get(c).status is State.AWAITING_APPROVAL]
+    targets = waiting or children[:1]
+    outcomes: list[ApprovalOutcome] = []
+    refused: list[TachiaiError] = []
+    for target in targets:
+        try:
+            outcomes.append(submit(target))
+        except (CheckFailed, InputError, StateError) as exc:  # the others are tried still
+            refused.append(exc)
+    if not refused:
+        return outcomes[0], len(outcomes)
+    first = refused[0]
+    if len(targets) == 1:
+        raise first
+    raise type(first)(N_("{count} of {total} part(s) of the fan-out not approved: {message}")
+                      .format(count=len(refused), total=len(targets), message=first),
+                      hint=first.hint) from first
 
 
 def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None = None,

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -326,14 +327,21 @@ def test_forwarding_twice_or_what_cannot_be_split_is_refused(chain: Chain) -> No
     assert [t.recipient for t in rt.store.list_transfers()] == []  # nothing was made, or sent
 
 
-def test_the_cli_forwards_and_one_approval_covers_every_child(
-    chain: Chain, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _forwarded_by_the_cli(chain: Chain, capsys: pytest.CaptureFixture[str]
+                          ) -> tuple[holdings.Holding, str, dict[str, Any]]:
+    """A holding forwarded with `tachiai holdings forward --json`: it, the receiving gateway's
+    configuration, and what the command printed."""
     h = _held(chain, ROWS)
     config = str(chain.pair.recipient.root / "tachiai.toml")
     assert main(["--config", config, "holdings", "forward", h.id, "--flow", FLOW,
                  "--split-by", CODE, "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    return h, config, json.loads(capsys.readouterr().out)
+
+
+def test_the_cli_forwards_and_one_approval_covers_every_child(
+    chain: Chain, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h, config, out = _forwarded_by_the_cli(chain, capsys)
     assert out["withheld"] == {"mismatch": 1}
     assert [(c["member"], c["rows"], c["state"]) for c in out["children"]] == [
         (m, n, "awaiting_approval") for m, n in zip(MEMBERS, (1, 2, 2), strict=True)]
@@ -410,3 +418,18 @@ def test_the_approvals_folder_publishes_a_fanout_once_whole_and_one_signature_ap
     assert taken.accepted == [fanout_id] and taken.refused == []
     assert {rt.store.get(t.id).status for t in parts} == {State.APPROVED}
     assert not (folder.folder / fanout_id).exists()
+
+
+def test_a_fanout_in_a_batch_is_approved_whole_as_alone(
+    chain: Chain, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _h, config, out = _forwarded_by_the_cli(chain, capsys)
+    # With no daemon running, in the command's own process, beside an id that is refused.
+    assert main(["--config", config, "approve", out["fanout"], "t-000000000000", "--key",
+                 str(chain.pair.key("yamada"))]) == CheckFailed.exit_code
+    said = capsys.readouterr()
+    assert said.out.startswith(f"{out['fanout']}: approval by yamada recorded")
+    assert f"{len(MEMBERS)} of {len(MEMBERS)} child transfer(s) of the fan-out approved" in said.err
+    assert "t-000000000000: NOT approved" in said.err and "1 of 2 approval(s)" in said.err
+    rt = chain.pair.recipient.reopen()
+    assert {rt.store.get(c["transfer"]).state for c in out["children"]} == {"approved"}
