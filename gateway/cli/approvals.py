@@ -109,14 +109,7 @@ def _approve(args: argparse.Namespace) -> int:
     signature = signature_from(args, approvals.statement(rt, transfer),
                                APPROVAL_NAMESPACE)
     outcome = approvals.approve(rt, ids[0], signature, duplicate_ok=args.duplicate_ok)
-    print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
-        witness=outcome.witness, count=len(outcome.approvals), needed=outcome.needed))
-    if outcome.approved:
-        print(_("transfer {id} is approved; the daemon seals and delivers it now").format(
-            id=ids[0]))
-    else:
-        print(_("next: {count} more witness(es) must approve").format(
-            count=outcome.needed - len(outcome.approvals)))
+    _counted(ids[0], outcome.witness, len(outcome.approvals), outcome.needed, outcome.approved)
     return 0
 
 
@@ -129,17 +122,30 @@ def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
                                _wait_of(args))
     if counted is None:
         return None
-    print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
-        witness=counted.witness, count=counted.count, needed=counted.needed))
     if transfer_id.startswith("f-"):
+        print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
+            witness=counted.witness, count=counted.count, needed=counted.needed))
         _parts(counted.parts)
-    if not counted.approved:
-        print(_("next: {count} more witness(es) must approve").format(
-            count=counted.needed - counted.count))
-    elif not transfer_id.startswith("f-"):
+        if not counted.approved:
+            _more(counted.needed - counted.count)
+    else:
+        _counted(transfer_id, counted.witness, counted.count, counted.needed, counted.approved)
+    return 0
+
+
+def _counted(transfer_id: str, witness: str, count: int, needed: int, approved: bool) -> None:
+    """What one transfer's approval says: for whom and how many, then what comes next."""
+    print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
+        witness=witness, count=count, needed=needed))
+    if approved:
         print(_("transfer {id} is approved; the daemon seals and delivers it now").format(
             id=transfer_id))
-    return 0
+    else:
+        _more(needed - count)
+
+
+def _more(count: int) -> None:
+    print(_("next: {count} more witness(es) must approve").format(count=count))
 
 
 def _each_through_daemon(args: argparse.Namespace, ids: list[str]) -> int | None:

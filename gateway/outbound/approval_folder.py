@@ -161,13 +161,14 @@ class ApprovalFolder:
             # A folder made beforehand (by an operator, to give it the witnesses' group) is
             # made 3770 as well; one owned by another account cannot be, and a witness's
             # `tachiai approve` trusts nothing in it (gateway.outbound.handover): say so.
-            if folder.stat().st_uid != os.getuid():
+            st = folder.stat()
+            if st.st_uid != os.getuid():
                 log.error("the approvals folder %s belongs to another account: witnesses' "
                           "signatures in it are not protected from each other, and `tachiai "
                           "approve` approves in its own process; chown it to the daemon's "
                           "user (docs/approvals.md)", folder)
                 continue
-            if stat.S_IMODE(folder.stat().st_mode) not in (FOLDER_MODE, FOLDER_MODE & 0o1777):
+            if stat.S_IMODE(st.st_mode) not in (FOLDER_MODE, FOLDER_MODE & 0o1777):
                 try:
                     os.chmod(folder, FOLDER_MODE)
                 except PermissionError:  # RestrictSUIDSGID=yes: no set-group-ID bit

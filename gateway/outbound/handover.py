@@ -188,12 +188,14 @@ def approve_each(settings: Settings, idents: Sequence[str], key: Path,
         if ident in refused:
             outcomes.append((ident, refused[ident]))
             continue
+        outcome: Counted | TachiaiError
         try:
-            outcomes.append((ident, _verdict_or_again(folder, ident, handed[ident], texts[ident],
-                                                      key, _left(deadline), wait_seconds)))
+            outcome = _verdict_or_again(folder, ident, handed[ident], texts[ident], key,
+                                        _left(deadline), wait_seconds)
         except TachiaiError as exc:
-            outcomes.append((ident, exc))
-        if not isinstance(outcomes[-1][1], VerdictPending):
+            outcome = exc
+        outcomes.append((ident, outcome))
+        if not isinstance(outcome, VerdictPending):
             deadline = time.monotonic() + wait_seconds  # the daemon answers: wait for the next
     return outcomes
 
@@ -322,9 +324,9 @@ def sign_each(statements: Mapping[str, bytes], key: Path) -> list[bytes] | None:
     """The signatures of `statements` (by transfer id) by `key`, in order, made by one run of
     ssh-keygen (one key load, one passphrase prompt); None as `sign` returns it, or when the
     scratch folder cannot be written."""
-    if len(statements) <= 1:
-        signed = [sign(statement, key) for statement in statements.values()]
-        return None if None in signed else [s for s in signed if s is not None]
+    if len(statements) <= 1:  # through ssh-keygen's standard input: no scratch folder
+        signed = [s for s in (sign(text, key) for text in statements.values()) if s is not None]
+        return signed if len(signed) == len(statements) else None
     import tempfile  # here: one statement needs no scratch folder
 
     try:

@@ -1,6 +1,6 @@
 """Fixtures of the outbound tests: a runtime on the demo gateway and the daemon's approvals
 folder code run in this process (a test module's own `rt` takes precedence); `awaiting` makes
-a transfer wait for witnesses without a daemon."""
+a transfer wait for witnesses without a daemon, `published` also publishes its statement."""
 
 from __future__ import annotations
 
@@ -41,4 +41,11 @@ def awaiting(rt: Runtime, n: int, *, state: State = State.AWAITING_APPROVAL,
                  provider="isa", sender="sato", size=100 + n,
                  sha256=sha256 or f"{n:02x}" * 32, encoding="cp932", rows=2)
     rt.store.create(t, [event("transfer.checked", t)])
+    return t
+
+
+def published(rt: Runtime, folder: ApprovalFolder, n: int) -> Transfer:
+    """A transfer of file `n` awaiting witnesses, its statement published by a folder's turn."""
+    t = awaiting(rt, n)
+    folder.poll()
     return t

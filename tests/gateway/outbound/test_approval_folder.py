@@ -20,7 +20,7 @@ from gateway.runtime import Runtime
 from gateway.state.lifecycles import State
 from gateway.state.rows import Transfer
 from tests.conftest import Demo, has_japanese
-from tests.gateway.outbound.conftest import awaiting
+from tests.gateway.outbound.conftest import awaiting, published
 
 NAMESPACE = "tachiai-approval"
 
@@ -61,8 +61,7 @@ def test_each_statement_awaiting_approval_is_published_as_the_bytes_to_sign(
 def test_a_good_signature_is_recorded_as_approve_records_it_and_consumed(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     signature = _sign(demo, folder.folder / t.id, "suzuki")
     text = signature.read_text()
     taken = folder.poll()
@@ -109,8 +108,7 @@ def test_a_signature_over_another_transfers_statement_is_refused(
 def test_a_signature_in_another_namespace_is_refused(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     _sign(demo, folder.folder / t.id, "suzuki", namespace="tachiai-rejection")
     _refused(demo, rt, folder, t, "approval.signature")
 
@@ -118,8 +116,7 @@ def test_a_signature_in_another_namespace_is_refused(
 def test_the_senders_own_key_an_unknown_key_and_another_partys_are_refused(
     demo: Demo, rt: Runtime, folder: ApprovalFolder, tmp_path: Path
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     _sign(demo, folder.folder / t.id, "sato")  # the sender may not witness their own file
     _refused(demo, rt, folder, t, "approval.self")
     stranger = tmp_path / "stranger"
@@ -140,8 +137,7 @@ def test_the_senders_own_key_an_unknown_key_and_another_partys_are_refused(
 def test_a_signature_replayed_after_a_rejection_is_refused_and_the_statement_leaves(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     signature = _sign(demo, folder.folder / t.id, "suzuki")
     saved = signature.read_bytes()
     signature.unlink()
@@ -246,8 +242,7 @@ def test_a_statement_that_changes_is_written_again(
 def test_a_signature_still_being_written_waits_for_its_end(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     signature = _sign(demo, folder.folder / t.id, "suzuki")
     whole = signature.read_bytes()
     signature.write_bytes(whole[: len(whole) // 2])  # as ssh-keygen leaves it mid-write
@@ -260,8 +255,7 @@ def test_a_signature_still_being_written_waits_for_its_end(
 def test_a_half_signature_dated_in_the_future_is_judged_not_waited_for(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     signature = _sign(demo, folder.folder / t.id, "suzuki")
     whole = signature.read_bytes()
     signature.write_bytes(whole[: len(whole) // 2])
@@ -275,8 +269,7 @@ def test_a_half_signature_dated_in_the_future_is_judged_not_waited_for(
 def test_a_signature_a_killed_taker_left_is_given_back_and_taken(
     demo: Demo, rt: Runtime, folder: ApprovalFolder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     signature = _sign(demo, folder.folder / t.id, "suzuki")
     left = folder.folder / f".{signature.name}.4242-deadbeef.taking"  # renamed, then killed
     os.rename(signature, left)
@@ -289,8 +282,7 @@ def test_a_signature_a_killed_taker_left_is_given_back_and_taken(
 def test_a_link_in_place_of_refused_is_not_followed(
     demo: Demo, rt: Runtime, folder: ApprovalFolder, tmp_path: Path
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     folder.refused_dir.rmdir()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -27,7 +27,7 @@ from gateway.state import clock, daemon_lock
 from gateway.state.lifecycles import State
 from gateway.state.rows import Transfer
 from tests.conftest import Demo
-from tests.gateway.outbound.conftest import awaiting
+from tests.gateway.outbound.conftest import awaiting, published
 
 _awaiting = awaiting
 
@@ -93,8 +93,7 @@ def test_only_the_statement_of_the_id_is_signed(rt: Runtime, folder: ApprovalFol
 def test_a_counted_signature_is_read_from_its_own_note(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     handed = _hand(demo, folder, t, "suzuki")
     with pytest.raises(StateError, match="waits in"):  # the daemon has not had its turn
         handover.verdict(folder.folder, t.id, handed, wait_seconds=0.2)
@@ -107,8 +106,7 @@ def test_a_counted_signature_is_read_from_its_own_note(
 def test_a_refusal_is_this_signatures_never_an_earlier_one(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     first = _hand(demo, folder, t, "sato")  # the sender
     folder.poll()
     with pytest.raises(CheckFailed, match=r"approval\.self"):
@@ -136,8 +134,7 @@ def test_a_refusal_is_this_signatures_never_an_earlier_one(
 def test_a_signature_never_replaces_one_that_waits(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     waiting = folder.folder / f"{t.id}.sig"
     waiting.write_bytes(b"another witness's signature, not yet taken\n")
     text = handover.published(folder.folder, t.id)
@@ -180,16 +177,15 @@ def test_the_notes_are_read_back_as_written() -> None:
 def test_a_statement_that_changed_since_it_was_published_is_signed_as_it_is_now(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
-    published = (folder.folder / t.id).read_bytes()
+    t = published(rt, folder, 1)
+    as_published = (folder.folder / t.id).read_bytes()
     # Its bytes are delivered meanwhile as another transfer: the statement gains its
     # duplicate-of line, and the folder still shows the old one.
     now = clock.now_ns()
     rt.store.create(dataclasses.replace(t, id=f"t-{(now + 7) % (1 << 48):012x}",
                                         state=State.DELIVERED.value, created_ns=now,
                                         updated_ns=now), [])
-    assert approvals.statement(rt, rt.store.get(t.id)) != published
+    assert approvals.statement(rt, rt.store.get(t.id)) != as_published
     # As in the command's own process: refused for the duplicate, not for old bytes.
     with _daemon_turns(folder), pytest.raises(CheckFailed, match=r"approval\.duplicate-file"):
         handover.approve(rt.settings, t.id, demo.key("suzuki"), wait_seconds=30)
@@ -230,8 +226,7 @@ def test_a_designation_ended_while_the_daemon_runs_counts_at_once(
 def test_a_turn_woken_by_a_signature_takes_it_and_leaves_the_ledger_to_the_regular_turn(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     rt.flush()
     handed = _hand(demo, folder, t, "suzuki")
     assert folder.poll(regular=False).accepted == [t.id]
@@ -253,8 +248,7 @@ _OTHER_WITNESS = 65534
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="makes files of another account")
 def test_a_statement_a_witness_wrote_is_never_signed(rt: Runtime, folder: ApprovalFolder) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     path = folder.folder / t.id
     text = path.read_bytes()
     # The daemon's own, word for word, but another witness's file: planted before it was
@@ -277,8 +271,7 @@ def test_a_statement_a_witness_wrote_is_never_signed(rt: Runtime, folder: Approv
 def test_a_forged_acceptance_is_never_believed(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     handed = _hand(demo, folder, t, "sato")  # the sender's own key: refused when judged
     # Another witness reads the handed signature (the group may), forges the daemon's note
     # that counts it, and takes it away before the daemon's turn.
@@ -302,8 +295,7 @@ def test_a_forged_acceptance_is_never_believed(
 def test_nothing_in_a_folder_witnesses_can_rearrange_is_trusted(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     assert handover.published(folder.folder, t.id) is not None
     os.chmod(folder.folder, 0o2770)  # not sticky: a witness may replace the daemon's files
     assert handover.published(folder.folder, t.id) is None  # approved in-process instead
@@ -354,8 +346,7 @@ def test_several_are_handed_over_and_each_verdict_is_its_own(
 def test_several_are_approved_in_process_unless_every_statement_is_published(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    a = _awaiting(rt, 1)
-    folder.poll()
+    a = published(rt, folder, 1)
     b = _awaiting(rt, 2)  # not published yet
     settings = rt.settings
     with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
@@ -400,8 +391,7 @@ def test_without_the_daemons_turns_each_verdict_is_pending_not_refused(
 def test_the_same_signature_handed_again_is_refused_whatever_the_acceptance_note_says(
     demo: Demo, rt: Runtime, folder: ApprovalFolder
 ) -> None:
-    t = _awaiting(rt, 1)
-    folder.poll()
+    t = published(rt, folder, 1)
     text = handover.published(folder.folder, t.id)
     assert text is not None
     signature = handover.sign(text, demo.key("suzuki"))
