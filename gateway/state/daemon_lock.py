@@ -1,10 +1,15 @@
 """The daemon lock: one `tachiai run` per state directory (one writer of its SQLite state).
 
-`acquire` takes an exclusive `flock` on STATE_DIR/daemon.lock, held for as long as the process
-lives, and writes the holder's PID into the file for the operator. The kernel drops the lock
-when the process ends however it ends (kill -9 included), so a stale lock never needs clearing
-by hand. It never deletes the file: a daemon that unlinked it would let the next two daemons
-lock two different files.
+`acquire` takes an exclusive lock on the whole of STATE_DIR/daemon.lock, held for as long as
+the process lives, and writes the holder's PID into the file for the operator. The lock is an
+open file description lock (Linux's F_OFD_SETLK): like a `flock` it belongs to the open file,
+so a forked child shares it and closing the file lets it go; unlike a `flock`, another process
+can ask whether it is held (F_OFD_GETLK) without taking it and without reading the kernel's
+table of all locks (/proc/locks, whose read waits for an RCU grace period, about 10 ms here,
+and holds up every lock taken on the machine meanwhile, SQLite's included). The kernel drops
+the lock when the process ends however it ends (kill -9 included), so a stale lock never
+needs clearing by hand. It never deletes the file: a daemon that unlinked it would let the
+next two daemons lock two different files.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import errno
 import fcntl
 import logging
 import os
+import struct
 from pathlib import Path
 from types import TracebackType
 
@@ -23,6 +29,8 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "daemon.lock"
 _MAX_PID_TEXT = 32  # "PID\n" is far shorter; anything longer in the file is not ours
+#: struct flock: l_type, l_whence (short); l_start, l_len (off_t); l_pid (pid_t), padded to 8.
+_FLOCK = struct.Struct("@hhqqi0q")
 
 
 class DaemonLock:
@@ -33,7 +41,7 @@ class DaemonLock:
         self._fd: int | None = fd
 
     def release(self) -> None:
-        """Let the lock go (closing the file releases the flock); idempotent."""
+        """Let the lock go (closing the file releases it); idempotent."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -69,7 +77,7 @@ def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
         raise StorageError(N_("cannot open the daemon lock {path}: {value}").format(
                                path=path, value=exc.strerror or exc)) from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _whole_file(fcntl.F_WRLCK))
     except OSError as exc:
         holder = _holder(fd)
         os.close(fd)
@@ -105,21 +113,28 @@ def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
 
 def held(state_dir: Path, file_name: str = LOCK_FILE) -> bool | None:
     """Whether a daemon holds the lock on `state_dir` now (None when it cannot be told: the
-    state folder is another account's). Read from the kernel's table of locks
-    (/proc/locks), never by taking the lock: a command that held it even for a moment could
-    make a daemon starting at that moment refuse to start."""
+    state folder is another account's). Asked of the kernel (F_OFD_GETLK), never by taking
+    the lock: a command that held it even for a moment could make a daemon starting at that
+    moment refuse to start."""
     try:
-        st = os.stat(state_dir / file_name)
+        fd = os.open(state_dir / file_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return False  # no daemon ever ran here
     except OSError:
         return None
-    lock = f" {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} ".encode()
     try:
-        with open("/proc/locks", "rb") as table:
-            return any(b" FLOCK " in line and lock in line for line in table)
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _whole_file(fcntl.F_WRLCK))
     except OSError:
         return None
+    finally:
+        os.close(fd)
+    return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
+
+
+def _whole_file(kind: int) -> bytes:
+    """A struct flock of `kind` (F_WRLCK, F_RDLCK) over the whole file, as the OFD calls take it
+    (l_pid 0)."""
+    return _FLOCK.pack(kind, os.SEEK_SET, 0, 0, 0)
 
 
 def _holder(fd: int) -> int | None:

@@ -1,5 +1,6 @@
 """One daemon per state directory: the lock refuses a second holder, and a killed holder's lock
-is free again (the kernel drops a flock with the process)."""
+is free again (the kernel drops the lock with the process); whether it is held is read without
+taking it."""
 
 from __future__ import annotations
 
@@ -55,9 +56,11 @@ def test_a_lock_held_by_another_process_refuses_and_is_free_after_kill_9(tmp_pat
     try:
         with pytest.raises(AlreadyRunning, match=f"PID {holder.pid}"):
             daemon_lock.acquire(state)
+        assert daemon_lock.held(state) is True
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+    assert daemon_lock.held(state) is False
     assert (state / "daemon.lock").read_text() == f"{holder.pid}\n"  # stale text, free lock
     with daemon_lock.acquire(state):
         assert (state / "daemon.lock").read_text() == f"{os.getpid()}\n"
