@@ -14,7 +14,6 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from policies.checkdigits import is_valid_local_government_code
 
@@ -93,6 +92,8 @@ def municipalities(prefecture_code: str) -> tuple[LocalGovernment, ...]:
 
 
 def _reference(name: str) -> str:
+    from importlib import resources  # here: a command that reads no code loads no resources
+
     return resources.files("policies").joinpath("reference", name).read_text(encoding="utf-8")
 
 

@@ -161,10 +161,35 @@ def _report(error: TachiaiError) -> int:
 
 def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for this command line: the chosen command's module registers it in full."""
-    stubs = _stubs()
-    known, _rest = stubs.parse_known_args(argv)
-    chosen = getattr(known, "chosen_module", None)
-    return full_parser(str(chosen)) if chosen is not None else stubs
+    chosen = _named(sys.argv[1:] if argv is None else argv)
+    if chosen is None:
+        stubs = _stubs()
+        known, _rest = stubs.parse_known_args(argv)
+        chosen = getattr(known, "chosen_module", None)
+        if chosen is None:
+            return stubs
+    return full_parser(str(chosen))
+
+
+#: The options every command takes (parsers.common_parser) that stand alone; --config takes a
+#: value.
+_ALONE = frozenset({"-v", "--verbose"})
+_MODULE_OF = {command.name: command.module for command in COMMANDS}
+
+
+def _named(argv: Sequence[str]) -> str | None:
+    """The module of the command `argv` names, when that is plain without building the stubs'
+    parser (a few milliseconds of every command): only the options every command takes, spelled
+    in full, stand before its name. Anything else (--help, --version, an abbreviated option, a
+    mistyped command) is None, and left to the stubs, which answer it as the full parser would."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            if next(args, None) is None:
+                return None
+        elif arg not in _ALONE and not arg.startswith("--config="):
+            return _MODULE_OF.get(arg)
+    return None
 
 
 def full_parser(modules: str | None = None) -> argparse.ArgumentParser:

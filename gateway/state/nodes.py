@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,7 +54,7 @@ class NodeStatus:
 def this_node(name: str = "") -> Node:
     """This process as a node: `name` ([gateway] node_name) or HOST:PID."""
     return Node(
-        id=name or f"{socket.gethostname()}:{os.getpid()}",
+        id=name or f"{os.uname().nodename}:{os.getpid()}",
         version="",  # read at the first heartbeat: package metadata costs a command start-up
         started_ns=_wall_ns(),
     )

@@ -137,6 +137,34 @@ def test_audit_commands_load_no_state_database_nor_spreadsheet_writer(
         assert under(modules, prefix) == [], prefix
 
 
+@pytest.mark.parametrize("argv", [
+    ["approve", "t-000000000000", "--key", "KEY"],
+    ["--config", "approve", "transfers", "list"],
+    ["--config=x.toml", "-v", "audit", "verify"],
+    ["--verbose", "--config", "x.toml", "holdings", "list"],
+    ["--conf", "x.toml", "status"],  # abbreviated: the parser's to tell
+    ["-vv", "status"],
+    ["-h", "approve"],
+    ["--version"],
+    ["aprove", "t-000000000000"],
+    ["--config"],
+    [],
+    ["--", "status"],
+])
+def test_the_command_told_before_any_parser_is_the_one_the_parser_would_tell(
+    argv: list[str]
+) -> None:
+    fast = cli._named(argv)
+    try:
+        known, _rest = cli._stubs().parse_known_args(argv)
+        parsed = getattr(known, "chosen_module", None)
+    except SystemExit:
+        parsed = None
+    assert fast is None or fast == parsed
+    if argv[:1] == ["approve"] or argv[:2] == ["--config", "approve"]:
+        assert fast is not None  # the common spellings skip the stubs
+
+
 def test_the_help_line_of_every_command_is_its_modules_own() -> None:
     # `tachiai --help` lists the commands from cli.COMMANDS without importing their modules.
     full = cli.full_parser()
