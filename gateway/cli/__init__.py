@@ -78,8 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(argv)
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
+    # A command prints what it did itself, in the reader's language: the domain's INFO log of
+    # the same (an approval recorded) would only repeat it, in English. The daemon logs it.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO if getattr(args, "log_info", False)
+        else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -14,7 +14,8 @@ from gateway.i18n import _, english
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", parents=[common], help=_("run the daemon in the foreground"))
-    p.set_defaults(handler=_run, trace_bugs=True)
+    # The daemon's log is its account of what it does (journald): INFO up, unlike a command's.
+    p.set_defaults(handler=_run, trace_bugs=True, log_info=True)
 
 
 def _run(args: argparse.Namespace) -> int:

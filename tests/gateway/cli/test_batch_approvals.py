@@ -49,12 +49,17 @@ def test_one_key_approves_several_and_a_refusal_stops_none_of_the_others(demo: D
     assert again.stderr.count("NOT approved") == 2
 
 
-def test_all_approved_exits_0(demo: Demo) -> None:
-    ids = _awaiting(demo, 2)
+def test_all_approved_exits_0_and_says_so_once(demo: Demo) -> None:
+    *ids, last = _awaiting(demo, 3)
     result = demo.cli("approve", *ids, "--key", str(demo.key("tanaka")))
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
     assert [demo.show(i)["approvals"] for i in ids] == [["tanaka"], ["tanaka"]]
+    # The command's own lines say it; the domain's log of the same (the daemon's) stays out,
+    # unless asked for with --verbose.
+    assert "approved by tanaka" not in result.stderr, result.stderr
+    told = demo.cli("approve", last, "--key", str(demo.key("tanaka")), "--verbose")
+    assert told.returncode == 0 and f"transfer {last} approved by tanaka" in told.stderr
 
 
 def test_a_folder_of_ssh_keygen_signatures_each_verified_on_its_own(
