@@ -80,9 +80,11 @@ MAX_STATEMENT_BYTES = 1 << 20
 SIGNATURE_MODE = 0o640
 _FIRST_STEP = 0.002
 _LONGEST_STEP = 0.02
-#: The wait for a verdict looks again after 1 ms, then a quarter longer each time: the daemon
-#: answers within a few milliseconds, and a look (a stat and a listing) costs tens of µs.
+#: The wait for a verdict looks every 1 ms for its first 50 ms, then a quarter longer each
+#: time: the daemon answers within a few milliseconds (a witness's whole command is some
+#: tens), and a look (a stat and a listing) costs tens of µs.
 _VERDICT_STEP = 0.001
+_VERDICT_QUICK = 0.05
 #: Refusals the in-process approval raises as other than CheckFailed, by rule.
 _RAISED_AS: dict[str, type[CheckFailed] | type[StateError] | type[NotFound]] = {
     "approval.state": StateError,
@@ -450,7 +452,8 @@ def verdict(folder: Path, ident: str, handed: Handed,
             reason and fix.
         VerdictPending: not judged within `wait_seconds` (the signature waits in the folder).
     """
-    deadline = time.monotonic() + wait_seconds
+    started = time.monotonic()
+    deadline = started + wait_seconds
     step = _VERDICT_STEP
     taken = False
     while True:
@@ -459,10 +462,12 @@ def verdict(folder: Path, ident: str, handed: Handed,
             found = _judged(folder, ident, handed)
             if found is not None:
                 return found
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             break
         time.sleep(step)
-        step = min(step * 1.25, _LONGEST_STEP)
+        if now - started >= _VERDICT_QUICK:
+            step = min(step * 1.25, _LONGEST_STEP)
     if taken:
         raise VerdictPending(
             N_("the daemon took the signature for {id}, but its verdict was not found in "
