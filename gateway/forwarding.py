@@ -104,7 +104,7 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
     for fanout_id, outcome in recover(rt, h.id):
         done_before = fanouts.get(rt.store, fanout_id)
         if outcome == "completed" and done_before is not None and done_before.flow == flow.id:
-            log.info("holding %s: the interrupted fan-out %s on %s was completed", h.id,
+            log.warning("holding %s: the interrupted fan-out %s on %s was completed", h.id,
                      fanout_id, flow.id)
             return done_before, [rt.store.get(c.transfer) for c in done_before.children]
     # A fan-out whose every child was rejected is over: the holding may be forwarded anew.
@@ -270,7 +270,7 @@ def _complete(rt: Runtime, fanout: Fanout, intent: dict[str, Any]) -> None:
         "checked": [{"transfer": t.id, "state": t.state} for t in done],
     }, key=f"{fanout.holding}:fanout.resumed:{fanout.id}")])
     rt.flush()
-    log.info("fan-out %s completed after an interruption: %d child(ren) checked", fanout.id,
+    log.warning("fan-out %s completed after an interruption: %d child(ren) checked", fanout.id,
              len(done))
 
 

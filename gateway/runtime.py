@@ -103,6 +103,13 @@ class Runtime:
         return [(a, f) for a in self.agreements.values() for f in a.flows
                 if a.acts_as(self.settings.party, f.provider)]
 
+    def close(self) -> None:
+        """Close the state database's and the ledger's connections (a command, at its end)."""
+        try:
+            self.store.close()
+        finally:
+            self.ledger.close()
+
     def flush(self, *, rounds: int | None = None) -> int:
         # One flush at a time per process: the daemon's workers all flush after their steps,
         # and appends from one process in turn are cheaper than waits on the ledger's lock.

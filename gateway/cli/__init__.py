@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
+from gateway.cli.closing import close_all
 from gateway.cli.parsers import USAGE, Subparsers, common_parser
 from gateway.errors import (
     EXIT_CODES,
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     # A command prints what it did itself, in the reader's language: the domain's INFO log of
     # the same (an approval recorded) would only repeat it, in English. The daemon logs it.
+    # What a command did besides, unasked (a key made, the database upgraded), is a warning.
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO if getattr(args, "log_info", False)
         else logging.WARNING,
@@ -122,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hint=wording(InternalError.default_hint))
         return _report(InternalError(
             _("internal error: {kind}").format(kind=exc.__class__.__name__), hint=hint))
+    finally:
+        close_all()  # what the command opened: the exit closes nothing (`leave`)
 
 
 def console() -> NoReturn:
@@ -135,24 +139,32 @@ def console() -> NoReturn:
     leave(code)
 
 
+#: Libraries whose exit hooks (atexit) do work that must not be skipped: multiprocessing
+#: ends its children, openpyxl removes the temporary files of a workbook it writes.
+_EXIT_HOOKS = ("multiprocessing", "openpyxl")
+
+
 def leave(code: int) -> NoReturn:
     """End the process with `code` without tearing the interpreter down: freeing every module
     and object one by one costs a short command about a tenth of its CPU, and nothing of ours
     waits for it. The standard streams and the log are flushed first; every file, database
     transaction and ledger append of a command is already closed and in the kernel's hands.
-    Where something still may need the normal exit (another thread alive, child processes of
-    multiprocessing, a stream that cannot be flushed), it takes place."""
+    Where something still may need the normal exit (another thread alive, a library of
+    `_EXIT_HOOKS` loaded, a stream that cannot be flushed), it takes place. A reader that
+    closed the pipe early (`| head`) ends it as `main` does, with 141."""
     threading = sys.modules.get("threading")
     alone = threading is None or threading.active_count() == 1
-    if alone and "multiprocessing" not in sys.modules:
+    if alone and not any(name in sys.modules for name in _EXIT_HOOKS):
         logging.shutdown()
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass  # the normal exit reports it as ever
-        else:
-            os._exit(code)
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:  # None: the descriptor was closed when we started
+                    stream.flush()
+        except BrokenPipeError:
+            os._exit(141)  # nothing flushes again: the exit is at once
+        except Exception:  # the normal exit reports it, as it always did
+            sys.exit(code)
+        os._exit(code)
     sys.exit(code)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from audit.checkpoints import SignedCheckpoint, format_time, parse, read_places
 from audit.notes import NoteError, NoteVerifier
+from gateway.cli.closing import opened
 from gateway.cli.common import settings_of
 from gateway.errors import InputError, NotFound, StateError
 from gateway.evidence.checkpointing import CheckpointSettings
@@ -34,9 +35,13 @@ def open_for(args: argparse.Namespace, *, lite: bool = False) -> Ledger:
         from audit.ledger import Ledger
 
         if is_postgres_url(args.ledger):
-            return Ledger.connect(args.ledger, read_only=True, create=False)
-        return Ledger.open(Path(args.ledger), snapshot=True)
-    return open_ledger(settings_of(args), read_only=True, lite=lite)
+            ledger = Ledger.connect(args.ledger, read_only=True, create=False)
+        else:
+            ledger = Ledger.open(Path(args.ledger), snapshot=True)
+    else:
+        ledger = open_ledger(settings_of(args), read_only=True, lite=lite)
+    opened(ledger.close)  # a copy's settled private copy (audit.database) goes with it
+    return ledger
 
 
 def trust(

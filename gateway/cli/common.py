@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # The parser pieces live apart so that `tachiai --help` imports nothing of the gateway.
+from gateway.cli.closing import opened
 from gateway.cli.parsers import USAGE as USAGE
 from gateway.cli.parsers import Handler as Handler
 from gateway.cli.parsers import Subparsers as Subparsers
@@ -36,7 +37,9 @@ def runtime_of(args: argparse.Namespace, *, lite: bool = False) -> Runtime:
     # Imported here: the audit commands, working on the ledger alone, never need it.
     from gateway.runtime import Runtime
 
-    return Runtime.open(settings_of(args), lite=lite)
+    rt = Runtime.open(settings_of(args), lite=lite)
+    opened(rt.close)
+    return rt
 
 
 def signature_from(args: argparse.Namespace, message: bytes, namespace: str) -> str:

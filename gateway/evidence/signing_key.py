@@ -50,7 +50,7 @@ def load_or_create_key(path: Path, name: str) -> NoteSigner:
     except OSError as exc:
         raise StorageError(N_("cannot make the ledger signing key {path}: {exc}").format(
                                path=path, exc=exc)) from exc
-    log.info("made the ledger signing key %s (public key %s)", path, signer.verifier().to_text())
+    log.warning("made the ledger signing key %s (public key %s)", path, signer.verifier().to_text())
     return signer
 
 

@@ -78,6 +78,9 @@ def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
                                path=path, value=exc.strerror or exc)) from exc
     try:
         fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _whole_file(fcntl.F_WRLCK))
+        # And the flock that earlier releases took (the two kinds do not see each other):
+        # while a daemon of an earlier release runs here, this one refuses, and the other way.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         holder = _holder(fd)
         os.close(fd)
@@ -116,10 +119,13 @@ def held(state_dir: Path, file_name: str = LOCK_FILE) -> bool | None:
     state folder is another account's). Asked of the kernel (F_OFD_GETLK), never by taking
     the lock: a command that held it even for a moment could make a daemon starting at that
     moment refuse to start."""
+    path = state_dir / file_name
     try:
-        fd = os.open(state_dir / file_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return False  # no daemon ever ran here
+    except PermissionError:
+        return listed(path)  # a state folder others may search, its lock file the daemon's
     except OSError:
         return None
     try:
@@ -129,6 +135,21 @@ def held(state_dir: Path, file_name: str = LOCK_FILE) -> bool | None:
     finally:
         os.close(fd)
     return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
+
+
+def listed(path: Path) -> bool | None:
+    """Whether the kernel's table of locks (/proc/locks) lists a lock on the file `path`: the
+    answer where the file cannot be opened, slower (its read waits for a grace period)."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", "rb") as table:
+            lines = table.read().splitlines()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    inode = f" {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} ".encode()
+    return any(inode in line and (b" OFDLCK " in line or b" FLOCK " in line) for line in lines)
 
 
 def _whole_file(kind: int) -> bytes:

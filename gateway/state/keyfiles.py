@@ -97,5 +97,5 @@ def create(path: Path, size: int, what: str) -> bytes:
     except OSError as exc:
         raise StorageError(N_("cannot create {what} {path}: {strerror}").format(
                                what=what, path=path, strerror=exc.strerror)) from exc
-    log.info("created %s %s", what, path)  # the path, never the key
+    log.warning("created %s %s", what, path)  # the path, never the key
     return key

@@ -75,7 +75,7 @@ def upgrade(engine: Engine) -> None:
         if before is None and not release_0_1:
             log.debug("created the state database at revision %s", HEAD)
         else:
-            log.info("upgraded the state database from %s to %s", before or "0.1", HEAD)
+            log.warning("upgraded the state database from %s to %s", before or "0.1", HEAD)
 
 
 def postgres_daemon_grants(role: str) -> tuple[str, ...]:
@@ -138,5 +138,5 @@ def _accept_unversioned(conn: Connection) -> bool:
                         "or restore it from a backup"),
             )
     if present:
-        log.info("found a state database of release 0.1 (%d tables); upgrading it", len(present))
+        log.warning("found a state database of release 0.1 (%d tables); upgrading it", len(present))
     return bool(present)

@@ -128,6 +128,10 @@ class Store:
         # processes opening a new database at once do not both create a table.
         migrate.upgrade(self.engine)
 
+    def close(self) -> None:
+        """Close the pool's connections (a command, at its end; the daemon's live with it)."""
+        self.engine.dispose()
+
     @contextmanager
     def reading(self, doing: str = "read the state database") -> Iterator[Connection]:
         """A read-only connection (deferred: it never waits for a writer in WAL mode); inside

@@ -3,11 +3,16 @@ lost, and the normal exit where something may still need it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import tachiai_command
+from gateway.config.settings import load_settings
+from gateway.runtime import Runtime
+from tests.conftest import Demo, tachiai_command
+from tests.gateway.outbound.conftest import awaiting
 
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,3 +48,54 @@ def test_the_console_script_answers_help_usage_errors_and_failures_with_their_co
                               str(tmp_path / "absent.toml")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 78 and "absent.toml" in missing.stderr
+
+
+def test_leaving_with_a_standard_stream_closed_keeps_the_exit_code() -> None:
+    for fd in (1, 2):
+        done = subprocess.run([sys.executable, "-c", "from gateway.cli import leave\n"
+                               "print('lost')\nleave(5)"],
+                              capture_output=True, timeout=120, preexec_fn=_closing(fd))
+        assert done.returncode == 5, (fd, done.stderr)
+
+
+def _closing(fd: int) -> Callable[[], None]:
+    return lambda: os.close(fd)
+
+
+def test_a_reader_that_closed_the_pipe_ends_the_command_with_141() -> None:
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom gateway.cli import leave\n"
+                             "sys.stdin.read(1)\nsys.stdout.write('some lines')\nleave(0)"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=buffered)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as `| head` does once it has what it wants
+    proc.stdin.write(b"x")
+    proc.stdin.close()
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == b""
+
+
+def test_a_library_whose_exit_hooks_do_work_gets_the_normal_exit(tmp_path: Path) -> None:
+    ran = tmp_path / "hook ran"
+    hook = ("import atexit, sys\nfrom pathlib import Path\nfrom gateway.cli import leave\n"
+            "{load}atexit.register(lambda: Path(sys.argv[1]).write_text('yes'))\nleave(0)")
+    done = _python(hook.format(load="import openpyxl\n"), str(ran))
+    assert done.returncode == 0 and ran.read_text() == "yes"  # openpyxl cleans up at exit
+    ran.unlink()
+    done = _python(hook.format(load=""), str(ran))
+    assert done.returncode == 0 and not ran.exists()  # nothing else waits for the exit
+
+
+def test_a_command_closes_the_databases_it_opened(demo: Demo) -> None:
+    # The exit closes nothing (leave): the command's runtime is closed by `main`, so a
+    # gateway without a running daemon keeps no -wal file beside its databases after a write.
+    rt = Runtime.open(load_settings(demo.config))
+    t = awaiting(rt, 1)
+    rt.flush()
+    rt.close()
+    state = rt.settings.state_dir
+    assert sorted(p.name for p in state.glob("*-wal")) == []
+    approved = demo.cli("approve", t.id, "--key", str(demo.key("suzuki")), check=True)
+    assert "approval by suzuki recorded" in approved.stdout
+    assert sorted(p.name for p in state.glob("*-wal")) == []

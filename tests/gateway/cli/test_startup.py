@@ -64,7 +64,8 @@ def test_help_loads_no_command_module_nor_any_library() -> None:
                    "pyzipper", "gateway.inbound", "gateway.outbound",
                    "gateway.state", "gateway.config", "audit.ledger", "policies.agreement"):
         assert under(modules, prefix) == [], prefix
-    assert under(modules, "gateway.cli") == ["gateway.cli", "gateway.cli.parsers"]
+    assert under(modules, "gateway.cli") == ["gateway.cli", "gateway.cli.closing",
+                                             "gateway.cli.parsers"]
 
 
 @pytest.mark.parametrize("command", [

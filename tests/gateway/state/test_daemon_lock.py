@@ -4,6 +4,7 @@ taking it."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -101,3 +102,46 @@ def test_a_second_daemon_is_refused_and_a_killed_ones_lock_is_free(demo: Demo) -
     assert "tachiai is running" in demo.daemon_log() and demo.daemon_log() != log_before
     wait_for(lambda: (demo.root / "state" / "daemon.lock").read_text() == f"{restarted.pid}\n",
              10, "the new daemon's PID in the lock file")
+
+
+_EARLIER_RELEASE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_daemon_of_an_earlier_release_holding_its_flock_is_refused_and_refuses(
+    tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    earlier = subprocess.Popen([sys.executable, "-c", _EARLIER_RELEASE,
+                                str(state / "daemon.lock")], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert earlier.stdout is not None and earlier.stdout.readline() == "locked\n"
+        with pytest.raises(AlreadyRunning):
+            daemon_lock.acquire(state)
+    finally:
+        earlier.kill()
+        earlier.wait()
+    with daemon_lock.acquire(state):  # and the earlier release's daemon meets this one's flock
+        fd = os.open(state / "daemon.lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+
+
+def test_the_table_of_locks_tells_a_held_lock_where_the_file_cannot_be_opened(
+    tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    assert daemon_lock.listed(state / "daemon.lock") is False
+    with daemon_lock.acquire(state):
+        assert daemon_lock.listed(state / "daemon.lock") is True
+    assert daemon_lock.listed(state / "daemon.lock") is False
