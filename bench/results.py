@@ -6,7 +6,9 @@ leaves behind (e.g. delivered ZIPs) are kept as artifacts for tests, never writt
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,33 @@ class Result:
             "figures": [f.as_dict() for f in self.figures],
             "notes": list(self.notes),
         }
+
+
+def merged(runs: Sequence[Result]) -> Result:
+    """One result of several runs of one benchmark (`--repeat`): each figure the median of its
+    runs, and beside each ratio (unit ×) its lowest and highest, so a reader sees how far one
+    run may stray on a shared machine; the parameters, notes and artifacts of the first run."""
+    first = runs[0]
+    if len(runs) == 1:
+        return first
+    figures = []
+    for fig in first.figures:
+        values = [f.value for r in runs for f in r.figures if f.key == fig.key]
+        figures.append(replace(fig, value=statistics.median(values)))
+        if fig.unit == "×":
+            indent = " " * (len(fig.label) - len(fig.label.lstrip()) + 2)
+            figures += [Figure(f"{fig.key}.lowest", f"{indent}lowest of {len(values)} runs",
+                               min(values), fig.unit, fig.group),
+                        Figure(f"{fig.key}.highest", f"{indent}highest of {len(values)} runs",
+                               max(values), fig.unit, fig.group)]
+    return Result(
+        name=first.name,
+        parameters={**first.parameters, "runs": len(runs)},
+        figures=tuple(figures),
+        notes=(f"each figure is the median of {len(runs)} runs, one after the other; each "
+               "ratio's lowest and highest follow it", *first.notes),
+        artifacts=first.artifacts,
+    )
 
 
 def rate(amount: float, seconds: float) -> float:

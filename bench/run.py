@@ -4,7 +4,9 @@ By default a quick run (a few minutes: 10 files, a 50,000-event ledger, a 64 MiB
 `--full` runs the scale the figures in issues are quoted at (200 files, 1,000,000 events,
 256 MiB and a 2 GiB memory run). Each benchmark runs in a fresh temporary folder (under
 --work-dir if given, so a chosen file system can be measured) that is removed afterwards.
-Results are reported, never asserted.
+`--repeat N` runs each benchmark N times and prints each figure's median, with each ratio's
+lowest and highest beside it: on a shared 2-core machine one run of the whole path strays by
+a tenth either way. Results are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench import ledger, machine, pipeline, report, startup, transports, wholepath, workers
-from bench.results import BenchError, Params, Result
+from bench.results import BenchError, Params, Result, merged
 
 Benchmark = Callable[[Params, Path], Result]
 QUICK_FILES = 10
@@ -58,12 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tachiai-bench-", dir=base) as tmp:
         where = machine.describe(Path(tmp))
         for name in names:
-            print(f"running {name} …", file=sys.stderr, flush=True)
-            try:
-                results.append(BENCHMARKS[name](params, Path(tmp) / name))
-            except BenchError as exc:
-                print(f"bench: {name} did not complete: {exc}", file=sys.stderr)
-                return 1
+            runs = []
+            for k in range(1, args.repeat + 1):
+                of = f" ({k} of {args.repeat})" if args.repeat > 1 else ""
+                print(f"running {name}{of} …", file=sys.stderr, flush=True)
+                try:
+                    runs.append(BENCHMARKS[name](params, Path(tmp) / f"{name}-{k}"))
+                except BenchError as exc:
+                    print(f"bench: {name} did not complete: {exc}", file=sys.stderr)
+                    return 1
+            results.append(merged(runs))
     where = dataclasses.replace(
         where, load_average=f"{where.load_average}, {machine.load_average()} at the end"
     )
@@ -116,8 +122,23 @@ def _parser() -> argparse.ArgumentParser:
         help="the daemon's [gateway] check_processes in the wholepath benchmark (default: the "
         "configuration's default)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run each benchmark N times and print each figure's median, with each ratio's "
+        "lowest and highest (default 1: one run)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 import pyzipper
 
 from bench import pipeline, run, startup, wholepath, workers
-from bench.results import Params
+from bench.results import Figure, Params, Result, merged
 from tests.pg import needs_postgres
 
 EXPECTED = {
@@ -187,3 +187,23 @@ def test_a_quick_run_is_the_default_and_full_is_asked_for() -> None:
 
     assert not quick.full and quick.files is None and full.full
     assert run.QUICK_FILES < run.FULL_FILES
+
+
+def test_repeated_runs_report_each_figures_median_and_each_ratios_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = [Result("b", {"files": 2}, (Figure("rate", "files", v, "files/s", "g"),
+                                        Figure("ratio", "  ÷ the loop", r, "×", "g")))
+            for v, r in ((10.0, 1.9), (30.0, 2.2), (20.0, 2.0))]
+    one = merged(runs)
+    assert [(f.key, f.value) for f in one.figures] == [
+        ("rate", 20.0), ("ratio", 2.0), ("ratio.lowest", 1.9), ("ratio.highest", 2.2)]
+    assert one.figure("ratio.lowest").label == "    lowest of 3 runs"
+    assert one.parameters == {"files": 2, "runs": 3}
+    assert merged(runs[:1]) is runs[0]
+
+    code = run.main(["--files", "2", "--size-mib", "0.0625", "--only", "pipeline",
+                     "--repeat", "2", "--work-dir", str(tmp_path / "work")])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "runs=2" in table and "lowest of 2 runs" in table and "highest of 2 runs" in table
