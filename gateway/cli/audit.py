@@ -27,6 +27,7 @@ from gateway.cli.audit_trust import (
     read_text,
     trust,
 )
+from gateway.cli.closing import opened
 from gateway.cli.common import Subparsers, group, settings_of
 from gateway.cli.progress import progress_line
 from gateway.errors import CheckFailed, UsageError
@@ -239,9 +240,12 @@ def _checkpoint(args: argparse.Namespace) -> int:
     from gateway.runtime import open_store
 
     ledger = open_ledger(settings)
+    opened(ledger.close)
+    store = open_store(settings)
+    opened(store.close)
     service = CheckpointService(
         ledger, CheckpointSettings.from_settings(settings),
-        guard=LedgerGuard(open_store(settings), ledger),
+        guard=LedgerGuard(store, ledger),
     )
     try:
         signed = service.checkpoint_now()

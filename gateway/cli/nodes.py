@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from gateway.cli import table
+from gateway.cli.closing import opened
 from gateway.cli.common import Subparsers, print_json, settings_of
 from gateway.i18n import _
 from gateway.runtime import open_store
@@ -28,7 +29,9 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def _nodes(args: argparse.Namespace) -> int:
     """Raises: StorageError when the state database cannot be read."""
-    found = list_nodes(open_store(settings_of(args)))
+    store = open_store(settings_of(args))
+    opened(store.close)
+    found = list_nodes(store)
     if args.json:
         print_json([_json(n) for n in found])
         return 0

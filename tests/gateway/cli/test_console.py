@@ -99,3 +99,5 @@ def test_a_command_closes_the_databases_it_opened(demo: Demo) -> None:
     approved = demo.cli("approve", t.id, "--key", str(demo.key("suzuki")), check=True)
     assert "approval by suzuki recorded" in approved.stdout
     assert sorted(p.name for p in state.glob("*-wal")) == []
+    demo.cli("audit", "checkpoint", check=True)  # a ledger and a store of its own
+    assert sorted(p.name for p in state.glob("*-wal")) == []
