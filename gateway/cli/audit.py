@@ -239,13 +239,10 @@ def _checkpoint(args: argparse.Namespace) -> int:
     from gateway.evidence.ledger_guard import LedgerGuard
     from gateway.runtime import open_store
 
-    ledger = open_ledger(settings)
-    opened(ledger.close)
-    store = open_store(settings)
-    opened(store.close)
+    ledger = opened(open_ledger(settings))
     service = CheckpointService(
         ledger, CheckpointSettings.from_settings(settings),
-        guard=LedgerGuard(store, ledger),
+        guard=LedgerGuard(opened(open_store(settings)), ledger),
     )
     try:
         signed = service.checkpoint_now()

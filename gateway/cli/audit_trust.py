@@ -34,14 +34,11 @@ def open_for(args: argparse.Namespace, *, lite: bool = False) -> Ledger:
         from audit.database import is_postgres_url
         from audit.ledger import Ledger
 
+        # Closed at the end, a copy's settled private copy (audit.database) goes with it.
         if is_postgres_url(args.ledger):
-            ledger = Ledger.connect(args.ledger, read_only=True, create=False)
-        else:
-            ledger = Ledger.open(Path(args.ledger), snapshot=True)
-    else:
-        ledger = open_ledger(settings_of(args), read_only=True, lite=lite)
-    opened(ledger.close)  # a copy's settled private copy (audit.database) goes with it
-    return ledger
+            return opened(Ledger.connect(args.ledger, read_only=True, create=False))
+        return opened(Ledger.open(Path(args.ledger), snapshot=True))
+    return opened(open_ledger(settings_of(args), read_only=True, lite=lite))
 
 
 def trust(

@@ -1,23 +1,32 @@
-"""What a command opened (its runtime, a ledger), closed when the command ends.
+"""What a command opened (its runtime, a ledger, a store), closed when the command ends.
 
 The console script ends the process without tearing the interpreter down (gateway.cli.leave),
 so nothing would close the database connections: SQLite would keep its -wal file beside a
 database no daemon uses, and PostgreSQL would count every command's session as abandoned.
-The command line's helpers that open (gateway.cli.common, gateway.cli.audit_trust) say so
-here; `main` closes them all after the handler, whatever its outcome. Imports nothing: every
-command loads it.
+What the command line opens goes through `opened`; `main` closes it all after the handler,
+whatever its outcome. Imports nothing of the gateway: every command loads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
+
+class Closable(Protocol):
+    """What a command opens: a runtime, a store, a ledger."""
+
+    def close(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=Closable)
 _opened: list[Callable[[], None]] = []
 
 
-def opened(close: Callable[[], None]) -> None:
-    """Close this (a bound `close`) when the command ends."""
-    _opened.append(close)
+def opened(thing: _C) -> _C:
+    """`thing`, to be closed when the command ends."""
+    _opened.append(thing.close)
+    return thing
 
 
 def close_all() -> None:

@@ -37,9 +37,7 @@ def runtime_of(args: argparse.Namespace, *, lite: bool = False) -> Runtime:
     # Imported here: the audit commands, working on the ledger alone, never need it.
     from gateway.runtime import Runtime
 
-    rt = Runtime.open(settings_of(args), lite=lite)
-    opened(rt.close)
-    return rt
+    return opened(Runtime.open(settings_of(args), lite=lite))
 
 
 def signature_from(args: argparse.Namespace, message: bytes, namespace: str) -> str:

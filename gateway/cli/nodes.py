@@ -29,9 +29,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def _nodes(args: argparse.Namespace) -> int:
     """Raises: StorageError when the state database cannot be read."""
-    store = open_store(settings_of(args))
-    opened(store.close)
-    found = list_nodes(store)
+    found = list_nodes(opened(open_store(settings_of(args))))
     if args.json:
         print_json([_json(n) for n in found])
         return 0
