@@ -4,25 +4,24 @@ Each command group is one module beside this one that owns its parser and its ha
 exposes `register(subparsers, common)`; `COMMANDS` names them, in the order `--help` lists
 them. Only the module of the command being run is imported (start-up is most of what a short
 command costs: the others would load the database layer, SFTP and archive libraries for
-nothing); the rest stand in by name and help line. Every command takes --config (default
-./tachiai.toml, or $TACHIAI_CONFIG). JSON output keys are stable: scripts and auditors rely on
-them. Errors from `policies` and `audit` are mapped onto the gateway's exception tree here
-(see gateway.errors for the exit codes).
+nothing); the rest stand in by name and help line. A witness's plain `approve ID --key KEY` is
+read without any parser and handed to the running daemon first (gateway.cli.handed). Every
+command takes --config (default ./tachiai.toml, or $TACHIAI_CONFIG). JSON output keys are
+stable: scripts and auditors rely on them. Errors from `policies` and `audit` are mapped onto
+the gateway's exception tree here (see gateway.errors for the exit codes).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
-from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
+from gateway.cli import handed
 from gateway.cli.closing import close_all
 from gateway.cli.parsers import USAGE, Subparsers, common_parser
 from gateway.errors import (
@@ -34,14 +33,9 @@ from gateway.errors import (
     TachiaiError,
 )
 from gateway.i18n import N_, _, argparse_words, wording
-from policies.errors import PolicyFileError
-
-log = logging.getLogger("tachiai")
 
 
-
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """A command name, the module beside this one that registers it, and its `--help` line
     (the module's own; a test holds the two equal)."""
 
@@ -75,16 +69,36 @@ _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    plain = handed.plain(sys.argv[1:] if argv is None else argv)
+    if plain is not None:
+        # `approve ID --key KEY`, handed to the running daemon without the parser or the
+        # logging module (gateway.cli.handed); it opens nothing that needs closing.
+        code = _outcome(lambda: handed.approve(plain))
+        if code is not None:
+            return code
     argparse_words()  # argparse's own words ("usage:", "error:") in the reader's language
     parser = _parser(argv)
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
+    _log_to_stderr(verbose, bool(getattr(args, "log_info", False)))
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return USAGE
+    try:
+        return _outcome(lambda: int(args.handler(args)),
+                        trace=verbose or bool(getattr(args, "trace_bugs", False))) or 0
+    finally:
+        close_all()  # what the command opened: the exit closes nothing (`leave`)
+
+
+def _log_to_stderr(verbose: bool, info: bool) -> None:
     # A command prints what it did itself, in the reader's language: the domain's INFO log of
     # the same (an approval recorded) would only repeat it, in English. The daemon logs it.
     # What a command did besides, unasked (a key made, the database upgraded), is a warning.
+    import logging  # here: a hand-over to the daemon (gateway.cli.handed) logs nothing
+
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO if getattr(args, "log_info", False)
-        else logging.WARNING,
+        level=logging.DEBUG if verbose else logging.INFO if info else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -92,40 +106,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every paramiko failure is converted (gateway.transports.sftp) and logged by us, once
         # per outage where it repeats; paramiko's own tracebacks would come with every retry.
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-    if not hasattr(args, "handler"):
-        parser.print_help()
-        return USAGE
+
+
+def _outcome(run: Callable[[], int | None], *, trace: bool = False) -> int | None:
+    """What `run` returns, or the exit code of what it raised, reported on stderr; `trace`
+    logs the trace of a bug (an exception that is none of ours)."""
     try:
-        return int(args.handler(args))
+        return run()
     except TachiaiError as exc:
         return _report(exc)
-    except PolicyFileError as exc:
-        return _report(ConfigError("\n  ".join(str(p) for p in exc.problems)))
-    except LedgerIntegrityError as exc:
-        print(_("tachiai: the ledger is NOT intact: {problem}").format(problem=wording(str(exc))),
-              file=sys.stderr)
-        return CheckFailed.exit_code
-    except (LedgerStorageError, AuditError) as exc:
-        return _report(StorageError(str(exc)))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except Exception as exc:  # a bug: say so and exit 70
-        # The trace helps whoever fixes it, but a person at a terminal wants the message; the
-        # daemon (`run`) always logs it, since nobody is there to run it again with --verbose.
-        if verbose or getattr(args, "trace_bugs", False):
-            log.exception("internal error")
-            hint = None
-        else:
-            hint = _("{hint}; run it again with --verbose for the trace").format(
-                hint=wording(InternalError.default_hint))
-        return _report(InternalError(
-            _("internal error: {kind}").format(kind=exc.__class__.__name__), hint=hint))
-    finally:
-        close_all()  # what the command opened: the exit closes nothing (`leave`)
+    except Exception as exc:
+        return _foreign(exc, trace)
+
+
+def _foreign(exc: Exception, trace: bool) -> int:
+    """The exit code of an exception that is not the gateway's: a policy file's problems, the
+    ledger's, or a bug (said so, exit 70)."""
+    # Imported here: only a failure needs them, and a hand-over to the daemon never loads them.
+    from audit.errors import AuditError, LedgerIntegrityError, LedgerStorageError
+    from policies.errors import PolicyFileError
+
+    if isinstance(exc, PolicyFileError):
+        return _report(ConfigError("\n  ".join(str(p) for p in exc.problems)))
+    if isinstance(exc, LedgerIntegrityError):
+        print(_("tachiai: the ledger is NOT intact: {problem}").format(problem=wording(str(exc))),
+              file=sys.stderr)
+        return CheckFailed.exit_code
+    if isinstance(exc, (LedgerStorageError, AuditError)):
+        return _report(StorageError(str(exc)))
+    # A bug. The trace helps whoever fixes it, but a person at a terminal wants the message;
+    # the daemon (`run`) always logs it, since nobody is there to run it again with --verbose.
+    if trace:
+        import logging
+
+        logging.getLogger("tachiai").error("internal error", exc_info=exc)
+        hint = None
+    else:
+        hint = _("{hint}; run it again with --verbose for the trace").format(
+            hint=wording(InternalError.default_hint))
+    return _report(InternalError(
+        _("internal error: {kind}").format(kind=exc.__class__.__name__), hint=hint))
 
 
 def console() -> NoReturn:
@@ -155,7 +181,9 @@ def leave(code: int) -> NoReturn:
     threading = sys.modules.get("threading")
     alone = threading is None or threading.active_count() == 1
     if alone and not any(name in sys.modules for name in _EXIT_HOOKS):
-        logging.shutdown()
+        logging = sys.modules.get("logging")
+        if logging is not None:
+            logging.shutdown()
         try:
             for stream in (sys.stdout, sys.stderr):
                 if stream is not None:  # None: the descriptor was closed when we started

@@ -22,7 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.cli.common import Subparsers, runtime_of, settings_of, signature_from
+from gateway.cli.common import Subparsers, runtime_of, signature_from
+from gateway.cli.handed import WAIT_SECONDS, parts, recorded, said
+from gateway.config.places import Places, config_path_from, read_places
 from gateway.errors import (
     CheckFailed,
     InputError,
@@ -39,8 +41,6 @@ if TYPE_CHECKING:
     from gateway.outbound import approvals
     from gateway.runtime import Runtime
 
-#: How long `approve` waits for the running daemon's verdict unless told.
-WAIT_SECONDS = 30.0
 
 #: The name of a transfer's signature in a `--signatures` folder.
 SIGNATURE_SUFFIX = ".sig"
@@ -109,7 +109,7 @@ def _approve(args: argparse.Namespace) -> int:
     signature = signature_from(args, approvals.statement(rt, transfer),
                                APPROVAL_NAMESPACE)
     outcome = approvals.approve(rt, ids[0], signature, duplicate_ok=args.duplicate_ok)
-    _counted(ids[0], outcome.witness, len(outcome.approvals), outcome.needed, outcome.approved)
+    recorded(ids[0], outcome.witness, len(outcome.approvals), outcome.needed, outcome.approved)
     return 0
 
 
@@ -118,34 +118,13 @@ def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
     (no daemon here, no published statement, a key ssh-keygen cannot use): then in-process."""
     from gateway.outbound import handover
 
-    counted = handover.approve(settings_of(args, whole=False), transfer_id, args.key,
-                               _wait_of(args))
+    places = _places(args)
+    counted = (handover.approve(places, transfer_id, args.key, _wait_of(args))
+               if places is not None else None)
     if counted is None:
         return None
-    if transfer_id.startswith("f-"):
-        print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
-            witness=counted.witness, count=counted.count, needed=counted.needed))
-        _parts(counted.parts)
-        if not counted.approved:
-            _more(counted.needed - counted.count)
-    else:
-        _counted(transfer_id, counted.witness, counted.count, counted.needed, counted.approved)
+    said(transfer_id, counted)
     return 0
-
-
-def _counted(transfer_id: str, witness: str, count: int, needed: int, approved: bool) -> None:
-    """What one transfer's approval says: for whom and how many, then what comes next."""
-    print(_("approval by {witness} recorded ({count} of {needed} witness(es))").format(
-        witness=witness, count=count, needed=needed))
-    if approved:
-        print(_("transfer {id} is approved; the daemon seals and delivers it now").format(
-            id=transfer_id))
-    else:
-        _more(needed - count)
-
-
-def _more(count: int) -> None:
-    print(_("next: {count} more witness(es) must approve").format(count=count))
 
 
 def _each_through_daemon(args: argparse.Namespace, ids: list[str]) -> int | None:
@@ -153,8 +132,9 @@ def _each_through_daemon(args: argparse.Namespace, ids: list[str]) -> int | None
     run, each outcome on its own line; None when they cannot all be: then in-process."""
     from gateway.outbound import handover
 
-    outcomes = handover.approve_each(settings_of(args, whole=False), ids, args.key,
-                                     _wait_of(args))
+    places = _places(args)
+    outcomes = (handover.approve_each(places, ids, args.key, _wait_of(args))
+                if places is not None else None)
     if outcomes is None:
         return None
     refused = pending = 0
@@ -167,11 +147,18 @@ def _each_through_daemon(args: argparse.Namespace, ids: list[str]) -> int | None
             refused += 1
             _not_approved(transfer_id, outcome)
         else:
-            _recorded(transfer_id, outcome.witness, outcome.count, outcome.needed,
+            _recorded(transfer_id, outcome.witness, outcome.approvals, outcome.needed,
                       outcome.approved)
             if transfer_id.startswith("f-"):
-                _parts(outcome.parts)
+                parts(outcome.parts)
     return _summary(len(ids), refused, pending)
+
+
+def _places(args: argparse.Namespace) -> Places | None:
+    """Where the daemon is, by the configuration's few keys that say so (the whole settings
+    would load every table; None when those keys cannot be read: the in-process approval
+    loads the whole, which says what is wrong)."""
+    return read_places(config_path_from(getattr(args, "config", None)))
 
 
 def _wait_of(args: argparse.Namespace) -> float:
@@ -205,9 +192,9 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
             return approvals.approve(rt, transfer_id, _signature_in(args.signatures, ref),
                                      duplicate_ok=args.duplicate_ok, flush=False)
 
-        outcome, parts = approvals.approve_parts(rt, ref, submit)
+        outcome, approved_parts = approvals.approve_parts(rt, ref, submit)
         if ref.startswith("f-"):
-            _parts(parts)
+            parts(approved_parts)
         return outcome
 
     return _summary(len(ids), _each(rt, ids, one))
@@ -259,12 +246,6 @@ def _recorded(transfer_id: str, witness: str, count: int, needed: int, approved:
     print(_("{id}: approval by {witness} recorded ({count} of {needed} witness(es))").format(
         id=transfer_id, witness=witness, count=count, needed=needed)
           + (_("; approved, the daemon seals and delivers it now") if approved else ""))
-
-
-def _parts(approved: int) -> None:
-    """The line a fan-out's approval adds: how many of its parts it approved."""
-    print(_("{approved} of {count} child transfer(s) of the fan-out approved").format(
-        approved=approved, count=approved), file=sys.stderr)
 
 
 def _not_approved(transfer_id: str, error: TachiaiError) -> None:

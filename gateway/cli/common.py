@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 
-def settings_of(args: argparse.Namespace, *, whole: bool = True) -> Settings:
-    """The settings; not `whole`: only where things are (see load_settings)."""
-    return load_settings(config_path_from(getattr(args, "config", None)), whole=whole)
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The settings of the configuration the command line names."""
+    return load_settings(config_path_from(getattr(args, "config", None)))
 
 
 def runtime_of(args: argparse.Namespace, *, lite: bool = False) -> Runtime:

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit.errors import LedgerStorageError
+from gateway.config import places
 from gateway.config.notify import NotifySettings, parse_notify
+from gateway.config.places import DEFAULT_CONFIG, Places, config_path_from
 from gateway.config.receipts import RECEIPT_KEYS, parse_receipts
 from gateway.config.schema import TOP_LEVEL, only
 from gateway.errors import ConfigError
@@ -37,7 +39,6 @@ __all__ = [
     "load_settings",
 ]
 
-DEFAULT_CONFIG = "tachiai.toml"
 COMPRESSIONS = ("deflate", "store")
 TRANSPORTS = ("local", "sftp", "mail")
 # The settings of each table; every table refuses any other key (gateway.config.schema).
@@ -225,18 +226,17 @@ class Settings:
 
     @property
     def daemon_lock_file(self) -> str:
-        """The daemon lock's file in state_dir: one per state on SQLite; on PostgreSQL one per
-        node (node_name, else the host name), as the nodes may share the state folder."""
-        if not self.database_url:
-            return "daemon.lock"
-        import socket  # only a configuration without node_name needs it
-
-        node = self.node_name or socket.gethostname()
-        return "daemon." + "".join(c if c.isalnum() or c in "-_." else "_" for c in node) + ".lock"
+        """The daemon lock's file in state_dir (gateway.config.places)."""
+        return places.daemon_lock_file(self.database_url, self.node_name)
 
     @property
     def approvals_folder(self) -> Path:
-        return self.approvals_dir or self.state_dir / "approvals"
+        return places.approvals_folder(self.state_dir, self.approvals_dir)
+
+    @property
+    def places(self) -> Places:
+        """Where the state, the approvals folder and the daemon lock are."""
+        return Places(self.state_dir, self.approvals_folder, self.daemon_lock_file)
 
     @property
     def spool_dir(self) -> Path:
@@ -258,18 +258,8 @@ class Settings:
             ) from None
 
 
-def config_path_from(arg: str | None) -> Path:
-    """The config file named on the command line, in $TACHIAI_CONFIG, or ./tachiai.toml."""
-    return Path(arg or os.environ.get("TACHIAI_CONFIG") or DEFAULT_CONFIG).absolute()
-
-
-def load_settings(path: Path, *, whole: bool = True) -> Settings:
+def load_settings(path: Path) -> Settings:
     """Read and validate a config file.
-
-    `whole=False` reads and checks [gateway], [intake], [sealing] and [database] only, leaving
-    the others empty (no recipient, pickup, inbound, notification or ledger place): for a
-    command that only hands something to the running daemon, which has read the whole file
-    (`approve` through the approvals folder, gateway.outbound.handover).
 
     Raises:
         ConfigError: when the file is missing, not TOML, or names something invalid.
@@ -283,10 +273,10 @@ def load_settings(path: Path, *, whole: bool = True) -> Settings:
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(N_("cannot read {path}: {exc}").format(path=path, exc=exc)) from exc
-    return _settings_from(raw, path, whole)
+    return _settings_from(raw, path)
 
 
-def _settings_from(raw: Mapping[str, Any], path: Path, whole: bool = True) -> Settings:
+def _settings_from(raw: Mapping[str, Any], path: Path) -> Settings:
     base = path.parent
     only(raw, TOP_LEVEL, str(path))
     tables = {
@@ -308,7 +298,7 @@ def _settings_from(raw: Mapping[str, Any], path: Path, whole: bool = True) -> Se
         if not isinstance(value, str) or not value:
             raise ConfigError(N_("{path}: {key} must be a path").format(path=path, key=key),
                               hint=N_('set {key} = "…"').format(key=key))
-        return (base / value).resolve()
+        return places.resolved(base, value)
 
     gw = section("gateway")
     intake = section("intake")
@@ -334,18 +324,14 @@ def _settings_from(raw: Mapping[str, Any], path: Path, whole: bool = True) -> Se
                 path=path),
             hint=N_("1 seals fastest, 9 makes the smallest files; 6 is zlib's usual balance"),
         )
-    recipients: dict[str, Recipient] = {}
-    pickups: dict[str, PickupSource] = {}
-    inbound, rest = Inbound(), {}
-    if whole:
-        recipients = {
-            pid: _recipient(pid, body, resolve, path)
-            for pid, body in section("recipients").items()
-        }
-        pickups = _pickups(section("pickup"), resolve, path)
-        inbound = _inbound(section("inbound"), resolve, path)
-        rest = {"notify": parse_notify(section("notify"), resolve, path),
-                **_ledger_settings(section("ledger"), resolve, path)}
+    recipients = {
+        pid: _recipient(pid, body, resolve, path)
+        for pid, body in section("recipients").items()
+    }
+    pickups = _pickups(section("pickup"), resolve, path)
+    inbound = _inbound(section("inbound"), resolve, path)
+    rest = {"notify": parse_notify(section("notify"), resolve, path),
+            **_ledger_settings(section("ledger"), resolve, path)}
     try:
         settings = Settings(
             config_path=path,

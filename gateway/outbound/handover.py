@@ -39,9 +39,8 @@ import os
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gateway.errors import (
     CheckFailed,
@@ -69,7 +68,7 @@ from gateway.state import daemon_lock
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from gateway.config.settings import Settings
+    from gateway.config.places import Places
 
 #: How long `approve` waits for the daemon's verdict before it says the signature waits.
 WAIT_SECONDS = 30.0
@@ -94,20 +93,19 @@ _RAISED_AS: dict[str, type[CheckFailed] | type[StateError] | type[NotFound]] = {
 }
 
 
-@dataclass(frozen=True)
-class Counted:
-    """The daemon counted the signature: for whom, how many of how many witnesses (of the
-    first part of a fan-out of `parts` parts), and whether the transfer is approved now."""
+class Counted(NamedTuple):
+    """The daemon counted the signature: for whom, how many approvals of how many witnesses
+    (of the first part of a fan-out of `parts` parts), and whether the transfer is approved
+    now."""
 
     witness: str
-    count: int
+    approvals: int
     needed: int
     approved: bool
     parts: int
 
 
-@dataclass(frozen=True)
-class Handed:
+class Handed(NamedTuple):
     """A signature handed over: its file (device and inode) and the SHA-256 of its bytes."""
 
     device: int
@@ -121,7 +119,7 @@ class VerdictPending(StateError):
     `tachiai transfers show ID` tells which."""
 
 
-def approve(settings: Settings, ident: str, key: Path,
+def approve(places: Places, ident: str, key: Path,
             wait_seconds: float = WAIT_SECONDS) -> Counted | None:
     """Approve `ident` through the running daemon; None when it cannot be (approve in-process).
 
@@ -132,7 +130,7 @@ def approve(settings: Settings, ident: str, key: Path,
         VerdictPending: no verdict within `wait_seconds`: the signature waits in the folder.
         StorageError: the signature cannot be written into the folder.
     """
-    outcomes = approve_each(settings, [ident], key, wait_seconds)
+    outcomes = approve_each(places, [ident], key, wait_seconds)
     if outcomes is None:
         return None
     ((_ident, outcome),) = outcomes
@@ -141,7 +139,7 @@ def approve(settings: Settings, ident: str, key: Path,
     return outcome
 
 
-def approve_each(settings: Settings, idents: Sequence[str], key: Path,
+def approve_each(places: Places, idents: Sequence[str], key: Path,
                  wait_seconds: float = WAIT_SECONDS
                  ) -> list[tuple[str, Counted | TachiaiError]] | None:
     """Approve each of `idents` through the running daemon, every statement signed by one run
@@ -153,11 +151,11 @@ def approve_each(settings: Settings, idents: Sequence[str], key: Path,
 
     Each hand-over and each verdict may take `wait_seconds` from the one before it: a daemon
     that works through a long batch is waited for, one that is stopped costs one wait."""
-    folder = settings.approvals_folder
+    folder = places.approvals_folder
     if (not idents or len(set(idents)) != len(idents)
             or any(ID_PATTERN.fullmatch(ident) is None for ident in idents)):
         return None  # not ids, or one twice: the in-process approval says so in its words
-    if daemon_lock.held(settings.state_dir, settings.daemon_lock_file) is False:
+    if daemon_lock.held(places.state_dir, places.daemon_lock_file) is False:
         return None
     if _daemon_of(folder) is None:
         return None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import os
 import struct
 from pathlib import Path
@@ -24,8 +23,6 @@ from types import TracebackType
 
 from gateway.errors import AlreadyRunning, StorageError
 from gateway.i18n import N_
-
-log = logging.getLogger(__name__)
 
 LOCK_FILE = "daemon.lock"
 _MAX_PID_TEXT = 32  # "PID\n" is far shorter; anything longer in the file is not ours
@@ -110,7 +107,11 @@ def acquire(state_dir: Path, file_name: str = LOCK_FILE) -> DaemonLock:
         os.close(fd)
         raise StorageError(N_("cannot write the daemon lock {path}: {value}").format(
                                path=path, value=exc.strerror or exc)) from exc
-    log.debug("holding the daemon lock %s (PID %d)", path, os.getpid())
+    # Imported here: a command that only asks whether the lock is held (`held`, a witness's
+    # hand-over) does without the logging module.
+    import logging
+
+    logging.getLogger(__name__).debug("holding the daemon lock %s (PID %d)", path, os.getpid())
     return DaemonLock(path, fd)
 
 

@@ -65,7 +65,7 @@ def test_help_loads_no_command_module_nor_any_library() -> None:
                    "gateway.state", "gateway.config", "audit.ledger", "policies.agreement"):
         assert under(modules, prefix) == [], prefix
     assert under(modules, "gateway.cli") == ["gateway.cli", "gateway.cli.closing",
-                                             "gateway.cli.parsers"]
+                                             "gateway.cli.handed", "gateway.cli.parsers"]
 
 
 @pytest.mark.parametrize("command", [
@@ -183,6 +183,11 @@ NOT_FOR_THE_HAND_OVER = ("sqlalchemy", "sqlmodel", "pydantic", "cryptography", "
                          "gateway.identity", "policies.agreement", "audit.lite", "socket",
                          "gateway.config.routes", "gateway.config.sources")
 
+#: Nor what the full command line needs besides (gateway.cli.handed).
+NOT_FOR_ONE_PLAIN_HAND_OVER = ("gateway.cli.approvals", "gateway.cli.common",
+                               "gateway.config.settings", "gateway.config.notify", "logging",
+                               "dataclasses", "inspect", "policies", "audit")
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("count", [1, 3])
@@ -207,3 +212,8 @@ def test_approving_through_the_running_daemon_loads_neither_the_database_nor_key
         assert f"transfer {transfer_id} approved by suzuki" in demo.daemon_log()
     for prefix in (*NOT_FOR_OUTBOUND_COMMANDS, *DATABASE_LAYER, *NOT_FOR_THE_HAND_OVER):
         assert under(modules, prefix) == [], prefix
+    if count == 1:
+        # The plain `approve ID --key KEY` (gateway.cli.handed): not even the command's parser,
+        # the whole settings or the logging module.
+        for prefix in NOT_FOR_ONE_PLAIN_HAND_OVER:
+            assert under(modules, prefix) == [], prefix

@@ -188,7 +188,7 @@ def test_a_statement_that_changed_since_it_was_published_is_signed_as_it_is_now(
     assert approvals.statement(rt, rt.store.get(t.id)) != as_published
     # As in the command's own process: refused for the duplicate, not for old bytes.
     with _daemon_turns(folder), pytest.raises(CheckFailed, match=r"approval\.duplicate-file"):
-        handover.approve(rt.settings, t.id, demo.key("suzuki"), wait_seconds=30)
+        handover.approve(rt.settings.places, t.id, demo.key("suzuki"), wait_seconds=30)
     assert b"duplicate-of: " in (folder.folder / t.id).read_bytes()
     rt.flush()
     rules = [ev.data["reason"]["rule"] for ev in rt.ledger.events()
@@ -330,7 +330,7 @@ def test_several_are_handed_over_and_each_verdict_is_its_own(
     # a is refused before signing; b and c are signed by one ssh-keygen run and counted.
     (folder.folder / a.id).write_bytes((folder.folder / b.id).read_bytes())
     with _daemon_turns(folder, regular=False):
-        outcomes = handover.approve_each(rt.settings, [a.id, b.id, c.id], demo.key("suzuki"),
+        outcomes = handover.approve_each(rt.settings.places, [a.id, b.id, c.id], demo.key("suzuki"),
                                          wait_seconds=60)
     assert outcomes is not None
     assert [ident for ident, _outcome in outcomes] == [a.id, b.id, c.id]
@@ -350,9 +350,9 @@ def test_several_are_approved_in_process_unless_every_statement_is_published(
     b = _awaiting(rt, 2)  # not published yet
     settings = rt.settings
     with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
-        assert handover.approve_each(settings, [a.id, b.id], demo.key("suzuki")) is None
-        assert handover.approve_each(settings, [a.id, a.id], demo.key("suzuki")) is None
-    assert handover.approve_each(settings, [a.id], demo.key("suzuki")) is None  # no daemon
+        assert handover.approve_each(settings.places, [a.id, b.id], demo.key("suzuki")) is None
+        assert handover.approve_each(settings.places, [a.id, a.id], demo.key("suzuki")) is None
+    assert handover.approve_each(settings.places, [a.id], demo.key("suzuki")) is None  # no daemon
     assert not [p for p in folder.folder.iterdir() if p.name.endswith(".sig")]
 
 
@@ -364,7 +364,7 @@ def test_a_hand_over_in_the_way_costs_the_others_no_wait(
     # A signature still being written sits where b's goes: the daemon leaves it alone a while.
     (folder.folder / f"{b.id}.sig").write_bytes(b"-----BEGIN SSH SIGNATURE-----\n")
     with _daemon_turns(folder, regular=False):
-        outcomes = handover.approve_each(rt.settings, [a.id, b.id, c.id], demo.key("suzuki"),
+        outcomes = handover.approve_each(rt.settings.places, [a.id, b.id, c.id], demo.key("suzuki"),
                                          wait_seconds=2)
     assert outcomes is not None
     kinds = {ident: outcome for ident, outcome in outcomes}
@@ -380,7 +380,7 @@ def test_without_the_daemons_turns_each_verdict_is_pending_not_refused(
     folder.poll()
     settings = rt.settings
     with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
-        outcomes = handover.approve_each(settings, [a.id, b.id], demo.key("suzuki"),
+        outcomes = handover.approve_each(settings.places, [a.id, b.id], demo.key("suzuki"),
                                          wait_seconds=0.5)
     assert outcomes is not None
     assert all(isinstance(outcome, handover.VerdictPending) for _ident, outcome in outcomes)
