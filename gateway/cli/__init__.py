@@ -79,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argparse_words()  # argparse's own words ("usage:", "error:") in the reader's language
     parser = _parser(argv)
     args = parser.parse_args(argv)
+    # Tried and not taken (no daemon, no statement, ssh-keygen could not sign): not again.
+    args.handover_tried = plain is not None
     verbose = bool(getattr(args, "verbose", False))
     _log_to_stderr(verbose, bool(getattr(args, "log_info", False)))
     if not hasattr(args, "handler"):

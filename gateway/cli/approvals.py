@@ -94,7 +94,9 @@ def _approve(args: argparse.Namespace) -> int:
                          hint=_("for several, use --key KEY or --signatures DIR"))
     if len(ids) > 1:
         return _approve_each(args, ids)
-    if args.key is not None and not args.duplicate_ok:
+    # Not when main tried it already (gateway.cli.handed): ssh-keygen would ask a second time.
+    if (args.key is not None and not args.duplicate_ok
+            and not getattr(args, "handover_tried", False)):
         handed = _through_daemon(args, ids[0])
         if handed is not None:
             return handed

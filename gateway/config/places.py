@@ -68,8 +68,10 @@ def read_places(path: Path) -> Places | None:
             or not isinstance(node, str) or not node.isprintable()
             or (approvals is not None and (not isinstance(approvals, str) or not approvals))):
         return None
-    state_dir = resolved(path.parent, state)
-    return Places(state_dir,
-                  approvals_folder(state_dir, resolved(path.parent, approvals)
-                                   if approvals is not None else None),
+    try:
+        state_dir = resolved(path.parent, state)
+        approvals_dir = resolved(path.parent, approvals) if approvals is not None else None
+    except (ValueError, RuntimeError, OSError):  # a NUL in the name, a loop of links
+        return None
+    return Places(state_dir, approvals_folder(state_dir, approvals_dir),
                   daemon_lock_file(url, node))

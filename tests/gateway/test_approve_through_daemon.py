@@ -142,6 +142,26 @@ def test_without_a_running_daemon_the_command_approves_in_process(demo: Demo) ->
     assert demo.show(tid)["state"] == "approved"
 
 
+def test_a_key_ssh_keygen_cannot_use_is_tried_once_then_approved_in_process(
+    demo: Demo, tmp_path: Path
+) -> None:
+    # ssh-keygen refuses (a wrong passphrase, a security key not touched): the witness is not
+    # asked by ssh-keygen a second time before the approval goes on in the command's process.
+    demo.start()
+    _folder, (tid,) = _published(demo, 1)
+    tools, calls = tmp_path / "bin", tmp_path / "calls"
+    tools.mkdir()
+    (tools / "ssh-keygen").write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexit 1\n',
+                                      encoding="utf-8")
+    (tools / "ssh-keygen").chmod(0o755)
+    done = demo.cli("approve", tid, "--key", str(demo.key("suzuki")),
+                    env={"PATH": f"{tools}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+    assert len(calls.read_text(encoding="utf-8").splitlines()) == 1
+    assert "approval by suzuki recorded (1 of 1 witness(es))" in done.stdout
+    assert demo.show(tid)["approvals"] == ["suzuki"]
+
+
 def test_several_at_once_each_with_its_own_verdict(demo: Demo) -> None:
     demo.start()
     folder, (first, second, third) = _published(demo, 3)

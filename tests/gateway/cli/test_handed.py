@@ -3,6 +3,9 @@ parser reads it; every other command line left to the parser."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import random
 from pathlib import Path
 
 import pytest
@@ -75,3 +78,42 @@ def test_the_default_wait_is_the_parsers() -> None:
     line = handed.plain(argv)
     assert line is not None
     assert line.wait == full_parser("approvals").parse_args(argv).wait == handed.WAIT_SECONDS
+
+
+#: Words a command line is made of here: values that look like options, like numbers, like
+#: the command's name; empty, spaced, non-ASCII.
+_WORDS = ("k", "a=b", "x y", "approve", "--", "", "=", "-1", " 2 ", "2_0", "inf", "1e-400",
+          ".5", "t-0123456789ab", "f-0123456789ab", "~/k", "é", "--config", "--key", "-v", "-h",
+          "reject", "١٢")
+
+
+def _option(rng: random.Random, name: str) -> list[str]:
+    value = rng.choice(_WORDS)
+    return [name, value] if rng.random() < 0.5 else [f"{name}={value}"]
+
+
+def test_made_up_command_lines_are_read_as_the_parser_reads_them_or_left_to_it() -> None:
+    rng = random.Random(20261205)
+    parser = full_parser("approvals")
+    accepted = 0
+    for _ in range(6000):
+        before: list[str] = []
+        for _ in range(rng.randint(0, 2)):
+            before += rng.choice([_option(rng, "--config"), ["-v"], [rng.choice(_WORDS)]])
+        pieces = [[rng.choice(_WORDS)], _option(rng, "--key")]
+        for _ in range(rng.randint(0, 3)):
+            pieces.append(rng.choice([_option(rng, "--config"), _option(rng, "--wait"),
+                                      _option(rng, "--key"), [rng.choice(_WORDS)]]))
+        rng.shuffle(pieces)
+        argv = [*before, "approve", *(word for piece in pieces for word in piece)]
+        line = handed.plain(argv)
+        if line is None:
+            continue
+        accepted += 1
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = parser.parse_args(argv)  # SystemExit: the parser refuses what plain took
+        assert ([line.ident], line.key, line.config, line.wait) == (
+            args.id, args.key, getattr(args, "config", None), args.wait), argv
+        assert args.signature is None and args.signatures is None and not args.duplicate_ok
+        assert not getattr(args, "verbose", False), argv
+    assert accepted > 300  # the words make plain lines often enough to mean something

@@ -64,6 +64,12 @@ def test_what_is_not_plain_is_left_to_the_whole_settings(tmp_path: Path, text: s
     assert read_places(_config(tmp_path, text)) is None
 
 
+def test_a_name_no_path_can_have_has_no_places(tmp_path: Path) -> None:
+    assert read_places(_config(tmp_path, '[gateway]\nstate_dir = "a\\u0000b"\n')) is None
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert read_places(_config(tmp_path, f'[gateway]\nstate_dir = "{tmp_path}/loop/x"\n')) is None
+
+
 def test_a_missing_or_unreadable_file_has_no_places(tmp_path: Path) -> None:
     assert read_places(tmp_path / "absent.toml") is None
     (tmp_path / "bytes.toml").write_bytes(b"\xff\xfe[gateway]")
