@@ -9,6 +9,7 @@ to start while another daemon holds the same state directory (gateway.state.daem
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from gateway import progress
 from gateway.config import deliverability
@@ -99,7 +101,9 @@ class Daemon:
                 )
         return boxes
 
-    def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+    def stop(self, signum: int | None = None) -> None:
+        """Stop after the current step (from any thread but the main one while it runs the
+        loop: SIGTERM and SIGINT come through `SignalRelay`)."""
         if signum is not None:
             log.info("received %s; stopping after the current step", signal.Signals(signum).name)
         self.stopping.set()
@@ -222,6 +226,48 @@ def make_outbox(path: Path, root: Path) -> None:
             os.chmod(folder, OUTBOX_MODE & 0o777)
 
 
+class SignalRelay:
+    """Signals handed to a thread of their own, which calls `on_signal(signum)`.
+
+    A Python signal handler runs in the main thread between two of its bytecodes, wherever
+    that thread is: inside `Event.wait` too, holding the lock of the event's condition. A
+    handler that set that event itself (stopping sets the loop's wake) would wait for ever for
+    a lock its own thread holds: a daemon that does not stop on SIGTERM, seen once in some
+    hundreds of stops on a busy machine. This handler only writes the signal's number into a
+    pipe, which takes no lock; the relay's thread reads it and calls `on_signal`."""
+
+    def __init__(self, on_signal: Callable[[int], None]) -> None:
+        self._on_signal = on_signal
+        self._read, self._write = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self._write, False)
+        self._previous: dict[int, Any] = {}
+        self._thread = threading.Thread(target=self._relay, name="signals", daemon=True)
+        self._thread.start()
+
+    def install(self, *signums: int) -> None:
+        """Handle `signums` (from the main thread) until `close`."""
+        for signum in signums:
+            self._previous[signum] = signal.signal(signum, self.handler)
+
+    def handler(self, signum: int, _frame: FrameType | None = None) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pipe: one more adds nothing
+            os.write(self._write, bytes([signum]))
+
+    def close(self) -> None:
+        """The handlers there were before `install`, and the thread ended."""
+        for signum, previous in self._previous.items():
+            # None: a handler not set from Python; the default stands in for it.
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        os.close(self._write)  # after: no handler writes into a number reused by another file
+        self._thread.join()
+        os.close(self._read)
+
+    def _relay(self) -> None:
+        while data := os.read(self._read, 64):
+            for signum in data:
+                self._on_signal(signum)
+
+
 def run(settings: Settings, recover: Callable[[Runtime], object] | None = None) -> None:
     """Lock the state directory, then run the daemon until it is stopped (`recover`: see
     `Daemon.run`).
@@ -234,9 +280,12 @@ def run(settings: Settings, recover: Callable[[Runtime], object] | None = None) 
     # and sweep it. The lock lives as long as this process (the kernel drops it on any exit).
     with daemon_lock.acquire(settings.state_dir, settings.daemon_lock_file):
         daemon = Daemon(settings)
-        signal.signal(signal.SIGTERM, daemon.stop)
-        signal.signal(signal.SIGINT, daemon.stop)
+        relay = SignalRelay(daemon.stop)
+        relay.install(signal.SIGTERM, signal.SIGINT)
         # `kill -USR1 PID`: every thread's stack to stderr (the journal), for a daemon that
         # seems stuck; it goes on running.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
-        daemon.run(recover)
+        try:
+            daemon.run(recover)
+        finally:
+            relay.close()
