@@ -18,16 +18,20 @@ from gateway.cli.parsers import Handler as Handler
 from gateway.cli.parsers import Subparsers as Subparsers
 from gateway.cli.parsers import common_parser as common_parser
 from gateway.cli.parsers import group as group
-from gateway.config.settings import Settings, config_path_from, load_settings
 from gateway.errors import InputError, UsageError
 from gateway.i18n import _
 
 if TYPE_CHECKING:
+    from gateway.config.settings import Settings
     from gateway.runtime import Runtime
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
     """The settings of the configuration the command line names."""
+    # Imported here: a batch of approvals handed to the running daemon reads only the places
+    # (gateway.config.places), and building the settings' classes is a part of every start.
+    from gateway.config.settings import config_path_from, load_settings
+
     return load_settings(config_path_from(getattr(args, "config", None)))
 
 

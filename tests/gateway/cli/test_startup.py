@@ -177,15 +177,16 @@ def test_the_help_line_of_every_command_is_its_modules_own() -> None:
 
 
 #: What handing a signature to the running daemon needs none of: it checks, records and
-#: counts (gateway.outbound.handover).
+#: counts (gateway.outbound.handover); where it is comes from the places alone
+#: (gateway.config.places).
 NOT_FOR_THE_HAND_OVER = ("sqlalchemy", "sqlmodel", "pydantic", "cryptography", "pyzipper",
                          "gateway.runtime", "gateway.outbound.approvals", "gateway.state.lite",
                          "gateway.identity", "policies.agreement", "audit.lite", "socket",
-                         "gateway.config.routes", "gateway.config.sources")
+                         "gateway.config.routes", "gateway.config.sources",
+                         "gateway.config.settings", "gateway.config.notify")
 
 #: Nor what the full command line needs besides (gateway.cli.handed).
-NOT_FOR_ONE_PLAIN_HAND_OVER = ("gateway.cli.approvals", "gateway.cli.common",
-                               "gateway.config.settings", "gateway.config.notify", "logging",
+NOT_FOR_ONE_PLAIN_HAND_OVER = ("gateway.cli.approvals", "gateway.cli.common", "logging",
                                "dataclasses", "inspect", "policies", "audit")
 
 
