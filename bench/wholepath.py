@@ -164,8 +164,9 @@ def run(params: Params, work_dir: Path) -> Result:
             f"delivered, through the daemon's settle time ({SETTLE_SECONDS} s, once per batch) "
             "and the witness's approve command(s); its seals are fsynced, its state and ledger "
             "durable; the manual loop syncs nothing",
-            "with the approvals folder the witness's ssh-keygen signs each published statement "
-            "as it appears; the daemon's watch on the folder takes each signature as it arrives",
+            "in every mode the witness starts once the whole batch awaits approval; with the "
+            "approvals folder its ssh-keygen then signs each published statement in turn, and "
+            "the daemon's watch on the folder takes each signature as it arrives",
             "`tachiai approve ID --key` (one per file) and `tachiai approve ID… --key` (one for "
             "all) go the same way once the statements are published: the command signs them "
             "with ssh-keygen (one run for all), hands each signature to the running daemon and "
