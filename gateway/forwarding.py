@@ -105,7 +105,7 @@ def forward(rt: Runtime, holding_id: str, flow_id: str, column: str) -> FanoutRe
         done_before = fanouts.get(rt.store, fanout_id)
         if outcome == "completed" and done_before is not None and done_before.flow == flow.id:
             log.warning("holding %s: the interrupted fan-out %s on %s was completed", h.id,
-                     fanout_id, flow.id)
+                        fanout_id, flow.id)
             return done_before, [rt.store.get(c.transfer) for c in done_before.children]
     # A fan-out whose every child was rejected is over: the holding may be forwarded anew.
     if any(f.flow == flow.id and any(rt.store.get(c.transfer).status is not State.REJECTED
@@ -271,7 +271,7 @@ def _complete(rt: Runtime, fanout: Fanout, intent: dict[str, Any]) -> None:
     }, key=f"{fanout.holding}:fanout.resumed:{fanout.id}")])
     rt.flush()
     log.warning("fan-out %s completed after an interruption: %d child(ren) checked", fanout.id,
-             len(done))
+                len(done))
 
 
 def _roll_back(rt: Runtime, staging: Path, intent: dict[str, Any]) -> None:

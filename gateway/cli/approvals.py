@@ -22,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cli import handed
 from gateway.cli.common import Subparsers, runtime_of, signature_from
-from gateway.cli.handed import WAIT_SECONDS, parts, recorded, said
+from gateway.cli.handed import WAIT_SECONDS, parts, recorded
 from gateway.config.places import Places, config_path_from, read_places
 from gateway.errors import (
     CheckFailed,
@@ -97,9 +98,9 @@ def _approve(args: argparse.Namespace) -> int:
     # Not when main tried it already (gateway.cli.handed): ssh-keygen would ask a second time.
     if (args.key is not None and not args.duplicate_ok
             and not getattr(args, "handover_tried", False)):
-        handed = _through_daemon(args, ids[0])
-        if handed is not None:
-            return handed
+        code = _through_daemon(args, ids[0])
+        if code is not None:
+            return code
     from gateway.outbound import approvals
 
     rt = runtime_of(args, lite=True)
@@ -116,17 +117,11 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _through_daemon(args: argparse.Namespace, transfer_id: str) -> int | None:
-    """Approve through the running daemon (gateway.outbound.handover); None when it cannot be
-    (no daemon here, no published statement, a key ssh-keygen cannot use): then in-process."""
-    from gateway.outbound import handover
-
-    places = _places(args)
-    counted = (handover.approve(places, transfer_id, args.key, _wait_of(args))
-               if places is not None else None)
-    if counted is None:
-        return None
-    said(transfer_id, counted)
-    return 0
+    """Approve through the running daemon, as a plain command line is (gateway.cli.handed);
+    None when it cannot be (no daemon here, no published statement, a key ssh-keygen cannot
+    use): then in-process."""
+    return handed.approve(handed.Plain(transfer_id, args.key, getattr(args, "config", None),
+                                       _wait_of(args)))
 
 
 def _each_through_daemon(args: argparse.Namespace, ids: list[str]) -> int | None:
@@ -176,9 +171,9 @@ def _approve_each(args: argparse.Namespace, ids: list[str]) -> int:
         raise UsageError(_("no signatures (*{suffix}) in {folder}").format(
             suffix=SIGNATURE_SUFFIX, folder=args.signatures))
     if args.key is not None and not args.duplicate_ok:
-        handed = _each_through_daemon(args, ids)
-        if handed is not None:
-            return handed
+        code = _each_through_daemon(args, ids)
+        if code is not None:
+            return code
     from gateway.identity.sshkeys import load_private_key
     from gateway.outbound import approvals
 
