@@ -136,8 +136,9 @@ class Daemon:
         self.tracker.start_watching({self.settings.approvals_folder: self._signed})
         for box in self.outboxes:
             log.info("watching outbox of %s/%s: %s", box.agreement, box.flow, box.path)
-        log.info("tachiai is running (party %s, %d worker(s) per lane); stop with Ctrl-C or "
-                 "SIGTERM", self.settings.party, self.settings.workers)
+        log.info("tachiai is running (party %s; %d intake and %d sealing thread(s)); stop with "
+                 "Ctrl-C or SIGTERM", self.settings.party, len(self.workers.intake.owners),
+                 len(self.workers.sealing.owners))
         last_scan = last_sweep = last_poll = -1e9
         self.workers.start()
         if self.listener.start():

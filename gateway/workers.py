@@ -3,8 +3,9 @@
 Threads, not processes: the heavy steps (SHA-256, AES, zlib, SFTP I/O, fsync) run in C code
 that releases the GIL, so threads overlap them much as processes would, while sharing one
 Runtime, whose engine pool gives each thread its own SQLite connection. Lanes: intake (take in,
-check) and sealing each have `[gateway] workers` threads, so sealing an approved file never
-waits behind the intake of others; each recipient's deliveries have one thread of their own, so
+check) and sealing each have `[gateway] workers` threads (intake one more than the check
+processes, if that is more: `intake_threads`), so sealing an approved file never waits behind
+the intake of others; each recipient's deliveries have one thread of their own, so
 a silent partner holds only its lane and the order per partner is kept. The one step that is
 plain Python over a whole file, the content check, runs in `[gateway] check_processes`
 processes that the workers start and stop (gateway.outbound.check_pool). It never decides what
@@ -147,6 +148,15 @@ class Flusher:
                 self._stopping.wait(_RETRY_FLUSH_SECONDS)
 
 
+def intake_threads(workers: int, check_processes: int) -> int:
+    """The intake lane's threads: `workers`, and with check processes at least one more than
+    there are processes. An intake thread waits for its file's check most of the time; the one
+    more takes in the next file (a copy, a hash, fsyncs: I/O) meanwhile, so no process waits
+    for a thread's I/O. On 2 cores the whole-path benchmark's batched approvals measured about
+    a tenth faster with 3 intake threads than with 2, and slower again with 4."""
+    return max(workers, check_processes + 1) if check_processes else workers
+
+
 class Workers:
     """The lanes of one daemon, the dispatcher that feeds them, the ledger flusher and the
     heartbeat."""
@@ -163,14 +173,14 @@ class Workers:
         self._errors: dict[str, int] = {}  # transfer id → internal errors so far
         self._not_before: dict[str, float] = {}  # transfer id → monotonic time of next try
         n = rt.settings.workers
-        self.intake = Lane("intake", n, self.node, stopping)
+        size = rt.settings.check_processes
+        self.intake = Lane("intake", intake_threads(n, size), self.node, stopping)
         self.sealing = Lane("seal", n, self.node, stopping)
         self.delivery: dict[str, Lane] = {}
         self.flusher = Flusher(rt, stopping, wake)
         self._heartbeat = threading.Thread(target=self._beat, name="tachiai-heartbeat",
                                            daemon=True)
         # The content check runs in these processes, beside the lanes' bookkeeping.
-        size = rt.settings.check_processes
         self.checks = check_pool.CheckPool(size) if size else None
 
     def start(self) -> None:

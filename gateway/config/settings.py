@@ -190,8 +190,9 @@ class Settings:
     # (gateway.workers); each partner's deliveries have a lane of their own besides.
     workers: int = 2
     # [gateway] check_processes: processes that run the content check of files beside the
-    # workers (gateway.outbound.check_pool); 0 checks in the worker's own thread. As many as
-    # the intake lane's threads, so no thread waits for another's check of a large file.
+    # workers (gateway.outbound.check_pool); 0 checks in the worker's own thread. The intake
+    # lane has one thread more than this (gateway.workers.intake_threads), so no thread waits
+    # for another's check of a large file, nor a process for a thread's take-in.
     check_processes: int = 2
     # [gateway] error_attempts: tries of a step that fails with an internal error before its
     # transfer is `failed` (rule internal.error).
