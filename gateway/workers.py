@@ -161,10 +161,15 @@ class Workers:
     """The lanes of one daemon, the dispatcher that feeds them, the ledger flusher and the
     heartbeat."""
 
-    def __init__(self, rt: Runtime, stopping: threading.Event, wake: threading.Event) -> None:
+    def __init__(self, rt: Runtime, stopping: threading.Event, wake: threading.Event,
+                 awaiting: threading.Event | None = None) -> None:
         self.rt = rt
         self.stopping = stopping
         self.wake = wake
+        # Set (with `wake`) when a step leaves a transfer awaiting witnesses: the daemon's loop
+        # then publishes its statement at once (`newly_awaiting`), not at its next poll.
+        self.awaiting = awaiting
+        self._awaiting: list[str] = []
         self.node = rt.settings.node_name or socket.gethostname()
         self.owner = claims.owner_id(self.node, "dispatch")
         self._lock = threading.Lock()
@@ -252,6 +257,12 @@ class Workers:
                 self._queued.add(c.id)
             lane.jobs.put(Job(c.id, partial(self._advance, c.id, states)))
 
+    def newly_awaiting(self) -> list[str]:
+        """The transfers the workers left awaiting witnesses since the last call."""
+        with self._lock:
+            found, self._awaiting = self._awaiting, []
+        return found
+
     def stop(self, wait_seconds: float = STOP_WAIT_SECONDS) -> None:
         """Let running steps finish (up to `wait_seconds`), then give back every claim still
         held; queued work stays in its recorded state."""
@@ -336,6 +347,11 @@ class Workers:
                 self._not_before.pop(transfer_id, None)
             if after.state != t.state:
                 log.info("transfer %s (%s) is %s", after.id, after.file_name, after.state)
+                if after.status is State.AWAITING_APPROVAL and self.awaiting is not None:
+                    with self._lock:
+                        self._awaiting.append(after.id)
+                    self.awaiting.set()
+                    self.wake.set()
             handed_on = self._hand_on(after, states)
         finally:
             with self._lock:

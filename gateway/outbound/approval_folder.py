@@ -49,6 +49,7 @@ import re
 import secrets
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,13 +223,49 @@ class ApprovalFolder:
                     log.error("approvals folder: %s", exc.diagnostics())
         if not regular and not taken.refused:
             return taken
+        self.publish(names, force=bool(taken.refused))
+        return taken
+
+    def publish(self, names: list[str], *, force: bool = False) -> None:
+        """Publish the statements of what newly awaits witnesses (and, at each refresh or when
+        `force`d, every one again), and take away what no longer does; `names` is the folder's
+        listing. Never raises: a problem is logged and met again at the next turn."""
         try:
             # Every read of the statements published in this turn: one read transaction.
             with self.rt.store.snapshot("read the statements awaiting witnesses"):
-                self._publish(names, force=bool(taken.refused))
+                self._publish(names, force=force)
         except (TachiaiError, OSError) as exc:
             log.error("publishing statements in %s: %s", self.folder, exc)
-        return taken
+
+    def publish_new(self, transfer_ids: Sequence[str]) -> None:
+        """Publish at once the statements of the transfers a worker just left awaiting
+        witnesses, so a witness finds each within moments of `transfers list` showing it, not
+        at the next regular turn. Only a transfer that still awaits witnesses, is no fan-out's
+        child and whose statement is not published yet: a fan-out's children wait for the
+        regular turn, which makes their one statement once every part is checked, and which
+        takes away what no longer awaits witnesses. Never raises (as `publish`)."""
+        for ident in transfer_ids:
+            if ident in self._name_of:
+                continue
+            try:
+                # Its row as of now (approved meanwhile, or rejected, it is not published).
+                with self.rt.store.snapshot("read a statement awaiting witnesses"):
+                    t = self.rt.store.get(ident)
+                    if t.status is not State.AWAITING_APPROVAL:
+                        continue
+                    agreement, flow = self.rt.agreement_flow(t.agreement, t.flow)
+                    if approvals.fanout_of(self.rt, t, agreement, flow) is not None:
+                        continue
+                    text = approvals.statement(self.rt, t)
+                write_atomic(self.folder / t.id, text, STATEMENT_MODE, durable=False,
+                             fresh=True)
+            except (TachiaiError, OSError) as exc:  # this one: the others go on
+                log.error("publishing the statement of %s in %s: %s", ident, self.folder, exc)
+                continue
+            # As the regular turn records it: that turn finds it made from this row.
+            self._made[t.id] = (((t.id, t.updated_ns),), text)
+            self._name_of[t.id] = t.id
+            self._written[t.id] = text
 
     # -- taking signatures ----------------------------------------------------------------------
 

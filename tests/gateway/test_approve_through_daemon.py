@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import CheckFailed, StateError
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes, wait_for
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, fast_config, wait_for
 
 pytestmark = pytest.mark.slow
 _WAIT = 120.0  # a busy 2-core machine
@@ -199,3 +199,26 @@ def test_several_at_once_with_the_daemon_stopped_wait_and_say_so(demo: Demo) -> 
     for tid in ids:
         wait_for(lambda tid=tid: demo.show(tid)["approvals"] == ["suzuki"], _WAIT,
                  "the approval counted")
+
+
+def test_a_statement_is_published_when_its_transfer_comes_to_wait(demo: Demo) -> None:
+    """With the daemon's regular turn five minutes apart, a witness still finds each statement
+    within moments of its transfer awaiting approval, and the approval handed over at once
+    carries the transfer on to delivery: nothing waits for the turn."""
+    fast_config(demo.config, poll_seconds=300)
+    demo.start()
+    folder = demo.root / "state" / "approvals"
+    rows = list(GOOD_ROWS)
+    for i in range(3):
+        demo.drop(f"file-{i}.csv", csv_bytes(rows[i:] + rows[:i]))
+    found = demo.wait_state("awaiting_approval", count=3, timeout=_WAIT)
+    for t in found:
+        tid = str(t["id"])
+        wait_for(lambda tid=tid: (folder / tid).exists(), _WAIT, f"the statement of {tid}")
+        assert f"transfer: {tid}\n" in (folder / tid).read_text(encoding="utf-8")
+    tid = str(found[0]["id"])
+    code, _out, err = _approve(demo, tid, "suzuki")
+    assert code == 0, err
+    assert (folder / f"{tid}.sig.accepted").exists(), "handed to the daemon, not in-process"
+    (delivered,) = demo.wait_state("delivered", timeout=_WAIT)
+    assert delivered["id"] == tid
