@@ -145,8 +145,9 @@ def statement(rt: Runtime, transfer: Transfer, *, rejection_reason: str | None =
               link: replies.Link = replies.UNREAD) -> bytes:
     """The exact bytes a witness signs for this transfer (a rejection adds its reason).
 
-    `duplicate_lines` stand in for the duplicate notice's line as it is now: what the statement
-    said before a duplicate appeared (gateway.outbound.reapproval), never what a witness signs.
+    `duplicate_lines` stand in for the duplicate notice's line as read here: that line as the
+    caller read it (`duplicates.lines_of`), or what the statement said before a duplicate
+    appeared (gateway.outbound.reapproval), which is never what a witness signs.
     `link`: the transfer's reply link as the calling step read it (read here when not given).
     """
     agreement, group_flow = rt.agreement_flow(transfer.agreement, transfer.flow)
@@ -268,16 +269,21 @@ def approve(rt: Runtime, transfer_id: str, signature: str, *,
     _require_whole_fanout(rt, transfer, signature)
     agreement, flow = rt.agreement_flow(transfer.agreement, transfer.flow)
     flow = agreement.flow_for(flow, transfer.provider, transfer.recipient)
-    # 疑義照会・回答: a reply is approved only with its link in the statement. Read before the
-    # statement is made: a link, once fixed, is never removed.
-    unlinked = replies.unlinked_reply(rt, transfer)
-    message = statement(rt, transfer)  # once, before the write transaction below
+    # What the statement is made of, read as of one moment (one read transaction). Reads only:
+    # the refusals below record (and flush) after it.
+    with rt.store.snapshot("read the transfer's statement"):
+        # 疑義照会・回答: a reply is approved only with its link in the statement. Read before
+        # the statement is made: a link, once fixed, is never removed.
+        unlinked = replies.unlinked_reply(rt, transfer)
+        earlier = duplicates.earlier_delivery(rt, transfer)
+        # Once, before the write transaction below; its duplicate line from `earlier`.
+        message = statement(rt, transfer, duplicate_lines=duplicates.lines_of(earlier))
     signed = _verify_or_record(rt, transfer, message, signature, APPROVAL_NAMESPACE)
     witness = rt.registry.by_key(signed.public_key)
     if unlinked is not None:  # refused before anything is counted
         _refuse(rt, transfer, replies.link_first(unlinked, transfer.id), signed.fingerprint,
                 witness.name if witness else None)
-    if (earlier := duplicates.earlier_delivery(rt, transfer)) is not None and not duplicate_ok:
+    if earlier is not None and not duplicate_ok:
         _refuse(rt, transfer, duplicates.refusal(earlier, transfer), signed.fingerprint,
                 witness.name if witness else None)
     now = clock.now_ns()

@@ -56,7 +56,11 @@ def other_reasons(transfer: Transfer) -> list[dict[str, Any]]:
 
 def statement_lines(rt: Runtime, transfer: Transfer) -> list[str]:
     """The statement's flag line, or nothing when the bytes were never delivered on the flow."""
-    earlier = earlier_delivery(rt, transfer)
+    return lines_of(earlier_delivery(rt, transfer))
+
+
+def lines_of(earlier: Transfer | None) -> list[str]:
+    """The statement's flag line naming `earlier` (`earlier_delivery`), nothing for None."""
     return [] if earlier is None else [f"{DUPLICATE_KEY}: {earlier.id}"]
 
 

@@ -157,7 +157,9 @@ class Store:
         at each statement, as outside a snapshot).
 
         For reads only: a write inside the block has its own transaction as always, and a read
-        after it in the block may not see it. Nothing outlives the block.
+        after it in the block may not see it. Never record or flush events inside it: a flush
+        reads the pending events through the snapshot, never sees them moved, and would append
+        them again and again. Nothing outlives the block.
 
         Raises:
             StorageError: the database cannot be read.
