@@ -1,7 +1,10 @@
 """Finds dropped files in the flows' outboxes and says when each is complete.
 
-A file is ready when its size, mtime and inode have not changed for `settle_seconds` and no
-process has it open for writing (checked in /proc where we may look). inotify events (watchdog)
+A file is ready when its size, mtime, inode and ctime have not changed for `settle_seconds`
+and no process has it open for writing (checked in /proc where we may look). A file that
+appears already settled is ready at once: one whose last write (mtime) is at least
+`settle_seconds` older than its last change of any kind (ctime: here its rename into the
+outbox), both by the file system's own clock (`settled_for`). inotify events (watchdog)
 only make us look sooner; a periodic scan finds what events miss (an overflowed queue, files
 present at start-up). Names that writers use while uploading (dotfiles, *.part, *.tmp) are left
 alone until renamed. This module decides readiness; it never moves or reads a file's content.
@@ -112,7 +115,9 @@ class IntakeTracker:
         signature = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         with self._lock:
             seen = self._seen.get(path)
-            if seen is None or seen.signature != signature:
+            if seen is None:
+                self._seen[path] = _Seen(box, signature, time.monotonic() - settled_for(st))
+            elif seen.signature != signature:
                 self._seen[path] = _Seen(box, signature, time.monotonic())
         if wake:
             self.wake.set()
@@ -145,6 +150,21 @@ class IntakeTracker:
                 return None
             oldest = min(s.changed_at for s in self._seen.values())
         return max(0.0, oldest + self.settle - time.monotonic())
+
+
+def settled_for(st: os.stat_result) -> float:
+    """Seconds a file seen for the first time has provably not been written: from its last
+    write (mtime) to its last change of any kind (ctime), 0 when they are one moment.
+
+    A write sets both to its time, so a file written in place has the two equal and waits the
+    whole settle time from when it is seen. A file written elsewhere and renamed in (`mv` keeps
+    the mtime; the rename sets the ctime) shows how long it lay unwritten before it came. Both
+    times are the file system's own, so a clock that differs from this machine's (a network
+    file system) cannot make a file look older than it is. Once seen, any change restarts the
+    settle time. Not caught, here as by the settle time alone: a writer that sets an old mtime
+    and writes on without changing the times (O_NOCMTIME); `open_for_writing` is the guard
+    beside."""
+    return max(0.0, (st.st_ctime_ns - st.st_mtime_ns) / 1e9)
 
 
 def open_for_writing(inodes: set[int]) -> set[int]:

@@ -181,3 +181,60 @@ def test_asking_what_settled_does_not_wake_the_asker(tmp_path: Path) -> None:
     assert not tracker.wake.is_set()
     tracker.note(tmp_path / "x.csv")  # as the watcher does
     assert tracker.wake.is_set()
+
+
+def _written_before(path: Path, data: bytes, seconds_ago: float) -> None:
+    path.write_bytes(data)
+    then = time.time() - seconds_ago
+    os.utime(path, (then, then))
+
+
+def test_a_file_renamed_in_long_after_its_last_write_has_settled_when_seen(tmp_path: Path) -> None:
+    """A file renamed in long after its last write has settled when it appears (its mtime
+    that much older than its ctime); one written in place (or dated in the future) waits the
+    whole settle time; an old file still open for writing waits for its writer; a change after
+    a file was seen restarts its settle time, whatever its mtime says."""
+    import subprocess
+    import sys
+
+    box_dir, staging = tmp_path / "outbox", tmp_path / "staging"
+    box_dir.mkdir()
+    staging.mkdir()
+    tracker = IntakeTracker([Outbox("a", "f", box_dir)], settle_seconds=60)
+    _written_before(staging / "old.csv", b"1\n", 120)
+    os.rename(staging / "old.csv", box_dir / "old.csv")  # mv keeps the mtime, sets the ctime
+    (box_dir / "fresh.csv").write_bytes(b"1\n")
+    _written_before(box_dir / "future.csv", b"1\n", -3600)
+    _written_before(box_dir / "held.csv", b"1\n", 120)
+    writer = subprocess.Popen([sys.executable, "-c", f"f=open({str(box_dir / 'held.csv')!r},"
+                               "'ab'); import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        ino = (box_dir / "held.csv").stat().st_ino
+        deadline = time.monotonic() + 60
+        while ino not in open_for_writing({ino}) and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the child has it open
+        tracker.scan()
+        assert [p.name for _, p in tracker.ready()] == ["old.csv"]
+    finally:
+        writer.communicate(b"")
+    assert sorted(p.name for _, p in tracker.ready()) == ["held.csv", "old.csv"]
+    with open(box_dir / "old.csv", "ab") as fh:  # written again: it waits again
+        fh.write(b"2\n")
+    _written_before(box_dir / "held.csv", b"1\n2\n", 120)  # grown, its old mtime set again
+    assert tracker.ready() == [], "a change after it was seen restarts the settle time"
+
+
+def test_a_file_renamed_in_long_after_it_was_written_is_taken_in_at_once(demo: Demo) -> None:
+    """With a settle time of five minutes, a file written elsewhere and renamed in is taken
+    in when it appears; one written into the outbox in place is not, meanwhile."""
+    fast_config(demo.config, settle_seconds=300)
+    demo.start()
+    (demo.outbox / "in-place.csv").write_bytes(csv_bytes(GOOD_ROWS))
+    staging = demo.root / "staging"
+    staging.mkdir(exist_ok=True)
+    _written_before(staging / "exported.csv", csv_bytes(GOOD_ROWS[:1]), 600)
+    os.rename(staging / "exported.csv", demo.outbox / "exported.csv")
+    (transfer,) = demo.wait_state("awaiting_approval", timeout=120)
+    assert transfer["file_name"] == "exported.csv"
+    assert (demo.outbox / "in-place.csv").exists(), "written in place: it waits its settle time"
+    assert len(demo.transfers()) == 1
