@@ -30,7 +30,7 @@ from gateway.outbound import approvals
 from gateway.outbound.intake import Outbox
 from gateway.outbound.lifecycle import State
 from gateway.runtime import Runtime
-from gateway.workers import Workers
+from gateway.workers import Workers, intake_threads
 
 NAME = "workers"
 WITNESS = "suzuki"
@@ -88,7 +88,10 @@ def run(params: Params, work_dir: Path) -> Result:
             "between the intake and the sealing span and are not timed",
             f"the machine has {os.cpu_count()} CPU(s); more workers than CPUs only overlap I/O",
             f"each run checks content in the demo's {_check_processes(work_dir)} check "
-            "process(es) ([gateway] check_processes), whatever the workers per lane",
+            "process(es) ([gateway] check_processes), whatever the workers per lane; the intake "
+            "lane has at least one thread more than there are check processes "
+            f"({intake_threads(1, _check_processes(work_dir))} with 1 worker: "
+            "gateway.workers.intake_threads)",
             "two nodes run in one process here (one GIL, one machine's CPUs): a floor for "
             "two machines" if params.postgres_url else
             "PostgreSQL not measured (give --postgres-url an empty database)",
