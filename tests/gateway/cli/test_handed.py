@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import full_parser, handed
+from gateway.outbound import handover
 
 PLAIN = [
     ("approve", "t-0123456789ab", "--key", "k"),
@@ -78,6 +79,9 @@ def test_the_default_wait_is_the_parsers() -> None:
     line = handed.plain(argv)
     assert line is not None
     assert line.wait == full_parser("approvals").parse_args(argv).wait == handed.WAIT_SECONDS
+    # The hand-over's own default (its callers' without a command line) is the same wait,
+    # kept apart so that reading a command line imports nothing of the hand-over.
+    assert handed.WAIT_SECONDS == handover.WAIT_SECONDS
 
 
 #: Words a command line is made of here: values that look like options, like numbers, like
