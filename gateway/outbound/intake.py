@@ -2,9 +2,9 @@
 
 A file is ready when its size, mtime, inode and ctime have not changed for `settle_seconds`
 and no process has it open for writing (checked in /proc where we may look). A file that
-appears already settled is ready at once: one whose last write (mtime) is at least
-`settle_seconds` older than its last change of any kind (ctime: here its rename into the
-outbox), both by the file system's own clock (`settled_for`). inotify events (watchdog)
+arrives already settled is ready at once: one whose mtime is at least `settle_seconds` older
+than its ctime when it is first seen, as `mv` leaves a file written elsewhere
+(`settled_for`). inotify events (watchdog)
 only make us look sooner; a periodic scan finds what events miss (an overflowed queue, files
 present at start-up). Names that writers use while uploading (dotfiles, *.part, *.tmp) are left
 alone until renamed. This module decides readiness; it never moves or reads a file's content.
@@ -35,6 +35,8 @@ from gateway.exchange.uploads import is_upload_name
 log = logging.getLogger(__name__)
 
 _WRITE_MODES = (os.O_WRONLY, os.O_RDWR)
+#: A settled file some process still has open for writing is looked at again after this.
+_BUSY_RECHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class IntakeTracker:
         out = []
         for path, seen in sorted(settled, key=lambda item: item[1].changed_at):
             if seen.signature[2] in busy:
+                # Looked at again in a while, not at every turn: each look reads all of /proc.
+                seen.changed_at = max(seen.changed_at, now - self.settle + _BUSY_RECHECK_SECONDS)
                 continue
             out.append((seen.outbox, path))
         return out
@@ -152,18 +156,28 @@ class IntakeTracker:
         return max(0.0, oldest + self.settle - time.monotonic())
 
 
+#: An mtime before this (1980-01-02) is the mark tools leave on an unfinished file: rsync
+#: --partial sets 0 on the part it keeps, robocopy /Z 1980-01-01 on a copy it will resume.
+_UNFINISHED_MTIME_NS = 315_619_200 * 10**9
+
+
 def settled_for(st: os.stat_result) -> float:
-    """Seconds a file seen for the first time has provably not been written: from its last
-    write (mtime) to its last change of any kind (ctime), 0 when they are one moment.
+    """Seconds by which a file seen for the first time counts as settled already: from its
+    mtime to its ctime, 0 when they are one moment or the mtime marks an unfinished file.
 
     A write sets both to its time, so a file written in place has the two equal and waits the
-    whole settle time from when it is seen. A file written elsewhere and renamed in (`mv` keeps
-    the mtime; the rename sets the ctime) shows how long it lay unwritten before it came. Both
-    times are the file system's own, so a clock that differs from this machine's (a network
-    file system) cannot make a file look older than it is. Once seen, any change restarts the
-    settle time. Not caught, here as by the settle time alone: a writer that sets an old mtime
-    and writes on without changing the times (O_NOCMTIME); `open_for_writing` is the guard
-    beside."""
+    whole settle time from when it is seen. `mv` keeps a file's mtime and sets its ctime, so a
+    file written elsewhere and moved in shows how long it lay unwritten before it came (any
+    other change of its inode, a chmod, chown, link or attribute, sets the ctime too). The
+    ctime is the file system's own clock, which nobody sets, so this machine's clock does not
+    enter. Once seen, any change restarts the settle time.
+
+    The mtime is the writer's to set (`touch -d`, `cp -p`, `rsync -t`): not caught is a file
+    given an old mtime, moved in, and then written on, where the settle time alone caught a
+    write resumed within it (`open_for_writing` still sees a writer it may look at); nor, as by
+    the settle time alone, a writer that writes without changing the times (O_NOCMTIME)."""
+    if st.st_mtime_ns < _UNFINISHED_MTIME_NS:
+        return 0.0
     return max(0.0, (st.st_ctime_ns - st.st_mtime_ns) / 1e9)
 
 

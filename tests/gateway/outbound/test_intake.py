@@ -191,9 +191,10 @@ def _written_before(path: Path, data: bytes, seconds_ago: float) -> None:
 
 def test_a_file_renamed_in_long_after_its_last_write_has_settled_when_seen(tmp_path: Path) -> None:
     """A file renamed in long after its last write has settled when it appears (its mtime
-    that much older than its ctime); one written in place (or dated in the future) waits the
-    whole settle time; an old file still open for writing waits for its writer; a change after
-    a file was seen restarts its settle time, whatever its mtime says."""
+    that much older than its ctime); one written in place (or dated in the future, or marked
+    unfinished with an mtime of 0) waits the whole settle time; an old file still open for
+    writing waits for its writer; a change after a file was seen restarts its settle time,
+    whatever its mtime says."""
     import subprocess
     import sys
 
@@ -206,6 +207,9 @@ def test_a_file_renamed_in_long_after_its_last_write_has_settled_when_seen(tmp_p
     (box_dir / "fresh.csv").write_bytes(b"1\n")
     _written_before(box_dir / "future.csv", b"1\n", -3600)
     _written_before(box_dir / "held.csv", b"1\n", 120)
+    # What rsync --partial keeps of a cut transfer: the part, renamed in, its mtime set to 0.
+    _written_before(staging / "cut.csv", b"1\n", time.time())
+    os.rename(staging / "cut.csv", box_dir / "cut.csv")
     writer = subprocess.Popen([sys.executable, "-c", f"f=open({str(box_dir / 'held.csv')!r},"
                                "'ab'); import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
@@ -215,8 +219,16 @@ def test_a_file_renamed_in_long_after_its_last_write_has_settled_when_seen(tmp_p
             time.sleep(0.02)  # until the child has it open
         tracker.scan()
         assert [p.name for _, p in tracker.ready()] == ["old.csv"]
+        tracker.forget(box_dir / "old.csv")  # as the daemon does with what it takes in
+        # Held open: looked at again in a while, not at every turn of the loop.
+        assert 0 < (tracker.next_deadline() or 0) <= 0.5
     finally:
         writer.communicate(b"")
+    deadline = time.monotonic() + 60
+    while not tracker.ready() and time.monotonic() < deadline:
+        time.sleep(0.05)  # its writer gone: ready at the next look
+    assert [p.name for _, p in tracker.ready()] == ["held.csv"]
+    tracker.scan()  # seen anew (an intake that failed): still settled
     assert sorted(p.name for _, p in tracker.ready()) == ["held.csv", "old.csv"]
     with open(box_dir / "old.csv", "ab") as fh:  # written again: it waits again
         fh.write(b"2\n")
