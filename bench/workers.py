@@ -76,6 +76,7 @@ def run(params: Params, work_dir: Path) -> Result:
     raw_files_per_s = rate(params.files, ceiling_s)
     figures.append(Figure("ceiling.raw.files_per_s", "read + SHA-256 + AES-256-CTR",
                           raw_files_per_s, "files/s", "ceilings (same bytes, same run)"))
+    processes = _check_processes(work_dir)
     return Result(
         name=NAME,
         parameters={"files": params.files, "size_bytes": params.size_bytes,
@@ -87,11 +88,10 @@ def run(params: Params, work_dir: Path) -> Result:
             "each worker count runs on a fresh gateway; approvals are signed and stored "
             "between the intake and the sealing span and are not timed",
             f"the machine has {os.cpu_count()} CPU(s); more workers than CPUs only overlap I/O",
-            f"each run checks content in the demo's {_check_processes(work_dir)} check "
+            f"each run checks content in the demo's {processes} check "
             "process(es) ([gateway] check_processes), whatever the workers per lane; the intake "
             "lane has at least one thread more than there are check processes "
-            f"({intake_threads(1, _check_processes(work_dir))} with 1 worker: "
-            "gateway.workers.intake_threads)",
+            f"({intake_threads(1, processes)} with 1 worker: gateway.workers.intake_threads)",
             "two nodes run in one process here (one GIL, one machine's CPUs): a floor for "
             "two machines" if params.postgres_url else
             "PostgreSQL not measured (give --postgres-url an empty database)",

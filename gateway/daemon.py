@@ -73,9 +73,7 @@ class Daemon:
         self.approvals = approval_folder.ApprovalFolder(self.rt, settings.approvals_folder)
         self.approvals.prepare()
         self.tracker = IntakeTracker(self.outboxes, settings.settle_seconds)
-        # A transfer a worker left awaiting witnesses: its statement is published at once.
-        self.awaiting = threading.Event()
-        self.workers = Workers(self.rt, self.stopping, self.tracker.wake, self.awaiting)
+        self.workers = Workers(self.rt, self.stopping, self.tracker.wake)
         # PostgreSQL: another node's state change wakes this loop at once (polling stays the
         # truth; a lost notification costs one poll interval).
         self.changed = threading.Event()  # set with the wake: dispatch now, not at the poll
@@ -163,10 +161,9 @@ class Daemon:
                     self.inbound_pickup.poll_due()  # never raises; before the inbox is read
                     arrivals.poll_inbound(self.rt)  # never raises
                     receipts.poll(self.rt)  # 受領確認: delivered → acknowledged; never raises
-                if self.awaiting.is_set():
-                    self.awaiting.clear()  # before they are read: none is missed
+                if newly := self.workers.newly_awaiting():
                     # Statements of what the workers left awaiting witnesses; never raises.
-                    self.approvals.publish_new(self.workers.newly_awaiting())
+                    self.approvals.publish_new(newly)
                 if polling or self.signed.is_set():
                     self.signed.clear()
                     # Signatures dropped by witnesses; never raises. One that counted is

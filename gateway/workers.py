@@ -161,14 +161,12 @@ class Workers:
     """The lanes of one daemon, the dispatcher that feeds them, the ledger flusher and the
     heartbeat."""
 
-    def __init__(self, rt: Runtime, stopping: threading.Event, wake: threading.Event,
-                 awaiting: threading.Event | None = None) -> None:
+    def __init__(self, rt: Runtime, stopping: threading.Event, wake: threading.Event) -> None:
         self.rt = rt
         self.stopping = stopping
         self.wake = wake
-        # Set (with `wake`) when a step leaves a transfer awaiting witnesses: the daemon's loop
-        # then publishes its statement at once (`newly_awaiting`), not at its next poll.
-        self.awaiting = awaiting
+        # Transfers a step left awaiting witnesses (`wake` is set with each): the daemon's loop
+        # takes them at its next turn (`newly_awaiting`) and publishes their statements.
         self._awaiting: list[str] = []
         self.node = rt.settings.node_name or socket.gethostname()
         self.owner = claims.owner_id(self.node, "dispatch")
@@ -347,10 +345,9 @@ class Workers:
                 self._not_before.pop(transfer_id, None)
             if after.state != t.state:
                 log.info("transfer %s (%s) is %s", after.id, after.file_name, after.state)
-                if after.status is State.AWAITING_APPROVAL and self.awaiting is not None:
+                if after.status is State.AWAITING_APPROVAL:
                     with self._lock:
                         self._awaiting.append(after.id)
-                    self.awaiting.set()
                     self.wake.set()
             handed_on = self._hand_on(after, states)
         finally:

@@ -223,19 +223,13 @@ class ApprovalFolder:
                     log.error("approvals folder: %s", exc.diagnostics())
         if not regular and not taken.refused:
             return taken
-        self.publish(names, force=bool(taken.refused))
-        return taken
-
-    def publish(self, names: list[str], *, force: bool = False) -> None:
-        """Publish the statements of what newly awaits witnesses (and, at each refresh or when
-        `force`d, every one again), and take away what no longer does; `names` is the folder's
-        listing. Never raises: a problem is logged and met again at the next turn."""
         try:
             # Every read of the statements published in this turn: one read transaction.
             with self.rt.store.snapshot("read the statements awaiting witnesses"):
-                self._publish(names, force=force)
+                self._publish(names, force=bool(taken.refused))
         except (TachiaiError, OSError) as exc:
             log.error("publishing statements in %s: %s", self.folder, exc)
+        return taken
 
     def publish_new(self, transfer_ids: Sequence[str]) -> None:
         """Publish at once the statements of the transfers a worker just left awaiting
@@ -243,7 +237,8 @@ class ApprovalFolder:
         at the next regular turn. Only a transfer that still awaits witnesses, is no fan-out's
         child and whose statement is not published yet: a fan-out's children wait for the
         regular turn, which makes their one statement once every part is checked, and which
-        takes away what no longer awaits witnesses. Never raises (as `publish`)."""
+        takes away what no longer awaits witnesses. Never raises: a problem is logged, the
+        others go on."""
         for ident in transfer_ids:
             if ident in self._name_of:
                 continue
