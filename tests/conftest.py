@@ -51,6 +51,13 @@ def has_japanese(text: str) -> bool:
     return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
 
 
+def shows_value(text: str, value: str) -> bool:
+    """Whether `text` shows `value` as a value of its own, not as a run inside a longer word or
+    number: a municipality code such as 271004 turns up by chance inside a nanosecond time, a
+    hash or a random id, and that is no leak."""
+    return re.search(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])", text) is not None
+
+
 def csv_bytes(rows: list[str], header: str = HEADER, encoding: str = "cp932") -> bytes:
     return ("\r\n".join([header, *rows]) + "\r\n").encode(encoding)
 
