@@ -77,7 +77,7 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -160,7 +160,7 @@ class Demo:
         os.replace(tmp, target)
         return target
 
-    def wait_state(self, state: str, count: int = 1, timeout: float = 20.0
+    def wait_state(self, state: str, count: int = 1, timeout: float = 60.0
                    ) -> list[dict[str, Any]]:
         """Wait for `count` transfers in `state`, then for their events to reach the ledger.
 
@@ -173,7 +173,7 @@ class Demo:
         self.wait_ledger(timeout)
         return found
 
-    def wait_ledger(self, timeout: float = 20.0) -> None:
+    def wait_ledger(self, timeout: float = 60.0) -> None:
         """Wait until no event waits in the state DB's outbox (all are in the ledger)."""
         def settled() -> bool:
             with contextlib.closing(sqlite3.connect(f"file:{self.state_db}?mode=ro", uri=True,

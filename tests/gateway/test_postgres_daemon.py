@@ -64,7 +64,7 @@ def test_a_daemon_on_postgres_delivers_verifies_and_is_listed(
             files[name]
         ).digest()
 
-    listed = wait_for(lambda: demo.json("nodes") or None, 20, "a heartbeat")
+    listed = wait_for(lambda: demo.json("nodes") or None, 60, "a heartbeat")
     assert [(n["node"], n["stale"]) for n in listed] == [("gw-a", False)]
     assert "gw-a" in demo.cli("nodes", check=True).stdout
 

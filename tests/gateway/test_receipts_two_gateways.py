@@ -49,7 +49,7 @@ def test_a_delivery_is_acknowledged_by_the_recipients_signed_receipt(gateways: A
     done = isa.wait_transfer("status-change-2026-10.csv", "acknowledged")
     assert done["id"] == t["id"]
     assert isa.transfers("delivered") == []
-    wait_for(lambda: "transfer.acknowledged" in isa.kinds(), 20, "the acknowledgement event")
+    wait_for(lambda: "transfer.acknowledged" in isa.kinds(), 60, "the acknowledgement event")
     assert "holding.receipt_issued" in nhi.kinds()
     receipts = nhi.root / "inbound" / "receipts"
     assert [p.name for p in (receipts / "accepted").iterdir()] == [f"{t['id']}.receipt"]

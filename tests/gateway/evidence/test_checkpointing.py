@@ -203,14 +203,14 @@ def test_an_idle_ledger_gets_no_new_checkpoint_however_long_it_waits(tmp_path: P
     service = CheckpointService(ledger, settings(tmp_path, interval_seconds=0.05))
     service.start()
     try:
-        wait_for(lambda: service.signed == 1, 10, "the first checkpoint")
+        wait_for(lambda: service.signed == 1, 60, "the first checkpoint")
         ticks, notes = service.ticks, len(ledger.checkpoints())
         service.notify()  # a flush that appended nothing signs nothing either
-        wait_for(lambda: service.ticks >= ticks + 3, 10, "three rounds of the service")
+        wait_for(lambda: service.ticks >= ticks + 3, 60, "three rounds of the service")
         assert service.signed == 1
         assert len(ledger.checkpoints()) == notes
         ledger.append(transfer_events(1, 7))  # as a command of another process does
-        wait_for(lambda: service.signed == 2, 10, "a checkpoint of the new event")
+        wait_for(lambda: service.signed == 2, 60, "a checkpoint of the new event")
     finally:
         service.stop()
     sizes = sorted(parse(n, s, None).checkpoint.size for n, s in ledger.checkpoints())

@@ -3,6 +3,7 @@ files, hard links, odd names, and a slow writer that must never be read half-way
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -13,7 +14,7 @@ import pytest
 
 from gateway.exchange.uploads import is_upload_name
 from gateway.outbound.intake import IntakeTracker, Outbox, open_for_writing
-from tests.conftest import GOOD_ROWS, Demo, csv_bytes, fast_config
+from tests.conftest import GOOD_ROWS, Demo, csv_bytes, fast_config, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -122,27 +123,38 @@ def test_open_for_writing_sees_a_writer_in_another_process(tmp_path: Path) -> No
     child = subprocess.Popen([sys.executable, "-c", f"f=open({str(path)!r},'ab'); "
                               "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
-        time.sleep(0.5)
-        assert ino in open_for_writing({ino})
+        wait_for(lambda: ino in open_for_writing({ino}), 60, "the writer's open file")
     finally:
         child.communicate(b"")
     assert ino not in open_for_writing({ino})
     reader = subprocess.Popen([sys.executable, "-c", f"f=open({str(path)!r},'rb'); "
                                "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
-        time.sleep(0.5)
+        wait_for(lambda: _holds_open(reader.pid, path), 60, "the reader's open file")
         assert ino not in open_for_writing({ino}), "a reader is not a writer"
     finally:
         reader.communicate(b"")
 
 
+def _holds_open(pid: int, path: Path) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+    return False
+
+
 def test_tracker_waits_for_the_settle_time(tmp_path: Path) -> None:
     box = Outbox("a", "f", tmp_path)
-    tracker = IntakeTracker([box], settle_seconds=0.3)
+    tracker = IntakeTracker([box], settle_seconds=1.0)
     (tmp_path / "x.csv").write_bytes(b"1")
     tracker.scan()
     assert tracker.ready() == []
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert [p.name for _, p in tracker.ready()] == ["x.csv"]
     stop = threading.Event()
 
@@ -158,7 +170,7 @@ def test_tracker_waits_for_the_settle_time(tmp_path: Path) -> None:
     try:
         time.sleep(0.5)
         tracker.scan()
-        time.sleep(0.4)
+        time.sleep(1.2)  # past the settle time: only a file that kept changing is not ready
         assert "y.csv" not in [p.name for _, p in tracker.ready()], "a changing file waits"
     finally:
         stop.set()

@@ -102,7 +102,7 @@ def test_witnesses_senders_reminders_expiry_and_duplicates(
     tid = waiting["id"]
 
     # On arrival: each designated witness (not the sender) gets a mail and a hook document.
-    wait_for(lambda: mails(smtp, "suzuki", tid) and mails(smtp, "tanaka", tid), 20,
+    wait_for(lambda: mails(smtp, "suzuki", tid) and mails(smtp, "tanaka", tid), 60,
              "the witnesses' mails")
     first = mails(smtp, "suzuki", tid)[0]
     assert "承認待ち" in first["Subject"] and "awaits your approval" in first["Subject"]
@@ -127,7 +127,7 @@ def test_witnesses_senders_reminders_expiry_and_duplicates(
 
     # A restart sends nothing twice; an hour later (remind_after_hours = 1), a reminder.
     restart(demo, 3700)
-    wait_for(lambda: mails(smtp, "tanaka", "再通知"), 20, "the reminder")
+    wait_for(lambda: mails(smtp, "tanaka", "再通知"), 60, "the reminder")
     # the first mail, not repeated by the restart
     assert len(mails(smtp, "suzuki", "/ a transfer awaits your approval")) == 1
 
@@ -140,25 +140,25 @@ def test_witnesses_senders_reminders_expiry_and_duplicates(
     shown = demo.show(tid)
     assert shown["reasons"][0]["rule"] == "approval.window"
     assert (demo.spool / tid).is_dir()
-    expired = wait_for(lambda: mails(smtp, "sato", "expired"), 20, "the sender's expiry mail")
+    expired = wait_for(lambda: mails(smtp, "sato", "expired"), 60, "the sender's expiry mail")
     assert tid in expired[0]["Subject"]
     expiries = events(demo, "transfer.expired")
     assert [e["subject"] for e in expiries] == [tid]
 
     # Delivered: approved by a witness, the sender told.
     demo.drop("status-change-2026-10-b.csv", good)
-    second = wait_for(lambda: demo.transfers("awaiting_approval"), 20, "the second file")[0]
+    second = wait_for(lambda: demo.transfers("awaiting_approval"), 60, "the second file")[0]
     demo.cli("approve", second["id"], "--key", str(demo.key("suzuki")), check=True)
     demo.wait_state("delivered")
-    wait_for(lambda: mails(smtp, "sato", "delivered"), 20, "the sender's delivery mail")
+    wait_for(lambda: mails(smtp, "sato", "delivered"), 60, "the sender's delivery mail")
 
     # The same bytes again: flagged in the statement and the witnesses' mail, refused without
     # --duplicate-ok, counted with it (and the approval event says so).
     demo.drop("status-change-2026-10-c.csv", good)
-    third = wait_for(lambda: demo.transfers("awaiting_approval"), 20, "the duplicate")[0]
+    third = wait_for(lambda: demo.transfers("awaiting_approval"), 60, "the duplicate")[0]
     statement = demo.cli("transfers", "statement", third["id"], check=True).stdout
     assert statement.endswith(f"duplicate-of: {second['id']}\n")
-    notice = wait_for(lambda: mails(smtp, "tanaka", third["id"]), 20, "the duplicate's mail")
+    notice = wait_for(lambda: mails(smtp, "tanaka", third["id"]), 60, "the duplicate's mail")
     assert f"duplicate_of: {second['id']}" in notice[0].get_content()
     assert "--duplicate-ok" in notice[0].get_content()
     refused = demo.cli("approve", third["id"], "--key", str(demo.key("tanaka")))
@@ -175,7 +175,7 @@ def test_witnesses_senders_reminders_expiry_and_duplicates(
     bad = csv_bytes([GOOD_ROWS[0].replace("131041", "131040")])  # a wrong check digit
     demo.drop("status-change-bad.csv", bad)
     rejected = demo.wait_state("rejected")[0]
-    mail = wait_for(lambda: mails(smtp, "sato", rejected["id"]), 20, "the rejection mail")[0]
+    mail = wait_for(lambda: mails(smtp, "sato", rejected["id"]), 60, "the rejection mail")[0]
     body = mail.get_content()
     assert "rejected" in mail["Subject"] and "rule=" in body and "row=" in body
     assert not shows_value(body, "131040")
