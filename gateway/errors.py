@@ -35,6 +35,12 @@ EXIT_CODES = N_(
     "    78  configuration or agreement files are invalid\n"
 )
 
+#: `extra=` of a log record that repeats an error the same call goes on to raise (a refusal
+#: recorded, then raised). The daemon's log keeps it, as what happened to a request handed in;
+#: a command leaves it out of its stderr, where `gateway.cli.main` reports the error itself,
+#: in the reader's language.
+RAISED_TOO = {"raised_too": True}
+
 
 class TachiaiError(Exception):
     """The root of every error the gateway raises on purpose."""

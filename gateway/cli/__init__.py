@@ -104,6 +104,11 @@ def _log_to_stderr(verbose: bool, info: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not (verbose or info):
+        # An error the command reports itself is not logged beside it (the daemon's log, of
+        # `run`, keeps the line: there it is what became of a request handed in).
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda record: not getattr(record, "raised_too", False))
     if not verbose:
         # Every paramiko failure is converted (gateway.transports.sftp) and logged by us, once
         # per outage where it repeats; paramiko's own tracebacks would come with every retry.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from gateway.errors import (
+    RAISED_TOO,
     CheckFailed,
     InputError,
     SignatureError,
@@ -476,4 +477,4 @@ def _record_refusal(rt: Runtime, transfer: Transfer, reason: Reason, fingerprint
     }, actor=signer, key=f"{transfer.id}:approval-refused:{secrets.token_hex(8)}")])
     if flush:
         rt.flush()
-    log.warning("approval of %s refused: %s", transfer.id, reason.rule)
+    log.warning("approval of %s refused: %s", transfer.id, reason.rule, extra=RAISED_TOO)

@@ -69,6 +69,7 @@ def test_a_refusal_is_the_daemons_own_and_never_an_earlier_one(demo: Demo) -> No
     assert code == CheckFailed.exit_code, (out, err)
     assert "approval.self" in err and out == ""
     assert "approval.self" in (folder / f"{tid}.sig.refused").read_text(encoding="utf-8")
+    assert f"approval of {tid} refused: approval.self" in demo.daemon_log()  # for its operator
     # Another party's witness: a new refusal, not the note the first one left.
     code, out, err = _approve(demo, tid, "yamada")
     assert code == CheckFailed.exit_code, (out, err)

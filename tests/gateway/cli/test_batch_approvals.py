@@ -47,6 +47,12 @@ def test_one_key_approves_several_and_a_refusal_stops_none_of_the_others(demo: D
     again = demo.cli("approve", first, second, "--key", str(demo.key("suzuki")))
     assert again.returncode == 1  # each refused on its own: no longer awaiting approval
     assert again.stderr.count("NOT approved") == 2
+    # Each refusal is said once, by the command: the domain's log line of the same refusal
+    # (kept in the daemon's log) stays out of the command's stderr, unless asked for.
+    assert "refused: approval.state" not in again.stderr and "WARNING" not in again.stderr
+    assert len(again.stderr.splitlines()) == 3, again.stderr
+    told = demo.cli("approve", first, "--key", str(demo.key("suzuki")), "--verbose")
+    assert told.returncode == 75 and f"approval of {first} refused: approval.state" in told.stderr
 
 
 def test_all_approved_exits_0_and_says_so_once(demo: Demo) -> None:
