@@ -186,8 +186,8 @@ handlers_folder = "handlers"      # opened data goes only to handlers/NAME/ (070
             t=t, key=key, c=c),
         N_("  4. open the data:         {t} holdings open ID --key {key} {c}").format(
             t=t, key=key, c=c),
-        N_("  5. certify its deletion:  {t} holdings certify ID --deleted --method TEXT "
-           "--key {key} {c}").format(t=t, key=key, c=c),
+        N_("  5. certify its deletion:  {t} holdings certify ID --deleted --method \"deleted "
+           "after processing\" --key {key} {c}").format(t=t, key=key, c=c),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import stat
 import subprocess
 from pathlib import Path
@@ -40,7 +41,7 @@ def test_the_demo_recipient_receives_what_the_demo_sends(demo: Demo, tmp_path: P
         (waiting,) = demo.wait_state("awaiting_approval")
         demo.cli("approve", waiting["id"], "--key", str(demo.key("suzuki")), check=True)
         demo.wait_state("delivered")
-        (holding,) = wait_for(lambda: recv.json("holdings", "list"), 30, "the holding")
+        (holding,) = wait_for(lambda: recv.json("holdings", "list"), 120, "the holding")
         assert (holding["transfer"], holding["handlers"]) == (waiting["id"], ["takahashi"])
         recv.cli("holdings", "terms", holding["id"], "--key", takahashi, check=True)
         opened = recv.cli("holdings", "open", holding["id"], "--key", takahashi, check=True)
@@ -48,9 +49,14 @@ def test_the_demo_recipient_receives_what_the_demo_sends(demo: Demo, tmp_path: P
         assert path.read_bytes() == sample.read_bytes()
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert path.is_relative_to(recv.root / "handlers" / "takahashi")
-        recv.cli("holdings", "certify", holding["id"], "--deleted", "--method",
-                 "deleted after the demo", "--key", takahashi, check=True)
-        assert recv.json("holdings", "show", holding["id"])["state"] == "deleted"
+        # Step 5 as printed, the holding's id in place of ID: it runs as written.
+        (step5,) = [line for line in made.stdout.splitlines() if line.lstrip().startswith("5.")]
+        command = shlex.split(step5.split(":", 1)[1].replace(" ID ", f" {holding['id']} "))
+        certified = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert certified.returncode == 0, certified.stderr
+        shown = recv.json("holdings", "show", holding["id"])
+        assert shown["state"] == "deleted"
+        assert [c["method"] for c in shown["certificates"]] == ["deleted after processing"]
         assert recv.cli("audit", "verify").returncode == 0
     finally:
         recv.stop()
