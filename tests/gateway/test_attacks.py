@@ -281,7 +281,7 @@ def test_zip_entry_name_is_a_plain_windows_safe_name(demo: Demo) -> None:
     demo.start()
     demo.drop("x\\..\\..\\Users\\Public\\evil.csv", csv_bytes(GOOD_ROWS))
     (transfer,) = wait_for(lambda: demo.transfers("awaiting_approval")
-                           or demo.transfers("rejected"), 20, "intake")
+                           or demo.transfers("rejected"), 60, "intake")
     if transfer["state"] == "rejected":
         return  # refused at intake: also a fix
     _approve(demo, str(transfer["id"]))
@@ -296,7 +296,7 @@ def test_a_name_that_cannot_be_delivered_is_refused_before_witnesses_sign(demo: 
     demo.start()
     demo.drop("a" * 236 + ".csv", csv_bytes(GOOD_ROWS))
     (transfer,) = wait_for(lambda: demo.transfers("awaiting_approval")
-                           or demo.transfers("rejected"), 20, "intake")
+                           or demo.transfers("rejected"), 60, "intake")
     if transfer["state"] == "rejected":
         return
     _approve(demo, str(transfer["id"]))
@@ -365,7 +365,7 @@ def test_file_swapped_between_intent_and_rename_is_attributed_to_its_owner(demo:
     demo.start(env={ENV: "after-intent"})
     demo.drop("x.csv", csv_bytes(GOOD_ROWS))
     assert demo.daemon is not None
-    assert demo.daemon.wait(timeout=30) == -signal.SIGKILL
+    assert demo.daemon.wait(timeout=120) == -signal.SIGKILL
     demo.daemon = None
     swap = demo.root / "staging-nobody"
     swap.mkdir()

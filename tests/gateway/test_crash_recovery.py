@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def _killed(demo: Demo) -> None:
     assert demo.daemon is not None
-    code = demo.daemon.wait(timeout=30)
+    code = demo.daemon.wait(timeout=120)
     assert code == -signal.SIGKILL, f"expected a SIGKILL death, got {code}"
     demo.daemon = None
 
@@ -33,7 +33,7 @@ def _approve_all(demo: Demo) -> None:
 
 
 def _check_exactly_once(demo: Demo, data: bytes, tmp: object) -> None:
-    (done,) = demo.wait_state("delivered", timeout=30)
+    (done,) = demo.wait_state("delivered", timeout=120)
     assert len(demo.transfers()) == 1, "one drop, one transfer"
     assert len(sealed_files(demo.inbox)) == 1, "exactly one delivered file"
     assert len(list(demo.passwords.iterdir())) == 1
@@ -47,7 +47,7 @@ def _check_exactly_once(demo: Demo, data: bytes, tmp: object) -> None:
     # The spool's copy of the password goes once delivered, also when the daemon was killed
     # between the delivered move and the erasure (the restart erases it).
     spooled = demo.spool / str(done["id"]) / "password"
-    wait_for(lambda: not spooled.exists(), 30, "the spool's password to be erased")
+    wait_for(lambda: not spooled.exists(), 60, "the spool's password to be erased")
     assert demo.cli("audit", "verify").returncode == 0
     kinds = demo.cli("audit", "log").stdout
     assert kinds.count("transfer.delivered") == 1
@@ -101,8 +101,10 @@ def test_random_kills_while_files_flow(demo: Demo) -> None:
         demo.start()
         if not pending and len(demo.transfers("delivered")) == len(files):
             break
+    while pending:  # a machine so busy that the kills ran out of time: the rest, unkilled
+        demo.drop(*pending.pop())
     wait_for(lambda: (_approve_all(demo), len(demo.transfers("delivered")) == len(files))[1],
-             60, "every file to be delivered")
+             300, "every file to be delivered")
     transfers = demo.transfers()
     assert sorted(t["file_name"] for t in transfers) == sorted(files)
     assert all(t["state"] == "delivered" for t in transfers)

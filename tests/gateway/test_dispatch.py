@@ -64,8 +64,9 @@ def test_a_queued_transfer_is_not_queued_again(tmp_path: Path) -> None:
 def test_a_retry_is_queued_when_it_is_due(tmp_path: Path) -> None:
     rt = _runtime(tmp_path)
     pool = Workers(rt, threading.Event(), threading.Event())
-    # Sealed, failed twice, last tried now: its next try is 4 s away (pipeline.due).
-    _transfer(rt, "t-later", State.SEALED, created=1, attempts=2, updated_ns=clock.now_ns())
+    # Sealed, failed eight times, last tried now: its next try is 256 s away (pipeline.due),
+    # more than a busy machine takes to get through this test.
+    _transfer(rt, "t-later", State.SEALED, created=1, attempts=8, updated_ns=clock.now_ns())
     pool.dispatch()
     assert pool.delivery == {}, "no delivery lane made for a retry not yet due"
     _transfer(rt, "t-due", State.SEALED, created=2, attempts=2, updated_ns=1)

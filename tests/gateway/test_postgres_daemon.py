@@ -29,7 +29,7 @@ def _in_state(demo: Demo, state: str, count: int) -> list[dict[str, Any]]:
     return list(
         wait_for(
             lambda: (lambda ts: ts if len(ts) >= count else None)(demo.transfers(state)),
-            30,
+            120,
             f"{count} transfer(s) in state {state}",
         )
     )

@@ -56,7 +56,7 @@ class Gateway(Demo):
         return dict(
             wait_for(
                 lambda: next((t for t in self.transfers(state) if t["file_name"] == name), None),
-                30,
+                120,
                 f"{name} to be {state}",
             )
         )
@@ -67,7 +67,7 @@ class Gateway(Demo):
                 lambda: (lambda hs: hs if len(hs) >= count else None)(
                     [h for h in self.holdings() if h["flow"] == flow]
                 ),
-                30,
+                120,
                 f"{count} holding(s) of flow {flow}",
             )
         )
@@ -218,7 +218,7 @@ def test_send_receive_open_certify_reply_correct_and_overdue(gateways: Any) -> N
     nhi.start(env={"TACHIAI_CLOCK_OFFSET_SECONDS": str(31 * DAY)})
     overdue = wait_for(
         lambda: (lambda hs: hs if len(hs) >= 3 else None)(nhi.holdings("--overdue")),
-        30,
+        120,
         "three overdue holdings",
     )
     assert sorted(h["id"] for h in overdue) == sorted([h2["id"], h3["id"], answered["id"]])

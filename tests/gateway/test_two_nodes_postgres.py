@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gateway.config.settings import load_settings
-from gateway.faults import PAUSE_ENV, PAUSED_MARK
+from gateway.faults import PAUSE_ENV, PAUSED_MARK, RESUME_ENV
 from gateway.identity import sshsig
 from gateway.identity.sshkeys import load_private_key
 from gateway.outbound import approvals
@@ -165,8 +165,11 @@ def test_two_nodes_on_postgres_deliver_each_file_once_through_kills_mid_upload(
     files = {f"n{i:03d}.csv": csv_bytes(GOOD_ROWS * (i + 1)) for i in range(FILES)}
     pending = list(files.items())
     rng = random.Random(20261204)
-    # gw-a pauses inside the first upload of each of its lives, so it can be killed there.
-    a = Node(demo, "gw-a", {PAUSE_ENV: "upload-block:5"})
+    # gw-a pauses inside the first upload of each of its lives, so it can be killed there: for
+    # as long as it takes to see it paused, until the resume file says the lives that follow
+    # pass the point at once.
+    resume = tmp_path / "resume"
+    a = Node(demo, "gw-a", {PAUSE_ENV: "upload-block:600", RESUME_ENV: str(resume)})
     b = Node(demo, "gw-b")
     a.start()
     b.start()
@@ -189,6 +192,8 @@ def test_two_nodes_on_postgres_deliver_each_file_once_through_kills_mid_upload(
                     "a partial upload on the server while gw-a is paused inside it"
                 a.kill()  # … and kill it there
                 kills_mid_upload += 1
+                if kills_mid_upload == 2:
+                    resume.touch()
             elif kills_at_random < 3:
                 time.sleep(rng.uniform(0.3, 2.0))  # a random moment to die at, not a wait
                 a.kill()

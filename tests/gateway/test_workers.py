@@ -189,7 +189,7 @@ user = "nobody"
 key_file = "{demo.key('sato')}"
 known_hosts = "[127.0.0.1]:{silent.port} {kind} {key}"
 remote_dir = "/inbox"
-timeout_seconds = 120
+timeout_seconds = 600
 attempts = 1
 password_channel = {{ kind = "retrieval" }}
 
@@ -213,7 +213,7 @@ def test_a_silent_partner_holds_only_its_own_lane(demo: Demo, silent: SilentServ
     (stuck,) = demo.wait_state("awaiting_approval")
     _approve_all(demo)
     assert silent.accepted.wait(60), "the delivery to the silent partner never started"
-    # The stuck delivery now waits on a partner that never answers (for up to 120 s).
+    # The stuck delivery now waits on a partner that never answers (for up to 600 s).
     (weekly / "to-local.csv").write_bytes(csv_bytes(GOOD_ROWS))
     demo.drop("new-for-silent.csv", csv_bytes(GOOD_ROWS))
     wait_for(lambda: len(demo.transfers("awaiting_approval")) == 2, 60,

@@ -142,7 +142,7 @@ def test_the_daemon_refuses_to_start_on_a_forged_event_and_signs_nothing_of_it(
     (seq,) = ledger.append([forged()])  # while the daemon is stopped
     ledger.close()
     demo.start()
-    assert demo.daemon is not None and demo.daemon.wait(timeout=30) == 1
+    assert demo.daemon is not None and demo.daemon.wait(timeout=120) == 1
     demo.daemon = None
     log = demo.daemon_log()
     assert "NOT intact" in log and f"event {seq}" in log and "t-forged:transfer.approved" in log
@@ -156,7 +156,7 @@ def test_the_daemon_refuses_to_start_on_a_forged_event_and_signs_nothing_of_it(
 def test_kill_9_while_running_then_restart_is_no_alarm(demo: Demo) -> None:
     demo.start(env={ENV: "after-ledger-append"})
     demo.drop("a.csv", csv_bytes(GOOD_ROWS))
-    assert demo.daemon is not None and demo.daemon.wait(timeout=30) == -signal.SIGKILL
+    assert demo.daemon is not None and demo.daemon.wait(timeout=120) == -signal.SIGKILL
     demo.daemon = None
     demo.start()
     demo.wait_state("awaiting_approval")

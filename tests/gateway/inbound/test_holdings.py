@@ -412,11 +412,12 @@ def test_holdings_list_overdue_and_show_through_the_cli(
     config = str(pair.recipient.root / "tachiai.toml")
     assert main(["holdings", "list", "--overdue", "--json", "--config", config]) == 0
     assert json.loads(capsys.readouterr().out) == []
+    yesterday = (clock.today() - dt.timedelta(days=1)).isoformat()
     with pair.recipient.rt.store.transaction() as conn:  # received 31 days ago
         conn.execute(
             update(schema.HOLDINGS)
             .where(schema.HOLDINGS.c.id == h.id)
-            .values(deadline=(clock.today() - dt.timedelta(days=1)).isoformat())
+            .values(deadline=yesterday)
         )
     assert main(["holdings", "list", "--overdue", "--json", "--config", config]) == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -424,7 +425,7 @@ def test_holdings_list_overdue_and_show_through_the_cli(
     assert main(["holdings", "show", h.id, "--config", config]) == 0
     shown = capsys.readouterr().out
     assert f"id: {h.id}" in shown and f"holdings terms {h.id}" in shown
-    assert f"deadline: {(clock.today() - dt.timedelta(days=1)).isoformat()}" in shown
+    assert f"deadline: {yesterday}" in shown
     assert str(deadline) not in shown, "the stored deadline is what is shown"
     assert (
         main(["holdings", "open", h.id, "--key", str(pair.key("takahashi")), "--config", config])

@@ -20,7 +20,7 @@ import pytest
 from gateway.errors import CheckFailed, SignatureError, StateError, StorageError
 from gateway.exchange.words import APPROVAL_NAMESPACE
 from gateway.identity import sshsig
-from gateway.outbound import approval_notes, approvals, handover
+from gateway.outbound import approval_folder, approval_notes, approvals, handover
 from gateway.outbound.approval_folder import ApprovalFolder
 from gateway.runtime import Runtime
 from gateway.state import clock, daemon_lock
@@ -357,15 +357,17 @@ def test_several_are_approved_in_process_unless_every_statement_is_published(
 
 
 def test_a_hand_over_in_the_way_costs_the_others_no_wait(
-    demo: Demo, rt: Runtime, folder: ApprovalFolder
+    demo: Demo, rt: Runtime, folder: ApprovalFolder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b, c = (_awaiting(rt, n) for n in (1, 2, 3))
     folder.poll()
-    # A signature still being written sits where b's goes: the daemon leaves it alone a while.
+    # A signature still being written sits where b's goes: the daemon leaves it alone a while
+    # (here longer than the test can take, however busy the machine).
+    monkeypatch.setattr(approval_folder, "_WRITING_SECONDS", 600.0)
     (folder.folder / f"{b.id}.sig").write_bytes(b"-----BEGIN SSH SIGNATURE-----\n")
     with _daemon_turns(folder, regular=False):
         outcomes = handover.approve_each(rt.settings.places, [a.id, b.id, c.id], demo.key("suzuki"),
-                                         wait_seconds=2)
+                                         wait_seconds=5)
     assert outcomes is not None
     kinds = {ident: outcome for ident, outcome in outcomes}
     assert isinstance(kinds[b.id], StorageError) and "in the way" in str(kinds[b.id])

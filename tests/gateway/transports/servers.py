@@ -116,7 +116,7 @@ LogLevel ERROR
         self.process = subprocess.Popen(
             [sshd, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"sshd exited: {self.log.read_text(errors='replace')}")
@@ -259,6 +259,7 @@ class SmtpServer:
             port=self.port,
             tls_context=context,
             require_starttls=self.starttls,
+            ready_timeout=60,  # aiosmtpd's 5 s is short for a busy machine
         )
         self._controller.start()
 

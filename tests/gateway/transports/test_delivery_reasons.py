@@ -125,7 +125,7 @@ def test_a_handshake_timeout_is_the_reason_and_the_final_hint_says_failed(
               inbox=tmp_path / "inbox", attempts=2, timeout=0.5)
     demo.start()
     tid = _approved(demo)
-    demo.wait_state("failed", timeout=30.0)
+    demo.wait_state("failed", timeout=120)
     error = demo.show(tid)["last_error"]
     assert error["rule"] == "delivery.unavailable"
     assert error["attempts"] == 2 and error["final"] is True

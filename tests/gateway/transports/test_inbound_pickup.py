@@ -129,7 +129,7 @@ def test_a_delivery_over_sftp_becomes_a_holding_and_only_then_leaves_the_server(
     nhi.start()
     try:
         (h,) = nhi.wait_holding("monthly")
-        wait_for(lambda: os.listdir(outbox) == [] and os.listdir(pw) == [], 30, "remote removal")
+        wait_for(lambda: os.listdir(outbox) == [] and os.listdir(pw) == [], 60, "remote removal")
         nhi.wait_ledger()
         assert h["state"] == "received" and h["delivered_name"] == name
         assert h["transfer"] in name and h["handlers"] == ["takahashi"]
@@ -241,7 +241,7 @@ def test_a_crash_before_the_remote_removal_is_finished_by_the_next_poll(
         assert len(os.listdir(landing_root(pair.recipient.rt.settings, "isa") / journal)) == 1
         nhi.start()
         (h,) = nhi.wait_holding("monthly")
-        wait_for(lambda: os.listdir(outbox) == [] and os.listdir(pw) == [], 30, "remote removal")
+        wait_for(lambda: os.listdir(outbox) == [] and os.listdir(pw) == [], 60, "remote removal")
         nhi.wait_ledger()
         assert h["state"] == "received" and h["delivered_name"] == name
         assert len(nhi.holdings()) == 1
