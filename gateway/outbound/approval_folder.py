@@ -246,10 +246,9 @@ class ApprovalFolder:
                 # Its row as of now (approved meanwhile, or rejected, it is not published).
                 with self.rt.store.snapshot("read a statement awaiting witnesses"):
                     t = self.rt.store.get(ident)
-                    if t.status is not State.AWAITING_APPROVAL:
-                        continue
-                    agreement, flow = self.rt.agreement_flow(t.agreement, t.flow)
-                    if approvals.fanout_of(self.rt, t, agreement, flow) is not None:
+                    # A fan-out's child, as the regular turn finds it (`_publish`).
+                    if (t.status is not State.AWAITING_APPROVAL
+                            or fanouts.of_transfer(self.rt.store, t.id) is not None):
                         continue
                     text = approvals.statement(self.rt, t)
                 write_atomic(self.folder / t.id, text, STATEMENT_MODE, durable=False,

@@ -226,9 +226,7 @@ def test_a_file_renamed_in_long_after_its_last_write_has_settled_when_seen(tmp_p
                                "'ab'); import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
         ino = (box_dir / "held.csv").stat().st_ino
-        deadline = time.monotonic() + 60
-        while ino not in open_for_writing({ino}) and time.monotonic() < deadline:
-            time.sleep(0.02)  # until the child has it open
+        wait_for(lambda: ino in open_for_writing({ino}), 60, "the writer's open file")
         tracker.scan()
         asked = time.monotonic()
         assert [p.name for _, p in tracker.ready()] == ["old.csv"]
@@ -240,10 +238,9 @@ def test_a_file_renamed_in_long_after_its_last_write_has_settled_when_seen(tmp_p
         assert left > 0 or time.monotonic() - asked >= 0.5
     finally:
         writer.communicate(b"")
-    deadline = time.monotonic() + 60
-    while not tracker.ready() and time.monotonic() < deadline:
-        time.sleep(0.05)  # its writer gone: ready at the next look
-    assert [p.name for _, p in tracker.ready()] == ["held.csv"]
+    # Its writer gone: ready at the next look.
+    ready = wait_for(tracker.ready, 60, "the held file, its writer gone")
+    assert [p.name for _, p in ready] == ["held.csv"]
     tracker.scan()  # seen anew (an intake that failed): still settled
     assert sorted(p.name for _, p in tracker.ready()) == ["held.csv", "old.csv"]
     with open(box_dir / "old.csv", "ab") as fh:  # written again: it waits again
